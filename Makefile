@@ -1,0 +1,176 @@
+# starling: one plain GNU Makefile. `make help` lists what it can do.
+#
+# Switches (give them on the command line):
+#   BUILD=release|debug   release: -O2 + LTO (default); debug: -O0 -g3
+#   SAN=address,undefined build with sanitizers into build/san (no jemalloc there)
+#   V=1                   show the commands
+#   FUZZ_SECONDS=N        how long `make fuzz` runs each target (default 60)
+
+BUILD        ?= release
+SAN          ?=
+V            ?= 0
+FUZZ_SECONDS ?= 60
+CC           ?= cc
+CLANG        ?= clang
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+
+ifeq ($(V),1)
+Q :=
+say :=
+else
+Q := @
+say = @printf '  %-7s %s\n' $(1) $(2);
+endif
+
+ANDROID_LIB := /usr/lib/x86_64-linux-gnu/android
+
+# Headers of BoringSSL come first so the system OpenSSL headers are never seen.
+CPPFLAGS := -I/usr/include/android -I. -D_GNU_SOURCE -MMD -MP
+CFLAGS   := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wvla -fno-strict-aliasing -g -pthread
+LDFLAGS  := -pthread -Wl,--as-needed -L$(ANDROID_LIB) -Wl,-rpath,$(ANDROID_LIB)
+LDLIBS   := -luring -lxxhash -lidn -lconfig -lsqlite3 -lnanomsg \
+            -l:libssl.so.0 -l:libcrypto.so.0 -lm
+
+ifneq ($(SAN),)
+O       := build/san
+CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=$(SAN) -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SAN)
+else ifeq ($(BUILD),debug)
+O       := build/debug
+CFLAGS  += -O0 -g3
+LDLIBS  += -ljemalloc
+else ifeq ($(BUILD),release)
+O       := build/release
+CFLAGS  += -O2 -flto=auto
+LDFLAGS += -O2 -flto=auto
+LDLIBS  += -ljemalloc
+else
+$(error BUILD must be release or debug, not '$(BUILD)')
+endif
+
+# ---- what there is to build -------------------------------------------------------------
+# Every folder that holds code becomes a static library of all its files but main.c;
+# a folder with a main.c is also a program. `common/` is linked into everything.
+DIRS      := common shm router c2s s2s bench
+dir_srcs   = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
+lib_of     = $(O)/lib/lib$(1).a
+LIBS      := $(foreach d,$(DIRS),$(if $(call dir_srcs,$(d)),$(call lib_of,$(d))))
+
+# program name <- folder
+PROG_starling        := supervisor
+PROG_starling-c2s    := c2s
+PROG_starling-router := router
+PROG_starling-s2s    := s2s
+PROG_starlingctl     := ctl
+PROGS := $(foreach p,starling starling-c2s starling-router starling-s2s starlingctl,\
+           $(if $(wildcard $(PROG_$(p))/main.c),$(O)/bin/$(p)))
+
+# Bench programs: bench/<name>_main.c -> $(O)/bin/<name>
+BENCH_MAINS := $(wildcard bench/*_main.c)
+BENCH_PROGS := $(patsubst bench/%_main.c,$(O)/bin/%,$(BENCH_MAINS))
+
+# Unit tests mirror the tree: tests/unit/<dir>/<file>.c tests <dir>/<file>.c.
+UNIT_SRCS := $(wildcard tests/unit/*/*.c)
+UNIT_BINS := $(patsubst %.c,$(O)/%,$(UNIT_SRCS))
+
+# Fuzz drivers live beside what they fuzz: <dir>/fuzz/<name>.c, seeds in <dir>/fuzz/corpus/<name>/.
+FUZZ_SRCS := $(wildcard */fuzz/*.c)
+FUZZ_BINS := $(foreach f,$(FUZZ_SRCS),build/fuzz/$(subst /fuzz/,-,$(basename $(f))))
+
+.PHONY: all deps test unit run bench fuzz fuzz-build clean help
+.DEFAULT_GOAL := all
+
+all: $(PROGS) $(BENCH_PROGS)
+
+help:
+	@echo 'make            build every program into build/$(BUILD)/bin'
+	@echo 'make run        install what is missing, build, start one node on localhost'
+	@echo 'make test       install what is missing, build, run every test (unit, ASan+UBSan, fuzz, integration)'
+	@echo 'make unit       build and run the unit tests of this flavour only'
+	@echo 'make bench      run the benchmarks and print their figures'
+	@echo 'make fuzz       run every libFuzzer target for FUZZ_SECONDS (default 60)'
+	@echo 'make deps       apt-get install whatever build and test dependency is missing'
+	@echo 'make clean      remove build/'
+	@echo 'switches: BUILD=release|debug  SAN=address,undefined  V=1  FUZZ_SECONDS=N'
+
+deps:
+	$(Q)deploy/deps.sh
+
+# ---- compile and link --------------------------------------------------------------------
+$(O)/obj/%.o: %.c
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+define lib_rule
+$(call lib_of,$(1)): $(patsubst %.c,$(O)/obj/%.o,$(call dir_srcs,$(1)))
+	$$(call say,AR,$$@)
+	$(Q)mkdir -p $$(@D)
+	$(Q)rm -f $$@ && $(if $(filter release,$(BUILD)),gcc-ar,ar) rcs $$@ $$^
+endef
+$(foreach d,$(DIRS),$(if $(call dir_srcs,$(d)),$(eval $(call lib_rule,$(d)))))
+
+# A program links its own folder's library, then shm and common.
+link_libs = $(filter $(call lib_of,$(1)) $(call lib_of,shm) $(call lib_of,common),$(LIBS))
+
+define prog_rule
+$(O)/bin/$(1): $(O)/obj/$(PROG_$(1))/main.o $(call link_libs,$(PROG_$(1)))
+	$$(call say,LD,$$@)
+	$(Q)mkdir -p $$(@D)
+	$(Q)$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach p,$(notdir $(PROGS)),$(eval $(call prog_rule,$(p))))
+
+$(O)/bin/%: $(O)/obj/bench/%_main.o $(call link_libs,bench)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lexpat
+
+$(O)/tests/unit/%: $(O)/obj/tests/unit/%.o $(LIBS)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(call link_libs,$(firstword $(subst /, ,$*))) $(LDLIBS)
+
+$(O)/obj/tests/unit/%.o: CPPFLAGS += -Itests/unit
+
+# ---- tests -------------------------------------------------------------------------------
+unit: $(UNIT_BINS)
+	$(Q)tests/run-unit $(UNIT_BINS)
+
+test: deps
+	$(Q)tests/run
+
+# ---- fuzzing -----------------------------------------------------------------------------
+FUZZ_CFLAGS := -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+               -I/usr/include/android -I. -D_GNU_SOURCE
+fuzz_dir_srcs = $(call dir_srcs,$(1)) $(if $(filter-out common,$(1)),$(call dir_srcs,common))
+
+define fuzz_rule
+build/fuzz/$(subst /fuzz/,-,$(basename $(1))): $(1) $(call fuzz_dir_srcs,$(firstword $(subst /, ,$(1)))) $(wildcard */*.h)
+	$$(call say,FUZZ-CC,$$@)
+	$(Q)mkdir -p $$(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $$@ $(1) $(call fuzz_dir_srcs,$(firstword $(subst /, ,$(1)))) \
+	    -L$(ANDROID_LIB) -Wl,-rpath,$(ANDROID_LIB) $(filter-out -ljemalloc,$(LDLIBS))
+endef
+$(foreach f,$(FUZZ_SRCS),$(eval $(call fuzz_rule,$(f))))
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	$(Q)tests/run-fuzz $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+# ---- running and measuring ---------------------------------------------------------------
+run: deps all
+	$(Q)deploy/run-local.sh $(O)
+
+bench: deps all
+	$(Q)bench/run.sh $(O)
+
+clean:
+	$(Q)rm -rf build
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1,0 +1,1599 @@
+/*
+ * xml.c: the stream scanner. A resumable state machine over the caller's bytes; the
+ * states that see long runs (character data, attribute values, whitespace, names) skip
+ * ahead with table or SSE2 loops, the rest go byte by byte. Every state can stop at any
+ * byte and resume there; the only look-aheads (a UTF-8 sequence, a reference, "<!--" and
+ * friends, the XML declaration) are a few bytes long and simply wait, unconsumed, until
+ * complete, so no partial token needs to be stored.
+ */
+#include "common/xml.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+enum xml_state {
+    ST_START,   /* document start: byte order mark */
+    ST_DECL,    /* optional XML declaration */
+    ST_PROLOG,  /* whitespace before the stream root */
+    ST_CONTENT, /* inside an element: character data (whitespace only at the first level) */
+    ST_LT,      /* at a '<' whose next bytes decide what it opens */
+    ST_STAG_NAME,
+    ST_STAG_SP, /* inside a start tag, between attributes */
+    ST_ATTR_NAME,
+    ST_ATTR_EQ, /* after an attribute name: blanks, then '=' */
+    ST_ATTR_Q,  /* after '=': blanks, then the opening quote */
+    ST_ATTR_VAL,
+    ST_STAG_SLASH, /* after the '/' of <empty/> */
+    ST_ETAG_NAME,
+    ST_ETAG_SP,
+    ST_CDATA,
+    ST_DONE, /* after </stream:stream>: further bytes are ignored */
+    ST_ERROR,
+};
+
+enum { PENDING_NONE, PENDING_CLOSE, PENDING_END };
+
+enum { ATTR_PLAIN, ATTR_XMLNS_DEFAULT, ATTR_XMLNS_PREFIX };
+
+/* Longest reference accepted: "&#x0010FFFF;" with a little room for leading zeros. */
+#define REF_MAX 16
+/* Namespace bindings copied from the stream header. */
+#define STREAM_BINDS_MAX 8
+/* Longest XML declaration accepted. */
+#define DECL_MAX 256
+
+/* An element open inside the stanza (offsets relative to unit_off). */
+struct xml_level {
+    uint32_t name_off;
+    uint16_t name_len;
+    uint16_t nbind; /* bindings in scope before the element's own */
+};
+
+/* An attribute of the tag being scanned (offsets relative to unit_off). */
+struct xml_attr_rec {
+    uint32_t name_off;
+    uint32_t val_off;
+    uint32_t val_len;
+    uint8_t name_len, prefix_len; /* prefix_len 0: unprefixed */
+    uint8_t decode;
+    uint8_t kind;
+};
+
+/* A namespace declaration in scope inside the stanza (offsets relative to unit_off). */
+struct xml_bind {
+    uint32_t prefix_off;
+    uint32_t uri_off, uri_len;
+    uint8_t prefix_len; /* 0: the default namespace */
+    uint8_t decode;
+};
+
+/* Allocated while a stanza is being received; every array is sized from the limits.
+ * Bindings in scope at once are capped at max_attrs: more is a policy-violation. */
+struct xml_work {
+    uint16_t nbind;
+    struct xml_level *levels;
+    struct xml_attr_rec *attrs;
+    struct xml_bind *binds;
+};
+
+/* The stream header's bindings and qualified name, decoded and copied, because the
+ * header's bytes are released once it is reported. */
+struct xml_stream_ns {
+    uint16_t nbind;
+    uint16_t qname_len; /* at data[0] */
+    struct {
+        uint16_t prefix_off, prefix_len, uri_off, uri_len;
+    } b[STREAM_BINDS_MAX];
+    char data[];
+};
+
+/* Where a namespace name comes from. */
+enum { NS_NONE, NS_UNIT, NS_SNS, NS_XML };
+
+struct ns_ref {
+    uint8_t src;
+    bool decode;
+    uint32_t off, len;
+};
+
+/* ---- character classes ------------------------------------------------------------------ */
+
+#define C_NAME_START 0x1 /* ASCII NameStartChar */
+#define C_NAME       0x2 /* ASCII NameChar */
+#define C_TEXT_STOP  0x4 /* ends a run of plain character data */
+#define C_WS         0x8
+
+static uint8_t cls[256];
+
+__attribute__((constructor)) static void cls_init(void)
+{
+    for (int c = 0; c < 256; c++) {
+        uint8_t k = 0;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':')
+            k |= C_NAME_START | C_NAME;
+        if ((c >= '0' && c <= '9') || c == '-' || c == '.')
+            k |= C_NAME;
+        if (c < 0x20 || c >= 0x80 || c == '<' || c == '&' || c == '>')
+            k |= C_TEXT_STOP;
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+            k |= C_WS;
+        cls[c] = k;
+    }
+}
+
+static inline bool is_ws(uint8_t c)
+{
+    return cls[c] & C_WS;
+}
+
+static bool name_start_cp(uint32_t c)
+{
+    return (c >= 0xC0 && c <= 0xD6) || (c >= 0xD8 && c <= 0xF6) || (c >= 0xF8 && c <= 0x2FF) ||
+           (c >= 0x370 && c <= 0x37D) || (c >= 0x37F && c <= 0x1FFF) ||
+           (c >= 0x200C && c <= 0x200D) || (c >= 0x2070 && c <= 0x218F) ||
+           (c >= 0x2C00 && c <= 0x2FEF) || (c >= 0x3001 && c <= 0xD7FF) ||
+           (c >= 0xF900 && c <= 0xFDCF) || (c >= 0xFDF0 && c <= 0xFFFD) ||
+           (c >= 0x10000 && c <= 0xEFFFF);
+}
+
+static bool name_cp(uint32_t c)
+{
+    return name_start_cp(c) || c == 0xB7 || (c >= 0x300 && c <= 0x36F) ||
+           (c >= 0x203F && c <= 0x2040);
+}
+
+/* Decodes the UTF-8 sequence at s (n > 0 bytes available, s[0] >= 0x80) into *cp.
+ * Returns its length, 0 when the sequence is cut short by the end of the input, -1 when
+ * it is not valid UTF-8 or not an XML Char (surrogates, U+FFFE, U+FFFF, > U+10FFFF). */
+static int utf8_decode(const uint8_t *s, size_t n, uint32_t *cp)
+{
+    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
+    int len;
+    uint32_t v;
+
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2, v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3, v = c & 0x0F;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4, v = c & 0x07;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else {
+        return -1;
+    }
+    for (int i = 1; i < len; i++) {
+        if ((size_t)i >= n)
+            return 0;
+        uint8_t t = s[i];
+        if (t < lo || t > hi)
+            return -1;
+        lo = 0x80, hi = 0xBF;
+        v = (v << 6) | (t & 0x3F);
+    }
+    if (v == 0xFFFE || v == 0xFFFF)
+        return -1;
+    *cp = v;
+    return len;
+}
+
+static inline bool xml_char(uint32_t c)
+{
+    return c >= 0x20 || c == 0x9 || c == 0xA || c == 0xD;
+}
+
+/* ---- fast scanning loops ---------------------------------------------------------------- */
+
+/* Index of the first byte of s[0..n) that ends plain character data: '<', '&', '>', a
+ * control character or a non-ASCII byte; n when there is none. */
+static inline size_t scan_text(const char *s, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i lt = _mm_set1_epi8('<'), amp = _mm_set1_epi8('&'), gt = _mm_set1_epi8('>');
+    const __m128i sp = _mm_set1_epi8(0x20);
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        /* Signed compare: bytes >= 0x80 are negative, so "< 0x20" also catches them. */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lt), _mm_cmpeq_epi8(v, amp)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, gt), _mm_cmplt_epi8(v, sp)));
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        if (bits)
+            return i + (size_t)__builtin_ctz(bits);
+    }
+#endif
+    while (i < n && !(cls[(uint8_t)s[i]] & C_TEXT_STOP))
+        i++;
+    return i;
+}
+
+/* Index of the first byte of s[0..n) that ends a plain attribute value: the quote q, '<',
+ * '&', a control character or a non-ASCII byte; n when there is none. */
+static inline size_t scan_attr(const char *s, size_t n, char q)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i lt = _mm_set1_epi8('<'), amp = _mm_set1_epi8('&'), qq = _mm_set1_epi8(q);
+    const __m128i sp = _mm_set1_epi8(0x20);
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lt), _mm_cmpeq_epi8(v, amp)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, qq), _mm_cmplt_epi8(v, sp)));
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        if (bits)
+            return i + (size_t)__builtin_ctz(bits);
+    }
+#endif
+    for (; i < n; i++) {
+        uint8_t c = (uint8_t)s[i];
+        if (c < 0x20 || c >= 0x80 || c == '<' || c == '&' || c == (uint8_t)q)
+            break;
+    }
+    return i;
+}
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static const char *const conditions[] = {
+    [XML_ERR_NONE] = "undefined-condition",
+    [XML_ERR_NOT_WELL_FORMED] = "not-well-formed",
+    [XML_ERR_RESTRICTED_XML] = "restricted-xml",
+    [XML_ERR_INVALID_NAMESPACE] = "invalid-namespace",
+    [XML_ERR_BAD_NAMESPACE_PREFIX] = "bad-namespace-prefix",
+    [XML_ERR_POLICY_VIOLATION] = "policy-violation",
+    [XML_ERR_BAD_FORMAT] = "bad-format",
+    [XML_ERR_UNSUPPORTED_ENCODING] = "unsupported-encoding",
+    [XML_ERR_UNSUPPORTED_VERSION] = "unsupported-version",
+};
+
+const char *xml_err_condition(enum xml_err err)
+{
+    if ((unsigned)err >= sizeof conditions / sizeof conditions[0])
+        return conditions[XML_ERR_NONE];
+    return conditions[err];
+}
+
+static inline bool span_is(const char *p, size_t n, const char *lit, size_t litlen)
+{
+    return n == litlen && memcmp(p, lit, n) == 0;
+}
+
+#define SPAN_IS(p, n, lit) span_is((p), (n), lit, sizeof(lit) - 1)
+
+static char *scratch_take(struct xml_parser *p, size_t n)
+{
+    if (n > p->scratch_cap - p->scratch_used)
+        return NULL;
+    char *o = p->scratch + p->scratch_used;
+    p->scratch_used += (uint32_t)n;
+    return o;
+}
+
+/* Checks the reference at s[0] == '&' (n bytes available). Returns its length, 0 when it
+ * is cut short, or -XML_ERR_*. */
+static int check_ref(const char *s, size_t n)
+{
+    size_t i = 1, max = n < REF_MAX ? n : REF_MAX;
+    while (i < max && s[i] != ';')
+        i++;
+    if (i >= max)
+        return n < REF_MAX ? 0 : -XML_ERR_NOT_WELL_FORMED;
+    const char *name = s + 1;
+    size_t len = i - 1;
+    if (len >= 2 && name[0] == '#') {
+        uint32_t v = 0;
+        size_t k = 1;
+        bool hex = name[1] == 'x';
+        if (hex)
+            k = 2;
+        if (k >= len)
+            return -XML_ERR_NOT_WELL_FORMED;
+        for (; k < len; k++) {
+            char c = name[k];
+            int d;
+            if (c >= '0' && c <= '9')
+                d = c - '0';
+            else if (hex && c >= 'a' && c <= 'f')
+                d = c - 'a' + 10;
+            else if (hex && c >= 'A' && c <= 'F')
+                d = c - 'A' + 10;
+            else
+                return -XML_ERR_NOT_WELL_FORMED;
+            v = v * (hex ? 16 : 10) + (uint32_t)d;
+            if (v > 0x10FFFF)
+                return -XML_ERR_NOT_WELL_FORMED;
+        }
+        if (!xml_char(v) || (v >= 0xD800 && v <= 0xDFFF) || v == 0xFFFE || v == 0xFFFF)
+            return -XML_ERR_NOT_WELL_FORMED;
+        return (int)i + 1;
+    }
+    if (SPAN_IS(name, len, "lt") || SPAN_IS(name, len, "gt") || SPAN_IS(name, len, "amp") ||
+        SPAN_IS(name, len, "apos") || SPAN_IS(name, len, "quot"))
+        return (int)i + 1;
+    if (len == 0)
+        return -XML_ERR_NOT_WELL_FORMED;
+    /* A syntactically valid entity name that is not predefined: RFC 6120 §11.1. */
+    if (!(cls[(uint8_t)name[0]] & C_NAME_START) && (uint8_t)name[0] < 0x80)
+        return -XML_ERR_NOT_WELL_FORMED;
+    for (size_t k = 1; k < len; k++)
+        if (!(cls[(uint8_t)name[k]] & C_NAME) && (uint8_t)name[k] < 0x80)
+            return -XML_ERR_NOT_WELL_FORMED;
+    return -XML_ERR_RESTRICTED_XML;
+}
+
+static void utf8_put(char **o, uint32_t v)
+{
+    char *d = *o;
+    if (v < 0x80) {
+        *d++ = (char)v;
+    } else if (v < 0x800) {
+        *d++ = (char)(0xC0 | (v >> 6));
+        *d++ = (char)(0x80 | (v & 0x3F));
+    } else if (v < 0x10000) {
+        *d++ = (char)(0xE0 | (v >> 12));
+        *d++ = (char)(0x80 | ((v >> 6) & 0x3F));
+        *d++ = (char)(0x80 | (v & 0x3F));
+    } else {
+        *d++ = (char)(0xF0 | (v >> 18));
+        *d++ = (char)(0x80 | ((v >> 12) & 0x3F));
+        *d++ = (char)(0x80 | ((v >> 6) & 0x3F));
+        *d++ = (char)(0x80 | (v & 0x3F));
+    }
+    *o = d;
+}
+
+size_t xml_decode(const char *raw, size_t len, bool attr, char *out)
+{
+    char *o = out;
+    for (size_t i = 0; i < len;) {
+        char c = raw[i];
+        if (c == '&') {
+            const char *name = raw + i + 1;
+            size_t k = 0;
+            while (i + 1 + k < len && name[k] != ';')
+                k++;
+            if (name[0] == '#') {
+                bool hex = name[1] == 'x';
+                uint32_t v = 0;
+                for (size_t j = hex ? 2 : 1; j < k; j++) {
+                    char d = name[j];
+                    v = v * (hex ? 16 : 10) +
+                        (uint32_t)(d <= '9' ? d - '0' : (d | 0x20) - 'a' + 10);
+                }
+                utf8_put(&o, v);
+            } else if (k == 2) {
+                *o++ = name[0] == 'l' ? '<' : '>';
+            } else if (k == 3) {
+                *o++ = '&';
+            } else {
+                *o++ = name[0] == 'a' ? '\'' : '"';
+            }
+            i += k + 2;
+        } else if (c == '\r') {
+            *o++ = attr ? ' ' : '\n';
+            i += (i + 1 < len && raw[i + 1] == '\n') ? 2 : 1;
+        } else if (attr && (c == '\n' || c == '\t')) {
+            *o++ = ' ';
+            i++;
+        } else {
+            *o++ = c;
+            i++;
+        }
+    }
+    return (size_t)(o - out);
+}
+
+/* ---- life cycle ------------------------------------------------------------------------- */
+
+static void clear_stream(struct xml_parser *p)
+{
+    if (p->owns_stream)
+        free(p->sns);
+    p->sns = NULL;
+    p->owns_stream = false;
+}
+
+void xml_init(struct xml_parser *p, const struct xml_limits *lim, enum xml_content content,
+              char *scratch, size_t scratch_cap)
+{
+    memset(p, 0, sizeof *p);
+    p->lim = *lim;
+    if (p->lim.max_name > 255)
+        p->lim.max_name = 255;
+    if (p->lim.max_depth == 0)
+        p->lim.max_depth = 1;
+    p->content = (uint8_t)content;
+    p->scratch = scratch;
+    p->scratch_cap = scratch_cap > UINT32_MAX ? UINT32_MAX : (uint32_t)scratch_cap;
+    p->state = ST_START;
+}
+
+void xml_init_fragment(struct xml_parser *p, const struct xml_parser *stream, char *scratch,
+                       size_t scratch_cap)
+{
+    xml_init(p, &stream->lim, (enum xml_content)stream->content, scratch, scratch_cap);
+    p->sns = stream->sns;
+    p->state = ST_CONTENT;
+    p->depth = 1;
+    p->tokens = true;
+}
+
+void xml_trim(struct xml_parser *p)
+{
+    if (p->in_unit || p->tokens)
+        return;
+    free(p->w);
+    p->w = NULL;
+}
+
+void xml_free(struct xml_parser *p)
+{
+    free(p->w);
+    p->w = NULL;
+    clear_stream(p);
+}
+
+void xml_reset(struct xml_parser *p)
+{
+    struct xml_limits lim = p->lim;
+    char *scratch = p->scratch;
+    uint32_t cap = p->scratch_cap;
+    enum xml_content content = (enum xml_content)p->content;
+    xml_free(p);
+    xml_init(p, &lim, content, scratch, cap);
+}
+
+static int work_get(struct xml_parser *p)
+{
+    if (p->w)
+        return 0;
+    size_t nl = p->lim.max_depth, na = p->lim.max_attrs ? p->lim.max_attrs : 1;
+    struct xml_work *w = malloc(sizeof *w + nl * sizeof(struct xml_level) +
+                                na * (sizeof(struct xml_attr_rec) + sizeof(struct xml_bind)));
+    if (!w)
+        return -ENOMEM;
+    w->nbind = 0;
+    w->attrs = (struct xml_attr_rec *)(w + 1);
+    w->binds = (struct xml_bind *)(w->attrs + na);
+    w->levels = (struct xml_level *)(w->binds + na);
+    p->w = w;
+    return 0;
+}
+
+size_t xml_release(struct xml_parser *p)
+{
+    uint32_t n = p->in_unit ? p->unit_off : p->pos;
+    p->pos -= n;
+    p->unit_off -= n;
+    p->unit_end -= n;
+    p->tag_off -= n;
+    p->tok_off -= n;
+    p->text_off -= n;
+    return n;
+}
+
+/* ---- namespaces ------------------------------------------------------------------------- */
+
+static bool ns_lookup(const struct xml_parser *p, const char *ubuf, const char *prefix,
+                      size_t plen, struct ns_ref *r)
+{
+    const struct xml_work *w = p->w;
+    for (unsigned i = w ? w->nbind : 0; i-- > 0;) {
+        const struct xml_bind *b = &w->binds[i];
+        if (b->prefix_len == plen && memcmp(ubuf + b->prefix_off, prefix, plen) == 0) {
+            *r = (struct ns_ref){NS_UNIT, b->decode, b->uri_off, b->uri_len};
+            return true;
+        }
+    }
+    const struct xml_stream_ns *s = p->sns;
+    for (unsigned i = s ? s->nbind : 0; i-- > 0;) {
+        if (s->b[i].prefix_len == plen &&
+            memcmp(s->data + s->b[i].prefix_off, prefix, plen) == 0) {
+            *r = (struct ns_ref){NS_SNS, false, s->b[i].uri_off, s->b[i].uri_len};
+            return true;
+        }
+    }
+    if (SPAN_IS(prefix, plen, "xml")) {
+        *r = (struct ns_ref){NS_XML, false, 0, sizeof XML_NS_XML - 1};
+        return true;
+    }
+    if (plen == 0) {
+        *r = (struct ns_ref){NS_NONE, false, 0, 0};
+        return true;
+    }
+    return false;
+}
+
+/* The namespace name a reference stands for, decoded into scratch when it must be.
+ * Returns false when scratch is exhausted. */
+static bool ns_str(struct xml_parser *p, const char *ubuf, const struct ns_ref *r,
+                   struct xml_str *out)
+{
+    switch (r->src) {
+    case NS_UNIT:
+        if (!r->decode) {
+            *out = (struct xml_str){ubuf + r->off, r->len};
+            return true;
+        }
+        char *o = scratch_take(p, r->len);
+        if (!o)
+            return false;
+        *out = (struct xml_str){o, (uint32_t)xml_decode(ubuf + r->off, r->len, true, o)};
+        return true;
+    case NS_SNS:
+        *out = (struct xml_str){p->sns->data + r->off, r->len};
+        return true;
+    case NS_XML:
+        *out = (struct xml_str){XML_NS_XML, r->len};
+        return true;
+    default:
+        *out = (struct xml_str){"", 0};
+        return true;
+    }
+}
+
+/* ---- tags ------------------------------------------------------------------------------- */
+
+/* Validates a qualified name (Namespaces in XML §4): at most one colon, neither first nor
+ * last. Returns the prefix length (0: none) or -1. */
+static int qname_prefix(const char *s, size_t n)
+{
+    const char *c = memchr(s, ':', n);
+    if (!c)
+        return 0;
+    size_t k = (size_t)(c - s);
+    if (k == 0 || k + 1 == n || memchr(c + 1, ':', n - k - 1))
+        return -1;
+    return (int)k;
+}
+
+static int known_attr(const char *name, size_t len, size_t prefix_len)
+{
+    if (prefix_len) {
+        if (prefix_len == 3 && SPAN_IS(name, len, "xml:lang"))
+            return XML_ATTR_LANG;
+        return -1;
+    }
+    switch (len) {
+    case 2:
+        if (name[0] == 't' && name[1] == 'o')
+            return XML_ATTR_TO;
+        if (name[0] == 'i' && name[1] == 'd')
+            return XML_ATTR_ID;
+        return -1;
+    case 4:
+        if (!memcmp(name, "from", 4))
+            return XML_ATTR_FROM;
+        if (!memcmp(name, "type", 4))
+            return XML_ATTR_TYPE;
+        return -1;
+    case 7:
+        return !memcmp(name, "version", 7) ? XML_ATTR_VERSION : -1;
+    default:
+        return -1;
+    }
+}
+
+static bool ns_equal_lit(struct xml_parser *p, const char *ubuf, const struct ns_ref *r,
+                         const char *lit)
+{
+    struct xml_str s;
+    uint32_t mark = p->scratch_used;
+    bool eq = ns_str(p, ubuf, r, &s) && span_is(s.p, s.len, lit, strlen(lit));
+    p->scratch_used = mark;
+    return eq;
+}
+
+/* Namespace declarations of the tag: pushes each as a binding, after the checks of
+ * Namespaces in XML §3 (reserved prefixes and names). Returns 0 or an XML_ERR_*. */
+static int push_bindings(struct xml_parser *p, const char *ubuf)
+{
+    struct xml_work *w = p->w;
+    for (unsigned i = 0; i < p->nattrs; i++) {
+        const struct xml_attr_rec *a = &w->attrs[i];
+        if (a->kind == ATTR_PLAIN)
+            continue;
+        if (w->nbind >= (p->lim.max_attrs ? p->lim.max_attrs : 1))
+            return XML_ERR_POLICY_VIOLATION;
+        struct xml_bind *b = &w->binds[w->nbind];
+        b->uri_off = a->val_off;
+        b->uri_len = a->val_len;
+        b->decode = a->decode;
+        if (a->kind == ATTR_XMLNS_PREFIX) {
+            b->prefix_off = a->name_off + 6;
+            b->prefix_len = (uint8_t)(a->name_len - 6);
+        } else {
+            b->prefix_off = a->name_off;
+            b->prefix_len = 0;
+        }
+        struct ns_ref r = {NS_UNIT, b->decode, b->uri_off, b->uri_len};
+        const char *pre = ubuf + b->prefix_off;
+        bool is_xml_ns = ns_equal_lit(p, ubuf, &r, XML_NS_XML);
+        bool is_xmlns_ns = ns_equal_lit(p, ubuf, &r, XML_NS_XMLNS);
+        if (a->kind == ATTR_XMLNS_PREFIX) {
+            bool pre_xml = SPAN_IS(pre, b->prefix_len, "xml");
+            if (a->val_len == 0 || SPAN_IS(pre, b->prefix_len, "xmlns") || is_xmlns_ns ||
+                pre_xml != is_xml_ns)
+                return XML_ERR_NOT_WELL_FORMED;
+        } else if (is_xml_ns || is_xmlns_ns) {
+            return XML_ERR_NOT_WELL_FORMED;
+        }
+        w->nbind++;
+    }
+    return 0;
+}
+
+/* Every attribute's qualified name unique, and no two with the same local name and
+ * namespace (Namespaces in XML §6.3). Prefixes of attributes must be bound. Sets
+ * XML_F_STREAM_BIND when a prefix comes from the stream header. */
+static int check_attrs(struct xml_parser *p, const char *ubuf)
+{
+    const struct xml_attr_rec *at = p->w->attrs;
+    for (unsigned i = 0; i < p->nattrs; i++) {
+        const struct xml_attr_rec *a = &at[i];
+        const char *an = ubuf + a->name_off;
+        if (a->kind == ATTR_PLAIN && a->prefix_len) {
+            struct ns_ref r;
+            if (!ns_lookup(p, ubuf, an, a->prefix_len, &r))
+                return XML_ERR_NOT_WELL_FORMED;
+            if (r.src == NS_SNS)
+                p->flags |= XML_F_STREAM_BIND;
+        }
+        for (unsigned j = 0; j < i; j++) {
+            const struct xml_attr_rec *b = &at[j];
+            const char *bn = ubuf + b->name_off;
+            if (a->name_len == b->name_len && an[a->name_len - 1] == bn[b->name_len - 1] &&
+                memcmp(an, bn, a->name_len) == 0)
+                return XML_ERR_NOT_WELL_FORMED;
+            if (a->kind != ATTR_PLAIN || b->kind != ATTR_PLAIN || !a->prefix_len ||
+                !b->prefix_len)
+                continue;
+            size_t al = a->name_len - a->prefix_len - 1u, bl = b->name_len - b->prefix_len - 1u;
+            if (al != bl || memcmp(an + a->prefix_len + 1, bn + b->prefix_len + 1, al))
+                continue;
+            struct ns_ref ra, rb;
+            struct xml_str sa, sb;
+            ns_lookup(p, ubuf, an, a->prefix_len, &ra);
+            ns_lookup(p, ubuf, bn, b->prefix_len, &rb);
+            uint32_t mark = p->scratch_used;
+            bool same = ns_str(p, ubuf, &ra, &sa) && ns_str(p, ubuf, &rb, &sb) &&
+                        sa.len == sb.len && memcmp(sa.p, sb.p, sa.len) == 0;
+            p->scratch_used = mark;
+            if (same)
+                return XML_ERR_NOT_WELL_FORMED;
+        }
+    }
+    return 0;
+}
+
+static void record_known(struct xml_parser *p, const char *ubuf)
+{
+    memset(p->known, 0, sizeof p->known);
+    for (unsigned i = 0; i < p->nattrs; i++) {
+        const struct xml_attr_rec *a = &p->w->attrs[i];
+        if (a->kind != ATTR_PLAIN)
+            continue;
+        int k = known_attr(ubuf + a->name_off, a->name_len, a->prefix_len);
+        if (k < 0)
+            continue;
+        struct xml_known *kn = &p->known[k];
+        kn->present = true;
+        kn->decode = a->decode;
+        kn->val_off = a->val_off;
+        kn->val_len = a->val_len;
+        kn->raw_off = a->name_off;
+        kn->raw_len = a->val_off + a->val_len + 1 - a->name_off;
+    }
+}
+
+/* Fills the known attributes of ev, decoding into scratch as needed. */
+static bool emit_known(struct xml_parser *p, const char *ubuf, struct xml_event *ev)
+{
+    for (int i = 0; i < XML_ATTR_KNOWN; i++) {
+        const struct xml_known *k = &p->known[i];
+        if (!k->present) {
+            ev->attr[i] = (struct xml_str){NULL, 0};
+            ev->attr_raw[i].off = ev->attr_raw[i].len = 0;
+            continue;
+        }
+        if (k->decode) {
+            char *o = scratch_take(p, k->val_len);
+            if (!o)
+                return false;
+            ev->attr[i] = (struct xml_str){o, (uint32_t)xml_decode(ubuf + k->val_off,
+                                                                   k->val_len, true, o)};
+        } else {
+            ev->attr[i] = (struct xml_str){ubuf + k->val_off, k->val_len};
+        }
+        ev->attr_raw[i].off = k->raw_off;
+        ev->attr_raw[i].len = k->raw_len;
+    }
+    return true;
+}
+
+/* The stream root's start tag is complete: check it (RFC 6120 §4.8), keep its bindings. */
+static int stream_open(struct xml_parser *p, const char *ubuf, const struct ns_ref *ens)
+{
+    const char *qname = ubuf + 1;
+    size_t qlen = p->tag_name_len, plen = p->tag_prefix_len;
+    const char *local = plen ? qname + plen + 1 : qname;
+    size_t llen = plen ? qlen - plen - 1 : qlen;
+
+    if (!ns_equal_lit(p, ubuf, ens, XML_NS_STREAMS))
+        return XML_ERR_INVALID_NAMESPACE;
+    if (!SPAN_IS(local, llen, "stream"))
+        return XML_ERR_BAD_FORMAT;
+    if (!SPAN_IS(qname, plen, "stream"))
+        return XML_ERR_BAD_NAMESPACE_PREFIX;
+    struct ns_ref def;
+    ns_lookup(p, ubuf, "", 0, &def);
+    if (!ns_equal_lit(p, ubuf, &def,
+                      p->content == XML_CONTENT_SERVER ? XML_NS_SERVER : XML_NS_CLIENT))
+        return XML_ERR_INVALID_NAMESPACE;
+
+    struct xml_work *w = p->w;
+    if (w->nbind > STREAM_BINDS_MAX)
+        return XML_ERR_POLICY_VIOLATION;
+    size_t need = qlen;
+    for (unsigned i = 0; i < w->nbind; i++)
+        need += w->binds[i].prefix_len + w->binds[i].uri_len;
+    if (need > UINT16_MAX)
+        return XML_ERR_POLICY_VIOLATION;
+    struct xml_stream_ns *s = malloc(sizeof *s + need);
+    if (!s)
+        return XML_ERR_POLICY_VIOLATION;
+    s->nbind = w->nbind;
+    s->qname_len = (uint16_t)qlen;
+    memcpy(s->data, qname, qlen);
+    size_t at = qlen;
+    for (unsigned i = 0; i < w->nbind; i++) {
+        const struct xml_bind *b = &w->binds[i];
+        s->b[i].prefix_off = (uint16_t)at;
+        s->b[i].prefix_len = b->prefix_len;
+        memcpy(s->data + at, ubuf + b->prefix_off, b->prefix_len);
+        at += b->prefix_len;
+        s->b[i].uri_off = (uint16_t)at;
+        if (b->decode)
+            s->b[i].uri_len =
+                (uint16_t)xml_decode(ubuf + b->uri_off, b->uri_len, true, s->data + at);
+        else
+            memcpy(s->data + at, ubuf + b->uri_off, s->b[i].uri_len = (uint16_t)b->uri_len);
+        at += s->b[i].uri_len;
+    }
+    clear_stream(p);
+    p->sns = s;
+    p->owns_stream = true;
+    w->nbind = 0;
+    return 0;
+}
+
+/* A start tag is complete (pos is past its '>'). Returns the event to report, if any. */
+static enum xml_ev_kind start_tag_done(struct xml_parser *p, const char *buf, bool empty,
+                                       struct xml_event *ev)
+{
+    const char *ubuf = buf + p->unit_off;
+    struct xml_work *w = p->w;
+    uint32_t name_off = p->tag_off + 1 - p->unit_off;
+    const char *qname = ubuf + name_off;
+    unsigned nest = p->depth; /* depth of this element inside the stanza; 0: the root */
+    uint16_t nbind_before = w->nbind;
+    int err;
+
+    p->scratch_used = 0;
+    if (nest > p->lim.max_depth) {
+        err = XML_ERR_POLICY_VIOLATION;
+        goto fail;
+    }
+    if ((err = push_bindings(p, ubuf)))
+        goto fail;
+    struct ns_ref ens;
+    if (!ns_lookup(p, ubuf, qname, p->tag_prefix_len, &ens)) {
+        err = XML_ERR_NOT_WELL_FORMED;
+        goto fail;
+    }
+    if ((err = check_attrs(p, ubuf)))
+        goto fail;
+    p->text_off = p->pos;
+
+    if (nest == 0) {
+        record_known(p, ubuf);
+        if ((err = stream_open(p, ubuf, &ens)))
+            goto fail;
+        p->depth = 1;
+        p->in_unit = false;
+        ev->raw = (struct xml_str){ubuf, p->pos - p->unit_off};
+        ev->name = (struct xml_str){"stream", 6};
+        ev->ns = (struct xml_str){XML_NS_STREAMS, sizeof XML_NS_STREAMS - 1};
+        if (!emit_known(p, ubuf, ev)) {
+            err = XML_ERR_POLICY_VIOLATION;
+            goto fail;
+        }
+        if (empty)
+            p->pending = PENDING_CLOSE;
+        return XML_EV_STREAM_OPEN;
+    }
+
+    if (ens.src == NS_SNS && p->tag_prefix_len)
+        p->flags |= XML_F_STREAM_BIND;
+    if (nest == 1) {
+        /* RFC 6120 §4.8.3: the content namespace is the default one, never prefixed. */
+        if (p->tag_prefix_len &&
+            (ns_equal_lit(p, ubuf, &ens, XML_NS_CLIENT) ||
+             ns_equal_lit(p, ubuf, &ens, XML_NS_SERVER))) {
+            err = XML_ERR_BAD_NAMESPACE_PREFIX;
+            goto fail;
+        }
+        record_known(p, ubuf);
+    }
+    if (nest == 1) {
+        p->top_name_off = name_off;
+        p->top_name_len = (uint16_t)p->tag_name_len;
+        p->top_prefix_len = (uint16_t)p->tag_prefix_len;
+        p->top_ns_sns = ens.src != NS_UNIT;
+        p->top_ns_decode = ens.decode;
+        p->top_ns_off = ens.off;
+        p->top_ns_len = ens.len;
+        if (ens.src == NS_XML || ens.src == NS_NONE) /* not bindable on elements we keep */
+            p->top_ns_len = 0;
+    }
+    w->levels[nest - 1] = (struct xml_level){name_off, (uint16_t)p->tag_name_len, nbind_before};
+    p->depth++;
+
+    if (p->tokens) {
+        const char *local = qname + (p->tag_prefix_len ? p->tag_prefix_len + 1 : 0);
+        ev->raw = (struct xml_str){buf + p->tag_off, p->pos - p->tag_off};
+        ev->name = (struct xml_str){local, (uint32_t)(p->tag_name_len -
+                                                      (p->tag_prefix_len ? p->tag_prefix_len + 1
+                                                                         : 0))};
+        if (!ns_str(p, ubuf, &ens, &ev->ns)) {
+            err = XML_ERR_POLICY_VIOLATION;
+            goto fail;
+        }
+        ev->depth = (uint16_t)nest;
+        ev->flags = empty ? XML_F_EMPTY : 0;
+        if (empty)
+            p->pending = PENDING_END;
+        return XML_EV_START;
+    }
+    return XML_EV_NONE; /* an <empty/> one is closed by the caller */
+
+fail:
+    p->err = (uint8_t)err;
+    return XML_EV_ERROR;
+}
+
+/* Closes the innermost element (pos is past the '>' of its end tag, or of <empty/>).
+ * Returns the event to report, if any. */
+static enum xml_ev_kind end_element(struct xml_parser *p, const char *buf, struct xml_event *ev)
+{
+    struct xml_work *w = p->w;
+    const char *ubuf = buf + p->unit_off;
+    const struct xml_level *l = &w->levels[p->depth - 2];
+    w->nbind = l->nbind;
+    p->depth--;
+    p->text_off = p->pos;
+    if (p->tokens) {
+        const char *qn = ubuf + l->name_off, *colon = memchr(qn, ':', l->name_len);
+        const char *local = colon ? colon + 1 : qn;
+        ev->depth = (uint16_t)(p->depth);
+        ev->name = (struct xml_str){local, (uint32_t)(qn + l->name_len - local)};
+        ev->raw = (struct xml_str){NULL, 0};
+        return XML_EV_END;
+    }
+    if (p->depth > 1)
+        return XML_EV_NONE;
+
+    /* A stanza is complete. */
+    p->in_unit = false;
+    p->scratch_used = 0;
+    ev->raw = (struct xml_str){ubuf, p->pos - p->unit_off};
+    ev->name = (struct xml_str){ubuf + p->top_name_off +
+                                    (p->top_prefix_len ? p->top_prefix_len + 1u : 0u),
+                                (uint32_t)(p->top_name_len -
+                                           (p->top_prefix_len ? p->top_prefix_len + 1 : 0))};
+    struct ns_ref r = {NS_UNIT, p->top_ns_decode, p->top_ns_off, p->top_ns_len};
+    if (p->top_ns_sns)
+        r.src = p->top_ns_len ? NS_SNS : NS_NONE;
+    ev->flags = p->flags;
+    p->flags = 0;
+    if (!ns_str(p, ubuf, &r, &ev->ns) || !emit_known(p, ubuf, ev)) {
+        p->err = XML_ERR_POLICY_VIOLATION;
+        return XML_EV_ERROR;
+    }
+    return XML_EV_STANZA;
+}
+
+/* ---- the scanner ------------------------------------------------------------------------ */
+
+/* Starts a new tag at pos (buf[pos] == '<', a name start character follows). */
+static int tag_begin(struct xml_parser *p)
+{
+    if (work_get(p))
+        return XML_ERR_POLICY_VIOLATION;
+    if (p->depth <= 1 && !p->tokens) {
+        p->in_unit = true;
+        p->unit_off = p->pos;
+        p->unit_end = p->pos + p->lim.max_stanza;
+        if (p->unit_end < p->pos)
+            p->unit_end = UINT32_MAX;
+        p->flags = 0;
+    }
+    p->tag_off = p->pos;
+    p->tok_off = p->pos + 1;
+    p->nattrs = 0;
+    p->pos++;
+    p->state = ST_STAG_NAME;
+    return 0;
+}
+
+/* The name at tok_off ends at pos. Validates it; returns its prefix length or -XML_ERR_*. */
+static int name_end(struct xml_parser *p, const char *buf)
+{
+    uint32_t n = p->pos - p->tok_off;
+    if (n > p->lim.max_name)
+        return -XML_ERR_POLICY_VIOLATION;
+    int k = qname_prefix(buf + p->tok_off, n);
+    return k < 0 ? -XML_ERR_NOT_WELL_FORMED : k;
+}
+
+/* Scans a name from pos: ASCII through the table, the rest decoded. Returns 1 when the
+ * name ended at pos, 0 when more input is needed, or -XML_ERR_*. */
+static int scan_name(struct xml_parser *p, const char *buf, size_t end, size_t len)
+{
+    uint32_t pos = p->pos;
+    int ret;
+    for (;;) {
+        while (pos < end && (cls[(uint8_t)buf[pos]] & C_NAME))
+            pos++;
+        if (pos - p->tok_off > p->lim.max_name) {
+            ret = -XML_ERR_POLICY_VIOLATION;
+            break;
+        }
+        if (pos >= end) {
+            ret = 0;
+            break;
+        }
+        if ((uint8_t)buf[pos] < 0x80) {
+            ret = 1;
+            break;
+        }
+        uint32_t cp;
+        int k = utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
+        if (k == 0) {
+            ret = 0;
+            break;
+        }
+        if (k < 0 || !name_cp(cp)) {
+            ret = -XML_ERR_NOT_WELL_FORMED;
+            break;
+        }
+        pos += (uint32_t)k;
+    }
+    p->pos = pos;
+    return ret;
+}
+
+/* Is the byte at buf[pos] (n bytes available) a name start character? 1 yes, 0 wait
+ * for more bytes, -1 no. */
+static int name_start_at(const char *buf, size_t pos, size_t n)
+{
+    uint8_t c = (uint8_t)buf[pos];
+    if (c < 0x80)
+        return (cls[c] & C_NAME_START) && c != ':' ? 1 : -1;
+    uint32_t cp;
+    int k = utf8_decode((const uint8_t *)buf + pos, n - pos, &cp);
+    if (k == 0)
+        return 0;
+    return k > 0 && name_start_cp(cp) ? 1 : -1;
+}
+
+/* Checks the XML declaration at pos; returns its length, 0 to wait, or -XML_ERR_*. */
+static int check_decl(const char *s, size_t n)
+{
+    size_t max = n < DECL_MAX ? n : DECL_MAX, end = 0;
+    for (size_t i = 5; i + 1 < max; i++)
+        if (s[i] == '?' && s[i + 1] == '>') {
+            end = i;
+            break;
+        }
+    if (!end)
+        return n < DECL_MAX ? 0 : -XML_ERR_NOT_WELL_FORMED;
+    /* version="1.x" [encoding="..."] [standalone="..."], blanks around '=' allowed */
+    size_t i = 5;
+    bool seen_version = false;
+    while (i < end) {
+        while (i < end && is_ws((uint8_t)s[i]))
+            i++;
+        if (i >= end)
+            break;
+        size_t ns = i;
+        while (i < end && (cls[(uint8_t)s[i]] & C_NAME))
+            i++;
+        size_t nl = i - ns;
+        while (i < end && is_ws((uint8_t)s[i]))
+            i++;
+        if (nl == 0 || i >= end || s[i] != '=')
+            return -XML_ERR_NOT_WELL_FORMED;
+        i++;
+        while (i < end && is_ws((uint8_t)s[i]))
+            i++;
+        if (i >= end || (s[i] != '"' && s[i] != '\''))
+            return -XML_ERR_NOT_WELL_FORMED;
+        char q = s[i++];
+        size_t vs = i;
+        while (i < end && s[i] != q)
+            i++;
+        if (i >= end)
+            return -XML_ERR_NOT_WELL_FORMED;
+        const char *v = s + vs;
+        size_t vl = i - vs;
+        i++;
+        if (SPAN_IS(s + ns, nl, "version")) {
+            if (vl != 3 || v[0] != '1' || v[1] != '.' || v[2] < '0' || v[2] > '9')
+                return -XML_ERR_UNSUPPORTED_VERSION;
+            seen_version = true;
+        } else if (SPAN_IS(s + ns, nl, "encoding")) {
+            if (!(vl == 5 && strncasecmp(v, "utf-8", 5) == 0))
+                return -XML_ERR_UNSUPPORTED_ENCODING;
+        } else if (!SPAN_IS(s + ns, nl, "standalone")) {
+            return -XML_ERR_NOT_WELL_FORMED;
+        }
+        if (i < end && !is_ws((uint8_t)s[i]))
+            return -XML_ERR_NOT_WELL_FORMED;
+    }
+    return seen_version ? (int)end + 2 : -XML_ERR_NOT_WELL_FORMED;
+}
+
+/* Decides what the '<' at pos opens. Returns 0 after a state change, 1 to wait for
+ * more bytes, or -XML_ERR_*. */
+static int at_lt(struct xml_parser *p, const char *buf, size_t len)
+{
+    uint32_t pos = p->pos;
+    if (pos + 1 >= len)
+        return 1;
+    char c = buf[pos + 1];
+    if (c == '/') {
+        if (p->depth == 0)
+            return -XML_ERR_NOT_WELL_FORMED;
+        if (p->depth == 1 && !p->tokens) {
+            /* </stream:stream>: keep its bytes until the name is compared. */
+            p->in_unit = true;
+            p->unit_off = pos;
+            p->unit_end = pos + p->lim.max_stanza;
+        }
+        p->tag_off = pos;
+        p->tok_off = p->pos = pos + 2;
+        p->state = ST_ETAG_NAME;
+        return 0;
+    }
+    if (c == '?')
+        return -XML_ERR_RESTRICTED_XML; /* processing instruction, RFC 6120 §11.1 */
+    if (c == '!') {
+        static const char *const opens[] = {"<!--", "<![CDATA[", "<!DOCTYPE"};
+        size_t avail = len - pos;
+        bool maybe = false;
+        for (int i = 0; i < 3; i++) {
+            size_t ol = strlen(opens[i]);
+            size_t cmp = avail < ol ? avail : ol;
+            if (memcmp(buf + pos, opens[i], cmp) != 0)
+                continue;
+            if (cmp < ol) {
+                maybe = true;
+                continue;
+            }
+            if (i != 1)
+                return -XML_ERR_RESTRICTED_XML; /* comment or DTD, RFC 6120 §11.1 */
+            if (p->depth == 0)
+                return -XML_ERR_NOT_WELL_FORMED;
+            if (p->depth == 1)
+                return -XML_ERR_BAD_FORMAT;
+            p->tok_off = p->pos = pos + 9;
+            p->state = ST_CDATA;
+            return 0;
+        }
+        return maybe ? 1 : -XML_ERR_NOT_WELL_FORMED;
+    }
+    int k = name_start_at(buf, pos + 1, len);
+    if (k == 0)
+        return 1;
+    if (k < 0)
+        return -XML_ERR_NOT_WELL_FORMED;
+    int err = tag_begin(p);
+    return err ? -err : 0;
+}
+
+enum xml_ev_kind xml_next(struct xml_parser *p, const char *buf, size_t len,
+                          struct xml_event *ev)
+{
+    enum xml_ev_kind k;
+    int r;
+
+    ev->kind = XML_EV_NONE;
+    ev->flags = 0;
+    if (p->state == ST_ERROR)
+        goto error;
+    if (p->pending == PENDING_CLOSE) {
+        p->pending = PENDING_NONE;
+        p->state = ST_DONE;
+        p->depth = 0;
+        return ev->kind = XML_EV_STREAM_CLOSE;
+    }
+    if (p->pending == PENDING_END) {
+        p->pending = PENDING_NONE;
+        k = end_element(p, buf, ev);
+        ev->flags |= XML_F_EMPTY;
+        return ev->kind = k;
+    }
+
+    for (;;) {
+        size_t end = p->in_unit && p->unit_end < len ? p->unit_end : len;
+        uint32_t pos = p->pos;
+        if (pos >= end) {
+            if (end < len) {
+                p->err = XML_ERR_POLICY_VIOLATION;
+                goto error;
+            }
+            return XML_EV_NONE;
+        }
+        uint8_t c = (uint8_t)buf[pos];
+
+        switch ((enum xml_state)p->state) {
+        case ST_START:
+            if (c == 0xFE || c == 0xFF || c == 0x00) {
+                p->err = XML_ERR_UNSUPPORTED_ENCODING; /* UTF-16 or UTF-32 */
+                goto error;
+            }
+            if (c == 0xEF) {
+                if (len - pos < 3)
+                    return XML_EV_NONE;
+                if ((uint8_t)buf[pos + 1] != 0xBB || (uint8_t)buf[pos + 2] != 0xBF) {
+                    p->err = XML_ERR_NOT_WELL_FORMED;
+                    goto error;
+                }
+                p->pos += 3;
+            }
+            p->state = ST_DECL;
+            continue;
+
+        case ST_DECL: {
+            static const char decl[] = "<?xml";
+            size_t avail = len - pos, cmp = avail < 6 ? avail : 5;
+            if (memcmp(buf + pos, decl, cmp) != 0) {
+                p->state = ST_PROLOG;
+                continue;
+            }
+            if (avail < 6)
+                return XML_EV_NONE;
+            if (!is_ws((uint8_t)buf[pos + 5])) {
+                p->err = XML_ERR_RESTRICTED_XML; /* a PI whose target starts with "xml" */
+                goto error;
+            }
+            r = check_decl(buf + pos, len - pos);
+            if (r == 0)
+                return XML_EV_NONE;
+            if (r < 0) {
+                p->err = (uint8_t)-r;
+                goto error;
+            }
+            p->pos += (uint32_t)r;
+            p->state = ST_PROLOG;
+            continue;
+        }
+
+        case ST_PROLOG:
+            while (pos < end && is_ws((uint8_t)buf[pos]))
+                pos++;
+            p->pos = pos;
+            if (pos >= end)
+                continue;
+            if (buf[pos] != '<') {
+                p->err = XML_ERR_NOT_WELL_FORMED;
+                goto error;
+            }
+            p->state = ST_LT;
+            continue;
+
+        case ST_LT:
+            r = at_lt(p, buf, len);
+            if (r == 1)
+                return XML_EV_NONE;
+            if (r < 0) {
+                p->err = (uint8_t)-r;
+                goto error;
+            }
+            continue;
+
+        case ST_CONTENT:
+            if (p->depth == 1) {
+                /* Between stanzas only whitespace (keepalives) may appear. */
+                while (pos < end && is_ws((uint8_t)buf[pos]))
+                    pos++;
+                p->pos = pos;
+                if (pos >= end)
+                    continue;
+                if (buf[pos] != '<') {
+                    p->err = XML_ERR_BAD_FORMAT;
+                    goto error;
+                }
+                p->state = ST_LT;
+                continue;
+            }
+            pos += (uint32_t)scan_text(buf + pos, end - pos);
+            p->pos = pos;
+            if (pos >= end)
+                continue;
+            c = (uint8_t)buf[pos];
+            if (c == '<') {
+                if (p->tokens && pos > p->text_off) {
+                    ev->raw = (struct xml_str){buf + p->text_off, pos - p->text_off};
+                    ev->flags = p->text_decode ? XML_F_DECODE : 0;
+                    ev->depth = (uint16_t)(p->depth - 1);
+                    p->text_off = pos;
+                    p->text_decode = false;
+                    return ev->kind = XML_EV_TEXT;
+                }
+                p->state = ST_LT;
+            } else if (c == '&') {
+                r = check_ref(buf + pos, len - pos);
+                if (r == 0)
+                    return XML_EV_NONE;
+                if (r < 0) {
+                    p->err = (uint8_t)-r;
+                    goto error;
+                }
+                p->text_decode = true;
+                p->pos += (uint32_t)r;
+            } else if (c == '>') {
+                if (pos >= p->text_off + 2 && buf[pos - 1] == ']' && buf[pos - 2] == ']') {
+                    p->err = XML_ERR_NOT_WELL_FORMED; /* "]]>" outside CDATA */
+                    goto error;
+                }
+                p->pos++;
+            } else if (c < 0x80) {
+                if (c != '\t' && c != '\n' && c != '\r') {
+                    p->err = XML_ERR_NOT_WELL_FORMED;
+                    goto error;
+                }
+                if (c == '\r')
+                    p->text_decode = true;
+                p->pos++;
+            } else {
+                uint32_t cp;
+                r = utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
+                if (r == 0)
+                    return XML_EV_NONE;
+                if (r < 0) {
+                    p->err = XML_ERR_NOT_WELL_FORMED;
+                    goto error;
+                }
+                p->pos += (uint32_t)r;
+            }
+            continue;
+
+        case ST_STAG_NAME:
+            r = scan_name(p, buf, end, len);
+            if (r <= 0)
+                goto name_wait;
+            r = name_end(p, buf);
+            if (r < 0) {
+                p->err = (uint8_t)-r;
+                goto error;
+            }
+            p->tag_name_len = p->pos - p->tok_off;
+            p->tag_prefix_len = (uint32_t)r;
+            p->state = ST_STAG_SP;
+            p->blank = false;
+            c = (uint8_t)buf[p->pos];
+            if (!is_ws(c) && c != '>' && c != '/') {
+                p->err = XML_ERR_NOT_WELL_FORMED;
+                goto error;
+            }
+            continue;
+
+        case ST_STAG_SP:
+            while (pos < end && is_ws((uint8_t)buf[pos]))
+                pos++, p->blank = true;
+            p->pos = pos;
+            if (pos >= end)
+                continue;
+            c = (uint8_t)buf[pos];
+            if (c == '>' || c == '/') {
+                if (c == '/') {
+                    p->pos++;
+                    p->state = ST_STAG_SLASH;
+                    continue;
+                }
+                p->pos++;
+                p->state = ST_CONTENT;
+                k = start_tag_done(p, buf, false, ev);
+                if (k == XML_EV_ERROR)
+                    goto error;
+                if (k != XML_EV_NONE)
+                    return ev->kind = k;
+                continue;
+            }
+            r = name_start_at(buf, pos, len);
+            if (r == 0)
+                return XML_EV_NONE;
+            if (r < 0 || !p->blank) {
+                p->err = XML_ERR_NOT_WELL_FORMED;
+                goto error;
+            }
+            if (p->nattrs >= p->lim.max_attrs) {
+                p->err = XML_ERR_POLICY_VIOLATION;
+                goto error;
+            }
+            p->w->attrs[p->nattrs].name_off = pos - p->unit_off;
+            p->tok_off = pos;
+            p->state = ST_ATTR_NAME;
+            continue;
+
+        case ST_ATTR_NAME: {
+            r = scan_name(p, buf, end, len);
+            if (r <= 0)
+                goto name_wait;
+            r = name_end(p, buf);
+            if (r < 0) {
+                p->err = (uint8_t)-r;
+                goto error;
+            }
+            struct xml_attr_rec *a = &p->w->attrs[p->nattrs];
+            const char *an = buf + p->tok_off;
+            a->name_len = (uint8_t)(p->pos - p->tok_off);
+            a->prefix_len = (uint8_t)r;
+            a->kind = ATTR_PLAIN;
+            if (SPAN_IS(an, a->name_len, "xmlns"))
+                a->kind = ATTR_XMLNS_DEFAULT;
+            else if (r == 5 && !memcmp(an, "xmlns", 5))
+                a->kind = ATTR_XMLNS_PREFIX;
+            p->state = ST_ATTR_EQ;
+            continue;
+        }
+
+        case ST_ATTR_EQ:
+            while (pos < end && is_ws((uint8_t)buf[pos]))
+                pos++;
+            p->pos = pos;
+            if (pos >= end)
+                continue;
+            if (buf[pos] != '=') {
+                p->err = XML_ERR_NOT_WELL_FORMED;
+                goto error;
+            }
+            p->pos++;
+            p->state = ST_ATTR_Q;
+            continue;
+
+        case ST_ATTR_Q:
+            while (pos < end && is_ws((uint8_t)buf[pos]))
+                pos++;
+            p->pos = pos;
+            if (pos >= end)
+                continue;
+            if (buf[pos] != '"' && buf[pos] != '\'') {
+                p->err = XML_ERR_NOT_WELL_FORMED;
+                goto error;
+            }
+            p->quote = (uint8_t)buf[pos];
+            p->pos++;
+            p->tok_off = p->pos;
+            p->attr_decode = 0;
+            p->state = ST_ATTR_VAL;
+            continue;
+
+        case ST_ATTR_VAL:
+            pos += (uint32_t)scan_attr(buf + pos, end - pos, (char)p->quote);
+            p->pos = pos;
+            if (pos >= end)
+                continue;
+            c = (uint8_t)buf[pos];
+            if (c == p->quote) {
+                struct xml_attr_rec *a = &p->w->attrs[p->nattrs++];
+                a->val_off = p->tok_off - p->unit_off;
+                a->val_len = pos - p->tok_off;
+                a->decode = p->attr_decode;
+                p->pos++;
+                p->blank = false;
+                p->state = ST_STAG_SP;
+            } else if (c == '&') {
+                r = check_ref(buf + pos, len - pos);
+                if (r == 0)
+                    return XML_EV_NONE;
+                if (r < 0) {
+                    p->err = (uint8_t)-r;
+                    goto error;
+                }
+                p->attr_decode = 1;
+                p->pos += (uint32_t)r;
+            } else if (c == '\t' || c == '\n' || c == '\r') {
+                p->attr_decode = 1;
+                p->pos++;
+            } else if (c < 0x80) {
+                p->err = XML_ERR_NOT_WELL_FORMED; /* '<' or a control character */
+                goto error;
+            } else {
+                uint32_t cp;
+                r = utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
+                if (r == 0)
+                    return XML_EV_NONE;
+                if (r < 0) {
+                    p->err = XML_ERR_NOT_WELL_FORMED;
+                    goto error;
+                }
+                p->pos += (uint32_t)r;
+            }
+            continue;
+
+        case ST_STAG_SLASH:
+            if (c != '>') {
+                p->err = XML_ERR_NOT_WELL_FORMED;
+                goto error;
+            }
+            p->pos++;
+            p->state = ST_CONTENT;
+            k = start_tag_done(p, buf, true, ev);
+            if (k == XML_EV_ERROR)
+                goto error;
+            if (k != XML_EV_NONE)
+                return ev->kind = k;
+            /* <empty/> inside a stanza, or a whole empty stanza: close it at once. */
+            k = end_element(p, buf, ev);
+            if (k != XML_EV_NONE)
+                return ev->kind = k;
+            continue;
+
+        case ST_ETAG_NAME:
+            r = scan_name(p, buf, end, len);
+            if (r <= 0)
+                goto name_wait;
+            p->tag_name_len = p->pos - p->tok_off;
+            if (p->tag_name_len > p->lim.max_name) {
+                p->err = XML_ERR_POLICY_VIOLATION;
+                goto error;
+            }
+            p->state = ST_ETAG_SP;
+            continue;
+
+        case ST_ETAG_SP: {
+            while (pos < end && is_ws((uint8_t)buf[pos]))
+                pos++;
+            p->pos = pos;
+            if (pos >= end)
+                continue;
+            if (buf[pos] != '>') {
+                p->err = XML_ERR_NOT_WELL_FORMED;
+                goto error;
+            }
+            p->pos++;
+            p->state = ST_CONTENT;
+            const char *qn = buf + p->tok_off;
+            if (p->depth == 1) {
+                if (!p->sns || !span_is(qn, p->tag_name_len, p->sns->data, p->sns->qname_len)) {
+                    p->err = XML_ERR_NOT_WELL_FORMED;
+                    goto error;
+                }
+                p->depth = 0;
+                p->in_unit = false;
+                p->state = ST_DONE;
+                return ev->kind = XML_EV_STREAM_CLOSE;
+            }
+            const struct xml_level *l = &p->w->levels[p->depth - 2];
+            if (!span_is(qn, p->tag_name_len, buf + p->unit_off + l->name_off, l->name_len)) {
+                p->err = XML_ERR_NOT_WELL_FORMED;
+                goto error;
+            }
+            k = end_element(p, buf, ev);
+            if (k == XML_EV_ERROR)
+                goto error;
+            if (k != XML_EV_NONE)
+                return ev->kind = k;
+            continue;
+        }
+
+        case ST_CDATA:
+            while (pos < end) {
+                c = (uint8_t)buf[pos];
+                if (c >= 0x20 && c < 0x80 && c != ']') {
+                    pos++;
+                    continue;
+                }
+                if (c == ']') {
+                    if (len - pos < 3)
+                        break;
+                    if (buf[pos + 1] == ']' && buf[pos + 2] == '>') {
+                        p->pos = pos + 3;
+                        p->state = ST_CONTENT;
+                        p->text_off = p->pos;
+                        if (p->tokens && pos > p->tok_off) {
+                            ev->raw = (struct xml_str){buf + p->tok_off, pos - p->tok_off};
+                            ev->flags = XML_F_CDATA;
+                            ev->depth = (uint16_t)(p->depth - 1);
+                            return ev->kind = XML_EV_TEXT;
+                        }
+                        break;
+                    }
+                    pos++;
+                    continue;
+                }
+                if (c < 0x80) {
+                    if (c != '\t' && c != '\n' && c != '\r') {
+                        p->err = XML_ERR_NOT_WELL_FORMED;
+                        goto error;
+                    }
+                    pos++;
+                    continue;
+                }
+                uint32_t cp;
+                r = utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
+                if (r == 0)
+                    break;
+                if (r < 0) {
+                    p->err = XML_ERR_NOT_WELL_FORMED;
+                    goto error;
+                }
+                pos += (uint32_t)r;
+            }
+            if (p->state != ST_CDATA)
+                continue;
+            p->pos = pos;
+            if (pos < end)
+                return XML_EV_NONE; /* a "]" or a UTF-8 sequence waits for more bytes */
+            continue;
+
+        case ST_DONE:
+            p->pos = (uint32_t)len; /* the peer has closed its stream; ignore the rest */
+            return XML_EV_NONE;
+
+        case ST_ERROR:
+            goto error;
+        }
+    }
+
+name_wait:
+    if (r == 0) {
+        if (p->pos >= (p->in_unit && p->unit_end < len ? p->unit_end : len) && p->pos < len) {
+            p->err = XML_ERR_POLICY_VIOLATION;
+            goto error;
+        }
+        return XML_EV_NONE;
+    }
+    p->err = (uint8_t)-r;
+error:
+    p->state = ST_ERROR;
+    ev->err = (enum xml_err)p->err;
+    return ev->kind = XML_EV_ERROR;
+}
+
+bool xml_attr_at(struct xml_parser *p, const char *buf, unsigned i, struct xml_attr *a)
+{
+    const char *ubuf = buf + p->unit_off;
+    for (unsigned k = 0; k < p->nattrs; k++) {
+        const struct xml_attr_rec *r = &p->w->attrs[k];
+        if (r->kind != ATTR_PLAIN || i-- != 0)
+            continue;
+        const char *qn = ubuf + r->name_off;
+        size_t skip = r->prefix_len ? r->prefix_len + 1u : 0u;
+        a->name = (struct xml_str){qn + skip, (uint32_t)(r->name_len - skip)};
+        a->raw = (struct xml_str){ubuf + r->val_off, r->val_len};
+        a->decode = r->decode;
+        a->ns = (struct xml_str){"", 0};
+        if (r->prefix_len) {
+            struct ns_ref ref;
+            if (ns_lookup(p, ubuf, qn, r->prefix_len, &ref))
+                ns_str(p, ubuf, &ref, &a->ns);
+        }
+        return true;
+    }
+    return false;
+}
