@@ -56,7 +56,7 @@ endif
 # Every folder that holds code becomes a static library of all its files but main.c;
 # a folder with a main.c is also a program. `common/` is linked into everything.
 DIRS      := common shm router c2s s2s bench
-dir_srcs   = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
+dir_srcs   = $(filter-out $(1)/main.c $(1)/%_main.c,$(wildcard $(1)/*.c))
 lib_of     = $(O)/lib/lib$(1).a
 LIBS      := $(foreach d,$(DIRS),$(if $(call dir_srcs,$(d)),$(call lib_of,$(d))))
 

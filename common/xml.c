@@ -585,15 +585,21 @@ static int known_attr(const char *name, size_t len, size_t prefix_len)
     }
 }
 
-static bool ns_equal_lit(struct xml_parser *p, const char *ubuf, const struct ns_ref *r,
-                         const char *lit)
+/* Is the namespace name r the literal lit (litlen bytes)? Decodes only when it must:
+ * decoding never lengthens, so a shorter raw value cannot match. */
+static bool ns_equal(struct xml_parser *p, const char *ubuf, const struct ns_ref *r,
+                     const char *lit, size_t litlen)
 {
+    if (r->len < litlen || (!r->decode && r->len != litlen))
+        return false;
     struct xml_str s;
     uint32_t mark = p->scratch_used;
-    bool eq = ns_str(p, ubuf, r, &s) && span_is(s.p, s.len, lit, strlen(lit));
+    bool eq = ns_str(p, ubuf, r, &s) && span_is(s.p, s.len, lit, litlen);
     p->scratch_used = mark;
     return eq;
 }
+
+#define ns_equal_lit(p, ubuf, r, lit) ns_equal((p), (ubuf), (r), lit, sizeof(lit) - 1)
 
 /* Namespace declarations of the tag: pushes each as a binding, after the checks of
  * Namespaces in XML §3 (reserved prefixes and names). Returns 0 or an XML_ERR_*. */
@@ -738,8 +744,8 @@ static int stream_open(struct xml_parser *p, const char *ubuf, const struct ns_r
         return XML_ERR_BAD_NAMESPACE_PREFIX;
     struct ns_ref def;
     ns_lookup(p, ubuf, "", 0, &def);
-    if (!ns_equal_lit(p, ubuf, &def,
-                      p->content == XML_CONTENT_SERVER ? XML_NS_SERVER : XML_NS_CLIENT))
+    if (p->content == XML_CONTENT_SERVER ? !ns_equal_lit(p, ubuf, &def, XML_NS_SERVER)
+                                         : !ns_equal_lit(p, ubuf, &def, XML_NS_CLIENT))
         return XML_ERR_INVALID_NAMESPACE;
 
     struct xml_work *w = p->w;

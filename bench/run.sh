@@ -1,0 +1,8 @@
+#!/bin/sh
+# `make bench`: runs every benchmark of bench/ against the build in $1 and prints the
+# figures that bench/RESULTS.md records. Performance goals live here, never in tests.
+set -eu
+O=${1:-build/release}
+cd "$(dirname "$0")/.."
+echo "== XML stream parser against expat (bench/xmlbench_main.c)"
+"$O/bin/xmlbench"
