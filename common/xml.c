@@ -110,8 +110,18 @@ struct ns_ref {
 
 static uint8_t cls[256];
 
+/* The bindings of a standalone stanza: jabber:client as the default namespace. */
+static union {
+    struct xml_stream_ns s;
+    char room[sizeof(struct xml_stream_ns) + sizeof XML_NS_CLIENT];
+} standalone;
+
 __attribute__((constructor)) static void cls_init(void)
 {
+    standalone.s.nbind = 1;
+    standalone.s.b[0].uri_len = sizeof XML_NS_CLIENT - 1;
+    memcpy(standalone.s.data, XML_NS_CLIENT, sizeof XML_NS_CLIENT - 1);
+
     for (int c = 0; c < 256; c++) {
         uint8_t k = 0;
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':')
@@ -422,8 +432,14 @@ void xml_init(struct xml_parser *p, const struct xml_limits *lim, enum xml_conte
 void xml_init_fragment(struct xml_parser *p, const struct xml_parser *stream, char *scratch,
                        size_t scratch_cap)
 {
-    xml_init(p, &stream->lim, (enum xml_content)stream->content, scratch, scratch_cap);
-    p->sns = stream->sns;
+    struct xml_limits lim = XML_LIMITS_DEFAULT;
+    if (stream) {
+        xml_init(p, &stream->lim, (enum xml_content)stream->content, scratch, scratch_cap);
+        p->sns = stream->sns;
+    } else {
+        xml_init(p, &lim, XML_CONTENT_CLIENT, scratch, scratch_cap);
+        p->sns = &standalone.s;
+    }
     p->state = ST_CONTENT;
     p->depth = 1;
     p->tokens = true;
@@ -846,6 +862,7 @@ static enum xml_ev_kind start_tag_done(struct xml_parser *p, const char *buf, bo
         p->top_name_off = name_off;
         p->top_name_len = (uint16_t)p->tag_name_len;
         p->top_prefix_len = (uint16_t)p->tag_prefix_len;
+        p->top_head_len = p->pos - p->unit_off;
         p->top_ns_sns = ens.src != NS_UNIT;
         p->top_ns_decode = ens.decode;
         p->top_ns_off = ens.off;
@@ -904,6 +921,7 @@ static enum xml_ev_kind end_element(struct xml_parser *p, const char *buf, struc
     p->in_unit = false;
     p->scratch_used = 0;
     ev->raw = (struct xml_str){ubuf, p->pos - p->unit_off};
+    ev->head_len = p->top_head_len;
     ev->name = (struct xml_str){ubuf + p->top_name_off +
                                     (p->top_prefix_len ? p->top_prefix_len + 1u : 0u),
                                 (uint32_t)(p->top_name_len -
@@ -1579,6 +1597,44 @@ error:
     p->state = ST_ERROR;
     ev->err = (enum xml_err)p->err;
     return ev->kind = XML_EV_ERROR;
+}
+
+size_t xml_stream_decls(const struct xml_parser *p, char *out, size_t cap)
+{
+    const struct xml_stream_ns *s = p->sns;
+    size_t n = 0;
+    for (unsigned i = 0; s && i < s->nbind; i++) {
+        if (!s->b[i].prefix_len)
+            continue;
+        /* URIs were decoded when copied; re-escape what an attribute cannot hold. */
+        size_t need = 7 + s->b[i].prefix_len + 2 + 1; /* ` xmlns:` p `='` uri `'` */
+        for (unsigned k = 0; k < s->b[i].uri_len; k++) {
+            char c = s->data[s->b[i].uri_off + k];
+            need += c == '&' ? 5 : c == '\'' ? 6 : c == '<' ? 4 : 1;
+        }
+        if (n + need <= cap) {
+            char *o = out + n;
+            memcpy(o, " xmlns:", 7);
+            o += 7;
+            memcpy(o, s->data + s->b[i].prefix_off, s->b[i].prefix_len);
+            o += s->b[i].prefix_len;
+            *o++ = '=';
+            *o++ = '\'';
+            for (unsigned k = 0; k < s->b[i].uri_len; k++) {
+                char c = s->data[s->b[i].uri_off + k];
+                const char *e = c == '&' ? "&amp;" : c == '\'' ? "&apos;" : c == '<' ? "&lt;" : NULL;
+                if (e) {
+                    memcpy(o, e, strlen(e));
+                    o += strlen(e);
+                } else {
+                    *o++ = c;
+                }
+            }
+            *o++ = '\'';
+        }
+        n += need;
+    }
+    return n;
 }
 
 bool xml_attr_at(struct xml_parser *p, const char *buf, unsigned i, struct xml_attr *a)

@@ -118,6 +118,7 @@ struct xml_event {
     uint16_t depth;       /* token mode: depth of the element (1 = the stanza element) */
     struct xml_str raw;   /* STREAM_OPEN: the header tag; STANZA: the whole element;
                              START/END: the tag; TEXT: the character data as received */
+    uint32_t head_len;    /* STANZA: bytes of its start tag (raw.len when <empty/>) */
     struct xml_str name;  /* local name (STREAM_OPEN, STANZA, START, END) */
     struct xml_str ns;    /* namespace name, decoded (STREAM_OPEN, STANZA, START) */
     struct xml_str attr[XML_ATTR_KNOWN]; /* decoded values (STREAM_OPEN, STANZA) */
@@ -145,7 +146,9 @@ void xml_init(struct xml_parser *p, const struct xml_limits *lim, enum xml_conte
 
 /* Prepares p to read one stanza previously reported by `stream` in token mode: START,
  * END and TEXT for every element and text run of it, with the namespaces in scope at the
- * stream's first level. p borrows stream's state: stream must outlive p. */
+ * stream's first level. p borrows stream's state: stream must outlive p. With stream
+ * NULL the stanza stands alone in the jabber:client namespace (a stanza that crossed a
+ * ring: c2s made it self-contained) under the default limits. */
 void xml_init_fragment(struct xml_parser *p, const struct xml_parser *stream, char *scratch,
                        size_t scratch_cap);
 
@@ -178,6 +181,11 @@ bool xml_attr_at(struct xml_parser *p, const char *buf, unsigned i, struct xml_a
  * lengthens) to out and returns the decoded length. Input must come from a span the
  * parser accepted. */
 size_t xml_decode(const char *raw, size_t len, bool attr, char *out);
+
+/* Writes ` xmlns:p='uri'` for every prefix the stream header bound, so a stanza flagged
+ * XML_F_STREAM_BIND can be made to stand alone. Returns the length needed; the output
+ * is complete only when that is at most cap. */
+size_t xml_stream_decls(const struct xml_parser *p, char *out, size_t cap);
 
 /* The element name of a stream error condition, e.g. "not-well-formed". */
 const char *xml_err_condition(enum xml_err err);
@@ -225,6 +233,7 @@ struct xml_parser {
     /* The first-level element in progress (token mode: the element of the last START). */
     uint32_t top_name_off;
     uint16_t top_name_len, top_prefix_len;
+    uint32_t top_head_len;
     uint32_t top_ns_off, top_ns_len; /* into the unit, or into sns when top_ns_sns */
     bool top_ns_sns, top_ns_decode;
     struct xml_known known[XML_ATTR_KNOWN];

@@ -26,7 +26,8 @@ struct xml_node {
 };
 
 /* Builds the tree of stanza[0..len), a span that `stream` reported as XML_EV_STANZA
- * (so namespaces bound on the stream header resolve). scratch as for xml_init().
+ * (so namespaces bound on the stream header resolve), or with stream NULL a standalone
+ * jabber:client stanza. scratch as for xml_init().
  * Returns the stanza element, or NULL when memory ran out. */
 struct xml_node *xml_tree_parse(const struct xml_parser *stream, const char *stanza, size_t len,
                                 struct arena *a, char *scratch, size_t scratch_cap);

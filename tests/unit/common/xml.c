@@ -424,6 +424,7 @@ static void test_release(void)
     CHECK_INT(xml_next(&p, buf, have, &ev), ==, XML_EV_STANZA);
     CHECK_INT(ev.raw.p - buf, ==, 0);
     CHECK_SPAN(ev.raw.p, ev.raw.len, "<message><body>x</body></message>");
+    CHECK_INT(ev.head_len, ==, 9);
     CHECK_INT(xml_release(&p), ==, have);
 
     /* Idle: the work area goes, and comes back for the next stanza. */
@@ -432,6 +433,7 @@ static void test_release(void)
     CHECK(p.w == NULL);
     memcpy(buf, "<presence id='7'/>", 18);
     CHECK_INT(xml_next(&p, buf, 18, &ev), ==, XML_EV_STANZA);
+    CHECK_INT(ev.head_len, ==, 18);
     CHECK_SPAN(ev.attr[XML_ATTR_ID].p, ev.attr[XML_ATTR_ID].len, "7");
 
     /* A restart forgets the stream. */
@@ -574,9 +576,36 @@ static void test_tree(void)
         CHECK_STR(xml_node_text(e, &a), "t");
     }
     CHECK_STR(xml_node_text(iq, &a), "");
+
+    /* A standalone stanza, as the router sees one, needs no stream. */
+    const char *alone = "<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>";
+    struct xml_node *t = xml_tree_parse(NULL, alone, strlen(alone), &a, scratch, sizeof scratch);
+    CHECK(t && xml_node_child(t, "ping", "urn:xmpp:ping"));
+    CHECK(t && strcmp(t->ns.p, "jabber:client") == 0);
+    CHECK(xml_tree_parse(NULL, "<iq><a></iq>", 12, &a, scratch, sizeof scratch) == NULL);
 out:
     xml_free(&p);
     arena_free(&a);
+}
+
+/* A stanza using a prefix bound on the stream header can be made to stand alone. */
+static void test_stream_decls(void)
+{
+    struct xml_limits lim = XML_LIMITS_DEFAULT;
+    struct xml_parser p;
+    struct xml_event ev;
+    char out[256];
+    const char *in = "<stream:stream xmlns='jabber:client' xmlns:x='urn:a&amp;b' " STREAM_NS
+                     "><message><x:y/></message>";
+
+    xml_init(&p, &lim, XML_CONTENT_CLIENT, scratch, sizeof scratch);
+    CHECK_INT(xml_next(&p, in, strlen(in), &ev), ==, XML_EV_STREAM_OPEN);
+    CHECK_INT(xml_next(&p, in, strlen(in), &ev), ==, XML_EV_STANZA);
+    CHECK(ev.flags & XML_F_STREAM_BIND);
+    size_t n = xml_stream_decls(&p, out, sizeof out);
+    CHECK_SPAN(out, n, " xmlns:x='urn:a&amp;b' xmlns:stream='http://etherx.jabber.org/streams'");
+    CHECK_INT(xml_stream_decls(&p, out, 10), ==, n); /* the length needed, even when short */
+    xml_free(&p);
 }
 
 static void test_conditions(void)
@@ -603,6 +632,7 @@ int main(void)
     RUN(test_random_splits);
     RUN(test_decode);
     RUN(test_tree);
+    RUN(test_stream_decls);
     RUN(test_conditions);
     return test_done("xml");
 }

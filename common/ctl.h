@@ -1,0 +1,32 @@
+/*
+ * ctl: the messages the supervisor and its children exchange over the socketpair each
+ * child inherits (SOCK_SEQPACKET, one message per packet). Types only: a cross-process
+ * ABI between binaries of one build.
+ *
+ * The dance when a process dies (ring.h, "Reset"): the supervisor reaps it, tells each
+ * survivor that shares rings with it (CTL_PEER_DOWN), waits for every CTL_PEER_RESET,
+ * then starts the replacement; once that one says CTL_READY, the survivors hear
+ * CTL_PEER_UP (a c2s then registers its sessions again with the new router).
+ */
+#ifndef STARLING_CTL_H
+#define STARLING_CTL_H
+
+#include <stdint.h>
+
+enum ctl_type {
+    CTL_READY = 1,  /* child -> supervisor: attached to the segment, serving */
+    CTL_PEER_DOWN,  /* supervisor -> child: arg (enum ctl_role) died; reset shared rings */
+    CTL_PEER_RESET, /* child -> supervisor: done */
+    CTL_PEER_UP,    /* supervisor -> child: arg's replacement is serving */
+    CTL_SHUTDOWN,   /* supervisor -> child: drain and exit (c2s: system-shutdown) */
+    CTL_RELOAD,     /* supervisor -> child: re-read what can change at run time */
+};
+
+enum ctl_role { CTL_ROLE_ROUTER, CTL_ROLE_C2S, CTL_ROLE_S2S };
+
+struct ctl_msg {
+    uint32_t type; /* enum ctl_type */
+    uint32_t arg;
+};
+
+#endif
