@@ -297,20 +297,18 @@ void store_client_free(struct store_client *cl)
     if (!cl)
         return;
     for (;;) {
+        /* Acquire: pairs with the worker's release decrement, after which it no longer
+         * touches cl. Read before draining: at zero, everything the worker pushed is in
+         * the stack this drain takes. */
+        bool idle = atomic_load_explicit(&cl->inflight, memory_order_acquire) == 0;
         for (struct store_req *req = drain(cl), *next; req; req = next) {
             next = req->next;
             req_release(cl, req);
         }
-        /* Acquire: pairs with the worker's release decrement, after which it no longer
-         * touches cl; everything it pushed before is in the stack for the last drain. */
-        if (atomic_load_explicit(&cl->inflight, memory_order_acquire) == 0)
+        if (idle)
             break;
         /* The eventfd may fire just before the decrement: a short timeout, not a spin. */
         poll(&(struct pollfd){.fd = cl->efd, .events = POLLIN}, 1, 10);
-    }
-    for (struct store_req *req = drain(cl), *next; req; req = next) {
-        next = req->next;
-        req_release(cl, req);
     }
     atomic_fetch_sub(&cl->st->clients, 1);
     close(cl->efd);
