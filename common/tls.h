@@ -24,7 +24,7 @@
  * write buffers as soon as they are empty, configuration used only by the handshake is shed
  * when it completes (SSL_set_shed_handshake_config) and the module stashes input only when
  * the caller asks it to. What remains is the SSL object, the record keys and the session.
- * tests/unit/common/tls.c measures it (tls_mem_test) and fails above TLS_IDLE_BUDGET bytes.
+ * tests/unit/common/tls.c measures it (mem_test) and fails above TLS_IDLE_BUDGET bytes.
  *
  * Channel binding (for SCRAM-*-PLUS, see sasl.h): tls_cb_exporter() (RFC 9266) and
  * tls_cb_server_end_point() (RFC 5929 §4.1) give the same bytes on both sides of a
@@ -44,16 +44,18 @@
 #define TLS_V12 0x0303 /* protocol versions as on the wire, for tls_opts and tls_version() */
 #define TLS_V13 0x0304
 
-#define TLS_EXPORTER_LEN  32   /* RFC 9266: tls-exporter channel binding length */
-#define TLS_END_POINT_MAX 64   /* largest tls-server-end-point value (SHA-512) */
-#define TLS_IDLE_BUDGET   6144 /* heap bytes an idle server connection may hold (goal) */
+#define TLS_EXPORTER_LEN  32 /* RFC 9266: tls-exporter channel binding length */
+#define TLS_END_POINT_MAX 64 /* largest tls-server-end-point value (SHA-512) */
+#define TLS_IDLE_BUDGET                                                                            \
+    4096 /* heap bytes an idle server connection may hold: TLS's share                             \
+            of the 6 KiB a whole idle connection may cost */
 
 struct tls_ctx;
 struct tls;
 
 /*
  * Takes ciphertext for the peer: must append all n bytes and return 0, or return a negative
- * errno. Called from inside tls_feed/tls_read/tls_handshake/tls_write/tls_close_notify.
+ * errno. Called from inside tls_read, tls_handshake, tls_write and tls_close_notify.
  */
 typedef int (*tls_sink_fn)(void *ud, const void *p, size_t n);
 
