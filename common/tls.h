@@ -46,9 +46,9 @@
 
 #define TLS_EXPORTER_LEN  32 /* RFC 9266: tls-exporter channel binding length */
 #define TLS_END_POINT_MAX 64 /* largest tls-server-end-point value (SHA-512) */
-#define TLS_IDLE_BUDGET                                                                            \
-    4096 /* heap bytes an idle server connection may hold: TLS's share                             \
-            of the 6 KiB a whole idle connection may cost */
+/* Heap bytes an idle server connection may hold: TLS's share of the 6 KiB a whole idle
+ * connection may cost. */
+#define TLS_IDLE_BUDGET 4096
 
 struct tls_ctx;
 struct tls;
