@@ -59,6 +59,7 @@ struct tls_ctx {
     uint8_t end_point[TLS_END_POINT_MAX];
     size_t end_point_len;
     int end_point_err; /* 0, or what tls_cb_server_end_point() returns instead */
+    void (*keylog)(const char *line);
 };
 
 struct tls {
@@ -206,6 +207,12 @@ static int accept_any_cert(int ok, X509_STORE_CTX *store)
     return 1;
 }
 
+static void keylog_cb(const SSL *ssl, const char *line)
+{
+    const struct tls_ctx *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    c->keylog(line);
+}
+
 static int end_point_hash(X509 *x, uint8_t out[TLS_END_POINT_MAX], size_t *len)
 {
     int md_nid, pkey_nid;
@@ -296,6 +303,11 @@ static struct tls_ctx *ctx_new(const struct tls_opts *o, bool server, char *err,
     if (o->ca_file && SSL_CTX_load_verify_locations(c->ssl, o->ca_file, NULL) != 1) {
         set_err(err, errlen, "loading trust roots", o->ca_file);
         goto fail_ssl;
+    }
+    if (o->keylog) {
+        c->keylog = o->keylog;
+        SSL_CTX_set_app_data(c->ssl, c);
+        SSL_CTX_set_keylog_callback(c->ssl, keylog_cb);
     }
     if (server) {
         /* Stateless tickets only: a session cache would hold memory for every client. */

@@ -19,6 +19,7 @@
 #include <openssl/digest.h>
 #include <openssl/ec_key.h>
 #include <openssl/evp.h>
+#include <openssl/hkdf.h>
 #include <openssl/nid.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -457,11 +458,66 @@ static void verify_test(void)
     tls_ctx_free(blind);
 }
 
+/* ---- RFC 8446 §7.5 exporter, recomputed from the key log ----------------------------- */
+
+static char keylog_lines[8][256];
+static int keylog_n;
+
+static void keylog(const char *line)
+{
+    if (keylog_n < 8)
+        snprintf(keylog_lines[keylog_n++], sizeof keylog_lines[0], "%s", line);
+}
+
+static void expand_label(const EVP_MD *md, const uint8_t *secret, size_t slen, const char *label,
+                         const uint8_t *ctx, size_t clen, uint8_t *out, size_t olen)
+{
+    uint8_t info[512];
+    size_t n = 0, ll = strlen(label);
+    info[n++] = (uint8_t)(olen >> 8);
+    info[n++] = (uint8_t)olen;
+    info[n++] = (uint8_t)(6 + ll);
+    memcpy(info + n, "tls13 ", 6);
+    n += 6;
+    memcpy(info + n, label, ll);
+    n += ll;
+    info[n++] = (uint8_t)clen;
+    memcpy(info + n, ctx, clen);
+    n += clen;
+    if (!HKDF_expand(out, olen, md, secret, slen, info, n))
+        abort();
+}
+
+/* TLS-Exporter("EXPORTER-Channel-Binding", no context, 32) from the EXPORTER_SECRET line. */
+static bool exporter_from_keylog(uint8_t out[32])
+{
+    uint8_t secret[64], empty_hash[64], derived[64];
+    size_t slen = 0;
+    for (int i = 0; i < keylog_n; i++) {
+        char hex[200];
+        if (sscanf(keylog_lines[i], "EXPORTER_SECRET %*s %199s", hex) != 1)
+            continue;
+        for (slen = 0; hex[2 * slen] && slen < sizeof secret; slen++)
+            sscanf(hex + 2 * slen, "%2hhx", &secret[slen]);
+    }
+    if (slen != 32 && slen != 48)
+        return false;
+    const EVP_MD *md = slen == 32 ? EVP_sha256() : EVP_sha384();
+    unsigned hl;
+    EVP_Digest("", 0, empty_hash, &hl, md, NULL);
+    expand_label(md, secret, slen, "EXPORTER-Channel-Binding", empty_hash, hl, derived, hl);
+    expand_label(md, derived, hl, "exporter", empty_hash, hl, out, 32);
+    return true;
+}
+
 static void exporter_case(uint16_t vmax)
 {
-    struct tls_ctx *sc = server_ctx(NULL, 0), *cc = client_ctx(NULL, vmax, NULL);
+    struct tls_opts so = {.cert_file = crt, .key_file = key, .keylog = keylog};
+    struct tls_ctx *sc = tls_ctx_new_server(&so, NULL, 0), *cc = client_ctx(NULL, vmax, NULL);
     struct pair p, p2;
     uint8_t a[TLS_EXPORTER_LEN], b[TLS_EXPORTER_LEN], c[TLS_EXPORTER_LEN], zero[32] = {0};
+
+    keylog_n = 0;
 
     memset(&p, 0, sizeof p);
     p.s.t = tls_new(sc, NULL, q_sink, &p.s.out);
@@ -473,6 +529,14 @@ static void exporter_case(uint16_t vmax)
     CHECK_INT(tls_cb_exporter(p.c.t, b), ==, 0);
     CHECK(memcmp(a, b, sizeof a) == 0);
     CHECK(memcmp(a, zero, sizeof a) != 0);
+    if (vmax == TLS_V13) {
+        /* The value RFC 9266 defines, computed here from the exporter secret. */
+        uint8_t want[32];
+        CHECK(exporter_from_keylog(want));
+        CHECK(memcmp(a, want, sizeof a) == 0);
+    } else {
+        CHECK_INT(keylog_n, ==, 1); /* TLS 1.2: CLIENT_RANDOM only */
+    }
     /* Another connection, another value. */
     pair_open(&p2, sc, cc, NULL);
     CHECK_INT(tls_cb_exporter(p2.s.t, c), ==, 0);
