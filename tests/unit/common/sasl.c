@@ -258,6 +258,29 @@ static void final_errors_test(void)
     rfc5802_variant("", SASL_MALFORMED_REQUEST);
 }
 
+/* A client that signs a nonce other than ours, correctly: only the nonce check stops it. */
+static void nonce_test(void)
+{
+    static const char *const wrong[] = {"abcdefgh", "abcdefghX", NULL};
+    for (int i = 0; i < 3; i++) {
+        struct sasl *s = new_sasl(&cfg, &no_tls);
+        struct sasl_event ev;
+        const char *first = "n,,n=user,r=abcdefgh";
+        start(s, "SCRAM-SHA-256", first, &ev);
+        sasl_creds(s, &pencil256, &ev);
+        char sfirst[1024], nonce[300];
+        snprintf(sfirst, sizeof sfirst, "%s", text_of(&ev));
+        sscanf(sfirst, "r=%255[^,]", nonce);
+        if (i == 2)
+            nonce[strlen(nonce) - 1] ^= 1; /* ours with its last character changed */
+        const char *n = wrong[i] ? wrong[i] : nonce;
+        const char *fin = client_final(SCRAM_SHA256, "pencil", first, sfirst, "n,,", 3, n, NULL);
+        enum sasl_ev r = step(s, fin, &ev);
+        CHECK_FAIL(s, ev, r, SASL_NOT_AUTHORIZED);
+        free_sasl(s);
+    }
+}
+
 /* An extension between nonce and proof is covered by the proof and otherwise ignored. */
 static void final_extension_test(void)
 {
@@ -903,6 +926,7 @@ int main(void)
     RUN(rfc7677_test);
     RUN(final_errors_test);
     RUN(final_extension_test);
+    RUN(nonce_test);
     RUN(first_syntax_test);
     RUN(authzid_test);
     RUN(plus_test);
