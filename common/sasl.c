@@ -252,28 +252,30 @@ static bool authzid_ok(const struct sasl *s, const char *a, size_t n)
 }
 
 /*
- * Credentials for a user that does not exist: derived from the configured secret and the
- * name, so that repeated attempts see the same salt, as they would for a real account.
+ * Credentials for a user that does not exist. The salt is all a client ever sees of them:
+ * it comes from the configured secret and the name, so that repeated attempts see the same
+ * salt, as they would for a real account. The keys only have to match no proof; they reuse
+ * the same MAC. sasl_creds() computes the MAC for real users too, so that both paths cost
+ * one HMAC and take the same time.
  */
-static void fake_creds(struct sasl *s, enum scram_hash h)
+static void fake_mac(const struct sasl *s, enum scram_hash h, uint8_t mac[SCRAM_KEY_MAX])
 {
-    uint8_t mac[SCRAM_KEY_MAX];
     uint8_t label[1 + SASL_USER_MAX];
-    size_t un = strlen(s->user), hl = scram_hash_len(h);
+    size_t un = strlen(s->user);
+    label[0] = (uint8_t)h;
+    memcpy(label + 1, s->user, un);
+    scram_hmac(SCRAM_SHA256, s->cfg->secret, sizeof s->cfg->secret, label, 1 + un, mac);
+}
 
+static void fake_creds(struct sasl *s, enum scram_hash h, const uint8_t mac[SCRAM_KEY_MAX])
+{
+    size_t hl = scram_hash_len(h);
     memset(&s->creds, 0, sizeof s->creds);
     s->creds.hash = h;
     s->creds.iterations = s->cfg->fake_iterations ? s->cfg->fake_iterations : SCRAM_MIN_ITERATIONS;
     s->creds.salt_len = SCRAM_SALT_LEN;
-    memcpy(label + 1, s->user, un);
-    label[0] = (uint8_t)('s' + h); /* salt */
-    scram_hmac(SCRAM_SHA256, s->cfg->secret, sizeof s->cfg->secret, label, 1 + un, mac);
     memcpy(s->creds.salt, mac, SCRAM_SALT_LEN);
-    label[0] = (uint8_t)('k' + h); /* keys */
-    scram_hmac(SCRAM_SHA256, s->cfg->secret, sizeof s->cfg->secret, label, 1 + un, mac);
     memcpy(s->creds.stored_key, mac, hl);
-    label[0] = (uint8_t)('v' + h);
-    scram_hmac(SCRAM_SHA256, s->cfg->secret, sizeof s->cfg->secret, label, 1 + un, mac);
     memcpy(s->creds.server_key, mac, hl);
     s->fake = true;
 }
@@ -663,11 +665,13 @@ enum sasl_ev sasl_creds(struct sasl *s, const struct scram_creds *c, struct sasl
         return fail(s, SASL_MALFORMED_REQUEST, ev);
     if (c && (c->hash != h || !scram_creds_valid(c)))
         return fail(s, SASL_TEMPORARY_AUTH_FAILURE, ev); /* the store gave us garbage */
+    uint8_t mac[SCRAM_KEY_MAX];
+    fake_mac(s, h, mac); /* for every user: see fake_creds() */
     if (c) {
         s->creds = *c;
         s->fake = false;
     } else {
-        fake_creds(s, h);
+        fake_creds(s, h, mac);
     }
     if (s->mech == SASL_PLAIN) {
         s->state = ST_WAIT_VERIFY;
