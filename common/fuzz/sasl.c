@@ -107,6 +107,8 @@ static const char *as_text(const uint8_t *m, size_t n, bool raw, char *buf, size
     return buf;
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool ready;
