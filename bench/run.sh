@@ -6,3 +6,7 @@ O=${1:-build/release}
 cd "$(dirname "$0")/.."
 echo "== XML stream parser against expat (bench/xmlbench_main.c)"
 "$O/bin/xmlbench"
+echo "== SASL: server CPU per login (bench/sasl_main.c)"
+"$O/bin/sasl"
+echo "== TLS: server CPU per handshake, heap per idle connection (bench/tls_main.c)"
+"$O/bin/tls"
