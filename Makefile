@@ -27,6 +27,13 @@ endif
 
 ANDROID_LIB := /usr/lib/x86_64-linux-gnu/android
 
+# LTO objects need the compiler's own archiver for the symbol index.
+ifneq ($(findstring clang,$(CC)),)
+AR_LTO := llvm-ar
+else
+AR_LTO := gcc-ar
+endif
+
 # Headers of BoringSSL come first so the system OpenSSL headers are never seen.
 CPPFLAGS := -I/usr/include/android -I. -D_GNU_SOURCE -MMD -MP
 CFLAGS   := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -35,6 +42,10 @@ LDFLAGS  := -pthread -Wl,--as-needed -L$(ANDROID_LIB) -Wl,-rpath,$(ANDROID_LIB)
 LDLIBS   := -luring -lxxhash -lidn -lconfig -lsqlite3 -lnanomsg \
             -l:libssl.so.0 -l:libcrypto.so.0 -lm
 
+# jemalloc is every process's allocator. --as-needed would drop it under LTO, where the
+# linker sees no reference to malloc when it decides, hence no-as-needed around it.
+JEMALLOC := -Wl,--no-as-needed -ljemalloc -Wl,--as-needed
+
 ifneq ($(SAN),)
 O       := build/san
 CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=$(SAN) -fno-sanitize-recover=all
@@ -42,12 +53,12 @@ LDFLAGS += -fsanitize=$(SAN)
 else ifeq ($(BUILD),debug)
 O       := build/debug
 CFLAGS  += -O0 -g3
-LDLIBS  += -ljemalloc
+LDLIBS  += $(JEMALLOC)
 else ifeq ($(BUILD),release)
 O       := build/release
 CFLAGS  += -O2 -flto=auto
 LDFLAGS += -O2 -flto=auto
-LDLIBS  += -ljemalloc
+LDLIBS  += $(JEMALLOC)
 else
 $(error BUILD must be release or debug, not '$(BUILD)')
 endif
@@ -61,11 +72,11 @@ lib_of     = $(O)/lib/lib$(1).a
 LIBS      := $(foreach d,$(DIRS),$(if $(call dir_srcs,$(d)),$(call lib_of,$(d))))
 
 # program name <- folder
-PROG_starling        := supervisor
+PROG_starling        := common/supervisor
 PROG_starling-c2s    := c2s
 PROG_starling-router := router
 PROG_starling-s2s    := s2s
-PROG_starlingctl     := ctl
+PROG_starlingctl     := common/ctl
 PROGS := $(foreach p,starling starling-c2s starling-router starling-s2s starlingctl,\
            $(if $(wildcard $(PROG_$(p))/main.c),$(O)/bin/$(p)))
 
@@ -110,12 +121,14 @@ define lib_rule
 $(call lib_of,$(1)): $(patsubst %.c,$(O)/obj/%.o,$(call dir_srcs,$(1)))
 	$$(call say,AR,$$@)
 	$(Q)mkdir -p $$(@D)
-	$(Q)rm -f $$@ && $(if $(filter release,$(BUILD)),gcc-ar,ar) rcs $$@ $$^
+	$(Q)rm -f $$@ && $(AR_LTO) rcs $$@ $$^
 endef
 $(foreach d,$(DIRS),$(if $(call dir_srcs,$(d)),$(eval $(call lib_rule,$(d)))))
 
 # A program links its own folder's library, then shm and common.
-link_libs = $(filter $(call lib_of,$(1)) $(call lib_of,shm) $(call lib_of,common),$(LIBS))
+# Static libraries in dependency order: the folder's own, then shm, then common.
+link_libs = $(foreach l,$(call lib_of,$(1)) $(call lib_of,shm) $(call lib_of,common),\
+              $(filter $(l),$(LIBS)))
 
 define prog_rule
 $(O)/bin/$(1): $(O)/obj/$(PROG_$(1))/main.o $(call link_libs,$(PROG_$(1)))
@@ -154,7 +167,7 @@ build/fuzz/$(subst /fuzz/,-,$(basename $(1))): $(1) $(call fuzz_dir_srcs,$(first
 	$$(call say,FUZZ-CC,$$@)
 	$(Q)mkdir -p $$(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $$@ $(1) $(call fuzz_dir_srcs,$(firstword $(subst /, ,$(1)))) \
-	    -L$(ANDROID_LIB) -Wl,-rpath,$(ANDROID_LIB) $(filter-out -ljemalloc,$(LDLIBS))
+	    -L$(ANDROID_LIB) -Wl,-rpath,$(ANDROID_LIB) $(filter-out $(JEMALLOC),$(LDLIBS))
 endef
 $(foreach f,$(FUZZ_SRCS),$(eval $(call fuzz_rule,$(f))))
 

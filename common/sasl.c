@@ -11,7 +11,15 @@
  *   not-authorized     everything about credentials and binding: wrong proof or password,
  *                      unknown user, a user name nodeprep rejects, a nonce that is not ours,
  *                      channel-binding data or type that does not match, and the 'y'
- *                      downgrade when we offered -PLUS (RFC 5802 §6)
+ *                      downgrade (RFC 5802 §6, read as below)
+ *
+ * The 'y' flag says "I can bind, but you do not seem to". A client that predates XEP-0440
+ * can only bind with RFC 5802's default, tls-unique, which TLS 1.3 does not have (RFC 9266):
+ * over TLS 1.3 such a client rightly finds no binding it shares with us and says 'y' even
+ * though -PLUS was on offer (slixmpp does exactly that). So 'y' is refused as a downgrade
+ * only when tls-unique was available on the connection and -PLUS was offered; elsewhere a
+ * stripped -PLUS list cannot be told from an old client, and protection against that is
+ * XEP-0474's business.
  *   invalid-authzid    an authzid other than the user's own bare JID
  */
 #include "common/sasl.h"
@@ -84,6 +92,8 @@ const char *sasl_cb_name(enum sasl_cb cb)
         return "tls-exporter";
     case SASL_CB_TLS_SERVER_END_POINT:
         return "tls-server-end-point";
+    case SASL_CB_TLS_UNIQUE:
+        return "tls-unique";
     }
     return NULL;
 }
@@ -105,7 +115,9 @@ static enum scram_hash mech_hash(enum sasl_mech m)
 
 unsigned sasl_cb_offer(const struct sasl_tls *tls)
 {
-    return tls->active ? tls->cb & (SASL_CB_TLS_EXPORTER | SASL_CB_TLS_SERVER_END_POINT) : 0;
+    return tls->active ? tls->cb & (SASL_CB_TLS_EXPORTER | SASL_CB_TLS_SERVER_END_POINT |
+                                    SASL_CB_TLS_UNIQUE)
+                       : 0;
 }
 
 unsigned sasl_offer(const struct sasl_config *cfg, const struct sasl_tls *tls)
@@ -417,6 +429,8 @@ static enum sasl_ev scram_first(struct sasl *s, const char *m, size_t n, struct 
             cb = SASL_CB_TLS_EXPORTER;
         else if ((size_t)(p - q) == 20 && memcmp(q, "tls-server-end-point", 20) == 0)
             cb = SASL_CB_TLS_SERVER_END_POINT;
+        else if ((size_t)(p - q) == 10 && memcmp(q, "tls-unique", 10) == 0)
+            cb = SASL_CB_TLS_UNIQUE;
         s->gs2_flag = 'p';
         p++;
     } else {
@@ -456,8 +470,9 @@ static enum sasl_ev scram_first(struct sasl *s, const char *m, size_t n, struct 
     /* The gs2 flag against the mechanism and what we offered (RFC 5802 §6). */
     if (plus != (s->gs2_flag == 'p'))
         return fail(s, SASL_MALFORMED_REQUEST, ev);
-    if (s->gs2_flag == 'y' && (sasl_offer(s->cfg, &s->tls) & PLUS_MECHS))
-        return fail(s, SASL_NOT_AUTHORIZED, ev); /* a downgrade: we did offer binding */
+    if (s->gs2_flag == 'y' && (sasl_offer(s->cfg, &s->tls) & PLUS_MECHS) &&
+        (sasl_cb_offer(&s->tls) & SASL_CB_TLS_UNIQUE))
+        return fail(s, SASL_NOT_AUTHORIZED, ev); /* a downgrade: see the top of this file */
     if (plus && !(cb & sasl_cb_offer(&s->tls)))
         return fail(s, SASL_NOT_AUTHORIZED, ev); /* a type we do not support or have */
     s->cb = cb;
@@ -572,6 +587,9 @@ static enum sasl_ev scram_final(struct sasl *s, const char *m, size_t n, struct 
     } else if (s->cb == SASL_CB_TLS_SERVER_END_POINT) {
         memcpy(want + want_len, s->tls.end_point, s->tls.end_point_len);
         want_len += s->tls.end_point_len;
+    } else if (s->cb == SASL_CB_TLS_UNIQUE) {
+        memcpy(want + want_len, s->tls.unique, s->tls.unique_len);
+        want_len += s->tls.unique_len;
     }
     bool cb_ok = cbind_len == want_len && CRYPTO_memcmp(cbind, want, want_len) == 0;
 

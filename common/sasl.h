@@ -53,6 +53,7 @@ enum sasl_mech {
 enum sasl_cb {
     SASL_CB_TLS_EXPORTER = 1u << 0,         /* RFC 9266 */
     SASL_CB_TLS_SERVER_END_POINT = 1u << 1, /* RFC 5929 §4.1 */
+    SASL_CB_TLS_UNIQUE = 1u << 2,           /* RFC 5929 §3, TLS 1.2 only (RFC 9266) */
 };
 
 /* Failure conditions of RFC 6120 §6.5. */
@@ -105,6 +106,8 @@ struct sasl_tls {
     uint8_t exporter[32];
     uint8_t end_point[64];
     size_t end_point_len;
+    uint8_t unique[64]; /* tls-unique: the first Finished message of the handshake */
+    size_t unique_len;
 };
 
 /*

@@ -560,6 +560,20 @@ int tls_cb_exporter(const struct tls *t, uint8_t out[TLS_EXPORTER_LEN])
     return 0;
 }
 
+int tls_cb_unique(const struct tls *t, uint8_t out[TLS_END_POINT_MAX], size_t *len)
+{
+    if (!SSL_is_init_finished(t->ssl))
+        return -EAGAIN;
+    if (SSL_version(t->ssl) >= TLS1_3_VERSION ||
+        (SSL_session_reused(t->ssl) && !SSL_get_extms_support(t->ssl)))
+        return -ENOTSUP;
+    if (!SSL_get_tls_unique(t->ssl, out, len, TLS_END_POINT_MAX)) {
+        ERR_clear_error();
+        return -EIO;
+    }
+    return 0;
+}
+
 int tls_cb_server_end_point(const struct tls *t, uint8_t out[TLS_END_POINT_MAX], size_t *len)
 {
     if (!SSL_is_init_finished(t->ssl))

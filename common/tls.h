@@ -165,6 +165,11 @@ int tls_cb_exporter(const struct tls *t, uint8_t out[TLS_EXPORTER_LEN]);
  */
 int tls_cb_server_end_point(const struct tls *t, uint8_t out[TLS_END_POINT_MAX], size_t *len);
 
+/* tls-unique (RFC 5929 §3): the first Finished message of the handshake, which both ends
+ * can read. TLS 1.2 only: -ENOTSUP on TLS 1.3 (RFC 9266 §4) and, as RFC 7627 asks, on a
+ * resumed TLS 1.2 session without extended master secret; -EAGAIN before the handshake. */
+int tls_cb_unique(const struct tls *t, uint8_t out[TLS_END_POINT_MAX], size_t *len);
+
 /*
  * Writes a new EC P-256 key (PKCS#8 PEM, mode 0600) to key_path and a self-signed
  * certificate for common_name (subjectAltName DNS:common_name, SHA-256, valid from an hour

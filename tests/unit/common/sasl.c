@@ -23,7 +23,8 @@ static struct sasl_config cfg_plain = {
              SASL_MECH_BIT(SASL_SCRAM_SHA256_PLUS),
 };
 static const struct sasl_tls no_tls = {0};
-static struct sasl_tls tls_server_side, tls_client_side, tls_other; /* from real TLS */
+static struct sasl_tls tls_server_side, tls_client_side, tls_other; /* from real TLS 1.3 */
+static struct sasl_tls tls12_server_side, tls12_client_side;         /* and TLS 1.2 */
 static struct scram_creds pencil1, pencil256; /* "user"/"pencil", the RFCs' salts */
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -422,6 +423,21 @@ static void plus_test(void)
                         "pencil", ct->end_point, ct->end_point_len, &ev),
               ==, SASL_EV_SUCCESS);
     CHECK_STR(last_user, "user");
+
+    /* tls-unique exists on TLS 1.2 only; both ends agree on it there. */
+    CHECK(!(st->cb & SASL_CB_TLS_UNIQUE));
+    CHECK(tls12_server_side.cb & SASL_CB_TLS_UNIQUE);
+    CHECK_INT(tls12_server_side.unique_len, ==, 12);
+    CHECK_INT(scram_run(&cfg, &tls12_server_side, "SCRAM-SHA-256-PLUS", cb_first("p=tls-unique"),
+                        &pencil256, "pencil", tls12_client_side.unique,
+                        tls12_client_side.unique_len, &ev),
+              ==, SASL_EV_SUCCESS);
+    uint8_t bad[64];
+    memcpy(bad, tls12_client_side.unique, tls12_client_side.unique_len);
+    bad[0] ^= 1;
+    CHECK_INT(scram_run(&cfg, &tls12_server_side, "SCRAM-SHA-1-PLUS", cb_first("p=tls-unique"),
+                        &pencil1, "pencil", bad, tls12_client_side.unique_len, &ev),
+              ==, SASL_EV_FAILURE);
 }
 
 static void plus_wrong_test(void)
@@ -452,6 +468,8 @@ static void plus_wrong_test(void)
 
     /* A type we do not support, or support but do not have on this connection. */
     first_case(&cfg, st, "SCRAM-SHA-256-PLUS", "p=tls-unique,,n=user,r=abc", SASL_NOT_AUTHORIZED,
+               NULL); /* TLS 1.3 */
+    first_case(&cfg, st, "SCRAM-SHA-256-PLUS", "p=tls-unicorn,,n=user,r=abc", SASL_NOT_AUTHORIZED,
                NULL);
     struct sasl_tls only_exporter = *st;
     only_exporter.cb = SASL_CB_TLS_EXPORTER;
@@ -471,16 +489,21 @@ static void plus_wrong_test(void)
                SASL_INVALID_MECHANISM, NULL);
 }
 
-/* RFC 5802 §6: 'y' means "I could bind but you do not seem to": a lie if we offered -PLUS. */
+/* RFC 5802 §6: 'y' means "I could bind but you do not seem to": a lie if we offered -PLUS
+ * and tls-unique, the one binding every SCRAM-PLUS client knows, was there (TLS 1.2). */
 static void downgrade_test(void)
 {
     struct sasl_event ev;
-    enum sasl_ev r = scram_run(&cfg, &tls_server_side, "SCRAM-SHA-256", "y,,n=user,r=abc",
+    enum sasl_ev r = scram_run(&cfg, &tls12_server_side, "SCRAM-SHA-256", "y,,n=user,r=abc",
                                &pencil256, "pencil", NULL, 0, &ev);
     CHECK_FAIL(0, ev, r, SASL_NOT_AUTHORIZED);
-    r = scram_run(&cfg, &tls_server_side, "SCRAM-SHA-1", "y,,n=user,r=abc", &pencil1, "pencil",
+    r = scram_run(&cfg, &tls12_server_side, "SCRAM-SHA-1", "y,,n=user,r=abc", &pencil1, "pencil",
                   NULL, 0, &ev);
     CHECK_FAIL(0, ev, r, SASL_NOT_AUTHORIZED);
+    /* TLS 1.3 has no tls-unique: an older client that only knows it says 'y' honestly. */
+    CHECK_INT(scram_run(&cfg, &tls_server_side, "SCRAM-SHA-256", "y,,n=user,r=abc", &pencil256,
+                        "pencil", NULL, 0, &ev),
+              ==, SASL_EV_SUCCESS);
     /* TLS without binding data, or a host that does not allow -PLUS: 'y' is honest. */
     struct sasl_tls nocb = tls_server_side;
     nocb.cb = 0;
@@ -861,6 +884,8 @@ static void fill(struct sasl_tls *st, struct tls *t)
         st->cb |= SASL_CB_TLS_EXPORTER;
     if (tls_cb_server_end_point(t, st->end_point, &st->end_point_len) == 0)
         st->cb |= SASL_CB_TLS_SERVER_END_POINT;
+    if (tls_cb_unique(t, st->unique, &st->unique_len) == 0)
+        st->cb |= SASL_CB_TLS_UNIQUE;
 }
 
 /* Two real TLS 1.3 connections: binding data for both ends of one, and of another. */
@@ -877,9 +902,12 @@ static int tls_setup(void)
     if (tls_selfsigned_write(crt, key, "localhost", 1) != 0)
         goto out;
     struct tls_opts so = {.cert_file = crt, .key_file = key}, co = {0};
+    struct tls_opts so12 = {.cert_file = crt, .key_file = key, .max_version = TLS_V12};
     struct tls_ctx *sc = tls_ctx_new_server(&so, NULL, 0), *cc = tls_ctx_new_client(&co, NULL, 0);
-    for (int i = 0; i < 2; i++) {
-        struct tls *s = tls_new(sc, NULL, q_sink, &sq), *c = tls_new(cc, NULL, q_sink, &cq);
+    struct tls_ctx *sc12 = tls_ctx_new_server(&so12, NULL, 0);
+    for (int i = 0; i < 3; i++) {
+        struct tls *s = tls_new(i == 2 ? sc12 : sc, NULL, q_sink, &sq);
+        struct tls *c = tls_new(cc, NULL, q_sink, &cq);
         tls_handshake(c);
         pump(c, &cq, s, &sq);
         if (!tls_handshake_done(s) || !tls_handshake_done(c))
@@ -887,8 +915,11 @@ static int tls_setup(void)
         if (i == 0) {
             fill(&tls_server_side, s);
             fill(&tls_client_side, c);
-        } else {
+        } else if (i == 1) {
             fill(&tls_other, c);
+        } else {
+            fill(&tls12_server_side, s);
+            fill(&tls12_client_side, c);
         }
         tls_free(s);
         tls_free(c);
@@ -899,6 +930,7 @@ static int tls_setup(void)
         rc = -1;
 out_ctx:
     tls_ctx_free(sc);
+    tls_ctx_free(sc12);
     tls_ctx_free(cc);
 out:
     unlink(crt);

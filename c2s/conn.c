@@ -1,0 +1,155 @@
+/*
+ * conn.c: the per-thread pool of connections and their output.
+ *
+ * Slots are preallocated per thread (c2s.max_connections / threads); a connection's id
+ * is (thread, slot, generation), so anything addressed to a slot reused since is
+ * recognised. Output is double-buffered: `out` is what the kernel may be reading for an
+ * in-flight send and is never reallocated meanwhile; new bytes gather in `next` and go
+ * out in one send when the previous one completes.
+ */
+#include "c2s/c2s.h"
+#include "common/log.h"
+#include "common/sasl.h"
+#include "common/tls.h"
+#include "shm/proto.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A client that does not read its stream gets this much queued, then is dropped. */
+#define OUT_MAX (8u << 20)
+
+struct conn *conn_new(struct c2s_thread *t, int fd, bool direct_tls)
+{
+    if (!t->nfree)
+        return NULL;
+    uint32_t slot = t->free_slots[--t->nfree];
+    struct conn *c = &t->conns[slot];
+    uint32_t gen = c->gen;
+    memset(c, 0, sizeof *c);
+    c->t = t;
+    c->slot = slot;
+    c->gen = gen;
+    c->fd = fd;
+    c->last_rx = c->last_tx = t->now;
+    if (direct_tls)
+        c->flags |= CONN_F_DIRECT;
+    t->live++;
+    stream_start(c);
+    return c;
+}
+
+uint64_t conn_id(const struct conn *c)
+{
+    return proto_conn_id(PROTO_FE_C2S, c->t->idx, c->slot, c->gen);
+}
+
+struct conn *conn_by_id(struct c2s_thread *t, uint64_t id)
+{
+    uint32_t slot = PROTO_CONN_SLOT(id);
+    if (slot >= t->nconns)
+        return NULL;
+    struct conn *c = &t->conns[slot];
+    if (c->state == CONN_FREE || (c->gen & 0xFFFFFFu) != PROTO_CONN_GEN(id))
+        return NULL;
+    return c;
+}
+
+/* Ciphertext from TLS, and plaintext when there is no TLS, land here. */
+static int queue(void *ud, const void *p, size_t n)
+{
+    struct conn *c = ud;
+    struct buf *b = (c->ops & CONN_OP_SEND) ? &c->next : &c->out;
+    if (buf_used(&c->out) + buf_used(&c->next) + n > OUT_MAX) {
+        LOG_RL(LOG_LEVEL_WARN, "conn %u: client does not read, %u bytes queued: dropped",
+               c->slot, buf_used(&c->out) + buf_used(&c->next));
+        buf_free(&c->next);
+        if (!(c->ops & CONN_OP_SEND))
+            buf_free(&c->out);
+        conn_close(c);
+        return -ENOBUFS;
+    }
+    return buf_append(b, p, n);
+}
+
+void conn_write(struct conn *c, const char *p, size_t n)
+{
+    if (c->state == CONN_FREE || (c->flags & CONN_F_DEAD))
+        return;
+    int err = c->tls && (c->flags & CONN_F_TLS) ? tls_write(c->tls, p, n) : queue(c, p, n);
+    if (err < 0) {
+        c->flags |= CONN_F_DEAD;
+        conn_close(c);
+        return;
+    }
+    c->last_tx = c->t->now;
+    loop_kick_send(c);
+}
+
+void conn_puts(struct conn *c, const char *s)
+{
+    conn_write(c, s, strlen(s));
+}
+
+int conn_start_tls(struct conn *c)
+{
+    c->tls = tls_new(c->t->tls, NULL, queue, c);
+    return c->tls ? 0 : -ENOMEM;
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_FREE)
+        return;
+    if (c->flags & CONN_F_BOUND)
+        route_unbind(c);
+    c->flags &= (uint16_t)~(CONN_F_BOUND | CONN_F_PAUSED | CONN_F_WAIT);
+    c->state = CONN_CLOSING;
+    /* Give a slow reader a few seconds to take our last words. */
+    c->deadline = c->t->now + 5;
+    if (c->tls && (c->flags & CONN_F_TLS))
+        tls_close_notify(c->tls);
+    loop_cancel_recv(c);
+    loop_kick_send(c);
+}
+
+void conn_release(struct conn *c)
+{
+    struct c2s_thread *t = c->t;
+    close(c->fd);
+    xml_free(&c->xp);
+    buf_free(&c->in);
+    buf_free(&c->out);
+    buf_free(&c->next);
+    buf_free(&c->held);
+    buf_free(&c->presence);
+    tls_free(c->tls);
+    if (c->sasl)
+        sasl_wipe(c->sasl);
+    free(c->sasl);
+    free(c->user);
+    free(c->jid);
+    free(c->from_attr);
+    free(c->iq_id);
+    c->tls = NULL;
+    c->sasl = NULL;
+    c->user = c->jid = c->from_attr = c->iq_id = NULL;
+    c->state = CONN_FREE;
+    c->gen = (c->gen + 1) & 0xFFFFFFu;
+    t->free_slots[t->nfree++] = c->slot;
+    t->live--;
+}
+
+void conn_trim(struct conn *c)
+{
+    if (c->state == CONN_FREE)
+        return;
+    xml_trim(&c->xp);
+    buf_trim(&c->in);
+    if (!(c->ops & CONN_OP_SEND))
+        buf_trim(&c->out);
+    buf_trim(&c->next);
+}

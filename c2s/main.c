@@ -1,0 +1,282 @@
+/*
+ * starling-c2s: the client front end process. Started by the supervisor (common/args.h);
+ * runs c2s.threads io_uring threads (loop.c); its main thread serves the control socket
+ * and signals, and hands requests to the threads through their ctl word and bell.
+ */
+#include "c2s/c2s.h"
+#include "common/args.h"
+#include "common/ctl.h"
+#include "common/log.h"
+#include "common/sasl.h"
+#include "common/store.h"
+#include "common/tls.h"
+#include "shm/proto.h"
+#include "shm/topo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct c2s_thread *threads;
+static unsigned nthreads;
+static struct sasl_config sasl_cfg;
+
+/* The secret unknown users' fake SCRAM credentials derive from (sasl.h) must not change
+ * across restarts, or a client could tell unknown users from known ones: it lives in a
+ * file beside the database, made on first start. */
+static int load_secret(const struct config *cfg, uint8_t out[32])
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s.secret", cfg->storage.path ? cfg->storage.path : "starling");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, out, 32);
+        close(fd);
+        if (n == 32)
+            return 0;
+    }
+    if (getrandom(out, 32, 0) != 32)
+        return -EIO;
+    char tmp[4100];
+    snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    bool ok = write(fd, out, 32) == 32 && fsync(fd) == 0;
+    close(fd);
+    /* Another process may have won the race: theirs stands, and we read it. */
+    if (!ok || link(tmp, path) < 0) {
+        unlink(tmp);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, out, 32) : -1;
+        if (fd >= 0)
+            close(fd);
+        return n == 32 ? 0 : -EIO;
+    }
+    unlink(tmp);
+    return 0;
+}
+
+static void *thread_main(void *arg)
+{
+    struct c2s_thread *t = arg;
+    char label[32];
+    snprintf(label, sizeof label, "thread %u", t->idx);
+    log_thread_set(label);
+    int err = loop_run(t);
+    if (err < 0) {
+        LOG_ERROR("c2s thread %u stopped: %s", t->idx, strerror(-err));
+        exit(1); /* the supervisor restarts the process */
+    }
+    return NULL;
+}
+
+/* Hands a request to every thread and waits until each has done it. */
+static void to_threads(unsigned req)
+{
+    unsigned before[256];
+    for (unsigned i = 0; i < nthreads; i++) {
+        before[i] = atomic_load_explicit(&threads[i].ctl_done, memory_order_acquire);
+        /* Pairs with the thread's acquire load in loop_run(). */
+        atomic_store_explicit(&threads[i].ctl, req, memory_order_release);
+        bell_ring(&threads[i].bell);
+    }
+    if (req == C2S_CTL_STOP)
+        return;
+    for (unsigned i = 0; i < nthreads; i++)
+        while (atomic_load_explicit(&threads[i].ctl_done, memory_order_acquire) == before[i])
+            usleep(1000);
+}
+
+static int attach(struct c2s_thread *t, const struct seg *seg, const struct config *cfg,
+                  const int *bell_fds)
+{
+    unsigned ns = topo_shards(cfg);
+    t->nshards = ns;
+    t->to_shard = calloc(ns, sizeof *t->to_shard);
+    t->from_shard = calloc(ns, sizeof *t->from_shard);
+    t->dirty = calloc(ns, sizeof *t->dirty);
+    t->backlog = calloc(ns, sizeof *t->backlog);
+    struct bell *shard_bells = calloc(ns, sizeof *shard_bells);
+    if (!t->to_shard || !t->from_shard || !t->dirty || !t->backlog || !shard_bells)
+        return -ENOMEM;
+    uint32_t mine = topo_bell_c2s(cfg, t->idx);
+    int err = bell_attach(&t->bell, seg_bell(seg, mine), bell_fds[mine]);
+    for (unsigned s = 0; !err && s < ns; s++) {
+        uint32_t b = topo_bell_shard(cfg, s);
+        err = bell_attach(&shard_bells[s], seg_bell(seg, b), bell_fds[b]);
+        if (!err)
+            err = ring_attach(&t->to_shard[s], seg_ring(seg, topo_ring_up(cfg, t->idx, s)),
+                              &shard_bells[s], PROTO_KIND_MAX - 1);
+        if (!err)
+            err = ring_attach(&t->from_shard[s], seg_ring(seg, topo_ring_down(cfg, t->idx, s)),
+                              &shard_bells[s], PROTO_KIND_MAX - 1);
+    }
+    if (err)
+        return err;
+
+    t->nconns = (uint32_t)((cfg->c2s.max_connections + nthreads - 1) / nthreads);
+    /* calloc'd slots cost no memory until a connection touches them. */
+    t->conns = calloc(t->nconns, sizeof *t->conns);
+    t->free_slots = malloc(t->nconns * sizeof *t->free_slots);
+    if (!t->conns || !t->free_slots)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < t->nconns; i++) {
+        t->conns[i].state = CONN_FREE;
+        t->free_slots[i] = t->nconns - 1 - i;
+    }
+    t->nfree = t->nconns;
+    arena_init(&t->arena, 8192);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct args a;
+    char err[512];
+    struct config *cfg;
+    struct seg seg;
+    struct tls_ctx *tls = NULL;
+    struct store *store = NULL;
+
+    if (args_parse(&a, argc, argv, err, sizeof err) < 0) {
+        fprintf(stderr, "starling-c2s: %s\n", err);
+        return 2;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (config_load(a.config, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "starling-c2s: %s\n", err);
+        return 2;
+    }
+    log_init("c2s", (enum log_level)cfg->log.level);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cfg->c2s.certificate && access(cfg->c2s.certificate, R_OK) == 0) {
+        struct tls_opts o = {
+            .cert_file = cfg->c2s.certificate,
+            .key_file = cfg->c2s.key,
+            .alpn = "xmpp-client",
+        };
+        tls = tls_ctx_new_server(&o, err, sizeof err);
+        if (!tls) {
+            LOG_ERROR("TLS: %s", err);
+            return 1;
+        }
+    } else if (cfg->c2s.require_encryption) {
+        LOG_ERROR("c2s.require_encryption is on but %s cannot be read", cfg->c2s.certificate);
+        return 1;
+    }
+    struct store_opts so = {
+        .backend = cfg->storage.backend,
+        .path = cfg->storage.path,
+        .dsn = cfg->storage.dsn,
+    };
+    int rc = store_open(&so, &store);
+    if (rc < 0) {
+        LOG_ERROR("storage: %s", strerror(-rc));
+        return 1;
+    }
+
+    sasl_cfg.domain = cfg->domain;
+    sasl_cfg.mechs = (1u << SASL_MECH_COUNT) - 1 - 1; /* all of them; PLAIN only over TLS */
+    sasl_cfg.fake_iterations = cfg->c2s.scram_iterations;
+    if ((rc = load_secret(cfg, sasl_cfg.secret)) < 0) {
+        LOG_ERROR("cannot keep the SASL secret beside %s: %s", cfg->storage.path, strerror(-rc));
+        return 1;
+    }
+
+    struct seg_layout l;
+    rc = topo_plan(cfg, &l);
+    if (rc == 0 && a.nbells < (int)topo_bells(cfg))
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = seg_map(&seg, a.shm_fd, &l);
+    if (rc < 0) {
+        LOG_ERROR("shared memory: %s", strerror(-rc));
+        return 1;
+    }
+    nthreads = topo_threads(cfg);
+    threads = calloc(nthreads, sizeof *threads);
+    if (!threads)
+        return 1;
+    for (unsigned i = 0; i < nthreads; i++) {
+        struct c2s_thread *t = &threads[i];
+        t->idx = i;
+        t->cfg = cfg;
+        t->tls = tls;
+        if ((rc = attach(t, &seg, cfg, a.bell_fds)) < 0 ||
+            (rc = store_client_new(store, &t->store)) < 0) {
+            LOG_ERROR("c2s thread %u: %s", i, strerror(-rc));
+            return 1;
+        }
+        t->sasl_cfg = &sasl_cfg;
+    }
+
+    /* Signals reach the main thread only: the loops must never be interrupted. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+
+    pthread_t *th = calloc(nthreads, sizeof *th);
+    for (unsigned i = 0; i < nthreads; i++)
+        if (pthread_create(&th[i], NULL, thread_main, &threads[i]) != 0) {
+            LOG_ERROR("cannot start c2s thread %u", i);
+            return 1;
+        }
+    LOG_INFO("listening on %s (STARTTLS) and %s (Direct TLS) with %u threads",
+             cfg->c2s.listen.len ? cfg->c2s.listen.text : "-",
+             tls && cfg->c2s.listen_tls.len ? cfg->c2s.listen_tls.text : "-", nthreads);
+
+    struct ctl_msg m = {CTL_READY, CTL_ROLE_C2S};
+    send(a.ctl_fd, &m, sizeof m, MSG_NOSIGNAL);
+    for (;;) {
+        struct pollfd pf[2] = {{a.ctl_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (pf[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si && si.ssi_signo == SIGTERM)
+                break; /* SIGINT is the terminal's: the supervisor decides */
+        }
+        if (!(pf[0].revents & (POLLIN | POLLHUP)))
+            continue;
+        ssize_t n = recv(a.ctl_fd, &m, sizeof m, 0);
+        if (n == 0 || (n < 0 && errno != EINTR))
+            break; /* the supervisor is gone */
+        if (n != (ssize_t)sizeof m)
+            continue;
+        if (m.type == CTL_SHUTDOWN)
+            break;
+        if (m.type == CTL_PEER_DOWN && m.arg == CTL_ROLE_ROUTER) {
+            LOG_WARN("the router went down: holding client input until it is back");
+            to_threads(C2S_CTL_ROUTER_DOWN);
+            struct ctl_msg ack = {CTL_PEER_RESET, m.arg};
+            send(a.ctl_fd, &ack, sizeof ack, MSG_NOSIGNAL);
+        } else if (m.type == CTL_PEER_UP && m.arg == CTL_ROLE_ROUTER) {
+            to_threads(C2S_CTL_ROUTER_UP);
+            LOG_INFO("the router is back: sessions registered again");
+        }
+    }
+    /* Every client hears system-shutdown; the threads end once their connections are
+     * closed (each gets a few seconds to read its last words). */
+    to_threads(C2S_CTL_STOP);
+    for (unsigned i = 0; i < nthreads; i++)
+        pthread_join(th[i], NULL);
+    LOG_INFO("stopped");
+    store_close(store);
+    return 0;
+}

@@ -1,0 +1,402 @@
+/*
+ * route.c: c2s's side of the rings. Outbound, a stanza is stamped and copied once, from
+ * the receive buffer into the ring of the shard that owns its destination; inbound,
+ * frames from shards are written to the connections they name.
+ *
+ * Stamping (RFC 6120 §8.1.2.1): the client's own `from`, if any, is cut out and
+ * ` from='<full JID>'` goes right after the element name, so no client can speak for
+ * another. A stanza using prefixes bound on the client's stream header gets those
+ * declarations too, so that it stands alone once it leaves this stream.
+ *
+ * Back-pressure: when the shard's ring is full, the stamped frame waits in the
+ * connection (held), the connection stops reading, and the thread's bell wakes us once
+ * the shard has made room (ring_wait_prepare). Session frames (bind, unbind), which
+ * cannot wait on a socket, queue in the thread's per-shard backlog instead.
+ */
+#include "c2s/c2s.h"
+#include "common/jid.h"
+#include "common/log.h"
+#include "common/xml_tree.h"
+#include "common/xmlw.h"
+#include "shm/proto.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const stream_errors[] = {
+    [PROTO_SE_CONFLICT] = "conflict",
+    [PROTO_SE_SYSTEM_SHUTDOWN] = "system-shutdown",
+    [PROTO_SE_POLICY_VIOLATION] = "policy-violation",
+    [PROTO_SE_RESET] = "reset",
+};
+
+static unsigned shard_of(const struct c2s_thread *t, uint64_t key)
+{
+    return (unsigned)(key % t->nshards);
+}
+
+/* <priority/> of an available presence (RFC 6121 §4.7.2.3), clamped; 0 when absent. */
+static int8_t presence_priority(struct conn *c, const struct xml_event *ev)
+{
+    int8_t prio = 0;
+    if (!memmem(ev->raw.p, ev->raw.len, "priority", 8))
+        return 0;
+    struct xml_node *p = xml_tree_parse(&c->xp, ev->raw.p, ev->raw.len, &c->t->arena,
+                                        c->t->scratch, sizeof c->t->scratch);
+    struct xml_node *n = p ? xml_node_child(p, "priority", XML_NS_CLIENT) : NULL;
+    const char *txt = n ? xml_node_text(n, &c->t->arena) : NULL;
+    if (txt) {
+        long v = strtol(txt, NULL, 10);
+        prio = (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+    }
+    arena_reset(&c->t->arena);
+    return prio;
+}
+
+static void pause_conn(struct conn *c, unsigned shard)
+{
+    struct c2s_thread *t = c->t;
+    c->held_shard = (uint16_t)shard;
+    c->flags |= CONN_F_PAUSED;
+    c->next_paused = t->paused;
+    t->paused = c;
+    loop_cancel_recv(c);
+    route_flush(t); /* ring_wait_prepare() wants everything published */
+    ring_wait_prepare(&t->to_shard[shard]);
+}
+
+void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint8_t type)
+{
+    struct c2s_thread *t = c->t;
+    const char *domain = t->cfg->domain;
+    size_t dlen = strlen(domain);
+    struct xml_str to = ev->attr[XML_ATTR_TO];
+    char tobuf[JID_BUF];
+    struct jid j = {0};
+    uint8_t flags = 0;
+    uint64_t key = c->key;
+
+    if (to.p) {
+        if (jid_parse(&j, to.p, to.len, tobuf, sizeof tobuf) < 0) {
+            stream_stanza_error(c, ev, "modify", "jid-malformed");
+            return;
+        }
+        bool local = j.domain_len == dlen && memcmp(j.str + j.domain_off, domain, dlen) == 0;
+        if (local)
+            flags |= PROTO_STANZA_LOCAL;
+        if (local && !j.local_len && !j.res_len)
+            flags |= PROTO_STANZA_TO_SERVER;
+        else if (kind == PROTO_IQ && jid_bare_len(&j) == c->bare_len &&
+                 !memcmp(j.str, c->jid, c->bare_len) && !j.res_len)
+            flags |= PROTO_STANZA_TO_SERVER; /* the account's own bare JID */
+        if (j.local_len && !(flags & PROTO_STANZA_TO_SERVER))
+            key = jid_hash_bare(&j);
+    } else {
+        flags |= PROTO_STANZA_TO_SERVER | PROTO_STANZA_LOCAL;
+    }
+
+    int8_t prio = 0;
+    if (kind == PROTO_PRESENCE && !to.p) {
+        if (type == PROTO_PRES_AVAILABLE)
+            prio = presence_priority(c, ev);
+        c->priority = prio;
+    }
+
+    /* The stamped stanza: name, our `from`, the stream's prefix declarations when the
+     * stanza needs them, then the rest without the client's own `from`. */
+    uint32_t name_end = 1 + ev->name.len;
+    uint32_t cut_off = ev->attr_raw[XML_ATTR_FROM].off, cut_len = ev->attr_raw[XML_ATTR_FROM].len;
+    char decls[1024];
+    size_t dl = (ev->flags & XML_F_STREAM_BIND) ? xml_stream_decls(&c->xp, decls, sizeof decls) : 0;
+    if (dl > sizeof decls) {
+        stream_stanza_error(c, ev, "modify", "policy-violation");
+        return;
+    }
+    size_t slen = ev->raw.len - cut_len + c->from_attr_len + dl;
+    size_t tolen = to.p ? j.len : 0;
+    size_t plen = sizeof(struct proto_stanza) + c->jid_len + tolen + slen;
+
+    struct buf *held = &c->held;
+    unsigned shard = shard_of(t, key);
+    struct ring *r = &t->to_shard[shard];
+    void *dst = NULL;
+    int err = (t->router_down || !backlog_empty(&t->backlog[shard]))
+                  ? -ENOBUFS
+                  : ring_reserve(r, (uint32_t)plen, PROTO_STANZA, 0, &dst);
+    if (err == -EMSGSIZE) {
+        stream_stanza_error(c, ev, "modify", "policy-violation");
+        return;
+    }
+    if (err < 0) {
+        /* Full (or the router is away): the frame waits in the connection. */
+        buf_free(held);
+        if (buf_reserve(held, plen) < 0) {
+            stream_error(c, "resource-constraint");
+            return;
+        }
+        dst = buf_end(held);
+        held->len += (uint32_t)plen;
+    }
+
+    struct proto_stanza *h = dst;
+    memset(h, 0, sizeof *h);
+    h->conn = conn_id(c);
+    h->key = key;
+    h->kind = kind;
+    h->type = type;
+    h->flags = flags;
+    h->priority = prio;
+    h->from_len = c->jid_len;
+    h->from_bare_len = c->bare_len;
+    h->to_len = (uint16_t)tolen;
+    h->to_bare_len = to.p ? (uint16_t)jid_bare_len(&j) : 0;
+    h->to_domain_off = to.p ? j.domain_off : 0;
+    h->to_domain_len = to.p ? j.domain_len : 0;
+    h->head_len = ev->head_len - cut_len + c->from_attr_len + (uint32_t)dl;
+    h->stanza_len = (uint32_t)slen;
+    char *o = (char *)(h + 1);
+    memcpy(o, c->jid, c->jid_len);
+    o += c->jid_len;
+    if (tolen) {
+        memcpy(o, j.str, tolen);
+        o += tolen;
+    }
+    char *stanza = o;
+    memcpy(o, ev->raw.p, name_end);
+    o += name_end;
+    memcpy(o, c->from_attr, c->from_attr_len);
+    o += c->from_attr_len;
+    memcpy(o, decls, dl);
+    o += dl;
+    if (cut_len) {
+        memcpy(o, ev->raw.p + name_end, cut_off - name_end);
+        o += cut_off - name_end;
+        memcpy(o, ev->raw.p + cut_off + cut_len, ev->raw.len - cut_off - cut_len);
+    } else {
+        memcpy(o, ev->raw.p + name_end, ev->raw.len - name_end);
+    }
+
+    if (kind == PROTO_PRESENCE && !to.p) {
+        /* Kept to re-register the session if the router restarts. */
+        buf_free(&c->presence);
+        if (type == PROTO_PRES_AVAILABLE) {
+            c->flags |= CONN_F_AVAILABLE;
+            buf_append(&c->presence, stanza, slen);
+        } else if (type == PROTO_PRES_UNAVAILABLE) {
+            c->flags &= (uint16_t)~CONN_F_AVAILABLE;
+        }
+    }
+    if (err < 0) {
+        pause_conn(c, shard);
+        return;
+    }
+    ring_commit(r);
+    t->dirty[shard] = true;
+}
+
+/* A session frame: written now, or queued in order behind others for that shard. */
+static int session_frame(struct c2s_thread *t, uint16_t kind, const struct proto_session *s,
+                         const char *jid, const char *presence)
+{
+    unsigned shard = shard_of(t, s->key);
+    uint32_t len = (uint32_t)(sizeof *s + s->jid_len + s->presence_len);
+    char *tmp = malloc(len);
+    if (!tmp)
+        return -ENOMEM;
+    memcpy(tmp, s, sizeof *s);
+    memcpy(tmp + sizeof *s, jid, s->jid_len);
+    if (s->presence_len)
+        memcpy(tmp + sizeof *s + s->jid_len, presence, s->presence_len);
+    int err = backlog_push(&t->backlog[shard], kind, tmp, len);
+    free(tmp);
+    if (err)
+        return err;
+    if (!t->router_down && backlog_flush(&t->backlog[shard], &t->to_shard[shard]))
+        t->dirty[shard] = true;
+    return 0;
+}
+
+int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, bool rereg)
+{
+    /* ` from='...'` for every stanza of the session, escaped once here. */
+    if (!rereg) {
+        struct buf b = {0};
+        if (xmlw_attr(&b, "from", jid, len) < 0 || buf_append(&b, "", 1) < 0) {
+            buf_free(&b);
+            return -ENOMEM;
+        }
+        free(c->from_attr);
+        c->from_attr = b.p; /* the buffer's allocation becomes the string */
+        c->from_attr_len = (uint16_t)(b.len - 1);
+    }
+    struct proto_session s = {
+        .conn = conn_id(c),
+        .key = c->key,
+        .jid_len = (uint16_t)len,
+        .bare_len = (uint16_t)bare_len,
+    };
+    const char *presence = NULL;
+    if (rereg) {
+        s.flags = PROTO_SESSION_REREGISTER;
+        if (c->flags & CONN_F_AVAILABLE) {
+            s.priority = c->priority;
+            s.presence_len = (uint16_t)buf_used(&c->presence);
+            presence = buf_data(&c->presence);
+        }
+    }
+    return session_frame(c->t, PROTO_BIND, &s, jid, presence);
+}
+
+void route_unbind(struct conn *c)
+{
+    struct proto_session s = {
+        .conn = conn_id(c),
+        .key = c->key,
+        .jid_len = c->jid_len,
+        .bare_len = c->bare_len,
+    };
+    if (session_frame(c->t, PROTO_UNBIND, &s, c->jid, NULL) < 0)
+        LOG_ERROR("conn %u: out of memory reporting its end to the router", c->slot);
+}
+
+bool route_pending(struct c2s_thread *t)
+{
+    if (t->router_down)
+        return false;
+    for (unsigned s = 0; s < t->nshards; s++)
+        if (!ring_empty(&t->from_shard[s]))
+            return true;
+    return false;
+}
+
+static void on_frame(struct c2s_thread *t, const struct ring_frame *f)
+{
+    if (f->kind == PROTO_DELIVER && f->len >= sizeof(struct proto_deliver)) {
+        const struct proto_deliver *d = f->payload;
+        uint64_t need = sizeof *d + (uint64_t)d->nrcpt * 8 + d->stanza_len;
+        if (need > f->len)
+            goto bad;
+        const uint64_t *rcpt = (const uint64_t *)(d + 1);
+        const char *stanza = (const char *)(rcpt + d->nrcpt);
+        for (uint32_t i = 0; i < d->nrcpt; i++) {
+            struct conn *c = conn_by_id(t, rcpt[i]);
+            if (c && (c->flags & CONN_F_BOUND))
+                conn_write(c, stanza, d->stanza_len);
+        }
+    } else if (f->kind == PROTO_BIND_RESULT && f->len >= sizeof(struct proto_bind_result)) {
+        const struct proto_bind_result *b = f->payload;
+        if (sizeof *b + (uint64_t)b->jid_len > f->len)
+            goto bad;
+        struct conn *c = conn_by_id(t, b->conn);
+        if (c)
+            bind_result(c, b->result, (const char *)(b + 1), b->jid_len);
+    } else if (f->kind == PROTO_CLOSE && f->len >= sizeof(struct proto_close)) {
+        const struct proto_close *cl = f->payload;
+        struct conn *c = conn_by_id(t, cl->conn);
+        if (c && cl->condition < sizeof stream_errors / sizeof stream_errors[0])
+            stream_error(c, stream_errors[cl->condition]);
+    } else {
+        goto bad;
+    }
+    return;
+bad:
+    LOG_RL(LOG_LEVEL_ERROR, "c2s thread %u: malformed frame of kind %u from the router", t->idx,
+           f->kind);
+}
+
+unsigned route_drain(struct c2s_thread *t)
+{
+    unsigned handled = 0;
+    if (t->router_down)
+        return 0;
+    for (unsigned s = 0; s < t->nshards; s++) {
+        struct ring *r = &t->from_shard[s];
+        struct ring_frame f;
+        unsigned n = 0;
+        int rc;
+        /* A bounded batch per ring keeps one busy shard from starving the others. */
+        while (n < 256 && (rc = ring_peek(r, &f)) == 1) {
+            on_frame(t, &f);
+            ring_consume(r);
+            n++;
+        }
+        if (n && ring_release(r))
+            bell_ring(r->peer);
+        if (rc < 0 && n == 0)
+            LOG_RL(LOG_LEVEL_ERROR, "c2s thread %u: ring from shard %u is corrupt", t->idx, s);
+        handled += n;
+    }
+    return handled;
+}
+
+void route_flush(struct c2s_thread *t)
+{
+    if (t->router_down)
+        return;
+    for (unsigned s = 0; s < t->nshards; s++) {
+        struct ring *r = &t->to_shard[s];
+        if (!backlog_empty(&t->backlog[s]) && backlog_flush(&t->backlog[s], r))
+            t->dirty[s] = true;
+        if (t->dirty[s]) {
+            t->dirty[s] = false;
+            if (ring_publish(r))
+                bell_ring(r->peer);
+        }
+        if (!backlog_empty(&t->backlog[s]))
+            ring_wait_prepare(r);
+    }
+}
+
+void route_resume(struct c2s_thread *t)
+{
+    if (t->router_down)
+        return;
+    struct conn *list = t->paused, *still = NULL;
+    t->paused = NULL;
+    while (list) {
+        struct conn *c = list;
+        list = c->next_paused;
+        if (c->state == CONN_FREE || c->state == CONN_CLOSING || !(c->flags & CONN_F_PAUSED))
+            continue;
+        struct ring *r = &t->to_shard[c->held_shard];
+        void *dst;
+        if (!backlog_empty(&t->backlog[c->held_shard]) ||
+            ring_reserve(r, buf_used(&c->held), PROTO_STANZA, 0, &dst) < 0) {
+            c->next_paused = still;
+            still = c;
+            continue;
+        }
+        memcpy(dst, buf_data(&c->held), buf_used(&c->held));
+        ring_commit(r);
+        t->dirty[c->held_shard] = true;
+        buf_free(&c->held);
+        c->flags &= (uint16_t)~CONN_F_PAUSED;
+        stream_input(c, NULL, 0); /* what arrived while it waited */
+        if (!(c->flags & CONN_F_PAUSED))
+            loop_arm_recv(c);
+    }
+    /* Connections paused again inside stream_input() are already back on t->paused. */
+    while (still) {
+        struct conn *c = still;
+        still = c->next_paused;
+        c->next_paused = t->paused;
+        t->paused = c;
+    }
+    route_flush(t);
+    for (struct conn *c = t->paused; c; c = c->next_paused)
+        ring_wait_prepare(&t->to_shard[c->held_shard]);
+}
+
+void route_reregister(struct c2s_thread *t)
+{
+    for (uint32_t i = 0; i < t->nconns; i++) {
+        struct conn *c = &t->conns[i];
+        if (c->state == CONN_FREE || c->state == CONN_CLOSING)
+            continue;
+        if (c->flags & CONN_F_BOUND)
+            route_bind(c, c->jid, c->jid_len, c->bare_len, true);
+        else if (c->state == CONN_BINDING)
+            route_bind(c, c->jid, c->jid_len, c->bare_len, false); /* its request was lost */
+    }
+}

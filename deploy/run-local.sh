@@ -1,0 +1,38 @@
+#!/bin/sh
+# `make run`: one node on localhost in the foreground, with the embedded store.
+# Everything it makes stays under var/: the config (var/starling.conf, written once from
+# the commented defaults), a self-signed certificate for localhost, the SQLite database
+# with two demo accounts. Ctrl-C stops the node cleanly.
+set -eu
+O=${1:-build/release}
+cd "$(dirname "$0")/.."
+BIN="$O/bin"
+CONF=var/starling.conf
+mkdir -p var
+
+if [ ! -f "$CONF" ]; then
+    "$BIN/starlingctl" sample-config >"$CONF"
+    echo "wrote $CONF (the defaults; edit it and restart, or send SIGHUP)"
+fi
+"$BIN/starlingctl" --config "$CONF" users >/dev/null 2>&1 || true
+if [ ! -f var/localhost.crt ] || [ ! -f var/localhost.key ]; then
+    "$BIN/starlingctl" --config "$CONF" gencert
+fi
+for u in alice bob; do
+    if ! "$BIN/starlingctl" --config "$CONF" users | grep -qx "$u@localhost"; then
+        "$BIN/starlingctl" --config "$CONF" adduser "$u@localhost" "$u"
+        echo "created demo account $u@localhost (password: $u)"
+    fi
+done
+
+cat <<MSG
+
+starling is starting on localhost:
+  STARTTLS   127.0.0.1:5222     Direct TLS   127.0.0.1:5223
+Log in with any XMPP client as alice@localhost / alice or bob@localhost / bob
+(the certificate is self-signed: accept it, or pin var/localhost.crt).
+More accounts:  $BIN/starlingctl --config $CONF adduser carol@localhost secret
+Stop with Ctrl-C.
+
+MSG
+exec "$BIN/starling" --config "$CONF"

@@ -1,0 +1,140 @@
+/*
+ * starling-router: the router process. Started by the supervisor with the node's config,
+ * the shared-memory segment and the bells' eventfds inherited (see common/args.h); runs
+ * router.shards shard threads; its main thread only serves the control socket.
+ */
+#include "common/args.h"
+#include "common/config.h"
+#include "common/ctl.h"
+#include "common/log.h"
+#include "router/router.h"
+#include "shm/topo.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct shard *shards;
+static unsigned nshards;
+
+/* Hands a control request to every shard and waits until each has handled it. */
+static void to_shards(unsigned req, unsigned arg)
+{
+    unsigned before[256];
+    for (unsigned i = 0; i < nshards; i++) {
+        before[i] = atomic_load_explicit(&shards[i].ctl_done, memory_order_acquire);
+        shards[i].ctl_arg = arg;
+        /* Pairs with the shard's acquire load of ctl: ctl_arg is visible with it. */
+        atomic_store_explicit(&shards[i].ctl, req, memory_order_release);
+        bell_ring(&shards[i].bell);
+    }
+    if (req == ROUTER_CTL_STOP)
+        return;
+    for (unsigned i = 0; i < nshards; i++)
+        while (atomic_load_explicit(&shards[i].ctl_done, memory_order_acquire) == before[i])
+            usleep(1000);
+}
+
+static int attach(struct shard *s, const struct seg *seg, const struct config *cfg,
+                  const int *bell_fds)
+{
+    unsigned nfe = topo_threads(cfg);
+    s->nfe = nfe;
+    s->cfg = cfg;
+    s->from_fe = calloc(nfe, sizeof *s->from_fe);
+    s->to_fe = calloc(nfe, sizeof *s->to_fe);
+    s->dirty = calloc(nfe, sizeof *s->dirty);
+    s->backlog = calloc(nfe, sizeof *s->backlog);
+    struct bell *fe_bells = calloc(nfe, sizeof *fe_bells);
+    if (!s->from_fe || !s->to_fe || !s->dirty || !s->backlog || !fe_bells)
+        return -ENOMEM;
+    uint32_t mine = topo_bell_shard(cfg, s->idx);
+    int err = bell_attach(&s->bell, seg_bell(seg, mine), bell_fds[mine]);
+    for (unsigned t = 0; !err && t < nfe; t++) {
+        uint32_t b = topo_bell_c2s(cfg, t);
+        err = bell_attach(&fe_bells[t], seg_bell(seg, b), bell_fds[b]);
+        if (!err)
+            err = ring_attach(&s->from_fe[t], seg_ring(seg, topo_ring_up(cfg, t, s->idx)),
+                              &fe_bells[t], PROTO_KIND_MAX - 1);
+        if (!err)
+            err = ring_attach(&s->to_fe[t], seg_ring(seg, topo_ring_down(cfg, t, s->idx)),
+                              &fe_bells[t], PROTO_KIND_MAX - 1);
+    }
+    return err; /* fe_bells lives as long as the process: the rings point at it */
+}
+
+int main(int argc, char **argv)
+{
+    struct args a;
+    char err[512];
+    struct config *cfg;
+    struct seg seg;
+
+    if (args_parse(&a, argc, argv, err, sizeof err) < 0) {
+        fprintf(stderr, "starling-router: %s\n", err);
+        return 2;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the supervisor */
+    signal(SIGINT, SIG_IGN);          /* the terminal's Ctrl-C: the supervisor decides */
+    signal(SIGPIPE, SIG_IGN);
+    if (config_load(a.config, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "starling-router: %s\n", err);
+        return 2;
+    }
+    log_init("router", (enum log_level)cfg->log.level);
+    struct seg_layout l;
+    int rc = topo_plan(cfg, &l);
+    if (rc == 0)
+        rc = seg_map(&seg, a.shm_fd, &l);
+    if (rc < 0) {
+        LOG_ERROR("shared memory: %s", strerror(-rc));
+        return 1;
+    }
+    nshards = topo_shards(cfg);
+    shards = calloc(nshards, sizeof *shards);
+    if (!shards)
+        return 1;
+    for (unsigned i = 0; i < nshards; i++) {
+        shards[i].idx = i;
+        if ((rc = attach(&shards[i], &seg, cfg, a.bell_fds)) < 0) {
+            LOG_ERROR("shard %u: cannot attach its rings: %s", i, strerror(-rc));
+            return 1;
+        }
+    }
+    pthread_t *th = calloc(nshards, sizeof *th);
+    for (unsigned i = 0; i < nshards; i++)
+        if (pthread_create(&th[i], NULL, shard_main, &shards[i]) != 0) {
+            LOG_ERROR("cannot start shard %u", i);
+            return 1;
+        }
+    LOG_INFO("serving %s with %u shards", cfg->domain, nshards);
+
+    struct ctl_msg m = {CTL_READY, CTL_ROLE_ROUTER};
+    send(a.ctl_fd, &m, sizeof m, MSG_NOSIGNAL);
+    for (;;) {
+        ssize_t n = recv(a.ctl_fd, &m, sizeof m, 0);
+        if (n == 0 || (n < 0 && errno != EINTR))
+            break; /* the supervisor is gone */
+        if (n != (ssize_t)sizeof m)
+            continue;
+        if (m.type == CTL_SHUTDOWN)
+            break;
+        if (m.type == CTL_PEER_DOWN) {
+            LOG_INFO("front end %u went down: dropping its sessions", m.arg);
+            to_shards(ROUTER_CTL_FE_DOWN, m.arg);
+            struct ctl_msg ack = {CTL_PEER_RESET, m.arg};
+            send(a.ctl_fd, &ack, sizeof ack, MSG_NOSIGNAL);
+        }
+    }
+    to_shards(ROUTER_CTL_STOP, 0);
+    for (unsigned i = 0; i < nshards; i++)
+        pthread_join(th[i], NULL);
+    LOG_INFO("stopped");
+    return 0;
+}

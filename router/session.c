@@ -1,0 +1,175 @@
+/*
+ * session.c: a shard's users and their sessions. Chained hash table keyed by the bare
+ * JID's hash (already computed by the front end: the frame carries it), doubled when it
+ * holds as many users as buckets. A user exists while it has a session.
+ */
+#include "router/router.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INITIAL_BUCKETS 1024
+
+void users_init(struct user_table *t)
+{
+    t->buckets = calloc(INITIAL_BUCKETS, sizeof *t->buckets);
+    t->mask = t->buckets ? INITIAL_BUCKETS - 1 : 0;
+    t->count = 0;
+}
+
+static void session_free(struct session *s)
+{
+    free(s->jid);
+    free(s->presence);
+    free(s);
+}
+
+void users_free(struct user_table *t)
+{
+    for (size_t i = 0; t->buckets && i <= t->mask; i++) {
+        struct user *u = t->buckets[i];
+        while (u) {
+            struct user *next = u->next;
+            while (u->sessions) {
+                struct session *s = u->sessions;
+                u->sessions = s->next;
+                session_free(s);
+            }
+            free(u->bare);
+            free(u);
+            u = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = NULL;
+    t->mask = t->count = 0;
+}
+
+struct user *user_find(struct user_table *t, uint64_t key, const char *bare, size_t len)
+{
+    if (!t->buckets)
+        return NULL;
+    for (struct user *u = t->buckets[key & t->mask]; u; u = u->next)
+        if (u->key == key && u->bare_len == len && memcmp(u->bare, bare, len) == 0)
+            return u;
+    return NULL;
+}
+
+static void grow(struct user_table *t)
+{
+    size_t n = (t->mask + 1) * 2;
+    struct user **b = calloc(n, sizeof *b);
+    if (!b)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i <= t->mask; i++) {
+        struct user *u = t->buckets[i];
+        while (u) {
+            struct user *next = u->next;
+            u->next = b[u->key & (n - 1)];
+            b[u->key & (n - 1)] = u;
+            u = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->mask = n - 1;
+}
+
+struct user *user_get(struct user_table *t, uint64_t key, const char *bare, size_t len)
+{
+    struct user *u = user_find(t, key, bare, len);
+    if (u || !t->buckets)
+        return u;
+    u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    u->bare = malloc(len + 1);
+    if (!u->bare) {
+        free(u);
+        return NULL;
+    }
+    memcpy(u->bare, bare, len);
+    u->bare[len] = '\0';
+    u->bare_len = (uint16_t)len;
+    u->key = key;
+    u->next = t->buckets[key & t->mask];
+    t->buckets[key & t->mask] = u;
+    if (++t->count > t->mask + 1)
+        grow(t);
+    return u;
+}
+
+void user_drop_if_empty(struct user_table *t, struct user *u)
+{
+    if (u->sessions)
+        return;
+    struct user **pp = &t->buckets[u->key & t->mask];
+    while (*pp && *pp != u)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = u->next;
+    t->count--;
+    free(u->bare);
+    free(u);
+}
+
+struct session *session_find(struct user *u, const char *res, size_t len)
+{
+    for (struct session *s = u->sessions; s; s = s->next)
+        if (s->jid_len == u->bare_len + 1 + len &&
+            memcmp(s->jid + u->bare_len + 1, res, len) == 0)
+            return s;
+    return NULL;
+}
+
+struct session *session_by_conn(struct user *u, uint64_t conn)
+{
+    for (struct session *s = u->sessions; s; s = s->next)
+        if (s->conn == conn)
+            return s;
+    return NULL;
+}
+
+struct session *session_add(struct user *u, uint64_t conn, const char *jid, size_t len)
+{
+    struct session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->jid = malloc(len + 1);
+    if (!s->jid) {
+        free(s);
+        return NULL;
+    }
+    memcpy(s->jid, jid, len);
+    s->jid[len] = '\0';
+    s->jid_len = (uint16_t)len;
+    s->conn = conn;
+    s->next = u->sessions;
+    u->sessions = s;
+    return s;
+}
+
+void session_remove(struct user *u, struct session *s)
+{
+    struct session **pp = &u->sessions;
+    while (*pp && *pp != s)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = s->next;
+    session_free(s);
+}
+
+int session_set_presence(struct session *s, const char *p, size_t len, int8_t priority)
+{
+    char *copy = malloc(len);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, p, len);
+    free(s->presence);
+    s->presence = copy;
+    s->presence_len = (uint32_t)len;
+    s->priority = priority;
+    s->available = true;
+    return 0;
+}

@@ -1,0 +1,150 @@
+/*
+ * proto: the frames front ends (c2s, s2s) and the router exchange through shm rings.
+ * Types only: this header is a cross-process ABI, like the ring layout itself. Bump
+ * PROTO_VERSION on any change; the supervisor starts every process of one build.
+ *
+ * Every frame is a struct shm_frame header (ring.h: len, kind, flags) followed by one of
+ * the payloads below, then its variable-length strings and stanza bytes, in the order
+ * each payload's comment gives. Frames carry everything the next hop needs to route:
+ * normalised JIDs, their hashes, the stanza's kind and type, where its start tag ends,
+ * so no hop re-parses a stanza to route it. Lengths are validated by the reader against
+ * the frame length before any byte is used.
+ *
+ * Connection ids name one connection of one front-end thread across processes:
+ *
+ *   63      56 55     48 47                  24 23                   0
+ *  +----------+---------+----------------------+----------------------+
+ *  | front end| thread  |        slot          |      generation      |
+ *  +----------+---------+----------------------+----------------------+
+ *
+ * A slot is reused with a new generation, so a frame for a closed connection is
+ * recognised and dropped (or bounced) by the front end.
+ */
+#ifndef STARLING_PROTO_H
+#define STARLING_PROTO_H
+
+#include <stdint.h>
+
+#define PROTO_VERSION 1
+
+static inline uint64_t proto_conn_id(unsigned fe, unsigned thread, uint32_t slot, uint32_t gen)
+{
+    return (uint64_t)fe << 56 | (uint64_t)(thread & 0xFF) << 48 |
+           (uint64_t)(slot & 0xFFFFFF) << 24 | (gen & 0xFFFFFF);
+}
+#define PROTO_CONN_FE(id)     ((unsigned)((id) >> 56))
+#define PROTO_CONN_THREAD(id) ((unsigned)((id) >> 48) & 0xFFu)
+#define PROTO_CONN_SLOT(id)   ((uint32_t)((id) >> 24) & 0xFFFFFFu)
+#define PROTO_CONN_GEN(id)    ((uint32_t)(id)&0xFFFFFFu)
+
+/* Front-end numbers in connection ids. */
+enum { PROTO_FE_C2S = 0, PROTO_FE_S2S = 1 };
+
+enum proto_kind {
+    PROTO_PAD = 0, /* reserved by the ring for wrap-around padding */
+    /* front end -> router */
+    PROTO_BIND = 1, /* bind a resource: struct proto_session */
+    PROTO_UNBIND,   /* the session's connection is gone: struct proto_session */
+    PROTO_STANZA,   /* a stanza from a bound session: struct proto_stanza */
+    /* router -> front end */
+    PROTO_BIND_RESULT, /* struct proto_bind_result */
+    PROTO_DELIVER,     /* stanza bytes for connections of this thread: struct proto_deliver */
+    PROTO_CLOSE,       /* close a connection with a stream error: struct proto_close */
+    PROTO_KIND_MAX
+};
+
+/* Stanza kinds and types, so the router routes without parsing. */
+enum proto_stanza_kind { PROTO_MESSAGE, PROTO_PRESENCE, PROTO_IQ };
+
+enum proto_message_type {
+    PROTO_MSG_NORMAL,
+    PROTO_MSG_CHAT,
+    PROTO_MSG_GROUPCHAT,
+    PROTO_MSG_HEADLINE,
+    PROTO_MSG_ERROR,
+};
+
+enum proto_presence_type {
+    PROTO_PRES_AVAILABLE, /* no type attribute */
+    PROTO_PRES_UNAVAILABLE,
+    PROTO_PRES_SUBSCRIBE,
+    PROTO_PRES_SUBSCRIBED,
+    PROTO_PRES_UNSUBSCRIBE,
+    PROTO_PRES_UNSUBSCRIBED,
+    PROTO_PRES_PROBE,
+    PROTO_PRES_ERROR,
+};
+
+enum proto_iq_type { PROTO_IQ_GET, PROTO_IQ_SET, PROTO_IQ_RESULT, PROTO_IQ_ERROR };
+
+/* BIND, UNBIND. Followed by the full JID (jid_len bytes, its first bare_len bytes are
+ * the bare JID), then for a re-registration the session's last available presence. */
+struct proto_session {
+    uint64_t conn;
+    uint64_t key;          /* jid_hash() of the bare JID: the shard key */
+    uint16_t jid_len;
+    uint16_t bare_len;
+    uint8_t flags;         /* PROTO_SESSION_* */
+    int8_t priority;       /* re-registration: of the last available presence */
+    uint16_t presence_len; /* re-registration: bytes of that presence */
+};
+
+/* The session existed before the router restarted: no conflict handling, no answer. */
+#define PROTO_SESSION_REREGISTER 0x1
+/* The session is interested in its roster (issue 4 uses it); reserved. */
+#define PROTO_SESSION_AVAILABLE 0x2
+
+/* STANZA. Followed by the sender's full JID (from_len, its first from_bare_len bytes
+ * are the bare JID), the normalised destination (to_len, 0 when the stanza had no
+ * `to`; its first to_bare_len bytes are the bare JID), then the stanza (stanza_len
+ * bytes: `from` already stamped by the front end, namespaces self-contained). */
+struct proto_stanza {
+    uint64_t conn;   /* the sender's connection, for errors and results */
+    uint64_t key;    /* jid_hash() of the bare JID this frame was routed by */
+    uint8_t kind;    /* enum proto_stanza_kind */
+    uint8_t type;    /* enum proto_*_type of that kind */
+    uint8_t flags;   /* PROTO_STANZA_* */
+    int8_t priority; /* available presence: its <priority/>, clamped to -128..127 */
+    uint16_t from_len, from_bare_len;
+    uint16_t to_len, to_bare_len;
+    uint16_t to_domain_off, to_domain_len; /* the domainpart inside the normalised `to` */
+    uint32_t head_len;                     /* bytes of the stanza's start tag */
+    uint32_t stanza_len;
+};
+
+/* The destination is the server itself (no `to`, or the domain, or the sender's bare
+ * JID for stanzas the server answers on the account's behalf). */
+#define PROTO_STANZA_TO_SERVER 0x1
+/* The destination's domain is one this node serves. */
+#define PROTO_STANZA_LOCAL 0x2
+
+/* BIND_RESULT. Followed by the bound full JID (jid_len bytes) on success. */
+struct proto_bind_result {
+    uint64_t conn;
+    int32_t result; /* 0, or -EEXIST when the resource is taken and the policy refuses */
+    uint16_t jid_len;
+    uint16_t pad;
+};
+
+/* DELIVER. Followed by nrcpt connection ids (uint64_t each, all of the receiving
+ * thread), then the stanza bytes, written as is to each connection. */
+struct proto_deliver {
+    uint32_t nrcpt;
+    uint32_t stanza_len;
+};
+
+/* CLOSE. The front end sends the stream error and closes the connection. */
+struct proto_close {
+    uint64_t conn;
+    uint8_t condition; /* enum proto_stream_error */
+    uint8_t pad[7];
+};
+
+enum proto_stream_error {
+    PROTO_SE_CONFLICT,
+    PROTO_SE_SYSTEM_SHUTDOWN,
+    PROTO_SE_POLICY_VIOLATION,
+    PROTO_SE_RESET,
+};
+
+#endif

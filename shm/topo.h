@@ -1,0 +1,67 @@
+/*
+ * topo: which ring and which bell of the node's segment serves whom. Every process
+ * derives the same plan from the same config: T c2s threads, S router shards.
+ *
+ *   rings   [0, T*S)        c2s thread t -> shard s      at t*S + s
+ *           [T*S, 2*T*S)    shard s -> c2s thread t      at T*S + t*S + s
+ *   bells   [0, S)          shard s
+ *           [S, S+T)        c2s thread t
+ *
+ * A frame holds a stanza of up to c2s.max_stanza_size plus its addresses, or a
+ * delivery list; TOPO_FRAME_SLACK covers the rest.
+ */
+#ifndef STARLING_SHM_TOPO_H
+#define STARLING_SHM_TOPO_H
+
+#include "common/config.h"
+#include "shm/seg.h"
+
+#define TOPO_FRAME_SLACK (64u * 1024)
+
+static inline unsigned topo_threads(const struct config *c)
+{
+    return (unsigned)c->c2s.threads;
+}
+
+static inline unsigned topo_shards(const struct config *c)
+{
+    return (unsigned)c->router.shards;
+}
+
+static inline uint32_t topo_ring_up(const struct config *c, unsigned t, unsigned s)
+{
+    return t * topo_shards(c) + s;
+}
+
+static inline uint32_t topo_ring_down(const struct config *c, unsigned t, unsigned s)
+{
+    return topo_threads(c) * topo_shards(c) + t * topo_shards(c) + s;
+}
+
+static inline uint32_t topo_bell_shard(const struct config *c, unsigned s)
+{
+    (void)c;
+    return s;
+}
+
+static inline uint32_t topo_bell_c2s(const struct config *c, unsigned t)
+{
+    return topo_shards(c) + t;
+}
+
+static inline uint32_t topo_bells(const struct config *c)
+{
+    return topo_shards(c) + topo_threads(c);
+}
+
+/* The segment's plan. 0 or -EINVAL when the ring size cannot hold the largest frame. */
+static inline int topo_plan(const struct config *c, struct seg_layout *l)
+{
+    uint32_t frame = (uint32_t)c->c2s.max_stanza_size + TOPO_FRAME_SLACK;
+    uint32_t size = (uint32_t)c->shm.ring_size;
+    while (size < 2 * frame)
+        size *= 2; /* a ring must hold two of the largest frames */
+    return seg_plan(l, 2 * topo_threads(c) * topo_shards(c), topo_bells(c), size, frame);
+}
+
+#endif
