@@ -88,6 +88,10 @@ BENCH_PROGS := $(patsubst bench/%_main.c,$(O)/bin/%,$(BENCH_MAINS))
 UNIT_SRCS := $(wildcard tests/unit/*/*.c)
 UNIT_BINS := $(patsubst %.c,$(O)/%,$(UNIT_SRCS))
 
+# C clients the integration tests drive: tests/integration/<name>.c -> $(O)/tests/integration/<name>
+INTEG_SRCS := $(wildcard tests/integration/*.c)
+INTEG_BINS := $(patsubst %.c,$(O)/%,$(INTEG_SRCS))
+
 # Fuzz drivers live beside what they fuzz: <dir>/fuzz/<name>.c, seeds in <dir>/fuzz/corpus/<name>/.
 FUZZ_SRCS := $(wildcard */fuzz/*.c)
 FUZZ_BINS := $(foreach f,$(FUZZ_SRCS),build/fuzz/$(subst /fuzz/,-,$(basename $(f))))
@@ -95,7 +99,7 @@ FUZZ_BINS := $(foreach f,$(FUZZ_SRCS),build/fuzz/$(subst /fuzz/,-,$(basename $(f
 .PHONY: all deps test unit run bench fuzz fuzz-build clean help
 .DEFAULT_GOAL := all
 
-all: $(PROGS) $(BENCH_PROGS)
+all: $(PROGS) $(BENCH_PROGS) $(INTEG_BINS)
 
 help:
 	@echo 'make            build every program into build/$(BUILD)/bin'
@@ -149,6 +153,11 @@ $(O)/tests/unit/%: $(O)/obj/tests/unit/%.o $(LIBS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(call link_libs,$(firstword $(subst /, ,$*))) $(LDLIBS)
 
 $(O)/obj/tests/unit/%.o: CPPFLAGS += -Itests/unit
+
+$(O)/tests/integration/%: $(O)/obj/tests/integration/%.o
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libstrophe)
 
 # ---- tests -------------------------------------------------------------------------------
 unit: $(UNIT_BINS)
