@@ -13,6 +13,7 @@
 #include "common/sasl.h"
 #include "common/store.h"
 #include "common/tls.h"
+#include "common/worker.h"
 #include "common/xml_tree.h"
 
 #include <errno.h>
@@ -82,6 +83,38 @@ static void end_exchange(struct conn *c)
 
 static void on_creds(void *arg, int res, const struct store_creds *sc);
 
+struct verify_job {
+    struct worker_job job; /* first: the worker hands this pointer back */
+    uint64_t conn;
+    struct sasl *sasl;
+};
+
+static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev);
+
+static void verify_run(struct worker_job *job)
+{
+    sasl_verify(((struct verify_job *)job)->sasl);
+}
+
+static void verify_done(struct worker_job *job)
+{
+    struct verify_job *j = (struct verify_job *)job;
+    struct c2s_thread *t = c2s_current;
+    struct conn *c = t ? conn_by_id(t, j->conn) : NULL;
+    if (c && !c->sasl && (c->flags & CONN_F_WAIT)) {
+        c->sasl = j->sasl;
+        c->flags &= (uint16_t)~CONN_F_WAIT;
+        struct sasl_event ev;
+        enum sasl_ev k = sasl_resume(c->sasl, &ev);
+        handle(c, k, &ev);
+        stream_input(c, NULL, 0); /* anything the client sent meanwhile */
+    } else {
+        sasl_wipe(j->sasl); /* the client left meanwhile */
+        free(j->sasl);
+    }
+    free(j);
+}
+
 /* Acts on what the core said. */
 static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
 {
@@ -138,11 +171,24 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
         break;
     }
     case SASL_EV_NEED_VERIFY: {
-        /* PBKDF2 of the offered password; see the note on PLAIN in the README. */
-        struct sasl_event ve;
-        sasl_verify(c->sasl);
-        enum sasl_ev vk = sasl_resume(c->sasl, &ve);
-        handle(c, vk, &ve);
+        /* PBKDF2 of the offered password takes milliseconds: the worker thread does it.
+         * The job owns the machine meanwhile, so closing the connection cannot free it
+         * under the worker's feet. */
+        struct verify_job *j = malloc(sizeof *j);
+        if (!j) {
+            struct sasl_event fe;
+            enum sasl_ev fk = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &fe);
+            handle(c, fk, &fe);
+            break;
+        }
+        j->job.run = verify_run;
+        j->job.done = verify_done;
+        j->conn = conn_id(c);
+        j->sasl = c->sasl;
+        c->sasl = NULL;
+        c->state = CONN_SASL;
+        c->flags |= CONN_F_WAIT;
+        worker_submit(c->t->verify, &j->job);
         break;
     }
     }

@@ -37,6 +37,7 @@ struct tls;
 struct tls_ctx;
 struct store;
 struct store_client;
+struct worker_client;
 
 enum conn_state {
     CONN_HEADER,  /* waiting for the client's stream header */
@@ -131,6 +132,8 @@ struct c2s_thread {
     struct store_client *store;
     const struct sasl_config *sasl_cfg;
     uint64_t store_val;       /* target of the store eventfd read */
+    struct worker_client *verify; /* PLAIN's PBKDF2, off this thread */
+    uint64_t verify_val;
     struct login_bucket logins[C2S_LOGIN_BUCKETS];
     uint32_t now;             /* coarse clock, seconds */
     bool stopping;            /* system-shutdown sent to everyone */

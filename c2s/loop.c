@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/store.h"
 #include "common/tls.h"
+#include "common/worker.h"
 #include "shm/ring.h"
 
 #include <errno.h>
@@ -33,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_STORE, OP_TIMER, OP_CANCEL };
+enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_STORE, OP_VERIFY, OP_TIMER, OP_CANCEL };
 
 _Thread_local struct c2s_thread *c2s_current;
 
@@ -360,6 +361,7 @@ static int setup(struct c2s_thread *t)
     t->tick.tv_sec = 1;
     arm_read(t, OP_BELL, bell_fd(&t->bell), &t->bell_val);
     arm_read(t, OP_STORE, store_client_fd(t->store), &t->store_val);
+    arm_read(t, OP_VERIFY, worker_client_fd(t->verify), &t->verify_val);
     arm_timer(t);
     return 0;
 }
@@ -479,6 +481,10 @@ int loop_run(struct c2s_thread *t)
             case OP_STORE:
                 arm_read(t, OP_STORE, store_client_fd(t->store), &t->store_val);
                 store_poll(t->store);
+                break;
+            case OP_VERIFY:
+                arm_read(t, OP_VERIFY, worker_client_fd(t->verify), &t->verify_val);
+                worker_poll(t->verify);
                 break;
             case OP_TIMER:
                 arm_timer(t);

@@ -10,6 +10,7 @@
 #include "common/sasl.h"
 #include "common/store.h"
 #include "common/tls.h"
+#include "common/worker.h"
 #include "shm/proto.h"
 #include "shm/topo.h"
 
@@ -148,6 +149,7 @@ int main(int argc, char **argv)
     struct seg seg;
     struct tls_ctx *tls = NULL;
     struct store *store = NULL;
+    struct worker *verify = NULL;
 
     if (args_parse(&a, argc, argv, err, sizeof err) < 0) {
         fprintf(stderr, "starling-c2s: %s\n", err);
@@ -186,6 +188,10 @@ int main(int argc, char **argv)
         LOG_ERROR("storage: %s", strerror(-rc));
         return 1;
     }
+    if ((rc = worker_start(&verify)) < 0) {
+        LOG_ERROR("cannot start the password worker: %s", strerror(-rc));
+        return 1;
+    }
 
     sasl_cfg.domain = cfg->domain;
     sasl_cfg.mechs = (1u << SASL_MECH_COUNT) - 1 - 1; /* all of them; PLAIN only over TLS */
@@ -215,7 +221,8 @@ int main(int argc, char **argv)
         t->cfg = cfg;
         t->tls = tls;
         if ((rc = attach(t, &seg, cfg, a.bell_fds)) < 0 ||
-            (rc = store_client_new(store, &t->store)) < 0) {
+            (rc = store_client_new(store, &t->store)) < 0 ||
+            (rc = worker_client_new(verify, &t->verify)) < 0) {
             LOG_ERROR("c2s thread %u: %s", i, strerror(-rc));
             return 1;
         }
