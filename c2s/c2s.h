@@ -106,12 +106,14 @@ struct login_bucket {
 };
 
 /* Requests from the process's main thread, through c2s_thread.ctl. */
-enum { C2S_CTL_NONE, C2S_CTL_STOP, C2S_CTL_ROUTER_DOWN, C2S_CTL_ROUTER_UP };
+enum { C2S_CTL_NONE, C2S_CTL_STOP, C2S_CTL_ROUTER_DOWN, C2S_CTL_ROUTER_UP, C2S_CTL_RELOAD };
 
 struct c2s_thread {
     unsigned idx;
     _Atomic unsigned ctl;      /* a C2S_CTL_* request, 0: none */
     _Atomic unsigned ctl_done; /* requests handled so far */
+    const struct config *next_cfg; /* C2S_CTL_RELOAD: the snapshot to switch to */
+    struct tls_ctx *next_tls;      /* ... and the TLS context (certificate renewed) */
     const struct config *cfg;
     struct io_uring ring;
     int lfd[2]; /* plain (STARTTLS) and Direct TLS listeners; -1 when off */

@@ -395,6 +395,11 @@ static void control(struct c2s_thread *t, unsigned req)
             backlog_clear(&t->backlog[s]);
             t->dirty[s] = false;
         }
+    } else if (req == C2S_CTL_RELOAD) {
+        /* New connections use the new certificate; established ones keep theirs. */
+        t->cfg = t->next_cfg;
+        if (t->next_tls)
+            t->tls = t->next_tls;
     } else if (req == C2S_CTL_ROUTER_UP) {
         t->router_down = false;
         route_reregister(t);

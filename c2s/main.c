@@ -99,6 +99,45 @@ static void to_threads(unsigned req)
             usleep(1000);
 }
 
+/* SIGHUP: a new snapshot for what may change at run time (restart-only directives are
+ * reported and keep their old values in effect), and the certificate read again so a
+ * renewed one is used without a restart. Old snapshots and TLS contexts stay allocated:
+ * connections and the SASL configuration point into them, and reloads are rare. */
+static void reload(const char *path, const struct config **cfg, struct tls_ctx **tls)
+{
+    char err[512];
+    struct config *fresh;
+    if (config_load(path, &fresh, err, sizeof err) < 0) {
+        LOG_ERROR("reload refused: %s", err);
+        return;
+    }
+    const char *fixed = config_changed(*cfg, fresh, true);
+    if (fixed) {
+        LOG_WARN("reload: %s changes only on restart; keeping the running config", fixed);
+        config_free(fresh);
+        return;
+    }
+    log_set_level(fresh->log.level);
+    struct tls_ctx *t = NULL;
+    if (*tls && fresh->c2s.certificate) {
+        struct tls_opts o = {.cert_file = fresh->c2s.certificate,
+                             .key_file = fresh->c2s.key,
+                             .alpn = "xmpp-client"};
+        t = tls_ctx_new_server(&o, err, sizeof err);
+        if (!t)
+            LOG_ERROR("reload: keeping the old certificate: %s", err);
+    }
+    for (unsigned i = 0; i < nthreads; i++) {
+        threads[i].next_cfg = fresh;
+        threads[i].next_tls = t;
+    }
+    to_threads(C2S_CTL_RELOAD);
+    *cfg = fresh;
+    if (t)
+        *tls = t;
+    LOG_INFO("reloaded %s", path);
+}
+
 static int attach(struct c2s_thread *t, const struct seg *seg, const struct config *cfg,
                   const int *bell_fds)
 {
@@ -268,7 +307,10 @@ int main(int argc, char **argv)
             continue;
         if (m.type == CTL_SHUTDOWN)
             break;
-        if (m.type == CTL_PEER_DOWN && m.arg == CTL_ROLE_ROUTER) {
+        if (m.type == CTL_RELOAD) {
+            const struct config *cur = threads[0].cfg;
+            reload(a.config, &cur, &tls);
+        } else if (m.type == CTL_PEER_DOWN && m.arg == CTL_ROLE_ROUTER) {
             LOG_WARN("the router went down: holding client input until it is back");
             to_threads(C2S_CTL_ROUTER_DOWN);
             struct ctl_msg ack = {CTL_PEER_RESET, m.arg};

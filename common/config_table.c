@@ -99,9 +99,10 @@ const struct config_directive config_table[] = {
     BOOL("c2s.allow_plain_without_tls", c2s.allow_plain_without_tls, "false", 0,
          "Offer SASL PLAIN on a stream without TLS, which sends the password in clear.\n"
          "Matters only when require_encryption is false."),
-    NUM(SIZE, "c2s.max_stanza_size", c2s.max_stanza_size, "256K", 10000, 16 * M, 0,
+    NUM(SIZE, "c2s.max_stanza_size", c2s.max_stanza_size, "256K", 10000, 16 * M, RESTART,
         "Bytes of the largest stanza accepted; a larger one closes the stream with\n"
-        "policy-violation. RFC 6120 §13.12 asks for at least 10000."),
+        "policy-violation. RFC 6120 §13.12 asks for at least 10000. It sizes the\n"
+        "shared-memory frames, so it changes on restart only."),
     NUM(INT, "c2s.max_depth", c2s.max_depth, "48", 8, 1024, 0,
         "Deepest nesting of elements inside one stanza."),
     NUM(INT, "c2s.max_attrs", c2s.max_attrs, "64", 8, 1024, 0,

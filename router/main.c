@@ -125,7 +125,24 @@ int main(int argc, char **argv)
             continue;
         if (m.type == CTL_SHUTDOWN)
             break;
-        if (m.type == CTL_PEER_DOWN) {
+        if (m.type == CTL_RELOAD) {
+            /* Old snapshots are kept: shards may have pointers into them mid-stanza. */
+            struct config *fresh;
+            if (config_load(a.config, &fresh, err, sizeof err) < 0) {
+                LOG_ERROR("reload refused: %s", err);
+            } else if (config_changed(cfg, fresh, true)) {
+                LOG_WARN("reload: %s changes only on restart; keeping the running config",
+                         config_changed(cfg, fresh, true));
+                config_free(fresh);
+            } else {
+                log_set_level(fresh->log.level);
+                for (unsigned i = 0; i < nshards; i++)
+                    shards[i].next_cfg = fresh;
+                to_shards(ROUTER_CTL_RELOAD, 0);
+                cfg = fresh;
+                LOG_INFO("reloaded %s", a.config);
+            }
+        } else if (m.type == CTL_PEER_DOWN) {
             LOG_INFO("front end %u went down: dropping its sessions", m.arg);
             to_shards(ROUTER_CTL_FE_DOWN, m.arg);
             struct ctl_msg ack = {CTL_PEER_RESET, m.arg};

@@ -70,11 +70,12 @@ struct shard {
     _Atomic unsigned ctl;      /* control request from main (ROUTER_CTL_*), 0: none */
     _Atomic unsigned ctl_done; /* last request handled */
     unsigned ctl_arg;
+    const struct config *next_cfg; /* ROUTER_CTL_RELOAD */
     int ctl_fd; /* eventfd main uses to wake the shard for a control request */
     uint64_t frames_in, frames_out, deliveries;
 };
 
-enum { ROUTER_CTL_NONE, ROUTER_CTL_FE_DOWN, ROUTER_CTL_STOP };
+enum { ROUTER_CTL_NONE, ROUTER_CTL_FE_DOWN, ROUTER_CTL_STOP, ROUTER_CTL_RELOAD };
 
 /* A stanza frame from a front end, validated, with its strings located. */
 struct stanza {

@@ -161,6 +161,8 @@ void *shard_main(void *arg)
                 break;
             if (ctl == ROUTER_CTL_FE_DOWN)
                 front_end_down(s, s->ctl_arg);
+            else if (ctl == ROUTER_CTL_RELOAD)
+                s->cfg = s->next_cfg;
             /* Pairs with main's acquire load of ctl_done. */
             atomic_store_explicit(&s->ctl, ROUTER_CTL_NONE, memory_order_relaxed);
             atomic_fetch_add_explicit(&s->ctl_done, 1, memory_order_release);

@@ -255,11 +255,17 @@ static void reload(void)
         LOG_ERROR("reload refused, keeping the running config: %s", err);
         return;
     }
-    log_set_level((enum log_level)fresh->log.level);
+    const char *fixed = config_changed(S.cfg, fresh, true);
+    if (fixed) {
+        LOG_WARN("reload refused: %s changes only on restart", fixed);
+        config_free(fresh);
+        return;
+    }
+    log_set_level(fresh->log.level);
     config_free(fresh);
     for (int i = 0; i < 2; i++)
         send_ctl(&S.kids[i], CTL_RELOAD, 0);
-    LOG_INFO("reloaded %s", S.config_path);
+    LOG_INFO("reloading %s", S.config_path);
 }
 
 static void find_bins(const char *argv0)
