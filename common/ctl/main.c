@@ -3,7 +3,7 @@
  * the same database as the server, through the store's synchronous calls; SQLite's
  * WAL mode lets it write while the server reads.
  *
- *   starlingctl --config FILE adduser JID [PASSWORD]   (no PASSWORD: read from stdin)
+ *   starlingctl --config FILE adduser JID [PASSWORD]   (none or "-": read from stdin)
  *   starlingctl --config FILE passwd JID [PASSWORD]
  *   starlingctl --config FILE deluser JID
  *   starlingctl --config FILE users
@@ -115,7 +115,8 @@ int main(int argc, char **argv)
     } else if ((!strcmp(cmd, "adduser") || !strcmp(cmd, "passwd")) && (argc == 5 || argc == 6)) {
         struct store_creds creds;
         if ((rc = account_of(cfg, argv[4], user, sizeof user)) < 0 ||
-            (rc = read_password(argc == 6 ? argv[5] : NULL, password, sizeof password)) < 0 ||
+            (rc = read_password(argc == 6 && strcmp(argv[5], "-") ? argv[5] : NULL, password,
+                                sizeof password)) < 0 ||
             (rc = creds_make(password, cfg->c2s.scram_iterations, &creds)) < 0)
             goto out;
         rc = cmd[0] == 'a' ? store_account_create_sync(st, user, &creds)
