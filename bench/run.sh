@@ -6,3 +6,6 @@ O=${1:-build/release}
 cd "$(dirname "$0")/.."
 echo "== XML stream parser against expat (bench/xmlbench_main.c)"
 "$O/bin/xmlbench"
+echo
+echo "== shared-memory ring between two processes (bench/ringbench_main.c)"
+"$O/bin/ringbench"
