@@ -10,3 +10,6 @@ echo "== SASL: server CPU per login (bench/sasl_main.c)"
 "$O/bin/sasl"
 echo "== TLS: server CPU per handshake, heap per idle connection (bench/tls_main.c)"
 "$O/bin/tls"
+echo
+echo "== shared-memory ring between two processes (bench/ringbench_main.c)"
+"$O/bin/ringbench"

@@ -144,7 +144,8 @@ bool ring_publish(struct ring *r);
  * returns true, and the consumer rings this producer's bell, once half the ring (or the
  * refused frame, if larger) is free; waiting for half a ring makes the wake-ups batch.
  *   1        armed: sleep (bell_wait()), or carry on with other work until the bell rings.
- *   0        the space is already there: reserve again. Nothing is armed.
+ *   0        the space is already there: reserve again now. Nothing is armed, so no ring
+ *            will come for it.
  *   -EBUSY   frames are committed but not published: the consumer could never free space.
  *   -EBADMSG the consumer published an impossible tail.
  * Its seq_cst fence pairs with the one in ring_release(), as in the bell's handshake. */
@@ -158,7 +159,9 @@ int ring_wait_prepare(struct ring *r);
  *   -EBADMSG the next frame is invalid (len shorter than a header or longer than max_frame,
  *            past the published head, straddling the end, a pad that does not reach the
  *            end, kind > max_kind) or the published head is (misaligned, too far ahead).
- *            Nothing is consumed; the producer's process is broken and must be replaced. */
+ *            Nothing is consumed and the error stays: the producer's process is broken and
+ *            must be replaced (then ring_reset()). Until then leave the ring out of the
+ *            sleep re-check too, since ring_empty() keeps calling it non-empty. */
 int ring_peek(struct ring *r, struct ring_frame *f);
 
 /* Consumes the frame ring_peek() returned (locally: the producer sees it at release). */
