@@ -130,6 +130,9 @@ struct c2s_thread {
     bool *dirty;              /* [nshards]: frames committed, not yet published */
     struct backlog *backlog;  /* [nshards]: session frames that found their ring full */
     struct conn *paused;      /* connections waiting for ring space */
+    bool resume_now;          /* a ring has room already: route_resume() without a bell */
+    bool *broken;             /* [nshards]: the ring from that shard is corrupt: left
+                                 alone until the router is replaced and it is reset */
     struct tls_ctx *tls;
     struct store_client *store;
     const struct sasl_config *sasl_cfg;
@@ -148,6 +151,8 @@ struct c2s_thread {
 
 /* The thread running the calling code: store callbacks find their thread through it. */
 extern _Thread_local struct c2s_thread *c2s_current;
+/* The control socket to the supervisor (main.c). */
+extern int c2s_ctl_fd;
 
 /* ---- conn.c ---- */
 struct conn *conn_new(struct c2s_thread *t, int fd, bool direct_tls);

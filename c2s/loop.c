@@ -394,6 +394,7 @@ static void control(struct c2s_thread *t, unsigned req)
             ring_reset(&t->from_shard[s]);
             backlog_clear(&t->backlog[s]);
             t->dirty[s] = false;
+            t->broken[s] = false;
         }
     } else if (req == C2S_CTL_RELOAD) {
         /* New connections use the new certificate; established ones keep theirs. */
@@ -433,7 +434,9 @@ int loop_run(struct c2s_thread *t)
         }
         if (stop_begun && t->live == 0)
             break;
-        unsigned work = route_drain(t);
+        if (t->resume_now)
+            route_resume(t);
+        unsigned work = route_drain(t) + t->resume_now;
         route_flush(t);
         int r;
         if (work) {

@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+int c2s_ctl_fd = -1;
 static struct c2s_thread *threads;
 static unsigned nthreads;
 static struct sasl_config sasl_cfg;
@@ -147,8 +148,9 @@ static int attach(struct c2s_thread *t, const struct seg *seg, const struct conf
     t->from_shard = calloc(ns, sizeof *t->from_shard);
     t->dirty = calloc(ns, sizeof *t->dirty);
     t->backlog = calloc(ns, sizeof *t->backlog);
+    t->broken = calloc(ns, sizeof *t->broken);
     struct bell *shard_bells = calloc(ns, sizeof *shard_bells);
-    if (!t->to_shard || !t->from_shard || !t->dirty || !t->backlog || !shard_bells)
+    if (!t->to_shard || !t->from_shard || !t->dirty || !t->backlog || !t->broken || !shard_bells)
         return -ENOMEM;
     uint32_t mine = topo_bell_c2s(cfg, t->idx);
     int err = bell_attach(&t->bell, seg_bell(seg, mine), bell_fds[mine]);
@@ -195,6 +197,7 @@ int main(int argc, char **argv)
         return 2;
     }
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    c2s_ctl_fd = a.ctl_fd;
     if (config_load(a.config, &cfg, err, sizeof err) < 0) {
         fprintf(stderr, "starling-c2s: %s\n", err);
         return 2;

@@ -14,6 +14,7 @@
  * cannot wait on a socket, queue in the thread's per-shard backlog instead.
  */
 #include "c2s/c2s.h"
+#include "common/ctl.h"
 #include "common/jid.h"
 #include "common/log.h"
 #include "common/xml_tree.h"
@@ -54,6 +55,14 @@ static int8_t presence_priority(struct conn *c, const struct xml_event *ev)
     return prio;
 }
 
+/* Asks the shard to ring our bell once the ring has room; when it has room already no
+ * bell will come, so the loop resumes at once. */
+static void wait_for_room(struct c2s_thread *t, unsigned shard)
+{
+    if (ring_wait_prepare(&t->to_shard[shard]) == 0)
+        t->resume_now = true;
+}
+
 static void pause_conn(struct conn *c, unsigned shard)
 {
     struct c2s_thread *t = c->t;
@@ -63,7 +72,7 @@ static void pause_conn(struct conn *c, unsigned shard)
     t->paused = c;
     loop_cancel_recv(c);
     route_flush(t); /* ring_wait_prepare() wants everything published */
-    ring_wait_prepare(&t->to_shard[shard]);
+    wait_for_room(t, shard);
 }
 
 void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint8_t type)
@@ -265,7 +274,7 @@ bool route_pending(struct c2s_thread *t)
     if (t->router_down)
         return false;
     for (unsigned s = 0; s < t->nshards; s++)
-        if (!ring_empty(&t->from_shard[s]))
+        if (!t->broken[s] && !ring_empty(&t->from_shard[s]))
             return true;
     return false;
 }
@@ -314,7 +323,9 @@ unsigned route_drain(struct c2s_thread *t)
         struct ring *r = &t->from_shard[s];
         struct ring_frame f;
         unsigned n = 0;
-        int rc;
+        int rc = 0;
+        if (t->broken[s])
+            continue;
         /* A bounded batch per ring keeps one busy shard from starving the others. */
         while (n < 256 && (rc = ring_peek(r, &f)) == 1) {
             on_frame(t, &f);
@@ -323,8 +334,12 @@ unsigned route_drain(struct c2s_thread *t)
         }
         if (n && ring_release(r))
             bell_ring(r->peer);
-        if (rc < 0 && n == 0)
-            LOG_RL(LOG_LEVEL_ERROR, "c2s thread %u: ring from shard %u is corrupt", t->idx, s);
+        if (rc < 0) {
+            /* The router process is broken; the supervisor replaces it and we reset. */
+            LOG_ERROR("c2s thread %u: ring from shard %u is corrupt", t->idx, s);
+            t->broken[s] = true;
+            ctl_tell(c2s_ctl_fd, CTL_PEER_BROKEN, CTL_ROLE_ROUTER);
+        }
         handled += n;
     }
     return handled;
@@ -344,12 +359,13 @@ void route_flush(struct c2s_thread *t)
                 bell_ring(r->peer);
         }
         if (!backlog_empty(&t->backlog[s]))
-            ring_wait_prepare(r);
+            wait_for_room(t, s);
     }
 }
 
 void route_resume(struct c2s_thread *t)
 {
+    t->resume_now = false;
     if (t->router_down)
         return;
     struct conn *list = t->paused, *still = NULL;
@@ -385,7 +401,7 @@ void route_resume(struct c2s_thread *t)
     }
     route_flush(t);
     for (struct conn *c = t->paused; c; c = c->next_paused)
-        ring_wait_prepare(&t->to_shard[c->held_shard]);
+        wait_for_room(t, c->held_shard);
 }
 
 void route_reregister(struct c2s_thread *t)

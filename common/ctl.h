@@ -12,6 +12,7 @@
 #define STARLING_CTL_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 enum ctl_type {
     CTL_READY = 1,  /* child -> supervisor: attached to the segment, serving */
@@ -20,6 +21,7 @@ enum ctl_type {
     CTL_PEER_UP,    /* supervisor -> child: arg's replacement is serving */
     CTL_SHUTDOWN,   /* supervisor -> child: drain and exit (c2s: system-shutdown) */
     CTL_RELOAD,     /* supervisor -> child: re-read what can change at run time */
+    CTL_PEER_BROKEN, /* child -> supervisor: arg's process wrote a corrupt frame: replace it */
 };
 
 enum ctl_role { CTL_ROLE_ROUTER, CTL_ROLE_C2S, CTL_ROLE_S2S };
@@ -28,5 +30,13 @@ struct ctl_msg {
     uint32_t type; /* enum ctl_type */
     uint32_t arg;
 };
+
+/* Tells the supervisor through the child's control socket, from any thread (one
+ * datagram per call on a SOCK_SEQPACKET socket never interleaves). */
+static inline void ctl_tell(int fd, uint32_t type, uint32_t arg)
+{
+    struct ctl_msg m = {type, arg};
+    (void)!send(fd, &m, sizeof m, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
 
 #endif

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+int router_ctl_fd = -1;
 static struct shard *shards;
 static unsigned nshards;
 
@@ -51,8 +52,9 @@ static int attach(struct shard *s, const struct seg *seg, const struct config *c
     s->to_fe = calloc(nfe, sizeof *s->to_fe);
     s->dirty = calloc(nfe, sizeof *s->dirty);
     s->backlog = calloc(nfe, sizeof *s->backlog);
+    s->broken = calloc(nfe, sizeof *s->broken);
     struct bell *fe_bells = calloc(nfe, sizeof *fe_bells);
-    if (!s->from_fe || !s->to_fe || !s->dirty || !s->backlog || !fe_bells)
+    if (!s->from_fe || !s->to_fe || !s->dirty || !s->backlog || !s->broken || !fe_bells)
         return -ENOMEM;
     uint32_t mine = topo_bell_shard(cfg, s->idx);
     int err = bell_attach(&s->bell, seg_bell(seg, mine), bell_fds[mine]);
@@ -81,6 +83,7 @@ int main(int argc, char **argv)
         return 2;
     }
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the supervisor */
+    router_ctl_fd = a.ctl_fd;
     signal(SIGINT, SIG_IGN);          /* the terminal's Ctrl-C: the supervisor decides */
     signal(SIGPIPE, SIG_IGN);
     if (config_load(a.config, &cfg, err, sizeof err) < 0) {

@@ -198,7 +198,8 @@ void out_flush(struct shard *s)
             if (ring_publish(r))
                 bell_ring(r->peer);
         }
-        if (!backlog_empty(&s->backlog[fe]))
-            ring_wait_prepare(r);
+        /* Room already there means no bell will come: go round again instead. */
+        if (!backlog_empty(&s->backlog[fe]) && ring_wait_prepare(r) == 0)
+            s->retry_out = true;
     }
 }

@@ -64,6 +64,8 @@ struct shard {
     struct bell bell;              /* frames for us, or room in a ring we wait on */
     bool *dirty;                   /* [nfe] committed frames not yet published */
     struct backlog *backlog;       /* [nfe] frames waiting for room */
+    bool *broken;                  /* [nfe] inbound ring corrupt: left alone until reset */
+    bool retry_out;                /* an outbound ring had room already: flush again */
     struct user_table users;
     struct arena arena; /* per stanza */
     char scratch[16384];
@@ -83,6 +85,9 @@ struct stanza {
     const char *from, *to, *raw;
     size_t from_len, from_bare_len, to_len, to_bare_len, raw_len, head_len;
 };
+
+/* The control socket to the supervisor (main.c). */
+extern int router_ctl_fd;
 
 /* ---- session.c ---- */
 void users_init(struct user_table *t);

@@ -6,6 +6,7 @@
  * then find their rings full and stop reading their clients.
  */
 #include "router/router.h"
+#include "common/ctl.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -88,6 +89,8 @@ static unsigned drain(struct shard *s)
         struct ring_frame f;
         unsigned n = 0;
         int rc = 0;
+        if (s->broken[fe])
+            continue;
         while (n < BATCH && (rc = ring_peek(r, &f)) == 1) {
             on_frame(s, fe, &f);
             ring_consume(r);
@@ -95,8 +98,12 @@ static unsigned drain(struct shard *s)
         }
         if (n && ring_release(r))
             bell_ring(r->peer);
-        if (rc < 0)
-            LOG_RL(LOG_LEVEL_ERROR, "shard %u: ring from thread %u is corrupt", s->idx, fe);
+        if (rc < 0) {
+            /* The front end is broken; the supervisor replaces it and we reset. */
+            LOG_ERROR("shard %u: ring from thread %u is corrupt", s->idx, fe);
+            s->broken[fe] = true;
+            ctl_tell(router_ctl_fd, CTL_PEER_BROKEN, CTL_ROLE_C2S);
+        }
         total += n;
     }
     return total;
@@ -113,7 +120,7 @@ static size_t backlog_total(const struct shard *s)
 static bool inbound_pending(struct shard *s)
 {
     for (unsigned fe = 0; fe < s->nfe; fe++)
-        if (!ring_empty(&s->from_fe[fe]))
+        if (!s->broken[fe] && !ring_empty(&s->from_fe[fe]))
             return true;
     return false;
 }
@@ -142,6 +149,7 @@ static void front_end_down(struct shard *s, unsigned role)
         s->dirty[fe] = false;
         ring_reset(&s->from_fe[fe]);
         ring_reset(&s->to_fe[fe]);
+        s->broken[fe] = false;
     }
 }
 
@@ -170,8 +178,10 @@ void *shard_main(void *arg)
         }
         unsigned n = backlog_total(s) < BACKLOG_MAX ? drain(s) : 0;
         out_flush(s);
-        if (n)
+        if (n || s->retry_out) {
+            s->retry_out = false;
             continue;
+        }
         bell_prepare_sleep(&s->bell);
         if ((backlog_total(s) < BACKLOG_MAX && inbound_pending(s)) ||
             atomic_load_explicit(&s->ctl, memory_order_acquire) != ROUTER_CTL_NONE) {

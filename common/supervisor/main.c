@@ -218,6 +218,10 @@ static void on_message(struct child *c)
         if (c->told_down && p->state == CH_RUNNING)
             send_ctl(p, CTL_PEER_UP, c->role);
         c->told_down = false;
+    } else if (m.type == CTL_PEER_BROKEN && p->pid > 0 && p->state == CH_RUNNING) {
+        LOG_ERROR("%s reports that %s wrote a corrupt frame: replacing %s", c->name, p->name,
+                  p->name);
+        kill(p->pid, SIGKILL);
     } else if (m.type == CTL_PEER_RESET && p->state == CH_WAITING) {
         format_bells(p);
         schedule_start(p);
