@@ -17,6 +17,7 @@
 #include "common/xml_tree.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,28 +219,42 @@ static void on_creds(void *arg, int res, const struct store_creds *sc)
     stream_input(c, NULL, 0); /* anything the client sent meanwhile */
 }
 
-/* A token bucket per client address, shared loosely by the thread: an address that
- * logs in more than c2s.login_rate times a second gets temporary-auth-failure. */
-static bool login_allowed(struct conn *c)
+/* A token bucket per client address, for the whole process (SO_REUSEPORT spreads one
+ * address's connections over every thread): an address that logs in more than
+ * c2s.login_rate times a second gets temporary-auth-failure. The table is lossy (one
+ * bucket per hash slot, a colliding address takes it over) and bounded. A login is
+ * rare next to a message, so a mutex here costs nothing that matters. */
+#define LOGIN_BUCKETS 4096
+static struct {
+    pthread_mutex_t lock;
+    struct {
+        uint32_t addr, tokens, stamp;
+    } b[LOGIN_BUCKETS];
+} logins = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+bool auth_login_allowed(const struct c2s_thread *t, uint32_t peer_hash)
 {
-    uint32_t rate = c->t->cfg->c2s.login_rate;
+    uint32_t rate = t->cfg->c2s.login_rate, now = t->now;
     if (!rate)
         return true;
-    struct login_bucket *lb = &c->t->logins[c->peer_hash % C2S_LOGIN_BUCKETS];
-    uint32_t now = c->t->now;
-    if (lb->addr != c->peer_hash || now - lb->stamp > 60) {
-        lb->addr = c->peer_hash;
+    pthread_mutex_lock(&logins.lock);
+    __typeof__(logins.b[0]) *lb = &logins.b[peer_hash % LOGIN_BUCKETS];
+    /* Threads' coarse clocks may disagree by a tick: never count time backwards. */
+    int32_t dt = (int32_t)(now - lb->stamp);
+    if (lb->addr != peer_hash || dt > 60) {
+        lb->addr = peer_hash;
         lb->tokens = rate;
         lb->stamp = now;
-    } else if (now != lb->stamp) {
-        uint64_t t = lb->tokens + (uint64_t)(now - lb->stamp) * rate;
-        lb->tokens = (uint32_t)(t > rate ? rate : t);
+    } else if (dt > 0) {
+        uint64_t tok = lb->tokens + (uint64_t)dt * rate;
+        lb->tokens = (uint32_t)(tok > rate ? rate : tok);
         lb->stamp = now;
     }
-    if (!lb->tokens)
-        return false;
-    lb->tokens--;
-    return true;
+    bool ok = lb->tokens > 0;
+    if (ok)
+        lb->tokens--;
+    pthread_mutex_unlock(&logins.lock);
+    return ok;
 }
 
 void auth_stanza(struct conn *c, const struct xml_event *ev)
@@ -288,7 +303,7 @@ void auth_stanza(struct conn *c, const struct xml_event *ev)
         struct sasl_tls st;
         transport(c, &st);
         sasl_init(c->sasl, c->t->sasl_cfg, &st);
-        if (!login_allowed(c)) {
+        if (!auth_login_allowed(c->t, c->peer_hash)) {
             LOG_RL(LOG_LEVEL_WARN, "conn %u: login rate exceeded for its address", c->slot);
             k = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &se);
         } else {

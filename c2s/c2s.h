@@ -61,6 +61,7 @@ enum conn_state {
 #define CONN_F_WAIT      0x100 /* an answer from the store or router is due: hold input */
 #define CONN_F_RESTART   0x200 /* restart the stream after the current stanza (SASL) */
 #define CONN_F_DEAD      0x400 /* the socket failed: nothing more can be sent */
+#define CONN_F_RECV_OFF  0x800 /* the multishot receive is being cancelled */
 
 /* conn.ops: io_uring operations in flight, so a slot is freed only when none is. */
 #define CONN_OP_RECV 0x1
@@ -99,12 +100,6 @@ struct conn {
     struct conn *next_paused;
 };
 
-/* Login attempts per client address: a lossy table, one bucket per hash slot. */
-#define C2S_LOGIN_BUCKETS 1024
-struct login_bucket {
-    uint32_t addr, tokens, stamp;
-};
-
 /* Requests from the process's main thread, through c2s_thread.ctl. */
 enum { C2S_CTL_NONE, C2S_CTL_STOP, C2S_CTL_ROUTER_DOWN, C2S_CTL_ROUTER_UP, C2S_CTL_RELOAD };
 
@@ -139,7 +134,6 @@ struct c2s_thread {
     uint64_t store_val;       /* target of the store eventfd read */
     struct worker_client *verify; /* PLAIN's PBKDF2, off this thread */
     uint64_t verify_val;
-    struct login_bucket logins[C2S_LOGIN_BUCKETS];
     uint32_t now;             /* coarse clock, seconds */
     bool stopping;            /* system-shutdown sent to everyone */
     bool router_down;         /* rings are reset; hold input until the router is back */
@@ -178,6 +172,8 @@ int loop_run(struct c2s_thread *t);
 
 /* ---- stream.c ---- */
 void stream_start(struct conn *c);
+/* Is the client's input held (a full ring, the store or router to answer first)? */
+bool stream_held(const struct conn *c);
 /* Plaintext bytes from the client (data may be NULL to resume held input). */
 void stream_input(struct conn *c, const char *data, size_t n);
 /* Sends <stream:error/> with this condition (and our header first if not yet sent). */
@@ -197,6 +193,8 @@ void stream_features(struct conn *c);
 void stream_tick(struct conn *c);
 
 /* ---- auth.c ---- */
+/* May a login from this address start now? (c2s.login_rate, across all threads) */
+bool auth_login_allowed(const struct c2s_thread *t, uint32_t peer_hash);
 void auth_features(struct conn *c, struct buf *b);
 void auth_stanza(struct conn *c, const struct xml_event *ev);
 

@@ -73,11 +73,12 @@ void loop_arm_recv(struct conn *c)
 
 void loop_cancel_recv(struct conn *c)
 {
-    if (!(c->ops & CONN_OP_RECV))
+    if (!(c->ops & CONN_OP_RECV) || (c->flags & CONN_F_RECV_OFF))
         return;
     struct io_uring_sqe *sqe = sqe_get(c->t);
     if (!sqe)
         return;
+    c->flags |= CONN_F_RECV_OFF;
     io_uring_prep_cancel64(sqe, ud_pack(OP_RECV, c->slot, c->gen), 0);
     io_uring_sqe_set_data64(sqe, ud_pack(OP_CANCEL, 0, 0));
 }
@@ -242,15 +243,17 @@ static void on_recv(struct c2s_thread *t, struct conn *c, const struct io_uring_
     }
     if (!c)
         return;
-    if (!more)
+    if (!more) {
         c->ops &= (uint8_t)~CONN_OP_RECV;
+        c->flags &= (uint16_t)~CONN_F_RECV_OFF;
+    }
     if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED)) {
         /* The client went away without closing its stream. */
         if (cqe->res < 0)
             c->flags |= CONN_F_DEAD;
         conn_close(c);
-    } else if (!more && !(c->flags & CONN_F_PAUSED)) {
-        loop_arm_recv(c); /* multishot ended (buffers ran out, or cancelled) */
+    } else if (!more && !stream_held(c)) {
+        loop_arm_recv(c); /* multishot ended (buffers ran out, or a cancel overtaken) */
     }
     maybe_release(c);
 }
@@ -405,9 +408,10 @@ static void control(struct c2s_thread *t, unsigned req)
         t->router_down = false;
         route_reregister(t);
         route_resume(t);
+        /* Held input flows again and reading resumes. */
         for (uint32_t i = 0; i < t->nconns; i++) {
             struct conn *c = &t->conns[i];
-            if (c->state != CONN_FREE && c->state != CONN_CLOSING && buf_used(&c->in) &&
+            if (c->state != CONN_FREE && c->state != CONN_CLOSING && c->state != CONN_TLS &&
                 !(c->flags & CONN_F_PAUSED))
                 stream_input(c, NULL, 0);
         }

@@ -70,7 +70,6 @@ static void pause_conn(struct conn *c, unsigned shard)
     c->flags |= CONN_F_PAUSED;
     c->next_paused = t->paused;
     t->paused = c;
-    loop_cancel_recv(c);
     route_flush(t); /* ring_wait_prepare() wants everything published */
     wait_for_room(t, shard);
 }
@@ -86,7 +85,16 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
     uint8_t flags = 0;
     uint64_t key = c->key;
 
-    if (to.p) {
+    if (!to.p && kind == PROTO_MESSAGE) {
+        /* RFC 6120 §10.3.1: a message without `to` is for the sender's bare JID. */
+        j.str = c->jid;
+        j.len = c->bare_len;
+        j.local_len = (uint16_t)strlen(c->user);
+        j.domain_off = (uint16_t)(j.local_len + 1);
+        j.domain_len = (uint16_t)(c->bare_len - j.domain_off);
+        j.res_off = j.len;
+        flags |= PROTO_STANZA_LOCAL;
+    } else if (to.p) {
         if (jid_parse(&j, to.p, to.len, tobuf, sizeof tobuf) < 0) {
             stream_stanza_error(c, ev, "modify", "jid-malformed");
             return;
@@ -123,7 +131,7 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
         return;
     }
     size_t slen = ev->raw.len - cut_len + c->from_attr_len + dl;
-    size_t tolen = to.p ? j.len : 0;
+    size_t tolen = j.str ? j.len : 0;
     size_t plen = sizeof(struct proto_stanza) + c->jid_len + tolen + slen;
 
     struct buf *held = &c->held;
@@ -159,9 +167,9 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
     h->from_len = c->jid_len;
     h->from_bare_len = c->bare_len;
     h->to_len = (uint16_t)tolen;
-    h->to_bare_len = to.p ? (uint16_t)jid_bare_len(&j) : 0;
-    h->to_domain_off = to.p ? j.domain_off : 0;
-    h->to_domain_len = to.p ? j.domain_len : 0;
+    h->to_bare_len = j.str ? (uint16_t)jid_bare_len(&j) : 0;
+    h->to_domain_off = j.str ? j.domain_off : 0;
+    h->to_domain_len = j.str ? j.domain_len : 0;
     h->head_len = ev->head_len - cut_len + c->from_attr_len + (uint32_t)dl;
     h->stanza_len = (uint32_t)slen;
     char *o = (char *)(h + 1);
@@ -388,9 +396,7 @@ void route_resume(struct c2s_thread *t)
         t->dirty[c->held_shard] = true;
         buf_free(&c->held);
         c->flags &= (uint16_t)~CONN_F_PAUSED;
-        stream_input(c, NULL, 0); /* what arrived while it waited */
-        if (!(c->flags & CONN_F_PAUSED))
-            loop_arm_recv(c);
+        stream_input(c, NULL, 0); /* what arrived while it waited; reading resumes */
     }
     /* Connections paused again inside stream_input() are already back on t->paused. */
     while (still) {

@@ -20,8 +20,10 @@
 
 /* Seconds an idle client has to answer our ping before it is dropped. */
 #define PING_GRACE 60
-/* Bytes held for a client beyond one stanza while its input waits (ring full, store). */
-#define HOLD_SLACK (256 * 1024)
+/* Bytes held for a client beyond one stanza while its input waits (ring full, store,
+ * router away). Reading stops as soon as input is held; what still arrives was already
+ * in flight (the socket's receive buffer at most), so this bounds only the absurd. */
+#define HOLD_SLACK (16u << 20)
 
 static bool str_is(struct xml_str s, const char *lit)
 {
@@ -304,7 +306,7 @@ static void on_stanza(struct conn *c, const struct xml_event *ev)
     route_stanza(c, ev, (uint8_t)kind, (uint8_t)type);
 }
 
-static bool held(const struct conn *c)
+bool stream_held(const struct conn *c)
 {
     return (c->flags & (CONN_F_PAUSED | CONN_F_WAIT)) || c->t->router_down;
 }
@@ -320,7 +322,7 @@ static void hold(struct conn *c, const char *p, size_t n)
 
 void stream_input(struct conn *c, const char *data, size_t n)
 {
-    if (data && (buf_used(&c->in) || held(c))) {
+    if (data && (buf_used(&c->in) || stream_held(c))) {
         hold(c, data, n);
         data = NULL;
     }
@@ -332,7 +334,7 @@ void stream_input(struct conn *c, const char *data, size_t n)
 
         if (c->state == CONN_CLOSING || c->state == CONN_FREE)
             return;
-        while (!held(c) && !(c->flags & CONN_F_RESTART)) {
+        while (!stream_held(c) && !(c->flags & CONN_F_RESTART)) {
             struct xml_event ev;
             enum xml_ev_kind k = xml_next(&c->xp, buf, len, &ev);
             if (k == XML_EV_NONE)
@@ -369,6 +371,11 @@ void stream_input(struct conn *c, const char *data, size_t n)
     }
     if (!buf_used(&c->in))
         buf_trim(&c->in);
+    /* Held input means the client must wait: stop reading, so TCP pushes back. */
+    if (stream_held(c))
+        loop_cancel_recv(c);
+    else
+        loop_arm_recv(c);
 }
 
 void stream_tick(struct conn *c)

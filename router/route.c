@@ -226,13 +226,14 @@ void route_end_session(struct shard *s, struct user *u, struct session *ss)
         buf_free(&b);
     }
     session_remove(u, ss);
-    user_drop_if_empty(&s->users, u);
 }
 
 void route_unbind(struct shard *s, const struct proto_session *b, const char *jid)
 {
     struct user *u = user_find(&s->users, b->key, jid, b->bare_len);
     struct session *ss = u ? session_by_conn(u, b->conn) : NULL;
-    if (ss)
+    if (ss) {
         route_end_session(s, u, ss);
+        user_drop_if_empty(&s->users, u);
+    }
 }

@@ -107,7 +107,8 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
                 const char *presence);
 void route_unbind(struct shard *s, const struct proto_session *b, const char *jid);
 /* Ends a session (connection gone, replaced, front end died): its unavailable presence
- * goes to the user's other resources. */
+ * goes to the user's other resources. The user stays, even without sessions: the
+ * caller drops it (user_drop_if_empty) when it is done with it. */
 void route_end_session(struct shard *s, struct user *u, struct session *ss);
 
 /* ---- iq.c ---- */
