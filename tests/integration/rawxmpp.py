@@ -128,6 +128,10 @@ class RawClient:
         self.events = []
         self.parse_error = None
 
+    def stop_parsing(self):
+        """From now on only collect bytes (what follows is not XML: TLS, say)."""
+        self.parse_error = "stopped"
+
     def _feed(self, data):
         if self.parse_error:
             return
