@@ -269,17 +269,17 @@ class Server:
             self.stop()
         raise RuntimeError("could not get ports of our own")
 
-    def wait_serving(self, timeout=START_TIMEOUT, count=1):
-        """Until both ports accept and the supervisor has logged `count` times that the
-        router and c2s are serving."""
+    def wait_serving(self, timeout=START_TIMEOUT, router=1, c2s=1):
+        """Until both ports accept and the supervisor has logged that the router is
+        serving (at least `router` times: once per start) and c2s too (`c2s` times)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"starling exited with {self.proc.returncode}:\n{self.log_text()}")
             log = self.log_text()
             if (
-                log.count("router is serving") >= count
-                and log.count("c2s is serving") >= count
+                log.count("router is serving") >= router
+                and log.count("c2s is serving") >= c2s
                 and port_accepts(self.port)
                 and port_accepts(self.tls_port)
             ):
