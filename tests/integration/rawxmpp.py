@@ -13,6 +13,7 @@ be driven by hand.
 import base64
 import hashlib
 import hmac
+import itertools
 import os
 import select
 import socket
@@ -411,3 +412,41 @@ def cert_hash_for_end_point(der):
         if oid in der:
             name = h
     return hashlib.new(name, der).digest()
+
+
+# ---- helpers the tests share ------------------------------------------------------------
+
+_ids = itertools.count()
+
+
+def login(server, user, resource=None, available=False, priority=None):
+    """A RawClient logged in to a node (conftest.Server): in plaintext on a node that
+    allows it, else over STARTTLS; with a fresh resource unless one is given."""
+    plain = not server.groups.get("c2s", {}).get("require_encryption", True)
+    c = RawClient(server)
+    c.login(user, server.password(user), resource or f"r{next(_ids)}", tls=not plain)
+    if available:
+        c.available(priority)
+    return c
+
+
+def opened(server, **kw):
+    """A RawClient whose stream is open (header and features read), not logged in."""
+    c = RawClient(server, **kw)
+    c.open()
+    return c
+
+
+def assert_healthy(server):
+    """The node still serves: two new clients log in and exchange a message both
+    ways, and (unless the node is expected to lose processes) none of its processes
+    died since it started."""
+    with login(server, "alice") as a, login(server, "bob", available=True) as b:
+        a.available()
+        body = f"healthy {next(_ids)}"
+        a.message(b.jid, body)
+        assert b.wait_message(body).get("from") == a.jid
+        b.message(a.jid, "re: " + body)
+        assert a.wait_message("re: " + body).get("from") == b.jid
+    if server.expect_stable:
+        server.assert_stable()

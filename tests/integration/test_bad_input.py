@@ -8,46 +8,12 @@ chats, and no process of the node died.
 Most cases run on `plain_server` (plaintext allowed, small limits: max_stanza_size
 20000, max_depth 16, max_attrs 16); some on `server`, over STARTTLS and Direct TLS.
 """
-import itertools
 import threading
 import time
 
 import pytest
 
-from rawxmpp import NS_CLIENT, RawClient, header, q, stanza_error_condition
-
-_ids = itertools.count()
-
-
-def login(server, user, resource=None, available=False):
-    """A raw client logged in: plaintext on a node that allows it, else STARTTLS."""
-    plain = not server.groups.get("c2s", {}).get("require_encryption", True)
-    c = RawClient(server)
-    c.login(user, server.password(user), resource or f"r{next(_ids)}", tls=not plain,
-            available=available)
-    return c
-
-
-def assert_healthy(server):
-    """Two new clients log in and exchange a message both ways."""
-    with login(server, "alice") as a, login(server, "bob", available=True) as b:
-        a.available()
-        body = f"healthy {next(_ids)}"
-        a.message(b.jid, body)
-        m = b.wait_message(body)
-        assert m.get("from") == a.jid
-        b.message(a.jid, "re: " + body)
-        assert a.wait_message("re: " + body).get("from") == b.jid
-    if server.expect_stable:
-        server.assert_stable()
-
-
-def opened(server, **kw):
-    """A raw client whose stream is open (header and features read), not logged in."""
-    c = RawClient(server, **kw)
-    c.open()
-    return c
-
+from rawxmpp import NS_CLIENT, RawClient, assert_healthy, header, login, opened, q, stanza_error_condition
 
 # ---- not-well-formed --------------------------------------------------------------------
 
@@ -461,33 +427,3 @@ def test_garbage_instead_of_tls_handshake(server):
             c._recv(deadline)
         assert c.eof
     assert_healthy(server)
-
-
-# ---- timeouts ---------------------------------------------------------------------------
-
-
-def test_handshake_timeout_connection_timeout(make_server):
-    s = make_server(c2s={"handshake_timeout": 1})
-    bound = login(s, "bob")  # a bound session has no handshake deadline
-    silent = RawClient(s)  # sends nothing at all
-    header_only = opened(s)  # opens the stream, then nothing
-    with bound, silent, header_only:
-        t0 = time.monotonic()
-        assert header_only.expect_stream_error(timeout=5) == "connection-timeout"
-        assert silent.expect_stream_error(timeout=5) == "connection-timeout"
-        assert time.monotonic() - t0 < 4
-        # More than the handshake timeout has passed: the bound client is unaffected.
-        assert bound.ping_server(timeout=5).get("type") == "result"
-    assert_healthy(s)
-
-
-def test_idle_client_is_pinged(make_server):
-    """XEP-0199: a client quiet for c2s.idle_timeout gets a ping from the server."""
-    s = make_server(c2s={"idle_timeout": 1, "keepalive": 0})
-    with login(s, "bob") as c:
-        ping = c.wait_for(lambda e: e.tag == q(NS_CLIENT, "iq"), timeout=5, what="a ping")
-        assert ping.get("type") == "get"
-        assert ping.get("from") == "localhost" and ping.get("to") == c.jid
-        assert ping.find("{urn:xmpp:ping}ping") is not None
-        c.send(f"<iq type='result' id='{ping.get('id')}' to='localhost'/>")
-        assert c.ping_server().get("type") == "result"

@@ -9,14 +9,12 @@ import signal
 import time
 
 from conftest import pid_alive
-from rawxmpp import RawClient, stanza_error_condition
+from rawxmpp import RawClient, login, stanza_error_condition
 from slixclient import Clients, run
 
 
-def raw_login(server, user, resource, available=True):
-    c = RawClient(server)
-    c.login(user, server.password(user), resource, available=available)
-    return c
+def raw_login(server, user, resource):
+    return login(server, user, resource, available=True)
 
 
 def test_kill_c2s_supervisor_restarts_it(make_server):
@@ -63,9 +61,10 @@ def test_kill_router_clients_stay_and_chat_again(make_server):
     async def scenario():
         async with Clients(s) as cs:
             alice = await cs.login("alice", "desk", available=True)
-            bob = await cs.login("bob", "phone", available=True)
+            high = await cs.login("bob", "high", available=True, priority=5)
+            low = await cs.login("bob", "low", available=True, priority=1)
             alice.send_message(mto="bob@localhost", mbody="before", mtype="chat")
-            assert (await bob.next_message())["body"] == "before"
+            assert (await high.next_message())["body"] == "before"
             old_router, c2s = s.router_pid(), s.c2s_pid()
 
             os.kill(old_router, signal.SIGKILL)
@@ -80,20 +79,24 @@ def test_kill_router_clients_stay_and_chat_again(make_server):
             deadline = loop.time() + 10
             for i in range(1000):
                 alice.send_message(mto="bob@localhost", mbody=f"after {i}", mtype="chat")
-                got = await first_of(bob.next_message(timeout=10), alice.next_message(timeout=10))
+                got = await first_of(high.next_message(timeout=10), alice.next_message(timeout=10))
                 if got["type"] != "error":
                     assert got["body"] == f"after {i}"
                     break
                 assert loop.time() < deadline, "bob never became reachable again"
                 await asyncio.sleep(0.05)
-            bob.send_message(mto=alice.boundjid.full, mbody="back", mtype="chat")
+            # The priorities came back with the sessions: only "high" got it.
+            alice.send_message(mto=low.boundjid.full, mbody="marker", mtype="chat")
+            assert (await low.next_message())["body"] == "marker"
+            high.send_message(mto=alice.boundjid.full, mbody="back", mtype="chat")
             m = await alice.next_message(lambda m: m["type"] != "error")
-            assert (m["body"], m["from"].full) == ("back", bob.boundjid.full)
-            assert not alice.gone.done() and not bob.gone.done(), "a client was disconnected"
-            # New logins work too.
+            assert (m["body"], m["from"].full) == ("back", high.boundjid.full)
+            for c in (alice, high, low):
+                assert not c.gone.done(), f"{c.boundjid} was disconnected"
+            # New logins work too, and see the old sessions.
             carol = await cs.login("carol", "new", available=True)
-            carol.send_message(mto=bob.boundjid.full, mbody="new here", mtype="chat")
-            assert (await bob.next_message())["body"] == "new here"
+            carol.send_message(mto=low.boundjid.full, mbody="new here", mtype="chat")
+            assert (await low.next_message())["body"] == "new here"
             assert await alice.ping_server()
 
     run(scenario(), timeout=40)

@@ -5,25 +5,14 @@ to a bare JID (RFC 6121 §8.5.2), errors never answered with errors, stamping of
 stanza kind, and the stream's own life cycle (close, STARTTLS twice, SASL authzid).
 """
 import base64
-import itertools
 
 import pytest
 
+import rawxmpp
 from rawxmpp import NS_CLIENT, NS_SASL, NS_TLS, RawClient, q, stanza_error_condition
 
-_ids = itertools.count()
-
-
 def login(server, user, resource=None, available=True, priority=None):
-    c = RawClient(server)
-    c.login(user, server.password(user), resource or f"s{next(_ids)}")
-    if available:
-        c.available(priority)
-    return c
-
-
-def is_message(body):
-    return lambda e: e.tag == q(NS_CLIENT, "message") and e.findtext(q(NS_CLIENT, "body")) == body
+    return rawxmpp.login(server, user, resource, available, priority)
 
 
 @pytest.mark.xfail(
