@@ -243,6 +243,9 @@ class Server:
         return r
 
     def setup(self):
+        for exe in ("starling", "starling-c2s", "starling-router", "starlingctl"):
+            if not (BIN / exe).exists():
+                raise RuntimeError(f"{BIN / exe} is missing: run make (or set STARLING_BIN)")
         self.write_config()
         self.ctl("gencert")
         for user, pw in self.accounts.items():
@@ -400,18 +403,25 @@ PLAIN_C2S = {
 }
 
 
+def _stop_cleanly(s):
+    crashed = s.expect_stable and s.proc.poll() is not None
+    rc = s.stop()
+    assert not crashed, f"starling ({s.name}) had exited before teardown with {rc}"
+    assert rc == 0, f"starling ({s.name}) exited with {rc} on SIGTERM:\n{s.log_tail()}"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     s = start_server(tmp_path_factory.mktemp("node"))
     yield s
-    s.stop()
+    _stop_cleanly(s)
 
 
 @pytest.fixture(scope="module")
 def plain_server(tmp_path_factory):
     s = start_server(tmp_path_factory.mktemp("plain"), name="plain", c2s=dict(PLAIN_C2S))
     yield s
-    s.stop()
+    _stop_cleanly(s)
 
 
 @pytest.fixture

@@ -28,6 +28,16 @@ def run(coro, timeout=30.0):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
+async def first_of(*coros):
+    """The result of whichever coroutine finishes first; the others are cancelled."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return done.pop().result()
+
+
 class LoginFailed(AssertionError):
     pass
 

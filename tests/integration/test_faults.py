@@ -10,7 +10,7 @@ import time
 
 from conftest import pid_alive
 from rawxmpp import RawClient, login, stanza_error_condition
-from slixclient import Clients, run
+from slixclient import Clients, first_of, run
 
 
 def raw_login(server, user, resource):
@@ -101,16 +101,6 @@ def test_kill_router_clients_stay_and_chat_again(make_server):
 
     run(scenario(), timeout=40)
     assert len(s.restarts()) == 1, s.restarts()
-
-
-async def first_of(*coros):
-    """The result of whichever coroutine finishes first; the others are cancelled."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for t in pending:
-        t.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    return done.pop().result()
 
 
 def test_sigterm_system_shutdown_and_all_exit(make_server):

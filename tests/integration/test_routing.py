@@ -14,7 +14,7 @@ from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ET
 
 from rawxmpp import NS_BIND, NS_SASL, RawClient, q, stanza_error_condition
-from slixclient import Clients, run
+from slixclient import Clients, first_of, run
 
 
 def error_of(stanza):
@@ -134,8 +134,8 @@ def test_resource_conflict_replace_only_session(make_server):
             await first.wait_gone()
             alice = await cs.login("alice", "conflict", available=True)
             alice.send_message(mto="carol@localhost/same", mbody="to the new one", mtype="chat")
-            m = await second.next_message(timeout=2)
-            assert m["body"] == "to the new one"
+            m = await first_of(second.next_message(), alice.next_message())
+            assert (m["type"], m["body"]) == ("chat", "to the new one"), "alice got an error"
 
     run(scenario())
 
