@@ -89,8 +89,9 @@ class RawClient:
             data = data.encode()
         self.sock.sendall(data)
 
-    def _recv(self, deadline):
-        """Reads what is there (waiting until deadline); feeds the parser."""
+    def pump(self, deadline):
+        """Reads what arrives until `deadline` (time.monotonic()) at most, one read;
+        feeds the parser. False when nothing came."""
         if self.eof:
             return False
         buffered = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
@@ -119,6 +120,13 @@ class RawClient:
         self.received += data
         self._feed(data)
         return True
+
+    def wait_eof(self, timeout=None):
+        """Reads (and parses) until the server closes the connection. True if it did."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while not self.eof and time.monotonic() < deadline:
+            self.pump(deadline)
+        return self.eof
 
     # -- parsing --
 
@@ -158,7 +166,7 @@ class RawClient:
         """The next event; AssertionError on timeout."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while not self.events:
-            if not self._recv(deadline) and not self.events:
+            if not self.pump(deadline) and not self.events:
                 if time.monotonic() >= deadline:
                     raise AssertionError(
                         f"nothing from the server in time; so far: {bytes(self.received[-2000:])!r}"
@@ -197,7 +205,7 @@ class RawClient:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         err, after = None, []
         while not self.eof:
-            if not self._recv(deadline) and time.monotonic() >= deadline:
+            if not self.pump(deadline) and time.monotonic() >= deadline:
                 raise AssertionError(
                     f"stream not closed in time (error={err}, then {after}); "
                     f"received {bytes(self.received[-2000:])!r}"

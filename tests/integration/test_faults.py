@@ -27,10 +27,7 @@ def test_kill_c2s_supervisor_restarts_it(make_server):
 
     os.kill(old_c2s, signal.SIGKILL)
     for c in (bob, carol):  # their connections die with the process
-        deadline = time.monotonic() + 5
-        while not c.eof and time.monotonic() < deadline:
-            c._recv(deadline)
-        assert c.eof
+        assert c.wait_eof(5)
         c.close()
 
     new_c2s = s.wait_child_replaced("starling-c2s", old_c2s)

@@ -42,7 +42,7 @@ def test_whitespace_keepalive(make_server):
         before = len(c.received)
         deadline = time.monotonic() + 5
         while len(c.received) == before and time.monotonic() < deadline:
-            c._recv(deadline)
+            c.pump(deadline)
         assert bytes(c.received[before:]).strip() == b"", bytes(c.received[before:])
         assert len(c.received) > before, "no keepalive within 5 s"
         assert c.ping_server().get("type") == "result"
