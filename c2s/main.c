@@ -328,6 +328,7 @@ int main(int argc, char **argv)
     to_threads(C2S_CTL_STOP);
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(th[i], NULL);
+    free(th);
     LOG_INFO("stopped");
     store_close(store);
     return 0;

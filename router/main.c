@@ -155,6 +155,7 @@ int main(int argc, char **argv)
     to_shards(ROUTER_CTL_STOP, 0);
     for (unsigned i = 0; i < nshards; i++)
         pthread_join(th[i], NULL);
+    free(th);
     LOG_INFO("stopped");
     return 0;
 }

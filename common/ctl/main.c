@@ -83,17 +83,18 @@ int main(int argc, char **argv)
     const char *cmd = argv[3];
     if (!strcmp(cmd, "gencert")) {
         rc = tls_selfsigned_write(cfg->c2s.certificate, cfg->c2s.key, cfg->domain, 3650);
-        if (rc < 0) {
+        if (rc < 0)
             fprintf(stderr, "starlingctl: gencert: %s\n", strerror(-rc));
-            return 1;
-        }
-        printf("wrote %s and %s for %s\n", cfg->c2s.certificate, cfg->c2s.key, cfg->domain);
-        return 0;
+        else
+            printf("wrote %s and %s for %s\n", cfg->c2s.certificate, cfg->c2s.key, cfg->domain);
+        config_free(cfg);
+        return rc < 0 ? 1 : 0;
     }
     struct store_opts so = {.backend = cfg->storage.backend, .path = cfg->storage.path,
                             .dsn = cfg->storage.dsn};
     if ((rc = store_open(&so, &st)) < 0) {
         fprintf(stderr, "starlingctl: storage: %s\n", strerror(-rc));
+        config_free(cfg);
         return 1;
     }
     rc = 0;
@@ -127,6 +128,7 @@ int main(int argc, char **argv)
             rc = store_account_delete_sync(st, user);
     } else {
         store_close(st);
+        config_free(cfg);
         return usage();
     }
 out:

@@ -50,7 +50,7 @@ enum child_state {
 struct child {
     const char *name;
     enum ctl_role role;
-    char bin[PATH_MAX];
+    char bin[PATH_MAX + 32]; /* our own directory plus the child's name */
     enum child_state state;
     pid_t pid;
     int ctl;

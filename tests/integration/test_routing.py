@@ -116,12 +116,6 @@ def test_resource_conflict_replaces_old_session(server):
     run(scenario())
 
 
-@pytest.mark.xfail(
-    reason="server bug: replacing a user's only session frees the router's user "
-    "(route_end_session -> user_drop_if_empty) and the new session is added to the "
-    "freed struct; the new session is unreachable",
-    strict=True,
-)
 def test_resource_conflict_replace_only_session(make_server):
     # A node of its own: the bug is a use-after-free in the router.
     s = make_server(expect_stable=False)

@@ -15,11 +15,6 @@ def login(server, user, resource=None, available=True, priority=None):
     return rawxmpp.login(server, user, resource, available, priority)
 
 
-@pytest.mark.xfail(
-    reason="server bug: a message without 'to' is answered with service-unavailable "
-    "instead of going to the sender's bare JID (RFC 6120 §10.3.1)",
-    strict=True,
-)
 def test_message_without_to_goes_to_own_bare_jid(server):
     with login(server, "dave", "notoa", priority=1) as a, login(server, "dave", "notob", priority=5) as b:
         a.wait_for(lambda e: e.get("from") == b.jid, what="b's presence")
