@@ -139,6 +139,21 @@ static void reload(const char *path, const struct config **cfg, struct tls_ctx *
     LOG_INFO("reloaded %s", path);
 }
 
+/* SO_REUSEPORT lets every thread bind the same address, but it would also let a second
+ * node (same user) join ours and silently take half of its clients. A bind without
+ * SO_REUSEPORT fails while anyone listens there, so it tells us the address is free. */
+static int address_free(const struct config_addr *a)
+{
+    int fd = socket(a->addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, &a->addr.sa, a->len) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 static int attach(struct c2s_thread *t, const struct seg *seg, const struct config *cfg,
                   const int *bell_fds)
 {
@@ -253,6 +268,14 @@ int main(int argc, char **argv)
         LOG_ERROR("shared memory: %s", strerror(-rc));
         return 1;
     }
+    const struct config_addr *addrs[2] = {&cfg->c2s.listen, tls ? &cfg->c2s.listen_tls : NULL};
+    for (int i = 0; i < 2; i++)
+        if (addrs[i] && addrs[i]->len && (rc = address_free(addrs[i])) < 0) {
+            LOG_ERROR("cannot listen on %s: %s%s", addrs[i]->text, strerror(-rc),
+                      rc == -EADDRINUSE ? " (another server, or another starling, is there)"
+                                        : "");
+            return 1;
+        }
     nthreads = topo_threads(cfg);
     threads = calloc(nthreads, sizeof *threads);
     if (!threads)
@@ -329,7 +352,12 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(th[i], NULL);
     free(th);
-    LOG_INFO("stopped");
+    for (unsigned i = 0; i < nthreads; i++) {
+        store_client_free(threads[i].store);
+        worker_client_free(threads[i].verify);
+    }
+    worker_stop(verify);
     store_close(store);
+    LOG_INFO("stopped");
     return 0;
 }

@@ -134,7 +134,8 @@ void stream_features(struct conn *c)
     struct buf b = {0};
 
     buf_puts(&b, "<stream:features>");
-    if (!(c->flags & CONN_F_TLS) && c->t->tls) {
+    /* TLS comes first or not at all: never offered once authenticated (RFC 6120 §5.3.1). */
+    if (!(c->flags & (CONN_F_TLS | CONN_F_AUTHED)) && c->t->tls) {
         buf_puts(&b, "<starttls xmlns='" NS_TLS "'>");
         if (cfg->c2s.require_encryption)
             buf_puts(&b, "<required/>");

@@ -40,6 +40,9 @@
 #define BACKOFF_MAX_MS   5000
 /* A child that ran this long before dying is not crash-looping: no backoff. */
 #define STABLE_MS 10000
+/* A child that dies this many times in a row without ever serving cannot start (a port
+ * taken, a certificate missing): the node stops instead of retrying forever. */
+#define MAX_START_FAILURES 5
 
 enum child_state {
     CH_DOWN,     /* not running; start at retry_at */
@@ -56,6 +59,7 @@ struct child {
     int ctl;
     bool ready;
     bool told_down; /* its peer heard CTL_PEER_DOWN for it and waits for CTL_PEER_UP */
+    unsigned start_failures; /* deaths in a row before CTL_READY */
     unsigned backoff_ms;
     uint64_t started, retry_at, wait_until;
 };
@@ -68,6 +72,7 @@ static struct {
     unsigned nbells;
     struct child kids[2]; /* router, c2s */
     bool stopping;
+    int exit_code;
     uint64_t stop_deadline;
 } S;
 
@@ -174,6 +179,8 @@ static void reformat_all(void)
         bell_format(seg_bell(&S.seg, i));
 }
 
+static void begin_stop(void);
+
 static void on_death(struct child *c, int status)
 {
     if (c->ctl >= 0)
@@ -188,6 +195,14 @@ static void on_death(struct child *c, int status)
         LOG_ERROR("%s died of signal %d; restarting it", c->name, WTERMSIG(status));
     else
         LOG_ERROR("%s exited with status %d; restarting it", c->name, WEXITSTATUS(status));
+    if (!c->ready && ++c->start_failures >= MAX_START_FAILURES) {
+        LOG_ERROR("%s failed to start %u times in a row: stopping the node", c->name,
+                  c->start_failures);
+        S.exit_code = 1;
+        c->state = CH_DOWN;
+        begin_stop();
+        return;
+    }
     struct child *p = peer_of(c);
     if (p->state == CH_RUNNING) {
         c->state = CH_WAITING;
@@ -214,6 +229,7 @@ static void on_message(struct child *c)
     struct child *p = peer_of(c);
     if (m.type == CTL_READY) {
         c->ready = true;
+        c->start_failures = 0;
         LOG_INFO("%s is serving", c->name);
         if (c->told_down && p->state == CH_RUNNING)
             send_ctl(p, CTL_PEER_UP, c->role);
@@ -397,5 +413,5 @@ int main(int argc, char **argv)
     LOG_INFO("stopped");
     seg_close(&S.seg);
     config_free(S.cfg);
-    return 0;
+    return S.exit_code;
 }
