@@ -218,8 +218,8 @@ void result_print(const struct result *r, FILE *f)
                 secs > 0 ? (b[ST_PRES_RECV] - a[ST_PRES_RECV]) / secs : 0);
     if (r->roster_checked)
         fprintf(f,
-                "  rosters: %s mutual contacts of %s asked for, in %s rosters (%s roster "
-                "requests refused)\n",
+                "  rosters: %s mutual contacts of %s asked for, in %s rosters (roster "
+                "requests answered with an error, at login and after set-up: %s)\n",
                 n3(r->roster_found), n3(r->roster_expected), n3(r->roster_users),
                 n3(t[ST_ROSTER_ERR]));
     print_lat(f, "message", &r->msg, 1000, "us");
