@@ -28,7 +28,8 @@ enum { OP_CONNECT = 1, OP_RECV, OP_SEND, OP_WAKE, OP_CANCEL };
 #define MS              1000000ull
 #define HOUSEKEEPING_NS (100 * MS)
 /* A server that does not echo initial presence (RFC 6121 §4.2.2 says it must) gets this
- * long before the client counts as online anyway. */
+ * long before the client counts as online anyway; the miss is counted as an error, since
+ * it also means the server may not consider the client available. */
 #define ECHO_WAIT_NS (2000 * MS)
 /* How long a server has to answer our </stream:stream> before the socket is cut. */
 #define CLOSE_WAIT_NS (2000 * MS)
@@ -536,8 +537,10 @@ static void housekeeping(struct load_worker *w)
             if (c->state == LC_LOGIN && xmppc_state(&c->xc) == XMPPC_PRESENCE) {
                 if (!c->t_phase)
                     c->t_phase = now;
-                else if (now - c->t_phase > ECHO_WAIT_NS && xmppc_force_online(&c->xc))
+                else if (now - c->t_phase > ECHO_WAIT_NS && xmppc_force_online(&c->xc)) {
+                    stats_add(&w->st, ST_ERR_NO_ECHO, 1);
                     on_online(c);
+                }
             }
             break;
         case LC_CLOSING:
@@ -737,6 +740,7 @@ int load_init(struct load_run *run)
     unsigned T = o->threads;
     uint32_t pairs = (o->clients + 1) / 2;
     run->nworkers = T;
+    run->t_start = load_clock();
     run->workers = calloc(T, sizeof *run->workers);
     run->online = calloc(o->clients, sizeof *run->online);
     if (!run->workers || !run->online)

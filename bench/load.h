@@ -143,6 +143,7 @@ struct load_run {
     unsigned nworkers;
     struct load_worker *workers;
     _Atomic uint8_t *online; /* [clients] by home: online now (read by any worker) */
+    uint64_t t_start;        /* load_init's clock: stamps older than this are not ours */
     _Atomic unsigned phase;  /* enum load_phase */
 };
 

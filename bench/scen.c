@@ -287,6 +287,8 @@ static void window_fill(struct load_conn *c, uint64_t now)
     struct scen_worker *sw = &c->w->sw;
     struct scen_pair *pr = &sw->pairs[c->slot / 2];
     unsigned side = c->slot & 1, win = c->w->run->o->window;
+    if (!c->sc.tmpl)
+        return; /* not a chat sender (a stamp naming it came from elsewhere) */
     while (sw->sending && sw->msg.quota && c->state == LC_ONLINE && pr->inflight[side] < win) {
         if (!chat_send(c, now)) {
             stats_add(&c->w->st, ST_MSG_SKIPPED, 1);
@@ -416,7 +418,9 @@ static void on_message(struct load_conn *c, const struct xml_event *x, uint64_t 
     struct xml_str id = x->attr[XML_ATTR_ID];
     struct bid b;
     struct load_conn *s;
-    if (!id.p || !bid_parse(id.p, id.len, &b) || b.kind != BID_MESSAGE ||
+    /* A stamp from before this run (a server delivering stored messages of an earlier
+     * one) or naming no sender of this thread is not ours. */
+    if (!id.p || !bid_parse(id.p, id.len, &b) || b.kind != BID_MESSAGE || b.t < w->run->t_start ||
         !(s = conn_of_home(w, b.idx))) {
         stats_add(&w->st, ST_OTHER, 1);
         return;
@@ -445,7 +449,7 @@ static void on_presence(struct load_conn *c, const struct xml_event *x, uint64_t
     struct load_worker *w = c->w;
     struct xml_str id = x->attr[XML_ATTR_ID], type = x->attr[XML_ATTR_TYPE];
     struct bid b;
-    if (id.p && bid_parse(id.p, id.len, &b) && b.kind == BID_PRESENCE) {
+    if (id.p && bid_parse(id.p, id.len, &b) && b.kind == BID_PRESENCE && b.t >= w->run->t_start) {
         if (b.idx == c->home || type.p)
             return; /* our own change coming back to us (RFC 6121 §4.4.2) */
         hist_record(&w->h_pres, now > b.t ? now - b.t : 0);

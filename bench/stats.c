@@ -27,6 +27,7 @@ static const char *const names[ST_ERR_XMPP] = {
     [ST_ERR_TIMEOUT] = "err_timeout",
     [ST_ERR_TLS] = "err_tls",
     [ST_ERR_DROPPED] = "err_dropped",
+    [ST_ERR_NO_ECHO] = "err_no_presence_echo",
 };
 
 /* xmppc's failure reasons, in enum xmppc_fail order. */
@@ -41,7 +42,7 @@ static const char *const xmpp_names[XMPPC_FAIL_COUNT] = {
 const char *stats_name(enum stats_id i)
 {
     if (i < ST_ERR_XMPP)
-        return names[i];
+        return names[i] ? names[i] : "?";
     return i < ST_COUNT ? xmpp_names[i - ST_ERR_XMPP] : "?";
 }
 

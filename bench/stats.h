@@ -42,6 +42,8 @@ enum stats_id {
     ST_ERR_TIMEOUT, /* a login took longer than --timeout */
     ST_ERR_TLS,     /* the TLS handshake failed */
     ST_ERR_DROPPED, /* an online connection ended without our asking */
+    ST_ERR_NO_ECHO, /* initial presence never came back (RFC 6121 §4.2.2 says it must):
+                       the client was counted online after a wait */
     ST_ERR_XMPP,    /* first of XMPPC_FAIL_COUNT counters: xmppc's reasons */
     ST_COUNT = ST_ERR_XMPP + XMPPC_FAIL_COUNT
 };
