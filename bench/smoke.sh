@@ -1,0 +1,138 @@
+#!/bin/sh
+# smoke.sh BIN_DIR: proves starling-bench works end to end against a real starling node.
+#
+# Starts one node on free loopback ports with its own config, certificate and database
+# in a temporary directory, creates the accounts with starlingctl, runs every scenario
+# for a couple of seconds with a few connections (plain TCP, STARTTLS and Direct TLS;
+# SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN), renders the results with bench/report, and
+# stops the node by its PID. Each run passes when starling-bench's exit status says
+# stanzas flowed and nothing was lost or failed. This is not a timing test: the figures
+# are printed, never judged.
+#
+# The presence scenario needs rosters and subscriptions, which starling's router does
+# not keep yet: its run is expected to end with status 3 ("the server lacks what the
+# scenario needs") and counts as skipped, not failed, until the router has them; then
+# it must pass like the others.
+#
+# The last line is "N passed, N failed, N skipped"; the exit status is 0 when none failed.
+set -u
+BIN=$(cd "${1:-build/release/bin}" && pwd) || exit 2
+cd "$(dirname "$0")/.."
+REPORT="$PWD/bench/report"
+PY=/usr/bin/python3
+USERS=40
+PW=smoke-secret
+for p in starling starlingctl starling-bench; do
+    [ -x "$BIN/$p" ] || { echo "smoke: $BIN/$p is missing (make first)"; exit 2; }
+done
+
+DIR=$(mktemp -d /tmp/starling-smoke.XXXXXX)
+PID=
+cleanup() {
+    if [ -n "$PID" ]; then
+        kill -TERM "$PID" 2>/dev/null
+        # The supervisor drains and stops its children; give it a moment, then insist.
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$PID" 2>/dev/null || break; sleep 0.5; done
+        kill -KILL "$PID" 2>/dev/null
+        wait "$PID" 2>/dev/null
+    fi
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Three free ports at once (asked together so they differ).
+set -- $($PY -c '
+import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+C2S=$1 C2S_TLS=$2 S2S=$3
+CONF=$DIR/starling.conf
+"$BIN/starlingctl" sample-config |
+    sed -e "s|\"127.0.0.1:5222\"|\"127.0.0.1:$C2S\"|" \
+        -e "s|\"127.0.0.1:5223\"|\"127.0.0.1:$C2S_TLS\"|" \
+        -e "s|\"127.0.0.1:5269\"|\"127.0.0.1:$S2S\"|" \
+        -e "s|var/starling.db|$DIR/starling.db|" \
+        -e "s|var/localhost.crt|$DIR/localhost.crt|" \
+        -e "s|var/localhost.key|$DIR/localhost.key|" \
+        -e 's|login_rate = 10;|login_rate = 0;|' \
+        -e 's|require_encryption = true;|require_encryption = false;|' \
+        -e 's|allow_plain_without_tls = false;|allow_plain_without_tls = true;|' >"$CONF"
+grep -q "127.0.0.1:$C2S" "$CONF" && grep -q 'login_rate = 0;' "$CONF" ||
+    { echo "smoke: the sample config changed shape; fix the sed above"; exit 2; }
+"$BIN/starlingctl" --config "$CONF" gencert >/dev/null || exit 2
+n=1
+while [ $n -le $USERS ]; do
+    "$BIN/starlingctl" --config "$CONF" adduser "user$n@localhost" "$PW" || exit 2
+    n=$((n + 1))
+done
+
+"$BIN/starling" --config "$CONF" >"$DIR/server.log" 2>&1 &
+PID=$!
+ready=0
+for _ in $(seq 1 50); do
+    if $PY -c "import socket; socket.create_connection(('127.0.0.1', $C2S), 1)" 2>/dev/null; then
+        ready=1
+        break
+    fi
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.2
+done
+if [ $ready = 0 ]; then
+    echo "smoke: starling did not come up; its log:"
+    cat "$DIR/server.log"
+    exit 1
+fi
+echo "smoke: starling (pid $PID) on 127.0.0.1:$C2S (STARTTLS) and :$C2S_TLS (Direct TLS), $USERS accounts"
+
+passed=0 failed=0 skipped=0
+# run NAME ALLOWED_SKIP_STATUS ARGS...: one starling-bench run; prints its summary.
+run() {
+    name=$1 skip=$2
+    shift 2
+    echo "== $name: starling-bench $*"
+    "$BIN/starling-bench" "$@" -H 127.0.0.1 --password "$PW" --server-pid "$PID" -q \
+        -l "starling $name" -o "$DIR/$name.json" >"$DIR/$name.out" 2>&1
+    rc=$?
+    sed 's/^/   /' "$DIR/$name.out"
+    if [ $rc -eq 0 ]; then
+        echo "   PASS"
+        passed=$((passed + 1))
+    elif [ $rc -eq "$skip" ]; then
+        echo "   SKIP (exit $rc: known gap in the server, see bench/smoke.sh)"
+        skipped=$((skipped + 1))
+    else
+        echo "   FAIL (exit $rc)"
+        failed=$((failed + 1))
+    fi
+}
+
+run login-scram256 0 login -p "$C2S" -c 4 --users 20 -d 2
+run login-starttls-scram1 0 login -p "$C2S" -c 4 --users 20 -d 2 --tls starttls --mech SCRAM-SHA-1
+run login-direct-plain 0 login -p "$C2S_TLS" -c 4 --users 20 -d 2 --tls direct --mech PLAIN
+run idle 0 idle -p "$C2S" -c $USERS -d 2 --ramp 200
+run chat-window 0 chat -p "$C2S" -c 10 -w 5 -d 2 -T 2
+run chat-open-loop 0 chat -p "$C2S" -c 10 -r 500 -d 2 --tls starttls
+run chat-count 0 chat -p "$C2S_TLS" -c 4 -w 3 -n 2000 -d 30 --tls direct -s 300
+run presence 3 presence -p "$C2S" -c 12 -k 4 --presence-rate 20 -d 2 --drain 1
+run mixed 0 mixed -p "$C2S" -c 20 -r 100 --mix chat=60,idle=20,login=20 --think 0.5 -d 3
+run mixed-presence 3 mixed -p "$C2S" -c 20 -r 100 --presence-rate 20 --think 0.5 -d 2 --drain 1
+
+if kill -0 "$PID" 2>/dev/null; then
+    echo "== the server survived every run"
+else
+    echo "== FAIL: the server died; its log:"
+    tail -n 30 "$DIR/server.log"
+    failed=$((failed + 1))
+fi
+if "$REPORT" -o "$DIR/report.html" "$DIR"/*.json && grep -q '<svg' "$DIR/report.html"; then
+    echo "== report: $(grep -c '<svg' "$DIR/report.html") plots in $DIR/report.html"
+    passed=$((passed + 1))
+else
+    echo "== FAIL: bench/report"
+    failed=$((failed + 1))
+fi
+[ "${KEEP:-0}" = 1 ] && echo "smoke: results kept in $DIR"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed -eq 0 ]
