@@ -96,7 +96,9 @@ struct conn {
     uint16_t jid_len, bare_len;
     uint64_t key; /* jid_hash() of the bare JID */
     char *iq_id;  /* the bind iq's id while binding */
-    struct buf presence; /* last available presence, to re-register after a router restart */
+    char *presence; /* last available presence, to re-register after a router restart;
+                       allocated to the byte: every idle session keeps one */
+    uint32_t presence_len;
     struct conn *next_paused;
 };
 

@@ -125,7 +125,7 @@ void conn_release(struct conn *c)
     buf_free(&c->out);
     buf_free(&c->next);
     buf_free(&c->held);
-    buf_free(&c->presence);
+    free(c->presence);
     tls_free(c->tls);
     if (c->sasl)
         sasl_wipe(c->sasl);
@@ -136,7 +136,7 @@ void conn_release(struct conn *c)
     free(c->iq_id);
     c->tls = NULL;
     c->sasl = NULL;
-    c->user = c->jid = c->from_attr = c->iq_id = NULL;
+    c->user = c->jid = c->from_attr = c->iq_id = c->presence = NULL;
     c->state = CONN_FREE;
     c->gen = (c->gen + 1) & 0xFFFFFFu;
     t->free_slots[t->nfree++] = c->slot;

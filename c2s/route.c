@@ -196,10 +196,15 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
 
     if (kind == PROTO_PRESENCE && !to.p) {
         /* Kept to re-register the session if the router restarts. */
-        buf_free(&c->presence);
+        free(c->presence);
+        c->presence = NULL;
+        c->presence_len = 0;
         if (type == PROTO_PRES_AVAILABLE) {
             c->flags |= CONN_F_AVAILABLE;
-            buf_append(&c->presence, stanza, slen);
+            if ((c->presence = malloc(slen))) {
+                memcpy(c->presence, stanza, slen);
+                c->presence_len = (uint32_t)slen;
+            }
         } else if (type == PROTO_PRES_UNAVAILABLE) {
             c->flags &= (uint16_t)~CONN_F_AVAILABLE;
         }
@@ -258,8 +263,8 @@ int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, boo
         s.flags = PROTO_SESSION_REREGISTER;
         if (c->flags & CONN_F_AVAILABLE) {
             s.priority = c->priority;
-            s.presence_len = (uint16_t)buf_used(&c->presence);
-            presence = buf_data(&c->presence);
+            s.presence_len = c->presence_len;
+            presence = c->presence;
         }
     }
     return session_frame(c->t, PROTO_BIND, &s, jid, presence);

@@ -72,9 +72,24 @@ struct xml_bind {
     uint8_t decode;
 };
 
-/* Allocated while a stanza is being received; every array is sized from the limits.
- * Bindings in scope at once are capped at max_attrs: more is a policy-violation. */
+/* A known attribute of the element being tracked (offsets relative to unit_off). */
+struct xml_known {
+    uint32_t val_off, val_len;
+    uint32_t raw_off, raw_len;
+    bool decode, present;
+};
+
+/* Allocated while a stanza is being received (an idle connection holds none of it);
+ * every array is sized from the limits. Bindings in scope at once are capped at
+ * max_attrs: more is a policy-violation. */
 struct xml_work {
+    /* The first-level element in progress. */
+    uint32_t top_name_off;
+    uint16_t top_name_len, top_prefix_len;
+    uint32_t top_head_len;
+    uint32_t top_ns_off, top_ns_len; /* into the unit, or into sns when top_ns_sns */
+    bool top_ns_sns, top_ns_decode;
+    struct xml_known known[XML_ATTR_KNOWN];
     uint16_t nbind;
     struct xml_level *levels;
     struct xml_attr_rec *attrs;
@@ -85,12 +100,17 @@ struct xml_work {
  * header's bytes are released once it is reported. */
 struct xml_stream_ns {
     uint16_t nbind;
-    uint16_t qname_len; /* at data[0] */
+    uint16_t qname_len; /* at sns_data()[0] */
     struct {
         uint16_t prefix_off, prefix_len, uri_off, uri_len;
-    } b[STREAM_BINDS_MAX];
-    char data[];
+    } b[]; /* nbind of them, then the strings: allocated to the byte, it lives as long as
+              the stream */
 };
+
+static inline char *sns_data(const struct xml_stream_ns *s)
+{
+    return (char *)(s->b + s->nbind);
+}
 
 /* Where a namespace name comes from. */
 enum { NS_NONE, NS_UNIT, NS_SNS, NS_XML };
@@ -113,14 +133,14 @@ static uint8_t cls[256];
 /* The bindings of a standalone stanza: jabber:client as the default namespace. */
 static union {
     struct xml_stream_ns s;
-    char room[sizeof(struct xml_stream_ns) + sizeof XML_NS_CLIENT];
+    char room[sizeof(struct xml_stream_ns) + 8 + sizeof XML_NS_CLIENT];
 } standalone;
 
 __attribute__((constructor)) static void cls_init(void)
 {
     standalone.s.nbind = 1;
     standalone.s.b[0].uri_len = sizeof XML_NS_CLIENT - 1;
-    memcpy(standalone.s.data, XML_NS_CLIENT, sizeof XML_NS_CLIENT - 1);
+    memcpy(sns_data(&standalone.s), XML_NS_CLIENT, sizeof XML_NS_CLIENT - 1);
 
     for (int c = 0; c < 256; c++) {
         uint8_t k = 0;
@@ -515,7 +535,7 @@ static bool ns_lookup(const struct xml_parser *p, const char *ubuf, const char *
     const struct xml_stream_ns *s = p->sns;
     for (unsigned i = s ? s->nbind : 0; i-- > 0;) {
         if (s->b[i].prefix_len == plen &&
-            memcmp(s->data + s->b[i].prefix_off, prefix, plen) == 0) {
+            memcmp(sns_data(s) + s->b[i].prefix_off, prefix, plen) == 0) {
             *r = (struct ns_ref){NS_SNS, false, s->b[i].uri_off, s->b[i].uri_len};
             return true;
         }
@@ -548,7 +568,7 @@ static bool ns_str(struct xml_parser *p, const char *ubuf, const struct ns_ref *
         *out = (struct xml_str){o, (uint32_t)xml_decode(ubuf + r->off, r->len, true, o)};
         return true;
     case NS_SNS:
-        *out = (struct xml_str){p->sns->data + r->off, r->len};
+        *out = (struct xml_str){sns_data(p->sns) + r->off, r->len};
         return true;
     case NS_XML:
         *out = (struct xml_str){XML_NS_XML, r->len};
@@ -701,7 +721,7 @@ static int check_attrs(struct xml_parser *p, const char *ubuf)
 
 static void record_known(struct xml_parser *p, const char *ubuf)
 {
-    memset(p->known, 0, sizeof p->known);
+    memset(p->w->known, 0, sizeof p->w->known);
     for (unsigned i = 0; i < p->nattrs; i++) {
         const struct xml_attr_rec *a = &p->w->attrs[i];
         if (a->kind != ATTR_PLAIN)
@@ -709,7 +729,7 @@ static void record_known(struct xml_parser *p, const char *ubuf)
         int k = known_attr(ubuf + a->name_off, a->name_len, a->prefix_len);
         if (k < 0)
             continue;
-        struct xml_known *kn = &p->known[k];
+        struct xml_known *kn = &p->w->known[k];
         kn->present = true;
         kn->decode = a->decode;
         kn->val_off = a->val_off;
@@ -723,7 +743,7 @@ static void record_known(struct xml_parser *p, const char *ubuf)
 static bool emit_known(struct xml_parser *p, const char *ubuf, struct xml_event *ev)
 {
     for (int i = 0; i < XML_ATTR_KNOWN; i++) {
-        const struct xml_known *k = &p->known[i];
+        const struct xml_known *k = &p->w->known[i];
         if (!k->present) {
             ev->attr[i] = (struct xml_str){NULL, 0};
             ev->attr_raw[i].off = ev->attr_raw[i].len = 0;
@@ -772,25 +792,25 @@ static int stream_open(struct xml_parser *p, const char *ubuf, const struct ns_r
         need += w->binds[i].prefix_len + w->binds[i].uri_len;
     if (need > UINT16_MAX)
         return XML_ERR_POLICY_VIOLATION;
-    struct xml_stream_ns *s = malloc(sizeof *s + need);
+    struct xml_stream_ns *s = malloc(sizeof *s + w->nbind * sizeof s->b[0] + need);
     if (!s)
         return XML_ERR_POLICY_VIOLATION;
     s->nbind = w->nbind;
     s->qname_len = (uint16_t)qlen;
-    memcpy(s->data, qname, qlen);
+    memcpy(sns_data(s), qname, qlen);
     size_t at = qlen;
     for (unsigned i = 0; i < w->nbind; i++) {
         const struct xml_bind *b = &w->binds[i];
         s->b[i].prefix_off = (uint16_t)at;
         s->b[i].prefix_len = b->prefix_len;
-        memcpy(s->data + at, ubuf + b->prefix_off, b->prefix_len);
+        memcpy(sns_data(s) + at, ubuf + b->prefix_off, b->prefix_len);
         at += b->prefix_len;
         s->b[i].uri_off = (uint16_t)at;
         if (b->decode)
             s->b[i].uri_len =
-                (uint16_t)xml_decode(ubuf + b->uri_off, b->uri_len, true, s->data + at);
+                (uint16_t)xml_decode(ubuf + b->uri_off, b->uri_len, true, sns_data(s) + at);
         else
-            memcpy(s->data + at, ubuf + b->uri_off, s->b[i].uri_len = (uint16_t)b->uri_len);
+            memcpy(sns_data(s) + at, ubuf + b->uri_off, s->b[i].uri_len = (uint16_t)b->uri_len);
         at += s->b[i].uri_len;
     }
     clear_stream(p);
@@ -859,16 +879,16 @@ static enum xml_ev_kind start_tag_done(struct xml_parser *p, const char *buf, bo
         record_known(p, ubuf);
     }
     if (nest == 1) {
-        p->top_name_off = name_off;
-        p->top_name_len = (uint16_t)p->tag_name_len;
-        p->top_prefix_len = (uint16_t)p->tag_prefix_len;
-        p->top_head_len = p->pos - p->unit_off;
-        p->top_ns_sns = ens.src != NS_UNIT;
-        p->top_ns_decode = ens.decode;
-        p->top_ns_off = ens.off;
-        p->top_ns_len = ens.len;
+        p->w->top_name_off = name_off;
+        p->w->top_name_len = (uint16_t)p->tag_name_len;
+        p->w->top_prefix_len = (uint16_t)p->tag_prefix_len;
+        p->w->top_head_len = p->pos - p->unit_off;
+        p->w->top_ns_sns = ens.src != NS_UNIT;
+        p->w->top_ns_decode = ens.decode;
+        p->w->top_ns_off = ens.off;
+        p->w->top_ns_len = ens.len;
         if (ens.src == NS_XML || ens.src == NS_NONE) /* not bindable on elements we keep */
-            p->top_ns_len = 0;
+            p->w->top_ns_len = 0;
     }
     w->levels[nest - 1] = (struct xml_level){name_off, (uint16_t)p->tag_name_len, nbind_before};
     p->depth++;
@@ -921,14 +941,14 @@ static enum xml_ev_kind end_element(struct xml_parser *p, const char *buf, struc
     p->in_unit = false;
     p->scratch_used = 0;
     ev->raw = (struct xml_str){ubuf, p->pos - p->unit_off};
-    ev->head_len = p->top_head_len;
-    ev->name = (struct xml_str){ubuf + p->top_name_off +
-                                    (p->top_prefix_len ? p->top_prefix_len + 1u : 0u),
-                                (uint32_t)(p->top_name_len -
-                                           (p->top_prefix_len ? p->top_prefix_len + 1 : 0))};
-    struct ns_ref r = {NS_UNIT, p->top_ns_decode, p->top_ns_off, p->top_ns_len};
-    if (p->top_ns_sns)
-        r.src = p->top_ns_len ? NS_SNS : NS_NONE;
+    ev->head_len = p->w->top_head_len;
+    ev->name = (struct xml_str){ubuf + p->w->top_name_off +
+                                    (p->w->top_prefix_len ? p->w->top_prefix_len + 1u : 0u),
+                                (uint32_t)(p->w->top_name_len -
+                                           (p->w->top_prefix_len ? p->w->top_prefix_len + 1 : 0))};
+    struct ns_ref r = {NS_UNIT, p->w->top_ns_decode, p->w->top_ns_off, p->w->top_ns_len};
+    if (p->w->top_ns_sns)
+        r.src = p->w->top_ns_len ? NS_SNS : NS_NONE;
     ev->flags = p->flags;
     p->flags = 0;
     if (!ns_str(p, ubuf, &r, &ev->ns) || !emit_known(p, ubuf, ev)) {
@@ -1503,7 +1523,7 @@ enum xml_ev_kind xml_next(struct xml_parser *p, const char *buf, size_t len,
             p->state = ST_CONTENT;
             const char *qn = buf + p->tok_off;
             if (p->depth == 1) {
-                if (!p->sns || !span_is(qn, p->tag_name_len, p->sns->data, p->sns->qname_len)) {
+                if (!p->sns || !span_is(qn, p->tag_name_len, sns_data(p->sns), p->sns->qname_len)) {
                     p->err = XML_ERR_NOT_WELL_FORMED;
                     goto error;
                 }
@@ -1609,19 +1629,19 @@ size_t xml_stream_decls(const struct xml_parser *p, char *out, size_t cap)
         /* URIs were decoded when copied; re-escape what an attribute cannot hold. */
         size_t need = 7 + s->b[i].prefix_len + 2 + 1; /* ` xmlns:` p `='` uri `'` */
         for (unsigned k = 0; k < s->b[i].uri_len; k++) {
-            char c = s->data[s->b[i].uri_off + k];
+            char c = sns_data(s)[s->b[i].uri_off + k];
             need += c == '&' ? 5 : c == '\'' ? 6 : c == '<' ? 4 : 1;
         }
         if (n + need <= cap) {
             char *o = out + n;
             memcpy(o, " xmlns:", 7);
             o += 7;
-            memcpy(o, s->data + s->b[i].prefix_off, s->b[i].prefix_len);
+            memcpy(o, sns_data(s) + s->b[i].prefix_off, s->b[i].prefix_len);
             o += s->b[i].prefix_len;
             *o++ = '=';
             *o++ = '\'';
             for (unsigned k = 0; k < s->b[i].uri_len; k++) {
-                char c = s->data[s->b[i].uri_off + k];
+                char c = sns_data(s)[s->b[i].uri_off + k];
                 const char *e = c == '&' ? "&amp;" : c == '\'' ? "&apos;" : c == '<' ? "&lt;" : NULL;
                 if (e) {
                     memcpy(o, e, strlen(e));

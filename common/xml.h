@@ -195,13 +195,6 @@ const char *xml_err_condition(enum xml_err err);
 struct xml_work;
 struct xml_stream_ns;
 
-/* A known attribute of the element being tracked (offsets relative to unit_off). */
-struct xml_known {
-    uint32_t val_off, val_len;
-    uint32_t raw_off, raw_len;
-    bool decode, present;
-};
-
 struct xml_parser {
     struct xml_limits lim;
     char *scratch;
@@ -228,15 +221,8 @@ struct xml_parser {
     bool blank;             /* in a start tag: a blank since the last name or value */
     bool text_decode;       /* the text run holds references or CR */
     unsigned flags;         /* XML_F_STREAM_BIND gathered over the stanza */
-    struct xml_work *w;
+    struct xml_work *w;         /* per-stanza state: exists only while one is received */
     struct xml_stream_ns *sns;
-    /* The first-level element in progress (token mode: the element of the last START). */
-    uint32_t top_name_off;
-    uint16_t top_name_len, top_prefix_len;
-    uint32_t top_head_len;
-    uint32_t top_ns_off, top_ns_len; /* into the unit, or into sns when top_ns_sns */
-    bool top_ns_sns, top_ns_decode;
-    struct xml_known known[XML_ATTR_KNOWN];
 };
 
 #endif

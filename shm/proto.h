@@ -86,7 +86,9 @@ struct proto_session {
     uint16_t bare_len;
     uint8_t flags;         /* PROTO_SESSION_* */
     int8_t priority;       /* re-registration: of the last available presence */
-    uint16_t presence_len; /* re-registration: bytes of that presence */
+    uint16_t pad;
+    uint32_t presence_len; /* re-registration: bytes of that presence */
+    uint32_t pad2;
 };
 
 /* The session existed before the router restarted: no conflict handling, no answer. */
