@@ -44,7 +44,8 @@ LDLIBS   := -luring -lxxhash -lidn -lconfig -lsqlite3 -lnanomsg \
 
 # jemalloc is every process's allocator. --as-needed would drop it under LTO, where the
 # linker sees no reference to malloc when it decides, hence no-as-needed around it.
-JEMALLOC := -Wl,--no-as-needed -ljemalloc -Wl,--as-needed
+# common/malloc_conf.c holds its options; nothing calls it, so it is pulled in by name.
+JEMALLOC := -Wl,--no-as-needed -ljemalloc -Wl,--as-needed -Wl,--undefined=malloc_conf
 
 ifneq ($(SAN),)
 O       := build/san

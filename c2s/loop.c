@@ -327,9 +327,12 @@ static int setup(struct c2s_thread *t)
         return err;
     }
     /* Provided buffers: shared by every connection of the thread, so an idle
-     * connection holds no receive buffer at all. */
-    t->nbufs = 512;
-    t->bufsize = 16384 + 512; /* a TLS record and its overhead */
+     * connection holds no receive buffer at all. Each goes back to the ring as soon as
+     * its bytes are parsed, so a few hundred serve thousands of connections. Small ones
+     * keep the pool's resident size small; a TLS record larger than one simply arrives
+     * in several (BoringSSL reassembles it). */
+    t->nbufs = 256;
+    t->bufsize = 4096;
     size_t ring_bytes = t->nbufs * sizeof(struct io_uring_buf);
     t->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     t->bufs = malloc((size_t)t->nbufs * t->bufsize);
