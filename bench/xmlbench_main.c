@@ -92,7 +92,11 @@ static struct mix make_mix(size_t target, bool chat_only)
     append(&m, &cap, header, strlen(header));
     while (m.len < target) {
         for (int i = 0; i < 100; i++) {
-            const char *s = chat_only ? chat : i < 55 ? chat : i < 85 ? presence : i < 95 ? roster : big;
+            const char *s = chat_only ? chat
+                            : i < 55  ? chat
+                            : i < 85  ? presence
+                            : i < 95  ? roster
+                                      : big;
             append(&m, &cap, s, strlen(s));
             m.stanzas++;
         }
@@ -217,8 +221,8 @@ int main(int argc, char **argv)
                 best_e = t2 - t1;
         }
         if (n_s != m.stanzas || n_e != m.stanzas) {
-            fprintf(stderr, "stanza counts differ: built %zu, starling %zu, expat %zu\n",
-                    m.stanzas, n_s, n_e);
+            fprintf(stderr, "stanza counts differ: built %zu, starling %zu, expat %zu\n", m.stanzas,
+                    n_s, n_e);
             return 1;
         }
         const char *name = chat_only ? "chat messages only (296 B each)"

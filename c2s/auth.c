@@ -283,8 +283,8 @@ void auth_stanza(struct conn *c, const struct xml_event *ev)
         conn_puts(c, "<failure xmlns='" NS_SASL "'><malformed-request/></failure>");
         return;
     }
-    struct xml_node *n = xml_tree_parse(&c->xp, ev->raw.p, ev->raw.len, &c->t->arena,
-                                        c->t->scratch, sizeof c->t->scratch);
+    struct xml_node *n = xml_tree_parse(&c->xp, ev->raw.p, ev->raw.len, &c->t->arena, c->t->scratch,
+                                        sizeof c->t->scratch);
     const char *text = n ? xml_node_text(n, &c->t->arena) : NULL;
     if (!text) {
         stream_error(c, "internal-server-error");
@@ -308,8 +308,8 @@ void auth_stanza(struct conn *c, const struct xml_event *ev)
             LOG_RL(LOG_LEVEL_WARN, "conn %u: login rate exceeded for its address", c->slot);
             k = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &se);
         } else {
-            k = sasl_start(c->sasl, mech ? mech : "", mech ? strlen(mech) : 0, text,
-                           strlen(text), &se);
+            k = sasl_start(c->sasl, mech ? mech : "", mech ? strlen(mech) : 0, text, strlen(text),
+                           &se);
         }
     }
     if (k == SASL_EV_NEED_CREDS)

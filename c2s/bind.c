@@ -171,7 +171,8 @@ void bind_result(struct conn *c, int result, const char *jid, size_t jid_len)
         c->last_rx = c->t->now;
         LOG_DEBUG("conn %u: bound %.*s", c->slot, (int)c->jid_len, c->jid);
     } else {
-        iq_error(c, id, strlen(id), "cancel", result == -EEXIST ? "conflict" : "internal-server-error");
+        iq_error(c, id, strlen(id), "cancel",
+                 result == -EEXIST ? "conflict" : "internal-server-error");
         free(c->jid);
         c->jid = NULL;
         c->jid_len = c->bare_len = 0;

@@ -50,14 +50,14 @@ enum conn_state {
 };
 
 /* conn.flags */
-#define CONN_F_TLS       0x01 /* TLS established */
-#define CONN_F_DIRECT    0x02 /* accepted on the Direct TLS port (XEP-0368) */
-#define CONN_F_AUTHED    0x04 /* SASL succeeded */
-#define CONN_F_BOUND     0x08 /* a resource is bound: stanzas are routed */
-#define CONN_F_HDR_SENT  0x10 /* our stream header is out */
-#define CONN_F_PAUSED    0x20 /* input held back: a ring to the router is full */
-#define CONN_F_AVAILABLE 0x40 /* sent available presence */
-#define CONN_F_PINGED    0x80 /* idle: we sent a ping and wait for any byte */
+#define CONN_F_TLS       0x01  /* TLS established */
+#define CONN_F_DIRECT    0x02  /* accepted on the Direct TLS port (XEP-0368) */
+#define CONN_F_AUTHED    0x04  /* SASL succeeded */
+#define CONN_F_BOUND     0x08  /* a resource is bound: stanzas are routed */
+#define CONN_F_HDR_SENT  0x10  /* our stream header is out */
+#define CONN_F_PAUSED    0x20  /* input held back: a ring to the router is full */
+#define CONN_F_AVAILABLE 0x40  /* sent available presence */
+#define CONN_F_PINGED    0x80  /* idle: we sent a ping and wait for any byte */
 #define CONN_F_WAIT      0x100 /* an answer from the store or router is due: hold input */
 #define CONN_F_RESTART   0x200 /* restart the stream after the current stanza (SASL) */
 #define CONN_F_DEAD      0x400 /* the socket failed: nothing more can be sent */
@@ -78,24 +78,24 @@ struct conn {
     uint8_t sasl_hash; /* enum scram_hash the SASL exchange waits for */
     int8_t priority;
     uint32_t peer_hash; /* of the client's address, for the login rate limit */
-    uint32_t last_rx;  /* thread clock (seconds) of the last byte received */
-    uint32_t last_tx;  /* ... and sent */
-    uint32_t deadline; /* thread clock by which the current phase must end; 0: none */
+    uint32_t last_rx;   /* thread clock (seconds) of the last byte received */
+    uint32_t last_tx;   /* ... and sent */
+    uint32_t deadline;  /* thread clock by which the current phase must end; 0: none */
     struct xml_parser xp;
-    struct buf in;  /* received plaintext the parser has not released */
+    struct buf in;   /* received plaintext the parser has not released */
     struct buf out;  /* bytes being sent (ciphertext under TLS): frozen while a send is out */
     struct buf next; /* bytes queued behind the send in flight */
     struct buf held; /* a frame for a full ring, sent when it drains */
     uint16_t held_shard;
     struct tls *tls;
     struct sasl *sasl;
-    char *user;   /* after SASL: the normalised localpart */
-    char *jid;    /* after binding: the full JID; its first bare_len bytes are the bare JID */
+    char *user;      /* after SASL: the normalised localpart */
+    char *jid;       /* after binding: the full JID; its first bare_len bytes are the bare JID */
     char *from_attr; /* ` from='<full JID, escaped>'`, stamped on every stanza */
     uint16_t from_attr_len;
     uint16_t jid_len, bare_len;
-    uint64_t key; /* jid_hash() of the bare JID */
-    char *iq_id;  /* the bind iq's id while binding */
+    uint64_t key;   /* jid_hash() of the bare JID */
+    char *iq_id;    /* the bind iq's id while binding */
     char *presence; /* last available presence, to re-register after a router restart;
                        allocated to the byte: every idle session keeps one */
     uint32_t presence_len;
@@ -107,8 +107,8 @@ enum { C2S_CTL_NONE, C2S_CTL_STOP, C2S_CTL_ROUTER_DOWN, C2S_CTL_ROUTER_UP, C2S_C
 
 struct c2s_thread {
     unsigned idx;
-    _Atomic unsigned ctl;      /* a C2S_CTL_* request, 0: none */
-    _Atomic unsigned ctl_done; /* requests handled so far */
+    _Atomic unsigned ctl;          /* a C2S_CTL_* request, 0: none */
+    _Atomic unsigned ctl_done;     /* requests handled so far */
     const struct config *next_cfg; /* C2S_CTL_RELOAD: the snapshot to switch to */
     struct tls_ctx *next_tls;      /* ... and the TLS context (certificate renewed) */
     const struct config *cfg;
@@ -120,29 +120,29 @@ struct c2s_thread {
     struct conn *conns;
     uint32_t nconns, *free_slots, nfree, live;
     unsigned nshards;
-    struct ring *to_shard;    /* [nshards]: this thread produces */
-    struct ring *from_shard;  /* [nshards]: this thread consumes */
-    struct bell bell;         /* rung by a shard: frames for us, or room in a ring we wait on */
-    uint64_t bell_val;        /* target of the eventfd read */
-    bool *dirty;              /* [nshards]: frames committed, not yet published */
-    struct backlog *backlog;  /* [nshards]: session frames that found their ring full */
-    struct conn *paused;      /* connections waiting for ring space */
-    bool resume_now;          /* a ring has room already: route_resume() without a bell */
-    bool *broken;             /* [nshards]: the ring from that shard is corrupt: left
-                                 alone until the router is replaced and it is reset */
+    struct ring *to_shard;   /* [nshards]: this thread produces */
+    struct ring *from_shard; /* [nshards]: this thread consumes */
+    struct bell bell;        /* rung by a shard: frames for us, or room in a ring we wait on */
+    uint64_t bell_val;       /* target of the eventfd read */
+    bool *dirty;             /* [nshards]: frames committed, not yet published */
+    struct backlog *backlog; /* [nshards]: session frames that found their ring full */
+    struct conn *paused;     /* connections waiting for ring space */
+    bool resume_now;         /* a ring has room already: route_resume() without a bell */
+    bool *broken;            /* [nshards]: the ring from that shard is corrupt: left
+                                alone until the router is replaced and it is reset */
     struct tls_ctx *tls;
     struct store_client *store;
     const struct sasl_config *sasl_cfg;
-    uint64_t store_val;       /* target of the store eventfd read */
+    uint64_t store_val;           /* target of the store eventfd read */
     struct worker_client *verify; /* PLAIN's PBKDF2, off this thread */
     uint64_t verify_val;
-    uint32_t now;             /* coarse clock, seconds */
-    bool stopping;            /* system-shutdown sent to everyone */
-    bool router_down;         /* rings are reset; hold input until the router is back */
-    struct arena arena;       /* trees of stanzas c2s reads itself; reset after each */
+    uint32_t now;                  /* coarse clock, seconds */
+    bool stopping;                 /* system-shutdown sent to everyone */
+    bool router_down;              /* rings are reset; hold input until the router is back */
+    struct arena arena;            /* trees of stanzas c2s reads itself; reset after each */
     struct __kernel_timespec tick; /* the sweep's period */
-    char scratch[16384];      /* parser scratch, shared by the thread's parsers */
-    char plain[16384];        /* TLS plaintext out of one record */
+    char scratch[16384];           /* parser scratch, shared by the thread's parsers */
+    char plain[16384];             /* TLS plaintext out of one record */
 };
 
 /* The thread running the calling code: store callbacks find their thread through it. */

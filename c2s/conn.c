@@ -64,8 +64,8 @@ static int queue(void *ud, const void *p, size_t n)
     struct conn *c = ud;
     struct buf *b = (c->ops & CONN_OP_SEND) ? &c->next : &c->out;
     if (buf_used(&c->out) + buf_used(&c->next) + n > OUT_MAX) {
-        LOG_RL(LOG_LEVEL_WARN, "conn %u: client does not read, %u bytes queued: dropped",
-               c->slot, buf_used(&c->out) + buf_used(&c->next));
+        LOG_RL(LOG_LEVEL_WARN, "conn %u: client does not read, %u bytes queued: dropped", c->slot,
+               buf_used(&c->out) + buf_used(&c->next));
         buf_free(&c->next);
         if (!(c->ops & CONN_OP_SEND))
             buf_free(&c->out);
@@ -106,7 +106,7 @@ void conn_close(struct conn *c)
         return;
     if (c->flags & CONN_F_BOUND)
         route_unbind(c);
-    c->flags &= (uint16_t)~(CONN_F_BOUND | CONN_F_PAUSED | CONN_F_WAIT);
+    c->flags &= (uint16_t) ~(CONN_F_BOUND | CONN_F_PAUSED | CONN_F_WAIT);
     c->state = CONN_CLOSING;
     /* Give a slow reader a few seconds to take our last words. */
     c->deadline = c->t->now + 5;

@@ -38,8 +38,8 @@ enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_STORE, OP_VERIFY, OP_TIMER, 
 
 _Thread_local struct c2s_thread *c2s_current;
 
-#define BGID         1
-#define QUEUE_DEPTH  4096
+#define BGID        1
+#define QUEUE_DEPTH 4096
 
 static inline uint64_t ud_pack(unsigned op, uint32_t slot, uint32_t gen)
 {
@@ -175,15 +175,15 @@ static void conn_input(struct conn *c, const char *data, size_t n)
 
 static void maybe_release(struct conn *c)
 {
-    if (c->state == CONN_CLOSING && !c->ops &&
-        (!buf_used(&c->out) || (c->flags & CONN_F_DEAD)) && !buf_used(&c->next))
+    if (c->state == CONN_CLOSING && !c->ops && (!buf_used(&c->out) || (c->flags & CONN_F_DEAD)) &&
+        !buf_used(&c->next))
         conn_release(c);
 }
 
 static void recycle(struct c2s_thread *t, unsigned bid)
 {
-    io_uring_buf_ring_add(t->br, t->bufs + (size_t)bid * t->bufsize, t->bufsize, (unsigned short)bid,
-                          io_uring_buf_ring_mask(t->nbufs), 0);
+    io_uring_buf_ring_add(t->br, t->bufs + (size_t)bid * t->bufsize, t->bufsize,
+                          (unsigned short)bid, io_uring_buf_ring_mask(t->nbufs), 0);
     io_uring_buf_ring_advance(t->br, 1);
 }
 
@@ -338,9 +338,8 @@ static int setup(struct c2s_thread *t)
     t->bufs = malloc((size_t)t->nbufs * t->bufsize);
     if (t->br == MAP_FAILED || !t->bufs)
         return -ENOMEM;
-    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)t->br,
-                                   .ring_entries = t->nbufs,
-                                   .bgid = BGID};
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)t->br, .ring_entries = t->nbufs, .bgid = BGID};
     io_uring_buf_ring_init(t->br);
     if ((err = io_uring_register_buf_ring(&t->ring, &reg, 0)) < 0) {
         LOG_ERROR("c2s thread %u: provided buffers: %s", t->idx, strerror(-err));

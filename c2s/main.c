@@ -121,9 +121,8 @@ static void reload(const char *path, const struct config **cfg, struct tls_ctx *
     log_set_level(fresh->log.level);
     struct tls_ctx *t = NULL;
     if (*tls && fresh->c2s.certificate) {
-        struct tls_opts o = {.cert_file = fresh->c2s.certificate,
-                             .key_file = fresh->c2s.key,
-                             .alpn = "xmpp-client"};
+        struct tls_opts o = {
+            .cert_file = fresh->c2s.certificate, .key_file = fresh->c2s.key, .alpn = "xmpp-client"};
         t = tls_ctx_new_server(&o, err, sizeof err);
         if (!t)
             LOG_ERROR("reload: keeping the old certificate: %s", err);
@@ -279,8 +278,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 2; i++)
         if (addrs[i] && addrs[i]->len && (rc = address_free(addrs[i])) < 0) {
             LOG_ERROR("cannot listen on %s: %s%s", addrs[i]->text, strerror(-rc),
-                      rc == -EADDRINUSE ? " (another server, or another starling, is there)"
-                                        : "");
+                      rc == -EADDRINUSE ? " (another server, or another starling, is there)" : "");
             return 1;
         }
     nthreads = topo_threads(cfg);

@@ -43,8 +43,8 @@ static int8_t presence_priority(struct conn *c, const struct xml_event *ev)
     int8_t prio = 0;
     if (!memmem(ev->raw.p, ev->raw.len, "priority", 8))
         return 0;
-    struct xml_node *p = xml_tree_parse(&c->xp, ev->raw.p, ev->raw.len, &c->t->arena,
-                                        c->t->scratch, sizeof c->t->scratch);
+    struct xml_node *p = xml_tree_parse(&c->xp, ev->raw.p, ev->raw.len, &c->t->arena, c->t->scratch,
+                                        sizeof c->t->scratch);
     struct xml_node *n = p ? xml_node_child(p, "priority", XML_NS_CLIENT) : NULL;
     const char *txt = n ? xml_node_text(n, &c->t->arena) : NULL;
     if (txt) {

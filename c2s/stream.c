@@ -229,9 +229,12 @@ static int message_type(struct xml_str t)
 static int presence_type(struct xml_str t)
 {
     static const char *const names[] = {
-        [PROTO_PRES_UNAVAILABLE] = "unavailable", [PROTO_PRES_SUBSCRIBE] = "subscribe",
-        [PROTO_PRES_SUBSCRIBED] = "subscribed",   [PROTO_PRES_UNSUBSCRIBE] = "unsubscribe",
-        [PROTO_PRES_UNSUBSCRIBED] = "unsubscribed", [PROTO_PRES_PROBE] = "probe",
+        [PROTO_PRES_UNAVAILABLE] = "unavailable",
+        [PROTO_PRES_SUBSCRIBE] = "subscribe",
+        [PROTO_PRES_SUBSCRIBED] = "subscribed",
+        [PROTO_PRES_UNSUBSCRIBE] = "unsubscribe",
+        [PROTO_PRES_UNSUBSCRIBED] = "unsubscribed",
+        [PROTO_PRES_PROBE] = "probe",
         [PROTO_PRES_ERROR] = "error",
     };
     if (!t.p)

@@ -34,8 +34,7 @@ static inline int creds_put(struct store_creds *st, const struct scram_creds *c)
 }
 
 /* The credentials of one hash out of the account record. */
-static inline void creds_get(const struct store_creds *st, enum scram_hash h,
-                             struct scram_creds *c)
+static inline void creds_get(const struct store_creds *st, enum scram_hash h, struct scram_creds *c)
 {
     memset(c, 0, sizeof *c);
     c->hash = h;

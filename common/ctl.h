@@ -15,12 +15,12 @@
 #include <sys/socket.h>
 
 enum ctl_type {
-    CTL_READY = 1,  /* child -> supervisor: attached to the segment, serving */
-    CTL_PEER_DOWN,  /* supervisor -> child: arg (enum ctl_role) died; reset shared rings */
-    CTL_PEER_RESET, /* child -> supervisor: done */
-    CTL_PEER_UP,    /* supervisor -> child: arg's replacement is serving */
-    CTL_SHUTDOWN,   /* supervisor -> child: drain and exit (c2s: system-shutdown) */
-    CTL_RELOAD,     /* supervisor -> child: re-read what can change at run time */
+    CTL_READY = 1,   /* child -> supervisor: attached to the segment, serving */
+    CTL_PEER_DOWN,   /* supervisor -> child: arg (enum ctl_role) died; reset shared rings */
+    CTL_PEER_RESET,  /* child -> supervisor: done */
+    CTL_PEER_UP,     /* supervisor -> child: arg's replacement is serving */
+    CTL_SHUTDOWN,    /* supervisor -> child: drain and exit (c2s: system-shutdown) */
+    CTL_RELOAD,      /* supervisor -> child: re-read what can change at run time */
     CTL_PEER_BROKEN, /* child -> supervisor: arg's process wrote a corrupt frame: replace it */
 };
 

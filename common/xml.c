@@ -521,8 +521,8 @@ size_t xml_release(struct xml_parser *p)
 
 /* ---- namespaces ------------------------------------------------------------------------- */
 
-static bool ns_lookup(const struct xml_parser *p, const char *ubuf, const char *prefix,
-                      size_t plen, struct ns_ref *r)
+static bool ns_lookup(const struct xml_parser *p, const char *ubuf, const char *prefix, size_t plen,
+                      struct ns_ref *r)
 {
     const struct xml_work *w = p->w;
     for (unsigned i = w ? w->nbind : 0; i-- > 0;) {
@@ -698,8 +698,7 @@ static int check_attrs(struct xml_parser *p, const char *ubuf)
             if (a->name_len == b->name_len && an[a->name_len - 1] == bn[b->name_len - 1] &&
                 memcmp(an, bn, a->name_len) == 0)
                 return XML_ERR_NOT_WELL_FORMED;
-            if (a->kind != ATTR_PLAIN || b->kind != ATTR_PLAIN || !a->prefix_len ||
-                !b->prefix_len)
+            if (a->kind != ATTR_PLAIN || b->kind != ATTR_PLAIN || !a->prefix_len || !b->prefix_len)
                 continue;
             size_t al = a->name_len - a->prefix_len - 1u, bl = b->name_len - b->prefix_len - 1u;
             if (al != bl || memcmp(an + a->prefix_len + 1, bn + b->prefix_len + 1, al))
@@ -753,8 +752,8 @@ static bool emit_known(struct xml_parser *p, const char *ubuf, struct xml_event 
             char *o = scratch_take(p, k->val_len);
             if (!o)
                 return false;
-            ev->attr[i] = (struct xml_str){o, (uint32_t)xml_decode(ubuf + k->val_off,
-                                                                   k->val_len, true, o)};
+            ev->attr[i] =
+                (struct xml_str){o, (uint32_t)xml_decode(ubuf + k->val_off, k->val_len, true, o)};
         } else {
             ev->attr[i] = (struct xml_str){ubuf + k->val_off, k->val_len};
         }
@@ -870,9 +869,8 @@ static enum xml_ev_kind start_tag_done(struct xml_parser *p, const char *buf, bo
         p->flags |= XML_F_STREAM_BIND;
     if (nest == 1) {
         /* RFC 6120 §4.8.3: the content namespace is the default one, never prefixed. */
-        if (p->tag_prefix_len &&
-            (ns_equal_lit(p, ubuf, &ens, XML_NS_CLIENT) ||
-             ns_equal_lit(p, ubuf, &ens, XML_NS_SERVER))) {
+        if (p->tag_prefix_len && (ns_equal_lit(p, ubuf, &ens, XML_NS_CLIENT) ||
+                                  ns_equal_lit(p, ubuf, &ens, XML_NS_SERVER))) {
             err = XML_ERR_BAD_NAMESPACE_PREFIX;
             goto fail;
         }
@@ -896,9 +894,8 @@ static enum xml_ev_kind start_tag_done(struct xml_parser *p, const char *buf, bo
     if (p->tokens) {
         const char *local = qname + (p->tag_prefix_len ? p->tag_prefix_len + 1 : 0);
         ev->raw = (struct xml_str){buf + p->tag_off, p->pos - p->tag_off};
-        ev->name = (struct xml_str){local, (uint32_t)(p->tag_name_len -
-                                                      (p->tag_prefix_len ? p->tag_prefix_len + 1
-                                                                         : 0))};
+        ev->name = (struct xml_str){
+            local, (uint32_t)(p->tag_name_len - (p->tag_prefix_len ? p->tag_prefix_len + 1 : 0))};
         if (!ns_str(p, ubuf, &ens, &ev->ns)) {
             err = XML_ERR_POLICY_VIOLATION;
             goto fail;
@@ -942,10 +939,9 @@ static enum xml_ev_kind end_element(struct xml_parser *p, const char *buf, struc
     p->scratch_used = 0;
     ev->raw = (struct xml_str){ubuf, p->pos - p->unit_off};
     ev->head_len = p->w->top_head_len;
-    ev->name = (struct xml_str){ubuf + p->w->top_name_off +
-                                    (p->w->top_prefix_len ? p->w->top_prefix_len + 1u : 0u),
-                                (uint32_t)(p->w->top_name_len -
-                                           (p->w->top_prefix_len ? p->w->top_prefix_len + 1 : 0))};
+    ev->name = (struct xml_str){
+        ubuf + p->w->top_name_off + (p->w->top_prefix_len ? p->w->top_prefix_len + 1u : 0u),
+        (uint32_t)(p->w->top_name_len - (p->w->top_prefix_len ? p->w->top_prefix_len + 1 : 0))};
     struct ns_ref r = {NS_UNIT, p->w->top_ns_decode, p->w->top_ns_off, p->w->top_ns_len};
     if (p->w->top_ns_sns)
         r.src = p->w->top_ns_len ? NS_SNS : NS_NONE;
@@ -1157,8 +1153,7 @@ static int at_lt(struct xml_parser *p, const char *buf, size_t len)
     return err ? -err : 0;
 }
 
-enum xml_ev_kind xml_next(struct xml_parser *p, const char *buf, size_t len,
-                          struct xml_event *ev)
+enum xml_ev_kind xml_next(struct xml_parser *p, const char *buf, size_t len, struct xml_event *ev)
 {
     enum xml_ev_kind k;
     int r;
@@ -1642,7 +1637,10 @@ size_t xml_stream_decls(const struct xml_parser *p, char *out, size_t cap)
             *o++ = '\'';
             for (unsigned k = 0; k < s->b[i].uri_len; k++) {
                 char c = sns_data(s)[s->b[i].uri_off + k];
-                const char *e = c == '&' ? "&amp;" : c == '\'' ? "&apos;" : c == '<' ? "&lt;" : NULL;
+                const char *e = c == '&'    ? "&amp;"
+                                : c == '\'' ? "&apos;"
+                                : c == '<'  ? "&lt;"
+                                            : NULL;
                 if (e) {
                     memcpy(o, e, strlen(e));
                     o += strlen(e);

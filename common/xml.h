@@ -95,7 +95,7 @@ struct xml_limits {
     uint16_t max_name;   /* bytes of a qualified element or attribute name, at most 255 */
 };
 
-#define XML_LIMITS_DEFAULT                                                                 \
+#define XML_LIMITS_DEFAULT                                                                         \
     ((struct xml_limits){.max_stanza = 262144, .max_depth = 48, .max_attrs = 64, .max_name = 255})
 
 /* A byte string that is not NUL-terminated; p == NULL means absent. */
@@ -105,22 +105,23 @@ struct xml_str {
 };
 
 /* Event flags. */
-#define XML_F_EMPTY       0x1u /* START: the element was <empty/> (its END follows at once) */
-#define XML_F_DECODE      0x2u /* TEXT: raw holds references or CR; xml_decode() it */
-#define XML_F_CDATA       0x4u /* TEXT: raw is the literal content of a CDATA section */
-#define XML_F_STREAM_BIND 0x8u /* STANZA: uses a prefix bound on the stream header, so its
-                                * bytes alone do not carry all of their namespaces */
+#define XML_F_EMPTY  0x1u /* START: the element was <empty/> (its END follows at once) */
+#define XML_F_DECODE 0x2u /* TEXT: raw holds references or CR; xml_decode() it */
+#define XML_F_CDATA  0x4u /* TEXT: raw is the literal content of a CDATA section */
+#define XML_F_STREAM_BIND                                                                          \
+    0x8u /* STANZA: uses a prefix bound on the stream header, so its                               \
+          * bytes alone do not carry all of their namespaces */
 
 struct xml_event {
     enum xml_ev_kind kind;
-    enum xml_err err;     /* XML_EV_ERROR only */
-    unsigned flags;       /* XML_F_* */
-    uint16_t depth;       /* token mode: depth of the element (1 = the stanza element) */
-    struct xml_str raw;   /* STREAM_OPEN: the header tag; STANZA: the whole element;
-                             START/END: the tag; TEXT: the character data as received */
-    uint32_t head_len;    /* STANZA: bytes of its start tag (raw.len when <empty/>) */
-    struct xml_str name;  /* local name (STREAM_OPEN, STANZA, START, END) */
-    struct xml_str ns;    /* namespace name, decoded (STREAM_OPEN, STANZA, START) */
+    enum xml_err err;    /* XML_EV_ERROR only */
+    unsigned flags;      /* XML_F_* */
+    uint16_t depth;      /* token mode: depth of the element (1 = the stanza element) */
+    struct xml_str raw;  /* STREAM_OPEN: the header tag; STANZA: the whole element;
+                            START/END: the tag; TEXT: the character data as received */
+    uint32_t head_len;   /* STANZA: bytes of its start tag (raw.len when <empty/>) */
+    struct xml_str name; /* local name (STREAM_OPEN, STANZA, START, END) */
+    struct xml_str ns;   /* namespace name, decoded (STREAM_OPEN, STANZA, START) */
     struct xml_str attr[XML_ATTR_KNOWN]; /* decoded values (STREAM_OPEN, STANZA) */
     /* Where each known attribute sits in raw: from its name to its closing quote, so the
      * caller can cut it out (c2s replaces `from`). len 0 when absent. */
@@ -164,8 +165,7 @@ void xml_trim(struct xml_parser *p);
 
 /* Scans buf[0..len) from where the previous call stopped and fills *ev with the next
  * event. Returns ev->kind. After XML_EV_ERROR every call returns the same error. */
-enum xml_ev_kind xml_next(struct xml_parser *p, const char *buf, size_t len,
-                          struct xml_event *ev);
+enum xml_ev_kind xml_next(struct xml_parser *p, const char *buf, size_t len, struct xml_event *ev);
 
 /* How many leading bytes of buf the caller may drop now; the parser's offsets move by as
  * much, so the next xml_next() must be given the buffer without them. */
@@ -201,27 +201,27 @@ struct xml_parser {
     uint32_t scratch_cap, scratch_used;
     uint8_t content; /* enum xml_content */
     uint8_t state;
-    uint8_t quote;          /* quote character of the attribute value being scanned */
-    bool tokens;            /* token mode */
-    bool owns_stream;       /* stream_ns was allocated by this parser */
-    uint8_t pending;        /* event owed before scanning on (empty element's END...) */
-    uint8_t err;            /* enum xml_err, when state is the error state */
-    uint8_t attr_decode;    /* the value being scanned needs decoding */
-    uint16_t depth;         /* open elements, the stream root included */
-    uint16_t nattrs;        /* attributes of the tag being scanned */
-    uint32_t pos;           /* next byte to look at */
-    uint32_t unit_off;      /* first byte of the stream header or stanza in progress */
-    uint32_t unit_end;      /* unit_off + max_stanza: scanning past it is a violation */
-    uint32_t tag_off;       /* '<' of the tag being scanned */
-    uint32_t tok_off;       /* first byte of the name or value being scanned */
-    uint32_t text_off;      /* first byte of the text run being scanned (token mode) */
-    uint32_t tag_name_len;  /* qualified name of the tag being scanned */
+    uint8_t quote;         /* quote character of the attribute value being scanned */
+    bool tokens;           /* token mode */
+    bool owns_stream;      /* stream_ns was allocated by this parser */
+    uint8_t pending;       /* event owed before scanning on (empty element's END...) */
+    uint8_t err;           /* enum xml_err, when state is the error state */
+    uint8_t attr_decode;   /* the value being scanned needs decoding */
+    uint16_t depth;        /* open elements, the stream root included */
+    uint16_t nattrs;       /* attributes of the tag being scanned */
+    uint32_t pos;          /* next byte to look at */
+    uint32_t unit_off;     /* first byte of the stream header or stanza in progress */
+    uint32_t unit_end;     /* unit_off + max_stanza: scanning past it is a violation */
+    uint32_t tag_off;      /* '<' of the tag being scanned */
+    uint32_t tok_off;      /* first byte of the name or value being scanned */
+    uint32_t text_off;     /* first byte of the text run being scanned (token mode) */
+    uint32_t tag_name_len; /* qualified name of the tag being scanned */
     uint32_t tag_prefix_len;
-    bool in_unit;           /* a stream header, stanza or stream end tag is in progress */
-    bool blank;             /* in a start tag: a blank since the last name or value */
-    bool text_decode;       /* the text run holds references or CR */
-    unsigned flags;         /* XML_F_STREAM_BIND gathered over the stanza */
-    struct xml_work *w;         /* per-stanza state: exists only while one is received */
+    bool in_unit;       /* a stream header, stanza or stream end tag is in progress */
+    bool blank;         /* in a start tag: a blank since the last name or value */
+    bool text_decode;   /* the text run holds references or CR */
+    unsigned flags;     /* XML_F_STREAM_BIND gathered over the stanza */
+    struct xml_work *w; /* per-stanza state: exists only while one is received */
     struct xml_stream_ns *sns;
 };
 

@@ -12,8 +12,7 @@ static bool copy_str(struct arena *a, struct xml_str *dst, const char *p, size_t
 }
 
 /* Decodes raw (attribute value or text) into a NUL-terminated arena string. */
-static bool copy_decoded(struct arena *a, struct xml_str *dst, const char *raw, size_t n,
-                         bool attr)
+static bool copy_decoded(struct arena *a, struct xml_str *dst, const char *raw, size_t n, bool attr)
 {
     char *d = arena_alloc(a, n + 1);
     if (!d)

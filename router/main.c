@@ -84,7 +84,7 @@ int main(int argc, char **argv)
     }
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the supervisor */
     router_ctl_fd = a.ctl_fd;
-    signal(SIGINT, SIG_IGN);          /* the terminal's Ctrl-C: the supervisor decides */
+    signal(SIGINT, SIG_IGN); /* the terminal's Ctrl-C: the supervisor decides */
     signal(SIGPIPE, SIG_IGN);
     if (config_load(a.config, &cfg, err, sizeof err) < 0) {
         fprintf(stderr, "starling-router: %s\n", err);

@@ -61,8 +61,7 @@ static void slot_close(struct shard *s, struct slot *o)
     free(o->dst);
 }
 
-void out_deliver(struct shard *s, const uint64_t *conns, unsigned n, const char *stanza,
-                 size_t len)
+void out_deliver(struct shard *s, const uint64_t *conns, unsigned n, const char *stanza, size_t len)
 {
     /* One frame per destination thread, listing that thread's connections: O(n) per
      * thread present, and front-end threads are few. */
@@ -108,8 +107,8 @@ void out_deliver(struct shard *s, const uint64_t *conns, unsigned n, const char 
 void out_bind_result(struct shard *s, uint64_t conn, int result, const char *jid, size_t len)
 {
     struct slot o;
-    struct proto_bind_result *b = slot_open(s, &o, PROTO_CONN_THREAD(conn), PROTO_BIND_RESULT,
-                                            (uint32_t)(sizeof *b + len));
+    struct proto_bind_result *b =
+        slot_open(s, &o, PROTO_CONN_THREAD(conn), PROTO_BIND_RESULT, (uint32_t)(sizeof *b + len));
     if (b) {
         memset(b, 0, sizeof *b);
         b->conn = conn;

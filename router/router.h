@@ -30,7 +30,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
 struct session {
     struct session *next;
     uint64_t conn;
@@ -59,13 +58,13 @@ struct user_table {
 struct shard {
     unsigned idx;
     const struct config *cfg;
-    unsigned nfe;                  /* front-end threads (c2s threads) */
-    struct ring *from_fe, *to_fe;  /* [nfe] */
-    struct bell bell;              /* frames for us, or room in a ring we wait on */
-    bool *dirty;                   /* [nfe] committed frames not yet published */
-    struct backlog *backlog;       /* [nfe] frames waiting for room */
-    bool *broken;                  /* [nfe] inbound ring corrupt: left alone until reset */
-    bool retry_out;                /* an outbound ring had room already: flush again */
+    unsigned nfe;                 /* front-end threads (c2s threads) */
+    struct ring *from_fe, *to_fe; /* [nfe] */
+    struct bell bell;             /* frames for us, or room in a ring we wait on */
+    bool *dirty;                  /* [nfe] committed frames not yet published */
+    struct backlog *backlog;      /* [nfe] frames waiting for room */
+    bool *broken;                 /* [nfe] inbound ring corrupt: left alone until reset */
+    bool retry_out;               /* an outbound ring had room already: flush again */
     struct user_table users;
     struct arena arena; /* per stanza */
     char scratch[16384];
@@ -73,7 +72,7 @@ struct shard {
     _Atomic unsigned ctl_done; /* last request handled */
     unsigned ctl_arg;
     const struct config *next_cfg; /* ROUTER_CTL_RELOAD */
-    int ctl_fd; /* eventfd main uses to wake the shard for a control request */
+    int ctl_fd;                    /* eventfd main uses to wake the shard for a control request */
     uint64_t frames_in, frames_out, deliveries;
 };
 

@@ -117,8 +117,7 @@ void user_drop_if_empty(struct user_table *t, struct user *u)
 struct session *session_find(struct user *u, const char *res, size_t len)
 {
     for (struct session *s = u->sessions; s; s = s->next)
-        if (s->jid_len == u->bare_len + 1 + len &&
-            memcmp(s->jid + u->bare_len + 1, res, len) == 0)
+        if (s->jid_len == u->bare_len + 1 + len && memcmp(s->jid + u->bare_len + 1, res, len) == 0)
             return s;
     return NULL;
 }

@@ -47,8 +47,7 @@ static bool parse_session(const struct ring_frame *f, const struct proto_session
     if (f->len < sizeof(struct proto_session))
         return false;
     const struct proto_session *s = f->payload;
-    if (sizeof *s + (uint64_t)s->jid_len + s->presence_len > f->len ||
-        s->bare_len >= s->jid_len)
+    if (sizeof *s + (uint64_t)s->jid_len + s->presence_len > f->len || s->bare_len >= s->jid_len)
         return false;
     *b = s;
     *jid = (const char *)(s + 1);
@@ -77,8 +76,8 @@ static void on_frame(struct shard *s, unsigned fe, const struct ring_frame *f)
             return;
         }
     }
-    LOG_RL(LOG_LEVEL_ERROR, "shard %u: malformed frame of kind %u from thread %u", s->idx,
-           f->kind, fe);
+    LOG_RL(LOG_LEVEL_ERROR, "shard %u: malformed frame of kind %u from thread %u", s->idx, f->kind,
+           fe);
 }
 
 static unsigned drain(struct shard *s)

@@ -81,11 +81,11 @@ enum proto_iq_type { PROTO_IQ_GET, PROTO_IQ_SET, PROTO_IQ_RESULT, PROTO_IQ_ERROR
  * the bare JID), then for a re-registration the session's last available presence. */
 struct proto_session {
     uint64_t conn;
-    uint64_t key;          /* jid_hash() of the bare JID: the shard key */
+    uint64_t key; /* jid_hash() of the bare JID: the shard key */
     uint16_t jid_len;
     uint16_t bare_len;
-    uint8_t flags;         /* PROTO_SESSION_* */
-    int8_t priority;       /* re-registration: of the last available presence */
+    uint8_t flags;   /* PROTO_SESSION_* */
+    int8_t priority; /* re-registration: of the last available presence */
     uint16_t pad;
     uint32_t presence_len; /* re-registration: bytes of that presence */
     uint32_t pad2;

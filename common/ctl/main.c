@@ -44,7 +44,8 @@ static int account_of(const struct config *cfg, const char *arg, char *user, siz
     struct jid j;
     if (jid_parse(&j, arg, strlen(arg), buf, sizeof buf) < 0 || !j.local_len || j.res_len)
         return -EINVAL;
-    if (j.domain_len != strlen(cfg->domain) || memcmp(j.str + j.domain_off, cfg->domain, j.domain_len))
+    if (j.domain_len != strlen(cfg->domain) ||
+        memcmp(j.str + j.domain_off, cfg->domain, j.domain_len))
         return -EXDEV;
     if (j.local_len >= cap)
         return -ENAMETOOLONG;
@@ -90,8 +91,8 @@ int main(int argc, char **argv)
         config_free(cfg);
         return rc < 0 ? 1 : 0;
     }
-    struct store_opts so = {.backend = cfg->storage.backend, .path = cfg->storage.path,
-                            .dsn = cfg->storage.dsn};
+    struct store_opts so = {
+        .backend = cfg->storage.backend, .path = cfg->storage.path, .dsn = cfg->storage.dsn};
     if ((rc = store_open(&so, &st)) < 0) {
         fprintf(stderr, "starlingctl: storage: %s\n", strerror(-rc));
         config_free(cfg);

@@ -45,9 +45,9 @@
 #define MAX_START_FAILURES 5
 
 enum child_state {
-    CH_DOWN,     /* not running; start at retry_at */
-    CH_RUNNING,  /* started, READY or not */
-    CH_WAITING,  /* dead; waiting for the survivor's CTL_PEER_RESET */
+    CH_DOWN,    /* not running; start at retry_at */
+    CH_RUNNING, /* started, READY or not */
+    CH_WAITING, /* dead; waiting for the survivor's CTL_PEER_RESET */
 };
 
 struct child {
@@ -58,7 +58,7 @@ struct child {
     pid_t pid;
     int ctl;
     bool ready;
-    bool told_down; /* its peer heard CTL_PEER_DOWN for it and waits for CTL_PEER_UP */
+    bool told_down;          /* its peer heard CTL_PEER_DOWN for it and waits for CTL_PEER_UP */
     unsigned start_failures; /* deaths in a row before CTL_READY */
     unsigned backoff_ms;
     uint64_t started, retry_at, wait_until;
@@ -115,8 +115,8 @@ static int spawn(struct child *c)
     snprintf(shm, sizeof shm, "%d", S.seg.fd);
     snprintf(ctl, sizeof ctl, "%d", sv[1]);
     for (unsigned i = 0; i < S.nbells && off + 16 < sizeof bells; i++)
-        off += (size_t)snprintf(bells + off, sizeof bells - off, "%s%d", i ? "," : "",
-                                S.bell_fds[i]);
+        off +=
+            (size_t)snprintf(bells + off, sizeof bells - off, "%s%d", i ? "," : "", S.bell_fds[i]);
     pid_t pid = fork();
     if (pid < 0) {
         int err = -errno;
@@ -129,8 +129,8 @@ static int spawn(struct child *c)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         fcntl(sv[1], F_SETFD, 0); /* the child's end survives exec */
-        char *argv[] = {c->bin,       "--config", (char *)S.config_path, "--shm-fd", shm,
-                        "--ctl-fd",   ctl,        "--bell-fds",          bells,      NULL};
+        char *argv[] = {c->bin,     "--config", (char *)S.config_path, "--shm-fd", shm,
+                        "--ctl-fd", ctl,        "--bell-fds",          bells,      NULL};
         execv(c->bin, argv);
         fprintf(stderr, "starling: cannot run %s: %s\n", c->bin, strerror(errno));
         _exit(127);
@@ -391,7 +391,8 @@ int main(int argc, char **argv)
             timeout = 100;
         }
 
-        struct pollfd pf[3] = {{sfd, POLLIN, 0}, {router()->ctl, POLLIN, 0}, {c2s()->ctl, POLLIN, 0}};
+        struct pollfd pf[3] = {
+            {sfd, POLLIN, 0}, {router()->ctl, POLLIN, 0}, {c2s()->ctl, POLLIN, 0}};
         if (poll(pf, 3, timeout) < 0 && errno != EINTR)
             break;
         if (pf[0].revents & POLLIN) {

@@ -18,39 +18,44 @@
 static int test_passed, test_failed, test_cur_failed;
 static const char *test_cur_name;
 
-#define TEST_FAIL(...)                                                                     \
-    do {                                                                                   \
-        test_cur_failed++;                                                                 \
-        fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__, test_cur_name);               \
-        fprintf(stderr, __VA_ARGS__);                                                      \
-        fputc('\n', stderr);                                                               \
+#define TEST_FAIL(...)                                                                             \
+    do {                                                                                           \
+        test_cur_failed++;                                                                         \
+        fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__, test_cur_name);                         \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fputc('\n', stderr);                                                                       \
     } while (0)
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            TEST_FAIL("check failed: %s", #cond);                                          \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            TEST_FAIL("check failed: %s", #cond);                                                  \
     } while (0)
 
 /* Integers compared as intmax_t so the message shows both values. */
-#define CHECK_INT(a, op, b)                                                                \
-    do {                                                                                   \
-        intmax_t test_a_ = (intmax_t)(a), test_b_ = (intmax_t)(b);                         \
-        if (!(test_a_ op test_b_))                                                         \
-            TEST_FAIL("%s %s %s: %jd vs %jd", #a, #op, #b, test_a_, test_b_);              \
+#define CHECK_INT(a, op, b)                                                                        \
+    do {                                                                                           \
+        intmax_t test_a_ = (intmax_t)(a), test_b_ = (intmax_t)(b);                                 \
+        if (!(test_a_ op test_b_))                                                                 \
+            TEST_FAIL("%s %s %s: %jd vs %jd", #a, #op, #b, test_a_, test_b_);                      \
     } while (0)
 
 /* A byte span (p, n) equal to the NUL-terminated string s. */
-#define CHECK_SPAN(p, n, s)                                                                \
-    do {                                                                                   \
-        const char *test_p_ = (const char *)(p), *test_s_ = (s);                           \
-        size_t test_n_ = (size_t)(n);                                                      \
-        if (test_n_ != strlen(test_s_) || (test_n_ && memcmp(test_p_, test_s_, test_n_)))  \
-            TEST_FAIL("%s is '%.*s', expected '%s'", #p, (int)test_n_,                     \
-                      test_p_ ? test_p_ : "", test_s_);                                    \
+#define CHECK_SPAN(p, n, s)                                                                        \
+    do {                                                                                           \
+        const char *test_p_ = (const char *)(p), *test_s_ = (s);                                   \
+        size_t test_n_ = (size_t)(n);                                                              \
+        if (test_n_ != strlen(test_s_) || (test_n_ && memcmp(test_p_, test_s_, test_n_)))          \
+            TEST_FAIL("%s is '%.*s', expected '%s'", #p, (int)test_n_, test_p_ ? test_p_ : "",     \
+                      test_s_);                                                                    \
     } while (0)
 
-#define CHECK_STR(a, b) CHECK_SPAN((a), strlen(a), (b))
+/* A NUL-terminated string a (evaluated once) equal to b. */
+#define CHECK_STR(a, b)                                                                            \
+    do {                                                                                           \
+        const char *test_str_ = (a);                                                               \
+        CHECK_SPAN(test_str_, test_str_ ? strlen(test_str_) : 0, (b));                             \
+    } while (0)
 
 static inline void test_run(const char *name, void (*fn)(void))
 {

@@ -7,9 +7,9 @@
 
 #include <stdlib.h>
 
-#define HDR                                                                                \
-    "<?xml version='1.0'?><stream:stream from='juliet@im.example.com' to='im.example.com' " \
-    "version='1.0' xml:lang='en' xmlns='jabber:client' "                                   \
+#define HDR                                                                                        \
+    "<?xml version='1.0'?><stream:stream from='juliet@im.example.com' to='im.example.com' "        \
+    "version='1.0' xml:lang='en' xmlns='jabber:client' "                                           \
     "xmlns:stream='http://etherx.jabber.org/streams'>"
 #define HDR_TRACE "O[to=im.example.com,from=juliet@im.example.com,lang=en,version=1.0]"
 #define STREAM_NS "xmlns:stream='http://etherx.jabber.org/streams'"
@@ -153,7 +153,8 @@ static const struct xcase good[] = {
                "id='ktx72v49' to='romeo@example.net' type='chat' xml:lang='en'><body>Art thou "
                "not Romeo, and a Montague?</body></message> C"},
     /* whitespace keepalives between stanzas, an empty stanza, double quotes */
-    {HDR " \n\t\r <presence/>  <iq type=\"get\" id=\"r1\"><query xmlns=\"jabber:iq:roster\"/></iq>\n",
+    {HDR
+     " \n\t\r <presence/>  <iq type=\"get\" id=\"r1\"><query xmlns=\"jabber:iq:roster\"/></iq>\n",
      HDR_TRACE " S{jabber:client}presence[]=<presence/> S{jabber:client}iq[type=get,id=r1]="
                "<iq type=\"get\" id=\"r1\"><query xmlns=\"jabber:iq:roster\"/></iq>"},
     /* known attributes decoded: entities, character references, whitespace normalised */
@@ -183,8 +184,8 @@ static const struct xcase good[] = {
      "S{jabber:client}message[]!=<message><x:y/></message> "
      "S{jabber:client}message[]!=<message x:a='1'/>"},
     /* an empty stream, a UTF-8 byte order mark, an XML declaration with encoding */
-    {"\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"UTF-8\" ?><stream:stream xmlns='jabber:client' "
-     STREAM_NS "/>",
+    {"\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"UTF-8\" ?><stream:stream "
+     "xmlns='jabber:client' " STREAM_NS "/>",
      "O[] C"},
     /* a default namespace undeclared and redeclared inside a stanza */
     {HDR "<iq><a xmlns=''><b xmlns='urn:b'/></a></iq>",
@@ -297,9 +298,10 @@ static void test_server_content(void)
 {
     struct trace t;
     struct xml_limits lim = XML_LIMITS_DEFAULT;
-    const char *s2s = "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' "
-                      STREAM_NS " to='b.example' version='1.0'><db:result to='b.example' "
-                      "from='a.example'>abc</db:result>";
+    const char *s2s =
+        "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' " STREAM_NS
+        " to='b.example' version='1.0'><db:result to='b.example' "
+        "from='a.example'>abc</db:result>";
     run_lim(s2s, strlen(s2s), 0, &lim, XML_CONTENT_SERVER, &t);
     CHECK_STR(t.s, "O[to=b.example,version=1.0] S{jabber:server:dialback}result[to=b.example,"
                    "from=a.example]!=<db:result to='b.example' from='a.example'>abc</db:result>");
@@ -333,8 +335,10 @@ static void test_limits(void)
     char in[512], want[512];
 
     snprintf(in, sizeof in, "%s%s%s", MIN_HDR, stanza, stanza);
-    snprintf(want, sizeof want, "O[] S{jabber:client}message[to=x]=%s S{jabber:client}"
-             "message[to=x]=%s", stanza, stanza);
+    snprintf(want, sizeof want,
+             "O[] S{jabber:client}message[to=x]=%s S{jabber:client}"
+             "message[to=x]=%s",
+             stanza, stanza);
     lim.max_stanza = (uint32_t)strlen(stanza);
     check_limit(in, lim, want);
     lim.max_stanza--;
@@ -523,13 +527,12 @@ static void test_tree(void)
     struct xml_parser p;
     struct xml_event ev;
     struct arena a;
-    const char *in =
-        "<stream:stream xmlns='jabber:client' xmlns:ex='urn:ex' " STREAM_NS ">"
-        "<iq type='result' id='r1'><query xmlns='jabber:iq:roster' ver='ver7'>"
-        "<item jid='nurse@example.com' name='N&amp;rse'/>"
-        "<item jid='romeo@example.net' subscription='both'><group>Friends</group>"
-        "<group>A &lt; <![CDATA[B]]></group></item><ex:e ex:k='v'>t</ex:e>"
-        "</query></iq>";
+    const char *in = "<stream:stream xmlns='jabber:client' xmlns:ex='urn:ex' " STREAM_NS ">"
+                     "<iq type='result' id='r1'><query xmlns='jabber:iq:roster' ver='ver7'>"
+                     "<item jid='nurse@example.com' name='N&amp;rse'/>"
+                     "<item jid='romeo@example.net' subscription='both'><group>Friends</group>"
+                     "<group>A &lt; <![CDATA[B]]></group></item><ex:e ex:k='v'>t</ex:e>"
+                     "</query></iq>";
 
     arena_init(&a, 1024);
     xml_init(&p, &lim, XML_CONTENT_CLIENT, scratch, sizeof scratch);
