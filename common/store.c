@@ -1,5 +1,5 @@
-/* The store's queues and worker; what a request does is the back end's business
- * (store_backend.h). */
+/* The store's queues and worker, and the account requests; what a request does is the
+ * back end's business (store_backend.h). */
 #include "common/store.h"
 #include "common/log.h"
 #include "common/store_backend.h"
@@ -351,13 +351,18 @@ static bool utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
-/* Length of a valid name, or 0. */
-static size_t name_len(const char *s)
+size_t store_text_len(const char *s, size_t max)
 {
-    size_t n = s ? strnlen(s, STORE_USER_MAX + 1) : 0;
-    if (n == 0 || n > STORE_USER_MAX || !utf8_valid((const unsigned char *)s, n))
+    size_t n = s ? strnlen(s, max + 1) : 0;
+    if (n == 0 || n > max || !utf8_valid((const unsigned char *)s, n))
         return 0;
     return n;
+}
+
+/* Length of a valid user name, or 0. */
+static size_t name_len(const char *s)
+{
+    return store_text_len(s, STORE_USER_MAX);
 }
 
 static bool creds_valid(const struct store_creds *c)
@@ -393,26 +398,18 @@ static int req_check(enum store_op op, const char *user, const char *after, size
     }
 }
 
-/* Allocates an async request for the wrappers below, which set its callback and queue
- * it with queue_async(). Counts it against queue_max first, so that concurrent
+/* Counts the request against queue_max before allocating it, so that concurrent
  * submitters never overshoot together. */
-static int req_new(struct store_client *cl, enum store_op op, const char *user, const char *after,
-                   size_t limit, const struct store_creds *creds, bool has_cb, void *arg,
-                   struct store_req **out)
+int store_req_new(struct store_client *cl, enum store_op op, size_t extra, void *arg,
+                  struct store_req **out)
 {
     struct store *st = cl->st;
-    int rc = req_check(op, user, after, limit, creds);
-    if (rc < 0)
-        return rc;
-    if (!has_cb)
-        return -EINVAL;
-    size_t ulen = user ? strlen(user) + 1 : 0, alen = after && after[0] ? strlen(after) + 1 : 0;
-
+    int rc;
     if (atomic_fetch_add_explicit(&st->outstanding, 1, memory_order_relaxed) >= st->queue_max) {
         rc = -EAGAIN;
         goto fail_count;
     }
-    struct store_req *req = malloc(sizeof *req + ulen + alen);
+    struct store_req *req = malloc(sizeof *req + extra);
     if (!req) {
         rc = -ENOMEM;
         goto fail_count;
@@ -421,6 +418,37 @@ static int req_new(struct store_client *cl, enum store_op op, const char *user, 
     req->client = cl;
     req->op = op;
     req->arg = arg;
+    *out = req;
+    return 0;
+
+fail_count:
+    atomic_fetch_sub_explicit(&st->outstanding, 1, memory_order_relaxed);
+    return rc;
+}
+
+void store_req_queue(struct store_client *cl, struct store_req *req)
+{
+    cl->pending++;
+    atomic_fetch_add_explicit(&cl->inflight, 1, memory_order_relaxed);
+    submit(cl->st, req);
+}
+
+/* Allocates an account request for the wrappers below, which set its callback and
+ * queue it with queue_async(). */
+static int req_new(struct store_client *cl, enum store_op op, const char *user, const char *after,
+                   size_t limit, const struct store_creds *creds, bool has_cb, void *arg,
+                   struct store_req **out)
+{
+    int rc = req_check(op, user, after, limit, creds);
+    if (rc < 0)
+        return rc;
+    if (!has_cb)
+        return -EINVAL;
+    size_t ulen = user ? strlen(user) + 1 : 0, alen = after && after[0] ? strlen(after) + 1 : 0;
+    struct store_req *req;
+    rc = store_req_new(cl, op, ulen + alen, arg, &req);
+    if (rc < 0)
+        return rc;
     req->limit = limit;
     if (creds)
         req->creds = *creds;
@@ -430,17 +458,11 @@ static int req_new(struct store_client *cl, enum store_op op, const char *user, 
         req->after = memcpy(req->text + ulen, after, alen);
     *out = req;
     return 0;
-
-fail_count:
-    atomic_fetch_sub_explicit(&st->outstanding, 1, memory_order_relaxed);
-    return rc;
 }
 
 static int queue_async(struct store_client *cl, struct store_req *req)
 {
-    cl->pending++;
-    atomic_fetch_add_explicit(&cl->inflight, 1, memory_order_relaxed);
-    submit(cl->st, req);
+    store_req_queue(cl, req);
     return 0;
 }
 
@@ -497,8 +519,7 @@ int store_account_list(struct store_client *cl, const char *after, size_t limit,
     return queue_async(cl, req);
 }
 
-/* Runs a request on the worker and waits for it. req lives on the caller's stack and
- * points at the caller's strings, which outlive the call. */
+/* Runs an account request on the worker and waits for it. */
 static int run_sync(struct store *st, struct store_req *req)
 {
     int rc = req_check(req->op, req->user, req->after, req->limit, &req->creds);
@@ -506,6 +527,13 @@ static int run_sync(struct store *st, struct store_req *req)
         return rc;
     if (req->after && !req->after[0])
         req->after = NULL;
+    return store_req_sync(st, req);
+}
+
+/* req lives on the caller's stack and points at the caller's arguments, which outlive
+ * the call. */
+int store_req_sync(struct store *st, struct store_req *req)
+{
     submit(st, req);
     pthread_mutex_lock(&st->sync_mu);
     while (!req->done)

@@ -64,4 +64,20 @@ extern const struct store_backend_ops store_sqlite_ops;
 /* "account create", ... for logs. */
 const char *store_op_name(enum store_op op);
 
+/*
+ * From store.c, for request files beside it, which check a request's arguments before
+ * making it. store_req_new() counts an async request against
+ * queue_max and allocates it with `extra` bytes of text[] (uninitialised); the rest is
+ * zero but client, op and arg. -EAGAIN, -ENOMEM. store_req_queue() hands it to the
+ * worker once the caller has filled it and set its callback. store_req_sync() runs a
+ * request that lives on the caller's stack and waits for its result.
+ */
+int store_req_new(struct store_client *cl, enum store_op op, size_t extra, void *arg,
+                  struct store_req **out);
+void store_req_queue(struct store_client *cl, struct store_req *req);
+int store_req_sync(struct store *st, struct store_req *req);
+
+/* Length of s when it is 1..max bytes of well-formed UTF-8 without NUL, else 0. */
+size_t store_text_len(const char *s, size_t max);
+
 #endif

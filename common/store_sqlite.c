@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ enum sqlite_stmt {
     SQ_LIST,
     SQ_COUNT_,
 };
+_Static_assert(SQ_COUNT_ <= 64, "struct sqlite_be's used mask has 64 bits");
 
 /* The credential columns are ?2..?9 in both statements that write them. */
 static const char *const sqlite_sql[SQ_COUNT_] = {
@@ -71,6 +73,8 @@ struct sqlite_be {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *stmt[SQ_COUNT_];
+    uint64_t used; /* statements the current request has used: 1 << enum sqlite_stmt */
+    char err[160]; /* SQLite's message for the current request's failure, for the log */
 };
 
 /* An SQLite result as -errno. The file system's errno when SQLite has one. */
@@ -257,7 +261,92 @@ fail:
     return rc;
 }
 
-/* ---- requests ---------------------------------------------------------------------------- */
+/* ---- statements -------------------------------------------------------------------------- */
+
+/* An SQLite result as -errno, keeping SQLite's message for sqlite_run()'s log line. */
+static int sq_err(struct sqlite_be *be, int rc)
+{
+    if (!be->err[0])
+        snprintf(be->err, sizeof be->err, "%s", sqlite3_errmsg(be->db));
+    return sqlite_errno(be->db, rc);
+}
+
+/*
+ * A value for a statement's parameter. Made with V_TEXT() (NUL-terminated, NULL binds
+ * NULL), V_BLOB() or V_INT(), each a typed compound literal, so that the compiler checks
+ * what every call binds; VALS() passes a list of them and its length.
+ */
+struct sq_val {
+    enum { SQV_TEXT, SQV_BLOB, SQV_INT } kind;
+    const char *p; /* text or blob */
+    size_t len;    /* blob */
+    sqlite3_int64 i;
+};
+#define V_TEXT(s)    ((struct sq_val){.kind = SQV_TEXT, .p = (s)})
+#define V_BLOB(b, n) ((struct sq_val){.kind = SQV_BLOB, .p = (b), .len = (n)})
+#define V_INT(v)     ((struct sq_val){.kind = SQV_INT, .i = (v)})
+#define VALS(...)                                                                                  \
+    (const struct sq_val[]){__VA_ARGS__},                                                          \
+        sizeof((const struct sq_val[]){__VA_ARGS__}) / sizeof(struct sq_val)
+
+/* Statement `which`, reset, with ?1..?n bound to v[0..n). Bound SQLITE_STATIC: the
+ * values live in the request, and sqlite_run() clears the bindings of every statement
+ * the request used before the request goes back. Returns an SQLite code. */
+static int prep(struct sqlite_be *be, enum sqlite_stmt which, sqlite3_stmt **out,
+                const struct sq_val *v, size_t n)
+{
+    sqlite3_stmt *st = be->stmt[which];
+    int rc = SQLITE_OK;
+    be->used |= UINT64_C(1) << which;
+    sqlite3_reset(st);
+    *out = st;
+    /* A call that disagrees with its statement is a bug here: say so, bind nothing. The
+     * credential statements bind their own (bind_creds()), hence n == 0 passes. */
+    if (n && n != (size_t)sqlite3_bind_parameter_count(st)) {
+        LOG_ERROR("sqlite: %zu values for %d parameters: %s", n, sqlite3_bind_parameter_count(st),
+                  sqlite_sql[which]);
+        return SQLITE_RANGE;
+    }
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        int col = (int)i + 1;
+        switch (v[i].kind) {
+        case SQV_TEXT:
+            rc = sqlite3_bind_text(st, col, v[i].p, -1, SQLITE_STATIC);
+            break;
+        case SQV_BLOB:
+            rc = sqlite3_bind_blob64(st, col, v[i].p, v[i].len, SQLITE_STATIC);
+            break;
+        case SQV_INT:
+            rc = sqlite3_bind_int64(st, col, v[i].i);
+            break;
+        }
+    }
+    return rc;
+}
+
+/* Runs a statement that returns no rows: the rows it changed, or -errno. */
+static int exec(struct sqlite_be *be, enum sqlite_stmt which, const struct sq_val *v, size_t n)
+{
+    sqlite3_stmt *st;
+    int rc = prep(be, which, &st, v, n);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return sq_err(be, rc);
+    return sqlite3_changes(be->db);
+}
+
+/* Steps a statement prepared with prep() to its one row: 0, -ENOENT without a row. */
+static int step_row(struct sqlite_be *be, sqlite3_stmt *st, int rc)
+{
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? -ENOENT : sq_err(be, rc);
+}
+
+/* ---- accounts ---------------------------------------------------------------------------- */
 
 /* Binds user and the credentials to ?1 and ?3..?10 (see sqlite_sql). */
 static int bind_creds(sqlite3_stmt *st, const char *user, const struct store_creds *c)
@@ -322,15 +411,12 @@ static bool column_scram(sqlite3_stmt *st, int col, uint32_t *iter, uint8_t *sal
 
 static int op_creds_get(struct sqlite_be *be, struct store_req *req)
 {
-    sqlite3_stmt *st = be->stmt[SQ_CREDS_GET];
+    sqlite3_stmt *st;
     struct store_creds *c = &req->creds;
-    int rc = sqlite3_bind_text(st, 1, req->user, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return -ENOENT;
-    if (rc != SQLITE_ROW)
-        return sqlite_errno(be->db, rc);
+    int rc = prep(be, SQ_CREDS_GET, &st, VALS(V_TEXT(req->user)));
+    rc = step_row(be, st, rc);
+    if (rc < 0)
+        return rc;
     memset(c, 0, sizeof *c);
     if (!column_scram(st, 0, &c->sha1.iterations, c->sha1.salt, &c->sha1.salt_len,
                       c->sha1.stored_key, c->sha1.server_key, sizeof c->sha1.stored_key) ||
@@ -344,38 +430,31 @@ static int op_creds_get(struct sqlite_be *be, struct store_req *req)
 
 static int op_write(struct sqlite_be *be, struct store_req *req, enum sqlite_stmt which)
 {
-    sqlite3_stmt *st = be->stmt[which];
-    int rc = bind_creds(st, req->user, &req->creds);
+    sqlite3_stmt *st;
+    int rc = prep(be, which, &st, NULL, 0);
+    if (rc == SQLITE_OK)
+        rc = bind_creds(st, req->user, &req->creds);
     if (rc == SQLITE_OK && which == SQ_CREATE)
         rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
-        return sqlite_errno(be->db, rc);
+        return sq_err(be, rc);
     return sqlite3_changes(be->db) ? 0 : -ENOENT;
 }
 
 static int op_delete(struct sqlite_be *be, struct store_req *req)
 {
-    sqlite3_stmt *st = be->stmt[SQ_DELETE];
-    int rc = sqlite3_bind_text(st, 1, req->user, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
-        return sqlite_errno(be->db, rc);
-    return sqlite3_changes(be->db) ? 0 : -ENOENT;
+    int rc = exec(be, SQ_DELETE, VALS(V_TEXT(req->user)));
+    return rc < 0 ? rc : rc ? 0 : -ENOENT;
 }
 
-static int op_list(struct sqlite_be *be, struct store_req *req)
+/* Appends the first column of every row to l, as malloc'd strings. */
+static int read_names(struct sqlite_be *be, sqlite3_stmt *st, struct store_list *l)
 {
-    sqlite3_stmt *st = be->stmt[SQ_LIST];
-    struct store_list *l = &req->list;
     size_t cap = 0;
-    /* "" sorts before every name, and a name is never empty. */
-    int rc = sqlite3_bind_text(st, 1, req->after ? req->after : "", -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)req->limit);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (l->n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             char **names = realloc(l->names, ncap * sizeof *names);
@@ -388,11 +467,10 @@ static int op_list(struct sqlite_be *be, struct store_req *req)
         if (!name || !(l->names[l->n] = strdup(name)))
             goto nomem;
         l->n++;
-        rc = SQLITE_OK;
     }
     if (rc != SQLITE_DONE) {
         store_list_free(l);
-        return sqlite_errno(be->db, rc);
+        return sq_err(be, rc);
     }
     return 0;
 nomem:
@@ -400,20 +478,28 @@ nomem:
     return -ENOMEM;
 }
 
-/* The statement each request uses, to be reset after it. */
-static const enum sqlite_stmt sqlite_op_stmt[STORE_OP_COUNT_] = {
-    [STORE_OP_ACCOUNT_CREATE] = SQ_CREATE, [STORE_OP_ACCOUNT_DELETE] = SQ_DELETE,
-    [STORE_OP_CREDS_GET] = SQ_CREDS_GET,   [STORE_OP_CREDS_SET] = SQ_CREDS_SET,
-    [STORE_OP_ACCOUNT_LIST] = SQ_LIST,
-};
+static int op_list(struct sqlite_be *be, struct store_req *req)
+{
+    sqlite3_stmt *st;
+    /* "" sorts before every name, and a name is never empty. */
+    int rc = prep(be, SQ_LIST, &st,
+                  VALS(V_TEXT(req->after ? req->after : ""), V_INT((sqlite3_int64)req->limit)));
+    return rc == SQLITE_OK ? read_names(be, st, &req->list) : sq_err(be, rc);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
 
 static void sqlite_run(void *p, struct store_req *req)
 {
     struct sqlite_be *be = p;
+    be->used = 0;
+    be->err[0] = '\0';
     switch (req->op) {
     case STORE_OP_ACCOUNT_CREATE:
+        req->res = op_write(be, req, SQ_CREATE);
+        break;
     case STORE_OP_CREDS_SET:
-        req->res = op_write(be, req, sqlite_op_stmt[req->op]);
+        req->res = op_write(be, req, SQ_CREDS_SET);
         break;
     case STORE_OP_ACCOUNT_DELETE:
         req->res = op_delete(be, req);
@@ -428,16 +514,21 @@ static void sqlite_run(void *p, struct store_req *req)
         req->res = -ENOSYS;
         return;
     }
-    /* A client can make this happen again and again (a login while the disk is full). */
-    int ec = sqlite3_errcode(be->db);
-    if (req->res < 0 && ec != SQLITE_OK && ec != SQLITE_ROW && ec != SQLITE_DONE &&
-        req->res != -ENOENT && req->res != -EEXIST)
+    /* SQLite's failures and memory shortage. Answers are not failures (a foreign key's
+     * -ENOENT, a -EEXIST); what else is negative was logged where it was found. A failure
+     * a client can cause again and again (a login while the disk is full) is
+     * rate-limited. */
+    bool answer = req->res == -ENOENT || req->res == -EEXIST;
+    if (req->res < 0 && !answer && (be->err[0] || req->res == -ENOMEM))
         LOG_RL(LOG_LEVEL_ERROR, "sqlite %s: %s: %s (%s)", be->path, store_op_name(req->op),
-               strerror(-req->res), sqlite3_errmsg(be->db));
-    /* Ready for the next use; the bindings point into req, which is about to go. */
-    sqlite3_stmt *st = be->stmt[sqlite_op_stmt[req->op]];
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+               strerror(-req->res), be->err[0] ? be->err : "no detail");
+    /* Ready for the next request; the bindings point into this one, which is about to go. */
+    for (int i = 0; i < SQ_COUNT_; i++) {
+        if (be->used & UINT64_C(1) << i) {
+            sqlite3_reset(be->stmt[i]);
+            sqlite3_clear_bindings(be->stmt[i]);
+        }
+    }
 }
 
 const struct store_backend_ops store_sqlite_ops = {
