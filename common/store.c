@@ -1,5 +1,6 @@
-/* The store's queues and worker, and the account requests; what a request does is the
- * back end's business (store_backend.h). */
+/* The store's queues and worker, and the account requests; the instant-messaging
+ * requests are in store_im.c; what a request does is the back end's business
+ * (store_backend.h). */
 #include "common/store.h"
 #include "common/log.h"
 #include "common/store_backend.h"
@@ -66,7 +67,15 @@ const char *store_op_name(enum store_op op)
     static const char *const names[STORE_OP_COUNT_] = {
         [STORE_OP_ACCOUNT_CREATE] = "account create", [STORE_OP_ACCOUNT_DELETE] = "account delete",
         [STORE_OP_CREDS_GET] = "creds get",           [STORE_OP_CREDS_SET] = "creds set",
-        [STORE_OP_ACCOUNT_LIST] = "account list",
+        [STORE_OP_ACCOUNT_LIST] = "account list",     [STORE_OP_ACCOUNT_EXISTS] = "account exists",
+        [STORE_OP_ROSTER_GET] = "roster get",         [STORE_OP_ROSTER_PUT] = "roster put",
+        [STORE_OP_ROSTER_DELETE] = "roster delete",   [STORE_OP_ROSTER_COUNT] = "roster count",
+        [STORE_OP_SUBREQ_PUT] = "subreq put",         [STORE_OP_SUBREQ_DELETE] = "subreq delete",
+        [STORE_OP_SUBREQ_LIST] = "subreq list",       [STORE_OP_OFFLINE_PUSH] = "offline push",
+        [STORE_OP_OFFLINE_FETCH] = "offline fetch",   [STORE_OP_OFFLINE_DELETE] = "offline delete",
+        [STORE_OP_OFFLINE_COUNT] = "offline count",   [STORE_OP_BLOCK_ADD] = "block add",
+        [STORE_OP_BLOCK_REMOVE] = "block remove",     [STORE_OP_BLOCK_CLEAR] = "block clear",
+        [STORE_OP_BLOCK_LIST] = "block list",
     };
     return (unsigned)op < STORE_OP_COUNT_ ? names[op] : "?";
 }
@@ -262,6 +271,9 @@ static struct store_req *drain(struct store_client *cl)
 static void req_release(struct store_client *cl, struct store_req *req)
 {
     store_list_free(&req->list);
+    store_roster_free(&req->roster);
+    store_subreqs_free(&req->subreqs);
+    store_offline_free(&req->offline);
     free(req);
     cl->pending--;
     atomic_fetch_sub_explicit(&cl->st->outstanding, 1, memory_order_relaxed);
@@ -273,13 +285,27 @@ int store_poll(struct store_client *cl)
     struct store_req *req = drain(cl);
     while (req) {
         struct store_req *next = req->next;
-        bool ok = req->res == 0;
+        bool ok = req->res >= 0;
         switch (req->op) {
         case STORE_OP_CREDS_GET:
             req->cb.creds(req->arg, req->res, ok ? &req->creds : NULL);
             break;
         case STORE_OP_ACCOUNT_LIST:
+        case STORE_OP_BLOCK_LIST:
             req->cb.list(req->arg, req->res, ok ? &req->list : NULL);
+            break;
+        case STORE_OP_ROSTER_GET:
+            req->cb.roster(req->arg, req->res, ok ? &req->roster : NULL);
+            break;
+        case STORE_OP_ROSTER_PUT:
+        case STORE_OP_ROSTER_DELETE:
+            req->cb.ver(req->arg, req->res, ok ? req->ver : 0);
+            break;
+        case STORE_OP_SUBREQ_LIST:
+            req->cb.subreqs(req->arg, req->res, ok ? &req->subreqs : NULL);
+            break;
+        case STORE_OP_OFFLINE_FETCH:
+            req->cb.offline(req->arg, req->res, ok ? &req->offline : NULL);
             break;
         default:
             req->cb.done(req->arg, req->res);
