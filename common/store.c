@@ -1,4 +1,5 @@
-/* The store's queues and worker; what a request does is the back end's business
+/* The store's queues and worker, and the account requests; the instant-messaging
+ * requests are in store_im.c; what a request does is the back end's business
  * (store_backend.h). */
 #include "common/store.h"
 #include "common/log.h"
@@ -66,7 +67,15 @@ const char *store_op_name(enum store_op op)
     static const char *const names[STORE_OP_COUNT_] = {
         [STORE_OP_ACCOUNT_CREATE] = "account create", [STORE_OP_ACCOUNT_DELETE] = "account delete",
         [STORE_OP_CREDS_GET] = "creds get",           [STORE_OP_CREDS_SET] = "creds set",
-        [STORE_OP_ACCOUNT_LIST] = "account list",
+        [STORE_OP_ACCOUNT_LIST] = "account list",     [STORE_OP_ACCOUNT_EXISTS] = "account exists",
+        [STORE_OP_ROSTER_GET] = "roster get",         [STORE_OP_ROSTER_PUT] = "roster put",
+        [STORE_OP_ROSTER_DELETE] = "roster delete",   [STORE_OP_ROSTER_COUNT] = "roster count",
+        [STORE_OP_SUBREQ_PUT] = "subreq put",         [STORE_OP_SUBREQ_DELETE] = "subreq delete",
+        [STORE_OP_SUBREQ_LIST] = "subreq list",       [STORE_OP_OFFLINE_PUSH] = "offline push",
+        [STORE_OP_OFFLINE_FETCH] = "offline fetch",   [STORE_OP_OFFLINE_DELETE] = "offline delete",
+        [STORE_OP_OFFLINE_COUNT] = "offline count",   [STORE_OP_BLOCK_ADD] = "block add",
+        [STORE_OP_BLOCK_REMOVE] = "block remove",     [STORE_OP_BLOCK_CLEAR] = "block clear",
+        [STORE_OP_BLOCK_LIST] = "block list",
     };
     return (unsigned)op < STORE_OP_COUNT_ ? names[op] : "?";
 }
@@ -262,6 +271,9 @@ static struct store_req *drain(struct store_client *cl)
 static void req_release(struct store_client *cl, struct store_req *req)
 {
     store_list_free(&req->list);
+    store_roster_free(&req->roster);
+    store_subreqs_free(&req->subreqs);
+    store_offline_free(&req->offline);
     free(req);
     cl->pending--;
     atomic_fetch_sub_explicit(&cl->st->outstanding, 1, memory_order_relaxed);
@@ -273,13 +285,27 @@ int store_poll(struct store_client *cl)
     struct store_req *req = drain(cl);
     while (req) {
         struct store_req *next = req->next;
-        bool ok = req->res == 0;
+        bool ok = req->res >= 0;
         switch (req->op) {
         case STORE_OP_CREDS_GET:
             req->cb.creds(req->arg, req->res, ok ? &req->creds : NULL);
             break;
         case STORE_OP_ACCOUNT_LIST:
+        case STORE_OP_BLOCK_LIST:
             req->cb.list(req->arg, req->res, ok ? &req->list : NULL);
+            break;
+        case STORE_OP_ROSTER_GET:
+            req->cb.roster(req->arg, req->res, ok ? &req->roster : NULL);
+            break;
+        case STORE_OP_ROSTER_PUT:
+        case STORE_OP_ROSTER_DELETE:
+            req->cb.ver(req->arg, req->res, ok ? req->ver : 0);
+            break;
+        case STORE_OP_SUBREQ_LIST:
+            req->cb.subreqs(req->arg, req->res, ok ? &req->subreqs : NULL);
+            break;
+        case STORE_OP_OFFLINE_FETCH:
+            req->cb.offline(req->arg, req->res, ok ? &req->offline : NULL);
             break;
         default:
             req->cb.done(req->arg, req->res);
@@ -351,13 +377,18 @@ static bool utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
-/* Length of a valid name, or 0. */
-static size_t name_len(const char *s)
+size_t store_text_len(const char *s, size_t max)
 {
-    size_t n = s ? strnlen(s, STORE_USER_MAX + 1) : 0;
-    if (n == 0 || n > STORE_USER_MAX || !utf8_valid((const unsigned char *)s, n))
+    size_t n = s ? strnlen(s, max + 1) : 0;
+    if (n == 0 || n > max || !utf8_valid((const unsigned char *)s, n))
         return 0;
     return n;
+}
+
+/* Length of a valid user name, or 0. */
+static size_t name_len(const char *s)
+{
+    return store_text_len(s, STORE_USER_MAX);
 }
 
 static bool creds_valid(const struct store_creds *c)
@@ -393,26 +424,18 @@ static int req_check(enum store_op op, const char *user, const char *after, size
     }
 }
 
-/* Allocates an async request for the wrappers below, which set its callback and queue
- * it with queue_async(). Counts it against queue_max first, so that concurrent
+/* Counts the request against queue_max before allocating it, so that concurrent
  * submitters never overshoot together. */
-static int req_new(struct store_client *cl, enum store_op op, const char *user, const char *after,
-                   size_t limit, const struct store_creds *creds, bool has_cb, void *arg,
-                   struct store_req **out)
+int store_req_new(struct store_client *cl, enum store_op op, size_t extra, void *arg,
+                  struct store_req **out)
 {
     struct store *st = cl->st;
-    int rc = req_check(op, user, after, limit, creds);
-    if (rc < 0)
-        return rc;
-    if (!has_cb)
-        return -EINVAL;
-    size_t ulen = user ? strlen(user) + 1 : 0, alen = after && after[0] ? strlen(after) + 1 : 0;
-
+    int rc;
     if (atomic_fetch_add_explicit(&st->outstanding, 1, memory_order_relaxed) >= st->queue_max) {
         rc = -EAGAIN;
         goto fail_count;
     }
-    struct store_req *req = malloc(sizeof *req + ulen + alen);
+    struct store_req *req = malloc(sizeof *req + extra);
     if (!req) {
         rc = -ENOMEM;
         goto fail_count;
@@ -421,6 +444,37 @@ static int req_new(struct store_client *cl, enum store_op op, const char *user, 
     req->client = cl;
     req->op = op;
     req->arg = arg;
+    *out = req;
+    return 0;
+
+fail_count:
+    atomic_fetch_sub_explicit(&st->outstanding, 1, memory_order_relaxed);
+    return rc;
+}
+
+void store_req_queue(struct store_client *cl, struct store_req *req)
+{
+    cl->pending++;
+    atomic_fetch_add_explicit(&cl->inflight, 1, memory_order_relaxed);
+    submit(cl->st, req);
+}
+
+/* Allocates an account request for the wrappers below, which set its callback and
+ * queue it with queue_async(). */
+static int req_new(struct store_client *cl, enum store_op op, const char *user, const char *after,
+                   size_t limit, const struct store_creds *creds, bool has_cb, void *arg,
+                   struct store_req **out)
+{
+    int rc = req_check(op, user, after, limit, creds);
+    if (rc < 0)
+        return rc;
+    if (!has_cb)
+        return -EINVAL;
+    size_t ulen = user ? strlen(user) + 1 : 0, alen = after && after[0] ? strlen(after) + 1 : 0;
+    struct store_req *req;
+    rc = store_req_new(cl, op, ulen + alen, arg, &req);
+    if (rc < 0)
+        return rc;
     req->limit = limit;
     if (creds)
         req->creds = *creds;
@@ -430,17 +484,11 @@ static int req_new(struct store_client *cl, enum store_op op, const char *user, 
         req->after = memcpy(req->text + ulen, after, alen);
     *out = req;
     return 0;
-
-fail_count:
-    atomic_fetch_sub_explicit(&st->outstanding, 1, memory_order_relaxed);
-    return rc;
 }
 
 static int queue_async(struct store_client *cl, struct store_req *req)
 {
-    cl->pending++;
-    atomic_fetch_add_explicit(&cl->inflight, 1, memory_order_relaxed);
-    submit(cl->st, req);
+    store_req_queue(cl, req);
     return 0;
 }
 
@@ -497,8 +545,7 @@ int store_account_list(struct store_client *cl, const char *after, size_t limit,
     return queue_async(cl, req);
 }
 
-/* Runs a request on the worker and waits for it. req lives on the caller's stack and
- * points at the caller's strings, which outlive the call. */
+/* Runs an account request on the worker and waits for it. */
 static int run_sync(struct store *st, struct store_req *req)
 {
     int rc = req_check(req->op, req->user, req->after, req->limit, &req->creds);
@@ -506,6 +553,13 @@ static int run_sync(struct store *st, struct store_req *req)
         return rc;
     if (req->after && !req->after[0])
         req->after = NULL;
+    return store_req_sync(st, req);
+}
+
+/* req lives on the caller's stack and points at the caller's arguments, which outlive
+ * the call. */
+int store_req_sync(struct store *st, struct store_req *req)
+{
     submit(st, req);
     pthread_mutex_lock(&st->sync_mu);
     while (!req->done)

@@ -1,8 +1,9 @@
 /*
- * store: persistent data (accounts now; rosters, offline messages and blocklists next)
- * behind one asynchronous interface, whatever the back end: an SQLite file (the
- * embedded default) or, later, a PostgreSQL database shared by a cluster. Nothing in
- * this header is specific to a back end; errors are -errno.
+ * store: persistent data (accounts; rosters, subscription requests, offline messages and
+ * blocklists for instant messaging) behind one asynchronous interface, whatever the
+ * back end: an SQLite file (the embedded default) or, later, a PostgreSQL database
+ * shared by a cluster. Nothing in this header is specific to a back end; errors are
+ * -errno.
  *
  * Shape. A process that uses storage opens one struct store at start-up (store_open()
  * connects, creates or migrates the schema, and starts the store's worker thread; it
@@ -36,11 +37,17 @@
  *
  * Names. `user` is an account's normalised localpart (RFC 7622 nodeprep, done by the
  * caller): 1..STORE_USER_MAX bytes of UTF-8 without NUL; anything else is -EINVAL.
- * Deleting an account deletes every piece of data stored for it.
+ * Deleting an account deletes every piece of data stored for it. A request about a user
+ * who has no account completes with -ENOENT, whatever it asks.
+ *
+ * Results. What a callback receives (a roster, a list) points into memory the store
+ * owns, valid only until the callback returns: copy what must outlive it. What a
+ * *_sync call fills belongs to the caller, who releases it with the matching *_free().
  */
 #ifndef STARLING_STORE_H
 #define STARLING_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +55,16 @@
 #define STORE_SALT_MAX      32    /* bytes of a SCRAM salt */
 #define STORE_LIST_MAX      10000 /* names one list request returns at most */
 #define STORE_QUEUE_DEFAULT 65536 /* outstanding requests when opts.queue_max is 0 */
+
+/* Bounds of the instant-messaging requests; beyond them a request is -EINVAL. */
+#define STORE_JID_MAX    3071        /* bytes of a contact's JID: the longest RFC 7622 allows */
+#define STORE_TEXT_MAX   1023        /* bytes of a roster item's name, or of one group name */
+#define STORE_GROUPS_MAX 1000        /* groups of one roster item */
+#define STORE_JIDS_MAX   1000        /* JIDs one block or unblock request carries */
+#define STORE_STANZA_MAX (16u << 20) /* bytes of a stored stanza */
+/* offline_fetch() stops adding messages past this many stanza bytes (it always returns
+ * at least one when there is one), so that a fetch allocates about this much at most. */
+#define STORE_FETCH_BYTES (1u << 20)
 
 enum store_backend {
     STORE_BACKEND_SQLITE,
@@ -88,22 +105,95 @@ struct store_creds {
     struct store_scram_sha256 sha256;
 };
 
-/* A page of account names in byte order. Given to a callback, it belongs to the store
- * and lives until the callback returns; filled by a *_sync call, it belongs to the
- * caller, who releases it with store_list_free(). */
+/* A page of account names in byte order, or a blocklist. Given to a callback, it belongs
+ * to the store and lives until the callback returns; filled by a *_sync call, it belongs
+ * to the caller, who releases it with store_list_free(). */
 struct store_list {
     size_t n;
     char **names;
 };
 
+/* A contact's subscription state (RFC 6121 §2.1.2.5 and Appendix A). */
+enum store_sub {
+    STORE_SUB_NONE,
+    STORE_SUB_TO,   /* the user receives the contact's presence */
+    STORE_SUB_FROM, /* the contact receives the user's presence */
+    STORE_SUB_BOTH,
+};
+
+/*
+ * One roster item (RFC 6121 §2.1). The states of RFC 6121 Appendix A are sub plus the
+ * two pending flags: "None + Pending In" is {STORE_SUB_NONE, pending_in}, "To + Pending
+ * In" is {STORE_SUB_TO, pending_in}, "None + Pending Out" is {STORE_SUB_NONE, ask}, and
+ * so on. Strings are UTF-8 without NUL: jid has 1..STORE_JID_MAX bytes, name
+ * 0..STORE_TEXT_MAX ("" is a name, NULL is none), each group 1..STORE_TEXT_MAX. A
+ * roster comes back with its items in byte order of jid and each item's groups in byte
+ * order of name.
+ */
+struct store_roster_item {
+    const char *jid;  /* the contact's normalised bare JID */
+    const char *name; /* NULL: none */
+    uint8_t sub;      /* enum store_sub */
+    bool ask;         /* pending-out: we asked for the contact's presence */
+    bool pending_in;  /* pending-in: the contact asked for ours */
+    bool approved;    /* pre-approved (RFC 6121 §3.4) */
+    /* Exists only for subscription state, not part of the visible roster (e.g. "None +
+     * Pending In" for someone the user never added). */
+    bool hidden;
+    const char *const *groups; /* ngroups distinct names */
+    size_t ngroups;            /* at most STORE_GROUPS_MAX */
+    uint64_t ver;              /* roster version at which it last changed; roster_put ignores it */
+};
+
+/* A whole roster: every item, hidden ones too, and the roster's version (0 for a user
+ * who never had an item). Filled by a *_sync call, one store_roster_free() frees it. */
+struct store_roster {
+    uint64_t ver;
+    size_t n;
+    struct store_roster_item *items;
+};
+
+/* A subscription request waiting for the user's answer (RFC 6121 §3.1.3): the stanza as
+ * it arrived, to be delivered again at each login until answered. */
+struct store_subreq {
+    const char *jid; /* who asked */
+    const char *stanza;
+    size_t len;
+};
+
+struct store_subreqs {
+    size_t n;
+    struct store_subreq *items; /* in the order the requests first arrived */
+};
+
+/* A message kept for a user who was offline (XEP-0160). */
+struct store_offline_msg {
+    uint64_t seq;      /* increases with every message stored; never reused */
+    int64_t stamp_s;   /* when the store accepted it, UTC: seconds since the Unix epoch */
+    uint32_t stamp_us; /* and microseconds, for XEP-0203's stamp */
+    const char *stanza;
+    size_t len;
+};
+
+struct store_offline {
+    size_t n;
+    struct store_offline_msg *msgs; /* oldest first */
+};
+
 struct store;
 struct store_client;
 
-/* Completion callbacks, run by store_poll() on the client's thread. res is 0 or -errno;
- * the creds and list arguments are valid (non-NULL) only when res is 0. */
+/* Completion callbacks, run by store_poll() on the client's thread. res is 0 (or a count,
+ * where a request says so) or -errno; the pointer arguments are valid (non-NULL) only
+ * when res is not negative, and only until the callback returns. ver is a roster
+ * version, valid when res is 0. */
 typedef void (*store_done_fn)(void *arg, int res);
 typedef void (*store_creds_fn)(void *arg, int res, const struct store_creds *creds);
 typedef void (*store_list_fn)(void *arg, int res, const struct store_list *list);
+typedef void (*store_ver_fn)(void *arg, int res, uint64_t ver);
+typedef void (*store_roster_fn)(void *arg, int res, const struct store_roster *roster);
+typedef void (*store_subreqs_fn)(void *arg, int res, const struct store_subreqs *reqs);
+typedef void (*store_offline_fn)(void *arg, int res, const struct store_offline *msgs);
 
 /*
  * Opens the store and starts its worker. Errors: -ENOTSUP for a back end this build
@@ -168,7 +258,116 @@ int store_creds_set_sync(struct store *st, const char *user, const struct store_
 int store_account_list_sync(struct store *st, const char *after, size_t limit,
                             struct store_list *out);
 
-/* Frees the names of a list filled by store_account_list_sync(); leaves it empty. */
+/* Frees the names of a list filled by store_account_list_sync() or store_block_list_sync();
+ * leaves it empty. */
 void store_list_free(struct store_list *list);
+
+/*
+ * Instant messaging (RFC 6121) and blocking (XEP-0191), asynchronous as above. `jid` is
+ * a contact's normalised JID, 1..STORE_JID_MAX bytes of UTF-8; a stanza is 1..
+ * STORE_STANZA_MAX bytes, stored and returned as given. Every request completes with
+ * -ENOENT when the user has no account; the router learns that a bare JID has no
+ * account from that, or asks store_account_exists().
+ */
+
+/* 0 when the user has an account, -ENOENT when not; one index lookup. */
+int store_account_exists(struct store_client *cl, const char *user, store_done_fn done, void *arg);
+
+/* The user's whole roster, hidden items too, and its version. */
+int store_roster_get(struct store_client *cl, const char *user, store_roster_fn done, void *arg);
+
+/* Inserts the item or replaces the one with the same jid (groups included). In one
+ * transaction the user's roster version goes up by one and the item gets it; the new
+ * version is the callback's ver. item->ver is ignored. */
+int store_roster_put(struct store_client *cl, const char *user,
+                     const struct store_roster_item *item, store_ver_fn done, void *arg);
+
+/* Deletes the contact's item; the version goes up as for a put. -ENOENT when there is
+ * no such item (and then the version does not change). */
+int store_roster_delete(struct store_client *cl, const char *user, const char *jid,
+                        store_ver_fn done, void *arg);
+
+/* Completes with the number of items in the roster, hidden ones too (they take room as
+ * much as visible ones do, and a stranger can make them: the limit counts them). */
+int store_roster_count(struct store_client *cl, const char *user, store_done_fn done, void *arg);
+
+/* Keeps the contact's subscription request, replacing an earlier one from the same jid
+ * (which keeps its place in the order). */
+int store_subreq_put(struct store_client *cl, const char *user, const char *jid, const char *stanza,
+                     size_t len, store_done_fn done, void *arg);
+
+/* Forgets the contact's request: completes with 1, or 0 when there was none (answering
+ * a request that was never stored is not an error). */
+int store_subreq_delete(struct store_client *cl, const char *user, const char *jid,
+                        store_done_fn done, void *arg);
+
+/* Every request waiting for the user. How many there can be is the router's to bound
+ * (a request comes with a hidden roster item, which store_roster_count() counts). */
+int store_subreq_list(struct store_client *cl, const char *user, store_subreqs_fn done, void *arg);
+
+/* Stores a message for the user, stamped with the time of this call. Completes with 0,
+ * or -EDQUOT when the user already has `max` messages (max 0: never stores, but still
+ * tells -ENOENT from -EDQUOT). The check and the insert are one transaction. */
+int store_offline_push(struct store_client *cl, const char *user, const char *stanza, size_t len,
+                       size_t max, store_done_fn done, void *arg);
+
+/*
+ * The user's oldest messages, up to `limit` (1..STORE_LIST_MAX) and about
+ * STORE_FETCH_BYTES of stanzas; an empty list means there are none. Fetching deletes
+ * nothing: deliver, then store_offline_delete() up to the last seq delivered, so a
+ * process that dies in between delivers them again rather than losing them.
+ */
+int store_offline_fetch(struct store_client *cl, const char *user, size_t limit,
+                        store_offline_fn done, void *arg);
+
+/* Deletes the user's messages whose seq <= upto; completes with how many. */
+int store_offline_delete(struct store_client *cl, const char *user, uint64_t upto,
+                         store_done_fn done, void *arg);
+
+/* Completes with the number of messages stored for the user. */
+int store_offline_count(struct store_client *cl, const char *user, store_done_fn done, void *arg);
+
+/* Adds 1..STORE_JIDS_MAX JIDs (any JID: domain, bare or full) to the blocklist, all or
+ * none. Completes with how many were not blocked before: blocking again is no error. */
+int store_block_add(struct store_client *cl, const char *user, const char *const *jids, size_t n,
+                    store_done_fn done, void *arg);
+
+/* Removes 1..STORE_JIDS_MAX JIDs, all or none; completes with how many were blocked. */
+int store_block_remove(struct store_client *cl, const char *user, const char *const *jids, size_t n,
+                       store_done_fn done, void *arg);
+
+/* Empties the blocklist; completes with how many JIDs it held. */
+int store_block_clear(struct store_client *cl, const char *user, store_done_fn done, void *arg);
+
+/* The whole blocklist, in byte order. */
+int store_block_list(struct store_client *cl, const char *user, store_list_fn done, void *arg);
+
+/* Synchronous twins. A count comes back as the return value; ver may be NULL; an out
+ * structure is filled only on success (left empty otherwise) and is the caller's. */
+int store_account_exists_sync(struct store *st, const char *user);
+int store_roster_get_sync(struct store *st, const char *user, struct store_roster *out);
+int store_roster_put_sync(struct store *st, const char *user, const struct store_roster_item *item,
+                          uint64_t *ver);
+int store_roster_delete_sync(struct store *st, const char *user, const char *jid, uint64_t *ver);
+int store_roster_count_sync(struct store *st, const char *user);
+int store_subreq_put_sync(struct store *st, const char *user, const char *jid, const char *stanza,
+                          size_t len);
+int store_subreq_delete_sync(struct store *st, const char *user, const char *jid);
+int store_subreq_list_sync(struct store *st, const char *user, struct store_subreqs *out);
+int store_offline_push_sync(struct store *st, const char *user, const char *stanza, size_t len,
+                            size_t max);
+int store_offline_fetch_sync(struct store *st, const char *user, size_t limit,
+                             struct store_offline *out);
+int store_offline_delete_sync(struct store *st, const char *user, uint64_t upto);
+int store_offline_count_sync(struct store *st, const char *user);
+int store_block_add_sync(struct store *st, const char *user, const char *const *jids, size_t n);
+int store_block_remove_sync(struct store *st, const char *user, const char *const *jids, size_t n);
+int store_block_clear_sync(struct store *st, const char *user);
+int store_block_list_sync(struct store *st, const char *user, struct store_list *out);
+
+/* Free what a *_sync call filled; each leaves its argument empty. */
+void store_roster_free(struct store_roster *roster);
+void store_subreqs_free(struct store_subreqs *reqs);
+void store_offline_free(struct store_offline *msgs);
 
 #endif

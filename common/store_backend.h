@@ -1,6 +1,7 @@
 /*
- * store_backend: the seam between store.c (queues, threads, callbacks) and a storage
- * back end (store_sqlite.c; a PostgreSQL one later). Only those files include it.
+ * store_backend: the seam between the store's front end (store.c: queues, threads,
+ * callbacks; store_im.c: the instant-messaging requests) and a storage back end
+ * (store_sqlite.c; a PostgreSQL one later). Only those files include it.
  *
  * A back end is an ops table. open() connects and brings the schema up to date; run()
  * executes one request; close() disconnects. All three are called from one thread at
@@ -24,6 +25,24 @@ enum store_op {
     STORE_OP_CREDS_GET,      /* in: user; out: creds */
     STORE_OP_CREDS_SET,      /* in: user, creds */
     STORE_OP_ACCOUNT_LIST,   /* in: after (maybe NULL), limit; out: list */
+    /* The instant-messaging requests. Each completes with -ENOENT when user has no
+     * account; "res: n" means it completes with a count. */
+    STORE_OP_ACCOUNT_EXISTS, /* in: user */
+    STORE_OP_ROSTER_GET,     /* in: user; out: roster */
+    STORE_OP_ROSTER_PUT,     /* in: user, item; out: ver (one transaction) */
+    STORE_OP_ROSTER_DELETE,  /* in: user, jid; out: ver; -ENOENT without the item */
+    STORE_OP_ROSTER_COUNT,   /* in: user; res: items */
+    STORE_OP_SUBREQ_PUT,     /* in: user, jid, data, len */
+    STORE_OP_SUBREQ_DELETE,  /* in: user, jid; res: 1 or 0 */
+    STORE_OP_SUBREQ_LIST,    /* in: user; out: subreqs */
+    STORE_OP_OFFLINE_PUSH,   /* in: user, data, len, limit (the quota), stamp_us */
+    STORE_OP_OFFLINE_FETCH,  /* in: user, limit; out: offline */
+    STORE_OP_OFFLINE_DELETE, /* in: user, seq (up to); res: deleted */
+    STORE_OP_OFFLINE_COUNT,  /* in: user; res: messages */
+    STORE_OP_BLOCK_ADD,      /* in: user, jids, njids; res: added (all or none) */
+    STORE_OP_BLOCK_REMOVE,   /* in: user, jids, njids; res: removed (all or none) */
+    STORE_OP_BLOCK_CLEAR,    /* in: user; res: removed */
+    STORE_OP_BLOCK_LIST,     /* in: user; out: list */
     STORE_OP_COUNT_,
 };
 
@@ -38,16 +57,40 @@ struct store_req {
         store_done_fn done;
         store_creds_fn creds;
         store_list_fn list;
+        store_ver_fn ver;
+        store_roster_fn roster;
+        store_subreqs_fn subreqs;
+        store_offline_fn offline;
     } cb;
     void *arg;
 
+    /* In. An async request points them into its own text[]; a sync one, at the caller's
+     * arguments. run() only reads them. */
     const char *user;
     const char *after;
-    size_t limit;
+    size_t limit; /* a page's or a fetch's size; the offline quota */
     struct store_creds creds;
-    struct store_list list; /* run() fills it, with malloc'd names */
+    const char *jid;
+    struct store_roster_item item;
+    const char *const *jids;
+    size_t njids;
+    const char *data; /* a stanza */
+    size_t len;
+    uint64_t seq;
+    int64_t stamp_us; /* UTC microseconds since the Unix epoch */
 
-    char text[]; /* an async request's copies of user and after */
+    /* Out, filled by run() when res >= 0. list has malloc'd names; roster, subreqs and
+     * offline are each one malloc'd block (their array, with every string in its
+     * tail), so that the matching store_*_free() releases them. */
+    struct store_list list;
+    uint64_t ver;
+    struct store_roster roster;
+    struct store_subreqs subreqs;
+    struct store_offline offline;
+
+    /* An async request's copies of its in-arguments: pointer arrays first, which this
+     * alignment keeps aligned, then strings and bytes. */
+    _Alignas(void *) char text[];
 };
 
 struct store_backend_ops {
@@ -63,5 +106,21 @@ extern const struct store_backend_ops store_sqlite_ops;
 
 /* "account create", ... for logs. */
 const char *store_op_name(enum store_op op);
+
+/*
+ * From store.c, for the front end's request files (store_im.c), which check a request's
+ * arguments before making it. store_req_new() counts an async request against
+ * queue_max and allocates it with `extra` bytes of text[] (uninitialised); the rest is
+ * zero but client, op and arg. -EAGAIN, -ENOMEM. store_req_queue() hands it to the
+ * worker once the caller has filled it and set its callback. store_req_sync() runs a
+ * request that lives on the caller's stack and waits for its result.
+ */
+int store_req_new(struct store_client *cl, enum store_op op, size_t extra, void *arg,
+                  struct store_req **out);
+void store_req_queue(struct store_client *cl, struct store_req *req);
+int store_req_sync(struct store *st, struct store_req *req);
+
+/* Length of s when it is 1..max bytes of well-formed UTF-8 without NUL, else 0. */
+size_t store_text_len(const char *s, size_t max);
 
 #endif

@@ -5,84 +5,11 @@
 #include "common/store.h"
 #include "test.h"
 
-#include <errno.h>
-#include <poll.h>
+#include "store_test.h"
+
 #include <pthread.h>
-#include <sqlite3.h>
-#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static char tmpdir[64];
-
-/* A fresh database path in tmpdir for each test. */
-static const char *db_path(const char *name)
-{
-    static char path[128];
-    snprintf(path, sizeof path, "%s/%s.db", tmpdir, name);
-    return path;
-}
-
-static struct store *open_db(const char *path, unsigned queue_max)
-{
-    struct store *st = NULL;
-    struct store_opts o = {.backend = STORE_BACKEND_SQLITE, .path = path, .queue_max = queue_max};
-    int rc = store_open(&o, &st);
-    if (rc != 0)
-        TEST_FAIL("store_open(%s): %s", path, strerror(-rc));
-    return st;
-}
-
-/* Deterministic credentials: both mechanisms, bytes derived from seed. */
-static struct store_creds make_creds(unsigned seed)
-{
-    struct store_creds c;
-    memset(&c, 0, sizeof c);
-    c.sha1.iterations = 4096 + seed;
-    c.sha1.salt_len = 16;
-    c.sha256.iterations = 8192 + seed;
-    c.sha256.salt_len = 32;
-    for (unsigned i = 0; i < 32; i++) {
-        c.sha1.salt[i] = (uint8_t)(i < 16 ? seed * 7 + i : 0);
-        c.sha256.salt[i] = (uint8_t)(seed * 11 + i);
-        c.sha256.stored_key[i] = (uint8_t)(seed * 13 + i);
-        c.sha256.server_key[i] = (uint8_t)(seed * 17 + i);
-        if (i < 20) {
-            c.sha1.stored_key[i] = (uint8_t)(seed * 19 + i);
-            c.sha1.server_key[i] = (uint8_t)(seed * 23 + i);
-        }
-    }
-    return c;
-}
-
-static bool creds_eq(const struct store_creds *a, const struct store_creds *b)
-{
-    return !memcmp(a, b, sizeof *a);
-}
-
-/* Runs one SQL statement on the file directly; returns the first column of the first row
- * as an integer (or the text's first char), -1 on error. */
-static long long sql1(const char *path, const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    if (sqlite3_open(path, &db) != SQLITE_OK)
-        goto out;
-    sqlite3_busy_timeout(db, 5000);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        goto out;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        v = sqlite3_column_type(st, 0) == SQLITE_TEXT ? sqlite3_column_text(st, 0)[0]
-                                                      : sqlite3_column_int64(st, 0);
-    else if (rc == SQLITE_DONE)
-        v = 0;
-out:
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
 
 /* ---- schema ------------------------------------------------------------------------------ */
 
@@ -92,7 +19,7 @@ static void open_creates_schema(void)
     struct store *st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 1);
+    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 2);
     CHECK_INT(sql1(path, "PRAGMA journal_mode"), ==, 'w'); /* "wal" */
     CHECK_INT(sql1(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'accounts'"), ==, 1);
     store_close(st);
@@ -112,7 +39,7 @@ static void reopen_keeps_data(void)
         return;
     CHECK_INT(store_creds_get_sync(st, "romeo", &got), ==, 0);
     CHECK(creds_eq(&got, &c));
-    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 1);
+    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 2);
     store_close(st);
 }
 
@@ -315,22 +242,6 @@ static void on_list(void *arg, int res, const struct store_list *l)
             snprintf(p->first, sizeof p->first, "%s", l->names[0]);
     }
     on_done(arg, res);
-}
-
-static bool fd_readable(int fd, int timeout_ms)
-{
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    return poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & POLLIN);
-}
-
-/* Polls until `want` callbacks in total have run or 10 s have passed. */
-static int poll_until(struct store_client *cl, int *count, int want)
-{
-    for (int i = 0; *count < want && i < 1000; i++) {
-        fd_readable(store_client_fd(cl), 10);
-        store_poll(cl);
-    }
-    return *count;
 }
 
 static void async_completions(void)
@@ -731,21 +642,10 @@ static void malformed_row_is_eio(void)
     store_close(st);
 }
 
-static void rm_tmpdir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/starling-store-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (tmpdir_make() < 0)
         return 1;
-    }
     /* Errors the tests provoke on purpose are logged; keep the output to those. */
     log_init("store-test", LOG_LEVEL_WARN);
     RUN(open_creates_schema);
@@ -762,6 +662,6 @@ int main(void)
     RUN(backpressure_eagain);
     RUN(client_free_drops_callbacks);
     RUN(malformed_row_is_eio);
-    rm_tmpdir();
+    tmpdir_remove();
     return test_done("store");
 }
