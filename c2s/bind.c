@@ -22,7 +22,10 @@
 void bind_features(struct conn *c, struct buf *b)
 {
     (void)c;
-    buf_puts(b, "<bind xmlns='" NS_BIND "'/><session xmlns='" NS_SESSION "'><optional/></session>");
+    buf_puts(b, "<bind xmlns='" NS_BIND "'/><session xmlns='" NS_SESSION "'><optional/></session>"
+                /* RFC 6121 §2.6.1 roster versioning, §3.4.1 subscription pre-approval */
+                "<ver xmlns='urn:xmpp:features:rosterver'/>"
+                "<sub xmlns='urn:xmpp:features:pre-approval'/>");
 }
 
 static void iq_reply(struct conn *c, const char *id, size_t id_len, const char *payload)

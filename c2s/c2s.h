@@ -91,8 +91,9 @@ struct conn {
     struct sasl *sasl;
     char *user;      /* after SASL: the normalised localpart */
     char *jid;       /* after binding: the full JID; its first bare_len bytes are the bare JID */
-    char *from_attr; /* ` from='<full JID, escaped>'`, stamped on every stanza */
-    uint16_t from_attr_len;
+    char *from_attr; /* ` from='<full JID, escaped>'`, stamped on every stanza; its prefix
+                        up to from_bare_len, closed with a quote, is the bare form */
+    uint16_t from_attr_len, from_bare_len;
     uint16_t jid_len, bare_len;
     uint64_t key;   /* jid_hash() of the bare JID */
     char *iq_id;    /* the bind iq's id while binding */
@@ -140,6 +141,7 @@ struct c2s_thread {
     bool stopping;                 /* system-shutdown sent to everyone */
     bool router_down;              /* rings are reset; hold input until the router is back */
     struct arena arena;            /* trees of stanzas c2s reads itself; reset after each */
+    struct buf tmp; /* a delivery with its recipient\'s `to` filled in */
     struct __kernel_timespec tick; /* the sweep's period */
     char scratch[16384];           /* parser scratch, shared by the thread's parsers */
     char plain[16384];             /* TLS plaintext out of one record */

@@ -83,7 +83,6 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
     char tobuf[JID_BUF];
     struct jid j = {0};
     uint8_t flags = 0;
-    uint64_t key = c->key;
 
     if (!to.p && kind == PROTO_MESSAGE) {
         /* RFC 6120 §10.3.1: a message without `to` is for the sender's bare JID. */
@@ -107,8 +106,7 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
         else if (kind == PROTO_IQ && jid_bare_len(&j) == c->bare_len &&
                  !memcmp(j.str, c->jid, c->bare_len) && !j.res_len)
             flags |= PROTO_STANZA_TO_SERVER; /* the account's own bare JID */
-        if (j.local_len && !(flags & PROTO_STANZA_TO_SERVER))
-            key = jid_hash_bare(&j);
+
     } else {
         flags |= PROTO_STANZA_TO_SERVER | PROTO_STANZA_LOCAL;
     }
@@ -130,12 +128,17 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
         stream_stanza_error(c, ev, "modify", "policy-violation");
         return;
     }
-    size_t slen = ev->raw.len - cut_len + c->from_attr_len + dl;
+    /* Subscription requests and answers carry the account's bare JID (RFC 6121 §3.1.2):
+     * ` from='bare` plus the closing quote. */
+    bool bare_from = kind == PROTO_PRESENCE && type >= PROTO_PRES_SUBSCRIBE &&
+                     type <= PROTO_PRES_UNSUBSCRIBED;
+    size_t stamp_len = bare_from ? c->from_bare_len + 1u : c->from_attr_len;
+    size_t slen = ev->raw.len - cut_len + stamp_len + dl;
     size_t tolen = j.str ? j.len : 0;
     size_t plen = sizeof(struct proto_stanza) + c->jid_len + tolen + slen;
 
     struct buf *held = &c->held;
-    unsigned shard = shard_of(t, key);
+    unsigned shard = shard_of(t, c->key);
     struct ring *r = &t->to_shard[shard];
     void *dst = NULL;
     int err = (t->router_down || !backlog_empty(&t->backlog[shard]))
@@ -159,7 +162,8 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
     struct proto_stanza *h = dst;
     memset(h, 0, sizeof *h);
     h->conn = conn_id(c);
-    h->key = key;
+    h->key = c->key;
+    h->to_key = j.str ? jid_hash(j.str, jid_bare_len(&j)) : 0;
     h->kind = kind;
     h->type = type;
     h->flags = flags;
@@ -170,7 +174,7 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
     h->to_bare_len = j.str ? (uint16_t)jid_bare_len(&j) : 0;
     h->to_domain_off = j.str ? j.domain_off : 0;
     h->to_domain_len = j.str ? j.domain_len : 0;
-    h->head_len = ev->head_len - cut_len + c->from_attr_len + (uint32_t)dl;
+    h->head_len = ev->head_len - cut_len + (uint32_t)stamp_len + (uint32_t)dl;
     h->stanza_len = (uint32_t)slen;
     char *o = (char *)(h + 1);
     memcpy(o, c->jid, c->jid_len);
@@ -182,8 +186,13 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
     char *stanza = o;
     memcpy(o, ev->raw.p, name_end);
     o += name_end;
-    memcpy(o, c->from_attr, c->from_attr_len);
-    o += c->from_attr_len;
+    if (bare_from) {
+        memcpy(o, c->from_attr, c->from_bare_len);
+        o[c->from_bare_len] = '\'';
+    } else {
+        memcpy(o, c->from_attr, c->from_attr_len);
+    }
+    o += stamp_len;
     memcpy(o, decls, dl);
     o += dl;
     if (cut_len) {
@@ -251,6 +260,8 @@ int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, boo
         free(c->from_attr);
         c->from_attr = b.p; /* the buffer's allocation becomes the string */
         c->from_attr_len = (uint16_t)(b.len - 1);
+        /* The bare JID (no quote can occur in it) is the same text up to the '/'. */
+        c->from_bare_len = (uint16_t)(7 + bare_len);
     }
     struct proto_session s = {
         .conn = conn_id(c),
@@ -296,15 +307,33 @@ static void on_frame(struct c2s_thread *t, const struct ring_frame *f)
 {
     if (f->kind == PROTO_DELIVER && f->len >= sizeof(struct proto_deliver)) {
         const struct proto_deliver *d = f->payload;
-        uint64_t need = sizeof *d + (uint64_t)d->nrcpt * 8 + d->stanza_len;
-        if (need > f->len)
+        uint64_t need = sizeof *d + (uint64_t)d->nrcpt * sizeof(struct proto_rcpt) +
+                        d->stanza_len + d->attr_len;
+        if (need > f->len || d->to_at > d->stanza_len)
             goto bad;
-        const uint64_t *rcpt = (const uint64_t *)(d + 1);
+        const struct proto_rcpt *rcpt = (const struct proto_rcpt *)(d + 1);
         const char *stanza = (const char *)(rcpt + d->nrcpt);
+        const char *attrs = stanza + d->stanza_len;
         for (uint32_t i = 0; i < d->nrcpt; i++) {
-            struct conn *c = conn_by_id(t, rcpt[i]);
-            if (c && (c->flags & CONN_F_BOUND))
+            struct conn *c = conn_by_id(t, rcpt[i].conn);
+            if (!c || !(c->flags & CONN_F_BOUND))
+                continue;
+            uint32_t tl = rcpt[i].to_len;
+            if (!tl) {
                 conn_write(c, stanza, d->stanza_len);
+                continue;
+            }
+            if ((uint64_t)rcpt[i].to_off + tl > d->attr_len)
+                goto bad;
+            /* One write, so TLS makes one record of it. */
+            struct buf *b = &t->tmp;
+            b->off = b->len = 0;
+            if (buf_reserve(b, d->stanza_len + tl) < 0)
+                continue;
+            buf_append(b, stanza, d->to_at);
+            buf_append(b, attrs + rcpt[i].to_off, tl);
+            buf_append(b, stanza + d->to_at, d->stanza_len - d->to_at);
+            conn_write(c, buf_data(b), buf_used(b));
         }
     } else if (f->kind == PROTO_BIND_RESULT && f->len >= sizeof(struct proto_bind_result)) {
         const struct proto_bind_result *b = f->payload;

@@ -86,6 +86,7 @@ struct config {
     } c2s;
     struct {
         uint32_t shards;
+        bool software_version;
     } router;
     struct {
         struct config_addr listen;

@@ -132,6 +132,9 @@ const struct config_directive config_table[] = {
     NUM(INT, "router.shards", router.shards, "2", 1, 256, RESTART,
         "Shard workers of the router process; a bare JID lives in shard\n"
         "xxh3(jid) % shards. One per core is a good start."),
+    BOOL("router.software_version", router.software_version, "false", 0,
+         "Answer XEP-0092 software version queries with starling's name and version.\n"
+         "Off by default: it tells whoever asks what to look for."),
     ADDR("s2s.listen", s2s.listen, "127.0.0.1:5269", EMPTY | RESTART,
          "Where other servers connect (federation). Reserved: s2s is not built yet."),
     NUM(SIZE, "shm.ring_size", shm.ring_size, "1M", 64 * K, 1 * G, POW2 | RESTART,

@@ -1,8 +1,13 @@
 /*
- * iq.c: iq stanzas the server answers itself: those to the domain, and those to an
- * account's bare JID, which the server handles on the account's behalf (RFC 6120
- * §10.5.3.1). A request in a namespace nobody here serves gets service-unavailable
- * (RFC 6120 §8.3.3.19); results and errors addressed to the server end here.
+ * iq.c: iq stanzas the server answers itself: those to the domain, those a user sends to
+ * its own bare JID (both handled in the user's shard, with its session), and those to
+ * another account's bare JID, which the server answers on that account's behalf
+ * (RFC 6120 §10.5.3.1). A request in a namespace nobody here serves gets
+ * service-unavailable (RFC 6120 §8.3.3.19); results and errors for the server end here.
+ *
+ * Served: jabber:iq:roster (roster.c), urn:xmpp:blocking (block.c), urn:xmpp:carbons:2
+ * (carbons.c), XEP-0030 disco#info and disco#items, XEP-0199 ping, XEP-0092 version
+ * (only with router.software_version). Disco lists exactly these.
  */
 #include "router/router.h"
 #include "common/log.h"
@@ -11,22 +16,33 @@
 
 #include <string.h>
 
-#define NS_PING "urn:xmpp:ping"
+#define NS_PING        "urn:xmpp:ping"
+#define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_ROSTER      "jabber:iq:roster"
+#define NS_BLOCKING    "urn:xmpp:blocking"
+#define NS_CARBONS     "urn:xmpp:carbons:2"
+#define NS_VERSION     "jabber:iq:version"
 
-/* <iq type='result'/> (payload NULL) or with payload, to the sender of st. */
-static void reply(struct shard *s, const struct stanza *st, const char *id, const char *payload)
+#ifndef STARLING_VERSION
+#define STARLING_VERSION "0.1"
+#endif
+
+void iq_result(struct shard *s, const struct stanza *st, const char *id, const char *payload,
+               size_t payload_len)
 {
     struct buf b = {0};
     buf_puts(&b, "<iq type='result'");
-    xmlw_attr(&b, "id", id, strlen(id));
+    if (id)
+        xmlw_attr(&b, "id", id, strlen(id));
+    /* A request without `to` was for the account: the answer has no `from` (RFC 6121
+     * §2.1.3 shows it so, and clients match it to their request that way). */
     if (st->to_len)
         xmlw_attr(&b, "from", st->to, st->to_len);
-    else
-        xmlw_attr(&b, "from", s->cfg->domain, strlen(s->cfg->domain));
     xmlw_attr(&b, "to", st->from, st->from_len);
     if (payload) {
         buf_puts(&b, ">");
-        buf_puts(&b, payload);
+        buf_append(&b, payload, payload_len);
         buf_puts(&b, "</iq>");
     } else {
         buf_puts(&b, "/>");
@@ -35,31 +51,129 @@ static void reply(struct shard *s, const struct stanza *st, const char *id, cons
     buf_free(&b);
 }
 
-void iq_to_server(struct shard *s, const struct stanza *st)
+/* The one payload element of an iq request (RFC 6120 §8.2.3); NULL after answering
+ * bad-request when there is not exactly one. */
+static struct xml_node *payload(struct shard *s, const struct stanza *st, struct xml_node **iqp)
 {
-    if (st->h->type >= PROTO_IQ_RESULT)
-        return;
     struct xml_node *iq =
         xml_tree_parse(NULL, st->raw, st->raw_len, &s->arena, s->scratch, sizeof s->scratch);
-    if (!iq) {
-        out_error(s, st, "modify", "bad-request");
-        goto out;
-    }
-    /* An iq request carries exactly one payload element (RFC 6120 §8.2.3). */
     struct xml_node *q = NULL;
     unsigned elements = 0;
-    for (struct xml_node *c = iq->children; c; c = c->next)
+    for (struct xml_node *c = iq ? iq->children : NULL; c; c = c->next)
         if (c->name.p) {
             q = c;
             elements++;
         }
-    const char *id = xml_node_attr(iq, "id");
-    if (elements != 1 || !id) {
+    if (!iq || elements != 1 || !xml_node_attr(iq, "id")) {
         out_error(s, st, "modify", "bad-request");
-        goto out;
+        return NULL;
     }
-    if (st->h->type == PROTO_IQ_GET && !strcmp(q->name.p, "ping") && !strcmp(q->ns.p, NS_PING))
-        reply(s, st, id, NULL); /* XEP-0199 */
+    *iqp = iq;
+    return q;
+}
+
+static bool is(const struct xml_node *q, const char *name, const char *ns)
+{
+    return !strcmp(q->name.p, name) && !strcmp(q->ns.p, ns);
+}
+
+static void disco_info_server(struct shard *s, const struct stanza *st, const char *id,
+                              const struct xml_node *q)
+{
+    if (xml_node_attr(q, "node")) {
+        out_error(s, st, "cancel", "item-not-found"); /* no nodes here */
+        return;
+    }
+    struct buf b = {0};
+    buf_puts(&b, "<query xmlns='" NS_DISCO_INFO "'>"
+                 "<identity category='server' type='im' name='starling'/>"
+                 "<feature var='" NS_DISCO_INFO "'/>"
+                 "<feature var='" NS_DISCO_ITEMS "'/>"
+                 "<feature var='" NS_PING "'/>"
+                 "<feature var='" NS_ROSTER "'/>"
+                 "<feature var='" NS_BLOCKING "'/>"
+                 "<feature var='" NS_CARBONS "'/>"
+                 "<feature var='msgoffline'/>");
+    if (s->cfg->router.software_version)
+        buf_puts(&b, "<feature var='" NS_VERSION "'/>");
+    buf_puts(&b, "</query>");
+    iq_result(s, st, id, buf_data(&b), buf_used(&b));
+    buf_free(&b);
+}
+
+static void disco_info_account(struct shard *s, const struct stanza *st, const char *id,
+                               const struct xml_node *q)
+{
+    if (xml_node_attr(q, "node")) {
+        out_error(s, st, "cancel", "item-not-found");
+        return;
+    }
+    static const char info[] = "<query xmlns='" NS_DISCO_INFO "'>"
+                               "<identity category='account' type='registered'/>"
+                               "<feature var='" NS_DISCO_INFO "'/></query>";
+    iq_result(s, st, id, info, sizeof info - 1);
+}
+
+static void version(struct shard *s, const struct stanza *st, const char *id)
+{
+    static const char v[] = "<query xmlns='" NS_VERSION "'><name>starling</name>"
+                            "<version>" STARLING_VERSION "</version></query>";
+    iq_result(s, st, id, v, sizeof v - 1);
+}
+
+void iq_to_server(struct shard *s, struct user *u, struct session *ss, const struct stanza *st)
+{
+    if (st->h->type >= PROTO_IQ_RESULT)
+        return;
+    struct xml_node *iq;
+    struct xml_node *q = payload(s, st, &iq);
+    if (!q)
+        goto out;
+    const char *id = xml_node_attr(iq, "id");
+    bool get = st->h->type == PROTO_IQ_GET;
+    bool own_account = st->to_len != 0 && memchr(st->to, '@', st->to_len);
+
+    if (!strcmp(q->ns.p, NS_ROSTER) && !strcmp(q->name.p, "query"))
+        roster_iq(s, u, ss, st, iq, q);
+    else if (!strcmp(q->ns.p, NS_BLOCKING))
+        block_iq(s, u, ss, st, iq, q);
+    else if (!strcmp(q->ns.p, NS_CARBONS))
+        carbons_iq(s, ss, st, id, q);
+    else if (get && is(q, "ping", NS_PING))
+        iq_result(s, st, id, NULL, 0);
+    else if (get && is(q, "query", NS_DISCO_INFO))
+        own_account ? disco_info_account(s, st, id, q) : disco_info_server(s, st, id, q);
+    else if (get && is(q, "query", NS_DISCO_ITEMS))
+        iq_result(s, st, id, "<query xmlns='" NS_DISCO_ITEMS "'/>",
+                  sizeof "<query xmlns='" NS_DISCO_ITEMS "'/>" - 1);
+    else if (get && !own_account && s->cfg->router.software_version && is(q, "query", NS_VERSION))
+        version(s, st, id);
+    else
+        out_error(s, st, "cancel", "service-unavailable");
+out:
+    arena_reset(&s->arena);
+}
+
+void iq_to_account(struct shard *s, struct user *v, const struct stanza *st)
+{
+    if (st->h->type >= PROTO_IQ_RESULT)
+        return;
+    struct xml_node *iq;
+    struct xml_node *q = payload(s, st, &iq);
+    if (!q)
+        goto out;
+    const char *id = xml_node_attr(iq, "id");
+    bool get = st->h->type == PROTO_IQ_GET;
+    /* Only a subscriber learns about the account: its presence is theirs to see. */
+    struct roster_item *it = roster_find(&v->roster, st->from, st->from_bare_len);
+    bool subscriber = it && (it->sub == 2 || it->sub == 3);
+
+    if (!strcmp(q->ns.p, NS_ROSTER) || !strcmp(q->ns.p, NS_BLOCKING))
+        out_error(s, st, "cancel", "forbidden"); /* someone else's roster or list */
+    else if (get && is(q, "ping", NS_PING))
+        iq_result(s, st, id, NULL, 0);
+    else if (get && subscriber && is(q, "query", NS_DISCO_INFO))
+        disco_info_account(s, st, id, q);
     else
         out_error(s, st, "cancel", "service-unavailable");
 out:

@@ -1,44 +1,48 @@
 /*
- * out.c: frames from a shard to front-end threads.
+ * out.c: frames from a shard to front-end threads and to other shards.
  *
  * Delivery is deduplicated per destination thread: a stanza for n connections spread
- * over k threads becomes k frames, each listing its thread's connections, not n frames.
- * A ring that is full keeps later frames in order in the shard's backlog for that
- * thread; the shard stops reading its inbound rings while backlogs are large, which
- * pushes back on the front ends in turn.
+ * over k threads becomes k PROTO_DELIVER frames, each listing its thread's connections
+ * and, for a broadcast, each recipient's `to` (filled in by c2s), not n frames. A ring
+ * that is full keeps later frames in order in a backlog; the shard stops reading its
+ * inbound rings while backlogs are large, which pushes back on the front ends in turn.
  */
 #include "router/router.h"
 #include "common/log.h"
-#include "common/xml_tree.h"
 #include "common/xmlw.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A frame of kind for front-end thread fe: reserved in its ring, or a temporary buffer
- * that emit() queues. Returns where to write len payload bytes. */
+/* A frame being written: reserved in its ring, or a temporary buffer that the backlog
+ * takes over when the ring is full. */
 struct slot {
-    unsigned fe;
+    struct ring *ring;
+    struct backlog *backlog;
+    bool *dirty;
     uint16_t kind;
     uint32_t len;
     void *dst;
     bool queued;
 };
 
-static void *slot_open(struct shard *s, struct slot *o, unsigned fe, uint16_t kind, uint32_t len)
+static void *slot_open(struct shard *s, struct slot *o, struct ring *r, struct backlog *q,
+                       bool *dirty, uint16_t kind, uint32_t len)
 {
-    o->fe = fe;
+    o->ring = r;
+    o->backlog = q;
+    o->dirty = dirty;
     o->kind = kind;
     o->len = len;
     o->queued = false;
     o->dst = NULL;
-    if (len > ring_max_payload(&s->to_fe[fe])) {
+    if (len > ring_max_payload(r)) {
         /* Callers split what can be split; anything else cannot travel at all. */
         LOG_RL(LOG_LEVEL_ERROR, "shard %u: a %u-byte frame exceeds the ring's limit", s->idx, len);
         return NULL;
     }
-    if (!backlog_empty(&s->backlog[fe]) || ring_reserve(&s->to_fe[fe], len, kind, 0, &o->dst) < 0) {
+    if (!backlog_empty(q) || ring_reserve(r, len, kind, 0, &o->dst) < 0) {
         o->queued = true;
         o->dst = malloc(len);
     }
@@ -47,68 +51,160 @@ static void *slot_open(struct shard *s, struct slot *o, unsigned fe, uint16_t ki
 
 static void slot_close(struct shard *s, struct slot *o)
 {
-    if (!o->dst && !o->queued)
+    if (!o->dst)
         return;
     if (!o->queued) {
-        ring_commit(&s->to_fe[o->fe]);
-        s->dirty[o->fe] = true;
-        s->frames_out++;
+        ring_commit(o->ring);
+        *o->dirty = true;
+        s->stats.frames_out++;
         return;
     }
-    if (!o->dst || backlog_push(&s->backlog[o->fe], o->kind, o->dst, o->len) < 0)
-        LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a frame for thread %u is lost", s->idx,
-               o->fe);
+    if (backlog_push(o->backlog, o->kind, o->dst, o->len) < 0)
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a frame is lost", s->idx);
     free(o->dst);
 }
 
-void out_deliver(struct shard *s, const uint64_t *conns, unsigned n, const char *stanza, size_t len)
+static void *fe_open(struct shard *s, struct slot *o, unsigned fe, uint16_t kind, uint32_t len)
 {
-    /* One frame per destination thread, listing that thread's connections: O(n) per
-     * thread present, and front-end threads are few. */
-    for (unsigned fe = 0; fe < s->nfe; fe++) {
-        uint32_t room = ring_max_payload(&s->to_fe[fe]);
-        if (room < sizeof(struct proto_deliver) + 8 + len)
-            room = (uint32_t)(sizeof(struct proto_deliver) + 8 + len); /* refused below */
-        unsigned per_frame = (unsigned)((room - sizeof(struct proto_deliver) - len) / 8);
-        unsigned i = 0;
-        for (;;) {
-            /* The next batch of this thread's recipients, as many as one frame holds. */
-            unsigned k = 0, first = n;
-            for (unsigned j = i; j < n && k < per_frame; j++)
-                if (PROTO_CONN_THREAD(conns[j]) == fe) {
-                    if (first == n)
-                        first = j;
-                    k++;
-                }
-            if (!k)
-                break;
-            struct slot o;
-            uint32_t plen = (uint32_t)(sizeof(struct proto_deliver) + 8u * k + len);
-            struct proto_deliver *d = slot_open(s, &o, fe, PROTO_DELIVER, plen);
-            unsigned m = 0, j = first;
-            for (; j < n && m < k; j++)
-                if (PROTO_CONN_THREAD(conns[j]) == fe) {
-                    if (d)
-                        ((uint64_t *)(d + 1))[m] = conns[j];
-                    m++;
-                }
-            if (d) {
-                d->nrcpt = k;
-                d->stanza_len = (uint32_t)len;
-                memcpy((uint64_t *)(d + 1) + k, stanza, len);
-            }
-            slot_close(s, &o);
-            s->deliveries += k;
-            i = j;
+    return slot_open(s, o, &s->to_fe[fe], &s->backlog[fe], &s->dirty[fe], kind, len);
+}
+
+void out_to_shard(struct shard *s, unsigned dst, uint16_t kind, const void *payload, uint32_t len)
+{
+    struct slot o;
+    void *d = slot_open(s, &o, &s->to_shard[dst], &s->shard_backlog[dst], &s->shard_dirty[dst],
+                        kind, len);
+    if (d)
+        memcpy(d, payload, len);
+    slot_close(s, &o);
+}
+
+/* One frame for thread fe: the recipients of rcpt[first..n) that live there, as many as
+ * fit in `room` payload bytes (at least one). Returns the index after the last one taken. */
+static unsigned deliver_batch(struct shard *s, unsigned fe, const struct out_rcpt *rcpt,
+                              unsigned first, unsigned n, size_t room, const char *stanza,
+                              size_t len, uint32_t to_at)
+{
+    unsigned k = 0, end = first;
+    size_t attrs = 0, used = sizeof(struct proto_deliver) + len;
+    for (; end < n; end++) {
+        if (PROTO_CONN_THREAD(rcpt[end].conn) != fe)
+            continue;
+        size_t cost = sizeof(struct proto_rcpt) + rcpt[end].to_len;
+        if (k && used + cost > room)
+            break;
+        used += cost;
+        attrs += rcpt[end].to_len;
+        k++;
+    }
+    struct slot o;
+    uint32_t plen = (uint32_t)(sizeof(struct proto_deliver) + k * sizeof(struct proto_rcpt) + len +
+                               attrs);
+    struct proto_deliver *d = fe_open(s, &o, fe, PROTO_DELIVER, plen);
+    if (d) {
+        d->nrcpt = k;
+        d->stanza_len = (uint32_t)len;
+        d->to_at = to_at;
+        d->attr_len = (uint32_t)attrs;
+        struct proto_rcpt *r = (struct proto_rcpt *)(d + 1);
+        char *st = (char *)(r + k), *at = st + len;
+        memcpy(st, stanza, len);
+        uint32_t aoff = 0;
+        for (unsigned i = first, m = 0; i < end; i++) {
+            if (PROTO_CONN_THREAD(rcpt[i].conn) != fe)
+                continue;
+            r[m].conn = rcpt[i].conn;
+            r[m].to_off = aoff;
+            r[m].to_len = rcpt[i].to_len;
+            if (rcpt[i].to_len)
+                memcpy(at + aoff, rcpt[i].to_attr, rcpt[i].to_len);
+            aoff += rcpt[i].to_len;
+            m++;
         }
     }
+    slot_close(s, &o);
+    s->stats.deliveries += k;
+    s->stats.deliver_frames++;
+    return end;
+}
+
+void out_deliver_to(struct shard *s, const struct out_rcpt *rcpt, unsigned n, const char *stanza,
+                    size_t len, uint32_t to_at)
+{
+    /* One frame per destination thread; front-end threads are few, so a pass per thread
+     * costs less than sorting. A thread with more recipients than a frame holds gets
+     * several frames. */
+    for (unsigned fe = 0; fe < s->nfe; fe++) {
+        size_t room = ring_max_payload(&s->to_fe[fe]);
+        unsigned i = 0;
+        while (i < n) {
+            while (i < n && PROTO_CONN_THREAD(rcpt[i].conn) != fe)
+                i++;
+            if (i == n)
+                break;
+            i = deliver_batch(s, fe, rcpt, i, n, room, stanza, len, to_at);
+        }
+    }
+}
+
+void out_list_add(struct out_list *l, uint64_t conn, const char *jid, size_t len)
+{
+    if (l->n == l->cap) {
+        unsigned cap = l->cap ? l->cap * 2 : 16;
+        struct out_rcpt *r = realloc(l->r, cap * sizeof *r);
+        if (!r)
+            return;
+        l->r = r;
+        size_t *off = realloc(l->off, cap * sizeof *off);
+        if (!off)
+            return;
+        l->off = off;
+        l->cap = cap;
+    }
+    size_t at = buf_used(&l->attrs);
+    if (xmlw_attr(&l->attrs, "to", jid, len) < 0)
+        return;
+    l->off[l->n] = at;
+    l->r[l->n] = (struct out_rcpt){conn, NULL, (uint16_t)(buf_used(&l->attrs) - at)};
+    l->n++;
+}
+
+void out_list_send(struct shard *s, struct out_list *l, const char *stanza, size_t len,
+                   uint32_t to_at)
+{
+    /* The attribute buffer may have moved while it grew: point into it only now. */
+    for (unsigned i = 0; i < l->n; i++)
+        l->r[i].to_attr = buf_data(&l->attrs) + l->off[i];
+    if (l->n)
+        out_deliver_to(s, l->r, l->n, stanza, len, to_at);
+}
+
+void out_list_free(struct out_list *l)
+{
+    free(l->r);
+    free(l->off);
+    buf_free(&l->attrs);
+    memset(l, 0, sizeof *l);
+}
+
+void out_deliver(struct shard *s, const uint64_t *conns, unsigned n, const char *stanza,
+                 size_t len)
+{
+    struct out_rcpt small[64], *r = n <= 64 ? small : malloc(n * sizeof *r);
+    if (!r)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        r[i] = (struct out_rcpt){conns[i], NULL, 0};
+    out_deliver_to(s, r, n, stanza, len, 0);
+    if (r != small)
+        free(r);
 }
 
 void out_bind_result(struct shard *s, uint64_t conn, int result, const char *jid, size_t len)
 {
     struct slot o;
     struct proto_bind_result *b =
-        slot_open(s, &o, PROTO_CONN_THREAD(conn), PROTO_BIND_RESULT, (uint32_t)(sizeof *b + len));
+        fe_open(s, &o, PROTO_CONN_THREAD(conn), PROTO_BIND_RESULT, (uint32_t)(sizeof *b + len));
     if (b) {
         memset(b, 0, sizeof *b);
         b->conn = conn;
@@ -124,7 +220,7 @@ void out_close(struct shard *s, uint64_t conn, uint8_t condition)
 {
     struct slot o;
     struct proto_close *c =
-        slot_open(s, &o, PROTO_CONN_THREAD(conn), PROTO_CLOSE, (uint32_t)sizeof *c);
+        fe_open(s, &o, PROTO_CONN_THREAD(conn), PROTO_CLOSE, (uint32_t)sizeof *c);
     if (c) {
         memset(c, 0, sizeof *c);
         c->conn = conn;
@@ -133,16 +229,17 @@ void out_close(struct shard *s, uint64_t conn, uint8_t condition)
     slot_close(s, &o);
 }
 
-void out_error(struct shard *s, const struct stanza *st, const char *type, const char *condition)
+void out_error_extra(struct shard *s, const struct stanza *st, const char *type,
+                     const char *condition, const char *extra)
 {
     static const char *const names[] = {"message", "presence", "iq"};
     const struct proto_stanza *h = st->h;
+    if (h->flags & ROUTE_GENERATED)
+        return; /* nobody to tell: the server made it */
     if ((h->kind == PROTO_MESSAGE && h->type == PROTO_MSG_ERROR) ||
         (h->kind == PROTO_PRESENCE && h->type == PROTO_PRES_ERROR) ||
         (h->kind == PROTO_IQ && h->type >= PROTO_IQ_RESULT))
         return; /* never an error for an error or a result (RFC 6120 §8.3.1) */
-    if (h->kind > PROTO_IQ)
-        return;
 
     /* The id is in the start tag: read just that much. */
     struct xml_parser p;
@@ -159,6 +256,7 @@ void out_error(struct shard *s, const struct stanza *st, const char *type, const
                 break;
             }
     }
+    xml_free(&p);
 
     struct buf b = {0};
     buf_puts(&b, "<");
@@ -178,27 +276,40 @@ void out_error(struct shard *s, const struct stanza *st, const char *type, const
     buf_puts(&b, type);
     buf_puts(&b, "'><");
     buf_puts(&b, condition);
-    buf_puts(&b, " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></");
+    buf_puts(&b, " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>");
+    if (extra)
+        buf_puts(&b, extra);
+    buf_puts(&b, "</error></");
     buf_puts(&b, names[h->kind]);
     buf_puts(&b, ">");
-    xml_free(&p); /* after the last use of id, which may point into its scratch */
     out_deliver(s, &h->conn, 1, buf_data(&b), buf_used(&b));
     buf_free(&b);
 }
 
+void out_error(struct shard *s, const struct stanza *st, const char *type, const char *condition)
+{
+    out_error_extra(s, st, type, condition, NULL);
+}
+
+static void flush_ring(struct shard *s, struct ring *r, struct backlog *q, bool *dirty)
+{
+    if (!backlog_empty(q) && backlog_flush(q, r))
+        *dirty = true;
+    if (*dirty) {
+        *dirty = false;
+        if (ring_publish(r))
+            bell_ring(r->peer);
+    }
+    /* Room already there means no bell will come: go round again instead. */
+    if (!backlog_empty(q) && ring_wait_prepare(r) == 0)
+        s->retry_out = true;
+}
+
 void out_flush(struct shard *s)
 {
-    for (unsigned fe = 0; fe < s->nfe; fe++) {
-        struct ring *r = &s->to_fe[fe];
-        if (!backlog_empty(&s->backlog[fe]) && backlog_flush(&s->backlog[fe], r))
-            s->dirty[fe] = true;
-        if (s->dirty[fe]) {
-            s->dirty[fe] = false;
-            if (ring_publish(r))
-                bell_ring(r->peer);
-        }
-        /* Room already there means no bell will come: go round again instead. */
-        if (!backlog_empty(&s->backlog[fe]) && ring_wait_prepare(r) == 0)
-            s->retry_out = true;
-    }
+    for (unsigned fe = 0; fe < s->nfe; fe++)
+        flush_ring(s, &s->to_fe[fe], &s->backlog[fe], &s->dirty[fe]);
+    for (unsigned t = 0; t < s->nshards; t++)
+        if (t != s->idx)
+            flush_ring(s, &s->to_shard[t], &s->shard_backlog[t], &s->shard_dirty[t]);
 }

@@ -1,48 +1,116 @@
 /*
- * route.c: where a stanza goes (RFC 6120 §10, RFC 6121 §8). The frame arrives at the
- * shard that owns its destination's bare JID (or the sender's, for stanzas to the
- * server), with kind, type and normalised addresses already known.
+ * route.c: where a stanza goes (RFC 6120 §10, RFC 6121 §8), in two steps.
  *
- * Delivery rules applied here, for a local destination:
- *   full JID, session exists        deliver
+ * The sender's step (route_outbound, in the sender's shard): stanzas for the server go
+ * to iq.c and presence.c; the user's own blocklist stops stanzas to blocked JIDs
+ * (XEP-0191 §3.4: not-acceptable with <blocked/>); subscription presence updates the
+ * sender's roster (sub.c); directed presence is remembered; sent carbons go out; then
+ * the stanza is forwarded to its recipient's shard.
+ *
+ * The recipient's step (route_inbound, in the recipient's shard), once the recipient's
+ * state is loaded:
+ *   no such account                 message, iq get/set: service-unavailable; subscribe:
+ *                                   unsubscribed back (RFC 6121 §3.1.3); else dropped
+ *   sender blocked by recipient     message, iq get/set: service-unavailable; else dropped
+ *   full JID, session exists        deliver (and received carbons)
  *   full JID, no such session       message normal/chat/headline: as to the bare JID;
- *                                   groupchat: service-unavailable; presence: drop;
+ *                                   groupchat: service-unavailable; presence: dropped;
  *                                   iq get/set: service-unavailable (§8.5.3.2)
  *   bare JID, message chat/normal   the available resources of highest non-negative
- *                                   priority, every one of them when tied (§8.5.2.1.1)
+ *                                   priority, every one of them when tied (§8.5.2.1.1);
+ *                                   none: stored offline (XEP-0160)
  *   bare JID, message headline      every available resource of non-negative priority
  *   bare JID, message groupchat     service-unavailable
- *   bare JID, presence              every available resource
+ *   bare JID, presence              every available resource (subscriptions: sub.c)
  *   bare JID, iq                    answered by the server for the account (iq.c)
- *   nobody available                chat/normal/groupchat: service-unavailable (no
- *                                   offline storage yet); headline, error: dropped
- * Errors are never answered with errors; iq results and errors that find nobody are
- * dropped.
+ * Errors are never answered with errors; results and errors that find nobody are dropped.
  */
 #include "router/router.h"
+#include "common/jid.h"
 #include "common/log.h"
 #include "common/xmlw.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define MAX_TARGETS 64
+#define MAX_TARGETS 256
 
-static void deliver_to(struct shard *s, struct session *const *t, unsigned n,
-                       const struct stanza *st)
+static uint32_t frame_len(const struct stanza *st)
 {
-    uint64_t conns[MAX_TARGETS];
-    for (unsigned i = 0; i < n; i++)
-        conns[i] = t[i]->conn;
-    out_deliver(s, conns, n, st->raw, st->raw_len);
+    return (uint32_t)(sizeof *st->h + st->from_len + st->to_len + st->raw_len);
 }
 
-/* Available resources with the highest non-negative priority (all when `all`). */
+static bool is_error_or_result(const struct proto_stanza *h)
+{
+    return (h->kind == PROTO_MESSAGE && h->type == PROTO_MSG_ERROR) ||
+           (h->kind == PROTO_PRESENCE && h->type == PROTO_PRES_ERROR) ||
+           (h->kind == PROTO_IQ && h->type >= PROTO_IQ_RESULT);
+}
+
+void route_forward(struct shard *s, const struct stanza *st)
+{
+    const struct proto_stanza *h = st->h;
+    if (!(h->flags & PROTO_STANZA_LOCAL)) {
+        /* Federation comes with s2s; until then no remote server is reachable. */
+        if (!is_error_or_result(h))
+            out_error(s, st, "cancel", "remote-server-not-found");
+        return;
+    }
+    if (!memchr(st->to, '@', st->to_bare_len))
+        return; /* our own domain with a resource: nothing lives there */
+    unsigned dst = shard_of(s, h->to_key);
+    if (dst == s->idx)
+        route_inbound(s, st);
+    else
+        out_to_shard(s, dst, RK_INBOUND, h, frame_len(st));
+}
+
+void route_outbound(struct shard *s, const struct stanza *st)
+{
+    const struct proto_stanza *h = st->h;
+    struct user *u = user_find(&s->users, h->key, st->from, st->from_bare_len);
+    struct session *ss = u ? session_by_conn(u, h->conn) : NULL;
+    if (!ss)
+        return;
+
+    if (h->flags & PROTO_STANZA_TO_SERVER) {
+        if (h->kind == PROTO_PRESENCE && !st->to_len)
+            presence_broadcast(s, u, ss, st);
+        else if (h->kind == PROTO_IQ)
+            iq_to_server(s, u, ss, st);
+        else if (h->kind == PROTO_MESSAGE &&
+                 (h->type == PROTO_MSG_NORMAL || h->type == PROTO_MSG_CHAT))
+            out_error(s, st, "cancel", "service-unavailable");
+        return;
+    }
+    if (st->to_len && block_blocks(&u->block, st->to, st->to_len)) {
+        /* XEP-0191 §3.4: the user blocked this JID, so nothing goes to it. */
+        if (h->kind != PROTO_PRESENCE)
+            out_error_extra(s, st, "cancel", "not-acceptable",
+                            "<blocked xmlns='urn:xmpp:blocking:errors'/>");
+        return;
+    }
+    if (h->kind == PROTO_PRESENCE) {
+        if (h->type >= PROTO_PRES_SUBSCRIBE && h->type <= PROTO_PRES_UNSUBSCRIBED)
+            sub_outbound(s, u, st);
+        else if (h->type == PROTO_PRES_AVAILABLE || h->type == PROTO_PRES_UNAVAILABLE)
+            presence_directed(s, u, ss, st);
+        else
+            route_forward(s, st);
+        return;
+    }
+    if (h->kind == PROTO_MESSAGE && carbons_eligible(st))
+        carbons_sent(s, u, st);
+    route_forward(s, st);
+}
+
+/* Available sessions with the highest non-negative priority (all when `all`). */
 static unsigned pick(struct user *u, struct session **t, bool all)
 {
     unsigned n = 0;
     int best = -1;
-    for (struct session *ss = u ? u->sessions : NULL; ss; ss = ss->next) {
+    for (struct session *ss = u->sessions; ss; ss = ss->next) {
         if (!ss->available || ss->priority < 0)
             continue;
         if (all) {
@@ -60,114 +128,134 @@ static unsigned pick(struct user *u, struct session **t, bool all)
     return n;
 }
 
-static void message_to_bare(struct shard *s, struct user *u, const struct stanza *st)
+static void deliver_sessions(struct shard *s, struct session *const *t, unsigned n,
+                             const struct stanza *st)
+{
+    uint64_t conns[MAX_TARGETS];
+    for (unsigned i = 0; i < n; i++)
+        conns[i] = t[i]->conn;
+    out_deliver(s, conns, n, st->raw, st->raw_len);
+}
+
+void route_message_to_user(struct shard *s, struct user *u, const struct stanza *st)
 {
     struct session *t[MAX_TARGETS];
     uint8_t type = st->h->type;
+    if (type == PROTO_MSG_ERROR)
+        return;
     if (type == PROTO_MSG_GROUPCHAT) {
         out_error(s, st, "cancel", "service-unavailable");
         return;
     }
     unsigned n = pick(u, t, type == PROTO_MSG_HEADLINE);
     if (n) {
-        deliver_to(s, t, n, st);
-        return;
+        deliver_sessions(s, t, n, st);
+        if (carbons_eligible(st))
+            carbons_received(s, u, st, t, n);
+    } else if (type == PROTO_MSG_NORMAL || type == PROTO_MSG_CHAT) {
+        offline_store(s, u, st);
     }
-    if (type == PROTO_MSG_NORMAL || type == PROTO_MSG_CHAT)
-        out_error(s, st, "cancel", "service-unavailable");
 }
 
-static void presence_to_user(struct shard *s, struct user *u, const struct stanza *st)
-{
-    struct session *t[MAX_TARGETS];
-    unsigned n = 0;
-    for (struct session *ss = u ? u->sessions : NULL; ss && n < MAX_TARGETS; ss = ss->next)
-        if (ss->available)
-            t[n++] = ss;
-    if (n)
-        deliver_to(s, t, n, st);
-}
-
-/* Broadcast presence (no `to`): the session's availability, then every available
- * resource of the user hears it, the sender included (RFC 6121 §4.2.2, §4.5.2). */
-static void presence_broadcast(struct shard *s, const struct stanza *st)
-{
-    struct user *u = user_find(&s->users, st->h->key, st->from, st->from_bare_len);
-    struct session *me = u ? session_by_conn(u, st->h->conn) : NULL;
-    if (!me)
-        return;
-    uint8_t type = st->h->type;
-    if (type == PROTO_PRES_AVAILABLE) {
-        if (session_set_presence(me, st->raw, st->raw_len, st->h->priority) < 0)
-            return;
-    } else if (type == PROTO_PRES_UNAVAILABLE) {
-        me->available = false;
-    } else {
-        return; /* subscription management and probes: RFC 6121 §3, not yet */
-    }
-    struct session *t[MAX_TARGETS];
-    unsigned n = 0;
-    for (struct session *ss = u->sessions; ss && n < MAX_TARGETS; ss = ss->next)
-        if (ss->available || ss == me)
-            t[n++] = ss;
-    deliver_to(s, t, n, st);
-}
-
-void route_frame_stanza(struct shard *s, const struct stanza *st)
+/* RFC 6121 §8.5.1: the account does not exist. */
+static void no_account(struct shard *s, const struct stanza *st)
 {
     const struct proto_stanza *h = st->h;
+    if (h->kind == PROTO_PRESENCE && h->type == PROTO_PRES_SUBSCRIBE) {
+        struct buf b = {0};
+        buf_puts(&b, "<presence type='unsubscribed'");
+        xmlw_attr(&b, "from", st->to, st->to_bare_len);
+        xmlw_attr(&b, "to", st->from, st->from_bare_len);
+        buf_puts(&b, "/>");
+        route_generated(s, st->to, st->to_bare_len, st->to_bare_len, st->from, st->from_bare_len,
+                        st->from_bare_len, PROTO_PRESENCE, PROTO_PRES_UNSUBSCRIBED, buf_data(&b),
+                        buf_used(&b));
+        buf_free(&b);
+    } else if ((h->kind == PROTO_MESSAGE && h->type != PROTO_MSG_HEADLINE) ||
+               h->kind == PROTO_IQ) {
+        out_error(s, st, "cancel", "service-unavailable");
+    }
+}
 
-    if (h->flags & PROTO_STANZA_TO_SERVER) {
-        if (h->kind == PROTO_PRESENCE && !st->to_len)
-            presence_broadcast(s, st);
-        else if (h->kind == PROTO_IQ)
-            iq_to_server(s, st);
-        else if (h->kind == PROTO_MESSAGE &&
-                 (h->type == PROTO_MSG_NORMAL || h->type == PROTO_MSG_CHAT))
+void route_inbound(struct shard *s, const struct stanza *st)
+{
+    const struct proto_stanza *h = st->h;
+    struct user *u = user_get(&s->users, h->to_key, st->to, st->to_bare_len);
+    if (!u)
+        return;
+    if (!load_ready(s, u, RK_INBOUND, h, frame_len(st)))
+        return; /* processed again once u's state is here */
+
+    if (!u->exists) {
+        no_account(s, st);
+    } else if (block_blocks(&u->block, st->from, st->from_len)) {
+        /* XEP-0191 §3.4: the recipient blocked the sender; nothing is delivered. */
+        if (h->kind == PROTO_MESSAGE || (h->kind == PROTO_IQ && h->type <= PROTO_IQ_SET))
             out_error(s, st, "cancel", "service-unavailable");
-        return;
-    }
-    if (!(h->flags & PROTO_STANZA_LOCAL)) {
-        /* Federation comes with s2s; until then no remote server is reachable. */
-        if (!(h->kind == PROTO_IQ && h->type >= PROTO_IQ_RESULT) &&
-            !(h->kind == PROTO_MESSAGE && h->type == PROTO_MSG_ERROR) &&
-            !(h->kind == PROTO_PRESENCE && h->type == PROTO_PRES_ERROR))
-            out_error(s, st, "cancel", "remote-server-not-found");
-        return;
-    }
-
-    struct user *u = user_find(&s->users, h->key, st->to, st->to_bare_len);
-    bool full = st->to_len > st->to_bare_len;
-    if (full) {
-        const char *res = st->to + st->to_bare_len + 1;
-        size_t rlen = st->to_len - st->to_bare_len - 1;
-        struct session *ss = u ? session_find(u, res, rlen) : NULL;
+    } else if (h->kind == PROTO_PRESENCE) {
+        if (h->type >= PROTO_PRES_SUBSCRIBE && h->type <= PROTO_PRES_UNSUBSCRIBED)
+            sub_inbound(s, u, st);
+        else
+            presence_inbound(s, u, st);
+    } else {
+        bool full = st->to_len > st->to_bare_len;
+        struct session *ss = NULL;
+        if (full)
+            ss = session_find(u, st->to + st->to_bare_len + 1, st->to_len - st->to_bare_len - 1);
         if (ss) {
-            deliver_to(s, &ss, 1, st);
-            return;
-        }
-        if (h->kind == PROTO_MESSAGE) {
-            if (h->type == PROTO_MSG_GROUPCHAT)
+            deliver_sessions(s, &ss, 1, st);
+            if (h->kind == PROTO_MESSAGE && carbons_eligible(st))
+                carbons_received(s, u, st, &ss, 1);
+        } else if (h->kind == PROTO_MESSAGE) {
+            if (full && h->type == PROTO_MSG_GROUPCHAT)
                 out_error(s, st, "cancel", "service-unavailable");
-            else if (h->type != PROTO_MSG_ERROR)
-                message_to_bare(s, u, st);
-        } else if (h->kind == PROTO_IQ && h->type <= PROTO_IQ_SET) {
-            out_error(s, st, "cancel", "service-unavailable");
+            else
+                route_message_to_user(s, u, st);
+        } else if (full) {
+            if (h->type <= PROTO_IQ_SET)
+                out_error(s, st, "cancel", "service-unavailable");
+        } else {
+            iq_to_account(s, u, st); /* the server answers for the account (§10.5.3.1) */
         }
+    }
+    user_release(&s->users, u);
+}
+
+void route_generated(struct shard *s, const char *from, size_t from_len, size_t from_bare_len,
+                     const char *to, size_t to_len, size_t to_bare_len, uint8_t kind, uint8_t type,
+                     const char *stanza, size_t len)
+{
+    size_t total = sizeof(struct proto_stanza) + from_len + to_len + len;
+    char small[1024], *buf = total <= sizeof small ? small : malloc(total);
+    if (!buf)
         return;
-    }
-    switch (h->kind) {
-    case PROTO_MESSAGE:
-        if (h->type != PROTO_MSG_ERROR)
-            message_to_bare(s, u, st);
-        break;
-    case PROTO_PRESENCE:
-        presence_to_user(s, u, st);
-        break;
-    default:
-        iq_to_server(s, st); /* the server answers for the account (RFC 6120 §10.5.3.1) */
-        break;
-    }
+    struct proto_stanza *h = (struct proto_stanza *)buf;
+    memset(h, 0, sizeof *h);
+    h->key = jid_hash(from, from_bare_len);
+    h->to_key = jid_hash(to, to_bare_len);
+    h->kind = kind;
+    h->type = type;
+    h->flags = ROUTE_GENERATED;
+    const char *at = memchr(to, '@', to_bare_len);
+    const char *dom = at ? at + 1 : to;
+    size_t dlen = (size_t)(to + to_bare_len - dom);
+    if (dlen == strlen(s->cfg->domain) && !memcmp(dom, s->cfg->domain, dlen))
+        h->flags |= PROTO_STANZA_LOCAL;
+    h->from_len = (uint16_t)from_len;
+    h->from_bare_len = (uint16_t)(from_bare_len < from_len ? from_bare_len : from_len - 1);
+    h->to_len = (uint16_t)to_len;
+    h->to_bare_len = (uint16_t)to_bare_len;
+    h->stanza_len = (uint32_t)len;
+    h->head_len = (uint32_t)len; /* generated stanzas are never answered with errors */
+    char *p = (char *)(h + 1);
+    memcpy(p, from, from_len);
+    memcpy(p + from_len, to, to_len);
+    memcpy(p + from_len + to_len, stanza, len);
+    struct stanza st;
+    if (stanza_parse(h, (uint32_t)total, &st))
+        route_forward(s, &st);
+    if (buf != small)
+        free(buf);
 }
 
 void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
@@ -189,18 +277,20 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
         }
         /* RFC 6120 §7.7.2.2: the new session wins; the old one gets <conflict/>. */
         out_close(s, old->conn, PROTO_SE_CONFLICT);
-        route_end_session(s, u, old);
+        presence_end_session(s, u, old);
     } else if (old) {
         session_remove(u, old);
     }
     struct session *ss = session_add(u, b->conn, jid, b->jid_len);
     if (!ss) {
-        user_drop_if_empty(&s->users, u);
+        user_release(&s->users, u);
         if (!(b->flags & PROTO_SESSION_REREGISTER))
             out_bind_result(s, b->conn, -ENOMEM, NULL, 0);
         return;
     }
+    load_start(s, u); /* the roster is on its way before the client asks for it */
     if (b->flags & PROTO_SESSION_REREGISTER) {
+        /* The router restarted: contacts already have this presence. */
         if (b->presence_len)
             session_set_presence(ss, presence, b->presence_len, b->priority);
         return;
@@ -208,32 +298,15 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
     out_bind_result(s, b->conn, 0, jid, b->jid_len);
 }
 
-void route_end_session(struct shard *s, struct user *u, struct session *ss)
-{
-    if (ss->available) {
-        /* RFC 6121 §4.5.2: the user's other resources learn the session is gone. */
-        struct buf b = {0};
-        buf_puts(&b, "<presence type='unavailable'");
-        xmlw_attr(&b, "from", ss->jid, ss->jid_len);
-        buf_puts(&b, "/>");
-        uint64_t conns[MAX_TARGETS];
-        unsigned k = 0;
-        for (struct session *o = u->sessions; o && k < MAX_TARGETS; o = o->next)
-            if (o != ss && o->available)
-                conns[k++] = o->conn;
-        if (k && buf_used(&b))
-            out_deliver(s, conns, k, buf_data(&b), buf_used(&b));
-        buf_free(&b);
-    }
-    session_remove(u, ss);
-}
-
 void route_unbind(struct shard *s, const struct proto_session *b, const char *jid)
 {
     struct user *u = user_find(&s->users, b->key, jid, b->bare_len);
     struct session *ss = u ? session_by_conn(u, b->conn) : NULL;
-    if (ss) {
-        route_end_session(s, u, ss);
-        user_drop_if_empty(&s->users, u);
-    }
+    if (!ss)
+        return;
+    /* The goodbye broadcast needs the roster: wait for it like any other frame. */
+    if (!load_ready(s, u, PROTO_UNBIND, b, (uint32_t)(sizeof *b + b->jid_len + b->presence_len)))
+        return;
+    presence_end_session(s, u, ss);
+    user_release(&s->users, u);
 }

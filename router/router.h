@@ -1,17 +1,37 @@
 /*
  * router: S shard worker threads. A bare JID belongs to shard jid_hash(bare) % S, which
- * alone keeps its sessions (resources, priority, last presence, the connection of each)
- * and applies the routing rules of RFC 6120 §10 and RFC 6121 §8 to stanzas addressed to
- * it. Shards never touch each other's tables.
+ * alone keeps its sessions (resources, priority, last presence, the connection of each),
+ * its roster, pending subscription requests and blocklist, and applies the rules of
+ * RFC 6120 §10 and RFC 6121 for it. Shards never touch each other's tables.
+ *
+ * A stanza takes two steps, as between two servers in RFC 6121's prose: the *sender's*
+ * shard applies the "user's server" rules (outbound subscription states, outbound
+ * blocking, sent carbons, directed presence, the presence broadcast itself), then the
+ * *recipient's* shard applies the "contact's server" rules (inbound subscription
+ * states, inbound blocking, delivery by priority, offline storage, received carbons).
+ * When both users live in one shard the second step is a call; otherwise one frame
+ * through an in-process ring (struct shard.to_shard). A presence broadcast to many
+ * contacts travels once per destination shard (RK_FANOUT) and then once per front-end
+ * thread (PROTO_DELIVER listing recipients, each `to` filled in by c2s).
+ *
+ * State is loaded on demand: a user's roster and blocklist come from the store when the
+ * user binds a session or a stanza arrives for them; frames for a user being loaded
+ * wait in order in the user's queue. Store calls are asynchronous: no shard blocks.
  *
  * Files, by job:
- *   main.c     process start, shard threads, control messages from the supervisor
- *   shard.c    a shard's loop: frames in from front-end threads, frames out
- *   session.c  the table of users and their sessions
- *   route.c    routing rules for stanzas
- *   iq.c       stanzas addressed to the server itself
- *   out.c      frames to front-end threads: delivery grouped per thread, errors, and a
- *              queue for a ring that is full (nothing is dropped)
+ *   main.c     process start, shards, inter-shard rings, control messages
+ *   shard.c    a shard's loop: frames in, frames out, store completions
+ *   session.c  users and sessions in a hash table
+ *   load.c     loading a user's state, the queue of frames that wait for it
+ *   route.c    the outbound and inbound steps: routing rules, delivery by priority
+ *   roster.c   the roster in memory and jabber:iq:roster (RFC 6121 §2)
+ *   sub.c      subscription states (RFC 6121 §3, Appendix A)
+ *   presence.c broadcast, probes, directed presence, a session's end (RFC 6121 §4)
+ *   offline.c  offline messages (XEP-0160, XEP-0203)
+ *   block.c    blocking (XEP-0191)
+ *   carbons.c  message carbons (XEP-0280)
+ *   iq.c       what the server answers itself: disco, ping, version, dispatch
+ *   out.c      frames to front-end threads and to other shards; stanza errors
  *
  * Everything here but main.c runs on the shard thread given.
  */
@@ -19,7 +39,9 @@
 #define STARLING_ROUTER_H
 
 #include "common/arena.h"
+#include "common/buf.h"
 #include "common/config.h"
+#include "common/xml_tree.h"
 #include "shm/backlog.h"
 #include "shm/bell.h"
 #include "shm/proto.h"
@@ -30,23 +52,110 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct store;
+struct store_client;
+
+/* Frames between shards (in-process rings), after the front ends' kinds. */
+enum {
+    RK_INBOUND = PROTO_KIND_MAX, /* struct proto_stanza: the recipient's step */
+    RK_FANOUT,                   /* struct rk_fanout: presence to contacts of one shard */
+    RK_PROBE,                    /* struct rk_probe: a session asks contacts' presence */
+    RK_KIND_MAX,
+};
+
+/* proto_stanza.flags, router-made stanzas only: never answered with an error (the front
+ * ends never set it; the router clears it on what they send). */
+#define ROUTE_GENERATED 0x80
+
+/* RK_FANOUT. Followed by the sender's full JID (from_len, bare first), the stanza (its
+ * `to` goes at to_at), then ncontacts entries: uint16_t len, then the bare JID. */
+struct rk_fanout {
+    uint64_t from_key;
+    uint32_t stanza_len, to_at;
+    uint16_t from_len, from_bare_len;
+    uint32_t ncontacts;
+};
+
+/* RK_PROBE. Followed by the prober's full JID (bare first), then ncontacts entries as in
+ * RK_FANOUT. Answers go straight to the prober's connection. */
+struct rk_probe {
+    uint64_t conn;
+    uint16_t from_len, from_bare_len;
+    uint32_t ncontacts;
+};
+
+/* A JID a session sent directed presence to, to be told when it goes (RFC 6121 §4.6). */
+struct directed {
+    struct directed *next;
+    uint16_t len;
+    char jid[];
+};
+
 struct session {
     struct session *next;
     uint64_t conn;
     char *jid; /* full JID; its first bare_len bytes are the user's bare JID */
     uint16_t jid_len;
     int8_t priority;
-    bool available;
-    char *presence; /* last available presence, as sent (issue 4: probes) */
+    bool available;     /* its last broadcast presence was available */
+    bool interested;    /* asked for the roster: gets roster pushes (RFC 6121 §2.1.6) */
+    bool blocklist_req; /* asked for the blocklist: gets its pushes (XEP-0191 §3.2) */
+    bool carbons;       /* XEP-0280 enabled */
+    char *presence;     /* last available presence, as sent (answers probes) */
     uint32_t presence_len;
+    struct directed *directed;
 };
+
+/* One contact in a user's roster (RFC 6121 §2.1). */
+struct roster_item {
+    struct roster_item *next; /* hash chain */
+    uint64_t hash;            /* jid_hash() of jid */
+    char *jid;                /* bare JID */
+    char *name;               /* NULL: none */
+    char **groups;
+    uint16_t jid_len, ngroups;
+    uint8_t sub; /* enum store_sub: none, to, from, both */
+    bool ask;    /* pending out */
+    bool pending_in;
+    bool approved; /* pre-approved (RFC 6121 §3.4) */
+    bool hidden;   /* only subscription state, not in the user's visible roster */
+};
+
+struct roster {
+    struct roster_item **buckets;
+    size_t mask, count;
+    uint64_t ver;
+};
+
+struct blocklist {
+    char **jids;
+    size_t n, cap;
+};
+
+/* A frame waiting for its user's state. */
+struct pending {
+    struct pending *next;
+    uint16_t kind;
+    uint32_t len;
+    char payload[];
+};
+
+enum user_state { USER_COLD, USER_LOADING, USER_READY };
 
 struct user {
     struct user *next; /* hash chain */
     uint64_t key;
     char *bare;
-    uint16_t bare_len;
+    uint16_t bare_len, local_len;
+    uint8_t state;   /* enum user_state */
+    uint8_t loading; /* store answers still due */
+    bool exists;     /* the account exists (the store found its roster) */
+    bool load_failed;
+    unsigned busy;   /* asynchronous calls that will find it again by pointer */
     struct session *sessions;
+    struct pending *pend_head, *pend_tail;
+    struct roster roster;
+    struct blocklist block;
 };
 
 struct user_table {
@@ -55,30 +164,42 @@ struct user_table {
     size_t count;
 };
 
+/* Counters of one shard; RESULTS.md reads them from the fan-out benchmark. */
+struct shard_stats {
+    uint64_t frames_in, frames_out;
+    uint64_t deliveries;      /* recipients reached */
+    uint64_t deliver_frames;  /* PROTO_DELIVER frames written */
+    uint64_t fanout_frames;   /* RK_FANOUT frames sent to other shards */
+    uint64_t fanout_contacts; /* contacts those frames listed */
+};
+
 struct shard {
-    unsigned idx;
+    unsigned idx, nshards;
     const struct config *cfg;
     unsigned nfe;                 /* front-end threads (c2s threads) */
     struct ring *from_fe, *to_fe; /* [nfe] */
-    struct bell bell;             /* frames for us, or room in a ring we wait on */
     bool *dirty;                  /* [nfe] committed frames not yet published */
     struct backlog *backlog;      /* [nfe] frames waiting for room */
     bool *broken;                 /* [nfe] inbound ring corrupt: left alone until reset */
-    bool retry_out;               /* an outbound ring had room already: flush again */
+    struct ring *from_shard, *to_shard; /* [nshards] in-process; [idx] unused */
+    bool *shard_dirty;
+    struct backlog *shard_backlog;
+    bool retry_out;  /* an outbound ring had room already: flush again */
+    struct bell bell; /* frames for us, or room in a ring we wait on */
+    struct store_client *store;
     struct user_table users;
     struct arena arena; /* per stanza */
     char scratch[16384];
+    struct shard_stats stats;
     _Atomic unsigned ctl;      /* control request from main (ROUTER_CTL_*), 0: none */
     _Atomic unsigned ctl_done; /* last request handled */
     unsigned ctl_arg;
     const struct config *next_cfg; /* ROUTER_CTL_RELOAD */
-    int ctl_fd;                    /* eventfd main uses to wake the shard for a control request */
-    uint64_t frames_in, frames_out, deliveries;
 };
 
 enum { ROUTER_CTL_NONE, ROUTER_CTL_FE_DOWN, ROUTER_CTL_STOP, ROUTER_CTL_RELOAD };
 
-/* A stanza frame from a front end, validated, with its strings located. */
+/* A stanza frame, validated, with its strings located. */
 struct stanza {
     const struct proto_stanza *h;
     const char *from, *to, *raw;
@@ -87,44 +208,159 @@ struct stanza {
 
 /* The control socket to the supervisor (main.c). */
 extern int router_ctl_fd;
+/* The shard this thread runs: store callbacks find their shard through it. */
+extern _Thread_local struct shard *shard_current;
+
+static inline unsigned shard_of(const struct shard *s, uint64_t key)
+{
+    return (unsigned)(key % s->nshards);
+}
 
 /* ---- session.c ---- */
 void users_init(struct user_table *t);
 void users_free(struct user_table *t);
 struct user *user_find(struct user_table *t, uint64_t key, const char *bare, size_t len);
 struct user *user_get(struct user_table *t, uint64_t key, const char *bare, size_t len);
-void user_drop_if_empty(struct user_table *t, struct user *u);
+/* Frees the user when nothing holds it: no session, no queued frame, no call due. */
+void user_release(struct user_table *t, struct user *u);
 struct session *session_find(struct user *u, const char *res, size_t len);
 struct session *session_by_conn(struct user *u, uint64_t conn);
 struct session *session_add(struct user *u, uint64_t conn, const char *jid, size_t len);
 void session_remove(struct user *u, struct session *s);
 int session_set_presence(struct session *s, const char *p, size_t len, int8_t priority);
 
+/* ---- load.c ---- */
+/* True when u's state is there; otherwise the frame is queued (a copy) and the load
+ * started: it is processed again, in order, when the state arrives. */
+bool load_ready(struct shard *s, struct user *u, uint16_t kind, const void *payload, uint32_t len);
+/* Starts loading without a frame (a session binds). */
+void load_start(struct shard *s, struct user *u);
+
+/* ---- shard.c ---- */
+void *shard_main(void *arg);
+/* Handles one frame of any kind (from a ring, or replayed from a user's queue). */
+void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t len);
+bool stanza_parse(const void *payload, uint32_t len, struct stanza *st);
+
 /* ---- route.c ---- */
-void route_frame_stanza(struct shard *s, const struct stanza *st);
+void route_outbound(struct shard *s, const struct stanza *st);
+void route_inbound(struct shard *s, const struct stanza *st);
 void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
                 const char *presence);
 void route_unbind(struct shard *s, const struct proto_session *b, const char *jid);
-/* Ends a session (connection gone, replaced, front end died): its unavailable presence
- * goes to the user's other resources. The user stays, even without sessions: the
- * caller drops it (user_drop_if_empty) when it is done with it. */
-void route_end_session(struct shard *s, struct user *u, struct session *ss);
+/* Hands st to the recipient's step: a call when its shard is ours, else a frame. */
+void route_forward(struct shard *s, const struct stanza *st);
+/* A stanza the server makes itself on behalf of `from` (a user of this shard or the
+ * one being answered), taken to the recipient's step. */
+void route_generated(struct shard *s, const char *from, size_t from_len, size_t from_bare_len,
+                     const char *to, size_t to_len, size_t to_bare_len, uint8_t kind, uint8_t type,
+                     const char *stanza, size_t len);
+/* Message delivery to a user (bare JID, or a full JID with no such session). */
+void route_message_to_user(struct shard *s, struct user *u, const struct stanza *st);
+
+/* ---- roster.c ---- */
+void roster_init(struct roster *r);
+void roster_free(struct roster *r);
+struct roster_item *roster_find(const struct roster *r, const char *jid, size_t len);
+struct roster_item *roster_add(struct roster *r, const char *jid, size_t len);
+void roster_remove(struct roster *r, struct roster_item *it);
+/* Writes the item (or its removal) to the store and pushes it to interested sessions. */
+void roster_changed(struct shard *s, struct user *u, struct roster_item *it, bool removed);
+/* jabber:iq:roster from one of u's sessions. */
+void roster_iq(struct shard *s, struct user *u, struct session *ss, const struct stanza *st,
+               const struct xml_node *iq, const struct xml_node *q);
+
+/* ---- sub.c ---- */
+void sub_outbound(struct shard *s, struct user *u, const struct stanza *st);
+void sub_inbound(struct shard *s, struct user *v, const struct stanza *st);
+
+/* ---- presence.c ---- */
+/* A presence without `to` from session ss: availability, broadcast, probes. */
+void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
+                        const struct stanza *st);
+/* Directed available or unavailable presence: remembered, then forwarded. */
+void presence_directed(struct shard *s, struct user *u, struct session *ss,
+                       const struct stanza *st);
+/* Presence for a user of ours (inbound): delivered to its available sessions. */
+void presence_inbound(struct shard *s, struct user *v, const struct stanza *st);
+void presence_fanout_in(struct shard *s, const struct rk_fanout *f, uint32_t len);
+void presence_probe_in(struct shard *s, const struct rk_probe *p, uint32_t len);
+/* Sends the current presence of each of u's available sessions to `to` (a bare JID):
+ * after an approval or an unblock. unavailable: the opposite. */
+void presence_send_all(struct shard *s, struct user *u, const char *to, size_t to_len,
+                       bool unavailable);
+/* A session ends: unavailable to contacts, directed recipients and own resources. */
+void presence_end_session(struct shard *s, struct user *u, struct session *ss);
+
+/* ---- offline.c ---- */
+/* Stores a message for a user with no available session, or answers the sender. */
+void offline_store(struct shard *s, struct user *u, const struct stanza *st);
+/* Initial presence with a non-negative priority: the stored messages go out. */
+void offline_deliver(struct shard *s, struct user *u, struct session *ss);
+/* Initial presence: subscription requests still unanswered go out again. */
+void offline_subreqs(struct shard *s, struct user *u, struct session *ss);
+
+/* ---- block.c ---- */
+bool block_blocks(const struct blocklist *b, const char *jid, size_t len);
+void block_iq(struct shard *s, struct user *u, struct session *ss, const struct stanza *st,
+              const struct xml_node *iq, const struct xml_node *q);
+void block_free(struct blocklist *b);
+
+/* ---- carbons.c ---- */
+bool carbons_eligible(const struct stanza *st);
+/* Copies of a message u's session `from_conn` sent, to u's other carbons sessions. */
+void carbons_sent(struct shard *s, struct user *u, const struct stanza *st);
+/* Copies of a message delivered to some of v's sessions, to v's other carbons sessions. */
+void carbons_received(struct shard *s, struct user *v, const struct stanza *st,
+                      struct session *const *got, unsigned ngot);
+void carbons_iq(struct shard *s, struct session *ss, const struct stanza *st, const char *id,
+                const struct xml_node *q);
 
 /* ---- iq.c ---- */
-void iq_to_server(struct shard *s, const struct stanza *st);
+/* An iq for the server, or for an account's bare JID (its own user, or another). */
+void iq_to_server(struct shard *s, struct user *u, struct session *ss, const struct stanza *st);
+void iq_to_account(struct shard *s, struct user *v, const struct stanza *st);
+/* <iq type='result'/> with payload (may be NULL) to the sender of st. */
+void iq_result(struct shard *s, const struct stanza *st, const char *id, const char *payload,
+               size_t payload_len);
 
 /* ---- out.c ---- */
-/* The stanza bytes to each of conns (any threads): one frame per destination thread. */
+/* A recipient for out_deliver_to(): its `to` attribute (` to='...'`, escaped), or none. */
+struct out_rcpt {
+    uint64_t conn;
+    const char *to_attr;
+    uint16_t to_len;
+};
+/* The stanza to each of rcpt (any threads): one frame per destination thread. The
+ * recipients with a to_attr get it inserted at to_at. */
+void out_deliver_to(struct shard *s, const struct out_rcpt *rcpt, unsigned n, const char *stanza,
+                    size_t len, uint32_t to_at);
+/* Recipients with a `to` each: built up, then sent with one out_deliver_to(). */
+struct out_list {
+    struct out_rcpt *r;
+    size_t *off; /* of each recipient's attribute in attrs */
+    unsigned n, cap;
+    struct buf attrs;
+};
+/* Adds conn, whose `to` will be jid (escaped here). */
+void out_list_add(struct out_list *l, uint64_t conn, const char *jid, size_t len);
+void out_list_send(struct shard *s, struct out_list *l, const char *stanza, size_t len,
+                   uint32_t to_at);
+void out_list_free(struct out_list *l);
+
+/* The same stanza as is to each of conns. */
 void out_deliver(struct shard *s, const uint64_t *conns, unsigned n, const char *stanza,
                  size_t len);
 void out_bind_result(struct shard *s, uint64_t conn, int result, const char *jid, size_t len);
 void out_close(struct shard *s, uint64_t conn, uint8_t condition);
-/* An error answering st (RFC 6120 §8.3) to its sender. */
+/* An error answering st (RFC 6120 §8.3) to its sender; extra (may be NULL) is an
+ * application-specific condition element added after the defined one. */
 void out_error(struct shard *s, const struct stanza *st, const char *type, const char *condition);
-/* Sends what the backlog holds, publishes, wakes front ends. */
+void out_error_extra(struct shard *s, const struct stanza *st, const char *type,
+                     const char *condition, const char *extra);
+/* A frame for another shard (copied; queued in order when its ring is full). */
+void out_to_shard(struct shard *s, unsigned dst, uint16_t kind, const void *payload, uint32_t len);
+/* Sends what the backlogs hold, publishes, wakes front ends and shards. */
 void out_flush(struct shard *s);
-
-/* ---- shard.c ---- */
-void *shard_main(void *arg);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * session.c: a shard's users and their sessions. Chained hash table keyed by the bare
- * JID's hash (already computed by the front end: the frame carries it), doubled when it
- * holds as many users as buckets. A user exists while it has a session.
+ * JID's hash (the front end computed it: the frame carries it), doubled when it holds
+ * as many users as buckets. A user stays while anything refers to it: a session, a
+ * queued frame, or a store call that will look it up again by pointer.
  */
 #include "router/router.h"
 
@@ -20,9 +21,32 @@ void users_init(struct user_table *t)
 
 static void session_free(struct session *s)
 {
+    while (s->directed) {
+        struct directed *d = s->directed;
+        s->directed = d->next;
+        free(d);
+    }
     free(s->jid);
     free(s->presence);
     free(s);
+}
+
+static void user_free(struct user *u)
+{
+    while (u->sessions) {
+        struct session *s = u->sessions;
+        u->sessions = s->next;
+        session_free(s);
+    }
+    while (u->pend_head) {
+        struct pending *p = u->pend_head;
+        u->pend_head = p->next;
+        free(p);
+    }
+    roster_free(&u->roster);
+    block_free(&u->block);
+    free(u->bare);
+    free(u);
 }
 
 void users_free(struct user_table *t)
@@ -31,13 +55,7 @@ void users_free(struct user_table *t)
         struct user *u = t->buckets[i];
         while (u) {
             struct user *next = u->next;
-            while (u->sessions) {
-                struct session *s = u->sessions;
-                u->sessions = s->next;
-                session_free(s);
-            }
-            free(u->bare);
-            free(u);
+            user_free(u);
             u = next;
         }
     }
@@ -81,6 +99,9 @@ struct user *user_get(struct user_table *t, uint64_t key, const char *bare, size
     struct user *u = user_find(t, key, bare, len);
     if (u || !t->buckets)
         return u;
+    const char *at = memchr(bare, '@', len);
+    if (!at)
+        return NULL; /* a domain has no account */
     u = calloc(1, sizeof *u);
     if (!u)
         return NULL;
@@ -92,7 +113,9 @@ struct user *user_get(struct user_table *t, uint64_t key, const char *bare, size
     memcpy(u->bare, bare, len);
     u->bare[len] = '\0';
     u->bare_len = (uint16_t)len;
+    u->local_len = (uint16_t)(at - bare);
     u->key = key;
+    roster_init(&u->roster);
     u->next = t->buckets[key & t->mask];
     t->buckets[key & t->mask] = u;
     if (++t->count > t->mask + 1)
@@ -100,9 +123,9 @@ struct user *user_get(struct user_table *t, uint64_t key, const char *bare, size
     return u;
 }
 
-void user_drop_if_empty(struct user_table *t, struct user *u)
+void user_release(struct user_table *t, struct user *u)
 {
-    if (u->sessions)
+    if (u->sessions || u->pend_head || u->busy || u->state == USER_LOADING)
         return;
     struct user **pp = &t->buckets[u->key & t->mask];
     while (*pp && *pp != u)
@@ -110,14 +133,14 @@ void user_drop_if_empty(struct user_table *t, struct user *u)
     if (*pp)
         *pp = u->next;
     t->count--;
-    free(u->bare);
-    free(u);
+    user_free(u);
 }
 
 struct session *session_find(struct user *u, const char *res, size_t len)
 {
     for (struct session *s = u->sessions; s; s = s->next)
-        if (s->jid_len == u->bare_len + 1 + len && memcmp(s->jid + u->bare_len + 1, res, len) == 0)
+        if (s->jid_len == u->bare_len + 1 + len &&
+            memcmp(s->jid + u->bare_len + 1, res, len) == 0)
             return s;
     return NULL;
 }

@@ -1,15 +1,18 @@
 /*
- * shard.c: one shard worker's loop. Drain every inbound ring in bounded batches, route
- * each frame, publish what was produced, and sleep on the shard's bell when there is
- * nothing to do (after the doorbell handshake of bell.h). While the frames waiting for
- * a full outbound ring exceed BACKLOG_MAX, inbound rings are left alone: the front ends
- * then find their rings full and stop reading their clients.
+ * shard.c: one shard worker's loop. Drain every inbound ring (front-end threads, other
+ * shards) in bounded batches, handle each frame, run the store's completions, publish
+ * what was produced, and sleep when there is nothing to do: the doorbell handshake of
+ * bell.h, and a poll on the bell and the store's eventfd together. While the frames
+ * waiting for full outbound rings exceed BACKLOG_MAX, inbound rings are left alone: the
+ * front ends then find their rings full and stop reading their clients.
  */
 #include "router/router.h"
 #include "common/ctl.h"
 #include "common/log.h"
+#include "common/store.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,14 +20,15 @@
 #define BATCH       256
 #define BACKLOG_MAX (8u << 20)
 
-/* Validates a STANZA frame's lengths against the frame and locates its strings. */
-static bool parse_stanza(const struct ring_frame *f, struct stanza *st)
+_Thread_local struct shard *shard_current;
+
+bool stanza_parse(const void *payload, uint32_t len, struct stanza *st)
 {
-    if (f->len < sizeof(struct proto_stanza))
+    if (len < sizeof(struct proto_stanza))
         return false;
-    const struct proto_stanza *h = f->payload;
+    const struct proto_stanza *h = payload;
     uint64_t need = sizeof *h + (uint64_t)h->from_len + h->to_len + h->stanza_len;
-    if (need > f->len || h->from_bare_len >= h->from_len || h->to_bare_len > h->to_len ||
+    if (need > len || h->from_bare_len >= h->from_len || h->to_bare_len > h->to_len ||
         h->head_len > h->stanza_len || h->kind > PROTO_IQ || h->stanza_len == 0)
         return false;
     const char *p = (const char *)(h + 1);
@@ -41,13 +45,13 @@ static bool parse_stanza(const struct ring_frame *f, struct stanza *st)
     return true;
 }
 
-static bool parse_session(const struct ring_frame *f, const struct proto_session **b,
+static bool parse_session(const void *payload, uint32_t len, const struct proto_session **b,
                           const char **jid, const char **presence)
 {
-    if (f->len < sizeof(struct proto_session))
+    if (len < sizeof(struct proto_session))
         return false;
-    const struct proto_session *s = f->payload;
-    if (sizeof *s + (uint64_t)s->jid_len + s->presence_len > f->len || s->bare_len >= s->jid_len)
+    const struct proto_session *s = payload;
+    if (sizeof *s + (uint64_t)s->jid_len + s->presence_len > len || s->bare_len >= s->jid_len)
         return false;
     *b = s;
     *jid = (const char *)(s + 1);
@@ -55,56 +59,113 @@ static bool parse_session(const struct ring_frame *f, const struct proto_session
     return true;
 }
 
-static void on_frame(struct shard *s, unsigned fe, const struct ring_frame *f)
+/* A stanza from a front end: its sender's step, once the sender's state is here. */
+static void from_sender(struct shard *s, uint16_t kind, const void *payload, uint32_t len,
+                        const struct stanza *st)
 {
-    s->frames_in++;
-    if (f->kind == PROTO_STANZA) {
-        struct stanza st;
-        if (parse_stanza(f, &st) && st.h->key % s->cfg->router.shards == s->idx &&
-            PROTO_CONN_THREAD(st.h->conn) == fe) {
-            route_frame_stanza(s, &st);
+    struct user *u = user_find(&s->users, st->h->key, st->from, st->from_bare_len);
+    if (!u || !session_by_conn(u, st->h->conn))
+        return; /* its session ended meanwhile */
+    if (!load_ready(s, u, kind, payload, len))
+        return;
+    route_outbound(s, st);
+}
+
+void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t len)
+{
+    struct stanza st;
+    const struct proto_session *b;
+    const char *jid, *presence;
+
+    switch (kind) {
+    case PROTO_STANZA:
+        if (stanza_parse(payload, len, &st) && shard_of(s, st.h->key) == s->idx) {
+            from_sender(s, kind, payload, len, &st);
             return;
         }
-    } else if (f->kind == PROTO_BIND || f->kind == PROTO_UNBIND) {
-        const struct proto_session *b;
-        const char *jid, *presence;
-        if (parse_session(f, &b, &jid, &presence) && PROTO_CONN_THREAD(b->conn) == fe) {
-            if (f->kind == PROTO_BIND)
+        break;
+    case PROTO_BIND:
+    case PROTO_UNBIND:
+        if (parse_session(payload, len, &b, &jid, &presence) && shard_of(s, b->key) == s->idx) {
+            if (kind == PROTO_BIND)
                 route_bind(s, b, jid, presence);
             else
                 route_unbind(s, b, jid);
             return;
         }
+        break;
+    case RK_INBOUND:
+        if (stanza_parse(payload, len, &st)) {
+            route_inbound(s, &st);
+            return;
+        }
+        break;
+    case RK_FANOUT:
+        if (len >= sizeof(struct rk_fanout)) {
+            presence_fanout_in(s, payload, len);
+            return;
+        }
+        break;
+    case RK_PROBE:
+        if (len >= sizeof(struct rk_probe)) {
+            presence_probe_in(s, payload, len);
+            return;
+        }
+        break;
     }
-    LOG_RL(LOG_LEVEL_ERROR, "shard %u: malformed frame of kind %u from thread %u", s->idx, f->kind,
-           fe);
+    LOG_RL(LOG_LEVEL_ERROR, "shard %u: malformed frame of kind %u", s->idx, kind);
+}
+
+/* A bounded batch from one ring; on corruption the ring is left alone until reset. */
+static unsigned drain_ring(struct shard *s, struct ring *r, bool *broken, int fe)
+{
+    struct ring_frame f;
+    unsigned n = 0;
+    int rc = 0;
+    if (*broken)
+        return 0;
+    while (n < BATCH && (rc = ring_peek(r, &f)) == 1) {
+        s->stats.frames_in++;
+        /* A front end may only speak for its own connections. */
+        if (fe >= 0 && f.kind == PROTO_STANZA && f.len >= sizeof(struct proto_stanza) &&
+            PROTO_CONN_THREAD(((const struct proto_stanza *)f.payload)->conn) != (unsigned)fe)
+            LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d sent another thread's stanza", s->idx,
+                   fe);
+        else if (fe >= 0 && (f.kind == PROTO_BIND || f.kind == PROTO_UNBIND) &&
+                 f.len >= sizeof(struct proto_session) &&
+                 PROTO_CONN_THREAD(((const struct proto_session *)f.payload)->conn) !=
+                     (unsigned)fe)
+            LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d sent another thread's session", s->idx,
+                   fe);
+        else if (fe >= 0 && f.kind >= PROTO_BIND_RESULT)
+            LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d sent a frame of kind %u", s->idx, fe,
+                   f.kind);
+        else
+            shard_frame(s, f.kind, f.payload, f.len);
+        ring_consume(r);
+        n++;
+    }
+    if (n && ring_release(r))
+        bell_ring(r->peer);
+    if (rc < 0) {
+        LOG_ERROR("shard %u: ring from %s %d is corrupt", s->idx, fe >= 0 ? "thread" : "shard",
+                  fe);
+        *broken = true;
+        if (fe >= 0) /* the front end is broken; the supervisor replaces it and we reset */
+            ctl_tell(router_ctl_fd, CTL_PEER_BROKEN, CTL_ROLE_C2S);
+    }
+    return n;
 }
 
 static unsigned drain(struct shard *s)
 {
     unsigned total = 0;
-    for (unsigned fe = 0; fe < s->nfe; fe++) {
-        struct ring *r = &s->from_fe[fe];
-        struct ring_frame f;
-        unsigned n = 0;
-        int rc = 0;
-        if (s->broken[fe])
-            continue;
-        while (n < BATCH && (rc = ring_peek(r, &f)) == 1) {
-            on_frame(s, fe, &f);
-            ring_consume(r);
-            n++;
-        }
-        if (n && ring_release(r))
-            bell_ring(r->peer);
-        if (rc < 0) {
-            /* The front end is broken; the supervisor replaces it and we reset. */
-            LOG_ERROR("shard %u: ring from thread %u is corrupt", s->idx, fe);
-            s->broken[fe] = true;
-            ctl_tell(router_ctl_fd, CTL_PEER_BROKEN, CTL_ROLE_C2S);
-        }
-        total += n;
-    }
+    bool never = false;
+    for (unsigned t = 0; t < s->nshards; t++)
+        if (t != s->idx)
+            total += drain_ring(s, &s->from_shard[t], &never, -1);
+    for (unsigned fe = 0; fe < s->nfe; fe++)
+        total += drain_ring(s, &s->from_fe[fe], &s->broken[fe], (int)fe);
     return total;
 }
 
@@ -113,18 +174,24 @@ static size_t backlog_total(const struct shard *s)
     size_t b = 0;
     for (unsigned fe = 0; fe < s->nfe; fe++)
         b += s->backlog[fe].bytes;
+    for (unsigned t = 0; t < s->nshards; t++)
+        b += s->shard_backlog[t].bytes;
     return b;
 }
 
 static bool inbound_pending(struct shard *s)
 {
+    for (unsigned t = 0; t < s->nshards; t++)
+        if (t != s->idx && !ring_empty(&s->from_shard[t]))
+            return true;
     for (unsigned fe = 0; fe < s->nfe; fe++)
         if (!s->broken[fe] && !ring_empty(&s->from_fe[fe]))
             return true;
     return false;
 }
 
-/* The front end died: its sessions are gone, its rings start over (ring.h, "Reset"). */
+/* The front end died: its sessions are gone, its rings start over (ring.h, "Reset").
+ * Contacts in other shards learn nothing here: with one front end, they died too. */
 static void front_end_down(struct shard *s, unsigned role)
 {
     (void)role; /* c2s is the only front end so far */
@@ -133,13 +200,9 @@ static void front_end_down(struct shard *s, unsigned role)
         struct user *u = t->buckets[i];
         while (u) {
             struct user *next = u->next;
-            struct session *ss = u->sessions;
-            while (ss) {
-                struct session *n = ss->next;
-                session_remove(u, ss);
-                ss = n;
-            }
-            user_drop_if_empty(t, u);
+            while (u->sessions)
+                session_remove(u, u->sessions);
+            user_release(t, u);
             u = next;
         }
     }
@@ -152,12 +215,27 @@ static void front_end_down(struct shard *s, unsigned role)
     }
 }
 
+static void sleep_until_work(struct shard *s)
+{
+    struct pollfd pf[2] = {{bell_fd(&s->bell), POLLIN, 0}, {store_client_fd(s->store), POLLIN, 0}};
+    bell_prepare_sleep(&s->bell);
+    if ((backlog_total(s) < BACKLOG_MAX && inbound_pending(s)) ||
+        atomic_load_explicit(&s->ctl, memory_order_acquire) != ROUTER_CTL_NONE) {
+        bell_cancel_sleep(&s->bell);
+        return;
+    }
+    /* Frames (the bell) or store answers (its eventfd), whichever comes first. */
+    poll(pf, 2, 1000);
+    bell_drain(&s->bell);
+}
+
 void *shard_main(void *arg)
 {
     struct shard *s = arg;
     char label[32];
     snprintf(label, sizeof label, "shard %u", s->idx);
     log_thread_set(label);
+    shard_current = s;
     users_init(&s->users);
     arena_init(&s->arena, 16384);
 
@@ -175,19 +253,14 @@ void *shard_main(void *arg)
             atomic_fetch_add_explicit(&s->ctl_done, 1, memory_order_release);
             continue;
         }
-        unsigned n = backlog_total(s) < BACKLOG_MAX ? drain(s) : 0;
+        unsigned n = store_poll(s->store) > 0;
+        n += backlog_total(s) < BACKLOG_MAX ? drain(s) : 0;
         out_flush(s);
         if (n || s->retry_out) {
             s->retry_out = false;
             continue;
         }
-        bell_prepare_sleep(&s->bell);
-        if ((backlog_total(s) < BACKLOG_MAX && inbound_pending(s)) ||
-            atomic_load_explicit(&s->ctl, memory_order_acquire) != ROUTER_CTL_NONE) {
-            bell_cancel_sleep(&s->bell);
-            continue;
-        }
-        bell_wait(&s->bell, 1000);
+        sleep_until_work(s);
     }
     users_free(&s->users);
     arena_free(&s->arena);

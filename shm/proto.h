@@ -25,7 +25,7 @@
 
 #include <stdint.h>
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 
 static inline uint64_t proto_conn_id(unsigned fe, unsigned thread, uint32_t slot, uint32_t gen)
 {
@@ -102,7 +102,9 @@ struct proto_session {
  * bytes: `from` already stamped by the front end, namespaces self-contained). */
 struct proto_stanza {
     uint64_t conn;   /* the sender's connection, for errors and results */
-    uint64_t key;    /* jid_hash() of the bare JID this frame was routed by */
+    uint64_t key;    /* jid_hash() of the sender's bare JID: its shard does the outbound
+                        rules of RFC 6121 (its roster, blocklist, sessions live there) */
+    uint64_t to_key; /* jid_hash() of the destination's bare JID (0 without `to`) */
     uint8_t kind;    /* enum proto_stanza_kind */
     uint8_t type;    /* enum proto_*_type of that kind */
     uint8_t flags;   /* PROTO_STANZA_* */
@@ -128,11 +130,21 @@ struct proto_bind_result {
     uint16_t pad;
 };
 
-/* DELIVER. Followed by nrcpt connection ids (uint64_t each, all of the receiving
- * thread), then the stanza bytes, written as is to each connection. */
+/* DELIVER. Followed by nrcpt struct proto_rcpt (connections of the receiving thread),
+ * the stanza bytes, then a table of ` to='...'` attributes (already escaped) that
+ * recipients with to_len != 0 get inserted at to_at: a broadcast travels once per
+ * thread and each recipient's `to` is filled in at this last hop. */
 struct proto_deliver {
     uint32_t nrcpt;
     uint32_t stanza_len;
+    uint32_t to_at;    /* where the `to` attribute goes: right after the element name */
+    uint32_t attr_len; /* bytes of the attribute table */
+};
+
+struct proto_rcpt {
+    uint64_t conn;
+    uint32_t to_off; /* into the attribute table */
+    uint32_t to_len; /* 0: the stanza as is */
 };
 
 /* CLOSE. The front end sends the stream error and closes the connection. */

@@ -1,0 +1,137 @@
+/*
+ * load.c: a user's state (roster, blocklist) comes from the store when first needed:
+ * when a session binds, or when a stanza arrives for a user of this shard that is not
+ * in memory. Until both answers are in, every frame for that user waits in the user's
+ * queue (a copy: the ring's bytes are released), and is then processed in arrival
+ * order, so nothing is reordered or lost.
+ */
+#include "router/router.h"
+#include "common/log.h"
+#include "common/store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void loaded(struct shard *s, struct user *u)
+{
+    if (--u->loading)
+        return;
+    u->state = USER_READY;
+    /* Replay in order. A replayed frame may queue nothing new: the state is here. */
+    u->busy++;
+    while (u->pend_head) {
+        struct pending *p = u->pend_head;
+        u->pend_head = p->next;
+        if (!u->pend_head)
+            u->pend_tail = NULL;
+        shard_frame(s, p->kind, p->payload, p->len);
+        free(p);
+    }
+    u->busy--;
+    user_release(&s->users, u);
+}
+
+static void on_roster(void *arg, int res, const struct store_roster *r)
+{
+    struct user *u = arg;
+    struct shard *s = shard_current;
+    u->busy--;
+    if (res == 0) {
+        u->exists = true;
+        u->roster.ver = r->ver;
+        for (size_t i = 0; i < r->n; i++) {
+            const struct store_roster_item *si = &r->items[i];
+            struct roster_item *it = roster_add(&u->roster, si->jid, strlen(si->jid));
+            if (!it)
+                continue;
+            it->name = si->name ? strdup(si->name) : NULL;
+            it->sub = si->sub;
+            it->ask = si->ask;
+            it->pending_in = si->pending_in;
+            it->approved = si->approved;
+            it->hidden = si->hidden;
+            if (si->ngroups && (it->groups = calloc(si->ngroups, sizeof *it->groups))) {
+                for (size_t g = 0; g < si->ngroups; g++)
+                    if ((it->groups[it->ngroups] = strdup(si->groups[g])))
+                        it->ngroups++;
+            }
+        }
+    } else if (res == -ENOENT) {
+        u->exists = false; /* no such account: inbound stanzas get errors */
+    } else {
+        /* The store failed: serve from an empty state rather than hold frames forever. */
+        LOG_ERROR("shard %u: cannot load the roster of %s: %s", s->idx, u->bare, strerror(-res));
+        u->exists = u->sessions != NULL;
+        u->load_failed = true;
+    }
+    loaded(s, u);
+}
+
+static void on_blocklist(void *arg, int res, const struct store_list *l)
+{
+    struct user *u = arg;
+    struct shard *s = shard_current;
+    u->busy--;
+    if (res == 0) {
+        for (size_t i = 0; i < l->n; i++) {
+            if (u->block.n == u->block.cap) {
+                size_t cap = u->block.cap ? u->block.cap * 2 : 8;
+                char **j = realloc(u->block.jids, cap * sizeof *j);
+                if (!j)
+                    break;
+                u->block.jids = j;
+                u->block.cap = cap;
+            }
+            if ((u->block.jids[u->block.n] = strdup(l->names[i])))
+                u->block.n++;
+        }
+    } else if (res != -ENOENT) {
+        LOG_ERROR("shard %u: cannot load the blocklist of %s: %s", s->idx, u->bare,
+                  strerror(-res));
+    }
+    loaded(s, u);
+}
+
+void load_start(struct shard *s, struct user *u)
+{
+    if (u->state != USER_COLD)
+        return;
+    char user[1024];
+    if (u->local_len >= sizeof user) {
+        u->state = USER_READY;
+        return;
+    }
+    memcpy(user, u->bare, u->local_len);
+    user[u->local_len] = '\0';
+    u->state = USER_LOADING;
+    u->loading = 2;
+    u->busy += 2; /* each callback gives one back */
+    if (store_roster_get(s->store, user, on_roster, u) < 0)
+        on_roster(u, -EIO, NULL);
+    if (store_block_list(s->store, user, on_blocklist, u) < 0)
+        on_blocklist(u, -EIO, NULL);
+}
+
+bool load_ready(struct shard *s, struct user *u, uint16_t kind, const void *payload, uint32_t len)
+{
+    if (u->state == USER_READY)
+        return true;
+    struct pending *p = malloc(sizeof *p + len);
+    if (!p) {
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a frame for %s is lost", s->idx,
+               u->bare);
+        return false;
+    }
+    p->next = NULL;
+    p->kind = kind;
+    p->len = len;
+    memcpy(p->payload, payload, len);
+    if (u->pend_tail)
+        u->pend_tail->next = p;
+    else
+        u->pend_head = p;
+    u->pend_tail = p;
+    load_start(s, u);
+    return false;
+}

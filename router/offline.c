@@ -1,0 +1,213 @@
+/*
+ * offline.c: messages for a user with no available resource (XEP-0160). A chat or
+ * normal message is stored as it arrived, up to offline.max_messages per user; over
+ * that, or when the account does not exist, the sender gets service-unavailable
+ * (RFC 6121 §8.5.2.2.1). At the next initial presence with a non-negative priority the
+ * messages go to that resource, oldest first, each with a XEP-0203 <delay/> saying when
+ * the server took it, and are deleted from the store only afterwards: a crash in
+ * between delivers twice rather than never.
+ *
+ * Unanswered subscription requests are shown again at every initial presence
+ * (RFC 6121 §3.1.3).
+ */
+#include "router/router.h"
+#include "common/log.h"
+#include "common/store.h"
+#include "common/xmlw.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FETCH_BATCH 100
+
+static void user_name(const struct user *u, char *out, size_t cap)
+{
+    size_t n = u->local_len < cap ? u->local_len : cap - 1;
+    memcpy(out, u->bare, n);
+    out[n] = '\0';
+}
+
+/* The stored message's frame, kept to answer its sender if the store refuses it. */
+struct push_ctx {
+    uint32_t len;
+    char frame[];
+};
+
+static void on_pushed(void *arg, int res)
+{
+    struct push_ctx *c = arg;
+    struct shard *s = shard_current;
+    struct stanza st;
+    if (res < 0 && stanza_parse(c->frame, c->len, &st)) {
+        if (res != -EDQUOT && res != -ENOENT)
+            LOG_ERROR("shard %u: an offline message was not stored: %s", s->idx, strerror(-res));
+        out_error(s, &st, "cancel", "service-unavailable");
+    }
+    free(c);
+}
+
+void offline_store(struct shard *s, struct user *u, const struct stanza *st)
+{
+    char user[1024];
+    uint32_t len = (uint32_t)(sizeof *st->h + st->from_len + st->to_len + st->raw_len);
+    struct push_ctx *c = malloc(sizeof *c + len);
+    if (!c) {
+        out_error(s, st, "wait", "resource-constraint");
+        return;
+    }
+    c->len = len;
+    memcpy(c->frame, st->h, len);
+    user_name(u, user, sizeof user);
+    if (store_offline_push(s->store, user, st->raw, st->raw_len, s->cfg->offline.max_messages,
+                           on_pushed, c) < 0)
+        on_pushed(c, -EAGAIN);
+}
+
+/* A fetch in flight for one session. */
+struct fetch_ctx {
+    struct user *u;
+    uint64_t conn;
+};
+
+static void fetch(struct shard *s, struct user *u, uint64_t conn);
+
+static void on_deleted(void *arg, int res)
+{
+    struct fetch_ctx *f = arg;
+    struct shard *s = shard_current;
+    if (res < 0)
+        LOG_ERROR("shard %u: delivered offline messages of %s were not deleted", s->idx,
+                  f->u->bare);
+    f->u->busy--;
+    user_release(&s->users, f->u);
+    free(f);
+}
+
+/* The stanza with <delay/> as its first child (XEP-0203 §3). */
+static void with_delay(struct shard *s, struct buf *b, const char *raw, size_t len,
+                       int64_t stamp_s, uint32_t stamp_us)
+{
+    struct xml_parser p;
+    struct xml_event ev;
+    size_t head = 0;
+    bool empty = false;
+    xml_init_fragment(&p, NULL, s->scratch, sizeof s->scratch);
+    if (xml_next(&p, raw, len, &ev) == XML_EV_START) {
+        head = ev.raw.len;
+        empty = ev.flags & XML_F_EMPTY;
+    }
+    xml_free(&p);
+    if (!head) {
+        buf_append(b, raw, len);
+        return;
+    }
+    char stamp[64];
+    time_t t = (time_t)stamp_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp + n, sizeof stamp - n, ".%03uZ", stamp_us / 1000);
+    /* <message .../> becomes <message ...><delay/></message>. */
+    buf_append(b, raw, empty ? head - 2 : head);
+    if (empty)
+        buf_puts(b, ">");
+    buf_puts(b, "<delay xmlns='urn:xmpp:delay'");
+    xmlw_attr(b, "from", s->cfg->domain, strlen(s->cfg->domain));
+    xmlw_attr(b, "stamp", stamp, strlen(stamp));
+    buf_puts(b, "/>");
+    if (empty)
+        buf_puts(b, "</message>");
+    else
+        buf_append(b, raw + head, len - head);
+}
+
+static void on_fetched(void *arg, int res, const struct store_offline *msgs)
+{
+    struct fetch_ctx *f = arg;
+    struct shard *s = shard_current;
+    struct user *u = f->u;
+    struct session *ss = session_by_conn(u, f->conn);
+    if (res < 0 || !msgs->n || !ss) {
+        /* Nothing (more), or the session left: the rest waits for the next one. */
+        u->busy--;
+        user_release(&s->users, u);
+        free(f);
+        return;
+    }
+    uint64_t last = 0;
+    for (size_t i = 0; i < msgs->n; i++) {
+        struct buf b = {0};
+        with_delay(s, &b, msgs->msgs[i].stanza, msgs->msgs[i].len, msgs->msgs[i].stamp_s,
+                   msgs->msgs[i].stamp_us);
+        out_deliver(s, &f->conn, 1, buf_data(&b), buf_used(&b));
+        buf_free(&b);
+        last = msgs->msgs[i].seq;
+    }
+    char user[1024];
+    user_name(u, user, sizeof user);
+    /* The deletion takes this context; then a new one goes on fetching. The store runs
+     * requests in order, so the next fetch cannot see what was just delivered. */
+    uint64_t conn = f->conn;
+    if (store_offline_delete(s->store, user, last, on_deleted, f) < 0)
+        on_deleted(f, -EIO);
+    fetch(s, u, conn); /* a batch may stop short of the limit: only an empty one ends it */
+}
+
+static void fetch(struct shard *s, struct user *u, uint64_t conn)
+{
+    char user[1024];
+    struct fetch_ctx *f = malloc(sizeof *f);
+    if (!f)
+        return;
+    f->u = u;
+    f->conn = conn;
+    u->busy++;
+    user_name(u, user, sizeof user);
+    if (store_offline_fetch(s->store, user, FETCH_BATCH, on_fetched, f) < 0)
+        on_fetched(f, -EIO, NULL);
+}
+
+void offline_deliver(struct shard *s, struct user *u, struct session *ss)
+{
+    fetch(s, u, ss->conn);
+}
+
+struct subreq_ctx {
+    struct user *u;
+    uint64_t conn;
+};
+
+static void on_subreqs(void *arg, int res, const struct store_subreqs *reqs)
+{
+    struct subreq_ctx *c = arg;
+    struct shard *s = shard_current;
+    if (res == 0 && session_by_conn(c->u, c->conn))
+        for (size_t i = 0; i < reqs->n; i++) {
+            /* Only still-pending ones: an answer may have crossed the store's. */
+            struct roster_item *it =
+                roster_find(&c->u->roster, reqs->items[i].jid, strlen(reqs->items[i].jid));
+            if (it && it->pending_in)
+                out_deliver(s, &c->conn, 1, reqs->items[i].stanza, reqs->items[i].len);
+        }
+    c->u->busy--;
+    user_release(&s->users, c->u);
+    free(c);
+}
+
+void offline_subreqs(struct shard *s, struct user *u, struct session *ss)
+{
+    char user[1024];
+    struct subreq_ctx *c = malloc(sizeof *c);
+    if (!c)
+        return;
+    c->u = u;
+    c->conn = ss->conn;
+    u->busy++;
+    user_name(u, user, sizeof user);
+    if (store_subreq_list(s->store, user, on_subreqs, c) < 0)
+        on_subreqs(c, -EIO, NULL);
+}

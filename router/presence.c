@@ -1,0 +1,393 @@
+/*
+ * presence.c: presence (RFC 6121 §4).
+ *
+ * Broadcast (a presence without `to`, from session ss of user u, in u's shard):
+ *   - available: ss becomes available with this presence and priority; it goes to every
+ *     contact with a subscription from or both (not blocked by u), and to u's own
+ *     available resources. The first one (initial presence, §4.2) also probes the
+ *     contacts u subscribes to (to or both), shows ss its sibling resources, delivers
+ *     offline messages (priority >= 0) and unanswered subscription requests.
+ *   - unavailable: the same audience, plus the JIDs ss sent directed presence to (§4.6).
+ * Fan-out travels once per destination: contacts are grouped by shard, one RK_FANOUT
+ * frame per other shard; each shard then writes one PROTO_DELIVER per front-end thread
+ * listing its recipients, each recipient's `to` (the contact's bare JID, §4.2.2) filled
+ * in by c2s. A contact that is offline costs nothing: its shard skips it.
+ *
+ * Probes (§4.3): answered by the contact's shard when the prober is subscribed (the
+ * contact's roster has it as from or both), with each available resource's last
+ * presence, straight to the prober's connection.
+ */
+#include "router/router.h"
+#include "common/jid.h"
+#include "common/log.h"
+#include "common/xmlw.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Where a presence's `to` goes: right after "<presence". */
+#define TO_AT 9
+
+static bool sub_from(const struct roster_item *it)
+{
+    return it->sub == 2 || it->sub == 3; /* STORE_SUB_FROM, STORE_SUB_BOTH */
+}
+
+static bool sub_to(const struct roster_item *it)
+{
+    return it->sub == 1 || it->sub == 3; /* STORE_SUB_TO, STORE_SUB_BOTH */
+}
+
+/* Contacts grouped per destination shard, written as RK_FANOUT / RK_PROBE bodies. */
+struct groups {
+    struct buf *per; /* [nshards]: uint16_t len + bare JID, per contact */
+    uint32_t *count;
+};
+
+static bool groups_init(struct groups *g, unsigned nshards)
+{
+    g->per = calloc(nshards, sizeof *g->per);
+    g->count = calloc(nshards, sizeof *g->count);
+    return g->per && g->count;
+}
+
+static void groups_free(struct groups *g, unsigned nshards)
+{
+    for (unsigned i = 0; g->per && i < nshards; i++)
+        buf_free(&g->per[i]);
+    free(g->per);
+    free(g->count);
+}
+
+static void groups_add(struct shard *s, struct groups *g, const struct roster_item *it)
+{
+    unsigned dst = shard_of(s, it->hash);
+    uint16_t len = it->jid_len;
+    if (buf_append(&g->per[dst], &len, sizeof len) == 0 &&
+        buf_append(&g->per[dst], it->jid, len) == 0)
+        g->count[dst]++;
+}
+
+/* Walks an RK_FANOUT/RK_PROBE contact list: the next bare JID, or false at the end. */
+static bool next_contact(const char **p, const char *end, const char **jid, uint16_t *len)
+{
+    if (end - *p < 2)
+        return false;
+    memcpy(len, *p, 2);
+    if ((size_t)(end - *p - 2) < *len)
+        return false;
+    *jid = *p + 2;
+    *p += 2 + *len;
+    return true;
+}
+
+/* Delivers a broadcast presence to the available sessions of the listed contacts of
+ * this shard that do not block the sender: one frame per front-end thread. */
+static void fanout_local(struct shard *s, const char *from, size_t from_len, const char *list,
+                         size_t list_len, const char *stanza, size_t len, uint32_t to_at)
+{
+    struct out_list l = {0};
+    const char *p = list, *end = list + list_len, *jid;
+    uint16_t jl;
+    while (next_contact(&p, end, &jid, &jl)) {
+        struct user *c = user_find(&s->users, jid_hash(jid, jl), jid, jl);
+        if (!c || c->state != USER_READY || !c->sessions)
+            continue; /* offline: presence is not stored (§4.2.4) */
+        if (block_blocks(&c->block, from, from_len))
+            continue;
+        for (struct session *ss = c->sessions; ss; ss = ss->next)
+            if (ss->available)
+                out_list_add(&l, ss->conn, c->bare, c->bare_len);
+    }
+    out_list_send(s, &l, stanza, len, to_at);
+    out_list_free(&l);
+}
+
+void presence_fanout_in(struct shard *s, const struct rk_fanout *f, uint32_t len)
+{
+    const char *p = (const char *)(f + 1);
+    uint64_t need = sizeof *f + (uint64_t)f->from_len + f->stanza_len;
+    if (need > len || f->to_at > f->stanza_len)
+        return;
+    const char *from = p, *stanza = p + f->from_len;
+    fanout_local(s, from, f->from_len, stanza + f->stanza_len,
+                 len - (size_t)need, stanza, f->stanza_len, f->to_at);
+}
+
+/* Sends a presence stanza (without `to`) from u to its contacts matching the filter. */
+static void fanout(struct shard *s, struct user *u, const char *from, size_t from_len,
+                   const char *stanza, size_t len, bool unavailable)
+{
+    struct groups g;
+    if (!groups_init(&g, s->nshards)) {
+        groups_free(&g, s->nshards);
+        return;
+    }
+    for (size_t i = 0; u->roster.buckets && i <= u->roster.mask; i++)
+        for (struct roster_item *it = u->roster.buckets[i]; it; it = it->next) {
+            if (!sub_from(it) || block_blocks(&u->block, it->jid, it->jid_len))
+                continue;
+            groups_add(s, &g, it);
+        }
+    (void)unavailable;
+    for (unsigned dst = 0; dst < s->nshards; dst++) {
+        if (!g.count[dst])
+            continue;
+        if (dst == s->idx) {
+            fanout_local(s, from, from_len, buf_data(&g.per[dst]), buf_used(&g.per[dst]),
+                         stanza, len, TO_AT);
+            continue;
+        }
+        struct rk_fanout f = {
+            .from_key = u->key,
+            .stanza_len = (uint32_t)len,
+            .to_at = TO_AT,
+            .from_len = (uint16_t)from_len,
+            .from_bare_len = u->bare_len,
+            .ncontacts = g.count[dst],
+        };
+        struct buf fr = {0};
+        if (buf_append(&fr, &f, sizeof f) == 0 && buf_append(&fr, from, from_len) == 0 &&
+            buf_append(&fr, stanza, len) == 0 &&
+            buf_append(&fr, buf_data(&g.per[dst]), buf_used(&g.per[dst])) == 0)
+            out_to_shard(s, dst, RK_FANOUT, buf_data(&fr), buf_used(&fr));
+        buf_free(&fr);
+        s->stats.fanout_frames++;
+        s->stats.fanout_contacts += g.count[dst];
+    }
+    groups_free(&g, s->nshards);
+}
+
+/* The user's own available sessions hear it too (§4.2.2, §4.5.2). */
+static void to_own(struct shard *s, struct user *u, const char *stanza, size_t len,
+                   const struct session *also)
+{
+    uint64_t conns[256];
+    unsigned n = 0;
+    for (struct session *o = u->sessions; o && n < 256; o = o->next)
+        if (o->available || o == also)
+            conns[n++] = o->conn;
+    if (n)
+        out_deliver(s, conns, n, stanza, len);
+}
+
+static void probe(struct shard *s, struct user *u, struct session *ss)
+{
+    struct groups g;
+    if (!groups_init(&g, s->nshards)) {
+        groups_free(&g, s->nshards);
+        return;
+    }
+    for (size_t i = 0; u->roster.buckets && i <= u->roster.mask; i++)
+        for (struct roster_item *it = u->roster.buckets[i]; it; it = it->next)
+            if (sub_to(it) && !block_blocks(&u->block, it->jid, it->jid_len))
+                groups_add(s, &g, it);
+    for (unsigned dst = 0; dst < s->nshards; dst++) {
+        if (!g.count[dst])
+            continue;
+        struct rk_probe p = {
+            .conn = ss->conn,
+            .from_len = ss->jid_len,
+            .from_bare_len = u->bare_len,
+            .ncontacts = g.count[dst],
+        };
+        struct buf fr = {0};
+        if (buf_append(&fr, &p, sizeof p) == 0 && buf_append(&fr, ss->jid, ss->jid_len) == 0 &&
+            buf_append(&fr, buf_data(&g.per[dst]), buf_used(&g.per[dst])) == 0) {
+            if (dst == s->idx)
+                presence_probe_in(s, (const struct rk_probe *)buf_data(&fr), buf_used(&fr));
+            else
+                out_to_shard(s, dst, RK_PROBE, buf_data(&fr), buf_used(&fr));
+        }
+        buf_free(&fr);
+    }
+    groups_free(&g, s->nshards);
+}
+
+void presence_probe_in(struct shard *s, const struct rk_probe *pr, uint32_t len)
+{
+    const char *p = (const char *)(pr + 1);
+    if (sizeof *pr + (uint64_t)pr->from_len > len || pr->from_bare_len >= pr->from_len)
+        return;
+    const char *prober = p, *end = (const char *)pr + len, *jid;
+    uint16_t jl;
+    p += pr->from_len;
+    struct out_list l = {0};
+    struct buf stanzas = {0};
+    while (next_contact(&p, end, &jid, &jl)) {
+        struct user *c = user_find(&s->users, jid_hash(jid, jl), jid, jl);
+        if (!c || c->state != USER_READY)
+            continue; /* nobody online there: nothing to answer (§4.3.2) */
+        struct roster_item *it = roster_find(&c->roster, prober, pr->from_bare_len);
+        if (!it || !sub_from(it) || block_blocks(&c->block, prober, pr->from_len))
+            continue;
+        for (struct session *cs = c->sessions; cs; cs = cs->next) {
+            if (!cs->available || !cs->presence)
+                continue;
+            struct out_rcpt r = {pr->conn, NULL, 0};
+            struct buf a = {0};
+            xmlw_attr(&a, "to", prober, pr->from_len);
+            r.to_attr = buf_data(&a);
+            r.to_len = (uint16_t)buf_used(&a);
+            out_deliver_to(s, &r, 1, cs->presence, cs->presence_len, TO_AT);
+            buf_free(&a);
+        }
+    }
+    out_list_free(&l);
+    buf_free(&stanzas);
+}
+
+void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
+                        const struct stanza *st)
+{
+    uint8_t type = st->h->type;
+    if (type == PROTO_PRES_AVAILABLE) {
+        bool initial = !ss->available;
+        if (session_set_presence(ss, st->raw, st->raw_len, st->h->priority) < 0)
+            return;
+        fanout(s, u, ss->jid, ss->jid_len, st->raw, st->raw_len, false);
+        to_own(s, u, st->raw, st->raw_len, ss);
+        if (!initial)
+            return;
+        probe(s, u, ss);
+        /* The new resource learns about its siblings. */
+        for (struct session *o = u->sessions; o; o = o->next)
+            if (o != ss && o->available && o->presence)
+                out_deliver(s, &ss->conn, 1, o->presence, o->presence_len);
+        if (ss->priority >= 0)
+            offline_deliver(s, u, ss);
+        offline_subreqs(s, u, ss);
+    } else if (type == PROTO_PRES_UNAVAILABLE) {
+        bool was = ss->available;
+        ss->available = false;
+        free(ss->presence);
+        ss->presence = NULL;
+        ss->presence_len = 0;
+        if (was)
+            fanout(s, u, ss->jid, ss->jid_len, st->raw, st->raw_len, true);
+        to_own(s, u, st->raw, st->raw_len, ss);
+        /* Directed presence is undone (§4.6.3). */
+        while (ss->directed) {
+            struct directed *d = ss->directed;
+            ss->directed = d->next;
+            struct buf b = {0};
+            buf_puts(&b, "<presence type='unavailable'");
+            xmlw_attr(&b, "from", ss->jid, ss->jid_len);
+            xmlw_attr(&b, "to", d->jid, d->len);
+            buf_puts(&b, "/>");
+            const char *slash = memchr(d->jid, '/', d->len);
+            size_t blen = slash ? (size_t)(slash - d->jid) : d->len;
+            route_generated(s, ss->jid, ss->jid_len, u->bare_len, d->jid, d->len, blen,
+                            PROTO_PRESENCE, PROTO_PRES_UNAVAILABLE, buf_data(&b), buf_used(&b));
+            buf_free(&b);
+            free(d);
+        }
+    }
+}
+
+void presence_directed(struct shard *s, struct user *u, struct session *ss,
+                       const struct stanza *st)
+{
+    (void)u;
+    /* Remembered only while the session is available and the target would not hear of
+     * the session's end anyway (a subscriber gets the broadcast). */
+    struct roster_item *it = roster_find(&u->roster, st->to, st->to_bare_len);
+    struct directed **pp = &ss->directed;
+    while (*pp && !((*pp)->len == st->to_len && !memcmp((*pp)->jid, st->to, st->to_len)))
+        pp = &(*pp)->next;
+    if (st->h->type == PROTO_PRES_AVAILABLE) {
+        if (!*pp && ss->available && !(it && sub_from(it))) {
+            struct directed *d = malloc(sizeof *d + st->to_len);
+            if (d) {
+                d->next = ss->directed;
+                d->len = (uint16_t)st->to_len;
+                memcpy(d->jid, st->to, st->to_len);
+                ss->directed = d;
+            }
+        }
+    } else if (*pp) {
+        struct directed *d = *pp;
+        *pp = d->next;
+        free(d);
+    }
+    route_forward(s, st);
+}
+
+void presence_inbound(struct shard *s, struct user *v, const struct stanza *st)
+{
+    uint8_t type = st->h->type;
+    if (type == PROTO_PRES_PROBE) {
+        /* A probe a client sent: answered like a server's (§4.3.2). */
+        struct rk_probe p = {.conn = st->h->conn,
+                             .from_len = (uint16_t)st->from_len,
+                             .from_bare_len = (uint16_t)st->from_bare_len,
+                             .ncontacts = 1};
+        struct buf fr = {0};
+        uint16_t l = v->bare_len;
+        if (!(st->h->flags & ROUTE_GENERATED) && buf_append(&fr, &p, sizeof p) == 0 &&
+            buf_append(&fr, st->from, st->from_len) == 0 && buf_append(&fr, &l, 2) == 0 &&
+            buf_append(&fr, v->bare, l) == 0)
+            presence_probe_in(s, (const struct rk_probe *)buf_data(&fr), buf_used(&fr));
+        buf_free(&fr);
+        return;
+    }
+    if (st->to_len > st->to_bare_len) {
+        struct session *ss = session_find(v, st->to + st->to_bare_len + 1,
+                                          st->to_len - st->to_bare_len - 1);
+        if (ss)
+            out_deliver(s, &ss->conn, 1, st->raw, st->raw_len);
+        return; /* no such resource: dropped (§8.5.3.2.3) */
+    }
+    uint64_t conns[256];
+    unsigned n = 0;
+    for (struct session *ss = v->sessions; ss && n < 256; ss = ss->next)
+        if (ss->available)
+            conns[n++] = ss->conn;
+    if (n)
+        out_deliver(s, conns, n, st->raw, st->raw_len);
+}
+
+void presence_send_all(struct shard *s, struct user *u, const char *to, size_t to_len,
+                       bool unavailable)
+{
+    for (struct session *ss = u->sessions; ss; ss = ss->next) {
+        if (!ss->available)
+            continue;
+        struct buf b = {0};
+        if (unavailable || !ss->presence) {
+            buf_puts(&b, "<presence type='unavailable'");
+            xmlw_attr(&b, "from", ss->jid, ss->jid_len);
+            xmlw_attr(&b, "to", to, to_len);
+            buf_puts(&b, "/>");
+        } else {
+            /* The last presence with a `to`, inserted where broadcasts get theirs. */
+            buf_append(&b, ss->presence, TO_AT);
+            xmlw_attr(&b, "to", to, to_len);
+            buf_append(&b, ss->presence + TO_AT, ss->presence_len - TO_AT);
+        }
+        const char *slash = memchr(to, '/', to_len);
+        route_generated(s, ss->jid, ss->jid_len, u->bare_len, to, to_len,
+                        slash ? (size_t)(slash - to) : to_len, PROTO_PRESENCE,
+                        unavailable || !ss->presence ? PROTO_PRES_UNAVAILABLE : PROTO_PRES_AVAILABLE,
+                        buf_data(&b), buf_used(&b));
+        buf_free(&b);
+    }
+}
+
+void presence_end_session(struct shard *s, struct user *u, struct session *ss)
+{
+    if (ss->available) {
+        struct buf b = {0};
+        buf_puts(&b, "<presence type='unavailable'");
+        xmlw_attr(&b, "from", ss->jid, ss->jid_len);
+        buf_puts(&b, "/>");
+        if (buf_used(&b)) {
+            struct proto_stanza h = {.kind = PROTO_PRESENCE, .type = PROTO_PRES_UNAVAILABLE};
+            struct stanza st = {.h = &h, .raw = buf_data(&b), .raw_len = buf_used(&b)};
+            ss->available = true; /* presence_broadcast() undoes it, and the directed ones */
+            presence_broadcast(s, u, ss, &st);
+        }
+        buf_free(&b);
+    }
+    session_remove(u, ss);
+}

@@ -1,0 +1,274 @@
+/*
+ * sub.c: presence subscriptions, RFC 6121 §3 with Appendix A as the specification. A
+ * roster item's state is (sub: none/to/from/both, ask = pending out, pending_in), named
+ * as in Appendix A: "None + Pending Out" is (none, ask), "To + Pending In" is (to,
+ * pending_in), and so on.
+ *
+ * Outbound, the user U sends to contact C (A.2, in U's shard; the front end stamped the
+ * stanza with U's bare JID, §3.1.2):
+ *   subscribe     none→none+PO, none+PI→none+PO+PI, from→from+PO; always routed
+ *   unsubscribe   none+PO→none, none+PO+PI→none+PI, to→none, to+PI→none+PI,
+ *                 from+PO→from, both→from; always routed
+ *   subscribed    none+PI→from, none+PO+PI→from+PO, to+PI→both: routed, then U's
+ *                 presence goes to C; without pending-in it is a pre-approval (§3.4):
+ *                 approved is set and nothing is routed; from/both: nothing
+ *   unsubscribed  none+PI→none, none+PO+PI→none+PO, to+PI→to, from→none,
+ *                 from+PO→none+PO, both→to: routed, then U's unavailable presence goes
+ *                 to C when C had U's presence; a pre-approval is cancelled
+ * Inbound, C's shard receives from U (A.3):
+ *   subscribe     from/both: answered "subscribed" at once; pre-approved: approved and
+ *                 answered; else →pending-in, kept in the store until answered
+ *                 (redelivered at every login) and delivered to C's resources
+ *   unsubscribe   none+PI→none, none+PO+PI→none+PO, to+PI→to, from→none,
+ *                 from+PO→none+PO, both→to; delivered when the state changed
+ *   subscribed    none+PO→to, none+PO+PI→to+PI, from+PO→both; else ignored
+ *   unsubscribed  none+PO→none, none+PO+PI→none+PI, to→none, to+PI→none+PI,
+ *                 from+PO→from, both→from; else ignored
+ * Every change is saved and pushed (roster.c). An item that exists only for state
+ * (someone asked C, who never added them) is hidden from C's roster.
+ */
+#include "router/router.h"
+#include "common/log.h"
+#include "common/store.h"
+#include "common/xmlw.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool has_to(const struct roster_item *it)
+{
+    return it->sub == STORE_SUB_TO || it->sub == STORE_SUB_BOTH;
+}
+
+static bool has_from(const struct roster_item *it)
+{
+    return it->sub == STORE_SUB_FROM || it->sub == STORE_SUB_BOTH;
+}
+
+static void set_to(struct roster_item *it, bool on)
+{
+    bool from = has_from(it);
+    it->sub = on ? (from ? STORE_SUB_BOTH : STORE_SUB_TO) : (from ? STORE_SUB_FROM : STORE_SUB_NONE);
+}
+
+static void set_from(struct roster_item *it, bool on)
+{
+    bool to = has_to(it);
+    it->sub = on ? (to ? STORE_SUB_BOTH : STORE_SUB_FROM) : (to ? STORE_SUB_TO : STORE_SUB_NONE);
+}
+
+/* A hidden item with nothing left in it is deleted; anything else is saved. */
+static void commit(struct shard *s, struct user *u, struct roster_item *it)
+{
+    if (it->hidden && it->sub == STORE_SUB_NONE && !it->ask && !it->pending_in && !it->approved) {
+        roster_changed(s, u, it, true);
+        roster_remove(&u->roster, it);
+        return;
+    }
+    roster_changed(s, u, it, false);
+}
+
+static void user_name(const struct user *u, char *out, size_t cap)
+{
+    size_t n = u->local_len < cap ? u->local_len : cap - 1;
+    memcpy(out, u->bare, n);
+    out[n] = '\0';
+}
+
+static void on_stored(void *arg, int res)
+{
+    struct user *u = arg;
+    struct shard *s = shard_current;
+    if (res < 0)
+        LOG_ERROR("shard %u: a subscription request for %s was not saved", s->idx, u->bare);
+    u->busy--;
+    user_release(&s->users, u);
+}
+
+static void subreq_drop(struct shard *s, struct user *u, const char *jid)
+{
+    char user[1024];
+    user_name(u, user, sizeof user);
+    u->busy++;
+    if (store_subreq_delete(s->store, user, jid, on_stored, u) < 0)
+        on_stored(u, 0);
+}
+
+/* A subscription stanza of ours, from `from` (a bare JID of this shard) to `to`. */
+static void answer(struct shard *s, const char *from, size_t from_len, const char *to,
+                   size_t to_len, uint8_t type, const char *name)
+{
+    struct buf b = {0};
+    buf_puts(&b, "<presence type='");
+    buf_puts(&b, name);
+    buf_puts(&b, "'");
+    xmlw_attr(&b, "from", from, from_len);
+    xmlw_attr(&b, "to", to, to_len);
+    buf_puts(&b, "/>");
+    route_generated(s, from, from_len, from_len, to, to_len, to_len, PROTO_PRESENCE, type,
+                    buf_data(&b), buf_used(&b));
+    buf_free(&b);
+}
+
+static void deliver_available(struct shard *s, struct user *v, const struct stanza *st)
+{
+    uint64_t conns[256];
+    unsigned n = 0;
+    for (struct session *ss = v->sessions; ss && n < 256; ss = ss->next)
+        if (ss->available)
+            conns[n++] = ss->conn;
+    if (n)
+        out_deliver(s, conns, n, st->raw, st->raw_len);
+}
+
+void sub_outbound(struct shard *s, struct user *u, const struct stanza *st)
+{
+    const char *c = st->to;
+    size_t clen = st->to_bare_len;
+    struct roster_item *it = roster_find(&u->roster, c, clen);
+
+    switch (st->h->type) {
+    case PROTO_PRES_SUBSCRIBE:
+        if (!it) {
+            if (u->roster.count >= s->cfg->roster.max_items) {
+                out_error(s, st, "cancel", "not-allowed");
+                return;
+            }
+            if (!(it = roster_add(&u->roster, c, clen)))
+                return;
+        }
+        if (it->hidden || (!has_to(it) && !it->ask)) {
+            it->hidden = false; /* the user asked: the contact is now in the roster */
+            if (!has_to(it))
+                it->ask = true;
+            commit(s, u, it);
+        }
+        route_forward(s, st);
+        return;
+    case PROTO_PRES_UNSUBSCRIBE:
+        if (it && (it->ask || has_to(it))) {
+            it->ask = false;
+            set_to(it, false);
+            commit(s, u, it);
+        }
+        route_forward(s, st);
+        return;
+    case PROTO_PRES_SUBSCRIBED:
+        if (it && it->pending_in) {
+            it->pending_in = false;
+            it->approved = false;
+            it->hidden = false;
+            set_from(it, true);
+            commit(s, u, it);
+            route_forward(s, st);
+            subreq_drop(s, u, it->jid);
+            /* §3.1.5: the contact gets the user's current presence at once. */
+            presence_send_all(s, u, c, clen, false);
+        } else if (!it || !has_from(it)) {
+            /* §3.4: a pre-approval; the stanza itself goes nowhere. */
+            if (!it) {
+                if (u->roster.count >= s->cfg->roster.max_items) {
+                    out_error(s, st, "cancel", "not-allowed");
+                    return;
+                }
+                if (!(it = roster_add(&u->roster, c, clen)))
+                    return;
+            }
+            if (!it->approved || it->hidden) {
+                it->approved = true;
+                it->hidden = false;
+                commit(s, u, it);
+            }
+        }
+        return;
+    case PROTO_PRES_UNSUBSCRIBED:
+        if (!it) {
+            route_forward(s, st);
+            return;
+        }
+        if (it->pending_in || has_from(it) || it->approved) {
+            bool had_from = has_from(it), had_pending = it->pending_in;
+            it->pending_in = false;
+            it->approved = false;
+            set_from(it, false);
+            route_forward(s, st);
+            if (had_pending)
+                subreq_drop(s, u, it->jid);
+            if (had_from) /* the contact stops hearing the user (§3.2.2) */
+                presence_send_all(s, u, c, clen, true);
+            commit(s, u, it);
+        }
+        return;
+    }
+}
+
+void sub_inbound(struct shard *s, struct user *v, const struct stanza *st)
+{
+    const char *from = st->from; /* the sender's bare JID: subscriptions are between accounts */
+    size_t flen = st->from_bare_len;
+    struct roster_item *it = roster_find(&v->roster, from, flen);
+
+    switch (st->h->type) {
+    case PROTO_PRES_SUBSCRIBE:
+        if (it && has_from(it)) {
+            /* §3.1.3: already subscribed: answer for the contact, tell no one. */
+            answer(s, v->bare, v->bare_len, from, flen, PROTO_PRES_SUBSCRIBED, "subscribed");
+            return;
+        }
+        if (it && it->approved) {
+            it->approved = false;
+            it->pending_in = false;
+            set_from(it, true);
+            commit(s, v, it);
+            answer(s, v->bare, v->bare_len, from, flen, PROTO_PRES_SUBSCRIBED, "subscribed");
+            presence_send_all(s, v, from, flen, false);
+            return;
+        }
+        if (!it) {
+            if (v->roster.count >= s->cfg->roster.max_items)
+                return; /* a stranger cannot fill someone's roster */
+            if (!(it = roster_add(&v->roster, from, flen)))
+                return;
+            it->hidden = true;
+        }
+        if (!it->pending_in) {
+            it->pending_in = true;
+            commit(s, v, it);
+        }
+        /* Kept until answered, and shown at every login (§3.1.3). */
+        char user[1024];
+        user_name(v, user, sizeof user);
+        v->busy++;
+        if (store_subreq_put(s->store, user, it->jid, st->raw, st->raw_len, on_stored, v) < 0)
+            on_stored(v, -1);
+        deliver_available(s, v, st);
+        return;
+    case PROTO_PRES_UNSUBSCRIBE:
+        if (it && (it->pending_in || has_from(it))) {
+            bool had_pending = it->pending_in;
+            it->pending_in = false;
+            set_from(it, false);
+            commit(s, v, it);
+            if (had_pending)
+                subreq_drop(s, v, from);
+            deliver_available(s, v, st);
+        }
+        return;
+    case PROTO_PRES_SUBSCRIBED:
+        if (it && it->ask) {
+            it->ask = false;
+            set_to(it, true);
+            commit(s, v, it);
+            deliver_available(s, v, st);
+        }
+        return;
+    case PROTO_PRES_UNSUBSCRIBED:
+        if (it && (it->ask || has_to(it))) {
+            it->ask = false;
+            set_to(it, false);
+            commit(s, v, it);
+            deliver_available(s, v, st);
+        }
+        return;
+    }
+}
