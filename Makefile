@@ -143,7 +143,10 @@ $(O)/bin/$(1): $(O)/obj/$(PROG_$(1))/main.o $(call link_libs,$(PROG_$(1)))
 endef
 $(foreach p,$(notdir $(PROGS)),$(eval $(call prog_rule,$(p))))
 
-$(O)/bin/%: $(O)/obj/bench/%_main.o $(call link_libs,bench)
+# Bench programs may drive the router's code in-process (bench/fanout_main.c).
+BENCH_LIBS := $(foreach l,$(call lib_of,bench) $(call lib_of,router) $(call lib_of,shm) \
+                $(call lib_of,common),$(filter $(l),$(LIBS)))
+$(O)/bin/%: $(O)/obj/bench/%_main.o $(BENCH_LIBS)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lexpat

@@ -13,3 +13,7 @@ echo "== TLS: server CPU per handshake, heap per idle connection (bench/tls_main
 echo
 echo "== shared-memory ring between two processes (bench/ringbench_main.c)"
 "$O/bin/ringbench"
+echo
+echo "== presence fan-out: one user, 1,000 online contacts (bench/fanout_main.c)"
+"$O/bin/fanout" -k 1000 -n 2000
+"$O/bin/fanout" -k 1000 -n 2000 -s 4 -t 4

@@ -21,7 +21,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int router_ctl_fd = -1;
 static struct shard *shards;
 static unsigned nshards;
 
@@ -41,38 +40,6 @@ static void to_shards(unsigned req, unsigned arg)
     for (unsigned i = 0; i < nshards; i++)
         while (atomic_load_explicit(&shards[i].ctl_done, memory_order_acquire) == before[i])
             usleep(1000);
-}
-
-/* Rings between shards, in this process's memory: one per ordered pair, sized like the
- * shared ones. Shard i produces into to_shard[j], which shard j reads as from_shard[i]. */
-static int link_shards(const struct seg_layout *l)
-{
-    for (unsigned i = 0; i < nshards; i++) {
-        struct shard *s = &shards[i];
-        s->to_shard = calloc(nshards, sizeof *s->to_shard);
-        s->from_shard = calloc(nshards, sizeof *s->from_shard);
-        s->shard_dirty = calloc(nshards, sizeof *s->shard_dirty);
-        s->shard_backlog = calloc(nshards, sizeof *s->shard_backlog);
-        if (!s->to_shard || !s->from_shard || !s->shard_dirty || !s->shard_backlog)
-            return -ENOMEM;
-    }
-    size_t bytes = ring_footprint(l->ring_data_size);
-    for (unsigned i = 0; i < nshards; i++)
-        for (unsigned j = 0; j < nshards; j++) {
-            if (i == j)
-                continue;
-            void *mem = aligned_alloc(SHM_SLOT, (bytes + SHM_SLOT - 1) / SHM_SLOT * SHM_SLOT);
-            if (!mem)
-                return -ENOMEM;
-            int rc = ring_format(mem, l->ring_data_size, l->max_frame);
-            if (!rc)
-                rc = ring_attach(&shards[i].to_shard[j], mem, &shards[j].bell, RK_KIND_MAX - 1);
-            if (!rc)
-                rc = ring_attach(&shards[j].from_shard[i], mem, &shards[i].bell, RK_KIND_MAX - 1);
-            if (rc)
-                return rc;
-        }
-    return 0;
 }
 
 static int attach(struct shard *s, const struct seg *seg, const struct config *cfg,
@@ -152,7 +119,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if ((rc = link_shards(&l)) < 0) {
+    if ((rc = shard_link(shards, nshards, l.ring_data_size, l.max_frame)) < 0) {
         LOG_ERROR("cannot link the shards: %s", strerror(-rc));
         return 1;
     }

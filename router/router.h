@@ -237,6 +237,10 @@ bool load_ready(struct shard *s, struct user *u, uint16_t kind, const void *payl
 void load_start(struct shard *s, struct user *u);
 
 /* ---- shard.c ---- */
+/* Rings between shards, in this process's memory: one per ordered pair, sized like the
+ * shared ones. Shard i produces into to_shard[j], which shard j reads as from_shard[i].
+ * The shards' bells must be attached first. 0 or -errno. */
+int shard_link(struct shard *shards, unsigned nshards, uint32_t data_size, uint32_t max_frame);
 void *shard_main(void *arg);
 /* Handles one frame of any kind (from a ring, or replayed from a user's queue). */
 void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t len);

@@ -21,6 +21,37 @@
 #define BACKLOG_MAX (8u << 20)
 
 _Thread_local struct shard *shard_current;
+int router_ctl_fd = -1;
+
+int shard_link(struct shard *shards, unsigned nshards, uint32_t data_size, uint32_t max_frame)
+{
+    for (unsigned i = 0; i < nshards; i++) {
+        struct shard *s = &shards[i];
+        s->to_shard = calloc(nshards, sizeof *s->to_shard);
+        s->from_shard = calloc(nshards, sizeof *s->from_shard);
+        s->shard_dirty = calloc(nshards, sizeof *s->shard_dirty);
+        s->shard_backlog = calloc(nshards, sizeof *s->shard_backlog);
+        if (!s->to_shard || !s->from_shard || !s->shard_dirty || !s->shard_backlog)
+            return -ENOMEM;
+    }
+    size_t bytes = (ring_footprint(data_size) + SHM_SLOT - 1) / SHM_SLOT * SHM_SLOT;
+    for (unsigned i = 0; i < nshards; i++)
+        for (unsigned j = 0; j < nshards; j++) {
+            if (i == j)
+                continue;
+            void *mem = aligned_alloc(SHM_SLOT, bytes);
+            if (!mem)
+                return -ENOMEM;
+            int rc = ring_format(mem, data_size, max_frame);
+            if (!rc)
+                rc = ring_attach(&shards[i].to_shard[j], mem, &shards[j].bell, RK_KIND_MAX - 1);
+            if (!rc)
+                rc = ring_attach(&shards[j].from_shard[i], mem, &shards[i].bell, RK_KIND_MAX - 1);
+            if (rc)
+                return rc;
+        }
+    return 0;
+}
 
 bool stanza_parse(const void *payload, uint32_t len, struct stanza *st)
 {
