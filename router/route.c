@@ -242,7 +242,7 @@ void route_generated(struct shard *s, const char *from, size_t from_len, size_t 
     if (dlen == strlen(s->cfg->domain) && !memcmp(dom, s->cfg->domain, dlen))
         h->flags |= PROTO_STANZA_LOCAL;
     h->from_len = (uint16_t)from_len;
-    h->from_bare_len = (uint16_t)(from_bare_len < from_len ? from_bare_len : from_len - 1);
+    h->from_bare_len = (uint16_t)from_bare_len;
     h->to_len = (uint16_t)to_len;
     h->to_bare_len = (uint16_t)to_bare_len;
     h->stanza_len = (uint32_t)len;

@@ -12,7 +12,9 @@
 #include "common/store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +61,10 @@ bool stanza_parse(const void *payload, uint32_t len, struct stanza *st)
         return false;
     const struct proto_stanza *h = payload;
     uint64_t need = sizeof *h + (uint64_t)h->from_len + h->to_len + h->stanza_len;
-    if (need > len || h->from_bare_len >= h->from_len || h->to_bare_len > h->to_len ||
+    /* from is a full JID from a front end, a bare one when the server speaks for an
+     * account (subscription answers). */
+    if (need > len || h->from_bare_len > h->from_len || !h->from_bare_len ||
+        h->to_bare_len > h->to_len ||
         h->head_len > h->stanza_len || h->kind > PROTO_IQ || h->stanza_len == 0)
         return false;
     const char *p = (const char *)(h + 1);
@@ -260,8 +265,32 @@ static void sleep_until_work(struct shard *s)
     bell_drain(&s->bell);
 }
 
+/* The delivery counters, when they moved: how many recipients, in how many frames (the
+ * difference is what fan-out saved), and the fan-out between shards. */
+static void log_stats(struct shard *s, struct shard_stats *last)
+{
+    struct shard_stats *n = &s->stats;
+    if (n->deliveries == last->deliveries && n->fanout_contacts == last->fanout_contacts)
+        return;
+    LOG_INFO("delivered to %" PRIu64 " recipients in %" PRIu64 " frames (%" PRIu64
+             " saved); presence fan-out: %" PRIu64 " contacts in %" PRIu64 " frames to other "
+             "shards; frames in %" PRIu64 ", out %" PRIu64,
+             n->deliveries, n->deliver_frames, n->deliveries - n->deliver_frames,
+             n->fanout_contacts, n->fanout_frames, n->frames_in, n->frames_out);
+    *last = *n;
+}
+
+static uint32_t clock_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint32_t)ts.tv_sec;
+}
+
 void *shard_main(void *arg)
 {
+    struct shard_stats logged = {0};
+    uint32_t last_log = clock_s();
     struct shard *s = arg;
     char label[32];
     snprintf(label, sizeof label, "shard %u", s->idx);
@@ -284,6 +313,10 @@ void *shard_main(void *arg)
             atomic_fetch_add_explicit(&s->ctl_done, 1, memory_order_release);
             continue;
         }
+        if (clock_s() - last_log >= 60) {
+            last_log = clock_s();
+            log_stats(s, &logged);
+        }
         unsigned n = store_poll(s->store) > 0;
         n += backlog_total(s) < BACKLOG_MAX ? drain(s) : 0;
         out_flush(s);
@@ -293,6 +326,7 @@ void *shard_main(void *arg)
         }
         sleep_until_work(s);
     }
+    log_stats(s, &logged);
     users_free(&s->users);
     arena_free(&s->arena);
     return NULL;
