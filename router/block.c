@@ -88,7 +88,9 @@ static void push(struct shard *s, struct user *u, const char *what, char *const 
             out_list_add(&l, ss->conn, ss->jid, ss->jid_len);
     if (l.n) {
         struct buf b = {0};
-        buf_puts(&b, "<iq type='set' id='push'><");
+        buf_puts(&b, "<iq type='set'");
+        out_push_id(s, &b);
+        buf_puts(&b, "><");
         buf_puts(&b, what);
         buf_puts(&b, " xmlns='" NS_BLOCKING "'");
         if (!n) {

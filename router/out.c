@@ -12,6 +12,8 @@
 #include "common/xmlw.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,6 +147,13 @@ void out_deliver_to(struct shard *s, const struct out_rcpt *rcpt, unsigned n, co
             i = deliver_batch(s, fe, rcpt, i, n, room, stanza, len, to_at);
         }
     }
+}
+
+void out_push_id(struct shard *s, struct buf *b)
+{
+    char id[40];
+    snprintf(id, sizeof id, "push-%u-%" PRIu64, s->idx, ++s->push_seq);
+    xmlw_attr(b, "id", id, strlen(id));
 }
 
 void out_list_add(struct out_list *l, uint64_t conn, const char *jid, size_t len)

@@ -225,7 +225,9 @@ void roster_changed(struct shard *s, struct user *u, struct roster_item *it, boo
     if (l.n) {
         /* RFC 6121 §2.1.6: a push is an iq set the client answers; any id will do. */
         struct buf b = {0};
-        buf_puts(&b, "<iq type='set' id='push'><query xmlns='" NS_ROSTER "'");
+        buf_puts(&b, "<iq type='set'");
+        out_push_id(s, &b);
+        buf_puts(&b, "><query xmlns='" NS_ROSTER "'");
         ver_attr(&b, u->roster.ver);
         buf_puts(&b, ">");
         item_xml(&b, it, removed);

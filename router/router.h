@@ -191,6 +191,7 @@ struct shard {
     struct arena arena; /* per stanza */
     char scratch[16384];
     struct shard_stats stats;
+    uint64_t push_seq; /* ids of the pushes this shard sends */
     _Atomic unsigned ctl;      /* control request from main (ROUTER_CTL_*), 0: none */
     _Atomic unsigned ctl_done; /* last request handled */
     unsigned ctl_arg;
@@ -329,6 +330,8 @@ void iq_result(struct shard *s, const struct stanza *st, const char *id, const c
                size_t payload_len);
 
 /* ---- out.c ---- */
+/* ` id='push-N'`, unique for this shard's lifetime: clients answer pushes by id. */
+void out_push_id(struct shard *s, struct buf *b);
 /* A recipient for out_deliver_to(): its `to` attribute (` to='...'`, escaped), or none. */
 struct out_rcpt {
     uint64_t conn;
