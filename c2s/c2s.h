@@ -62,6 +62,7 @@ enum conn_state {
 #define CONN_F_RESTART   0x200 /* restart the stream after the current stanza (SASL) */
 #define CONN_F_DEAD      0x400 /* the socket failed: nothing more can be sent */
 #define CONN_F_RECV_OFF  0x800 /* the multishot receive is being cancelled */
+#define CONN_F_SEND_Q    0x1000 /* on the thread\'s list of connections with output to send */
 
 /* conn.ops: io_uring operations in flight, so a slot is freed only when none is. */
 #define CONN_OP_RECV 0x1
@@ -101,6 +102,7 @@ struct conn {
                        allocated to the byte: every idle session keeps one */
     uint32_t presence_len;
     struct conn *next_paused;
+    struct conn *next_send; /* the thread's send list */
 };
 
 /* Requests from the process's main thread, through c2s_thread.ctl. */
@@ -128,6 +130,7 @@ struct c2s_thread {
     bool *dirty;             /* [nshards]: frames committed, not yet published */
     struct backlog *backlog; /* [nshards]: session frames that found their ring full */
     struct conn *paused;     /* connections waiting for ring space */
+    struct conn *to_send; /* connections with output, sent once per loop iteration */
     bool resume_now;         /* a ring has room already: route_resume() without a bell */
     bool *broken;            /* [nshards]: the ring from that shard is corrupt: left
                                 alone until the router is replaced and it is reset */
@@ -170,6 +173,9 @@ void conn_trim(struct conn *c);
 
 /* ---- loop.c ---- */
 void loop_arm_recv(struct conn *c);
+/* Output is waiting: the connection's send starts at the end of this loop iteration,
+ * with everything written to it by then. */
+void loop_want_send(struct conn *c);
 void loop_kick_send(struct conn *c);
 void loop_cancel_recv(struct conn *c);
 int loop_run(struct c2s_thread *t);

@@ -86,7 +86,7 @@ void conn_write(struct conn *c, const char *p, size_t n)
         return;
     }
     c->last_tx = c->t->now;
-    loop_kick_send(c);
+    loop_want_send(c);
 }
 
 void conn_puts(struct conn *c, const char *s)
@@ -119,6 +119,15 @@ void conn_close(struct conn *c)
 void conn_release(struct conn *c)
 {
     struct c2s_thread *t = c->t;
+    if (c->flags & CONN_F_SEND_Q) {
+        /* A dead socket's output was dropped while it waited to be sent: off the list
+         * before the slot can be reused. */
+        struct conn **pp = &t->to_send;
+        while (*pp && *pp != c)
+            pp = &(*pp)->next_send;
+        if (*pp)
+            *pp = c->next_send;
+    }
     close(c->fd);
     xml_free(&c->xp);
     buf_free(&c->in);

@@ -102,6 +102,31 @@ void loop_kick_send(struct conn *c)
     c->ops |= CONN_OP_SEND;
 }
 
+void loop_want_send(struct conn *c)
+{
+    if (c->flags & (CONN_F_SEND_Q | CONN_F_DEAD))
+        return;
+    c->flags |= CONN_F_SEND_Q;
+    c->next_send = c->t->to_send;
+    c->t->to_send = c;
+}
+
+/* Starts the sends queued this iteration: one per connection, whatever was written to
+ * it since its previous one. On loopback a send costs the receiver's TCP work too, so
+ * fewer, fuller sends are most of what batching saves. */
+static void flush_sends(struct c2s_thread *t)
+{
+    struct conn *c = t->to_send;
+    t->to_send = NULL;
+    while (c) {
+        struct conn *next = c->next_send;
+        c->flags &= (uint16_t)~CONN_F_SEND_Q;
+        if (c->state != CONN_FREE)
+            loop_kick_send(c);
+        c = next;
+    }
+}
+
 static void arm_accept(struct c2s_thread *t, unsigned which)
 {
     struct io_uring_sqe *sqe = sqe_get(t);
@@ -444,6 +469,7 @@ int loop_run(struct c2s_thread *t)
             route_resume(t);
         unsigned work = route_drain(t) + t->resume_now;
         route_flush(t);
+        flush_sends(t);
         int r;
         if (work) {
             r = io_uring_submit_and_get_events(&t->ring);

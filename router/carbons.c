@@ -73,8 +73,15 @@ static void send_copies(struct shard *s, const struct user *u, const char *what,
 
 void carbons_sent(struct shard *s, struct user *u, const struct stanza *st)
 {
+    /* Most users have no other resource with carbons on: ask that first, the stanza
+     * itself only when a copy would go somewhere. */
+    struct session *ss = u->sessions;
+    while (ss && !(ss->carbons && ss->conn != st->h->conn))
+        ss = ss->next;
+    if (!ss || !carbons_eligible(st))
+        return;
     struct out_list l = {0};
-    for (struct session *ss = u->sessions; ss; ss = ss->next)
+    for (; ss; ss = ss->next)
         if (ss->carbons && ss->conn != st->h->conn)
             out_list_add(&l, ss->conn, ss->jid, ss->jid_len);
     send_copies(s, u, "sent", st, &l);
@@ -85,14 +92,21 @@ void carbons_received(struct shard *s, struct user *v, const struct stanza *st,
                       struct session *const *got, unsigned ngot)
 {
     struct out_list l = {0};
+    bool checked = false;
     for (struct session *ss = v->sessions; ss; ss = ss->next) {
         if (!ss->carbons)
             continue;
         bool had = false;
         for (unsigned i = 0; i < ngot && !had; i++)
             had = got[i] == ss;
-        if (!had)
-            out_list_add(&l, ss->conn, ss->jid, ss->jid_len);
+        if (had)
+            continue;
+        if (!checked) { /* as in carbons_sent(): the stanza only when a copy would go */
+            if (!carbons_eligible(st))
+                break;
+            checked = true;
+        }
+        out_list_add(&l, ss->conn, ss->jid, ss->jid_len);
     }
     send_copies(s, v, "received", st, &l);
     out_list_free(&l);

@@ -100,7 +100,7 @@ void route_outbound(struct shard *s, const struct stanza *st)
             route_forward(s, st);
         return;
     }
-    if (h->kind == PROTO_MESSAGE && carbons_eligible(st))
+    if (h->kind == PROTO_MESSAGE)
         carbons_sent(s, u, st);
     route_forward(s, st);
 }
@@ -150,8 +150,7 @@ void route_message_to_user(struct shard *s, struct user *u, const struct stanza 
     unsigned n = pick(u, t, type == PROTO_MSG_HEADLINE);
     if (n) {
         deliver_sessions(s, t, n, st);
-        if (carbons_eligible(st))
-            carbons_received(s, u, st, t, n);
+        carbons_received(s, u, st, t, n);
     } else if (type == PROTO_MSG_NORMAL || type == PROTO_MSG_CHAT) {
         offline_store(s, u, st);
     }
@@ -204,7 +203,7 @@ void route_inbound(struct shard *s, const struct stanza *st)
             ss = session_find(u, st->to + st->to_bare_len + 1, st->to_len - st->to_bare_len - 1);
         if (ss) {
             deliver_sessions(s, &ss, 1, st);
-            if (h->kind == PROTO_MESSAGE && carbons_eligible(st))
+            if (h->kind == PROTO_MESSAGE)
                 carbons_received(s, u, st, &ss, 1);
         } else if (h->kind == PROTO_MESSAGE) {
             if (full && h->type == PROTO_MSG_GROUPCHAT)

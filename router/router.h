@@ -313,9 +313,11 @@ void block_free(struct blocklist *b);
 
 /* ---- carbons.c ---- */
 bool carbons_eligible(const struct stanza *st);
-/* Copies of a message u's session `from_conn` sent, to u's other carbons sessions. */
+/* Copies of a message one of u's sessions sent, to u's other carbons sessions (if the
+ * message is eligible: checked here). */
 void carbons_sent(struct shard *s, struct user *u, const struct stanza *st);
-/* Copies of a message delivered to some of v's sessions, to v's other carbons sessions. */
+/* Copies of a message delivered to some of v's sessions, to v's other carbons sessions
+ * (if eligible: checked here). */
 void carbons_received(struct shard *s, struct user *v, const struct stanza *st,
                       struct session *const *got, unsigned ngot);
 void carbons_iq(struct shard *s, struct session *ss, const struct stanza *st, const char *id,
