@@ -101,6 +101,9 @@ struct conn {
     char *presence; /* last available presence, to re-register after a router restart;
                        allocated to the byte: every idle session keeps one */
     uint32_t presence_len;
+    char *directed; /* the router's PROTO_SESSION_STATE, handed back at re-registration */
+    uint32_t directed_len;
+    uint8_t router_flags;
     struct conn *next_paused;
     struct conn *next_send; /* the thread's send list */
 };

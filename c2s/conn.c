@@ -135,6 +135,9 @@ void conn_release(struct conn *c)
     buf_free(&c->next);
     buf_free(&c->held);
     free(c->presence);
+    free(c->directed);
+    c->directed_len = 0;
+    c->router_flags = 0;
     tls_free(c->tls);
     if (c->sasl)
         sasl_wipe(c->sasl);
@@ -145,7 +148,7 @@ void conn_release(struct conn *c)
     free(c->iq_id);
     c->tls = NULL;
     c->sasl = NULL;
-    c->user = c->jid = c->from_attr = c->iq_id = c->presence = NULL;
+    c->user = c->jid = c->from_attr = c->iq_id = c->presence = c->directed = NULL;
     c->state = CONN_FREE;
     c->gen = (c->gen + 1) & 0xFFFFFFu;
     t->free_slots[t->nfree++] = c->slot;

@@ -228,10 +228,10 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
 
 /* A session frame: written now, or queued in order behind others for that shard. */
 static int session_frame(struct c2s_thread *t, uint16_t kind, const struct proto_session *s,
-                         const char *jid, const char *presence)
+                         const char *jid, const char *presence, const char *directed)
 {
     unsigned shard = shard_of(t, s->key);
-    uint32_t len = (uint32_t)(sizeof *s + s->jid_len + s->presence_len);
+    uint32_t len = (uint32_t)(sizeof *s + s->jid_len + s->presence_len + s->directed_len);
     char *tmp = malloc(len);
     if (!tmp)
         return -ENOMEM;
@@ -239,6 +239,8 @@ static int session_frame(struct c2s_thread *t, uint16_t kind, const struct proto
     memcpy(tmp + sizeof *s, jid, s->jid_len);
     if (s->presence_len)
         memcpy(tmp + sizeof *s + s->jid_len, presence, s->presence_len);
+    if (s->directed_len)
+        memcpy(tmp + sizeof *s + s->jid_len + s->presence_len, directed, s->directed_len);
     int err = backlog_push(&t->backlog[shard], kind, tmp, len);
     free(tmp);
     if (err)
@@ -271,14 +273,15 @@ int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, boo
     };
     const char *presence = NULL;
     if (rereg) {
-        s.flags = PROTO_SESSION_REREGISTER;
+        s.flags = PROTO_SESSION_REREGISTER | c->router_flags;
+        s.directed_len = c->directed_len;
         if (c->flags & CONN_F_AVAILABLE) {
             s.priority = c->priority;
             s.presence_len = c->presence_len;
             presence = c->presence;
         }
     }
-    return session_frame(c->t, PROTO_BIND, &s, jid, presence);
+    return session_frame(c->t, PROTO_BIND, &s, jid, presence, c->directed);
 }
 
 void route_unbind(struct conn *c)
@@ -289,7 +292,7 @@ void route_unbind(struct conn *c)
         .jid_len = c->jid_len,
         .bare_len = c->bare_len,
     };
-    if (session_frame(c->t, PROTO_UNBIND, &s, c->jid, NULL) < 0)
+    if (session_frame(c->t, PROTO_UNBIND, &s, c->jid, NULL, NULL) < 0)
         LOG_ERROR("conn %u: out of memory reporting its end to the router", c->slot);
 }
 
@@ -301,6 +304,23 @@ bool route_pending(struct c2s_thread *t)
         if (!t->broken[s] && !ring_empty(&t->from_shard[s]))
             return true;
     return false;
+}
+
+/* Kept to the byte, and only when there is something: most sessions have no list. */
+static void keep_state(struct conn *c, const struct proto_session_state *ps)
+{
+    char *d = NULL;
+    if (ps->directed_len) {
+        if (!(d = malloc(ps->directed_len))) {
+            LOG_RL(LOG_LEVEL_ERROR, "conn %u: out of memory keeping its session state", c->slot);
+            return;
+        }
+        memcpy(d, ps + 1, ps->directed_len);
+    }
+    free(c->directed);
+    c->directed = d;
+    c->directed_len = ps->directed_len;
+    c->router_flags = ps->flags;
 }
 
 static void on_frame(struct c2s_thread *t, const struct ring_frame *f)
@@ -342,6 +362,13 @@ static void on_frame(struct c2s_thread *t, const struct ring_frame *f)
         struct conn *c = conn_by_id(t, b->conn);
         if (c)
             bind_result(c, b->result, (const char *)(b + 1), b->jid_len);
+    } else if (f->kind == PROTO_SESSION_STATE && f->len >= sizeof(struct proto_session_state)) {
+        const struct proto_session_state *ps = f->payload;
+        if (sizeof *ps + (uint64_t)ps->directed_len > f->len)
+            goto bad;
+        struct conn *c = conn_by_id(t, ps->conn);
+        if (c && (c->flags & CONN_F_BOUND))
+            keep_state(c, ps);
     } else if (f->kind == PROTO_CLOSE && f->len >= sizeof(struct proto_close)) {
         const struct proto_close *cl = f->payload;
         struct conn *c = conn_by_id(t, cl->conn);

@@ -172,7 +172,10 @@ void block_iq(struct shard *s, struct user *u, struct session *ss, const struct 
             out_error(s, st, "modify", "bad-request");
             return;
         }
-        ss->blocklist_req = true;
+        if (!ss->blocklist_req) {
+            ss->blocklist_req = true;
+            out_session_state(s, ss);
+        }
         struct buf b = {0};
         buf_puts(&b, "<blocklist xmlns='" NS_BLOCKING "'>");
         for (size_t i = 0; i < u->block.n; i++) {

@@ -120,6 +120,10 @@ void carbons_iq(struct shard *s, struct session *ss, const struct stanza *st, co
         out_error(s, st, "modify", "bad-request");
         return;
     }
-    ss->carbons = q->name.p[0] == 'e';
+    bool on = q->name.p[0] == 'e';
+    if (ss->carbons != on) {
+        ss->carbons = on;
+        out_session_state(s, ss);
+    }
     iq_result(s, st, id, NULL, 0);
 }

@@ -169,6 +169,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < nshards; i++)
         pthread_join(th[i], NULL);
     free(th);
+    store_close(store);
     LOG_INFO("stopped");
     return 0;
 }

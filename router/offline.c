@@ -125,19 +125,34 @@ static void with_delay(struct shard *s, struct buf *b, const char *raw, size_t l
         buf_append(b, raw + head, len - head);
 }
 
+/* The session the stored messages go to: the one asked for while it still takes them,
+ * else another that does (the first left, or went negative, in the middle). */
+static struct session *fetch_target(struct user *u, uint64_t conn)
+{
+    struct session *ss = session_by_conn(u, conn);
+    if (ss && ss->available && ss->priority >= 0)
+        return ss;
+    for (ss = u->sessions; ss; ss = ss->next)
+        if (ss->available && ss->priority >= 0)
+            return ss;
+    return NULL;
+}
+
 static void on_fetched(void *arg, int res, const struct store_offline *msgs)
 {
     struct fetch_ctx *f = arg;
     struct shard *s = shard_current;
     struct user *u = f->u;
-    struct session *ss = session_by_conn(u, f->conn);
+    struct session *ss = fetch_target(u, f->conn);
     if (res < 0 || !msgs->n || !ss) {
-        /* Nothing (more), or the session left: the rest waits for the next one. */
+        /* Nothing (more), or nobody takes them now: the rest waits for the next one. */
+        u->fetching = false;
         u->busy--;
         user_release(&s->users, u);
         free(f);
         return;
     }
+    f->conn = ss->conn;
     uint64_t last = 0;
     for (size_t i = 0; i < msgs->n; i++) {
         struct buf b = {0};
@@ -161,8 +176,10 @@ static void fetch(struct shard *s, struct user *u, uint64_t conn)
 {
     char user[1024];
     struct fetch_ctx *f = malloc(sizeof *f);
-    if (!f)
+    if (!f) {
+        u->fetching = false;
         return;
+    }
     f->u = u;
     f->conn = conn;
     u->busy++;
@@ -173,6 +190,11 @@ static void fetch(struct shard *s, struct user *u, uint64_t conn)
 
 void offline_deliver(struct shard *s, struct user *u, struct session *ss)
 {
+    /* One fetch at a time per user: two resources coming online together must not both
+     * get the messages (the second is skipped; the first takes them all). */
+    if (u->fetching)
+        return;
+    u->fetching = true;
     fetch(s, u, ss->conn);
 }
 

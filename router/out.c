@@ -199,14 +199,15 @@ void out_list_free(struct out_list *l)
 void out_deliver(struct shard *s, const uint64_t *conns, unsigned n, const char *stanza,
                  size_t len)
 {
-    struct out_rcpt small[64], *r = n <= 64 ? small : malloc(n * sizeof *r);
-    if (!r)
-        return;
-    for (unsigned i = 0; i < n; i++)
-        r[i] = (struct out_rcpt){conns[i], NULL, 0};
-    out_deliver_to(s, r, n, stanza, len, 0);
-    if (r != small)
-        free(r);
+    /* In batches: no allocation, however many recipients. */
+    struct out_rcpt r[64];
+    for (unsigned done = 0; done < n;) {
+        unsigned k = n - done < 64 ? n - done : 64;
+        for (unsigned i = 0; i < k; i++)
+            r[i] = (struct out_rcpt){conns[done + i], NULL, 0};
+        out_deliver_to(s, r, k, stanza, len, 0);
+        done += k;
+    }
 }
 
 void out_bind_result(struct shard *s, uint64_t conn, int result, const char *jid, size_t len)
@@ -234,6 +235,31 @@ void out_close(struct shard *s, uint64_t conn, uint8_t condition)
         memset(c, 0, sizeof *c);
         c->conn = conn;
         c->condition = condition;
+    }
+    slot_close(s, &o);
+}
+
+void out_session_state(struct shard *s, const struct session *ss)
+{
+    uint32_t dlen = 0;
+    for (const struct directed *d = ss->directed; d; d = d->next)
+        dlen += 2u + d->len;
+    struct slot o;
+    struct proto_session_state *st = fe_open(s, &o, PROTO_CONN_THREAD(ss->conn),
+                                             PROTO_SESSION_STATE, (uint32_t)sizeof *st + dlen);
+    if (st) {
+        memset(st, 0, sizeof *st);
+        st->conn = ss->conn;
+        st->flags = (uint8_t)((ss->interested ? PROTO_SESSION_ROSTER : 0) |
+                              (ss->blocklist_req ? PROTO_SESSION_BLOCKLIST : 0) |
+                              (ss->carbons ? PROTO_SESSION_CARBONS : 0));
+        st->directed_len = dlen;
+        char *p = (char *)(st + 1);
+        for (const struct directed *d = ss->directed; d; d = d->next) {
+            memcpy(p, &d->len, 2);
+            memcpy(p + 2, d->jid, d->len);
+            p += 2 + d->len;
+        }
     }
     slot_close(s, &o);
 }

@@ -212,8 +212,6 @@ void presence_probe_in(struct shard *s, const struct rk_probe *pr, uint32_t len)
     const char *prober = p, *end = (const char *)pr + len, *jid;
     uint16_t jl;
     p += pr->from_len;
-    struct out_list l = {0};
-    struct buf stanzas = {0};
     while (next_contact(&p, end, &jid, &jl)) {
         struct user *c = user_find(&s->users, jid_hash(jid, jl), jid, jl);
         if (!c || c->state != USER_READY)
@@ -233,8 +231,6 @@ void presence_probe_in(struct shard *s, const struct rk_probe *pr, uint32_t len)
             buf_free(&a);
         }
     }
-    out_list_free(&l);
-    buf_free(&stanzas);
 }
 
 void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
@@ -243,12 +239,17 @@ void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
     uint8_t type = st->h->type;
     if (type == PROTO_PRES_AVAILABLE) {
         bool initial = !ss->available;
+        bool was_negative = ss->priority < 0;
         if (session_set_presence(ss, st->raw, st->raw_len, st->h->priority) < 0)
             return;
         fanout(s, u, ss->jid, ss->jid_len, st->raw, st->raw_len, false);
         to_own(s, u, st->raw, st->raw_len, ss);
-        if (!initial)
+        if (!initial) {
+            /* A resource that stops refusing messages gets the stored ones (XEP-0160 §3). */
+            if (was_negative && ss->priority >= 0)
+                offline_deliver(s, u, ss);
             return;
+        }
         probe(s, u, ss);
         /* The new resource learns about its siblings. */
         for (struct session *o = u->sessions; o; o = o->next)
@@ -267,6 +268,7 @@ void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
             fanout(s, u, ss->jid, ss->jid_len, st->raw, st->raw_len, true);
         to_own(s, u, st->raw, st->raw_len, ss);
         /* Directed presence is undone (§4.6.3). */
+        bool had_directed = ss->directed;
         while (ss->directed) {
             struct directed *d = ss->directed;
             ss->directed = d->next;
@@ -282,13 +284,14 @@ void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
             buf_free(&b);
             free(d);
         }
+        if (had_directed)
+            out_session_state(s, ss);
     }
 }
 
 void presence_directed(struct shard *s, struct user *u, struct session *ss,
                        const struct stanza *st)
 {
-    (void)u;
     /* Remembered only while the session is available and the target would not hear of
      * the session's end anyway (a subscriber gets the broadcast). */
     struct roster_item *it = roster_find(&u->roster, st->to, st->to_bare_len);
@@ -303,12 +306,14 @@ void presence_directed(struct shard *s, struct user *u, struct session *ss,
                 d->len = (uint16_t)st->to_len;
                 memcpy(d->jid, st->to, st->to_len);
                 ss->directed = d;
+                out_session_state(s, ss);
             }
         }
     } else if (*pp) {
         struct directed *d = *pp;
         *pp = d->next;
         free(d);
+        out_session_state(s, ss);
     }
     route_forward(s, st);
 }

@@ -246,7 +246,10 @@ static void iq_error(struct shard *s, const struct stanza *st, const char *type,
 static void roster_get(struct shard *s, struct user *u, struct session *ss,
                        const struct stanza *st, const char *id, const struct xml_node *q)
 {
-    ss->interested = true;
+    if (!ss->interested) {
+        ss->interested = true;
+        out_session_state(s, ss);
+    }
     char cur[32];
     snprintf(cur, sizeof cur, "%" PRIu64, u->roster.ver);
     const char *ver = xml_node_attr(q, "ver");

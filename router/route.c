@@ -289,9 +289,11 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
     }
     load_start(s, u); /* the roster is on its way before the client asks for it */
     if (b->flags & PROTO_SESSION_REREGISTER) {
-        /* The router restarted: contacts already have this presence. */
+        /* The router restarted: contacts already have this presence, and the front end
+         * kept what the session had set up here. */
         if (b->presence_len)
             session_set_presence(ss, presence, b->presence_len, b->priority);
+        session_restore(ss, b->flags, presence + b->presence_len, b->directed_len);
         return;
     }
     out_bind_result(s, b->conn, 0, jid, b->jid_len);
@@ -304,7 +306,8 @@ void route_unbind(struct shard *s, const struct proto_session *b, const char *ji
     if (!ss)
         return;
     /* The goodbye broadcast needs the roster: wait for it like any other frame. */
-    if (!load_ready(s, u, PROTO_UNBIND, b, (uint32_t)(sizeof *b + b->jid_len + b->presence_len)))
+    if (!load_ready(s, u, PROTO_UNBIND, b,
+                    (uint32_t)(sizeof *b + b->jid_len + b->presence_len + b->directed_len)))
         return;
     presence_end_session(s, u, ss);
     user_release(&s->users, u);

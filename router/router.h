@@ -151,6 +151,7 @@ struct user {
     uint8_t loading; /* store answers still due */
     bool exists;     /* the account exists (the store found its roster) */
     bool load_failed;
+    bool fetching;   /* offline messages on their way to a session (offline.c) */
     unsigned busy;   /* asynchronous calls that will find it again by pointer */
     struct session *sessions;
     struct pending *pend_head, *pend_tail;
@@ -229,6 +230,8 @@ struct session *session_by_conn(struct user *u, uint64_t conn);
 struct session *session_add(struct user *u, uint64_t conn, const char *jid, size_t len);
 void session_remove(struct user *u, struct session *s);
 int session_set_presence(struct session *s, const char *p, size_t len, int8_t priority);
+/* A re-registered session gets back what out_session_state() told its front end. */
+void session_restore(struct session *ss, uint8_t flags, const char *list, uint32_t len);
 
 /* ---- load.c ---- */
 /* True when u's state is there; otherwise the frame is queued (a copy) and the load
@@ -362,6 +365,9 @@ void out_deliver(struct shard *s, const uint64_t *conns, unsigned n, const char 
                  size_t len);
 void out_bind_result(struct shard *s, uint64_t conn, int result, const char *jid, size_t len);
 void out_close(struct shard *s, uint64_t conn, uint8_t condition);
+/* Tells ss's front end the session's flags and directed-presence list (they changed),
+ * which it hands back if this router restarts. */
+void out_session_state(struct shard *s, const struct session *ss);
 /* An error answering st (RFC 6120 §8.3) to its sender; extra (may be NULL) is an
  * application-specific condition element added after the defined one. */
 void out_error(struct shard *s, const struct stanza *st, const char *type, const char *condition);

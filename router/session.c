@@ -195,3 +195,26 @@ int session_set_presence(struct session *s, const char *p, size_t len, int8_t pr
     s->available = true;
     return 0;
 }
+
+void session_restore(struct session *ss, uint8_t flags, const char *list, uint32_t len)
+{
+    ss->interested = flags & PROTO_SESSION_ROSTER;
+    ss->blocklist_req = flags & PROTO_SESSION_BLOCKLIST;
+    ss->carbons = flags & PROTO_SESSION_CARBONS;
+    const char *p = list, *end = list + len;
+    while (end - p >= 2) {
+        uint16_t n;
+        memcpy(&n, p, 2);
+        p += 2;
+        if (n > end - p)
+            break;
+        struct directed *d = malloc(sizeof *d + n);
+        if (!d)
+            break;
+        d->len = n;
+        memcpy(d->jid, p, n);
+        d->next = ss->directed;
+        ss->directed = d;
+        p += n;
+    }
+}

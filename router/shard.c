@@ -87,7 +87,8 @@ static bool parse_session(const void *payload, uint32_t len, const struct proto_
     if (len < sizeof(struct proto_session))
         return false;
     const struct proto_session *s = payload;
-    if (sizeof *s + (uint64_t)s->jid_len + s->presence_len > len || s->bare_len >= s->jid_len)
+    if (sizeof *s + (uint64_t)s->jid_len + s->presence_len + s->directed_len > len ||
+        s->bare_len >= s->jid_len)
         return false;
     *b = s;
     *jid = (const char *)(s + 1);
@@ -287,6 +288,26 @@ static uint32_t clock_s(void)
     return (uint32_t)ts.tv_sec;
 }
 
+/* Stopping (the front ends are gone): what they sent is handled, and what the store was
+ * asked is done, before the thread ends, so no accepted message is lost. The other
+ * shards finish at the same time: frames between shards still get through. */
+static void finish(struct shard *s)
+{
+    for (int quiet = 0; quiet < 3;) {
+        unsigned n = store_poll(s->store) > 0;
+        n += drain(s);
+        out_flush(s);
+        if (n) {
+            quiet = 0;
+            continue;
+        }
+        if (!store_client_pending(s->store))
+            quiet++;
+        struct pollfd pf = {store_client_fd(s->store), POLLIN, 0};
+        poll(&pf, 1, 10);
+    }
+}
+
 void *shard_main(void *arg)
 {
     struct shard_stats logged = {0};
@@ -302,8 +323,10 @@ void *shard_main(void *arg)
     for (;;) {
         unsigned ctl = atomic_load_explicit(&s->ctl, memory_order_acquire);
         if (ctl != ROUTER_CTL_NONE) {
-            if (ctl == ROUTER_CTL_STOP)
+            if (ctl == ROUTER_CTL_STOP) {
+                finish(s);
                 break;
+            }
             if (ctl == ROUTER_CTL_FE_DOWN)
                 front_end_down(s, s->ctl_arg);
             else if (ctl == ROUTER_CTL_RELOAD)
@@ -328,6 +351,7 @@ void *shard_main(void *arg)
     }
     log_stats(s, &logged);
     users_free(&s->users);
+    store_client_free(s->store);
     arena_free(&s->arena);
     return NULL;
 }

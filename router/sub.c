@@ -17,10 +17,12 @@
  *                 to C when C had U's presence; a pre-approval is cancelled
  * Inbound, C's shard receives from U (A.3):
  *   subscribe     from/both: answered "subscribed" at once; pre-approved: approved and
- *                 answered; else →pending-in, kept in the store until answered
- *                 (redelivered at every login) and delivered to C's resources
+ *                 answered; pending-in already: dropped; else →pending-in, kept in the
+ *                 store until answered (redelivered at every login) and delivered to
+ *                 C's resources
  *   unsubscribe   none+PI→none, none+PO+PI→none+PO, to+PI→to, from→none,
- *                 from+PO→none+PO, both→to; delivered when the state changed
+ *                 from+PO→none+PO, both→to; delivered when the state changed, then
+ *                 C's unavailable presence goes to U when U had C's presence
  *   subscribed    none+PO→to, none+PO+PI→to+PI, from+PO→both; else ignored
  *   unsubscribed  none+PO→none, none+PO+PI→none+PI, to→none, to+PI→none+PI,
  *                 from+PO→from, both→from; else ignored
@@ -191,11 +193,13 @@ void sub_outbound(struct shard *s, struct user *u, const struct stanza *st)
             it->pending_in = false;
             it->approved = false;
             set_from(it, false);
+            /* The contact stops hearing the user: unavailable first, then the stanza
+             * that ends the subscription (§3.2.2). */
+            if (had_from)
+                presence_send_all(s, u, c, clen, true);
             route_forward(s, st);
             if (had_pending)
                 subreq_drop(s, u, it->jid);
-            if (had_from) /* the contact stops hearing the user (§3.2.2) */
-                presence_send_all(s, u, c, clen, true);
             commit(s, u, it);
         }
         return;
@@ -231,10 +235,10 @@ void sub_inbound(struct shard *s, struct user *v, const struct stanza *st)
                 return;
             it->hidden = true;
         }
-        if (!it->pending_in) {
-            it->pending_in = true;
-            commit(s, v, it);
-        }
+        if (it->pending_in)
+            return; /* asked already: not delivered again (A.3.1) */
+        it->pending_in = true;
+        commit(s, v, it);
         /* Kept until answered, and shown at every login (§3.1.3). */
         char user[1024];
         user_name(v, user, sizeof user);
@@ -245,13 +249,16 @@ void sub_inbound(struct shard *s, struct user *v, const struct stanza *st)
         return;
     case PROTO_PRES_UNSUBSCRIBE:
         if (it && (it->pending_in || has_from(it))) {
-            bool had_pending = it->pending_in;
+            bool had_pending = it->pending_in, had_from = has_from(it);
             it->pending_in = false;
             set_from(it, false);
             commit(s, v, it);
             if (had_pending)
                 subreq_drop(s, v, from);
             deliver_available(s, v, st);
+            /* The user no longer hears the contact's resources (§3.3.3). */
+            if (had_from)
+                presence_send_all(s, v, from, flen, true);
         }
         return;
     case PROTO_PRES_SUBSCRIBED:

@@ -25,7 +25,7 @@
 
 #include <stdint.h>
 
-#define PROTO_VERSION 2
+#define PROTO_VERSION 3
 
 static inline uint64_t proto_conn_id(unsigned fe, unsigned thread, uint32_t slot, uint32_t gen)
 {
@@ -50,6 +50,7 @@ enum proto_kind {
     PROTO_BIND_RESULT, /* struct proto_bind_result */
     PROTO_DELIVER,     /* stanza bytes for connections of this thread: struct proto_deliver */
     PROTO_CLOSE,       /* close a connection with a stream error: struct proto_close */
+    PROTO_SESSION_STATE, /* what to hand back at re-registration: struct proto_session_state */
     PROTO_KIND_MAX
 };
 
@@ -78,7 +79,8 @@ enum proto_presence_type {
 enum proto_iq_type { PROTO_IQ_GET, PROTO_IQ_SET, PROTO_IQ_RESULT, PROTO_IQ_ERROR };
 
 /* BIND, UNBIND. Followed by the full JID (jid_len bytes, its first bare_len bytes are
- * the bare JID), then for a re-registration the session's last available presence. */
+ * the bare JID), then for a re-registration the session's last available presence and
+ * the directed-presence list of its last PROTO_SESSION_STATE. */
 struct proto_session {
     uint64_t conn;
     uint64_t key; /* jid_hash() of the bare JID: the shard key */
@@ -88,13 +90,16 @@ struct proto_session {
     int8_t priority; /* re-registration: of the last available presence */
     uint16_t pad;
     uint32_t presence_len; /* re-registration: bytes of that presence */
-    uint32_t pad2;
+    uint32_t directed_len; /* re-registration: bytes of the directed-presence list */
 };
 
 /* The session existed before the router restarted: no conflict handling, no answer. */
 #define PROTO_SESSION_REREGISTER 0x1
-/* The session is interested in its roster (issue 4 uses it); reserved. */
-#define PROTO_SESSION_AVAILABLE 0x2
+/* Router state, in proto_session_state.flags and again in a re-registration: the session
+ * asked for its roster (gets pushes), for its blocklist (gets pushes), enabled carbons. */
+#define PROTO_SESSION_ROSTER 0x2
+#define PROTO_SESSION_BLOCKLIST 0x4
+#define PROTO_SESSION_CARBONS 0x8
 
 /* STANZA. Followed by the sender's full JID (from_len, its first from_bare_len bytes
  * are the bare JID), the normalised destination (to_len, 0 when the stanza had no
@@ -152,6 +157,18 @@ struct proto_close {
     uint64_t conn;
     uint8_t condition; /* enum proto_stream_error */
     uint8_t pad[7];
+};
+
+/* SESSION_STATE. What the router knows of a session that its stanzas alone do not
+ * rebuild: flags (PROTO_SESSION_ROSTER...), then directed_len bytes listing the JIDs it
+ * sent directed presence to (each a uint16_t length, then the JID). The front end keeps
+ * the latest and hands it back when it re-registers the session with a restarted
+ * router, so a router restart forgets nothing a client set up. */
+struct proto_session_state {
+    uint64_t conn;
+    uint8_t flags;
+    uint8_t pad[3];
+    uint32_t directed_len;
 };
 
 enum proto_stream_error {
