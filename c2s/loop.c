@@ -467,19 +467,19 @@ int loop_run(struct c2s_thread *t)
             break;
         if (t->resume_now)
             route_resume(t);
-        unsigned work = route_drain(t) + t->resume_now;
+        route_drain(t);
         route_flush(t);
         flush_sends(t);
+        /* One system call per iteration: the sends go out and, unless frames are already
+         * waiting, the thread sleeps in the same io_uring_enter (it returns at once when
+         * completions are there). At low rates this is most of the cost of a message. */
         int r;
-        if (work) {
+        bell_prepare_sleep(&t->bell);
+        if (t->resume_now || route_pending(t) ||
+            atomic_load_explicit(&t->ctl, memory_order_acquire) != C2S_CTL_NONE) {
+            bell_cancel_sleep(&t->bell);
             r = io_uring_submit_and_get_events(&t->ring);
         } else {
-            bell_prepare_sleep(&t->bell);
-            if (route_pending(t) ||
-                atomic_load_explicit(&t->ctl, memory_order_acquire) != C2S_CTL_NONE) {
-                bell_cancel_sleep(&t->bell);
-                continue;
-            }
             r = io_uring_submit_and_wait(&t->ring, 1);
             bell_cancel_sleep(&t->bell);
         }

@@ -47,7 +47,9 @@ struct store {
 
 struct store_client {
     struct store *st;
-    int efd;
+    int efd;                   /* -1 with notify */
+    void (*notify)(void *arg); /* store_client_new_notify() */
+    void *notify_arg;
     /* Completions, newest first: pushed by the worker, taken whole by store_poll(). */
     _Atomic(struct store_req *) done;
     /* Requests the worker still holds. The worker's last access to the client is its
@@ -101,7 +103,9 @@ static void deliver(struct store *st, struct store_req *req)
                                                     memory_order_relaxed));
     /* Only the push onto an empty stack signals: a non-empty stack has been signalled
      * already and not yet taken (store_poll() resets the eventfd before taking). */
-    if (!old) {
+    if (!old && cl->notify) {
+        cl->notify(cl->notify_arg);
+    } else if (!old) {
         uint64_t one = 1;
         while (write(cl->efd, &one, sizeof one) < 0 && errno == EINTR)
             ;
@@ -238,9 +242,30 @@ int store_client_new(struct store *st, struct store_client **out)
     return 0;
 }
 
+int store_client_new_notify(struct store *st, void (*notify)(void *arg), void *arg,
+                            struct store_client **out)
+{
+    *out = NULL;
+    struct store_client *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return -ENOMEM;
+    cl->efd = -1;
+    cl->notify = notify;
+    cl->notify_arg = arg;
+    cl->st = st;
+    atomic_fetch_add(&st->clients, 1);
+    *out = cl;
+    return 0;
+}
+
 int store_client_fd(const struct store_client *cl)
 {
     return cl->efd;
+}
+
+bool store_client_ready(const struct store_client *cl)
+{
+    return atomic_load_explicit(&cl->done, memory_order_relaxed) != NULL;
 }
 
 unsigned store_client_pending(const struct store_client *cl)
@@ -253,9 +278,15 @@ static struct store_req *drain(struct store_client *cl)
 {
     uint64_t count;
     /* Reset the eventfd before taking the stack: a push after this read either lands in
-     * what we take now or finds the stack empty and signals again. Never a lost wake-up. */
-    while (read(cl->efd, &count, sizeof count) < 0 && errno == EINTR)
-        ;
+     * what we take now or finds the stack empty and signals again. Never a lost wake-up.
+     * Without an eventfd an empty stack costs nothing to look at. */
+    if (cl->efd < 0) {
+        if (!atomic_load_explicit(&cl->done, memory_order_relaxed))
+            return NULL;
+    } else {
+        while (read(cl->efd, &count, sizeof count) < 0 && errno == EINTR)
+            ;
+    }
     /* Acquire: pairs with the release CAS in deliver(); the results are visible. */
     struct store_req *lifo = atomic_exchange_explicit(&cl->done, NULL, memory_order_acquire);
     struct store_req *fifo = NULL;
@@ -333,11 +364,13 @@ void store_client_free(struct store_client *cl)
         }
         if (idle)
             break;
-        /* The eventfd may fire just before the decrement: a short timeout, not a spin. */
+        /* The eventfd may fire just before the decrement: a short timeout, not a spin
+         * (without one, poll() just sleeps). */
         poll(&(struct pollfd){.fd = cl->efd, .events = POLLIN}, 1, 10);
     }
     atomic_fetch_sub(&cl->st->clients, 1);
-    close(cl->efd);
+    if (cl->efd >= 0)
+        close(cl->efd);
     free(cl);
 }
 

@@ -209,6 +209,16 @@ void store_close(struct store *st);
 /* A completion queue for the calling thread. -ENOMEM, -EMFILE (no eventfd). */
 int store_client_new(struct store *st, struct store_client **out);
 
+/* The same without an eventfd: the store's worker calls notify(arg) instead when
+ * completions start waiting (an empty queue got one), e.g. to ring the owner's doorbell.
+ * The owner checks store_client_ready() before it sleeps; store_poll() then makes no
+ * system call when nothing waits. notify runs on the worker's thread. */
+int store_client_new_notify(struct store *st, void (*notify)(void *arg), void *arg,
+                            struct store_client **out);
+
+/* Completions are waiting (a hint: store_poll() takes them). */
+bool store_client_ready(const struct store_client *cl);
+
 /*
  * Waits until the client's outstanding requests have completed and frees it; their
  * callbacks are not run (the thread is shutting down). Blocks: call it at shutdown.
@@ -216,7 +226,8 @@ int store_client_new(struct store *st, struct store_client **out);
 void store_client_free(struct store_client *cl);
 
 /* The client's eventfd (non-blocking): readable when completions are waiting. Reading
- * it (or not) is up to the caller; store_poll() resets it either way. */
+ * it (or not) is up to the caller; store_poll() resets it either way. -1 for a client
+ * made by store_client_new_notify(). */
 int store_client_fd(const struct store_client *cl);
 
 /* Runs the callbacks of every completion waiting; returns how many ran. */

@@ -114,7 +114,8 @@ int main(int argc, char **argv)
         shards[i].idx = i;
         shards[i].nshards = nshards;
         if ((rc = attach(&shards[i], &seg, cfg, a.bell_fds)) < 0 ||
-            (rc = store_client_new(store, &shards[i].store)) < 0) {
+            (rc = store_client_new_notify(store, shard_store_notify, &shards[i],
+                                          &shards[i].store)) < 0) {
             LOG_ERROR("shard %u: %s", i, strerror(-rc));
             return 1;
         }

@@ -246,6 +246,8 @@ void load_start(struct shard *s, struct user *u);
  * The shards' bells must be attached first. 0 or -errno. */
 int shard_link(struct shard *shards, unsigned nshards, uint32_t data_size, uint32_t max_frame);
 void *shard_main(void *arg);
+/* The store client's notify (store_client_new_notify()): rings the shard's bell. */
+void shard_store_notify(void *arg);
 /* Handles one frame of any kind (from a ring, or replayed from a user's queue). */
 void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t len);
 bool stanza_parse(const void *payload, uint32_t len, struct stanza *st);

@@ -254,16 +254,26 @@ static void front_end_down(struct shard *s, unsigned role)
 
 static void sleep_until_work(struct shard *s)
 {
-    struct pollfd pf[2] = {{bell_fd(&s->bell), POLLIN, 0}, {store_client_fd(s->store), POLLIN, 0}};
     bell_prepare_sleep(&s->bell);
-    if ((backlog_total(s) < BACKLOG_MAX && inbound_pending(s)) ||
+    if ((backlog_total(s) < BACKLOG_MAX && inbound_pending(s)) || store_client_ready(s->store) ||
         atomic_load_explicit(&s->ctl, memory_order_acquire) != ROUTER_CTL_NONE) {
         bell_cancel_sleep(&s->bell);
         return;
     }
-    /* Frames (the bell) or store answers (its eventfd), whichever comes first. */
-    poll(pf, 2, 1000);
-    bell_drain(&s->bell);
+    /* Frames, store answers and control requests all ring the bell: one blocking read,
+     * the only system call of a wake-up besides the bells the shard rings. */
+    bell_wait(&s->bell, -1);
+}
+
+/* Called by the store's worker thread: completions wait for this shard. */
+void shard_store_notify(void *arg)
+{
+    struct shard *s = arg;
+    /* The completion was published (release) before; the fence pairs with the shard's
+     * bell_prepare_sleep() as ring.c's wakers do. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (bell_claim(&s->bell))
+        bell_ring(&s->bell);
 }
 
 /* The delivery counters, when they moved: how many recipients, in how many frames (the
@@ -303,8 +313,11 @@ static void finish(struct shard *s)
         }
         if (!store_client_pending(s->store))
             quiet++;
-        struct pollfd pf = {store_client_fd(s->store), POLLIN, 0};
-        poll(&pf, 1, 10);
+        bell_prepare_sleep(&s->bell);
+        if (store_client_ready(s->store))
+            bell_cancel_sleep(&s->bell);
+        else
+            bell_wait(&s->bell, 10);
     }
 }
 

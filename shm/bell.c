@@ -57,6 +57,13 @@ static int bell_consume(const struct bell *b)
 
 int bell_wait(const struct bell *b, int timeout_ms)
 {
+    if (timeout_ms < 0) {
+        /* The eventfd is blocking: one read both waits and consumes. */
+        uint64_t v;
+        ssize_t n = read(b->fd, &v, sizeof v);
+        bell_cancel_sleep(b);
+        return n == (ssize_t)sizeof v ? 1 : errno == EINTR ? 0 : -errno;
+    }
     struct pollfd p = {.fd = b->fd, .events = POLLIN};
     int rc = poll(&p, 1, timeout_ms);
     if (rc < 0)

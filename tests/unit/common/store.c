@@ -8,6 +8,7 @@
 #include "store_test.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -628,6 +629,55 @@ static void second_process_writes(void)
     store_close(st);
 }
 
+static _Atomic int notified;
+static pthread_t notifier;
+
+static void count_notify(void *arg)
+{
+    (void)arg;
+    notifier = pthread_self();
+    atomic_fetch_add(&notified, 1);
+}
+
+/* Without an eventfd: the worker calls notify when completions start waiting, and an
+ * empty poll is free. */
+static void notify_client(void)
+{
+    struct store_creds c = make_creds(5);
+    struct probe create = {0}, get = {0};
+    struct store_client *cl;
+    struct store *st = open_db(db_path("notify"), 0);
+    if (!st)
+        return;
+    atomic_store(&notified, 0);
+    CHECK_INT(store_client_new_notify(st, count_notify, NULL, &cl), ==, 0);
+    CHECK_INT(store_client_fd(cl), ==, -1);
+    CHECK(!store_client_ready(cl));
+    CHECK_INT(store_poll(cl), ==, 0);
+    CHECK_INT(store_account_create(cl, "mercutio", &c, on_done, &create), ==, 0);
+    CHECK_INT(store_creds_get(cl, "mercutio", on_creds, &get), ==, 0);
+    int total = 0;
+    for (int i = 0; total < 2 && i < 5000; i++) {
+        if (!store_client_ready(cl)) {
+            usleep(1000);
+            continue;
+        }
+        CHECK(atomic_load(&notified) >= 1); /* told before it could be seen */
+        total += store_poll(cl);
+    }
+    CHECK_INT(total, ==, 2);
+    CHECK(!pthread_equal(notifier, pthread_self()));
+    /* One notification per empty-to-waiting change, not per completion: at most two. */
+    CHECK(atomic_load(&notified) <= 2);
+    CHECK_INT(create.res[0], ==, 0);
+    CHECK_INT(get.res[0], ==, 0);
+    CHECK(creds_eq(&get.creds, &c));
+    CHECK(!store_client_ready(cl));
+    CHECK_INT(store_poll(cl), ==, 0);
+    store_client_free(cl);
+    store_close(st);
+}
+
 static void malformed_row_is_eio(void)
 {
     const char *path = db_path("malformed");
@@ -661,6 +711,7 @@ int main(void)
     RUN(two_threads_many_requests);
     RUN(backpressure_eagain);
     RUN(client_free_drops_callbacks);
+    RUN(notify_client);
     RUN(malformed_row_is_eio);
     tmpdir_remove();
     return test_done("store");
