@@ -28,6 +28,7 @@ def test_initial_presence_reaches_subscribers_only(server):
         befriend(u, c)
         c.available()
         c.presence(status="c is here")
+        c.wait_for(is_presence(frm=c.jid, status="c is here"), what="the echo")  # before U is there
         u.presence(status="u is here", priority=3)
         p = c.wait_for(is_presence(frm=u.jid, status="u is here"), what="U's initial presence")
         assert p.get("to") == c.bare
@@ -81,6 +82,7 @@ def test_presence_among_own_resources(server):
     un, = server.new_users(1, "pres")
     with connect(server, un, "a", available=True) as a:
         a.presence(status="a status")
+        a.wait_for(is_presence(frm=a.jid, status="a status"), what="the echo")
         with connect(server, un, "b") as b:
             b.presence(status="b status")
             p = a.wait_for(is_presence(frm=b.jid, status="b status"), what="b's initial presence")
@@ -191,6 +193,7 @@ def test_presence_after_unavailable_is_initial_again(server):
     with connect(server, un, "u") as u, connect(server, cn, "c", available=True) as c:
         befriend(u, c)
         c.presence(status="c here")
+        c.wait_for(is_presence(frm=c.jid, status="c here"), what="the echo")
         u.presence(status="u 1")
         u.wait_for(is_presence(frm=c.jid, status="c here"), what="C's presence by probe")
         u.presence("unavailable")
@@ -209,8 +212,9 @@ def test_presence_with_slixmpp(server):
 
     async def scenario():
         async with Clients(server) as cs:
-            cu = await cs.login(cn, "slix", available=True)
+            cu = await cs.login(cn, "slix")
             cu.send_presence(pstatus="slix here", pshow="chat")
+            await cu.next_presence(lambda p: p["from"] == cu.boundjid and p["status"] == "slix here")
             uu = await cs.login(un, "slix")
             await uu.get_roster()
             await uu.available()
