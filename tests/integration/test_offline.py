@@ -260,3 +260,16 @@ def test_offline_delivery_to_slixmpp(server):
             assert m["delay"]["stamp"] is not None
 
     run(scenario())
+
+
+def test_message_without_body_gets_delay_as_child(server):
+    """A stored message written as an empty element (<message/>) is delivered with its
+    <delay/> as a child, still well-formed."""
+    rn, = server.new_users(1, "offl")
+    R = f"{rn}@localhost"
+    with connect(server, "alice", "empty", available=True) as a:
+        a.send(f"<message to='{R}' type='chat' id='empty1'/>")
+        no_errors_for(a, R)
+    with connect(server, rn, "r", available=True) as r:
+        m = r.wait_for(lambda e: e.get("id") == "empty1", what="the empty message")
+        assert [c.tag for c in m] == [q(NS_DELAY, "delay")]

@@ -313,3 +313,16 @@ def test_carbons_enable_with_slixmpp(server):
             assert (fwd["body"], fwd["to"].full, fwd["from"].full) == ("copied", c.boundjid.full, a.boundjid.full)
 
     run(scenario())
+
+
+@pytest.mark.xfail(reason="server bug: only type='chat' is carbon-copied; XEP-0280 §6 also makes a "
+                          "type='normal' message with a <body/> eligible (carbons_eligible())", strict=True)
+def test_carbons_for_normal_message_with_body(server):
+    un, cn = server.new_users(2, "carb")
+    with connect(server, un, "A", available=True) as A, connect(server, un, "B", available=True) as B, \
+            connect(server, cn, "c", available=True) as c:
+        enable_carbons(B)
+        A.send(f"<message to='{c.jid}' type='normal'><body>a normal one</body></message>")
+        c.wait_message("a normal one")
+        B.timeout = 1
+        carbon(B, "sent", "a normal one")

@@ -354,3 +354,22 @@ def test_roster_remove_cancels_both_subscriptions(server):
         c.wait_for(is_presence(frm=U, ptype="unsubscribe"), timeout=1, what="unsubscribe")
         c.wait_for(is_presence(frm=U, ptype="unsubscribed"), timeout=1, what="unsubscribed")
         assert wait_state(c, U, ("none", None, None))
+
+
+def test_cancelled_request_is_not_shown(server):
+    """A.3.2: an unsubscribe while the request is still pending withdraws it: the
+    contact, offline meanwhile, does not see it at its next login, and the user's item
+    loses ask."""
+    un, cn = pair(server)
+    U, C = f"{un}@localhost", f"{cn}@localhost"
+    with connect(server, un, "u", roster=True, available=True) as u:
+        u.subscribe(C)
+        assert u.push_state(C) == ("none", "subscribe", None)
+        u.unsubscribe(C)
+        assert u.push_state(C) == ("none", None, None)
+        assert u.ping(C).get("type") == "result"
+        u.store_barrier()
+    with connect(server, cn, "c", roster=True, available=True) as c:
+        c.store_barrier()
+        assert c.take(is_presence(ptype="subscribe")) == []
+        assert U not in roster_items(c.roster())
