@@ -42,6 +42,7 @@ def test_presence_and_routing_after_router_restart(make_server):
             connect(s, un, "lo", available=True, priority=1) as lo:
         with connect(s, cn, "c") as c:
             befriend(hi, c)
+            c.store_barrier()  # SIGKILL loses what the store has not written yet
         hi.presence(status="before the crash", priority=5)
         hi.settle()
         kill_router(s, hi, lo)

@@ -14,7 +14,16 @@ import pytest
 
 from im import NS_DELAY, connect, is_message, is_presence, new_id, stanza_error
 from rawxmpp import NS_CLIENT, q
+from conftest import SANITIZED
 from slixclient import Clients, run
+
+# The router keeps a refused message's frame in `struct push_ctx { uint32_t len; char
+# frame[]; }` (offline.c), 4-byte aligned, and parses it as a struct proto_stanza (8-byte
+# aligned) when the store refuses it: undefined behaviour, which UBSan aborts on.
+REFUSAL_MISALIGNED = pytest.mark.xfail(
+    SANITIZED, strict=True,
+    reason="server bug: on_pushed() parses a refused message's frame at a 4-byte aligned "
+           "address (struct push_ctx in offline.c); UBSan: misaligned struct proto_stanza")
 
 
 def body(m):
@@ -145,6 +154,7 @@ def test_headline_groupchat_error_are_not_stored(server):
             assert [body(m) for m in drain_messages(r)] == ["the only one"]
 
 
+@REFUSAL_MISALIGNED
 def test_limit_service_unavailable(make_server):
     """Over offline.max_messages the sender gets service-unavailable, from the
     recipient's bare JID, with its id; what was stored is delivered."""
@@ -166,6 +176,7 @@ def test_limit_service_unavailable(make_server):
         no_errors_for(a, R)
 
 
+@REFUSAL_MISALIGNED
 def test_zero_limit_stores_nothing(make_server):
     s = make_server(offline={"max_messages": 0})
     rn, = s.new_users(1, "offl")
@@ -179,12 +190,14 @@ def test_zero_limit_stores_nothing(make_server):
                           "the first fetch both fetch the same stored messages: each resource "
                           "gets all of them (offline_deliver has no per-user fetch in progress)",
                    strict=True)
-def test_delivered_to_one_resource_only(server):
+def test_delivered_to_one_resource_only(make_server):
     """XEP-0160 §2: stored messages go to the resource whose presence made them
     deliverable, once; two resources coming online together do not both get them. The
     store is kept busy first (a burst of messages for another user, all handed to the
     store before the presences are sent), so both initial presences are handled while
-    the store has not yet answered the first fetch."""
+    the store has not yet answered the first fetch. A node of its own, with room for
+    the burst (a refused message would be a store error answered on the side)."""
+    server = make_server(offline={"max_messages": 1000})
     trials = []
     for _ in range(2):
         rn, busy = server.new_users(2, "twice")

@@ -11,6 +11,7 @@ import pytest
 
 from im import befriend, connect, is_presence, is_roster_push, push_item, roster_items, sub_state, wait_state
 from rawxmpp import NS_CLIENT, q
+from conftest import SANITIZED
 from slixclient import Clients, run
 
 
@@ -356,15 +357,24 @@ def test_roster_remove_cancels_both_subscriptions(server):
         assert wait_state(c, U, ("none", None, None))
 
 
-def test_cancelled_request_is_not_shown(server):
+@pytest.mark.xfail(SANITIZED, strict=True,
+                   reason="server bug: sub_inbound() passes st->from (not NUL-terminated) to "
+                          "subreq_drop(); ASan: heap-buffer-overflow in store_subreq_delete, and "
+                          "the stored request is never deleted")
+def test_cancelled_request_is_not_shown(make_server):
     """A.3.2: an unsubscribe while the request is still pending withdraws it: the
     contact, offline meanwhile, does not see it at its next login, and the user's item
-    loses ask."""
+    loses ask. (A node of its own: under the SAN build the bug aborts the router.)"""
+    server = make_server()
     un, cn = pair(server)
     U, C = f"{un}@localhost", f"{cn}@localhost"
     with connect(server, un, "u", roster=True, available=True) as u:
         u.subscribe(C)
         assert u.push_state(C) == ("none", "subscribe", None)
+        # The request is stored and C, nobody's, is out of the router's memory again:
+        # the withdrawal waits for C's state to load, like any stanza for an offline user.
+        u.store_barrier()
+        assert u.ping(C).get("type") == "result"
         u.unsubscribe(C)
         assert u.push_state(C) == ("none", None, None)
         assert u.ping(C).get("type") == "result"
