@@ -7,7 +7,6 @@ and c2s thread and fills in each recipient's `to`), and nobody else receives it.
 import pytest
 
 from im import connect, is_presence
-from rawxmpp import NS_CLIENT, q
 
 N_CONTACTS = 30
 

@@ -8,7 +8,6 @@ Each test waits until the store has answered for the changes it made (store_barr
 before it restarts: what is tested is what was stored, not what was still queued.
 """
 from im import befriend, connect, is_message, is_presence, roster_items, stanza_error, sub_state, wait_state
-from rawxmpp import NS_CLIENT, q
 
 
 def test_rosters_and_subscription_states_survive_restart(make_server):

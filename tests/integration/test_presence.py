@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from im import befriend, connect, is_message, is_presence
+from im import befriend, connect, is_presence
 from rawxmpp import NS_CLIENT, q
 from slixclient import Clients, run
 

@@ -16,7 +16,7 @@ from im import (
     roster_items,
     stanza_error,
 )
-from rawxmpp import NS_BIND, NS_CLIENT, RawClient, q
+from rawxmpp import NS_BIND, RawClient, q
 from slixclient import Clients, run
 
 

@@ -122,7 +122,7 @@ def test_explicit_unavailable_leaves_bare_jid_routing(server):
         e1.wait_for(lambda e: e.get("from") == e2.jid, what="e2's presence")
         # e2 saw e1's available presence at its own initial presence; then unavailable.
         e1.send("<presence type='unavailable'/>")
-        p = e2.wait_for(lambda e: e.tag == q(NS_CLIENT, "presence") and e.get("from") == e1.jid
+        e2.wait_for(lambda e: e.tag == q(NS_CLIENT, "presence") and e.get("from") == e1.jid
                         and e.get("type") == "unavailable", what="e1's unavailable presence")
         a.message(f"{user}@localhost", "who gets it")
         assert e2.wait_message("who gets it").get("from") == a.jid
