@@ -44,9 +44,13 @@ class LoginFailed(AssertionError):
 
 class Client(slixmpp.ClientXMPP):
     def __init__(self, server, user, resource=None, password=None, mech=None, direct_tls=False,
-                 tls_max=None):
+                 tls_max=None, auto_authorize=None, auto_subscribe=False):
         password = server.password(user) if password is None else password
         super().__init__(server.jid(user, resource), password, sasl_mech=mech)
+        # slixmpp answers subscription requests by itself unless told not to: tests
+        # decide (pass auto_authorize=True, auto_subscribe=True for its defaults).
+        self.auto_authorize = auto_authorize
+        self.auto_subscribe = auto_subscribe
         self.node = server
         self.direct_tls = direct_tls
         self.ca_certs = str(server.cert)
@@ -142,7 +146,13 @@ class Client(slixmpp.ClientXMPP):
         return out
 
     async def ping_server(self, timeout=STEP):
-        iq = self.make_iq_get(ito=self.node.domain)
+        return await self.ping_jid(self.node.domain, timeout)
+
+    async def ping_jid(self, jid, timeout=STEP):
+        """XEP-0199 ping to jid. To an account's bare JID the server answers for the
+        account, in that account's shard: the answer comes after everything sent there
+        before it (a marker for "nothing came back")."""
+        iq = self.make_iq_get(ito=jid)
         iq.append(slixmpp.xmlstream.ET.Element("{urn:xmpp:ping}ping"))
         return await iq.send(timeout=timeout)
 

@@ -8,6 +8,7 @@ chats, and no process of the node died.
 Most cases run on `plain_server` (plaintext allowed, small limits: max_stanza_size
 20000, max_depth 16, max_attrs 16); some on `server`, over STARTTLS and Direct TLS.
 """
+import ssl
 import threading
 import time
 
@@ -191,11 +192,12 @@ def test_missing_version_unsupported_version(plain_server):
 
 def send_while_reading(c, data, chunk=4096):
     """Sends data in chunks and stops once the server has closed the stream (it may do
-    so before it read everything: a blocked sendall would then end in a reset)."""
+    so before it read everything: a blocked sendall would then end in a reset, or over
+    TLS in SSLEOFError)."""
     for i in range(0, len(data), chunk):
         try:
             c.send(data[i : i + chunk])
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
             return
         c.pump(time.monotonic())  # a look, without waiting
         if c.eof or any(k == "close" for k, _ in c.events):

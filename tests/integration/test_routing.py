@@ -73,18 +73,31 @@ def test_bare_jid_goes_to_all_tied_resources(server):
 
 
 def test_bare_jid_negative_priority_gets_nothing(server):
+    """RFC 6121 §8.5.2.1.1: a resource of negative priority never gets a message for the
+    bare JID. When every available resource is negative, the message is handled as if
+    none were available (§8.5.2.2): stored, no error, and delivered at the next initial
+    presence with a non-negative priority (XEP-0160)."""
+    rcpt, = server.new_users(1, "negprio")  # nobody else's stored messages
+
     async def scenario():
         async with Clients(server) as cs:
             alice = await cs.login("alice", "neg", available=True)
-            bob = await cs.login("bob", "neg", available=True, priority=-1)
-            alice.send_message(mto="bob@localhost", mbody="nobody wants this", mtype="chat")
-            err = await alice.next_message()
-            assert err["type"] == "error"
-            assert error_of(err) == ("cancel", "service-unavailable")
-            assert err["from"].bare == "bob@localhost"
-            alice.send_message(mto=bob.boundjid.full, mbody="marker", mtype="chat")
-            m = await bob.next_message()
+            neg = await cs.login(rcpt, "neg", available=True, priority=-1)
+            alice.send_message(mto=neg.boundjid.bare, mbody="nobody wants this live", mtype="chat")
+            alice.send_message(mto=neg.boundjid.full, mbody="marker", mtype="chat")
+            m = await neg.next_message()
             assert m["body"] == "marker", "a negative-priority resource got a bare-JID message"
+            # No error either: an iq answered by the recipient's shard comes after it.
+            res = await alice.ping_jid(neg.boundjid.bare)
+            assert res["type"] == "result"
+            assert alice.no_pending_messages() == []
+            # Stored: a resource of priority 0 gets it at its initial presence.
+            zero = await cs.login(rcpt, "zero", available=True, priority=0)
+            m = await zero.next_message()
+            assert (m["body"], m["from"].full) == ("nobody wants this live", alice.boundjid.full)
+            assert m.xml.find("{urn:xmpp:delay}delay") is not None
+            alice.send_message(mto=neg.boundjid.full, mbody="marker 2", mtype="chat")
+            assert (await neg.next_message())["body"] == "marker 2"
 
     run(scenario())
 
@@ -167,16 +180,20 @@ def test_server_generated_resource(server):
 
 
 def test_spoofed_from_is_overwritten(server):
+    # Accounts of its own: stored messages of other tests would arrive first.
+    sender, rcpt = server.new_users(2, "spoof")
+
     async def scenario():
         async with Clients(server) as cs:
-            alice = await cs.login("alice", "spoof", available=True)
-            bob = await cs.login("bob", "spoof", available=True)
+            alice = await cs.login(sender, "spoof", available=True)
+            bob = await cs.login(rcpt, "spoof", available=True)
             m = alice.make_message(mto=bob.boundjid.full, mbody="who am i", mtype="chat")
             m["from"] = "carol@localhost/evil"
             m.send()
             got = await bob.next_message()
             assert (got["body"], got["from"].full) == ("who am i", alice.boundjid.full)
-            for spoof in ("localhost", "bob@localhost", alice.boundjid.bare, "not a jid@@"):
+            for spoof in ("localhost", "bob@localhost", bob.boundjid.bare, alice.boundjid.bare,
+                          "not a jid@@"):
                 alice.send_raw(f"<message to='{bob.boundjid.full}' from='{spoof}' type='chat'>"
                                f"<body>{spoof}</body></message>")
                 got = await bob.next_message()
@@ -194,11 +211,25 @@ def test_message_to_unknown_user_service_unavailable(server):
             assert err["type"] == "error"
             assert err["from"].full == "nosuchuser@localhost"
             assert error_of(err) == ("cancel", "service-unavailable")
-            # An offline account the same (no offline storage yet).
-            alice.send_message(mto="erin@localhost", mbody="offline?", mtype="chat")
-            err = await alice.next_message()
-            assert (err["type"], err["from"].full) == ("error", "erin@localhost")
-            assert error_of(err) == ("cancel", "service-unavailable")
+
+    run(scenario())
+
+
+def test_message_to_offline_account_is_stored_not_bounced(server):
+    """RFC 6121 §8.5.2.2.1 with offline storage (XEP-0160): an existing account with no
+    available resource gets the message later; the sender gets no error."""
+    rcpt, = server.new_users(1, "offl")
+
+    async def scenario():
+        async with Clients(server) as cs:
+            alice = await cs.login("alice", "offl", available=True)
+            alice.send_message(mto=f"{rcpt}@localhost", mbody="offline?", mtype="chat")
+            res = await alice.ping_jid(f"{rcpt}@localhost")  # answered after the message
+            assert res["type"] == "result"
+            assert alice.no_pending_messages() == [], "the sender got an error"
+            later = await cs.login(rcpt, "later", available=True)
+            m = await later.next_message()
+            assert (m["body"], m["from"].full) == ("offline?", alice.boundjid.full)
 
     run(scenario())
 
@@ -248,15 +279,17 @@ def test_iq_unknown_namespace_service_unavailable(server, itype):
 
 
 def test_unavailable_presence_when_connection_drops(server):
+    user, = server.new_users(1, "drop")  # no stored messages of other tests
+
     async def scenario():
         async with Clients(server) as cs:
-            stay = await cs.login("erin", "stay", available=True)
-            drop = await cs.login("erin", "drop", available=True)
+            stay = await cs.login(user, "stay", available=True)
+            drop = await cs.login(user, "drop", available=True)
             p = await stay.next_presence(lambda p: p["from"] == drop.boundjid)
             assert p["type"] == "available"  # presence without `to` reaches own resources
             drop.abort()  # the TCP connection ends without </stream:stream>
             p = await stay.next_presence(lambda p: p["from"] == drop.boundjid)
-            assert p["type"] == "unavailable"
+            assert p["type"] == "unavailable", p
             # The dropped session is gone from the router: its full JID is no longer
             # reachable, and a message to it goes to the bare JID (RFC 6121 §8.5.3.2.1).
             alice = await cs.login("alice", "drop", available=True)

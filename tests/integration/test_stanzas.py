@@ -115,14 +115,16 @@ def test_groupchat_to_bare_jid_service_unavailable(server):
 
 
 def test_explicit_unavailable_leaves_bare_jid_routing(server):
+    user, = server.new_users(1, "unav")  # no stored messages of other tests
     with login(server, "alice") as a, \
-            login(server, "erin", "busy", priority=9) as e1, \
-            login(server, "erin", "idle", priority=1) as e2:
+            login(server, user, "busy", priority=9) as e1, \
+            login(server, user, "idle", priority=1) as e2:
         e1.wait_for(lambda e: e.get("from") == e2.jid, what="e2's presence")
+        # e2 saw e1's available presence at its own initial presence; then unavailable.
         e1.send("<presence type='unavailable'/>")
-        p = e2.wait_for(lambda e: e.tag == q(NS_CLIENT, "presence") and e.get("from") == e1.jid)
-        assert p.get("type") == "unavailable"
-        a.message("erin@localhost", "who gets it")
+        e2.wait_for(lambda e: e.tag == q(NS_CLIENT, "presence") and e.get("from") == e1.jid
+                        and e.get("type") == "unavailable", what="e1's unavailable presence")
+        a.message(f"{user}@localhost", "who gets it")
         assert e2.wait_message("who gets it").get("from") == a.jid
 
 

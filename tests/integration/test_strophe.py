@@ -108,13 +108,36 @@ def test_strophe_to_strophe(server):
     run(scenario())
 
 
-def test_strophe_message_to_offline_user_gets_error(server):
+def test_strophe_message_to_unknown_user_gets_error(server):
     async def scenario():
-        alice = await Strophe(server, "alice", "s-err", "erin@localhost", "anyone?", "send").start()
+        alice = await Strophe(server, "alice", "s-err", "nosuchuser@localhost", "anyone?", "send").start()
         try:
             assert await alice.expect("ERROR") == "service-unavailable"
             assert await alice.wait() == 3
         finally:
             await alice.kill()
+
+    run(scenario())
+
+
+def test_strophe_receives_offline_message(server):
+    """A message stored while the account was offline reaches libstrophe at login
+    (XEP-0160), as an ordinary message it answers."""
+    user, = server.new_users(1, "strophe")
+
+    async def scenario():
+        async with Clients(server) as cs:
+            alice = await cs.login("alice", "slix-offl", available=True)
+            alice.send_message(mto=f"{user}@localhost", mbody="while you were out", mtype="chat")
+            res = await alice.ping_jid(f"{user}@localhost")  # the message was handled
+            assert res["type"] == "result"
+            bob = await Strophe(server, user, "strophe", "alice@localhost", "-", "receive").start()
+            try:
+                assert await bob.expect("RECEIVED") == "while you were out"
+                m = await alice.next_message()
+                assert (m["body"], m["from"].full) == ("ack: while you were out", f"{user}@localhost/strophe")
+                assert await bob.wait() == 0, bob.lines
+            finally:
+                await bob.kill()
 
     run(scenario())
