@@ -5,8 +5,10 @@
  *     user's other resources with carbons enabled (in the sender's shard);
  *   - a message delivered to some of the user's resources goes, wrapped in <received/>,
  *     to its other resources with carbons enabled (in the recipient's shard).
- * Eligible (§6): messages of type chat, unless marked <private/> (§7) or <no-copy/>
- * (XEP-0334), and never a carbon itself. The copy is built once and each recipient's
+ * Eligible (§6): messages of type chat, and of type normal with a <body/> or an IM
+ * payload (chat states, receipts, markers), unless marked <private/> (§7) or <no-copy/>
+ * (XEP-0334), and never a carbon itself. Errors are not copied: which message an error
+ * answers is not known here. The copy is built once and each recipient's
  * `to` filled in by c2s; the forwarded original carries xmlns='jabber:client' because it
  * now sits inside <forwarded xmlns='urn:xmpp:forward:0'/>.
  */
@@ -20,21 +22,47 @@
 #define NS_CARBONS "urn:xmpp:carbons:2"
 #define NS_HINTS   "urn:xmpp:hints"
 #define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+#define NS_RECEIPTS "urn:xmpp:receipts"
+#define NS_MARKERS "urn:xmpp:chat-markers:0"
+
+#define HAS(lit) (memmem(st->raw, st->raw_len, lit, sizeof lit - 1) != NULL)
+
+/* A type normal message worth copying: a body or an IM payload (§6). */
+static bool im_payload(const struct xml_node *m)
+{
+    for (const struct xml_node *c = m->children; c; c = c->next) {
+        if (!c->name.p)
+            continue;
+        if (!strcmp(c->name.p, "body") && !strcmp(c->ns.p, "jabber:client"))
+            return true;
+        if (!strcmp(c->ns.p, NS_CHATSTATES) || !strcmp(c->ns.p, NS_RECEIPTS) ||
+            !strcmp(c->ns.p, NS_MARKERS))
+            return true;
+    }
+    return false;
+}
 
 bool carbons_eligible(const struct stanza *st)
 {
-    if (st->h->kind != PROTO_MESSAGE || st->h->type != PROTO_MSG_CHAT)
+    if (st->h->kind != PROTO_MESSAGE)
         return false;
-    /* Most messages name neither namespace: no tree for them. */
-    if (!memmem(st->raw, st->raw_len, NS_CARBONS, sizeof NS_CARBONS - 1) &&
-        !memmem(st->raw, st->raw_len, NS_HINTS, sizeof NS_HINTS - 1))
+    bool chat = st->h->type == PROTO_MSG_CHAT;
+    if (!chat && st->h->type != PROTO_MSG_NORMAL)
+        return false;
+    bool marks = HAS(NS_CARBONS) || HAS(NS_HINTS);
+    /* Most messages need no tree: chat without marks, or normal with nothing to copy. */
+    if (chat && !marks)
         return true;
+    if (!chat && !HAS("body") && !HAS(NS_CHATSTATES) && !HAS(NS_RECEIPTS) && !HAS(NS_MARKERS))
+        return false;
     struct shard *s = shard_current;
     struct xml_node *m =
         xml_tree_parse(NULL, st->raw, st->raw_len, &s->arena, s->scratch, sizeof s->scratch);
     bool ok = m && !xml_node_child(m, "private", NS_CARBONS) &&
               !xml_node_child(m, "sent", NS_CARBONS) &&
-              !xml_node_child(m, "received", NS_CARBONS) && !xml_node_child(m, "no-copy", NS_HINTS);
+              !xml_node_child(m, "received", NS_CARBONS) &&
+              !xml_node_child(m, "no-copy", NS_HINTS) && (chat || im_payload(m));
     arena_reset(&s->arena);
     return ok;
 }

@@ -13,6 +13,7 @@
 #include "router/router.h"
 #include "common/log.h"
 #include "common/store.h"
+#include "common/xml_tree.h"
 #include "common/xmlw.h"
 
 #include <errno.h>
@@ -33,7 +34,7 @@ static void user_name(const struct user *u, char *out, size_t cap)
 
 /* The stored message's frame, kept to answer its sender if the store refuses it. */
 struct push_ctx {
-    uint32_t len;
+    uint64_t len; /* 64 bits: the frame after it is read as a struct proto_stanza */
     char frame[];
 };
 
@@ -138,6 +139,18 @@ static struct session *fetch_target(struct user *u, uint64_t conn)
     return NULL;
 }
 
+/* The stored message's sender is blocked now. Read only when the user blocks anyone. */
+static bool blocked_sender(struct shard *s, const struct user *u, const char *raw, size_t len)
+{
+    if (!u->block.n)
+        return false;
+    struct xml_node *m = xml_tree_parse(NULL, raw, len, &s->arena, s->scratch, sizeof s->scratch);
+    const char *from = m ? xml_node_attr(m, "from") : NULL;
+    bool blocked = from && block_blocks(&u->block, from, strlen(from));
+    arena_reset(&s->arena);
+    return blocked;
+}
+
 static void on_fetched(void *arg, int res, const struct store_offline *msgs)
 {
     struct fetch_ctx *f = arg;
@@ -155,12 +168,14 @@ static void on_fetched(void *arg, int res, const struct store_offline *msgs)
     f->conn = ss->conn;
     uint64_t last = 0;
     for (size_t i = 0; i < msgs->n; i++) {
+        last = msgs->msgs[i].seq;
+        if (blocked_sender(s, u, msgs->msgs[i].stanza, msgs->msgs[i].len))
+            continue; /* blocked since it was stored: dropped with the rest (XEP-0191) */
         struct buf b = {0};
         with_delay(s, &b, msgs->msgs[i].stanza, msgs->msgs[i].len, msgs->msgs[i].stamp_s,
                    msgs->msgs[i].stamp_us);
         out_deliver(s, &f->conn, 1, buf_data(&b), buf_used(&b));
         buf_free(&b);
-        last = msgs->msgs[i].seq;
     }
     char user[1024];
     user_name(u, user, sizeof user);
@@ -209,10 +224,11 @@ static void on_subreqs(void *arg, int res, const struct store_subreqs *reqs)
     struct shard *s = shard_current;
     if (res == 0 && session_by_conn(c->u, c->conn))
         for (size_t i = 0; i < reqs->n; i++) {
-            /* Only still-pending ones: an answer may have crossed the store's. */
-            struct roster_item *it =
-                roster_find(&c->u->roster, reqs->items[i].jid, strlen(reqs->items[i].jid));
-            if (it && it->pending_in)
+            /* Only still-pending ones (an answer may have crossed the store's), and none from
+             * a JID blocked since (XEP-0191 §3.4). */
+            const char *jid = reqs->items[i].jid;
+            struct roster_item *it = roster_find(&c->u->roster, jid, strlen(jid));
+            if (it && it->pending_in && !block_blocks(&c->u->block, jid, strlen(jid)))
                 out_deliver(s, &c->conn, 1, reqs->items[i].stanza, reqs->items[i].len);
         }
     c->u->busy--;

@@ -87,6 +87,7 @@ static void on_stored(void *arg, int res)
     user_release(&s->users, u);
 }
 
+/* jid: NUL-terminated (a roster item's). */
 static void subreq_drop(struct shard *s, struct user *u, const char *jid)
 {
     char user[1024];
@@ -252,9 +253,9 @@ void sub_inbound(struct shard *s, struct user *v, const struct stanza *st)
             bool had_pending = it->pending_in, had_from = has_from(it);
             it->pending_in = false;
             set_from(it, false);
-            commit(s, v, it);
             if (had_pending)
-                subreq_drop(s, v, from);
+                subreq_drop(s, v, it->jid);
+            commit(s, v, it); /* may free it */
             deliver_available(s, v, st);
             /* The user no longer hears the contact's resources (§3.3.3). */
             if (had_from)

@@ -201,9 +201,6 @@ def test_block_matching(server, what):
         assert got == sorted(f"from {j}" for j, r in results.items() if r == "delivered")
 
 
-@pytest.mark.xfail(reason="server bug: a subscription request stored before the requester was "
-                          "blocked is still shown at every login (on_subreqs() in offline.c does "
-                          "not consult the blocklist)", strict=True)
 def test_stored_request_from_blocked_jid_not_shown(server):
     """§3.4: once a JID is blocked nothing from it is delivered, including a request it
     made before and that is kept until answered (RFC 6121 §3.1.3)."""
@@ -219,9 +216,6 @@ def test_stored_request_from_blocked_jid_not_shown(server):
         assert c.take(is_presence(ptype="subscribe")) == [], "the blocked JID's request was shown"
 
 
-@pytest.mark.xfail(reason="server bug: an offline message stored before its sender was blocked is "
-                          "delivered after the block (on_fetched() in offline.c does not consult "
-                          "the blocklist)", strict=True)
 def test_stored_message_from_blocked_jid_not_delivered(server):
     un, cn = server.new_users(2, "blk")
     with connect(server, un, "u", available=True) as u:

@@ -55,10 +55,6 @@ def test_presence_and_routing_after_router_restart(make_server):
             assert lo.take(lambda e: e.get("type") == "chat") == []
 
 
-@pytest.mark.xfail(reason="server bug: a session registered again after a router restart loses its "
-                          "router-side flags and lists (roster/blocklist interest, carbons, directed "
-                          "presence): route_bind() with PROTO_SESSION_REREGISTER restores only the "
-                          "presence", strict=True)
 @pytest.mark.parametrize("what", ["roster-pushes", "blocklist-pushes", "carbons", "directed-presence"])
 def test_session_state_survives_router_restart(make_server, what):
     s = make_server(expect_stable=False)

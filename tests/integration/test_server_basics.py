@@ -315,8 +315,6 @@ def test_carbons_enable_with_slixmpp(server):
     run(scenario())
 
 
-@pytest.mark.xfail(reason="server bug: only type='chat' is carbon-copied; XEP-0280 §6 also makes a "
-                          "type='normal' message with a <body/> eligible (carbons_eligible())", strict=True)
 def test_carbons_for_normal_message_with_body(server):
     un, cn = server.new_users(2, "carb")
     with connect(server, un, "A", available=True) as A, connect(server, un, "B", available=True) as B, \

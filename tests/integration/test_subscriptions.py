@@ -11,7 +11,6 @@ import pytest
 
 from im import befriend, connect, is_presence, is_roster_push, push_item, roster_items, sub_state, wait_state
 from rawxmpp import NS_CLIENT, q
-from conftest import SANITIZED
 from slixclient import Clients, run
 
 
@@ -172,8 +171,6 @@ def test_unsubscribe(server):
         c.wait_for(is_presence(frm=u.jid, status="u after"), what="U's presence")
 
 
-@pytest.mark.xfail(reason="server bug: an inbound unsubscribe does not make the contact's "
-                          "server send unavailable presence to the user (RFC 6121 §3.3.3)", strict=True)
 def test_unsubscribe_sends_contacts_unavailable(server):
     """§3.3.3: on an inbound unsubscribe from a subscriber, the contact's server sends
     unavailable presence from each of the contact's available resources to the user,
@@ -211,9 +208,6 @@ def test_unsubscribed_cancels_the_contacts_subscription(server):
         u.wait_for(is_presence(frm=c.jid, status="c still"), what="C's presence")
 
 
-@pytest.mark.xfail(reason="server bug: on outbound unsubscribed the contact's server routes the "
-                          "unsubscribed before the unavailable presence (RFC 6121 §3.2.2 wants "
-                          "the unavailable first)", strict=True)
 def test_unsubscribed_order_unavailable_before_unsubscribed(server):
     """§3.2.2: the contact's server sends the unavailable presence before it routes the
     unsubscribed, so the user's client never sees presence from someone it is no longer
@@ -228,13 +222,6 @@ def test_unsubscribed_order_unavailable_before_unsubscribed(server):
         assert first.get("type") == "unavailable", "unsubscribed came before the unavailable presence"
 
 
-GENERATED_BARE_FROM_BUG = (
-    "server bug: subscription stanzas the server generates from a bare JID (auto-approval, "
-    "unsubscribed from a missing account, roster removal) get from_bare_len = len - 1 in "
-    "route_generated(), so the recipient's roster lookup misses and they are ignored")
-
-
-@pytest.mark.xfail(reason=GENERATED_BARE_FROM_BUG, strict=True)
 def test_preapproval(server):
     """§3.4: C approves before being asked: C's item has approved='true' and the
     subscribed goes nowhere; U's later request is approved by C's server at once,
@@ -281,7 +268,6 @@ def test_preapproval_cancelled(server):
         assert u.push_state(C) == ("none", "subscribe", None)
 
 
-@pytest.mark.xfail(reason=GENERATED_BARE_FROM_BUG, strict=True)
 def test_subscribe_to_unknown_account_gets_unsubscribed(server):
     """RFC 6121 §3.1.3 / §8.5.1: a request for an account that does not exist is
     answered with unsubscribed from it, which clears the requester's ask."""
@@ -295,8 +281,6 @@ def test_subscribe_to_unknown_account_gets_unsubscribed(server):
         assert u.push_state(ghost) == ("none", None, None)
 
 
-@pytest.mark.xfail(reason="server bug: a second subscribe while one is pending is delivered "
-                          "again (RFC 6121 A.3.1: 'None + Pending In' SHOULD NOT deliver)", strict=True)
 def test_repeated_request_not_delivered_twice(server):
     un, cn = pair(server)
     C = f"{cn}@localhost"
@@ -340,7 +324,6 @@ def test_preapproval_is_stored_and_request_not_shown(server):
         u.wait_for(is_presence(frm=c.jid), what="C's presence")
 
 
-@pytest.mark.xfail(reason=GENERATED_BARE_FROM_BUG, strict=True)
 def test_roster_remove_cancels_both_subscriptions(server):
     """§2.5.2: removing a contact with subscription both makes the user's server send
     unsubscribe and unsubscribed to it: the contact's item goes to 'none' (pushed), the
@@ -357,10 +340,6 @@ def test_roster_remove_cancels_both_subscriptions(server):
         assert wait_state(c, U, ("none", None, None))
 
 
-@pytest.mark.xfail(SANITIZED, strict=True,
-                   reason="server bug: sub_inbound() passes st->from (not NUL-terminated) to "
-                          "subreq_drop(); ASan: heap-buffer-overflow in store_subreq_delete, and "
-                          "the stored request is never deleted")
 def test_cancelled_request_is_not_shown(make_server):
     """A.3.2: an unsubscribe while the request is still pending withdraws it: the
     contact, offline meanwhile, does not see it at its next login, and the user's item
