@@ -7,6 +7,9 @@
  * the server took it, and are deleted from the store only afterwards: a crash in
  * between delivers twice rather than never.
  *
+ * Not stored, silently: a message with only chat states (XEP-0085) or a <no-store/>
+ * hint (XEP-0334). Not delivered: stored messages from JIDs blocked since (XEP-0191).
+ *
  * Unanswered subscription requests are shown again at every initial presence
  * (RFC 6121 §3.1.3).
  */
@@ -51,8 +54,38 @@ static void on_pushed(void *arg, int res)
     free(c);
 }
 
+#define NS_HINTS      "urn:xmpp:hints"
+#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+
+/* A standalone chat state (stale by the time anyone reads it) or a <no-store/> hint
+ * (XEP-0334) is dropped instead; a <store/> hint keeps anything. */
+static bool worth_storing(struct shard *s, const struct stanza *st)
+{
+    bool hints = memmem(st->raw, st->raw_len, NS_HINTS, sizeof NS_HINTS - 1);
+    bool states = memmem(st->raw, st->raw_len, NS_CHATSTATES, sizeof NS_CHATSTATES - 1);
+    if (!hints && !states)
+        return true;
+    struct xml_node *m =
+        xml_tree_parse(NULL, st->raw, st->raw_len, &s->arena, s->scratch, sizeof s->scratch);
+    bool keep = true;
+    if (m && xml_node_child(m, "store", NS_HINTS)) {
+        keep = true;
+    } else if (m && xml_node_child(m, "no-store", NS_HINTS)) {
+        keep = false;
+    } else if (m) {
+        /* Kept when anything but chat states is in it. */
+        keep = false;
+        for (const struct xml_node *c = m->children; c && !keep; c = c->next)
+            keep = c->name.p && strcmp(c->ns.p, NS_CHATSTATES) != 0;
+    }
+    arena_reset(&s->arena);
+    return keep;
+}
+
 void offline_store(struct shard *s, struct user *u, const struct stanza *st)
 {
+    if (!worth_storing(s, st))
+        return;
     char user[1024];
     uint32_t len = (uint32_t)(sizeof *st->h + st->from_len + st->to_len + st->raw_len);
     struct push_ctx *c = malloc(sizeof *c + len);

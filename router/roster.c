@@ -216,8 +216,8 @@ void roster_changed(struct shard *s, struct user *u, struct roster_item *it, boo
 {
     u->roster.ver++;
     save(s, u, it, removed);
-    if (it->hidden && !removed)
-        return; /* not in the visible roster: nothing to push */
+    if (it->hidden)
+        return; /* never in the visible roster: nothing to push, added or removed */
     struct out_list l = {0};
     for (struct session *ss = u->sessions; ss; ss = ss->next)
         if (ss->interested)

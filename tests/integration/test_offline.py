@@ -141,6 +141,23 @@ def test_headline_groupchat_error_are_not_stored(server):
             assert [body(m) for m in drain_messages(r)] == ["the only one"]
 
 
+def test_chat_states_and_no_store_hint_are_not_stored(server):
+    """A standalone chat state and a message with a XEP-0334 <no-store/> hint are
+    dropped without an error; a chat state with a body, and a <store/> hint, are kept."""
+    rn, = server.new_users(1, "offl")
+    R = f"{rn}@localhost"
+    cs = "http://jabber.org/protocol/chatstates"
+    with connect(server, "alice", "states", available=True) as a:
+        a.send(f"<message to='{R}' type='chat' id='s1'><composing xmlns='{cs}'/></message>")
+        a.send(f"<message to='{R}' type='chat' id='s2'><body>hint</body><no-store xmlns='urn:xmpp:hints'/></message>")
+        a.send(f"<message to='{R}' type='chat' id='s3'><body>with state</body><active xmlns='{cs}'/></message>")
+        a.send(f"<message to='{R}' type='chat' id='s4'><gone xmlns='{cs}'/><store xmlns='urn:xmpp:hints'/></message>")
+        no_errors_for(a, R)
+        assert not [e for e in a.take() if e.get("type") == "error"]
+        with connect(server, rn, "r", available=True) as r:
+            assert [m.get("id") for m in drain_messages(r)] == ["s3", "s4"]
+
+
 def test_limit_service_unavailable(make_server):
     """Over offline.max_messages the sender gets service-unavailable, from the
     recipient's bare JID, with its id; what was stored is delivered."""

@@ -144,8 +144,10 @@ def test_request_denied(server):
             assert u.push_state(C) == ("none", None, None)
             no = u.wait_for(is_presence(ptype="unsubscribed"), what="the denial")
             assert no.get("from") == C
-            # C never had U in its visible roster, and still has not.
+            # C never had U in its visible roster, and still has not: no push about it.
             assert U not in roster_items(c.roster())
+            c.settle()
+            assert c.take(is_roster_push(U)) == []
         with connect(server, cn, "c2", available=True) as c:
             c.store_barrier()
             assert c.take(is_presence(ptype="subscribe")) == []
