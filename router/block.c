@@ -62,13 +62,6 @@ bool block_blocks(const struct blocklist *b, const char *jid, size_t len)
     return false;
 }
 
-static void user_name(const struct user *u, char *out, size_t cap)
-{
-    size_t n = u->local_len < cap ? u->local_len : cap - 1;
-    memcpy(out, u->bare, n);
-    out[n] = '\0';
-}
-
 static void on_saved(void *arg, int res)
 {
     struct user *u = arg;
@@ -164,8 +157,8 @@ void block_iq(struct shard *s, struct user *u, struct session *ss, const struct 
               const struct xml_node *iq, const struct xml_node *q)
 {
     const char *id = xml_node_attr(iq, "id");
-    char user[1024];
-    user_name(u, user, sizeof user);
+    char user[USER_LOCAL_MAX];
+    user_localpart(u, user, sizeof user);
 
     if (st->h->type == PROTO_IQ_GET) {
         if (strcmp(q->name.p, "blocklist") != 0) {

@@ -11,6 +11,7 @@
  */
 #include "router/router.h"
 #include "common/log.h"
+#include "common/store.h"
 #include "common/xml_tree.h"
 #include "common/xmlw.h"
 
@@ -166,7 +167,7 @@ void iq_to_account(struct shard *s, struct user *v, const struct stanza *st)
     bool get = st->h->type == PROTO_IQ_GET;
     /* Only a subscriber learns about the account: its presence is theirs to see. */
     struct roster_item *it = roster_find(&v->roster, st->from, st->from_bare_len);
-    bool subscriber = it && (it->sub == 2 || it->sub == 3);
+    bool subscriber = it && (it->sub == STORE_SUB_FROM || it->sub == STORE_SUB_BOTH);
 
     if (!strcmp(q->ns.p, NS_ROSTER) || !strcmp(q->ns.p, NS_BLOCKING))
         out_error(s, st, "cancel", "forbidden"); /* someone else's roster or list */

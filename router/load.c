@@ -97,13 +97,8 @@ void load_start(struct shard *s, struct user *u)
 {
     if (u->state != USER_COLD)
         return;
-    char user[1024];
-    if (u->local_len >= sizeof user) {
-        u->state = USER_READY;
-        return;
-    }
-    memcpy(user, u->bare, u->local_len);
-    user[u->local_len] = '\0';
+    char user[USER_LOCAL_MAX];
+    user_localpart(u, user, sizeof user);
     u->state = USER_LOADING;
     u->loading = 2;
     u->busy += 2; /* each callback gives one back */

@@ -28,13 +28,6 @@
 
 #define FETCH_BATCH 100
 
-static void user_name(const struct user *u, char *out, size_t cap)
-{
-    size_t n = u->local_len < cap ? u->local_len : cap - 1;
-    memcpy(out, u->bare, n);
-    out[n] = '\0';
-}
-
 /* The stored message's frame, kept to answer its sender if the store refuses it. */
 struct push_ctx {
     uint64_t len; /* 64 bits: the frame after it is read as a struct proto_stanza */
@@ -86,7 +79,7 @@ void offline_store(struct shard *s, struct user *u, const struct stanza *st)
 {
     if (!worth_storing(s, st))
         return;
-    char user[1024];
+    char user[USER_LOCAL_MAX];
     uint32_t len = (uint32_t)(sizeof *st->h + st->from_len + st->to_len + st->raw_len);
     struct push_ctx *c = malloc(sizeof *c + len);
     if (!c) {
@@ -95,7 +88,7 @@ void offline_store(struct shard *s, struct user *u, const struct stanza *st)
     }
     c->len = len;
     memcpy(c->frame, st->h, len);
-    user_name(u, user, sizeof user);
+    user_localpart(u, user, sizeof user);
     if (store_offline_push(s->store, user, st->raw, st->raw_len, s->cfg->offline.max_messages,
                            on_pushed, c) < 0)
         on_pushed(c, -EAGAIN);
@@ -210,8 +203,8 @@ static void on_fetched(void *arg, int res, const struct store_offline *msgs)
         out_deliver(s, &f->conn, 1, buf_data(&b), buf_used(&b));
         buf_free(&b);
     }
-    char user[1024];
-    user_name(u, user, sizeof user);
+    char user[USER_LOCAL_MAX];
+    user_localpart(u, user, sizeof user);
     /* The deletion takes this context; then a new one goes on fetching. The store runs
      * requests in order, so the next fetch cannot see what was just delivered. */
     uint64_t conn = f->conn;
@@ -222,7 +215,7 @@ static void on_fetched(void *arg, int res, const struct store_offline *msgs)
 
 static void fetch(struct shard *s, struct user *u, uint64_t conn)
 {
-    char user[1024];
+    char user[USER_LOCAL_MAX];
     struct fetch_ctx *f = malloc(sizeof *f);
     if (!f) {
         u->fetching = false;
@@ -231,7 +224,7 @@ static void fetch(struct shard *s, struct user *u, uint64_t conn)
     f->u = u;
     f->conn = conn;
     u->busy++;
-    user_name(u, user, sizeof user);
+    user_localpart(u, user, sizeof user);
     if (store_offline_fetch(s->store, user, FETCH_BATCH, on_fetched, f) < 0)
         on_fetched(f, -EIO, NULL);
 }
@@ -271,14 +264,14 @@ static void on_subreqs(void *arg, int res, const struct store_subreqs *reqs)
 
 void offline_subreqs(struct shard *s, struct user *u, struct session *ss)
 {
-    char user[1024];
+    char user[USER_LOCAL_MAX];
     struct subreq_ctx *c = malloc(sizeof *c);
     if (!c)
         return;
     c->u = u;
     c->conn = ss->conn;
     u->busy++;
-    user_name(u, user, sizeof user);
+    user_localpart(u, user, sizeof user);
     if (store_subreq_list(s->store, user, on_subreqs, c) < 0)
         on_subreqs(c, -EIO, NULL);
 }

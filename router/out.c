@@ -210,6 +210,23 @@ void out_deliver(struct shard *s, const uint64_t *conns, unsigned n, const char 
     }
 }
 
+void out_to_available(struct shard *s, const struct user *u, const char *stanza, size_t len)
+{
+    uint64_t conns[64];
+    unsigned n = 0;
+    for (const struct session *ss = u->sessions; ss; ss = ss->next) {
+        if (!ss->available)
+            continue;
+        conns[n++] = ss->conn;
+        if (n == 64) {
+            out_deliver(s, conns, n, stanza, len);
+            n = 0;
+        }
+    }
+    if (n)
+        out_deliver(s, conns, n, stanza, len);
+}
+
 void out_bind_result(struct shard *s, uint64_t conn, int result, const char *jid, size_t len)
 {
     struct slot o;

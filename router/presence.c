@@ -343,13 +343,7 @@ void presence_inbound(struct shard *s, struct user *v, const struct stanza *st)
             out_deliver(s, &ss->conn, 1, st->raw, st->raw_len);
         return; /* no such resource: dropped (§8.5.3.2.3) */
     }
-    uint64_t conns[256];
-    unsigned n = 0;
-    for (struct session *ss = v->sessions; ss && n < 256; ss = ss->next)
-        if (ss->available)
-            conns[n++] = ss->conn;
-    if (n)
-        out_deliver(s, conns, n, st->raw, st->raw_len);
+    out_to_available(s, v, st->raw, st->raw_len);
 }
 
 void presence_send_all(struct shard *s, struct user *u, const char *to, size_t to_len,

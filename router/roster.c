@@ -180,14 +180,11 @@ static void on_written(void *arg, int res, uint64_t ver)
 
 static void save(struct shard *s, struct user *u, const struct roster_item *it, bool removed)
 {
-    char user[1024];
+    char user[USER_LOCAL_MAX];
     struct write_ctx *w = malloc(sizeof *w);
-    if (!w || u->local_len >= sizeof user) {
-        free(w);
+    if (!w)
         return;
-    }
-    memcpy(user, u->bare, u->local_len);
-    user[u->local_len] = '\0';
+    user_localpart(u, user, sizeof user);
     w->u = u;
     w->expect = u->roster.ver;
     u->busy++;

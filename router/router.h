@@ -225,6 +225,10 @@ struct user *user_find(struct user_table *t, uint64_t key, const char *bare, siz
 struct user *user_get(struct user_table *t, uint64_t key, const char *bare, size_t len);
 /* Frees the user when nothing holds it: no session, no queued frame, no call due. */
 void user_release(struct user_table *t, struct user *u);
+/* RFC 7622 §3.3.1: a localpart has at most 1023 bytes. */
+#define USER_LOCAL_MAX 1024
+/* u's localpart as a C string: the store's name of the account. */
+void user_localpart(const struct user *u, char *out, size_t cap);
 struct session *session_find(struct user *u, const char *res, size_t len);
 struct session *session_by_conn(struct user *u, uint64_t conn);
 struct session *session_add(struct user *u, uint64_t conn, const char *jid, size_t len);
@@ -365,6 +369,8 @@ void out_list_free(struct out_list *l);
 /* The same stanza as is to each of conns. */
 void out_deliver(struct shard *s, const uint64_t *conns, unsigned n, const char *stanza,
                  size_t len);
+/* The stanza as is to each of u's available sessions. */
+void out_to_available(struct shard *s, const struct user *u, const char *stanza, size_t len);
 void out_bind_result(struct shard *s, uint64_t conn, int result, const char *jid, size_t len);
 void out_close(struct shard *s, uint64_t conn, uint8_t condition);
 /* Tells ss's front end the session's flags and directed-presence list (they changed),

@@ -196,6 +196,13 @@ int session_set_presence(struct session *s, const char *p, size_t len, int8_t pr
     return 0;
 }
 
+void user_localpart(const struct user *u, char *out, size_t cap)
+{
+    size_t n = u->local_len < cap ? u->local_len : cap - 1;
+    memcpy(out, u->bare, n);
+    out[n] = '\0';
+}
+
 void session_restore(struct session *ss, uint8_t flags, const char *list, uint32_t len)
 {
     ss->interested = flags & PROTO_SESSION_ROSTER;

@@ -70,13 +70,6 @@ static void commit(struct shard *s, struct user *u, struct roster_item *it)
     roster_changed(s, u, it, false);
 }
 
-static void user_name(const struct user *u, char *out, size_t cap)
-{
-    size_t n = u->local_len < cap ? u->local_len : cap - 1;
-    memcpy(out, u->bare, n);
-    out[n] = '\0';
-}
-
 static void on_stored(void *arg, int res)
 {
     struct user *u = arg;
@@ -90,8 +83,8 @@ static void on_stored(void *arg, int res)
 /* jid: NUL-terminated (a roster item's). */
 static void subreq_drop(struct shard *s, struct user *u, const char *jid)
 {
-    char user[1024];
-    user_name(u, user, sizeof user);
+    char user[USER_LOCAL_MAX];
+    user_localpart(u, user, sizeof user);
     u->busy++;
     if (store_subreq_delete(s->store, user, jid, on_stored, u) < 0)
         on_stored(u, 0);
@@ -113,15 +106,14 @@ static void answer(struct shard *s, const char *from, size_t from_len, const cha
     buf_free(&b);
 }
 
-static void deliver_available(struct shard *s, struct user *v, const struct stanza *st)
+/* A new item for the stanza's contact, unless the roster is full (not-allowed). */
+static struct roster_item *item_add(struct shard *s, struct user *u, const struct stanza *st)
 {
-    uint64_t conns[256];
-    unsigned n = 0;
-    for (struct session *ss = v->sessions; ss && n < 256; ss = ss->next)
-        if (ss->available)
-            conns[n++] = ss->conn;
-    if (n)
-        out_deliver(s, conns, n, st->raw, st->raw_len);
+    if (u->roster.count >= s->cfg->roster.max_items) {
+        out_error(s, st, "cancel", "not-allowed");
+        return NULL;
+    }
+    return roster_add(&u->roster, st->to, st->to_bare_len);
 }
 
 void sub_outbound(struct shard *s, struct user *u, const struct stanza *st)
@@ -132,14 +124,8 @@ void sub_outbound(struct shard *s, struct user *u, const struct stanza *st)
 
     switch (st->h->type) {
     case PROTO_PRES_SUBSCRIBE:
-        if (!it) {
-            if (u->roster.count >= s->cfg->roster.max_items) {
-                out_error(s, st, "cancel", "not-allowed");
-                return;
-            }
-            if (!(it = roster_add(&u->roster, c, clen)))
-                return;
-        }
+        if (!it && !(it = item_add(s, u, st)))
+            return;
         if (it->hidden || (!has_to(it) && !it->ask)) {
             it->hidden = false; /* the user asked: the contact is now in the roster */
             if (!has_to(it))
@@ -169,14 +155,8 @@ void sub_outbound(struct shard *s, struct user *u, const struct stanza *st)
             presence_send_all(s, u, c, clen, false);
         } else if (!it || !has_from(it)) {
             /* §3.4: a pre-approval; the stanza itself goes nowhere. */
-            if (!it) {
-                if (u->roster.count >= s->cfg->roster.max_items) {
-                    out_error(s, st, "cancel", "not-allowed");
-                    return;
-                }
-                if (!(it = roster_add(&u->roster, c, clen)))
-                    return;
-            }
+            if (!it && !(it = item_add(s, u, st)))
+                return;
             if (!it->approved || it->hidden) {
                 it->approved = true;
                 it->hidden = false;
@@ -241,12 +221,12 @@ void sub_inbound(struct shard *s, struct user *v, const struct stanza *st)
         it->pending_in = true;
         commit(s, v, it);
         /* Kept until answered, and shown at every login (§3.1.3). */
-        char user[1024];
-        user_name(v, user, sizeof user);
+        char user[USER_LOCAL_MAX];
+        user_localpart(v, user, sizeof user);
         v->busy++;
         if (store_subreq_put(s->store, user, it->jid, st->raw, st->raw_len, on_stored, v) < 0)
             on_stored(v, -1);
-        deliver_available(s, v, st);
+        out_to_available(s, v, st->raw, st->raw_len);
         return;
     case PROTO_PRES_UNSUBSCRIBE:
         if (it && (it->pending_in || has_from(it))) {
@@ -256,7 +236,7 @@ void sub_inbound(struct shard *s, struct user *v, const struct stanza *st)
             if (had_pending)
                 subreq_drop(s, v, it->jid);
             commit(s, v, it); /* may free it */
-            deliver_available(s, v, st);
+            out_to_available(s, v, st->raw, st->raw_len);
             /* The user no longer hears the contact's resources (§3.3.3). */
             if (had_from)
                 presence_send_all(s, v, from, flen, true);
@@ -267,7 +247,7 @@ void sub_inbound(struct shard *s, struct user *v, const struct stanza *st)
             it->ask = false;
             set_to(it, true);
             commit(s, v, it);
-            deliver_available(s, v, st);
+            out_to_available(s, v, st->raw, st->raw_len);
         }
         return;
     case PROTO_PRES_UNSUBSCRIBED:
@@ -275,7 +255,7 @@ void sub_inbound(struct shard *s, struct user *v, const struct stanza *st)
             it->ask = false;
             set_to(it, false);
             commit(s, v, it);
-            deliver_available(s, v, st);
+            out_to_available(s, v, st->raw, st->raw_len);
         }
         return;
     }
