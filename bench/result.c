@@ -445,9 +445,11 @@ int result_write_json(const struct result *r, const char *path)
         json_u64(j, "presence_received", D(ST_PRES_RECV));
         json_u64(j, "bounced", D(ST_MSG_BOUNCED));
         json_u64(j, "errors", err - perr);
-        json_num(j, "generator_cpu", dt > 0 ? (s->gen_cpu - (p ? p->gen_cpu : 0)) / dt : 0);
+        json_num(j, "generator_cpu",
+                 dt > 0 ? (s->gen_cpu - (p ? p->gen_cpu : r->gen_cpu0)) / dt : 0);
         if (r->have_server)
-            json_num(j, "server_cpu", dt > 0 ? (s->srv_cpu - (p ? p->srv_cpu : 0)) / dt : 0);
+            json_num(j, "server_cpu",
+                     dt > 0 ? (s->srv_cpu - (p ? p->srv_cpu : r->srv_cpu0)) / dt : 0);
         json_end(j);
 #undef D
     }

@@ -45,6 +45,7 @@ struct result {
     uint64_t go[ST_COUNT], end[ST_COUNT]; /* counters when measuring began and ended */
     double t_up, t_go, t_stop, t_end;     /* seconds since the start */
     double gen_cpu_go, gen_cpu_end, gen_user, gen_sys;
+    double gen_cpu0, srv_cpu0; /* at the start: the base of the first second's CPU */
     long gen_maxrss_kb;
     bool have_server;
     double srv_cpu_go, srv_cpu_end;

@@ -435,6 +435,8 @@ int main(int argc, char **argv)
     c.t0 = load_clock();
     c.last.gen_cpu = cpu_self(NULL, NULL, NULL);
     c.last.srv_cpu = c.srv_cpu;
+    c.res.gen_cpu0 = c.last.gen_cpu;
+    c.res.srv_cpu0 = c.srv_cpu;
     if ((rc = load_start(run)) < 0) {
         fprintf(stderr, "starling-bench: io_uring: %s\n", strerror(-rc));
         load_set_phase(run, LOAD_QUIT);
