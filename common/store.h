@@ -146,11 +146,16 @@ struct store_roster_item {
 };
 
 /* A whole roster: every item, hidden ones too, and the roster's version (0 for a user
- * who never had an item). Filled by a *_sync call, one store_roster_free() frees it. */
+ * who never had an item); with it, read in the same transaction, what else a router
+ * loads with a user: the blocklist, and whether offline messages wait. One request
+ * instead of three at every login. Filled by a *_sync call, one store_roster_free()
+ * frees it. */
 struct store_roster {
     uint64_t ver;
     size_t n;
     struct store_roster_item *items;
+    struct store_list blocked; /* the blocklist, in byte order */
+    bool offline;              /* at least one offline message is stored */
 };
 
 /* A subscription request waiting for the user's answer (RFC 6121 §3.1.3): the stanza as
@@ -284,7 +289,8 @@ void store_list_free(struct store_list *list);
 /* 0 when the user has an account, -ENOENT when not; one index lookup. */
 int store_account_exists(struct store_client *cl, const char *user, store_done_fn done, void *arg);
 
-/* The user's whole roster, hidden items too, and its version. */
+/* The user's whole roster, hidden items too, its version, blocklist and whether offline
+ * messages wait (struct store_roster). */
 int store_roster_get(struct store_client *cl, const char *user, store_roster_fn done, void *arg);
 
 /* Inserts the item or replaces the one with the same jid (groups included). In one
@@ -349,9 +355,6 @@ int store_block_remove(struct store_client *cl, const char *user, const char *co
 
 /* Empties the blocklist; completes with how many JIDs it held. */
 int store_block_clear(struct store_client *cl, const char *user, store_done_fn done, void *arg);
-
-/* The whole blocklist, in byte order. */
-int store_block_list(struct store_client *cl, const char *user, store_list_fn done, void *arg);
 
 /* Synchronous twins. A count comes back as the return value; ver may be NULL; an out
  * structure is filled only on success (left empty otherwise) and is the caller's. */

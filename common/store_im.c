@@ -337,12 +337,6 @@ int store_block_clear(struct store_client *cl, const char *user, store_done_fn d
     return im_async(cl, &in, done != NULL);
 }
 
-int store_block_list(struct store_client *cl, const char *user, store_list_fn done, void *arg)
-{
-    struct store_req in = {.op = STORE_OP_BLOCK_LIST, .user = user, .cb.list = done, .arg = arg};
-    return im_async(cl, &in, done != NULL);
-}
-
 /* ---- synchronous ------------------------------------------------------------------------- */
 
 int store_account_exists_sync(struct store *st, const char *user)
@@ -474,9 +468,11 @@ int store_block_list_sync(struct store *st, const char *user, struct store_list 
 void store_roster_free(struct store_roster *roster)
 {
     free(roster->items);
+    store_list_free(&roster->blocked);
     roster->items = NULL;
     roster->n = 0;
     roster->ver = 0;
+    roster->offline = false;
 }
 
 void store_subreqs_free(struct store_subreqs *reqs)

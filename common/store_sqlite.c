@@ -917,6 +917,13 @@ static int op_roster_get(struct sqlite_be *be, struct store_req *req)
         }
         x->groups = g;
     }
+    /* What else a login needs, in the same snapshot. */
+    sqlite3_int64 waiting = 0;
+    if ((rc = user_value(be, SQ_OFFLINE_COUNT, req->user, &waiting)) < 0)
+        goto out;
+    r->offline = waiting > 0;
+    rc = prep(be, SQ_BLOCK_LIST, &st, VALS(V_TEXT(req->user)));
+    rc = rc == SQLITE_OK ? read_names(be, st, &r->blocked) : sq_err(be, rc);
 out:
     flat_drop(&f);
     return tx_end(be, rc);

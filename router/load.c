@@ -1,9 +1,9 @@
 /*
- * load.c: a user's state (roster, blocklist) comes from the store when first needed:
- * when a session binds, or when a stanza arrives for a user of this shard that is not
- * in memory. Until both answers are in, every frame for that user waits in the user's
- * queue (a copy: the ring's bytes are released), and is then processed in arrival
- * order, so nothing is reordered or lost.
+ * load.c: a user's state (roster, blocklist, whether offline messages wait) comes from
+ * the store in one request when first needed: when a session binds, or when a stanza
+ * arrives for a user of this shard that is not in memory. Until the answer is in, every
+ * frame for that user waits in the user's queue (a copy: the ring's bytes are released),
+ * and is then processed in arrival order, so nothing is reordered or lost.
  */
 #include "router/router.h"
 #include "common/log.h"
@@ -15,8 +15,6 @@
 
 static void loaded(struct shard *s, struct user *u)
 {
-    if (--u->loading)
-        return;
     u->state = USER_READY;
     /* Replay in order. A replayed frame may queue nothing new: the state is here. */
     u->busy++;
@@ -32,6 +30,17 @@ static void loaded(struct shard *s, struct user *u)
     user_release(&s->users, u);
 }
 
+/* The user's blocklist from the store's answer; a short one when memory is. */
+static void block_take(struct user *u, const struct store_list *l)
+{
+    if (!l->n || !(u->block.jids = calloc(l->n, sizeof *u->block.jids)))
+        return;
+    u->block.cap = l->n;
+    for (size_t i = 0; i < l->n; i++)
+        if ((u->block.jids[u->block.n] = strdup(l->names[i])))
+            u->block.n++;
+}
+
 static void on_roster(void *arg, int res, const struct store_roster *r)
 {
     struct user *u = arg;
@@ -40,6 +49,8 @@ static void on_roster(void *arg, int res, const struct store_roster *r)
     if (res == 0) {
         u->exists = true;
         u->roster.ver = r->ver;
+        u->offline_maybe = r->offline;
+        block_take(u, &r->blocked);
         for (size_t i = 0; i < r->n; i++) {
             const struct store_roster_item *si = &r->items[i];
             struct roster_item *it = roster_add(&u->roster, si->jid, strlen(si->jid));
@@ -64,31 +75,7 @@ static void on_roster(void *arg, int res, const struct store_roster *r)
         LOG_ERROR("shard %u: cannot load the roster of %s: %s", s->idx, u->bare, strerror(-res));
         u->exists = u->sessions != NULL;
         u->load_failed = true;
-    }
-    loaded(s, u);
-}
-
-static void on_blocklist(void *arg, int res, const struct store_list *l)
-{
-    struct user *u = arg;
-    struct shard *s = shard_current;
-    u->busy--;
-    if (res == 0) {
-        for (size_t i = 0; i < l->n; i++) {
-            if (u->block.n == u->block.cap) {
-                size_t cap = u->block.cap ? u->block.cap * 2 : 8;
-                char **j = realloc(u->block.jids, cap * sizeof *j);
-                if (!j)
-                    break;
-                u->block.jids = j;
-                u->block.cap = cap;
-            }
-            if ((u->block.jids[u->block.n] = strdup(l->names[i])))
-                u->block.n++;
-        }
-    } else if (res != -ENOENT) {
-        LOG_ERROR("shard %u: cannot load the blocklist of %s: %s", s->idx, u->bare,
-                  strerror(-res));
+        u->offline_maybe = true; /* unknown: a login asks */
     }
     loaded(s, u);
 }
@@ -100,12 +87,9 @@ void load_start(struct shard *s, struct user *u)
     char user[USER_LOCAL_MAX];
     user_localpart(u, user, sizeof user);
     u->state = USER_LOADING;
-    u->loading = 2;
-    u->busy += 2; /* each callback gives one back */
+    u->busy++; /* the callback gives it back */
     if (store_roster_get(s->store, user, on_roster, u) < 0)
         on_roster(u, -EIO, NULL);
-    if (store_block_list(s->store, user, on_blocklist, u) < 0)
-        on_blocklist(u, -EIO, NULL);
 }
 
 bool load_ready(struct shard *s, struct user *u, uint16_t kind, const void *payload, uint32_t len)

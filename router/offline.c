@@ -88,6 +88,7 @@ void offline_store(struct shard *s, struct user *u, const struct stanza *st)
     }
     c->len = len;
     memcpy(c->frame, st->h, len);
+    u->offline_maybe = true;
     user_localpart(u, user, sizeof user);
     if (store_offline_push(s->store, user, st->raw, st->raw_len, s->cfg->offline.max_messages,
                            on_pushed, c) < 0)
@@ -233,7 +234,7 @@ void offline_deliver(struct shard *s, struct user *u, struct session *ss)
 {
     /* One fetch at a time per user: two resources coming online together must not both
      * get the messages (the second is skipped; the first takes them all). */
-    if (u->fetching)
+    if (u->fetching || !u->offline_maybe)
         return;
     u->fetching = true;
     fetch(s, u, ss->conn);
@@ -264,6 +265,13 @@ static void on_subreqs(void *arg, int res, const struct store_subreqs *reqs)
 
 void offline_subreqs(struct shard *s, struct user *u, struct session *ss)
 {
+    /* A request is stored only while its item is pending-in: without one, none waits. */
+    bool waiting = false;
+    for (size_t i = 0; u->roster.buckets && i <= u->roster.mask && !waiting; i++)
+        for (const struct roster_item *it = u->roster.buckets[i]; it && !waiting; it = it->next)
+            waiting = it->pending_in;
+    if (!waiting)
+        return;
     char user[USER_LOCAL_MAX];
     struct subreq_ctx *c = malloc(sizeof *c);
     if (!c)

@@ -148,10 +148,12 @@ struct user {
     char *bare;
     uint16_t bare_len, local_len;
     uint8_t state;   /* enum user_state */
-    uint8_t loading; /* store answers still due */
     bool exists;     /* the account exists (the store found its roster) */
     bool load_failed;
     bool fetching;   /* offline messages on their way to a session (offline.c) */
+    /* Offline messages may be stored: the store said so at load, or one was stored
+     * since. Only the user's shard stores them, so while false a login fetches none. */
+    bool offline_maybe;
     unsigned busy;   /* asynchronous calls that will find it again by pointer */
     struct session *sessions;
     struct pending *pend_head, *pend_tail;

@@ -62,6 +62,10 @@ static const char *roster_text(const struct store_roster *r)
             text_add(&t, "%s%s", g ? "," : "", it->groups[g]);
         text_add(&t, "]");
     }
+    for (size_t i = 0; i < r->blocked.n; i++)
+        text_add(&t, "%s%s", i ? "," : " blocked:", r->blocked.names[i]);
+    if (r->offline)
+        text_add(&t, " offline");
     return t.s;
 }
 
@@ -223,7 +227,7 @@ static void migrates_from_v1(void)
     if (!st)
         return;
     CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 2);
-    CHECK_TEXT(roster_of(st, "romeo"), "1: juliet@capulet.lit(Juliet)/both/----/1[]");
+    CHECK_TEXT(roster_of(st, "romeo"), "1: juliet@capulet.lit(Juliet)/both/----/1[] offline");
     CHECK_INT(store_account_delete_sync(st, "romeo"), ==, 0);
     CHECK_INT(sql1(path, "SELECT count(*) FROM roster"), ==, 0);
     CHECK_INT(sql1(path, "SELECT count(*) FROM offline"), ==, 0);
@@ -520,6 +524,23 @@ static void roster_get_snapshot(void)
     }
     sqlite3_close(w);
     sqlite3_cancel_auto_extension((void (*)(void))trace_init);
+}
+
+/* A roster comes with what else a login loads: the blocklist, and whether offline
+ * messages wait; a user with neither gets neither. */
+static void roster_get_loads_the_rest(void)
+{
+    struct store *st = fresh("loads", (const char *[]){"juliet", "romeo", NULL});
+    if (!st)
+        return;
+    CHECK_TEXT(roster_of(st, "juliet"), "0:");
+    CHECK_INT(store_offline_push_sync(st, "juliet", "<m/>", 4, 10), ==, 0);
+    CHECK_INT(store_block_add_sync(st, "juliet", (const char *[]){"tybalt@capulet.lit"}, 1), ==, 1);
+    CHECK_TEXT(roster_of(st, "juliet"), "0: blocked:tybalt@capulet.lit offline");
+    CHECK_TEXT(roster_of(st, "romeo"), "0:");
+    CHECK_INT(store_offline_delete_sync(st, "juliet", UINT64_MAX), ==, 1);
+    CHECK_TEXT(roster_of(st, "juliet"), "0: blocked:tybalt@capulet.lit");
+    store_close(st);
 }
 
 /* ---- subscription requests --------------------------------------------------------------- */
@@ -1016,15 +1037,6 @@ static void cap_offline(void *arg, int res, const struct store_offline *o)
     cap_note(c, res);
 }
 
-static void cap_list(void *arg, int res, const struct store_list *l)
-{
-    struct cap *c = arg;
-    CHECK((res == 0) == (l != NULL));
-    if (l)
-        snprintf(c->text, sizeof c->text, "%s", list_text(l));
-    cap_note(c, res);
-}
-
 /* Polls until every callback submitted has run. */
 static void drain(struct store_client *cl)
 {
@@ -1090,12 +1102,12 @@ static void async_every_request(void)
     CHECK_INT(store_offline_delete(cl, "juliet", UINT64_MAX, cap_done, &c[k++]), ==, 0); /* 16 */
     CHECK_INT(store_block_add(cl, "juliet", jids, 2, cap_done, &c[k++]), ==, 0);         /* 17 */
     jids[0] = "changed@example.com";
-    CHECK_INT(store_block_list(cl, "juliet", cap_list, &c[k++]), ==, 0);                /* 18 */
+    CHECK_INT(store_roster_get(cl, "juliet", cap_roster, &c[k++]), ==, 0);              /* 18 */
     CHECK_INT(store_block_remove(cl, "juliet", jids + 1, 1, cap_done, &c[k++]), ==, 0); /* 19 */
     CHECK_INT(store_block_clear(cl, "juliet", cap_done, &c[k++]), ==, 0);               /* 20 */
     CHECK_INT(store_roster_get(cl, "tybalt", cap_roster, &c[k++]), ==, 0);              /* 21 */
     CHECK_INT(store_offline_fetch(cl, "tybalt", 1, cap_offline, &c[k++]), ==, 0);       /* 22 */
-    CHECK_INT(store_block_list(cl, "tybalt", cap_list, &c[k++]), ==, 0);                /* 23 */
+    CHECK_INT(store_account_exists(cl, "tybalt", cap_done, &c[k++]), ==, 0);            /* 23 */
     CHECK_INT(k, ==, N);
     CHECK_INT(store_client_pending(cl), ==, N);
     drain(cl);
@@ -1119,7 +1131,8 @@ static void async_every_request(void)
     CHECK_TEXT(c[15].text, "<a/> <b/>");
     CHECK_INT(c[15].first.len, ==, 4);
     CHECK_INT(c[15].first.seq, >, 0);
-    CHECK_TEXT(c[18].text, "paris@verona.lit,tybalt@capulet.lit");
+    CHECK_TEXT(c[18].text, "3: romeo@montague.lit(Romeo)/both/--v-/1[Friends,Lovers]"
+                           " blocked:paris@verona.lit,tybalt@capulet.lit");
 
     /* What the sync twins see now agrees with what the async requests did. */
     CHECK_TEXT(roster_of(st, "juliet"), c[7].text);
@@ -1252,6 +1265,7 @@ int main(void)
     RUN(roster_groups);
     RUN(roster_atomic);
     RUN(roster_get_snapshot);
+    RUN(roster_get_loads_the_rest);
     RUN(subreqs);
     RUN(offline_order_and_stamps);
     RUN(offline_quota);
