@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void *field(struct config *c, const struct config_directive *d)
 {
@@ -275,10 +276,30 @@ static struct config *config_new(char *msg, size_t n)
     return c;
 }
 
+/* c2s.threads and router.shards of 0: half the cores each, so that the two stages of a
+ * stanza's path do not compete for one core (on 2 cores, 1 and 1 beat 2 and 2 in CPU
+ * per message and per login; bench/RESULTS.md). Every process reads the same count; a
+ * process started after a CPU hot-plug that changes it finds the shared segment's
+ * layout different and refuses to start (seg_map), rather than misroute. */
+static void config_resolve_auto(struct config *c)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    int half = n >= 4 ? (int)(n / 2) : 1;
+    if (half > 64)
+        half = 64;
+    if (!c->c2s.threads)
+        c->c2s.threads = half;
+    if (!c->router.shards)
+        c->router.shards = half;
+}
+
 struct config *config_defaults(void)
 {
     char msg[256];
-    return config_new(msg, sizeof msg);
+    struct config *c = config_new(msg, sizeof msg);
+    if (c)
+        config_resolve_auto(c);
+    return c;
 }
 
 const struct config *config_ref(const struct config *c)
@@ -708,8 +729,10 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
         goto out_config;
     }
     rc = walk(&ld, config_root_setting(&lc), "");
-    if (rc == 0)
+    if (rc == 0) {
+        config_resolve_auto(ld.c);
         rc = cross_check(&ld);
+    }
     if (rc < 0)
         goto out_config;
     *out = ld.c;

@@ -7,7 +7,7 @@
  * directive is a field here and a line in that table; the loader, the error messages,
  * the sample file and the reload check follow from it. Unknown names, values of the
  * wrong type and values out of range are errors naming file:line and the key:
- *     var/starling.conf:12: c2s.threads: 0 is out of range 1..64
+ *     var/starling.conf:12: c2s.threads: 65 is out of range 0..64
  *     var/starling.conf:7: unknown key 'c2s.thraeds' (did you mean 'c2s.threads'?)
  * Every directive has a default, so an empty file (or config_defaults()) is a working
  * single-node configuration on localhost.

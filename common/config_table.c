@@ -80,9 +80,10 @@ const struct config_directive config_table[] = {
     STR("storage.dsn", storage.dsn, "", 0, 4095, RESTART,
         "The PostgreSQL connection string (\"host=db dbname=starling\"), used when\n"
         "storage.backend is postgresql."),
-    NUM(INT, "c2s.threads", c2s.threads, "2", 1, 64, RESTART,
+    NUM(INT, "c2s.threads", c2s.threads, "0", 0, 64, RESTART,
         "Threads of the c2s process, each with its own io_uring, listeners and\n"
-        "connections. One per core is a good start."),
+        "connections. 0: half the cores, at least one, so that c2s threads and router\n"
+        "shards together take each core once."),
     ADDR("c2s.listen", c2s.listen, "127.0.0.1:5222", EMPTY | RESTART,
          "Where clients connect and start TLS (STARTTLS). \"0.0.0.0:5222\" or \"[::]:5222\"\n"
          "for every interface; \"\" disables."),
@@ -129,9 +130,9 @@ const struct config_directive config_table[] = {
         "Authentication attempts per second allowed from one IP address; 0 is\n"
         "unlimited. Behind a load balancer, turn on the PROXY protocol, or the limit\n"
         "applies to the balancer's address. Load tests from one host want 0."),
-    NUM(INT, "router.shards", router.shards, "2", 1, 256, RESTART,
+    NUM(INT, "router.shards", router.shards, "0", 0, 256, RESTART,
         "Shard workers of the router process; a bare JID lives in shard\n"
-        "xxh3(jid) % shards. One per core is a good start."),
+        "xxh3(jid) % shards. 0: half the cores, at least one."),
     BOOL("router.software_version", router.software_version, "false", 0,
          "Answer XEP-0092 software version queries with starling's name and version.\n"
          "Off by default: it tells whoever asks what to look for."),

@@ -225,12 +225,15 @@ class Server:
             "certificate": str(self.cert),
             "key": str(self.key),
             "login_rate": 0,
+            # Two of each whatever the machine: stanzas cross threads and shards.
+            "threads": 2,
         }
         c2s.update(self.groups.get("c2s", {}))
         cfg = {
             "log": {"level": "info"},
             "storage": {"path": str(self.dir / "starling.db")},
             "c2s": c2s,
+            "router": {"shards": 2},
             "s2s": {"listen": ""},
         }
         for group, values in self.groups.items():

@@ -59,7 +59,10 @@ static void defaults(void)
     CHECK_INT(c->storage.backend, ==, STORE_BACKEND_SQLITE);
     CHECK_STR(c->storage.path, "var/starling.db");
     CHECK_STR(c->storage.dsn, "");
-    CHECK_INT(c->c2s.threads, ==, 2);
+    /* 0 stands for half the cores, at least one: resolved when loaded. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int half = cores >= 4 ? (int)(cores / 2) : 1;
+    CHECK_INT(c->c2s.threads, ==, half > 64 ? 64 : half);
     check_addr4(&c->c2s.listen, "127.0.0.1:5222", "127.0.0.1", 5222);
     check_addr4(&c->c2s.listen_tls, "127.0.0.1:5223", "127.0.0.1", 5223);
     CHECK_STR(c->c2s.certificate, "var/localhost.crt");
@@ -77,7 +80,7 @@ static void defaults(void)
     CHECK_INT(c->c2s.resource_conflict, ==, CONFIG_CONFLICT_REPLACE);
     CHECK_INT(c->c2s.scram_iterations, ==, 4096);
     CHECK_INT(c->c2s.login_rate, ==, 10);
-    CHECK_INT(c->router.shards, ==, 2);
+    CHECK_INT(c->router.shards, ==, c->c2s.threads);
     check_addr4(&c->s2s.listen, "127.0.0.1:5269", "127.0.0.1", 5269);
     CHECK_INT(c->shm.ring_size, ==, 1048576);
     CHECK_INT(c->roster.max_items, ==, 1000);
@@ -186,9 +189,8 @@ static const struct {
     const char *text, *err;
 } bad_files[] = {
     /* out of range, with the line of the value */
-    {"c2s = { threads = 0; };", "@:1: c2s.threads: 0 is out of range 1..64"},
-    {"c2s = {\n  threads = 65;\n};", "@:2: c2s.threads: 65 is out of range 1..64"},
-    {"c2s = { threads = -1; };", "@:1: c2s.threads: -1 is out of range 1..64"},
+    {"c2s = {\n  threads = 65;\n};", "@:2: c2s.threads: 65 is out of range 0..64"},
+    {"c2s = { threads = -1; };", "@:1: c2s.threads: -1 is out of range 0..64"},
     {"c2s = { scram_iterations = 4095; };",
      "@:1: c2s.scram_iterations: 4095 is out of range 4096..1000000"},
     {"c2s = { max_name = 256; };", "@:1: c2s.max_name: 256 is out of range 16..255"},
@@ -317,7 +319,7 @@ static void include_relative_to_file(void)
     char err[512], want[512];
     int rc;
     write_file("inc-ok.conf", "c2s = { threads = 3; };\n");
-    write_file("inc-bad.conf", "# included\nrouter = { shards = 0; };\n");
+    write_file("inc-bad.conf", "# included\nrouter = { shards = 257; };\n");
     struct config *c = load_text("@include \"inc-ok.conf\"\n", &rc, err, sizeof err);
     CHECK_INT(rc, ==, 0);
     if (c)
@@ -325,7 +327,7 @@ static void include_relative_to_file(void)
     config_free(c);
     /* An error in an included file names that file. */
     c = load_text("domain = \"x\";\n@include \"inc-bad.conf\"\n", &rc, err, sizeof err);
-    snprintf(want, sizeof want, "%s/inc-bad.conf:2: router.shards: 0 is out of range 1..256", dir);
+    snprintf(want, sizeof want, "%s/inc-bad.conf:2: router.shards: 257 is out of range 0..256", dir);
     CHECK_INT(rc, ==, -EINVAL);
     CHECK_STR(err, want);
     /* So does a wrapped literal in it. */
@@ -341,7 +343,7 @@ static void include_relative_to_file(void)
     write_file("t.conf", "@include \"inc-bad.conf\"\n");
     rc = config_load("t.conf", &c, err, sizeof err);
     CHECK_INT(rc, ==, -EINVAL);
-    CHECK_STR(err, "./inc-bad.conf:2: router.shards: 0 is out of range 1..256");
+    CHECK_STR(err, "./inc-bad.conf:2: router.shards: 257 is out of range 0..256");
     write_file("t.conf", "@include \"inc-big.conf\"\n");
     rc = config_load("t.conf", &c, err, sizeof err);
     CHECK_INT(rc, ==, -EINVAL);
@@ -379,12 +381,12 @@ static void short_error_buffer(void)
     char err[8];
     int rc;
     memset(err, 'x', sizeof err);
-    struct config *c = load_text("c2s = { threads = 0; };", &rc, err, sizeof err);
+    struct config *c = load_text("c2s = { threads = 65; };", &rc, err, sizeof err);
     CHECK_INT(rc, ==, -EINVAL);
     CHECK(c == NULL);
     CHECK_INT(strnlen(err, sizeof err), ==, sizeof err - 1);
     /* errlen 0: nothing written, still an error. */
-    c = load_text("c2s = { threads = 0; };", &rc, NULL, 0);
+    c = load_text("c2s = { threads = 65; };", &rc, NULL, 0);
     CHECK_INT(rc, ==, -EINVAL);
 }
 
@@ -416,20 +418,20 @@ static void sample_round_trips(void)
     static const char *const lines[] = {
         "domain = \"localhost\";",
         "level = \"info\";",
-        "threads = 2;",
+        "threads = 0;",
         "listen = \"127.0.0.1:5222\";",
         "max_stanza_size = \"256K\";",
         "idle_timeout = 300;",
         "require_encryption = true;",
         "ring_size = \"1M\";",
         "max_messages = 100;",
-        "shards = 2;",
+        "shards = 0;",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         if (!strstr(text, lines[i]))
             TEST_FAIL("the sample lacks '%s'", lines[i]);
     /* Every directive has a comment, and the file tells how it is read. */
-    CHECK(strstr(text, "# 1..64; a restart applies it\n    threads = 2;"));
+    CHECK(strstr(text, "# 0..64; a restart applies it\n    threads = 0;"));
     CHECK(strstr(text, "# error | warn | info | debug; a reload applies it\n    level"));
     CHECK(strstr(text, "# 64K..1G bytes, a power of two; a restart applies it\n"));
     config_free(d);
