@@ -136,3 +136,16 @@ def test_sigterm_system_shutdown_and_all_exit(make_server):
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not pid_alive(pid), f"{name} ({pid}) still runs"
+
+
+def test_every_thread_runs_under_sched_batch(server):
+    """The supervisor sets SCHED_BATCH once; every process and thread of the node inherits
+    it (no wake-up preemption between the stages of a stanza's path)."""
+    from conftest import proc_children
+
+    pids = [server.proc.pid] + proc_children(server.proc.pid)
+    assert len(pids) >= 3  # supervisor, router, c2s
+    tids = [(pid, int(t)) for pid in pids for t in os.listdir(f"/proc/{pid}/task")]
+    assert len(tids) > len(pids)  # the workers' threads too
+    for pid, tid in tids:
+        assert os.sched_getscheduler(tid) == os.SCHED_BATCH, (pid, tid)
