@@ -21,9 +21,12 @@
 /* Seconds an idle client has to answer our ping before it is dropped. */
 #define PING_GRACE 60
 /* Bytes held for a client beyond one stanza while its input waits (ring full, store,
- * router away). Reading stops as soon as input is held; what still arrives was already
- * in flight (the socket's receive buffer at most), so this bounds only the absurd. */
+ * router away). Reading stops when input is held (in a short wait, past HOLD_READING);
+ * what still arrives was already in flight (the socket's receive buffer at most), so
+ * this bounds only the absurd. */
 #define HOLD_SLACK (16u << 20)
+/* Bytes held during a short wait before reading stops too (stream_input). */
+#define HOLD_READING (64u << 10)
 
 static bool str_is(struct xml_str s, const char *lit)
 {
@@ -375,8 +378,13 @@ void stream_input(struct conn *c, const char *data, size_t n)
     }
     if (!buf_used(&c->in))
         buf_trim(&c->in);
-    /* Held input means the client must wait: stop reading, so TCP pushes back. */
-    if (stream_held(c))
+    /* Held input means the client must wait: stop reading, so TCP pushes back. Except in
+     * a short wait for the answer to this client's own request (CONN_F_WAIT: the store
+     * at SASL, the router at bind), where a client has nothing more to send: there a
+     * cancel and a re-arm at every login step cost more than the wait, so reading stops
+     * only if input piles up anyway. */
+    if (stream_held(c) && ((c->flags & CONN_F_PAUSED) || c->t->router_down ||
+                           buf_used(&c->in) > HOLD_READING))
         loop_cancel_recv(c);
     else
         loop_arm_recv(c);
