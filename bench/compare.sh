@@ -1,6 +1,8 @@
 #!/bin/bash
 # compare.sh [BUILD_DIR]: starling side by side with Prosody and ejabberd (issue 5), on this
-# machine, over plain TCP on loopback, with starling-bench driving each server in turn.
+# machine, over plain TCP on loopback, with starling-bench driving each server in turn; and
+# beside them the floor, a bare relay that does no XMPP work (bench/relay_main.c), in the
+# chat runs.
 #
 # What it does, in order:
 #   1. Installs Debian's prosody (0.12) and ejabberd (23.01) when missing (apt-get, through
@@ -38,7 +40,7 @@
 #   DURATION         seconds measured per run (10; *3)
 #   IDLE_CLIENTS     connections of the idle run (10000; *2000)
 #   IDLE_SECONDS     seconds the idle run holds them (5; *2)
-#   SERVERS          which servers, in this order ("starling prosody ejabberd")
+#   SERVERS          which servers, in this order ("starling prosody ejabberd relay")
 #   SOURCES          local addresses of login and idle runs (127.0.0.2-9)
 #   OUT              where results go (build/bench); its compare/ is replaced
 #   WRITE_RESULTS    1: replace the section in bench/RESULTS.md (1; *0)
@@ -58,7 +60,7 @@ else
     ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} IDLE_CLIENTS=${IDLE_CLIENTS:-10000}
     IDLE_SECONDS=${IDLE_SECONDS:-5} WRITE_RESULTS=${WRITE_RESULTS:-1}
 fi
-SERVERS=${SERVERS:-starling prosody ejabberd}
+SERVERS=${SERVERS:-starling prosody ejabberd relay}
 SOURCES=${SOURCES:-127.0.0.2-9}
 OUT=${OUT:-$ROOT/build/bench}
 case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
@@ -76,7 +78,7 @@ T_START=$(date +%s)
 say() { printf 'compare: %s\n' "$*"; }
 die() { say "$*" >&2; exit 1; }
 
-for p in starling starlingctl starling-bench; do
+for p in starling starlingctl starling-bench relay; do
     [ -x "$BIN/$p" ] || die "$BIN/$p is missing (make first)"
 done
 
@@ -181,10 +183,10 @@ chmod 755 "$TMP"    # Prosody runs as its own user when we are root: it must rea
 # Free loopback ports, asked for together so they differ.
 set -- $($PY -c '
 import socket
-ss = [socket.socket() for _ in range(6)]
+ss = [socket.socket() for _ in range(7)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
-ST_PORT=$1 ST_TLS=$2 ST_S2S=$3 PR_PORT=$4 EJ_PORT=$5 EJ_DIST=$6
+ST_PORT=$1 ST_TLS=$2 ST_S2S=$3 PR_PORT=$4 EJ_PORT=$5 EJ_DIST=$6 RL_PORT=$7
 
 wait_port() { # wait_port PORT PID: until something accepts on PORT, or PID dies (30 s)
     local i
@@ -417,6 +419,16 @@ make_accounts_ejabberd() {
 }
 PORT_ejabberd=$EJ_PORT
 
+# ---- 2d. the floor --------------------------------------------------------------------------
+# No accounts: it takes any PLAIN login on trust, so the login check below settles on PLAIN.
+start_relay() {
+    "$BIN/relay" -p "$RL_PORT" >>"$TMP/relay.log" 2>&1 &
+    PID_relay=$!
+    STARTED="$STARTED $PID_relay"
+    wait_port "$RL_PORT" "$PID_relay" || { tail -n 20 "$TMP/relay.log"; return 1; }
+}
+PORT_relay=$RL_PORT
+
 # ---- start everything ------------------------------------------------------------------------
 SIMPLE_SERVERS=""
 MECH_starling=SCRAM-SHA-256 MECH_prosody=SCRAM-SHA-256 MECH_ejabberd=SCRAM-SHA-256
@@ -426,6 +438,7 @@ for s in $SERVERS; do
         starling) start_starling ;;
         prosody) setup_prosody && start_prosody ;;
         ejabberd) setup_ejabberd && start_ejabberd && make_accounts_ejabberd ;;
+        relay) start_relay ;;
         *) die "unknown server '$s' in SERVERS" ;;
     esac || { say "$s: could not be set up or started; left out"; continue; }
     # A login on the last account proves the copied credentials work; a server without
@@ -525,6 +538,7 @@ say "$ROUNDS round(s) of $MEASUREMENTS, $DURATION s each, servers:$SERVERS"
 for r in $(seq 1 "$ROUNDS"); do
     for m in $MEASUREMENTS; do
         for s in $SERVERS; do
+            case $s/$m in relay/login) continue ;; esac # the floor is of messages
             fresh "$s" && run "$m" "$s" "$r"
         done
     done
@@ -533,6 +547,7 @@ done
 # Idle memory: RSS delta / N, on a fresh server too.
 say "idle: $IDLE_CLIENTS connections for $IDLE_SECONDS s"
 for s in $SERVERS; do
+    [ "$s" = relay ] && continue
     fresh "$s" && run idle "$s" 1
     stop_pid "$(eval echo \$PID_$s)"
 done
