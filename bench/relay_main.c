@@ -260,10 +260,13 @@ static bool process(struct conn *c)
             outs(c, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
             c->state = ST_HEADER2;
         } else if (c->state == ST_BIND || c->state == ST_PRESENCE || c->state == ST_ONLINE) {
+            size_t left = (size_t)(end - p);
+            if (left < 9)
+                return true; /* every element expected here is longer */
             bool iq = !memcmp(p, "<iq", 3), msg = !memcmp(p, "<message", 8);
             bool pres = !memcmp(p, "<presence", 9);
             if (!iq && !msg && !pres)
-                return (size_t)(end - p) < 9; /* wait for a name, or give up */
+                return left < 16; /* perhaps the start of </stream:stream>, or give up */
             if (!(next = element_end(p, end, iq ? "iq" : msg ? "message" : "presence")))
                 return true;
             char id[128] = "", to[256], reply[512];
