@@ -1,7 +1,8 @@
 /*
  * store_backend: the seam between the store's front end (store.c: queues, threads,
  * callbacks; store_im.c: the instant-messaging requests) and a storage back end
- * (store_sqlite.c; a PostgreSQL one later). Only those files include it.
+ * (store_sqlite.c and store_sqlite_im.c; a PostgreSQL one later). Only those files
+ * include it.
  *
  * A back end is an ops table. open() connects and brings the schema up to date; run()
  * executes one request; close() disconnects. All three are called from one thread at
