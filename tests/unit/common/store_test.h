@@ -1,8 +1,8 @@
 /*
- * Helpers shared by the store's test programs (store.c, store_im.c): database files in a
- * temporary directory, direct SQL on a file (to check what the back end promises about
- * it, or to break it on purpose), credentials, polling a client. Include it once, after
- * test.h.
+ * Helpers shared by the store's test programs (store.c, store_im.c, store_sqlite_im.c):
+ * database files in a temporary directory, direct SQL on a file (to check what the back
+ * end promises about it, or to break it on purpose), credentials, polling a client.
+ * Include it once, after test.h.
  */
 #ifndef STARLING_STORE_TEST_H
 #define STARLING_STORE_TEST_H
