@@ -7,14 +7,11 @@
  * complete, so no partial token needs to be stored.
  */
 #include "common/xml.h"
+#include "common/xml_lex.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 enum xml_state {
     ST_START,   /* document start: byte order mark */
@@ -41,7 +38,6 @@ enum { PENDING_NONE, PENDING_CLOSE, PENDING_END };
 enum { ATTR_PLAIN, ATTR_XMLNS_DEFAULT, ATTR_XMLNS_PREFIX };
 
 /* Longest reference accepted: "&#x0010FFFF;" with a little room for leading zeros. */
-#define REF_MAX 16
 /* Namespace bindings copied from the stream header. */
 #define STREAM_BINDS_MAX 8
 /* Longest XML declaration accepted. */
@@ -121,156 +117,17 @@ struct ns_ref {
     uint32_t off, len;
 };
 
-/* ---- character classes ------------------------------------------------------------------ */
-
-#define C_NAME_START 0x1 /* ASCII NameStartChar */
-#define C_NAME       0x2 /* ASCII NameChar */
-#define C_TEXT_STOP  0x4 /* ends a run of plain character data */
-#define C_WS         0x8
-
-static uint8_t cls[256];
-
 /* The bindings of a standalone stanza: jabber:client as the default namespace. */
 static union {
     struct xml_stream_ns s;
     char room[sizeof(struct xml_stream_ns) + 8 + sizeof XML_NS_CLIENT];
 } standalone;
 
-__attribute__((constructor)) static void cls_init(void)
+__attribute__((constructor)) static void standalone_init(void)
 {
     standalone.s.nbind = 1;
     standalone.s.b[0].uri_len = sizeof XML_NS_CLIENT - 1;
     memcpy(sns_data(&standalone.s), XML_NS_CLIENT, sizeof XML_NS_CLIENT - 1);
-
-    for (int c = 0; c < 256; c++) {
-        uint8_t k = 0;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':')
-            k |= C_NAME_START | C_NAME;
-        if ((c >= '0' && c <= '9') || c == '-' || c == '.')
-            k |= C_NAME;
-        if (c < 0x20 || c >= 0x80 || c == '<' || c == '&' || c == '>')
-            k |= C_TEXT_STOP;
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-            k |= C_WS;
-        cls[c] = k;
-    }
-}
-
-static inline bool is_ws(uint8_t c)
-{
-    return cls[c] & C_WS;
-}
-
-static bool name_start_cp(uint32_t c)
-{
-    return (c >= 0xC0 && c <= 0xD6) || (c >= 0xD8 && c <= 0xF6) || (c >= 0xF8 && c <= 0x2FF) ||
-           (c >= 0x370 && c <= 0x37D) || (c >= 0x37F && c <= 0x1FFF) ||
-           (c >= 0x200C && c <= 0x200D) || (c >= 0x2070 && c <= 0x218F) ||
-           (c >= 0x2C00 && c <= 0x2FEF) || (c >= 0x3001 && c <= 0xD7FF) ||
-           (c >= 0xF900 && c <= 0xFDCF) || (c >= 0xFDF0 && c <= 0xFFFD) ||
-           (c >= 0x10000 && c <= 0xEFFFF);
-}
-
-static bool name_cp(uint32_t c)
-{
-    return name_start_cp(c) || c == 0xB7 || (c >= 0x300 && c <= 0x36F) ||
-           (c >= 0x203F && c <= 0x2040);
-}
-
-/* Decodes the UTF-8 sequence at s (n > 0 bytes available, s[0] >= 0x80) into *cp.
- * Returns its length, 0 when the sequence is cut short by the end of the input, -1 when
- * it is not valid UTF-8 or not an XML Char (surrogates, U+FFFE, U+FFFF, > U+10FFFF). */
-static int utf8_decode(const uint8_t *s, size_t n, uint32_t *cp)
-{
-    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
-    int len;
-    uint32_t v;
-
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, v = c & 0x0F;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, v = c & 0x07;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* above U+10FFFF */
-    } else {
-        return -1;
-    }
-    for (int i = 1; i < len; i++) {
-        if ((size_t)i >= n)
-            return 0;
-        uint8_t t = s[i];
-        if (t < lo || t > hi)
-            return -1;
-        lo = 0x80, hi = 0xBF;
-        v = (v << 6) | (t & 0x3F);
-    }
-    if (v == 0xFFFE || v == 0xFFFF)
-        return -1;
-    *cp = v;
-    return len;
-}
-
-static inline bool xml_char(uint32_t c)
-{
-    return c >= 0x20 || c == 0x9 || c == 0xA || c == 0xD;
-}
-
-/* ---- fast scanning loops ---------------------------------------------------------------- */
-
-/* Index of the first byte of s[0..n) that ends plain character data: '<', '&', '>', a
- * control character or a non-ASCII byte; n when there is none. */
-static inline size_t scan_text(const char *s, size_t n)
-{
-    size_t i = 0;
-#if defined(__SSE2__)
-    const __m128i lt = _mm_set1_epi8('<'), amp = _mm_set1_epi8('&'), gt = _mm_set1_epi8('>');
-    const __m128i sp = _mm_set1_epi8(0x20);
-    for (; i + 16 <= n; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
-        /* Signed compare: bytes >= 0x80 are negative, so "< 0x20" also catches them. */
-        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lt), _mm_cmpeq_epi8(v, amp)),
-                                 _mm_or_si128(_mm_cmpeq_epi8(v, gt), _mm_cmplt_epi8(v, sp)));
-        unsigned bits = (unsigned)_mm_movemask_epi8(m);
-        if (bits)
-            return i + (size_t)__builtin_ctz(bits);
-    }
-#endif
-    while (i < n && !(cls[(uint8_t)s[i]] & C_TEXT_STOP))
-        i++;
-    return i;
-}
-
-/* Index of the first byte of s[0..n) that ends a plain attribute value: the quote q, '<',
- * '&', a control character or a non-ASCII byte; n when there is none. */
-static inline size_t scan_attr(const char *s, size_t n, char q)
-{
-    size_t i = 0;
-#if defined(__SSE2__)
-    const __m128i lt = _mm_set1_epi8('<'), amp = _mm_set1_epi8('&'), qq = _mm_set1_epi8(q);
-    const __m128i sp = _mm_set1_epi8(0x20);
-    for (; i + 16 <= n; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
-        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lt), _mm_cmpeq_epi8(v, amp)),
-                                 _mm_or_si128(_mm_cmpeq_epi8(v, qq), _mm_cmplt_epi8(v, sp)));
-        unsigned bits = (unsigned)_mm_movemask_epi8(m);
-        if (bits)
-            return i + (size_t)__builtin_ctz(bits);
-    }
-#endif
-    for (; i < n; i++) {
-        uint8_t c = (uint8_t)s[i];
-        if (c < 0x20 || c >= 0x80 || c == '<' || c == '&' || c == (uint8_t)q)
-            break;
-    }
-    return i;
 }
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -294,13 +151,6 @@ const char *xml_err_condition(enum xml_err err)
     return conditions[err];
 }
 
-static inline bool span_is(const char *p, size_t n, const char *lit, size_t litlen)
-{
-    return n == litlen && memcmp(p, lit, n) == 0;
-}
-
-#define SPAN_IS(p, n, lit) span_is((p), (n), lit, sizeof(lit) - 1)
-
 static char *scratch_take(struct xml_parser *p, size_t n)
 {
     if (n > p->scratch_cap - p->scratch_used)
@@ -308,120 +158,6 @@ static char *scratch_take(struct xml_parser *p, size_t n)
     char *o = p->scratch + p->scratch_used;
     p->scratch_used += (uint32_t)n;
     return o;
-}
-
-/* Checks the reference at s[0] == '&' (n bytes available). Returns its length, 0 when it
- * is cut short, or -XML_ERR_*. */
-static int check_ref(const char *s, size_t n)
-{
-    size_t i = 1, max = n < REF_MAX ? n : REF_MAX;
-    while (i < max && s[i] != ';')
-        i++;
-    if (i >= max)
-        return n < REF_MAX ? 0 : -XML_ERR_NOT_WELL_FORMED;
-    const char *name = s + 1;
-    size_t len = i - 1;
-    if (len >= 2 && name[0] == '#') {
-        uint32_t v = 0;
-        size_t k = 1;
-        bool hex = name[1] == 'x';
-        if (hex)
-            k = 2;
-        if (k >= len)
-            return -XML_ERR_NOT_WELL_FORMED;
-        for (; k < len; k++) {
-            char c = name[k];
-            int d;
-            if (c >= '0' && c <= '9')
-                d = c - '0';
-            else if (hex && c >= 'a' && c <= 'f')
-                d = c - 'a' + 10;
-            else if (hex && c >= 'A' && c <= 'F')
-                d = c - 'A' + 10;
-            else
-                return -XML_ERR_NOT_WELL_FORMED;
-            v = v * (hex ? 16 : 10) + (uint32_t)d;
-            if (v > 0x10FFFF)
-                return -XML_ERR_NOT_WELL_FORMED;
-        }
-        if (!xml_char(v) || (v >= 0xD800 && v <= 0xDFFF) || v == 0xFFFE || v == 0xFFFF)
-            return -XML_ERR_NOT_WELL_FORMED;
-        return (int)i + 1;
-    }
-    if (SPAN_IS(name, len, "lt") || SPAN_IS(name, len, "gt") || SPAN_IS(name, len, "amp") ||
-        SPAN_IS(name, len, "apos") || SPAN_IS(name, len, "quot"))
-        return (int)i + 1;
-    if (len == 0)
-        return -XML_ERR_NOT_WELL_FORMED;
-    /* A syntactically valid entity name that is not predefined: RFC 6120 §11.1. */
-    if (!(cls[(uint8_t)name[0]] & C_NAME_START) && (uint8_t)name[0] < 0x80)
-        return -XML_ERR_NOT_WELL_FORMED;
-    for (size_t k = 1; k < len; k++)
-        if (!(cls[(uint8_t)name[k]] & C_NAME) && (uint8_t)name[k] < 0x80)
-            return -XML_ERR_NOT_WELL_FORMED;
-    return -XML_ERR_RESTRICTED_XML;
-}
-
-static void utf8_put(char **o, uint32_t v)
-{
-    char *d = *o;
-    if (v < 0x80) {
-        *d++ = (char)v;
-    } else if (v < 0x800) {
-        *d++ = (char)(0xC0 | (v >> 6));
-        *d++ = (char)(0x80 | (v & 0x3F));
-    } else if (v < 0x10000) {
-        *d++ = (char)(0xE0 | (v >> 12));
-        *d++ = (char)(0x80 | ((v >> 6) & 0x3F));
-        *d++ = (char)(0x80 | (v & 0x3F));
-    } else {
-        *d++ = (char)(0xF0 | (v >> 18));
-        *d++ = (char)(0x80 | ((v >> 12) & 0x3F));
-        *d++ = (char)(0x80 | ((v >> 6) & 0x3F));
-        *d++ = (char)(0x80 | (v & 0x3F));
-    }
-    *o = d;
-}
-
-size_t xml_decode(const char *raw, size_t len, bool attr, char *out)
-{
-    char *o = out;
-    for (size_t i = 0; i < len;) {
-        char c = raw[i];
-        if (c == '&') {
-            const char *name = raw + i + 1;
-            size_t k = 0;
-            while (i + 1 + k < len && name[k] != ';')
-                k++;
-            if (name[0] == '#') {
-                bool hex = name[1] == 'x';
-                uint32_t v = 0;
-                for (size_t j = hex ? 2 : 1; j < k; j++) {
-                    char d = name[j];
-                    v = v * (hex ? 16 : 10) +
-                        (uint32_t)(d <= '9' ? d - '0' : (d | 0x20) - 'a' + 10);
-                }
-                utf8_put(&o, v);
-            } else if (k == 2) {
-                *o++ = name[0] == 'l' ? '<' : '>';
-            } else if (k == 3) {
-                *o++ = '&';
-            } else {
-                *o++ = name[0] == 'a' ? '\'' : '"';
-            }
-            i += k + 2;
-        } else if (c == '\r') {
-            *o++ = attr ? ' ' : '\n';
-            i += (i + 1 < len && raw[i + 1] == '\n') ? 2 : 1;
-        } else if (attr && (c == '\n' || c == '\t')) {
-            *o++ = ' ';
-            i++;
-        } else {
-            *o++ = c;
-            i++;
-        }
-    }
-    return (size_t)(o - out);
 }
 
 /* ---- life cycle ------------------------------------------------------------------------- */
@@ -994,7 +730,7 @@ static int scan_name(struct xml_parser *p, const char *buf, size_t end, size_t l
     uint32_t pos = p->pos;
     int ret;
     for (;;) {
-        while (pos < end && (cls[(uint8_t)buf[pos]] & C_NAME))
+        while (pos < end && (xml_cls[(uint8_t)buf[pos]] & C_NAME))
             pos++;
         if (pos - p->tok_off > p->lim.max_name) {
             ret = -XML_ERR_POLICY_VIOLATION;
@@ -1009,12 +745,12 @@ static int scan_name(struct xml_parser *p, const char *buf, size_t end, size_t l
             break;
         }
         uint32_t cp;
-        int k = utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
+        int k = xml_utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
         if (k == 0) {
             ret = 0;
             break;
         }
-        if (k < 0 || !name_cp(cp)) {
+        if (k < 0 || !xml_name_cp(cp)) {
             ret = -XML_ERR_NOT_WELL_FORMED;
             break;
         }
@@ -1030,12 +766,12 @@ static int name_start_at(const char *buf, size_t pos, size_t n)
 {
     uint8_t c = (uint8_t)buf[pos];
     if (c < 0x80)
-        return (cls[c] & C_NAME_START) && c != ':' ? 1 : -1;
+        return (xml_cls[c] & C_NAME_START) && c != ':' ? 1 : -1;
     uint32_t cp;
-    int k = utf8_decode((const uint8_t *)buf + pos, n - pos, &cp);
+    int k = xml_utf8_decode((const uint8_t *)buf + pos, n - pos, &cp);
     if (k == 0)
         return 0;
-    return k > 0 && name_start_cp(cp) ? 1 : -1;
+    return k > 0 && xml_name_start_cp(cp) ? 1 : -1;
 }
 
 /* Checks the XML declaration at pos; returns its length, 0 to wait, or -XML_ERR_*. */
@@ -1058,7 +794,7 @@ static int check_decl(const char *s, size_t n)
         if (i >= end)
             break;
         size_t ns = i;
-        while (i < end && (cls[(uint8_t)s[i]] & C_NAME))
+        while (i < end && (xml_cls[(uint8_t)s[i]] & C_NAME))
             i++;
         size_t nl = i - ns;
         while (i < end && is_ws((uint8_t)s[i]))
@@ -1284,7 +1020,7 @@ enum xml_ev_kind xml_next(struct xml_parser *p, const char *buf, size_t len, str
                 }
                 p->state = ST_LT;
             } else if (c == '&') {
-                r = check_ref(buf + pos, len - pos);
+                r = xml_check_ref(buf + pos, len - pos);
                 if (r == 0)
                     return XML_EV_NONE;
                 if (r < 0) {
@@ -1309,7 +1045,7 @@ enum xml_ev_kind xml_next(struct xml_parser *p, const char *buf, size_t len, str
                 p->pos++;
             } else {
                 uint32_t cp;
-                r = utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
+                r = xml_utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
                 if (r == 0)
                     return XML_EV_NONE;
                 if (r < 0) {
@@ -1446,7 +1182,7 @@ enum xml_ev_kind xml_next(struct xml_parser *p, const char *buf, size_t len, str
                 p->blank = false;
                 p->state = ST_STAG_SP;
             } else if (c == '&') {
-                r = check_ref(buf + pos, len - pos);
+                r = xml_check_ref(buf + pos, len - pos);
                 if (r == 0)
                     return XML_EV_NONE;
                 if (r < 0) {
@@ -1463,7 +1199,7 @@ enum xml_ev_kind xml_next(struct xml_parser *p, const char *buf, size_t len, str
                 goto error;
             } else {
                 uint32_t cp;
-                r = utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
+                r = xml_utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
                 if (r == 0)
                     return XML_EV_NONE;
                 if (r < 0) {
@@ -1574,7 +1310,7 @@ enum xml_ev_kind xml_next(struct xml_parser *p, const char *buf, size_t len, str
                     continue;
                 }
                 uint32_t cp;
-                r = utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
+                r = xml_utf8_decode((const uint8_t *)buf + pos, len - pos, &cp);
                 if (r == 0)
                     break;
                 if (r < 0) {
