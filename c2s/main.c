@@ -170,21 +170,9 @@ static int attach(struct c2s_thread *t, const struct seg *seg, const struct conf
     t->dirty = calloc(ns, sizeof *t->dirty);
     t->backlog = calloc(ns, sizeof *t->backlog);
     t->broken = calloc(ns, sizeof *t->broken);
-    struct bell *shard_bells = calloc(ns, sizeof *shard_bells);
-    if (!t->to_shard || !t->from_shard || !t->dirty || !t->backlog || !t->broken || !shard_bells)
+    if (!t->to_shard || !t->from_shard || !t->dirty || !t->backlog || !t->broken)
         return -ENOMEM;
-    uint32_t mine = topo_bell_c2s(cfg, t->idx);
-    int err = bell_attach(&t->bell, seg_bell(seg, mine), bell_fds[mine]);
-    for (unsigned s = 0; !err && s < ns; s++) {
-        uint32_t b = topo_bell_shard(cfg, s);
-        err = bell_attach(&shard_bells[s], seg_bell(seg, b), bell_fds[b]);
-        if (!err)
-            err = ring_attach(&t->to_shard[s], seg_ring(seg, topo_ring_up(cfg, t->idx, s)),
-                              &shard_bells[s], PROTO_KIND_MAX - 1);
-        if (!err)
-            err = ring_attach(&t->from_shard[s], seg_ring(seg, topo_ring_down(cfg, t->idx, s)),
-                              &shard_bells[s], PROTO_KIND_MAX - 1);
-    }
+    int err = topo_attach(cfg, seg, bell_fds, true, t->idx, &t->bell, t->to_shard, t->from_shard);
     if (err)
         return err;
 

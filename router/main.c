@@ -53,22 +53,9 @@ static int attach(struct shard *s, const struct seg *seg, const struct config *c
     s->dirty = calloc(nfe, sizeof *s->dirty);
     s->backlog = calloc(nfe, sizeof *s->backlog);
     s->broken = calloc(nfe, sizeof *s->broken);
-    struct bell *fe_bells = calloc(nfe, sizeof *fe_bells);
-    if (!s->from_fe || !s->to_fe || !s->dirty || !s->backlog || !s->broken || !fe_bells)
+    if (!s->from_fe || !s->to_fe || !s->dirty || !s->backlog || !s->broken)
         return -ENOMEM;
-    uint32_t mine = topo_bell_shard(cfg, s->idx);
-    int err = bell_attach(&s->bell, seg_bell(seg, mine), bell_fds[mine]);
-    for (unsigned t = 0; !err && t < nfe; t++) {
-        uint32_t b = topo_bell_c2s(cfg, t);
-        err = bell_attach(&fe_bells[t], seg_bell(seg, b), bell_fds[b]);
-        if (!err)
-            err = ring_attach(&s->from_fe[t], seg_ring(seg, topo_ring_up(cfg, t, s->idx)),
-                              &fe_bells[t], PROTO_KIND_MAX - 1);
-        if (!err)
-            err = ring_attach(&s->to_fe[t], seg_ring(seg, topo_ring_down(cfg, t, s->idx)),
-                              &fe_bells[t], PROTO_KIND_MAX - 1);
-    }
-    return err; /* fe_bells lives as long as the process: the rings point at it */
+    return topo_attach(cfg, seg, bell_fds, false, s->idx, &s->bell, s->to_fe, s->from_fe);
 }
 
 int main(int argc, char **argv)

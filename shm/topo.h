@@ -1,6 +1,7 @@
 /*
- * topo: which ring and which bell of the node's segment serves whom. Every process
- * derives the same plan from the same config: T c2s threads, S router shards.
+ * topo: which ring and which bell of the node's segment serves whom, and attaching one
+ * thread's end of them (topo_attach, topo.c). Every process derives the same plan from
+ * the same config: T c2s threads, S router shards.
  *
  *   rings   [0, T*S)        c2s thread t -> shard s      at t*S + s
  *           [T*S, 2*T*S)    shard s -> c2s thread t      at T*S + t*S + s
@@ -14,7 +15,11 @@
 #define STARLING_SHM_TOPO_H
 
 #include "common/config.h"
+#include "shm/bell.h"
+#include "shm/ring.h"
 #include "shm/seg.h"
+
+#include <stdbool.h>
 
 #define TOPO_FRAME_SLACK (64u * 1024)
 
@@ -63,5 +68,12 @@ static inline int topo_plan(const struct config *c, struct seg_layout *l)
         size *= 2; /* a ring must hold two of the largest frames */
     return seg_plan(l, 2 * topo_threads(c) * topo_shards(c), topo_bells(c), size, frame);
 }
+
+/* Attaches one end of the node's rings: c2s thread idx (front_end) or shard idx. Its own
+ * bell goes to *self; out[p] and in[p] are the rings to and from peer p (every shard of
+ * a c2s thread, every c2s thread of a shard), each ringing the peer's bell. The peers'
+ * bells live as long as the process: the rings point at them. 0 or -errno. */
+int topo_attach(const struct config *c, const struct seg *seg, const int *bell_fds, bool front_end,
+                unsigned idx, struct bell *self, struct ring *out, struct ring *in);
 
 #endif
