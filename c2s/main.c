@@ -170,8 +170,13 @@ static int attach(struct c2s_thread *t, const struct seg *seg, const struct conf
     t->dirty = calloc(ns, sizeof *t->dirty);
     t->backlog = calloc(ns, sizeof *t->backlog);
     t->broken = calloc(ns, sizeof *t->broken);
-    if (!t->to_shard || !t->from_shard || !t->dirty || !t->backlog || !t->broken)
+    t->rx = calloc(ns, sizeof *t->rx);
+    t->replay = calloc(ns, sizeof *t->replay);
+    if (!t->to_shard || !t->from_shard || !t->dirty || !t->backlog || !t->broken || !t->rx ||
+        !t->replay)
         return -ENOMEM;
+    for (unsigned s = 0; s < ns; s++)
+        t->rx[s].max = TOPO_MAX_MESSAGE;
     int err = topo_attach(cfg, seg, bell_fds, true, t->idx, &t->bell, t->to_shard, t->from_shard);
     if (err)
         return err;

@@ -57,6 +57,8 @@ struct store_client {
      * so the worker never writes a closed eventfd or freed memory. */
     _Atomic unsigned inflight;
     unsigned pending; /* owner thread only: submitted, callback not yet run */
+    const struct store_tag_ops *tags;
+    void *tags_arg;
 };
 
 static const struct store_backend_ops *const store_backends[] = {
@@ -317,6 +319,8 @@ int store_poll(struct store_client *cl)
     while (req) {
         struct store_req *next = req->next;
         bool ok = req->res >= 0;
+        if (cl->tags)
+            cl->tags->enter(cl->tags_arg, req->tag);
         switch (req->op) {
         case STORE_OP_CREDS_GET:
             req->cb.creds(req->arg, req->res, ok ? &req->creds : NULL);
@@ -342,6 +346,8 @@ int store_poll(struct store_client *cl)
             req->cb.done(req->arg, req->res);
             break;
         }
+        if (cl->tags)
+            cl->tags->leave(cl->tags_arg, req->tag);
         req_release(cl, req);
         req = next;
         n++;
@@ -485,8 +491,16 @@ fail_count:
     return rc;
 }
 
+void store_client_tags(struct store_client *cl, const struct store_tag_ops *ops, void *arg)
+{
+    cl->tags = ops;
+    cl->tags_arg = arg;
+}
+
 void store_req_queue(struct store_client *cl, struct store_req *req)
 {
+    if (cl->tags)
+        req->tag = cl->tags->take(cl->tags_arg);
     cl->pending++;
     atomic_fetch_add_explicit(&cl->inflight, 1, memory_order_relaxed);
     submit(cl->st, req);

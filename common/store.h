@@ -241,6 +241,18 @@ int store_poll(struct store_client *cl);
 /* Requests outstanding on this client: submitted, callback not yet run. */
 unsigned store_client_pending(const struct store_client *cl);
 
+/* A tag the owner attaches to each request: take() gives it when the request is queued
+ * (with a reference, if tags are counted); enter() and leave() run around its callback
+ * in store_poll(). The router keeps the work a request carries on, its "ticket", this
+ * way, for every request without a word at each call. All run on the owner's thread. */
+struct store_tag_ops {
+    void *(*take)(void *arg);
+    void (*enter)(void *arg, void *tag);
+    void (*leave)(void *arg, void *tag);
+};
+/* Installs them (before the first request); ops and arg must outlive the client. */
+void store_client_tags(struct store_client *cl, const struct store_tag_ops *ops, void *arg);
+
 /*
  * Asynchronous requests. Each returns 0 when the request is queued, and its callback
  * then runs exactly once, from a later store_poll(); or -errno (-EINVAL, -ENOMEM,

@@ -50,6 +50,7 @@ enum store_op {
 struct store_req {
     struct store_req *next;      /* link in the submission queue or a completion stack */
     struct store_client *client; /* where the completion goes; NULL: a *_sync caller */
+    void *tag;                   /* store_tag_ops.take() at submission */
     enum store_op op;
     int res; /* set by run(): 0 or -errno */
     bool done;
