@@ -51,6 +51,8 @@ static int append(struct port_rx *rx, const struct ring_frame *f)
 {
     if (f->len > rx->max - rx->len)
         return -EBADMSG;
+    if (!f->len)
+        return 0;
     if (rx->len + f->len > rx->cap) {
         uint32_t cap = rx->cap ? rx->cap : 4096;
         while (cap < rx->len + f->len)
