@@ -2,7 +2,7 @@
  * config: starling's configuration file, read into an immutable snapshot.
  *
  * The file is libconfig syntax (`name = value;`, groups `c2s = { threads = 4; };`,
- * `#` comments). What a name means comes from one table of directives in config.c:
+ * `#` comments). What a name means comes from one table of directives in config_table.c:
  * dotted name, type, default, range and the field of struct config it fills. Adding a
  * directive is a field here and a line in that table; the loader, the error messages,
  * the sample file and the reload check follow from it. Unknown names, values of the
@@ -59,7 +59,7 @@ enum config_resource_conflict {
     CONFIG_CONFLICT_REFUSE,  /* the newer bind request fails with <conflict/> */
 };
 
-/* The snapshot. Each field is documented in the directive table (config.c) and in the
+/* The snapshot. Each field is documented in the directive table (config_table.c) and in the
  * sample file it generates (deploy/starling.conf.sample). Durations are seconds. */
 struct config {
     const char *domain;

@@ -78,7 +78,7 @@ int config_write_sample(FILE *f)
           "# file again; a directive marked \"a restart applies it\" keeps its old value\n"
           "# until the next start.\n"
           "#\n"
-          "# Generated from the directive table in common/config.c (config_write_sample).\n",
+          "# Generated from the directive table in common/config_table.c (config_write_sample).\n",
           f);
     for (size_t i = 0; i < config_table_len; i++) {
         const struct config_directive *d = &config_table[i];

@@ -128,8 +128,8 @@ const struct config_directive config_table[] = {
         "keeps its count until its password changes."),
     NUM(INT, "c2s.login_rate", c2s.login_rate, "10", 0, 1000000, 0,
         "Authentication attempts per second allowed from one IP address; 0 is\n"
-        "unlimited. Behind a load balancer, turn on the PROXY protocol, or the limit\n"
-        "applies to the balancer's address. Load tests from one host want 0."),
+        "unlimited. Behind a load balancer the limit applies to the balancer's address.\n"
+        "Load tests from one host want 0."),
     NUM(INT, "router.shards", router.shards, "0", 0, 256, RESTART,
         "Shard workers of the router process; a bare JID lives in shard\n"
         "xxh3(jid) % shards. 0: half the cores, at least one."),
