@@ -12,6 +12,13 @@
  * Every directive has a default, so an empty file (or config_defaults()) is a working
  * single-node configuration on localhost.
  *
+ * File names (storage.path, c2s.certificate, c2s.key: the directives the sample marks
+ * "a file name") may be relative. config_load() resolves them against the folder of the
+ * file it reads, made absolute, so a snapshot loaded from a file holds absolute names
+ * whatever the working directory (`starlingctl --config /srv/x/starling.conf users`
+ * works from anywhere, and the defaults put everything beside the file). Those of
+ * config_defaults() stay relative, to the working directory.
+ *
  * Value syntax beyond libconfig's: a size is bytes, or a string with a K, M or G suffix
  * (binary: "256K"); a duration is seconds, or a string with an s, m, h or d suffix
  * ("5m"); an address is "IPv4:port" or "[IPv6]:port" (literals only: nothing is resolved

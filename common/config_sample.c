@@ -39,7 +39,10 @@ static void put_values(FILE *f, const char *indent, const struct config_directiv
             fprintf(f, "%s%s", i ? " | " : "", d->choices[i]);
         break;
     case CONFIG_T_STRING:
-        fputs(d->min ? "a string" : "a string, may be empty", f);
+        if (d->flags & CONFIG_F_PATH)
+            fputs("a file name, relative to this file's folder", f);
+        else
+            fputs(d->min ? "a string" : "a string, may be empty", f);
         break;
     case CONFIG_T_ADDR:
         fputs("\"IPv4:port\" or \"[IPv6]:port\"", f);
