@@ -6,6 +6,7 @@
 #include "common/store_backend.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -79,7 +80,7 @@ const char *store_op_name(enum store_op op)
         [STORE_OP_OFFLINE_FETCH] = "offline fetch",   [STORE_OP_OFFLINE_DELETE] = "offline delete",
         [STORE_OP_OFFLINE_COUNT] = "offline count",   [STORE_OP_BLOCK_ADD] = "block add",
         [STORE_OP_BLOCK_REMOVE] = "block remove",     [STORE_OP_BLOCK_CLEAR] = "block clear",
-        [STORE_OP_BLOCK_LIST] = "block list",
+        [STORE_OP_BLOCK_LIST] = "block list",         [STORE_OP_ACCOUNT_IMPORT] = "account import",
     };
     return (unsigned)op < STORE_OP_COUNT_ ? names[op] : "?";
 }
@@ -652,6 +653,29 @@ int store_account_list_sync(struct store *st, const char *after, size_t limit,
     struct store_req req = {.op = STORE_OP_ACCOUNT_LIST, .after = after, .limit = limit};
     int rc = run_sync(st, &req);
     *out = req.list; /* empty unless rc == 0 */
+    return rc;
+}
+
+int store_account_import_sync(struct store *st, const struct store_account *accounts, size_t n,
+                              bool replace, size_t *failed)
+{
+    size_t ignored;
+    if (!failed)
+        failed = &ignored;
+    *failed = n;
+    if (!accounts || n < 1 || n > INT_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!name_len(accounts[i].user) || !creds_valid(&accounts[i].creds)) {
+            *failed = i;
+            return -EINVAL;
+        }
+    }
+    struct store_req req = {
+        .op = STORE_OP_ACCOUNT_IMPORT, .accounts = accounts, .naccounts = n, .replace = replace};
+    int rc = store_req_sync(st, &req);
+    if (rc < 0)
+        *failed = req.failed;
     return rc;
 }
 

@@ -286,6 +286,25 @@ int store_creds_set_sync(struct store *st, const char *user, const struct store_
 int store_account_list_sync(struct store *st, const char *after, size_t limit,
                             struct store_list *out);
 
+/* One account of an import. */
+struct store_account {
+    const char *user;
+    struct store_creds creds;
+};
+
+/*
+ * Creates n accounts (1..INT_MAX) in one transaction: every one of them, or none when
+ * anything fails. An account that exists, or a name given twice, is -EEXIST; with
+ * `replace`, an existing account's credentials are replaced instead (its rosters and
+ * other data kept) and of a name given twice the last credentials stand. An invalid
+ * name or credentials is -EINVAL. Returns how many accounts were created (not
+ * replaced), or -errno with the index of the account at fault in *failed (when not
+ * NULL), or n when no single one is (a full disk). Synchronous only: it is the admin
+ * tool's bulk import, and holds the store's worker for its whole transaction.
+ */
+int store_account_import_sync(struct store *st, const struct store_account *accounts, size_t n,
+                              bool replace, size_t *failed);
+
 /* Frees the names of a list filled by store_account_list_sync() or store_block_list_sync();
  * leaves it empty. */
 void store_list_free(struct store_list *list);
