@@ -382,6 +382,10 @@ static int fail(struct config_loader *ld, const char *file, unsigned line, const
         vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
         va_end(ap);
     }
+    /* One line, whatever the file's values hold (a quoted string may span lines). */
+    for (char *p = ld->err; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     return -EINVAL;
 }
 

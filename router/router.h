@@ -266,6 +266,10 @@ void load_start(struct shard *s, struct user *u);
  * The shards' bells must be attached first. 0 or -errno. */
 int shard_link(struct shard *shards, unsigned nshards, uint32_t data_size, uint32_t max_frame);
 void *shard_main(void *arg);
+/* One round of the shard's loop, without sleeping: store completions, a batch from each
+ * inbound ring, output published, tickets settled. Returns non-zero when it did work
+ * (shard_main() sleeps on zero; tests drive shards in-process with it). */
+unsigned shard_step(struct shard *s);
 /* Handles a batch of what the other shards sent: their frames carry an envelope (the
  * ticket, see out_to_shard()). Returns how many frames. */
 unsigned shard_drain_shards(struct shard *s);

@@ -412,9 +412,19 @@ static uint32_t clock_s(void)
 /* Stopping (the front ends are gone): what they sent is handled, and what the store was
  * asked is done, before the thread ends, so no accepted message is lost. The other
  * shards finish at the same time: frames between shards still get through. */
+unsigned shard_step(struct shard *s)
+{
+    unsigned n = store_poll(s->store) > 0;
+    n += backlog_total(s) < BACKLOG_MAX ? drain(s) : 0;
+    out_flush(s);
+    ticket_settle(s);
+    return n;
+}
+
 static void finish(struct shard *s)
 {
     for (int quiet = 0; quiet < 3;) {
+        /* Unlike shard_step(), whatever the backlogs hold: the front ends are gone. */
         unsigned n = store_poll(s->store) > 0;
         n += drain(s);
         out_flush(s);
@@ -463,11 +473,7 @@ void *shard_main(void *arg)
             last_log = clock_s();
             log_stats(s, &logged);
         }
-        unsigned n = store_poll(s->store) > 0;
-        n += backlog_total(s) < BACKLOG_MAX ? drain(s) : 0;
-        out_flush(s);
-        ticket_settle(s);
-        if (n || s->retry_out) {
+        if (shard_step(s) || s->retry_out) {
             s->retry_out = false;
             continue;
         }

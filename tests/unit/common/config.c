@@ -279,6 +279,8 @@ static const struct {
     {"c2s = { listen = \"::1:5222\"; };", "@:1: c2s.listen: \"::1:5222\" is not an address"},
     {"c2s = { listen = \"[::1]5222\"; };", "@:1: c2s.listen: \"[::1]5222\" is not an address"},
     {"c2s = { listen = \"127.0.0.1\"; };", "@:1: c2s.listen: \"127.0.0.1\" is not an address"},
+    /* a value that spans lines still makes a one-line message (found by the fuzzer) */
+    {"c2s = { listen = \"a\nb\"; };", "@:1: c2s.listen: \"a?b\" is not an address"},
     /* syntax, as libconfig reports it */
     {"c2s = { threads = ; };", "@:1: syntax error"},
     {"domain = \"x\";\n\nc2s = {\n  threads = = 4;\n};\n", "@:4: syntax error"},
