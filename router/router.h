@@ -275,6 +275,10 @@ unsigned shard_step(struct shard *s);
 unsigned shard_drain_shards(struct shard *s);
 /* The parts of a shard that main.c's attach() and shard_link() do not make: 0 or -ENOMEM. */
 int shard_init(struct shard *s);
+/* Frees what shard_init() made, the users and the store client (the thread ends). */
+void shard_free(struct shard *s);
+/* Frees what shard_link() made, once no shard runs. */
+void shard_unlink(struct shard *shards, unsigned nshards);
 /* The store client's notify (store_client_new_notify()): rings the shard's bell. */
 void shard_store_notify(void *arg);
 /* Handles one frame of any kind (from a ring, or replayed from a user's queue). */

@@ -376,6 +376,50 @@ int shard_init(struct shard *s)
     return s->users.buckets ? 0 : -ENOMEM;
 }
 
+void shard_free(struct shard *s)
+{
+    users_free(&s->users);
+    store_client_free(s->store);
+    s->store = NULL;
+    arena_free(&s->arena);
+    for (unsigned fe = 0; s->rx_fe && fe < s->nfe; fe++) {
+        port_rx_free(&s->rx_fe[fe]);
+        ticket_queue_drop(s, &s->held[fe]);
+    }
+    for (unsigned j = 0; s->rx_shard && j < s->nshards; j++)
+        port_rx_free(&s->rx_shard[j]);
+    ticket_state_free(&s->tickets);
+    free(s->rx_fe);
+    free(s->held);
+    free(s->rx_shard);
+    free(s->in);
+    free(s->targets);
+    s->rx_fe = s->rx_shard = NULL;
+    s->held = NULL;
+    s->in = NULL;
+    s->targets = NULL;
+}
+
+void shard_unlink(struct shard *shards, unsigned nshards)
+{
+    for (unsigned i = 0; i < nshards; i++) {
+        struct shard *s = &shards[i];
+        for (unsigned j = 0; s->to_shard && j < nshards; j++) {
+            if (j != i)
+                free(s->to_shard[j].sh); /* the producer's end frees the ring's memory */
+            if (s->shard_backlog)
+                backlog_clear(&s->shard_backlog[j]);
+        }
+        free(s->to_shard);
+        free(s->from_shard);
+        free(s->shard_dirty);
+        free(s->shard_backlog);
+        s->to_shard = s->from_shard = NULL;
+        s->shard_dirty = NULL;
+        s->shard_backlog = NULL;
+    }
+}
+
 /* Called by the store's worker thread: completions wait for this shard. */
 void shard_store_notify(void *arg)
 {
@@ -480,17 +524,6 @@ void *shard_main(void *arg)
         sleep_until_work(s);
     }
     log_stats(s, &logged);
-    users_free(&s->users);
-    store_client_free(s->store);
-    arena_free(&s->arena);
-    for (unsigned fe = 0; fe < s->nfe; fe++) {
-        port_rx_free(&s->rx_fe[fe]);
-        ticket_queue_drop(s, &s->held[fe]);
-    }
-    for (unsigned j = 0; j < s->nshards; j++)
-        port_rx_free(&s->rx_shard[j]);
-    ticket_state_free(&s->tickets);
-    free(s->in);
-    free(s->targets);
+    shard_free(s);
     return NULL;
 }
