@@ -87,6 +87,9 @@ struct config {
     struct {
         uint32_t shards;
         bool software_version;
+        uint32_t max_sessions; /* per account */
+        uint32_t max_directed; /* per session */
+        uint32_t max_pending;  /* bytes of frames held per user while its state loads */
     } router;
     struct {
         struct config_addr listen;

@@ -136,6 +136,21 @@ const struct config_directive config_table[] = {
     BOOL("router.software_version", router.software_version, "false", 0,
          "Answer XEP-0092 software version queries with starling's name and version.\n"
          "Off by default: it tells whoever asks what to look for."),
+    NUM(INT, "router.max_sessions", router.max_sessions, "100", 1, 100000, 0,
+        "Sessions (resources) one account may have bound at once. One more is refused\n"
+        "with resource-constraint (RFC 6120 §7.6.2.1); binding a resource in use to\n"
+        "replace its session is always allowed."),
+    NUM(INT, "router.max_directed", router.max_directed, "500", 1, 100000, 0,
+        "JIDs one session may have sent directed presence to (RFC 6121 §4.6), which the\n"
+        "server must tell when the session ends: a MUC room joined is one. One more is\n"
+        "refused with resource-constraint until the session sends unavailable to one.\n"
+        "The list also travels to c2s and back after a router restart, so it holds at\n"
+        "most 32K bytes of JIDs whatever this says."),
+    NUM(SIZE, "router.max_pending", router.max_pending, "1M", 64 * K, 1 * G, 0,
+        "Bytes of stanzas held for one user while the user's roster and blocklist load\n"
+        "from storage (milliseconds, longer when storage is slow). Beyond it a stanza is\n"
+        "refused with resource-constraint, and an error or result (which nothing may\n"
+        "answer) is dropped; a session's end and what the server sends always wait."),
     ADDR("s2s.listen", s2s.listen, "127.0.0.1:5269", EMPTY | RESTART,
          "Where other servers connect (federation). Reserved: s2s is not built yet."),
     NUM(SIZE, "shm.ring_size", shm.ring_size, "1M", 64 * K, 1 * G, POW2 | RESTART,

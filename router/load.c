@@ -3,7 +3,8 @@
  * the store in one request when first needed: when a session binds, or when a stanza
  * arrives for a user of this shard that is not in memory. Until the answer is in, every
  * frame for that user waits in the user's queue (a copy: the ring's bytes are released),
- * and is then processed in arrival order, so nothing is reordered or lost.
+ * and is then processed in arrival order, so nothing is reordered or lost. The queue
+ * holds router.max_pending bytes of stanzas; past that a stanza gets resource-constraint.
  */
 #include "router/router.h"
 #include "common/log.h"
@@ -23,6 +24,7 @@ static void loaded(struct shard *s, struct user *u)
         u->pend_head = p->next;
         if (!u->pend_head)
             u->pend_tail = NULL;
+        u->pend_bytes -= p->len;
         shard_frame(s, p->kind, p->payload, p->len);
         free(p);
     }
@@ -92,10 +94,31 @@ void load_start(struct shard *s, struct user *u)
         on_roster(u, -EIO, NULL);
 }
 
+/* Over the user's bound, a stanza is answered instead of queued. Frames that must not
+ * be lost are queued whatever the size: a session's end, and what the server made
+ * itself (bounded by what caused it). Errors and results cannot be answered (RFC 6120
+ * §8.3.1): dropped, as an undeliverable one is. */
+static bool refuse(struct shard *s, struct user *u, uint16_t kind, const void *payload,
+                   uint32_t len)
+{
+    struct stanza st;
+    if ((uint64_t)u->pend_bytes + len <= s->cfg->router.max_pending || !u->pend_head)
+        return false;
+    if ((kind != PROTO_STANZA && kind != RK_INBOUND) || !stanza_parse(payload, len, &st) ||
+        (st.h->flags & ROUTE_GENERATED))
+        return false;
+    LOG_RL(LOG_LEVEL_WARN, "shard %u: %s has %u bytes waiting for its state: a stanza refused",
+           s->idx, u->bare, u->pend_bytes);
+    out_error(s, &st, "wait", "resource-constraint");
+    return true;
+}
+
 bool load_ready(struct shard *s, struct user *u, uint16_t kind, const void *payload, uint32_t len)
 {
     if (u->state == USER_READY)
         return true;
+    if (refuse(s, u, kind, payload, len))
+        return false;
     struct pending *p = malloc(sizeof *p + len);
     if (!p) {
         LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a frame for %s is lost", s->idx,
@@ -111,6 +134,7 @@ bool load_ready(struct shard *s, struct user *u, uint16_t kind, const void *payl
     else
         u->pend_head = p;
     u->pend_tail = p;
+    u->pend_bytes += len;
     load_start(s, u);
     return false;
 }

@@ -258,9 +258,7 @@ void out_close(struct shard *s, uint64_t conn, uint8_t condition)
 
 void out_session_state(struct shard *s, const struct session *ss)
 {
-    uint32_t dlen = 0;
-    for (const struct directed *d = ss->directed; d; d = d->next)
-        dlen += 2u + d->len;
+    uint32_t dlen = ss->directed_bytes;
     struct slot o;
     struct proto_session_state *st = fe_open(s, &o, PROTO_CONN_THREAD(ss->conn),
                                              PROTO_SESSION_STATE, (uint32_t)sizeof *st + dlen);

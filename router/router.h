@@ -84,7 +84,11 @@ struct rk_probe {
     uint32_t ncontacts;
 };
 
-/* A JID a session sent directed presence to, to be told when it goes (RFC 6121 §4.6). */
+/* A JID a session sent directed presence to, to be told when it goes (RFC 6121 §4.6).
+ * A session keeps router.max_directed of them, in SESSION_DIRECTED_BYTES as
+ * out_session_state() writes them (2 + len each): the list rides back to us in the
+ * re-registration frame beside a presence, in the room TOPO_FRAME_SLACK leaves. */
+#define SESSION_DIRECTED_BYTES (32u * 1024)
 struct directed {
     struct directed *next;
     uint16_t len;
@@ -104,6 +108,7 @@ struct session {
     char *presence;     /* last available presence, as sent (answers probes) */
     uint32_t presence_len;
     struct directed *directed;
+    uint32_t ndirected, directed_bytes; /* the list's length, and its bytes as sent */
 };
 
 /* One contact in a user's roster (RFC 6121 §2.1). */
@@ -157,6 +162,7 @@ struct user {
     unsigned busy;   /* asynchronous calls that will find it again by pointer */
     struct session *sessions;
     struct pending *pend_head, *pend_tail;
+    uint32_t pend_bytes; /* of the frames queued */
     struct roster roster;
     struct blocklist block;
 };
@@ -236,12 +242,19 @@ struct session *session_by_conn(struct user *u, uint64_t conn);
 struct session *session_add(struct user *u, uint64_t conn, const char *jid, size_t len);
 void session_remove(struct user *u, struct session *s);
 int session_set_presence(struct session *s, const char *p, size_t len, int8_t priority);
-/* A re-registered session gets back what out_session_state() told its front end. */
-void session_restore(struct session *ss, uint8_t flags, const char *list, uint32_t len);
+/* A re-registered session gets back what out_session_state() told its front end, up to
+ * max_directed JIDs within SESSION_DIRECTED_BYTES. */
+void session_restore(struct session *ss, uint8_t flags, const char *list, uint32_t len,
+                     uint32_t max_directed);
+/* Adds jid to ss's directed-presence list (false when memory is short); forgets the
+ * entry *pp points to. Both keep the counts. */
+bool session_directed_add(struct session *ss, const char *jid, size_t len);
+void session_directed_drop(struct session *ss, struct directed **pp);
 
 /* ---- load.c ---- */
 /* True when u's state is there; otherwise the frame is queued (a copy) and the load
- * started: it is processed again, in order, when the state arrives. */
+ * started: it is processed again, in order, when the state arrives. A stanza past
+ * router.max_pending bytes is answered with resource-constraint instead. */
 bool load_ready(struct shard *s, struct user *u, uint16_t kind, const void *payload, uint32_t len);
 /* Starts loading without a frame (a session binds). */
 void load_start(struct shard *s, struct user *u);

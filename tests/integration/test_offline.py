@@ -290,3 +290,33 @@ def test_message_without_body_gets_delay_as_child(server):
     with connect(server, rn, "r", available=True) as r:
         m = r.wait_for(lambda e: e.get("id") == "empty1", what="the empty message")
         assert [c.tag for c in m] == [q(NS_DELAY, "delay")]
+
+
+def test_frames_for_a_loading_user_are_bounded(make_server):
+    """router.max_pending: stanzas for a user whose state is still loading wait in a
+    bounded queue; past it each gets wait/resource-constraint, none is lost silently.
+    The store is kept busy first (a burst of offline messages for a resource of
+    negative priority, all handed to it before the recipient's load), so the load of
+    the recipient, a user nobody has touched, waits behind them."""
+    s = make_server(router={"max_pending": "64K"}, offline={"max_messages": 1000})
+    busy, rn = s.new_users(2, "pend")
+    R = f"{rn}@localhost"
+    pad = "p" * 1000
+    n = 150  # about 150K of frames for R, over twice the bound
+    with connect(s, "alice", "pend", available=True) as a, connect(s, busy, "neg", available=True, priority=-1):
+        a.send("".join(f"<message to='{busy}@localhost' type='chat'><body>busy {i}</body></message>"
+                       for i in range(600)) +
+               "".join(f"<message to='{R}' type='chat' id='q{i}'><body>{i} {pad}</body></message>"
+                       for i in range(n)))
+        a.store_barrier()
+        assert a.ping(R).get("type") == "result"
+        refused = set()
+        for e in a.take(lambda e: e.get("type") == "error"):
+            if (e.get("id") or "").startswith("q"):
+                assert stanza_error(e)[:2] == ("wait", "resource-constraint"), ET.tostring(e)
+                refused.add(int(e.get("id")[1:]))
+        assert refused, "no stanza was refused: the queue did not fill (or is unbounded)"
+        with connect(s, rn, "r", available=True) as r:
+            stored = {int(body(m).split()[0]) for m in drain_messages(r)}
+        assert stored | refused == set(range(n)), f"lost: {sorted(set(range(n)) - stored - refused)}"
+        assert not stored & refused
