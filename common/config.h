@@ -99,6 +99,8 @@ struct config {
     } shm;
     struct {
         uint32_t max_items;
+        uint32_t max_item_bytes; /* a name and groups */
+        uint32_t max_bytes;      /* every item's JID, name and groups */
     } roster;
     struct {
         uint32_t max_messages;

@@ -157,7 +157,14 @@ const struct config_directive config_table[] = {
         "Bytes of each shared-memory ring between a front-end thread and a router\n"
         "shard (one ring per pair and direction). At least twice c2s.max_stanza_size."),
     NUM(INT, "roster.max_items", roster.max_items, "1000", 1, 100000, 0,
-        "Contacts one roster holds at most; adding more is refused."),
+        "Contacts one roster holds at most; adding more is refused (not-allowed)."),
+    NUM(SIZE, "roster.max_item_bytes", roster.max_item_bytes, "4K", 256, 1 * M, 0,
+        "Bytes of one contact's name and groups together; a roster set with more is\n"
+        "refused with not-acceptable (RFC 6121 §2.3.3)."),
+    NUM(SIZE, "roster.max_bytes", roster.max_bytes, "256K", 4 * K, 1 * G, 0,
+        "Bytes of one roster: every contact's JID, name and groups, hidden ones (a\n"
+        "stranger's subscription request) too. A change past it is refused like a\n"
+        "contact past roster.max_items."),
     NUM(INT, "offline.max_messages", offline.max_messages, "100", 0, 100000, 0,
         "Messages stored for a user who is offline, at most; more are bounced with an\n"
         "error. 0 stores none."),

@@ -58,17 +58,12 @@ static void on_roster(void *arg, int res, const struct store_roster *r)
             struct roster_item *it = roster_add(&u->roster, si->jid, strlen(si->jid));
             if (!it)
                 continue;
-            it->name = si->name ? strdup(si->name) : NULL;
+            roster_item_label(&u->roster, it, si->name, si->groups, si->ngroups);
             it->sub = si->sub;
             it->ask = si->ask;
             it->pending_in = si->pending_in;
             it->approved = si->approved;
             it->hidden = si->hidden;
-            if (si->ngroups && (it->groups = calloc(si->ngroups, sizeof *it->groups))) {
-                for (size_t g = 0; g < si->ngroups; g++)
-                    if ((it->groups[it->ngroups] = strdup(si->groups[g])))
-                        it->ngroups++;
-            }
         }
     } else if (res == -ENOENT) {
         u->exists = false; /* no such account: inbound stanzas get errors */

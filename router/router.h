@@ -129,6 +129,7 @@ struct roster_item {
 struct roster {
     struct roster_item **buckets;
     size_t mask, count;
+    size_t bytes; /* every item's roster_item_bytes(): what roster.max_bytes bounds */
     uint64_t ver;
 };
 
@@ -293,6 +294,12 @@ void roster_free(struct roster *r);
 struct roster_item *roster_find(const struct roster *r, const char *jid, size_t len);
 struct roster_item *roster_add(struct roster *r, const char *jid, size_t len);
 void roster_remove(struct roster *r, struct roster_item *it);
+/* Bytes of the item's JID, name and groups. */
+size_t roster_item_bytes(const struct roster_item *it);
+/* Replaces the item's name (NULL: none) and groups with copies, keeping r->bytes; on
+ * -ENOMEM the item is unchanged. No bound: callers check it. */
+int roster_item_label(struct roster *r, struct roster_item *it, const char *name,
+                      const char *const *groups, size_t ng);
 /* Writes the item (or its removal) to the store and pushes it to interested sessions. */
 void roster_changed(struct shard *s, struct user *u, struct roster_item *it, bool removed);
 /* jabber:iq:roster from one of u's sessions. */

@@ -87,6 +87,8 @@ static void defaults(void)
     check_addr4(&c->s2s.listen, "127.0.0.1:5269", "127.0.0.1", 5269);
     CHECK_INT(c->shm.ring_size, ==, 1048576);
     CHECK_INT(c->roster.max_items, ==, 1000);
+    CHECK_INT(c->roster.max_item_bytes, ==, 4096);
+    CHECK_INT(c->roster.max_bytes, ==, 262144);
     CHECK_INT(c->offline.max_messages, ==, 100);
     CHECK(c->path == NULL);
     config_free(c);
