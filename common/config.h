@@ -104,6 +104,8 @@ struct config {
     } roster;
     struct {
         uint32_t max_messages;
+        uint32_t max_bytes;
+        uint32_t sender_share; /* percent of both that one sender may take */
     } offline;
 
     const char *path;       /* the file this snapshot was read from; NULL for the defaults */

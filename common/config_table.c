@@ -167,7 +167,14 @@ const struct config_directive config_table[] = {
         "contact past roster.max_items."),
     NUM(INT, "offline.max_messages", offline.max_messages, "100", 0, 100000, 0,
         "Messages stored for a user who is offline, at most; more are bounced with an\n"
-        "error. 0 stores none."),
+        "error (service-unavailable). 0 stores none."),
+    NUM(SIZE, "offline.max_bytes", offline.max_bytes, "1M", 0, 1 * G, 0,
+        "Bytes of stanzas stored for one user who is offline, at most; more are bounced\n"
+        "like messages past offline.max_messages."),
+    NUM(INT, "offline.sender_share", offline.sender_share, "50", 1, 100, 0,
+        "Percent of offline.max_messages and offline.max_bytes that the messages of one\n"
+        "sender may take in one user's storage, so that nobody can fill a mailbox (or\n"
+        "everyone's) and keep the others out. Over it the sender's messages bounce."),
 };
 
 #undef RESTART

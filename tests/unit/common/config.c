@@ -90,6 +90,8 @@ static void defaults(void)
     CHECK_INT(c->roster.max_item_bytes, ==, 4096);
     CHECK_INT(c->roster.max_bytes, ==, 262144);
     CHECK_INT(c->offline.max_messages, ==, 100);
+    CHECK_INT(c->offline.max_bytes, ==, 1048576);
+    CHECK_INT(c->offline.sender_share, ==, 50);
     CHECK(c->path == NULL);
     config_free(c);
 }
