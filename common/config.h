@@ -107,6 +107,9 @@ struct config {
         uint32_t max_bytes;
         uint32_t sender_share; /* percent of both that one sender may take */
     } offline;
+    struct {
+        uint32_t max_items;
+    } blocking;
 
     const char *path;       /* the file this snapshot was read from; NULL for the defaults */
     _Atomic unsigned refs_; /* private: see config_ref() */

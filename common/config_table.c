@@ -175,6 +175,9 @@ const struct config_directive config_table[] = {
         "Percent of offline.max_messages and offline.max_bytes that the messages of one\n"
         "sender may take in one user's storage, so that nobody can fill a mailbox (or\n"
         "everyone's) and keep the others out. Over it the sender's messages bounce."),
+    NUM(INT, "blocking.max_items", blocking.max_items, "1000", 1, 10000, 0,
+        "JIDs one user's blocklist (XEP-0191) holds at most; a block request that would\n"
+        "go past it is refused whole (not-allowed)."),
 };
 
 #undef RESTART

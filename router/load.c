@@ -32,15 +32,13 @@ static void loaded(struct shard *s, struct user *u)
     user_release(&s->users, u);
 }
 
-/* The user's blocklist from the store's answer; a short one when memory is. */
+/* The user's blocklist from the store's answer, whole even past blocking.max_items (a
+ * bound lowered since): it only stops additions. A short one when memory is. */
 static void block_take(struct user *u, const struct store_list *l)
 {
-    if (!l->n || !(u->block.jids = calloc(l->n, sizeof *u->block.jids)))
-        return;
-    u->block.cap = l->n;
     for (size_t i = 0; i < l->n; i++)
-        if ((u->block.jids[u->block.n] = strdup(l->names[i])))
-            u->block.n++;
+        if (block_add(&u->block, l->names[i], strlen(l->names[i])) < 0)
+            break;
 }
 
 static void on_roster(void *arg, int res, const struct store_roster *r)

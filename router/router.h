@@ -133,9 +133,11 @@ struct roster {
     uint64_t ver;
 };
 
+/* A blocklist (XEP-0191): a set of JIDs, chained hash table (block.c). */
+struct block_item;
 struct blocklist {
-    char **jids;
-    size_t n, cap;
+    struct block_item **buckets;
+    size_t mask, n;
 };
 
 /* A frame waiting for its user's state. */
@@ -337,7 +339,11 @@ void offline_deliver(struct shard *s, struct user *u, struct session *ss);
 void offline_subreqs(struct shard *s, struct user *u, struct session *ss);
 
 /* ---- block.c ---- */
+/* Whether jid (normalised) is blocked: an entry is the JID, its bare JID, its domain
+ * or its domain/resource. */
 bool block_blocks(const struct blocklist *b, const char *jid, size_t len);
+/* Adds an entry: 1, or 0 when it was there, or -ENOMEM. No bound: callers check it. */
+int block_add(struct blocklist *b, const char *jid, size_t len);
 void block_iq(struct shard *s, struct user *u, struct session *ss, const struct stanza *st,
               const struct xml_node *iq, const struct xml_node *q);
 void block_free(struct blocklist *b);

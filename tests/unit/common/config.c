@@ -92,6 +92,7 @@ static void defaults(void)
     CHECK_INT(c->offline.max_messages, ==, 100);
     CHECK_INT(c->offline.max_bytes, ==, 1048576);
     CHECK_INT(c->offline.sender_share, ==, 50);
+    CHECK_INT(c->blocking.max_items, ==, 1000);
     CHECK(c->path == NULL);
     config_free(c);
 }
