@@ -174,8 +174,14 @@ void bind_result(struct conn *c, int result, const char *jid, size_t jid_len)
         c->last_rx = c->t->now;
         LOG_DEBUG("conn %u: bound %.*s", c->slot, (int)c->jid_len, c->jid);
     } else {
-        iq_error(c, id, strlen(id), "cancel",
-                 result == -EEXIST ? "conflict" : "internal-server-error");
+        /* -EEXIST: the resource is taken and the policy refuses (RFC 6120 §7.7.2.2);
+         * -EDQUOT: the account has as many sessions as it may (§7.6.2.1). */
+        if (result == -EEXIST)
+            iq_error(c, id, strlen(id), "cancel", "conflict");
+        else if (result == -EDQUOT)
+            iq_error(c, id, strlen(id), "wait", "resource-constraint");
+        else
+            iq_error(c, id, strlen(id), "cancel", "internal-server-error");
         free(c->jid);
         c->jid = NULL;
         c->jid_len = c->bare_len = 0;

@@ -5,8 +5,9 @@
  *
  * Stamping (RFC 6120 §8.1.2.1): the client's own `from`, if any, is cut out and
  * ` from='<full JID>'` goes right after the element name, so no client can speak for
- * another. A stanza using prefixes bound on the client's stream header gets those
- * declarations too, so that it stands alone once it leaves this stream.
+ * another. A stanza using prefixes bound on the client's stream header gets the
+ * declarations of those it uses (never of one it declares itself: that would be a
+ * duplicate attribute), so that it stands alone once it leaves this stream.
  *
  * Back-pressure: when the shard's ring is full, the stamped frame waits in the
  * connection (held), the connection stops reading, and the thread's bell wakes us once
@@ -125,7 +126,9 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
     uint32_t name_end = 1 + ev->name.len;
     uint32_t cut_off = ev->attr_raw[XML_ATTR_FROM].off, cut_len = ev->attr_raw[XML_ATTR_FROM].len;
     char decls[1024];
-    size_t dl = (ev->flags & XML_F_STREAM_BIND) ? xml_stream_decls(&c->xp, decls, sizeof decls) : 0;
+    size_t dl = (ev->flags & XML_F_STREAM_BIND)
+                    ? xml_stream_decls(&c->xp, ev->stream_binds, decls, sizeof decls)
+                    : 0;
     if (dl > sizeof decls) {
         stream_stanza_error(c, ev, "modify", "policy-violation");
         return;

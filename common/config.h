@@ -94,6 +94,9 @@ struct config {
     struct {
         uint32_t shards;
         bool software_version;
+        uint32_t max_sessions; /* per account */
+        uint32_t max_directed; /* per session */
+        uint32_t max_pending;  /* bytes of frames held per user while its state loads */
     } router;
     struct {
         struct config_addr listen;
@@ -103,10 +106,17 @@ struct config {
     } shm;
     struct {
         uint32_t max_items;
+        uint32_t max_item_bytes; /* a name and groups */
+        uint32_t max_bytes;      /* every item's JID, name and groups */
     } roster;
     struct {
         uint32_t max_messages;
+        uint32_t max_bytes;
+        uint32_t sender_share; /* percent of both that one sender may take */
     } offline;
+    struct {
+        uint32_t max_items;
+    } blocking;
 
     const char *path;       /* the file this snapshot was read from; NULL for the defaults */
     _Atomic unsigned refs_; /* private: see config_ref() */

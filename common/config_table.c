@@ -137,16 +137,46 @@ const struct config_directive config_table[] = {
     BOOL("router.software_version", router.software_version, "false", 0,
          "Answer XEP-0092 software version queries with starling's name and version.\n"
          "Off by default: it tells whoever asks what to look for."),
+    NUM(INT, "router.max_sessions", router.max_sessions, "100", 1, 100000, 0,
+        "Sessions (resources) one account may have bound at once. One more is refused\n"
+        "with resource-constraint (RFC 6120 §7.6.2.1); binding a resource in use to\n"
+        "replace its session is always allowed."),
+    NUM(INT, "router.max_directed", router.max_directed, "500", 1, 100000, 0,
+        "JIDs one session may have sent directed presence to (RFC 6121 §4.6), which the\n"
+        "server must tell when the session ends: a MUC room joined is one. One more is\n"
+        "refused with resource-constraint until the session sends unavailable to one."),
+    NUM(SIZE, "router.max_pending", router.max_pending, "1M", 64 * K, 1 * G, 0,
+        "Bytes of stanzas held for one user while the user's roster and blocklist load\n"
+        "from storage (milliseconds, longer when storage is slow). Beyond it a stanza is\n"
+        "refused with resource-constraint, and an error or result (which nothing may\n"
+        "answer) is dropped; a session's end and what the server sends always wait."),
     ADDR("s2s.listen", s2s.listen, "127.0.0.1:5269", EMPTY | RESTART,
          "Where other servers connect (federation). Reserved: s2s is not built yet."),
     NUM(SIZE, "shm.ring_size", shm.ring_size, "1M", 64 * K, 1 * G, POW2 | RESTART,
         "Bytes of each shared-memory ring between a front-end thread and a router\n"
         "shard (one ring per pair and direction). At least twice c2s.max_stanza_size."),
     NUM(INT, "roster.max_items", roster.max_items, "1000", 1, 100000, 0,
-        "Contacts one roster holds at most; adding more is refused."),
+        "Contacts one roster holds at most; adding more is refused (not-allowed)."),
+    NUM(SIZE, "roster.max_item_bytes", roster.max_item_bytes, "4K", 256, 1 * M, 0,
+        "Bytes of one contact's name and groups together; a roster set with more is\n"
+        "refused with not-acceptable (RFC 6121 §2.3.3)."),
+    NUM(SIZE, "roster.max_bytes", roster.max_bytes, "1M", 4 * K, 1 * G, 0,
+        "Bytes of one roster: every contact's JID, name and groups, hidden ones (a\n"
+        "stranger's subscription request) too. A change past it is refused like a\n"
+        "contact past roster.max_items."),
     NUM(INT, "offline.max_messages", offline.max_messages, "100", 0, 100000, 0,
         "Messages stored for a user who is offline, at most; more are bounced with an\n"
-        "error. 0 stores none."),
+        "error (service-unavailable). 0 stores none."),
+    NUM(SIZE, "offline.max_bytes", offline.max_bytes, "1M", 0, 1 * G, 0,
+        "Bytes of stanzas stored for one user who is offline, at most; more are bounced\n"
+        "like messages past offline.max_messages."),
+    NUM(INT, "offline.sender_share", offline.sender_share, "50", 1, 100, 0,
+        "Percent of offline.max_messages and offline.max_bytes that the messages of one\n"
+        "sender may take in one user's storage, so that nobody can fill a mailbox (or\n"
+        "everyone's) and keep the others out. Over it the sender's messages bounce."),
+    NUM(INT, "blocking.max_items", blocking.max_items, "1000", 1, 10000, 0,
+        "JIDs one user's blocklist (XEP-0191) holds at most; a block request that would\n"
+        "go past it is refused whole (not-allowed)."),
 };
 
 #undef RESTART

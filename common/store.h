@@ -353,11 +353,21 @@ int store_subreq_delete(struct store_client *cl, const char *user, const char *j
  * (a request comes with a hidden roster item, which store_roster_count() counts). */
 int store_subreq_list(struct store_client *cl, const char *user, store_subreqs_fn done, void *arg);
 
-/* Stores a message for the user, stamped with the time of this call. Completes with 0,
- * or -EDQUOT when the user already has `max` messages (max 0: never stores, but still
- * tells -ENOENT from -EDQUOT). The check and the insert are one transaction. */
-int store_offline_push(struct store_client *cl, const char *user, const char *stanza, size_t len,
-                       size_t max, store_done_fn done, void *arg);
+/* What a user's offline messages may take: in all, and those of any one sender. A
+ * push that would go past any of the four is refused. */
+struct store_offline_quota {
+    size_t messages, bytes;               /* stanza bytes */
+    size_t sender_messages, sender_bytes; /* of those, from one sender */
+};
+
+/* Stores a message for the user from `sender` (a normalised bare JID, as jid above),
+ * stamped with the time of this call. Completes with 0, or -EDQUOT when the message
+ * would take the user's messages, or the sender's among them, past the quota (all zero:
+ * never stores, but still tells -ENOENT from -EDQUOT). The check and the insert are one
+ * transaction. */
+int store_offline_push(struct store_client *cl, const char *user, const char *sender,
+                       const char *stanza, size_t len, const struct store_offline_quota *q,
+                       store_done_fn done, void *arg);
 
 /*
  * The user's oldest messages, up to `limit` (1..STORE_LIST_MAX) and about
@@ -399,8 +409,8 @@ int store_subreq_put_sync(struct store *st, const char *user, const char *jid, c
                           size_t len);
 int store_subreq_delete_sync(struct store *st, const char *user, const char *jid);
 int store_subreq_list_sync(struct store *st, const char *user, struct store_subreqs *out);
-int store_offline_push_sync(struct store *st, const char *user, const char *stanza, size_t len,
-                            size_t max);
+int store_offline_push_sync(struct store *st, const char *user, const char *sender,
+                            const char *stanza, size_t len, const struct store_offline_quota *q);
 int store_offline_fetch_sync(struct store *st, const char *user, size_t limit,
                              struct store_offline *out);
 int store_offline_delete_sync(struct store *st, const char *user, uint64_t upto);

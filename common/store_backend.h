@@ -37,7 +37,7 @@ enum store_op {
     STORE_OP_SUBREQ_PUT,     /* in: user, jid, data, len */
     STORE_OP_SUBREQ_DELETE,  /* in: user, jid; res: 1 or 0 */
     STORE_OP_SUBREQ_LIST,    /* in: user; out: subreqs */
-    STORE_OP_OFFLINE_PUSH,   /* in: user, data, len, limit (the quota), stamp_us */
+    STORE_OP_OFFLINE_PUSH,   /* in: user, jid (the sender), data, len, quota, stamp_us */
     STORE_OP_OFFLINE_FETCH,  /* in: user, limit; out: offline */
     STORE_OP_OFFLINE_DELETE, /* in: user, seq (up to); res: deleted */
     STORE_OP_OFFLINE_COUNT,  /* in: user; res: messages */
@@ -71,7 +71,8 @@ struct store_req {
      * arguments. run() only reads them. */
     const char *user;
     const char *after;
-    size_t limit; /* a page's or a fetch's size; the offline quota */
+    size_t limit; /* a page's or a fetch's size */
+    struct store_offline_quota quota;
     struct store_creds creds;
     const char *jid;
     struct store_roster_item item;

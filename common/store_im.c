@@ -75,7 +75,7 @@ static int im_check(const struct store_req *r)
     case STORE_OP_SUBREQ_PUT:
         return jid_ok(r->jid) && stanza_ok(r->data, r->len) ? 0 : -EINVAL;
     case STORE_OP_OFFLINE_PUSH:
-        return stanza_ok(r->data, r->len) ? 0 : -EINVAL;
+        return jid_ok(r->jid) && stanza_ok(r->data, r->len) ? 0 : -EINVAL;
     case STORE_OP_OFFLINE_FETCH:
         return r->limit >= 1 && r->limit <= STORE_LIST_MAX ? 0 : -EINVAL;
     case STORE_OP_BLOCK_ADD:
@@ -165,6 +165,7 @@ static void im_copy(struct store_req *dst, const struct store_req *src)
         dst->len = src->len;
     }
     dst->limit = src->limit;
+    dst->quota = src->quota;
     dst->seq = src->seq;
     dst->stamp_us = src->stamp_us;
     dst->cb = src->cb;
@@ -271,14 +272,16 @@ int store_subreq_list(struct store_client *cl, const char *user, store_subreqs_f
     return im_async(cl, &in, done != NULL);
 }
 
-int store_offline_push(struct store_client *cl, const char *user, const char *stanza, size_t len,
-                       size_t max, store_done_fn done, void *arg)
+int store_offline_push(struct store_client *cl, const char *user, const char *sender,
+                       const char *stanza, size_t len, const struct store_offline_quota *q,
+                       store_done_fn done, void *arg)
 {
     struct store_req in = {.op = STORE_OP_OFFLINE_PUSH,
                            .user = user,
+                           .jid = sender,
                            .data = stanza,
                            .len = len,
-                           .limit = max,
+                           .quota = *q,
                            .stamp_us = now_us(),
                            .cb.done = done,
                            .arg = arg};
@@ -402,14 +405,15 @@ int store_subreq_list_sync(struct store *st, const char *user, struct store_subr
     return rc;
 }
 
-int store_offline_push_sync(struct store *st, const char *user, const char *stanza, size_t len,
-                            size_t max)
+int store_offline_push_sync(struct store *st, const char *user, const char *sender,
+                            const char *stanza, size_t len, const struct store_offline_quota *q)
 {
     struct store_req req = {.op = STORE_OP_OFFLINE_PUSH,
                             .user = user,
+                            .jid = sender,
                             .data = stanza,
                             .len = len,
-                            .limit = max,
+                            .quota = *q,
                             .stamp_us = now_us()};
     return im_sync(st, &req);
 }

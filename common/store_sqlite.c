@@ -102,6 +102,45 @@ static const char *const sqlite_migrations[] = {
     " jid TEXT NOT NULL,"
     " PRIMARY KEY (user, jid)"
     ") STRICT, WITHOUT ROWID;",
+
+    /* 3: what a user's offline messages take, in all and per sender, for the quota in
+     * bytes and the per-sender share: kept up to date by triggers, so that a push reads
+     * two rows instead of counting the user's messages. Messages stored before have no
+     * sender (''): they count towards the user's total and no real sender's share. */
+    "ALTER TABLE offline ADD COLUMN sender TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE offline ADD COLUMN len INTEGER NOT NULL DEFAULT 0;" /* bytes of stanza */
+    "UPDATE offline SET len = length(stanza);"
+    "CREATE TABLE offline_usage ("
+    " user TEXT NOT NULL PRIMARY KEY REFERENCES accounts (user) ON DELETE CASCADE,"
+    " messages INTEGER NOT NULL,"
+    " bytes INTEGER NOT NULL"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TABLE offline_sender_usage ("
+    " user TEXT NOT NULL REFERENCES accounts (user) ON DELETE CASCADE,"
+    " sender TEXT NOT NULL,"
+    " messages INTEGER NOT NULL,"
+    " bytes INTEGER NOT NULL,"
+    " PRIMARY KEY (user, sender)"
+    ") STRICT, WITHOUT ROWID;"
+    "INSERT INTO offline_usage SELECT user, count(*), sum(len) FROM offline GROUP BY user;"
+    "INSERT INTO offline_sender_usage"
+    " SELECT user, sender, count(*), sum(len) FROM offline GROUP BY user, sender;"
+    "CREATE TRIGGER offline_counted AFTER INSERT ON offline BEGIN"
+    " INSERT INTO offline_usage VALUES (new.user, 1, new.len) ON CONFLICT (user)"
+    "  DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;"
+    " INSERT INTO offline_sender_usage VALUES (new.user, new.sender, 1, new.len)"
+    "  ON CONFLICT (user, sender)"
+    "  DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;"
+    " END;"
+    /* A sender's row goes with its last message: senders come and go, users stay. */
+    "CREATE TRIGGER offline_uncounted AFTER DELETE ON offline BEGIN"
+    " UPDATE offline_usage SET messages = messages - 1, bytes = bytes - old.len"
+    "  WHERE user = old.user;"
+    " DELETE FROM offline_sender_usage"
+    "  WHERE user = old.user AND sender = old.sender AND messages = 1;"
+    " UPDATE offline_sender_usage SET messages = messages - 1, bytes = bytes - old.len"
+    "  WHERE user = old.user AND sender = old.sender;"
+    " END;",
 };
 #define SQLITE_SCHEMA_VERSION (int)(sizeof sqlite_migrations / sizeof sqlite_migrations[0])
 
@@ -154,7 +193,15 @@ static const char *const sqlite_sql[SQ_COUNT_] = {
     [SQ_SUBREQ_LIST] = "SELECT jid, stanza FROM subreqs WHERE user = ?1 ORDER BY rowid",
     [SQ_OFFLINE_COUNT] =
         "SELECT (SELECT count(*) FROM offline WHERE user = ?1) FROM accounts WHERE user = ?1",
-    [SQ_OFFLINE_PUSH] = "INSERT INTO offline (user, stamp, stanza) VALUES (?1, ?2, ?3)",
+    /* What the user's messages take, and the sender's; no row without an account. */
+    [SQ_OFFLINE_QUOTA] =
+        "SELECT coalesce(u.messages, 0), coalesce(u.bytes, 0), coalesce(s.messages, 0),"
+        " coalesce(s.bytes, 0) FROM accounts AS a"
+        " LEFT JOIN offline_usage AS u ON u.user = a.user"
+        " LEFT JOIN offline_sender_usage AS s ON s.user = a.user AND s.sender = ?2"
+        " WHERE a.user = ?1",
+    [SQ_OFFLINE_PUSH] = "INSERT INTO offline (user, stamp, stanza, sender, len)"
+                        " VALUES (?1, ?2, ?3, ?4, length(?3))",
     [SQ_OFFLINE_FETCH] =
         "SELECT seq, stamp, stanza FROM offline WHERE user = ?1 ORDER BY seq LIMIT ?2",
     [SQ_OFFLINE_DELETE] = "DELETE FROM offline WHERE user = ?1 AND seq <= ?2",

@@ -398,18 +398,28 @@ out:
 
 static int op_offline_push(struct sqlite_be *be, struct store_req *req)
 {
-    sqlite3_int64 n = 0;
-    /* The count and the insert in one write transaction, so that two writers (two
+    const struct store_offline_quota *q = &req->quota;
+    sqlite3_stmt *st;
+    /* The checks and the insert in one write transaction, so that two writers (two
      * processes, or two nodes later) cannot both see room for the last message. */
     int rc = sq_tx_begin(be, true);
     if (rc < 0)
         return rc;
-    rc = sq_user_value(be, SQ_OFFLINE_COUNT, req->user, &n);
-    if (rc == 0 && (uint64_t)n >= (uint64_t)req->limit)
-        rc = -EDQUOT;
+    rc = sq_prep(be, SQ_OFFLINE_QUOTA, &st, VALS(V_TEXT(req->user), V_TEXT(req->jid)));
+    rc = sq_step_row(be, st, rc);
+    if (rc == 0) {
+        uint64_t n = (uint64_t)sqlite3_column_int64(st, 0);
+        uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 1) + req->len;
+        uint64_t sn = (uint64_t)sqlite3_column_int64(st, 2);
+        uint64_t sbytes = (uint64_t)sqlite3_column_int64(st, 3) + req->len;
+        if (n >= q->messages || bytes > q->bytes || sn >= q->sender_messages ||
+            sbytes > q->sender_bytes)
+            rc = -EDQUOT;
+    }
     if (rc == 0)
         rc = sq_exec(be, SQ_OFFLINE_PUSH,
-                     VALS(V_TEXT(req->user), V_INT(req->stamp_us), V_BLOB(req->data, req->len)));
+                     VALS(V_TEXT(req->user), V_INT(req->stamp_us), V_BLOB(req->data, req->len),
+                          V_TEXT(req->jid)));
     return sq_tx_end(be, rc < 0 ? rc : 0);
 }
 

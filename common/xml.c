@@ -160,6 +160,7 @@ static int tag_begin(struct xml_parser *p)
         if (p->unit_end < p->pos)
             p->unit_end = UINT32_MAX;
         p->flags = 0;
+        p->stream_binds = 0;
     }
     p->tag_off = p->pos;
     p->tok_off = p->pos + 1;
@@ -806,12 +807,12 @@ error:
     return ev->kind = XML_EV_ERROR;
 }
 
-size_t xml_stream_decls(const struct xml_parser *p, char *out, size_t cap)
+size_t xml_stream_decls(const struct xml_parser *p, unsigned binds, char *out, size_t cap)
 {
     const struct xml_stream_ns *s = p->sns;
     size_t n = 0;
     for (unsigned i = 0; s && i < s->nbind; i++) {
-        if (!s->b[i].prefix_len)
+        if (!s->b[i].prefix_len || !(binds & (1u << i)))
             continue;
         /* URIs were decoded when copied; re-escape what an attribute cannot hold. */
         size_t need = 7 + s->b[i].prefix_len + 2 + 1; /* ` xmlns:` p `='` uri `'` */
@@ -845,6 +846,19 @@ size_t xml_stream_decls(const struct xml_parser *p, char *out, size_t cap)
         n += need;
     }
     return n;
+}
+
+bool xml_declares(const struct xml_parser *p, const char *buf, const char *prefix, size_t plen)
+{
+    const char *ubuf = buf + p->unit_off;
+    for (unsigned k = 0; k < p->nattrs; k++) {
+        const struct xml_attr_rec *r = &p->w->attrs[k];
+        if (plen == 0 ? r->kind == ATTR_XMLNS_DEFAULT
+                      : r->kind == ATTR_XMLNS_PREFIX && r->name_len == 6u + plen &&
+                            memcmp(ubuf + r->name_off + 6, prefix, plen) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool xml_attr_at(struct xml_parser *p, const char *buf, unsigned i, struct xml_attr *a)

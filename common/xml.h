@@ -123,6 +123,11 @@ struct xml_event {
     struct xml_str name; /* local name (STREAM_OPEN, STANZA, START, END) */
     struct xml_str ns;   /* namespace name, decoded (STREAM_OPEN, STANZA, START) */
     struct xml_str attr[XML_ATTR_KNOWN]; /* decoded values (STREAM_OPEN, STANZA) */
+    /* STANZA: the stream header's bindings it uses, bit i for the header's i-th (there
+     * are at most 8); nonzero exactly when XML_F_STREAM_BIND is set. A use resolves to
+     * the innermost binding, so the stanza's own declarations of a prefix are never
+     * among them. */
+    uint8_t stream_binds;
     /* Where each known attribute sits in raw: from its name to its closing quote, so the
      * caller can cut it out (c2s replaces `from`). len 0 when absent. */
     struct {
@@ -175,6 +180,10 @@ size_t xml_release(struct xml_parser *p);
  * excluded. Returns false when i is out of range. */
 bool xml_attr_at(struct xml_parser *p, const char *buf, unsigned i, struct xml_attr *a);
 
+/* Token mode, during an XML_EV_START: whether the element's start tag declares the
+ * prefix prefix[0..plen) (plen 0: the default namespace, xmlns='...'). */
+bool xml_declares(const struct xml_parser *p, const char *buf, const char *prefix, size_t plen);
+
 /* Decodes character data or an attribute value as received: the five predefined entities,
  * character references, line ends (CR LF and CR become LF) and, when attr is true,
  * attribute-value whitespace normalisation. Writes at most len bytes (decoding never
@@ -182,10 +191,12 @@ bool xml_attr_at(struct xml_parser *p, const char *buf, unsigned i, struct xml_a
  * parser accepted. */
 size_t xml_decode(const char *raw, size_t len, bool attr, char *out);
 
-/* Writes ` xmlns:p='uri'` for every prefix the stream header bound, so a stanza flagged
- * XML_F_STREAM_BIND can be made to stand alone. Returns the length needed; the output
- * is complete only when that is at most cap. */
-size_t xml_stream_decls(const struct xml_parser *p, char *out, size_t cap);
+/* Writes ` xmlns:p='uri'` for each prefixed binding of the stream header in `binds` (an
+ * XML_EV_STANZA's stream_binds), so that the stanza can be made to stand alone: it
+ * declares exactly what it uses from the header and does not declare itself, so the
+ * start tag it is added to never gets a prefix twice. Returns the length needed; the
+ * output is complete only when that is at most cap. */
+size_t xml_stream_decls(const struct xml_parser *p, unsigned binds, char *out, size_t cap);
 
 /* The element name of a stream error condition, e.g. "not-well-formed". */
 const char *xml_err_condition(enum xml_err err);
@@ -221,6 +232,7 @@ struct xml_parser {
     bool blank;         /* in a start tag: a blank since the last name or value */
     bool text_decode;   /* the text run holds references or CR */
     unsigned flags;     /* XML_F_STREAM_BIND gathered over the stanza */
+    uint8_t stream_binds; /* and which of the header's bindings: xml_event.stream_binds */
     struct xml_work *w; /* per-stanza state: exists only while one is received */
     struct xml_stream_ns *sns;
 };

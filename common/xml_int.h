@@ -38,8 +38,10 @@ enum { PENDING_NONE, PENDING_CLOSE, PENDING_END };
 enum { ATTR_PLAIN, ATTR_XMLNS_DEFAULT, ATTR_XMLNS_PREFIX };
 
 /* Longest reference accepted: "&#x0010FFFF;" with a little room for leading zeros. */
-/* Namespace bindings copied from the stream header. */
+/* Namespace bindings copied from the stream header: one bit each in stream_binds. */
 #define STREAM_BINDS_MAX 8
+_Static_assert(STREAM_BINDS_MAX <= 8 * sizeof(((struct xml_event *)0)->stream_binds),
+               "a bit per stream binding");
 /* Longest XML declaration accepted. */
 #define DECL_MAX 256
 
@@ -114,6 +116,7 @@ enum { NS_NONE, NS_UNIT, NS_SNS, NS_XML };
 struct ns_ref {
     uint8_t src;
     bool decode;
+    uint8_t sns; /* NS_SNS: the index of the stream header's binding */
     uint32_t off, len;
 };
 

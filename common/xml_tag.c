@@ -18,7 +18,7 @@ bool xml_ns_lookup(const struct xml_parser *p, const char *ubuf, const char *pre
     for (unsigned i = w ? w->nbind : 0; i-- > 0;) {
         const struct xml_bind *b = &w->binds[i];
         if (b->prefix_len == plen && memcmp(ubuf + b->prefix_off, prefix, plen) == 0) {
-            *r = (struct ns_ref){NS_UNIT, b->decode, b->uri_off, b->uri_len};
+            *r = (struct ns_ref){NS_UNIT, b->decode, 0, b->uri_off, b->uri_len};
             return true;
         }
     }
@@ -26,16 +26,16 @@ bool xml_ns_lookup(const struct xml_parser *p, const char *ubuf, const char *pre
     for (unsigned i = s ? s->nbind : 0; i-- > 0;) {
         if (s->b[i].prefix_len == plen &&
             memcmp(sns_data(s) + s->b[i].prefix_off, prefix, plen) == 0) {
-            *r = (struct ns_ref){NS_SNS, false, s->b[i].uri_off, s->b[i].uri_len};
+            *r = (struct ns_ref){NS_SNS, false, (uint8_t)i, s->b[i].uri_off, s->b[i].uri_len};
             return true;
         }
     }
     if (SPAN_IS(prefix, plen, "xml")) {
-        *r = (struct ns_ref){NS_XML, false, 0, sizeof XML_NS_XML - 1};
+        *r = (struct ns_ref){NS_XML, false, 0, 0, sizeof XML_NS_XML - 1};
         return true;
     }
     if (plen == 0) {
-        *r = (struct ns_ref){NS_NONE, false, 0, 0};
+        *r = (struct ns_ref){NS_NONE, false, 0, 0, 0};
         return true;
     }
     return false;
@@ -148,7 +148,7 @@ static int push_bindings(struct xml_parser *p, const char *ubuf)
             b->prefix_off = a->name_off;
             b->prefix_len = 0;
         }
-        struct ns_ref r = {NS_UNIT, b->decode, b->uri_off, b->uri_len};
+        struct ns_ref r = {NS_UNIT, b->decode, 0, b->uri_off, b->uri_len};
         const char *pre = ubuf + b->prefix_off;
         bool is_xml_ns = ns_equal_lit(p, ubuf, &r, XML_NS_XML);
         bool is_xmlns_ns = ns_equal_lit(p, ubuf, &r, XML_NS_XMLNS);
@@ -165,6 +165,13 @@ static int push_bindings(struct xml_parser *p, const char *ubuf)
     return 0;
 }
 
+/* The stanza uses the stream header's binding r (a prefix bound there, not by itself). */
+static void use_stream_bind(struct xml_parser *p, const struct ns_ref *r)
+{
+    p->flags |= XML_F_STREAM_BIND;
+    p->stream_binds |= (uint8_t)(1u << r->sns);
+}
+
 /* Every attribute's qualified name unique, and no two with the same local name and
  * namespace (Namespaces in XML §6.3). Prefixes of attributes must be bound. Sets
  * XML_F_STREAM_BIND when a prefix comes from the stream header. */
@@ -179,7 +186,7 @@ static int check_attrs(struct xml_parser *p, const char *ubuf)
             if (!xml_ns_lookup(p, ubuf, an, a->prefix_len, &r))
                 return XML_ERR_NOT_WELL_FORMED;
             if (r.src == NS_SNS)
-                p->flags |= XML_F_STREAM_BIND;
+                use_stream_bind(p, &r);
         }
         for (unsigned j = 0; j < i; j++) {
             const struct xml_attr_rec *b = &at[j];
@@ -355,7 +362,7 @@ enum xml_ev_kind xml_start_tag_done(struct xml_parser *p, const char *buf, bool 
     }
 
     if (ens.src == NS_SNS && p->tag_prefix_len)
-        p->flags |= XML_F_STREAM_BIND;
+        use_stream_bind(p, &ens);
     if (nest == 1) {
         /* RFC 6120 §4.8.3: the content namespace is the default one, never prefixed. */
         if (p->tag_prefix_len && (ns_equal_lit(p, ubuf, &ens, XML_NS_CLIENT) ||
@@ -431,11 +438,13 @@ enum xml_ev_kind xml_end_element(struct xml_parser *p, const char *buf, struct x
     ev->name = (struct xml_str){
         ubuf + p->w->top_name_off + (p->w->top_prefix_len ? p->w->top_prefix_len + 1u : 0u),
         (uint32_t)(p->w->top_name_len - (p->w->top_prefix_len ? p->w->top_prefix_len + 1 : 0))};
-    struct ns_ref r = {NS_UNIT, p->w->top_ns_decode, p->w->top_ns_off, p->w->top_ns_len};
+    struct ns_ref r = {NS_UNIT, p->w->top_ns_decode, 0, p->w->top_ns_off, p->w->top_ns_len};
     if (p->w->top_ns_sns)
         r.src = p->w->top_ns_len ? NS_SNS : NS_NONE;
     ev->flags = p->flags;
+    ev->stream_binds = p->stream_binds;
     p->flags = 0;
+    p->stream_binds = 0;
     if (!xml_ns_str(p, ubuf, &r, &ev->ns) || !emit_known(p, ubuf, ev)) {
         p->err = XML_ERR_POLICY_VIOLATION;
         return XML_EV_ERROR;

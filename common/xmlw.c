@@ -23,6 +23,17 @@ static int escape(struct buf *b, const char *s, size_t n, bool attr)
         case '"':
             rep = attr ? "&quot;" : NULL;
             break;
+        /* A reader normalises these to spaces in an attribute value (XML 1.0 §3.3.3),
+         * and CR to LF in text (§2.11): references keep them as they are. */
+        case '\t':
+            rep = attr ? "&#9;" : NULL;
+            break;
+        case '\n':
+            rep = attr ? "&#10;" : NULL;
+            break;
+        case '\r':
+            rep = "&#13;";
+            break;
         default:
             rep = NULL;
         }

@@ -1,7 +1,8 @@
 /*
  * xmlw: writing XML the server generates itself (stream headers, features, errors,
  * iq results) into a struct buf. Escaping is the only subtle part: text escapes
- * '<', '&' and '>', attribute values also both quotes. The caller builds well-formed
+ * '<', '&', '>' and CR, attribute values also both quotes, tab and LF, so that a reader
+ * gets back exactly the value given. The caller builds well-formed
  * structure; values it does not control always go through the escaping functions.
  * On allocation failure each function returns -ENOMEM and the buffer keeps a prefix:
  * callers that care drop the whole output.

@@ -9,7 +9,13 @@
  * The iq: get the list (the resource then receives pushes), block items, unblock items
  * or everything; each change is pushed to every resource that asked for the list, and
  * presence follows: a newly blocked subscriber gets unavailable presence, an unblocked
- * one gets current presence again.
+ * one gets current presence again. A list holds blocking.max_items JIDs: a block that
+ * would take it past that is refused whole with not-allowed, as is a request of more
+ * items than one store request carries (STORE_JIDS_MAX).
+ *
+ * The list is a hash set (xxHash, as the router's other tables): a stanza is checked
+ * against it up to four times (full JID, bare JID, domain, domain/resource) on each of
+ * its two steps, at the cost of a lookup each, however long the list.
  */
 #include "router/router.h"
 #include "common/jid.h"
@@ -17,48 +23,160 @@
 #include "common/store.h"
 #include "common/xmlw.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NS_BLOCKING "urn:xmpp:blocking"
 
+/* ---- the set: a chained hash table of JIDs (xxHash), doubled as it fills ---------------- */
+
+struct block_item {
+    struct block_item *next;
+    uint64_t hash;
+    uint16_t len;
+    char jid[]; /* NUL-terminated */
+};
+
 void block_free(struct blocklist *b)
 {
-    for (size_t i = 0; i < b->n; i++)
-        free(b->jids[i]);
-    free(b->jids);
+    for (size_t i = 0; b->buckets && i <= b->mask; i++)
+        while (b->buckets[i]) {
+            struct block_item *it = b->buckets[i];
+            b->buckets[i] = it->next;
+            free(it);
+        }
+    free(b->buckets);
     memset(b, 0, sizeof *b);
+}
+
+static struct block_item **slot(const struct blocklist *b, const char *jid, size_t len, uint64_t h)
+{
+    struct block_item **pp = &b->buckets[h & b->mask];
+    while (*pp && !((*pp)->hash == h && (*pp)->len == len && !memcmp((*pp)->jid, jid, len)))
+        pp = &(*pp)->next;
+    return pp;
 }
 
 static bool has(const struct blocklist *b, const char *jid, size_t len)
 {
-    for (size_t i = 0; i < b->n; i++)
-        if (strlen(b->jids[i]) == len && !memcmp(b->jids[i], jid, len))
-            return true;
-    return false;
+    return b->n && *slot(b, jid, len, jid_hash(jid, len));
+}
+
+static void rehash(struct blocklist *b, size_t nb)
+{
+    struct block_item **t = calloc(nb, sizeof *t);
+    if (!t)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i <= b->mask; i++)
+        while (b->buckets[i]) {
+            struct block_item *it = b->buckets[i];
+            b->buckets[i] = it->next;
+            it->next = t[it->hash & (nb - 1)];
+            t[it->hash & (nb - 1)] = it;
+        }
+    free(b->buckets);
+    b->buckets = t;
+    b->mask = nb - 1;
+}
+
+int block_add(struct blocklist *b, const char *jid, size_t len)
+{
+    if (!b->buckets) {
+        if (!(b->buckets = calloc(16, sizeof *b->buckets)))
+            return -ENOMEM;
+        b->mask = 15;
+    }
+    uint64_t h = jid_hash(jid, len);
+    struct block_item **pp = slot(b, jid, len, h);
+    if (*pp)
+        return 0;
+    struct block_item *it = malloc(sizeof *it + len + 1);
+    if (!it)
+        return -ENOMEM;
+    it->next = NULL;
+    it->hash = h;
+    it->len = (uint16_t)len;
+    memcpy(it->jid, jid, len);
+    it->jid[len] = '\0';
+    *pp = it;
+    if (++b->n > b->mask + 1)
+        rehash(b, (b->mask + 1) * 2);
+    return 1;
+}
+
+static void block_remove(struct blocklist *b, const char *jid, size_t len)
+{
+    if (!b->n)
+        return;
+    struct block_item **pp = slot(b, jid, len, jid_hash(jid, len));
+    if (*pp) {
+        struct block_item *it = *pp;
+        *pp = it->next;
+        free(it);
+        b->n--;
+    }
+}
+
+/* ---- matching --------------------------------------------------------------------------- */
+
+/* The forms of a JID that a blocked entry can be (XEP-0016 §2.1): the JID, its bare JID,
+ * its domain and domain/resource. jid is normalised: local@domain/resource, any part but
+ * the domain optional. */
+struct forms {
+    const char *p[4];
+    size_t len[4];
+    unsigned n;
+    char tmp[JID_BUF];
+};
+
+static void form(struct forms *f, const char *p, size_t len)
+{
+    f->p[f->n] = p;
+    f->len[f->n++] = len;
+}
+
+static void forms_of(const char *jid, size_t len, struct forms *f)
+{
+    const char *slash = memchr(jid, '/', len);
+    size_t bare = slash ? (size_t)(slash - jid) : len;
+    const char *at = memchr(jid, '@', bare);
+    const char *dom = at ? at + 1 : jid;
+    size_t dlen = (size_t)(jid + bare - dom);
+    f->n = 0;
+    form(f, jid, len);
+    if (slash)
+        form(f, jid, bare);
+    if (at)
+        form(f, dom, dlen);
+    if (slash && at && dlen + (len - bare) < sizeof f->tmp) {
+        memcpy(f->tmp, dom, dlen);
+        memcpy(f->tmp + dlen, slash, len - bare);
+        form(f, f->tmp, dlen + (len - bare));
+    }
 }
 
 bool block_blocks(const struct blocklist *b, const char *jid, size_t len)
 {
     if (!b->n)
         return false;
-    /* jid is normalised: local@domain/resource, any part but the domain optional. */
-    const char *slash = memchr(jid, '/', len);
-    size_t bare = slash ? (size_t)(slash - jid) : len;
-    const char *at = memchr(jid, '@', bare);
-    const char *dom = at ? at + 1 : jid;
-    size_t dlen = (size_t)(jid + bare - dom);
-    if (has(b, jid, len) || (slash && has(b, jid, bare)) || has(b, dom, dlen))
-        return true;
-    if (slash && at) { /* domain/resource */
-        char tmp[JID_BUF];
-        size_t rl = len - bare;
-        if (dlen + rl < sizeof tmp) {
-            memcpy(tmp, dom, dlen);
-            memcpy(tmp + dlen, slash, rl);
-            return has(b, tmp, dlen + rl);
-        }
-    }
+    struct forms f;
+    forms_of(jid, len, &f);
+    for (unsigned i = 0; i < f.n; i++)
+        if (has(b, f.p[i], f.len[i]))
+            return true;
+    return false;
+}
+
+/* Does the one entry `entry` match jid? */
+static bool matches(const char *entry, const char *jid, size_t len)
+{
+    struct forms f;
+    size_t elen = strlen(entry);
+    forms_of(jid, len, &f);
+    for (unsigned i = 0; i < f.n; i++)
+        if (f.len[i] == elen && !memcmp(f.p[i], entry, elen))
+            return true;
     return false;
 }
 
@@ -113,8 +231,7 @@ static void presence_follows(struct shard *s, struct user *u, const char *jid, b
         for (struct roster_item *it = u->roster.buckets[i]; it; it = it->next) {
             if (it->sub != 2 && it->sub != 3) /* from, both */
                 continue;
-            struct blocklist one = {(char **)&jid, 1, 1};
-            if (!block_blocks(&one, it->jid, it->jid_len))
+            if (!matches(jid, it->jid, it->jid_len))
                 continue;
             if (!blocked && block_blocks(&u->block, it->jid, it->jid_len))
                 continue; /* still blocked by another item */
@@ -122,7 +239,8 @@ static void presence_follows(struct shard *s, struct user *u, const char *jid, b
         }
 }
 
-/* The items' JIDs, normalised; NULL (after answering) when one is bad. */
+/* The items' JIDs, normalised, each once; NULL (after answering) when one is bad, or
+ * when there are more than one store request carries. */
 static char **items(struct shard *s, const struct stanza *st, const struct xml_node *q,
                     size_t *n)
 {
@@ -130,27 +248,77 @@ static char **items(struct shard *s, const struct stanza *st, const struct xml_n
     for (const struct xml_node *it = xml_node_child(q, "item", NS_BLOCKING); it;
          it = xml_node_next(it, "item", NS_BLOCKING))
         count++;
-    char **out = calloc(count ? count : 1, sizeof *out);
-    if (!out)
+    if (count > STORE_JIDS_MAX) {
+        out_error(s, st, "cancel", "not-allowed");
         return NULL;
+    }
+    struct blocklist seen = {0};
+    char **out = calloc(count ? count : 1, sizeof *out);
     size_t k = 0;
+    const char *type = "wait", *cond = "resource-constraint";
+    if (!out)
+        goto fail;
     for (const struct xml_node *it = xml_node_child(q, "item", NS_BLOCKING); it;
          it = xml_node_next(it, "item", NS_BLOCKING)) {
         const char *jid = xml_node_attr(it, "jid");
         char norm[JID_BUF];
         struct jid j;
-        if (!jid || jid_parse(&j, jid, strlen(jid), norm, sizeof norm) < 0 ||
-            !(out[k] = strdup(norm))) {
-            for (size_t i = 0; i < k; i++)
-                free(out[i]);
-            free(out);
-            out_error(s, st, "modify", "jid-malformed");
-            return NULL;
+        if (!jid || jid_parse(&j, jid, strlen(jid), norm, sizeof norm) < 0) {
+            type = "modify";
+            cond = "jid-malformed";
+            goto fail;
         }
-        k++;
+        int added = block_add(&seen, norm, j.len);
+        if (added < 0 || (added && !(out[k++] = strdup(norm))))
+            goto fail;
     }
+    block_free(&seen);
     *n = k;
     return out;
+fail:
+    for (size_t i = 0; out && i < k; i++)
+        free(out[i]);
+    free(out);
+    block_free(&seen);
+    out_error(s, st, type, cond);
+    return NULL;
+}
+
+/* The blocklist's JIDs (pointing into it), for a reply or a push; NULL when empty or
+ * out of memory. */
+static const char **listed(const struct blocklist *b)
+{
+    const char **v = b->n ? malloc(b->n * sizeof *v) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; v && i <= b->mask; i++)
+        for (const struct block_item *it = b->buckets[i]; it; it = it->next)
+            v[k++] = it->jid;
+    return v;
+}
+
+static void block_get(struct shard *s, struct user *u, struct session *ss, const struct stanza *st,
+                      const char *id)
+{
+    if (!ss->blocklist_req) {
+        ss->blocklist_req = true;
+        out_session_state(s, ss);
+    }
+    const char **v = listed(&u->block);
+    if (u->block.n && !v) {
+        out_error(s, st, "wait", "resource-constraint");
+        return;
+    }
+    struct buf b = {0};
+    buf_puts(&b, "<blocklist xmlns='" NS_BLOCKING "'>");
+    for (size_t i = 0; i < u->block.n; i++) {
+        buf_puts(&b, "<item");
+        xmlw_attr(&b, "jid", v[i], strlen(v[i]));
+        buf_puts(&b, "/>");
+    }
+    buf_puts(&b, "</blocklist>");
+    iq_result(s, st, id, buf_data(&b), buf_used(&b));
+    buf_free(&b);
+    free(v);
 }
 
 void block_iq(struct shard *s, struct user *u, struct session *ss, const struct stanza *st,
@@ -161,24 +329,10 @@ void block_iq(struct shard *s, struct user *u, struct session *ss, const struct 
     user_localpart(u, user, sizeof user);
 
     if (st->h->type == PROTO_IQ_GET) {
-        if (strcmp(q->name.p, "blocklist") != 0) {
+        if (strcmp(q->name.p, "blocklist") != 0)
             out_error(s, st, "modify", "bad-request");
-            return;
-        }
-        if (!ss->blocklist_req) {
-            ss->blocklist_req = true;
-            out_session_state(s, ss);
-        }
-        struct buf b = {0};
-        buf_puts(&b, "<blocklist xmlns='" NS_BLOCKING "'>");
-        for (size_t i = 0; i < u->block.n; i++) {
-            buf_puts(&b, "<item");
-            xmlw_attr(&b, "jid", u->block.jids[i], strlen(u->block.jids[i]));
-            buf_puts(&b, "/>");
-        }
-        buf_puts(&b, "</blocklist>");
-        iq_result(s, st, id, buf_data(&b), buf_used(&b));
-        buf_free(&b);
+        else
+            block_get(s, u, ss, st, id);
         return;
     }
     bool block = !strcmp(q->name.p, "block");
@@ -191,24 +345,29 @@ void block_iq(struct shard *s, struct user *u, struct session *ss, const struct 
     if (!jids)
         return;
     if (block && !n) {
-        free(jids);
         out_error(s, st, "modify", "bad-request"); /* XEP-0191 §3.3: at least one item */
-        return;
+        goto out;
     }
     if (block) {
+        /* All or none, as the store does it: the list stays within its bound. */
+        size_t fresh = 0;
+        for (size_t i = 0; i < n; i++)
+            fresh += !has(&u->block, jids[i], strlen(jids[i]));
+        if (u->block.n + fresh > s->cfg->blocking.max_items) {
+            out_error(s, st, "cancel", "not-allowed");
+            goto out;
+        }
+        bool added[STORE_JIDS_MAX];
         for (size_t i = 0; i < n; i++) {
-            if (has(&u->block, jids[i], strlen(jids[i])))
-                continue;
-            if (u->block.n == u->block.cap) {
-                size_t cap = u->block.cap ? u->block.cap * 2 : 8;
-                char **nj = realloc(u->block.jids, cap * sizeof *nj);
-                if (!nj)
-                    break;
-                u->block.jids = nj;
-                u->block.cap = cap;
+            int rc = block_add(&u->block, jids[i], strlen(jids[i]));
+            added[i] = rc > 0;
+            if (rc < 0) {
+                for (size_t k = 0; k < i; k++)
+                    if (added[k])
+                        block_remove(&u->block, jids[k], strlen(jids[k]));
+                out_error(s, st, "wait", "resource-constraint");
+                goto out;
             }
-            if ((u->block.jids[u->block.n] = strdup(jids[i])))
-                u->block.n++;
         }
         u->busy++;
         if (store_block_add(s->store, user, (const char *const *)jids, n, on_saved, u) < 0)
@@ -217,39 +376,31 @@ void block_iq(struct shard *s, struct user *u, struct session *ss, const struct 
         push(s, u, "block", jids, n);
         for (size_t i = 0; i < n; i++)
             presence_follows(s, u, jids[i], true);
+    } else if (!n) {
+        /* Unblock everything: the list goes, then presence follows for each entry. */
+        struct blocklist gone = u->block;
+        memset(&u->block, 0, sizeof u->block);
+        u->busy++;
+        if (store_block_clear(s->store, user, on_saved, u) < 0)
+            on_saved(u, -1);
+        iq_result(s, st, id, NULL, 0);
+        push(s, u, "unblock", jids, 0);
+        for (size_t i = 0; gone.buckets && i <= gone.mask; i++)
+            for (const struct block_item *it = gone.buckets[i]; it; it = it->next)
+                presence_follows(s, u, it->jid, false);
+        block_free(&gone);
     } else {
-        char **gone = jids;
-        size_t ngone = n;
-        if (!n) { /* unblock everything */
-            gone = u->block.jids;
-            ngone = u->block.n;
-            u->block.jids = NULL;
-            u->block.n = u->block.cap = 0;
-            u->busy++;
-            if (store_block_clear(s->store, user, on_saved, u) < 0)
-                on_saved(u, -1);
-        } else {
-            for (size_t i = 0; i < n; i++)
-                for (size_t k = 0; k < u->block.n; k++)
-                    if (!strcmp(u->block.jids[k], jids[i])) {
-                        free(u->block.jids[k]);
-                        u->block.jids[k] = u->block.jids[--u->block.n];
-                        break;
-                    }
-            u->busy++;
-            if (store_block_remove(s->store, user, (const char *const *)jids, n, on_saved, u) < 0)
-                on_saved(u, -1);
-        }
+        for (size_t i = 0; i < n; i++)
+            block_remove(&u->block, jids[i], strlen(jids[i]));
+        u->busy++;
+        if (store_block_remove(s->store, user, (const char *const *)jids, n, on_saved, u) < 0)
+            on_saved(u, -1);
         iq_result(s, st, id, NULL, 0);
         push(s, u, "unblock", jids, n);
-        for (size_t i = 0; i < ngone; i++)
-            presence_follows(s, u, gone[i], false);
-        if (gone != jids) {
-            for (size_t i = 0; i < ngone; i++)
-                free(gone[i]);
-            free(gone);
-        }
+        for (size_t i = 0; i < n; i++)
+            presence_follows(s, u, jids[i], false);
     }
+out:
     for (size_t i = 0; i < n; i++)
         free(jids[i]);
     free(jids);

@@ -70,7 +70,22 @@ bool carbons_eligible(const struct stanza *st)
 /* <message xmlns='jabber:client' from='bare' type='chat'><what><forwarded>original... */
 #define OUTER "<message xmlns='jabber:client'"
 
-static void wrap(struct buf *b, const struct user *u, const char *what, const struct stanza *st)
+/* Does the start tag declare its default namespace itself? Read from the parser's
+ * attributes, not the bytes: blanks may surround '=', and any value may hold "xmlns=".
+ * c2s passes only jabber:client stanzas, so a declaration there names jabber:client. */
+static bool declares_ns(struct shard *s, const struct stanza *st)
+{
+    struct xml_parser p;
+    struct xml_event ev;
+    xml_init_fragment(&p, NULL, s->scratch, sizeof s->scratch);
+    bool yes = xml_next(&p, st->raw, st->head_len, &ev) == XML_EV_START &&
+               xml_declares(&p, st->raw, "", 0);
+    xml_free(&p);
+    return yes;
+}
+
+static void wrap(struct shard *s, struct buf *b, const struct user *u, const char *what,
+                 const struct stanza *st)
 {
     buf_puts(b, OUTER);
     xmlw_attr(b, "from", u->bare, u->bare_len);
@@ -78,9 +93,8 @@ static void wrap(struct buf *b, const struct user *u, const char *what, const st
     buf_puts(b, what);
     buf_puts(b, " xmlns='" NS_CARBONS "'><forwarded xmlns='" NS_FORWARD "'>");
     /* The original, with its namespace stated: "<message" + xmlns + the rest. */
-    bool has_ns = memmem(st->raw, st->head_len, "xmlns=", 6) != NULL;
     buf_append(b, st->raw, 8);
-    if (!has_ns)
+    if (!declares_ns(s, st))
         buf_puts(b, " xmlns='jabber:client'");
     buf_append(b, st->raw + 8, st->raw_len - 8);
     buf_puts(b, "</forwarded></");
@@ -94,7 +108,7 @@ static void send_copies(struct shard *s, const struct user *u, const char *what,
     if (!l->n)
         return;
     struct buf b = {0};
-    wrap(&b, u, what, st);
+    wrap(s, &b, u, what, st);
     out_list_send(s, l, buf_data(&b), buf_used(&b), sizeof OUTER - 1); /* `to` after OUTER */
     buf_free(&b);
 }

@@ -3,7 +3,8 @@
  * the store in one request when first needed: when a session binds, or when a stanza
  * arrives for a user of this shard that is not in memory. Until the answer is in, every
  * frame for that user waits in the user's queue (a copy: the ring's bytes are released),
- * and is then processed in arrival order, so nothing is reordered or lost.
+ * and is then processed in arrival order, so nothing is reordered or lost. The queue
+ * holds router.max_pending bytes of stanzas; past that a stanza gets resource-constraint.
  */
 #include "router/router.h"
 #include "common/log.h"
@@ -23,6 +24,7 @@ static void loaded(struct shard *s, struct user *u)
         u->pend_head = p->next;
         if (!u->pend_head)
             u->pend_tail = NULL;
+        u->pend_bytes -= p->len;
         /* The frame carries on the work that queued it, under its ticket. */
         struct ticket *was = s->cur;
         s->cur = p->t;
@@ -43,15 +45,13 @@ static void loaded(struct shard *s, struct user *u)
     user_release(&s->users, u);
 }
 
-/* The user's blocklist from the store's answer; a short one when memory is. */
+/* The user's blocklist from the store's answer, whole even past blocking.max_items (a
+ * bound lowered since): it only stops additions. A short one when memory is. */
 static void block_take(struct user *u, const struct store_list *l)
 {
-    if (!l->n || !(u->block.jids = calloc(l->n, sizeof *u->block.jids)))
-        return;
-    u->block.cap = l->n;
     for (size_t i = 0; i < l->n; i++)
-        if ((u->block.jids[u->block.n] = strdup(l->names[i])))
-            u->block.n++;
+        if (block_add(&u->block, l->names[i], strlen(l->names[i])) < 0)
+            break;
 }
 
 static void on_roster(void *arg, int res, const struct store_roster *r)
@@ -69,17 +69,12 @@ static void on_roster(void *arg, int res, const struct store_roster *r)
             struct roster_item *it = roster_add(&u->roster, si->jid, strlen(si->jid));
             if (!it)
                 continue;
-            it->name = si->name ? strdup(si->name) : NULL;
+            roster_item_label(&u->roster, it, si->name, si->groups, si->ngroups);
             it->sub = si->sub;
             it->ask = si->ask;
             it->pending_in = si->pending_in;
             it->approved = si->approved;
             it->hidden = si->hidden;
-            if (si->ngroups && (it->groups = calloc(si->ngroups, sizeof *it->groups))) {
-                for (size_t g = 0; g < si->ngroups; g++)
-                    if ((it->groups[it->ngroups] = strdup(si->groups[g])))
-                        it->ngroups++;
-            }
         }
     } else if (res == -ENOENT) {
         u->exists = false; /* no such account: inbound stanzas get errors */
@@ -105,10 +100,31 @@ void load_start(struct shard *s, struct user *u)
         on_roster(u, -EIO, NULL);
 }
 
+/* Over the user's bound, a stanza is answered instead of queued. Frames that must not
+ * be lost are queued whatever the size: a session's end, and what the server made
+ * itself (bounded by what caused it). Errors and results cannot be answered (RFC 6120
+ * §8.3.1): dropped, as an undeliverable one is. */
+static bool refuse(struct shard *s, struct user *u, uint16_t kind, const void *payload,
+                   uint32_t len)
+{
+    struct stanza st;
+    if ((uint64_t)u->pend_bytes + len <= s->cfg->router.max_pending || !u->pend_head)
+        return false;
+    if ((kind != PROTO_STANZA && kind != RK_INBOUND) || !stanza_parse(payload, len, &st) ||
+        (st.h->flags & ROUTE_GENERATED))
+        return false;
+    LOG_RL(LOG_LEVEL_WARN, "shard %u: %s has %u bytes waiting for its state: a stanza refused",
+           s->idx, u->bare, u->pend_bytes);
+    out_error(s, &st, "wait", "resource-constraint");
+    return true;
+}
+
 bool load_ready(struct shard *s, struct user *u, uint16_t kind, const void *payload, uint32_t len)
 {
     if (u->state == USER_READY)
         return true;
+    if (refuse(s, u, kind, payload, len))
+        return false;
     struct pending *p = malloc(sizeof *p + len);
     if (!p) {
         LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a frame for %s is lost", s->idx,
@@ -125,6 +141,7 @@ bool load_ready(struct shard *s, struct user *u, uint16_t kind, const void *payl
     else
         u->pend_head = p;
     u->pend_tail = p;
+    u->pend_bytes += len;
     load_start(s, u);
     return false;
 }

@@ -1,11 +1,13 @@
 /*
  * offline.c: messages for a user with no available resource (XEP-0160). A chat or
- * normal message is stored as it arrived, up to offline.max_messages per user; over
- * that, or when the account does not exist, the sender gets service-unavailable
- * (RFC 6121 §8.5.2.2.1). At the next initial presence with a non-negative priority the
- * messages go to that resource, oldest first, each with a XEP-0203 <delay/> saying when
- * the server took it, and are deleted from the store only afterwards: a crash in
- * between delivers twice rather than never.
+ * normal message is stored as it arrived, up to offline.max_messages and
+ * offline.max_bytes per user, of which one sender's messages take at most
+ * offline.sender_share percent (so that nobody can fill a mailbox and keep the others
+ * out); over that, or when the account does not exist, the sender gets
+ * service-unavailable (RFC 6121 §8.5.2.2.1). At the next initial presence with a
+ * non-negative priority the messages go to that resource, oldest first, each with a
+ * XEP-0203 <delay/> saying when the server took it, and are deleted from the store only
+ * afterwards: a crash in between delivers twice rather than never.
  *
  * Not stored, silently: a message with only chat states (XEP-0085) or a <no-store/>
  * hint (XEP-0334). Not delivered: stored messages from JIDs blocked since (XEP-0191).
@@ -14,6 +16,7 @@
  * (RFC 6121 §3.1.3).
  */
 #include "router/router.h"
+#include "common/jid.h"
 #include "common/log.h"
 #include "common/store.h"
 #include "common/xml_tree.h"
@@ -75,6 +78,13 @@ static bool worth_storing(struct shard *s, const struct stanza *st)
     return keep;
 }
 
+/* pct percent of n, at least 1 when n is not 0 (a share never shuts a sender out). */
+static size_t share(uint32_t n, uint32_t pct)
+{
+    uint64_t v = (uint64_t)n * pct / 100;
+    return n && !v ? 1 : (size_t)v;
+}
+
 void offline_store(struct shard *s, struct user *u, const struct stanza *st)
 {
     if (!worth_storing(s, st))
@@ -90,8 +100,19 @@ void offline_store(struct shard *s, struct user *u, const struct stanza *st)
     memcpy(c->frame, st->frame, len);
     u->offline_maybe = true;
     user_localpart(u, user, sizeof user);
-    if (store_offline_push(s->store, user, st->raw, st->raw_len, s->cfg->offline.max_messages,
-                           on_pushed, c) < 0)
+    /* The sender's bare JID, NUL-terminated for the store. */
+    char sender[JID_BUF];
+    size_t fl = st->from_bare_len < sizeof sender ? st->from_bare_len : sizeof sender - 1;
+    memcpy(sender, st->from, fl);
+    sender[fl] = '\0';
+    const struct config *cfg = s->cfg;
+    struct store_offline_quota q = {
+        .messages = cfg->offline.max_messages,
+        .bytes = cfg->offline.max_bytes,
+        .sender_messages = share(cfg->offline.max_messages, cfg->offline.sender_share),
+        .sender_bytes = share(cfg->offline.max_bytes, cfg->offline.sender_share),
+    };
+    if (store_offline_push(s->store, user, sender, st->raw, st->raw_len, &q, on_pushed, c) < 0)
         on_pushed(c, -EAGAIN);
 }
 

@@ -267,9 +267,7 @@ void out_close(struct shard *s, uint64_t conn, uint8_t condition)
 
 void out_session_state(struct shard *s, const struct session *ss)
 {
-    uint32_t dlen = 0;
-    for (const struct directed *d = ss->directed; d; d = d->next)
-        dlen += 2u + d->len;
+    uint32_t dlen = ss->directed_bytes;
     struct slot o;
     struct proto_session_state *st = fe_open(s, &o, PROTO_CONN_THREAD(ss->conn),
                                              PROTO_SESSION_STATE, (uint32_t)sizeof *st + dlen);
@@ -302,18 +300,20 @@ void out_error_extra(struct shard *s, const struct stanza *st, const char *type,
         (h->kind == PROTO_IQ && h->type >= PROTO_IQ_RESULT))
         return; /* never an error for an error or a result (RFC 6120 §8.3.1) */
 
-    /* The id is in the start tag: read just that much. */
+    /* The id is in the start tag: read just that much. It goes back decoded and escaped
+     * again by xmlw: what the client wrote may use either quote. */
     struct xml_parser p;
     struct xml_event ev;
-    const char *id = NULL;
+    char small[128], *id = NULL;
     size_t id_len = 0;
     xml_init_fragment(&p, NULL, s->scratch, sizeof s->scratch);
     if (xml_next(&p, st->raw, st->head_len, &ev) == XML_EV_START) {
         struct xml_attr a;
         for (unsigned i = 0; xml_attr_at(&p, st->raw, i, &a); i++)
             if (!a.ns.len && a.name.len == 2 && !memcmp(a.name.p, "id", 2)) {
-                id = a.raw.p;
-                id_len = a.raw.len; /* raw, so it goes back exactly as it came */
+                id = a.raw.len <= sizeof small ? small : malloc(a.raw.len);
+                if (id)
+                    id_len = xml_decode(a.raw.p, a.raw.len, true, id);
                 break;
             }
     }
@@ -323,11 +323,10 @@ void out_error_extra(struct shard *s, const struct stanza *st, const char *type,
     buf_puts(&b, "<");
     buf_puts(&b, names[h->kind]);
     buf_puts(&b, " type='error'");
-    if (id) {
-        buf_puts(&b, " id='");
-        buf_append(&b, id, id_len);
-        buf_puts(&b, "'");
-    }
+    if (id)
+        xmlw_attr(&b, "id", id, id_len);
+    if (id != small)
+        free(id);
     if (st->to_len)
         xmlw_attr(&b, "from", st->to, st->to_len);
     else

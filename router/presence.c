@@ -8,6 +8,9 @@
  *     contacts u subscribes to (to or both), shows ss its sibling resources, delivers
  *     offline messages (priority >= 0) and unanswered subscription requests.
  *   - unavailable: the same audience, plus the JIDs ss sent directed presence to (§4.6).
+ * Directed presence: a session remembers router.max_directed JIDs it sent available
+ * presence to (each costs an unavailable at its end); one more is refused with
+ * resource-constraint and not sent.
  * Fan-out travels once per destination: contacts are grouped by shard, one RK_FANOUT
  * frame per other shard; each shard then writes one PROTO_DELIVER per front-end thread
  * listing its recipients, each recipient's `to` (the contact's bare JID, §4.2.2) filled
@@ -277,7 +280,6 @@ void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
         bool had_directed = ss->directed;
         while (ss->directed) {
             struct directed *d = ss->directed;
-            ss->directed = d->next;
             struct buf b = {0};
             buf_puts(&b, "<presence type='unavailable'");
             xmlw_attr(&b, "from", ss->jid, ss->jid_len);
@@ -288,7 +290,7 @@ void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
             route_generated(s, ss->jid, ss->jid_len, u->bare_len, d->jid, d->len, blen,
                             PROTO_PRESENCE, PROTO_PRES_UNAVAILABLE, buf_data(&b), buf_used(&b));
             buf_free(&b);
-            free(d);
+            session_directed_drop(ss, &ss->directed);
         }
         if (had_directed)
             out_session_state(s, ss);
@@ -306,19 +308,17 @@ void presence_directed(struct shard *s, struct user *u, struct session *ss,
         pp = &(*pp)->next;
     if (st->h->type == PROTO_PRES_AVAILABLE) {
         if (!*pp && ss->available && !(it && sub_from(it))) {
-            struct directed *d = malloc(sizeof *d + st->to_len);
-            if (d) {
-                d->next = ss->directed;
-                d->len = (uint16_t)st->to_len;
-                memcpy(d->jid, st->to, st->to_len);
-                ss->directed = d;
-                out_session_state(s, ss);
+            /* Every JID remembered costs an unavailable at the end: a bounded list,
+             * and over it the presence does not go (its end could not be told). */
+            if (ss->ndirected >= s->cfg->router.max_directed ||
+                !session_directed_add(ss, st->to, st->to_len)) {
+                out_error(s, st, "wait", "resource-constraint");
+                return;
             }
+            out_session_state(s, ss);
         }
     } else if (*pp) {
-        struct directed *d = *pp;
-        *pp = d->next;
-        free(d);
+        session_directed_drop(ss, pp);
         out_session_state(s, ss);
     }
     route_forward(s, st);

@@ -103,7 +103,51 @@ struct roster_item *roster_add(struct roster *r, const char *jid, size_t len)
     it->next = r->buckets[it->hash & r->mask];
     r->buckets[it->hash & r->mask] = it;
     r->count++;
+    r->bytes += len;
     return it;
+}
+
+/* The bytes of an item's name and groups. */
+static size_t label_bytes(const char *name, const char *const *groups, size_t ng)
+{
+    size_t n = name ? strlen(name) : 0;
+    for (size_t g = 0; g < ng; g++)
+        n += strlen(groups[g]);
+    return n;
+}
+
+size_t roster_item_bytes(const struct roster_item *it)
+{
+    return it->jid_len + label_bytes(it->name, (const char *const *)it->groups, it->ngroups);
+}
+
+int roster_item_label(struct roster *r, struct roster_item *it, const char *name,
+                      const char *const *groups, size_t ng)
+{
+    char *nm = name ? strdup(name) : NULL;
+    char **gs = ng ? calloc(ng, sizeof *gs) : NULL;
+    size_t k = 0;
+    if ((name && !nm) || (ng && !gs))
+        goto fail;
+    for (; k < ng; k++)
+        if (!(gs[k] = strdup(groups[k])))
+            goto fail;
+    r->bytes -= roster_item_bytes(it);
+    for (unsigned g = 0; g < it->ngroups; g++)
+        free(it->groups[g]);
+    free(it->groups);
+    free(it->name);
+    it->name = nm;
+    it->groups = gs;
+    it->ngroups = (uint16_t)ng;
+    r->bytes += roster_item_bytes(it);
+    return 0;
+fail:
+    while (k > 0)
+        free(gs[--k]);
+    free(gs);
+    free(nm);
+    return -ENOMEM;
 }
 
 void roster_remove(struct roster *r, struct roster_item *it)
@@ -114,6 +158,7 @@ void roster_remove(struct roster *r, struct roster_item *it)
     if (*pp)
         *pp = it->next;
     r->count--;
+    r->bytes -= roster_item_bytes(it);
     item_free(it);
 }
 
@@ -355,7 +400,17 @@ static void roster_set(struct shard *s, struct user *u, const struct stanza *st,
         }
         groups[ng++] = t;
     }
-    if ((!it || it->hidden) && u->roster.count >= s->cfg->roster.max_items) {
+    /* §2.3.3: a name or groups longer than the server allows are not-acceptable; a
+     * roster with no room for the item (its count or its bytes) is not-allowed. */
+    size_t label = label_bytes(name, groups, ng);
+    if (label > s->cfg->roster.max_item_bytes) {
+        iq_error(s, st, "modify", "not-acceptable");
+        return;
+    }
+    bool fresh = !it || it->hidden;
+    size_t after = u->roster.bytes + blen + label - (it ? roster_item_bytes(it) : 0);
+    if ((fresh && u->roster.count >= s->cfg->roster.max_items) ||
+        after > s->cfg->roster.max_bytes) {
         iq_error(s, st, "cancel", "not-allowed"); /* the roster is full */
         return;
     }
@@ -363,24 +418,12 @@ static void roster_set(struct shard *s, struct user *u, const struct stanza *st,
         iq_error(s, st, "wait", "resource-constraint");
         return;
     }
-    char *nm = name ? strdup(name) : NULL;
-    char **gs = ng ? calloc(ng, sizeof *gs) : NULL;
-    if ((name && !nm) || (ng && !gs)) {
-        free(nm);
-        free(gs);
+    if (roster_item_label(&u->roster, it, name, groups, ng) < 0) {
+        if (fresh && !it->hidden)
+            roster_remove(&u->roster, it); /* added just now */
         iq_error(s, st, "wait", "resource-constraint");
         return;
     }
-    for (unsigned k = 0; k < it->ngroups; k++)
-        free(it->groups[k]);
-    free(it->groups);
-    free(it->name);
-    it->name = nm;
-    it->groups = gs;
-    it->ngroups = 0;
-    for (unsigned k = 0; k < ng; k++)
-        if ((gs[it->ngroups] = strdup(groups[k])))
-            it->ngroups++;
     it->hidden = false;
     iq_result(s, st, id, NULL, 0);
     roster_changed(s, u, it, false);

@@ -278,6 +278,17 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
     const char *res = jid + b->bare_len + 1;
     size_t rlen = b->jid_len - b->bare_len - 1u;
     struct session *old = session_find(u, res, rlen);
+    if (!old && !(b->flags & PROTO_SESSION_REREGISTER)) {
+        /* RFC 6120 §7.6.2.1. A re-registration is a session that existed already, and
+         * one that replaces another adds none. */
+        unsigned n = 0;
+        for (struct session *ss = u->sessions; ss; ss = ss->next)
+            n++;
+        if (n >= s->cfg->router.max_sessions) { /* so u has sessions: it stays */
+            out_bind_result(s, b->conn, -EDQUOT, NULL, 0);
+            return;
+        }
+    }
     if (old && !(b->flags & PROTO_SESSION_REREGISTER)) {
         if (s->cfg->c2s.resource_conflict == CONFIG_CONFLICT_REFUSE) {
             out_bind_result(s, b->conn, -EEXIST, NULL, 0);
@@ -302,7 +313,8 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
          * kept what the session had set up here. */
         if (b->presence_len)
             session_set_presence(ss, presence, b->presence_len, b->priority);
-        session_restore(ss, b->flags, presence + b->presence_len, b->directed_len);
+        session_restore(ss, b->flags, presence + b->presence_len, b->directed_len,
+                        s->cfg->router.max_directed);
         /* What was stored while it was away from this router (load.c does it for a user
          * still loading). */
         if (u->state == USER_READY && ss->available && ss->priority >= 0)

@@ -86,7 +86,9 @@ struct rk_probe {
     uint32_t ncontacts;
 };
 
-/* A JID a session sent directed presence to, to be told when it goes (RFC 6121 §4.6). */
+/* A JID a session sent directed presence to, to be told when it goes (RFC 6121 §4.6).
+ * A session keeps router.max_directed of them; the list rides back to us in the
+ * re-registration frame (in pieces when large). */
 struct directed {
     struct directed *next;
     uint16_t len;
@@ -106,6 +108,7 @@ struct session {
     char *presence;     /* last available presence, as sent (answers probes) */
     uint32_t presence_len;
     struct directed *directed;
+    uint32_t ndirected, directed_bytes; /* the list's length, and its bytes as sent */
 };
 
 /* One contact in a user's roster (RFC 6121 §2.1). */
@@ -126,12 +129,15 @@ struct roster_item {
 struct roster {
     struct roster_item **buckets;
     size_t mask, count;
+    size_t bytes; /* every item's roster_item_bytes(): what roster.max_bytes bounds */
     uint64_t ver;
 };
 
+/* A blocklist (XEP-0191): a set of JIDs, chained hash table (block.c). */
+struct block_item;
 struct blocklist {
-    char **jids;
-    size_t n, cap;
+    struct block_item **buckets;
+    size_t mask, n;
 };
 
 /* A frame waiting for its user's state. */
@@ -160,6 +166,7 @@ struct user {
     unsigned busy;   /* asynchronous calls that will find it again by pointer */
     struct session *sessions;
     struct pending *pend_head, *pend_tail;
+    uint32_t pend_bytes; /* of the frames queued */
     struct roster roster;
     struct blocklist block;
 };
@@ -250,12 +257,19 @@ struct session *session_by_conn(struct user *u, uint64_t conn);
 struct session *session_add(struct user *u, uint64_t conn, const char *jid, size_t len);
 void session_remove(struct user *u, struct session *s);
 int session_set_presence(struct session *s, const char *p, size_t len, int8_t priority);
-/* A re-registered session gets back what out_session_state() told its front end. */
-void session_restore(struct session *ss, uint8_t flags, const char *list, uint32_t len);
+/* A re-registered session gets back what out_session_state() told its front end, up to
+ * max_directed JIDs. */
+void session_restore(struct session *ss, uint8_t flags, const char *list, uint32_t len,
+                     uint32_t max_directed);
+/* Adds jid to ss's directed-presence list (false when memory is short); forgets the
+ * entry *pp points to. Both keep the counts. */
+bool session_directed_add(struct session *ss, const char *jid, size_t len);
+void session_directed_drop(struct session *ss, struct directed **pp);
 
 /* ---- load.c ---- */
 /* True when u's state is there; otherwise the frame is queued (a copy) and the load
- * started: it is processed again, in order, when the state arrives. */
+ * started: it is processed again, in order, when the state arrives. A stanza past
+ * router.max_pending bytes is answered with resource-constraint instead. */
 bool load_ready(struct shard *s, struct user *u, uint16_t kind, const void *payload, uint32_t len);
 /* Starts loading without a frame (a session binds). */
 void load_start(struct shard *s, struct user *u);
@@ -307,6 +321,12 @@ void roster_free(struct roster *r);
 struct roster_item *roster_find(const struct roster *r, const char *jid, size_t len);
 struct roster_item *roster_add(struct roster *r, const char *jid, size_t len);
 void roster_remove(struct roster *r, struct roster_item *it);
+/* Bytes of the item's JID, name and groups. */
+size_t roster_item_bytes(const struct roster_item *it);
+/* Replaces the item's name (NULL: none) and groups with copies, keeping r->bytes; on
+ * -ENOMEM the item is unchanged. No bound: callers check it. */
+int roster_item_label(struct roster *r, struct roster_item *it, const char *name,
+                      const char *const *groups, size_t ng);
 /* Writes the item (or its removal) to the store and pushes it to interested sessions. */
 void roster_changed(struct shard *s, struct user *u, struct roster_item *it, bool removed);
 /* jabber:iq:roster from one of u's sessions. */
@@ -344,7 +364,11 @@ void offline_deliver(struct shard *s, struct user *u, struct session *ss);
 void offline_subreqs(struct shard *s, struct user *u, struct session *ss);
 
 /* ---- block.c ---- */
+/* Whether jid (normalised) is blocked: an entry is the JID, its bare JID, its domain
+ * or its domain/resource. */
 bool block_blocks(const struct blocklist *b, const char *jid, size_t len);
+/* Adds an entry: 1, or 0 when it was there, or -ENOMEM. No bound: callers check it. */
+int block_add(struct blocklist *b, const char *jid, size_t len);
 void block_iq(struct shard *s, struct user *u, struct session *ss, const struct stanza *st,
               const struct xml_node *iq, const struct xml_node *q);
 void block_free(struct blocklist *b);

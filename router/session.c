@@ -5,6 +5,7 @@
  * queued frame, or a store call that will look it up again by pointer.
  */
 #include "router/router.h"
+#include "shm/decode.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -21,11 +22,8 @@ void users_init(struct user_table *t)
 
 static void session_free(struct session *s)
 {
-    while (s->directed) {
-        struct directed *d = s->directed;
-        s->directed = d->next;
-        free(d);
-    }
+    while (s->directed)
+        session_directed_drop(s, &s->directed);
     free(s->jid);
     free(s->presence);
     free(s);
@@ -203,25 +201,40 @@ void user_localpart(const struct user *u, char *out, size_t cap)
     out[n] = '\0';
 }
 
-void session_restore(struct session *ss, uint8_t flags, const char *list, uint32_t len)
+bool session_directed_add(struct session *ss, const char *jid, size_t len)
+{
+    struct directed *d = malloc(sizeof *d + len);
+    if (!d)
+        return false;
+    d->len = (uint16_t)len;
+    memcpy(d->jid, jid, len);
+    d->next = ss->directed;
+    ss->directed = d;
+    ss->ndirected++;
+    ss->directed_bytes += 2u + (uint32_t)len;
+    return true;
+}
+
+void session_directed_drop(struct session *ss, struct directed **pp)
+{
+    struct directed *d = *pp;
+    *pp = d->next;
+    ss->ndirected--;
+    ss->directed_bytes -= 2u + d->len;
+    free(d);
+}
+
+void session_restore(struct session *ss, uint8_t flags, const char *list, uint32_t len,
+                     uint32_t max_directed)
 {
     ss->interested = flags & PROTO_SESSION_ROSTER;
     ss->blocklist_req = flags & PROTO_SESSION_BLOCKLIST;
     ss->carbons = flags & PROTO_SESSION_CARBONS;
-    const char *p = list, *end = list + len;
-    while (end - p >= 2) {
-        uint16_t n;
-        memcpy(&n, p, 2);
-        p += 2;
-        if (n > end - p)
-            break;
-        struct directed *d = malloc(sizeof *d + n);
-        if (!d)
-            break;
-        d->len = n;
-        memcpy(d->jid, p, n);
-        d->next = ss->directed;
-        ss->directed = d;
-        p += n;
-    }
+    /* The bounds again: the list comes from another process, under a config that may
+     * have been larger. */
+    const char *p = list, *end = list + len, *jid;
+    uint16_t n;
+    while (ss->ndirected < max_directed && decode_directed_next(&p, end, &jid, &n) &&
+           session_directed_add(ss, jid, n))
+        ;
 }

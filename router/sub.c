@@ -106,14 +106,23 @@ static void answer(struct shard *s, const char *from, size_t from_len, const cha
     buf_free(&b);
 }
 
+/* Room in u's roster for one more item of a JID of len bytes (roster.max_items,
+ * roster.max_bytes)? */
+static bool room_for(const struct shard *s, const struct user *u, size_t len)
+{
+    return u->roster.count < s->cfg->roster.max_items &&
+           u->roster.bytes + len <= s->cfg->roster.max_bytes;
+}
+
 /* A new item for the stanza's contact, unless the roster is full (not-allowed). */
 static struct roster_item *item_add(struct shard *s, struct user *u, const struct stanza *st)
 {
-    if (u->roster.count >= s->cfg->roster.max_items) {
+    struct roster_item *it = NULL;
+    if (!room_for(s, u, st->to_bare_len))
         out_error(s, st, "cancel", "not-allowed");
-        return NULL;
-    }
-    return roster_add(&u->roster, st->to, st->to_bare_len);
+    else if (!(it = roster_add(&u->roster, st->to, st->to_bare_len)))
+        out_error(s, st, "wait", "resource-constraint");
+    return it;
 }
 
 void sub_outbound(struct shard *s, struct user *u, const struct stanza *st)
@@ -210,10 +219,12 @@ void sub_inbound(struct shard *s, struct user *v, const struct stanza *st)
             return;
         }
         if (!it) {
-            if (v->roster.count >= s->cfg->roster.max_items)
-                return; /* a stranger cannot fill someone's roster */
-            if (!(it = roster_add(&v->roster, from, flen)))
+            /* A stranger's request takes a hidden item: within the roster's bounds, so
+             * that strangers cannot fill it; told when there is no room. */
+            if (!room_for(s, v, flen) || !(it = roster_add(&v->roster, from, flen))) {
+                out_error(s, st, "wait", "resource-constraint");
                 return;
+            }
             it->hidden = true;
         }
         if (it->pending_in)

@@ -296,11 +296,12 @@ class Peer(RawClient):
         return self.iq("set", f"<unblock xmlns='{NS_BLOCKING}'>{items}</unblock>")
 
 
-def connect(server, user, resource=None, available=False, priority=None, roster=False):
+def connect(server, user, resource=None, available=False, priority=None, roster=False, **kw):
     """A Peer logged in (STARTTLS, PLAIN, bind); optionally having asked for the roster
-    (so it gets pushes) and sent available presence (waiting for its echo)."""
+    (so it gets pushes) and sent available presence (waiting for its echo). kw go to
+    RawClient (stream_extra=...)."""
     plain = not server.groups.get("c2s", {}).get("require_encryption", True)
-    c = Peer(server)
+    c = Peer(server, **kw)
     try:
         c.login(user, server.password(user), resource or new_id("r"), tls=not plain)
         if roster:

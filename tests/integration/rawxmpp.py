@@ -67,8 +67,12 @@ def tls_context(cafile, max_version=None):
 
 
 class RawClient:
-    def __init__(self, server, port=None, direct_tls=False, tls_ctx=None, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, server, port=None, direct_tls=False, tls_ctx=None, timeout=DEFAULT_TIMEOUT,
+                 stream_extra=""):
+        """stream_extra: raw attributes every stream header of ours gets (namespace
+        declarations, say)."""
         self.server = server
+        self.stream_extra = stream_extra
         self.domain = server.domain
         self.timeout = timeout
         self.tls_ctx = tls_ctx or tls_context(server.cert)
@@ -226,6 +230,7 @@ class RawClient:
 
     def open(self, **kw):
         """Sends our stream header; returns (server header attrs, features element)."""
+        kw.setdefault("extra", self.stream_extra)
         self.send(header(to=self.domain, **kw))
         return self.read_header_and_features()
 

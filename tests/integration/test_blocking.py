@@ -227,3 +227,48 @@ def test_stored_message_from_blocked_jid_not_delivered(server):
         c.presence()
         c.store_barrier()
         assert c.take(is_message()) == [], "a message from a blocked JID was delivered"
+
+
+def test_blocklist_limit_not_allowed(make_server):
+    """blocking.max_items: a block request that would take the list past the bound is
+    refused whole with cancel/not-allowed; JIDs blocked already and duplicates in the
+    request take no room; unblocking makes room; a request of more items than one
+    store request carries (1000) is refused too. Every change survives a restart, so
+    memory and store agree."""
+    s = make_server(blocking={"max_items": 3})
+    un, = s.new_users(1, "blk")
+    with connect(s, un, "a") as a:
+        assert a.block("a@x.example", "b@x.example").get("type") == "result"
+        assert stanza_error(a.block("c@x.example", "d@x.example"))[:2] == ("cancel", "not-allowed")
+        assert a.blocklist() == ["a@x.example", "b@x.example"]
+        assert a.block("b@x.example", "c@x.example", "c@x.example").get("type") == "result"
+        assert stanza_error(a.block("d@x.example"))[:2] == ("cancel", "not-allowed")
+        assert a.unblock("a@x.example").get("type") == "result"
+        assert a.block("d@x.example").get("type") == "result"
+        many = [f"m{i}@x.example" for i in range(1001)]
+        assert stanza_error(a.block(*many))[:2] == ("cancel", "not-allowed")
+        assert a.blocklist() == ["b@x.example", "c@x.example", "d@x.example"]
+    s.restart()
+    with connect(s, un, "a") as a:
+        assert a.blocklist() == ["b@x.example", "c@x.example", "d@x.example"]
+
+
+def test_long_blocklist_still_matches(make_server):
+    """A list of a thousand entries (domains, bare and full JIDs) matches each form of
+    XEP-0016 §2.1 and nothing else."""
+    s = make_server()
+    un, cn = s.new_users(2, "blk")
+    C = f"{cn}@localhost"
+    with connect(s, un, "u", available=True) as u, connect(s, cn, "c", available=True) as c:
+        jids = [f"x{i}@far{i % 7}.example/r{i}" for i in range(997)] + [f"{C}/other", "spam.example"]
+        assert u.block(*jids).get("type") == "result"
+        assert len(u.blocklist()) == 999
+        c.message(u.jid, "not blocked")  # c's resource is not the blocked one
+        u.wait_message("not blocked")
+        assert u.block(c.jid).get("type") == "result"
+        c.send(f"<message to='{u.jid}' type='chat' id='bl'><body>blocked</body></message>")
+        err = c.wait_for(lambda e: e.get("id") == "bl", what="the error")
+        assert stanza_error(err)[:2] == ("cancel", "service-unavailable")
+        u.send("<message to='someone@spam.example' type='chat' id='out'><body>x</body></message>")
+        err = u.wait_for(lambda e: e.get("id") == "out", what="the error")
+        assert stanza_error(err)[:2] == ("cancel", "not-acceptable")

@@ -161,7 +161,7 @@ def test_chat_states_and_no_store_hint_are_not_stored(server):
 def test_limit_service_unavailable(make_server):
     """Over offline.max_messages the sender gets service-unavailable, from the
     recipient's bare JID, with its id; what was stored is delivered."""
-    s = make_server(offline={"max_messages": 3})
+    s = make_server(offline={"max_messages": 3, "sender_share": 100})
     rn, = s.new_users(1, "offl")
     R = f"{rn}@localhost"
     with connect(s, "alice", "lim", available=True) as a:
@@ -177,6 +177,45 @@ def test_limit_service_unavailable(make_server):
         # Room again once delivered.
         a.message(R, "room again")
         no_errors_for(a, R)
+
+
+def test_byte_limit_service_unavailable(make_server):
+    """offline.max_bytes: a message that would take the user's stored stanzas past it is
+    bounced like one past max_messages; smaller ones after it still fit."""
+    s = make_server(offline={"max_bytes": 2000, "sender_share": 100})
+    rn, = s.new_users(1, "offl")
+    R = f"{rn}@localhost"
+    pad = "x" * 600
+    with connect(s, "alice", "bytes", available=True) as a:
+        for i in range(3):
+            a.send(f"<message to='{R}' type='chat' id='by{i}'><body>{i} {pad}</body></message>")
+        err = a.wait_for(lambda e: e.get("id") == "by2", what="the error for the third")
+        assert stanza_error(err)[:2] == ("cancel", "service-unavailable")
+        a.send(f"<message to='{R}' type='chat' id='small'><body>small</body></message>")
+        no_errors_for(a, R)
+        with connect(s, rn, "r", available=True) as r:
+            assert [m.get("id") for m in drain_messages(r)] == ["by0", "by1", "small"]
+
+
+def test_sender_share_keeps_room_for_others(make_server):
+    """offline.sender_share: one sender's messages take at most that share of a user's
+    storage, so that others still get in; over it that sender is bounced."""
+    s = make_server(offline={"max_messages": 4, "sender_share": 50})
+    rn, = s.new_users(1, "offl")
+    R = f"{rn}@localhost"
+    with connect(s, "alice", "share", available=True) as a, connect(s, "bob", "share", available=True) as b:
+        for i in range(3):
+            a.send(f"<message to='{R}' type='chat' id='a{i}'><body>a{i}</body></message>")
+        err = a.wait_for(lambda e: e.get("id") == "a2", what="alice's third refused")
+        assert stanza_error(err)[:2] == ("cancel", "service-unavailable")
+        for i in range(3):
+            b.send(f"<message to='{R}' type='chat' id='b{i}'><body>b{i}</body></message>")
+        err = b.wait_for(lambda e: e.get("id") == "b2", what="bob's third refused")
+        assert stanza_error(err)[:2] == ("cancel", "service-unavailable")
+        no_errors_for(a, R)
+        no_errors_for(b, R)
+        with connect(s, rn, "r", available=True) as r:
+            assert sorted(m.get("id") for m in drain_messages(r)) == ["a0", "a1", "b0", "b1"]
 
 
 def test_zero_limit_stores_nothing(make_server):
@@ -195,7 +234,7 @@ def test_delivered_to_one_resource_only(make_server):
     store before the presences are sent), so both initial presences are handled while
     the store has not yet answered the first fetch. A node of its own, with room for
     the burst (a refused message would be a store error answered on the side)."""
-    server = make_server(offline={"max_messages": 1000})
+    server = make_server(offline={"max_messages": 1000, "sender_share": 100})
     trials = []
     for _ in range(2):
         rn, busy = server.new_users(2, "twice")
@@ -235,7 +274,7 @@ def test_accepted_messages_survive_immediate_restart(make_server):
     """Messages the server has accepted (handled by the recipient's shard, no error to
     the sender) are not lost when the node is stopped at once: an orderly shutdown
     finishes the store's queue."""
-    s = make_server(offline={"max_messages": 5000})
+    s = make_server(offline={"max_messages": 5000, "sender_share": 100})
     rn, = s.new_users(1, "offl")
     R = f"{rn}@localhost"
     n = 3000
@@ -290,3 +329,33 @@ def test_message_without_body_gets_delay_as_child(server):
     with connect(server, rn, "r", available=True) as r:
         m = r.wait_for(lambda e: e.get("id") == "empty1", what="the empty message")
         assert [c.tag for c in m] == [q(NS_DELAY, "delay")]
+
+
+def test_frames_for_a_loading_user_are_bounded(make_server):
+    """router.max_pending: stanzas for a user whose state is still loading wait in a
+    bounded queue; past it each gets wait/resource-constraint, none is lost silently.
+    The store is kept busy first (a burst of offline messages for a resource of
+    negative priority, all handed to it before the recipient's load), so the load of
+    the recipient, a user nobody has touched, waits behind them."""
+    s = make_server(router={"max_pending": "64K"}, offline={"max_messages": 1000})
+    busy, rn = s.new_users(2, "pend")
+    R = f"{rn}@localhost"
+    pad = "p" * 1000
+    n = 150  # about 150K of frames for R, over twice the bound
+    with connect(s, "alice", "pend", available=True) as a, connect(s, busy, "neg", available=True, priority=-1):
+        a.send("".join(f"<message to='{busy}@localhost' type='chat'><body>busy {i}</body></message>"
+                       for i in range(600)) +
+               "".join(f"<message to='{R}' type='chat' id='q{i}'><body>{i} {pad}</body></message>"
+                       for i in range(n)))
+        a.store_barrier()
+        assert a.ping(R).get("type") == "result"
+        refused = set()
+        for e in a.take(lambda e: e.get("type") == "error"):
+            if (e.get("id") or "").startswith("q"):
+                assert stanza_error(e)[:2] == ("wait", "resource-constraint"), ET.tostring(e)
+                refused.add(int(e.get("id")[1:]))
+        assert refused, "no stanza was refused: the queue did not fill (or is unbounded)"
+        with connect(s, rn, "r", available=True) as r:
+            stored = {int(body(m).split()[0]) for m in drain_messages(r)}
+        assert stored | refused == set(range(n)), f"lost: {sorted(set(range(n)) - stored - refused)}"
+        assert not stored & refused

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from im import befriend, connect, is_presence
+from im import befriend, connect, is_presence, stanza_error
 from rawxmpp import NS_CLIENT, q
 from slixclient import Clients, run
 
@@ -132,6 +132,40 @@ def test_directed_unavailable_is_not_repeated(server):
             u.message(t.jid, "marker")
             t.wait_message("marker")
         assert t.take(is_presence(frm=u.jid, ptype=None)) == []
+
+
+def test_directed_presence_limit(make_server):
+    """router.max_directed: a session remembers that many JIDs it sent directed presence
+    to; one more is refused with wait/resource-constraint and does not go (its end could
+    not be told). Presence again to a JID remembered, and directed unavailable (which
+    makes room), always go; at the end each JID remembered hears unavailable (and one
+    that had directed unavailable is not told again: test_directed_unavailable_is_not_repeated)."""
+    s = make_server(router={"max_directed": 2})
+    un, t1n, t2n, t3n = s.new_users(4, "dirl")
+    with connect(s, t1n, "t", available=True) as t1, connect(s, t2n, "t", available=True) as t2, \
+            connect(s, t3n, "t", available=True) as t3:
+        with connect(s, un, "u", available=True) as u:
+            for t in (t1, t2):
+                u.send(f"<presence to='{t.jid}'><status>hi</status></presence>")
+                t.wait_for(is_presence(frm=u.jid, status="hi"), what="the directed presence")
+            u.send(f"<presence to='{t3.jid}' id='over'><status>hi</status></presence>")
+            err = u.wait_for(lambda e: e.get("id") == "over", what="the refusal")
+            assert stanza_error(err)[:2] == ("wait", "resource-constraint")
+            assert err.get("from") == t3.jid
+            # Again to one remembered: not a new entry.
+            u.send(f"<presence to='{t1.jid}'><status>again</status></presence>")
+            t1.wait_for(is_presence(frm=u.jid, status="again"), what="the second presence")
+            # Directed unavailable makes room.
+            u.send(f"<presence type='unavailable' to='{t2.jid}'/>")
+            t2.wait_for(is_presence(frm=u.jid, ptype="unavailable"), what="directed unavailable")
+            u.send(f"<presence to='{t3.jid}' id='now'><status>now</status></presence>")
+            t3.wait_for(is_presence(frm=u.jid, status="now"), what="the presence after room was made")
+            u.settle()
+            assert [e for e in u.take() if e.get("type") == "error"] == []
+            t3.settle()
+            assert t3.take(is_presence(frm=u.jid, status="hi")) == [], "the refused presence went"
+        for t in (t1, t3):
+            t.wait_for(is_presence(frm=u.jid, ptype="unavailable"), what="the unavailable at the end")
 
 
 @pytest.mark.parametrize("how", ["logout", "connection-lost", "explicit"])

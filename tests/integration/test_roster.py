@@ -148,6 +148,59 @@ def test_roster_size_limit_not_allowed(make_server):
         assert sorted(roster_items(c.roster())) == ["three@localhost", "two@localhost"]
 
 
+def test_roster_bytes_limits(make_server):
+    """roster.max_item_bytes: a name and groups longer than that together are
+    not-acceptable (§2.3.3); roster.max_bytes: a change that takes the roster's JIDs,
+    names and groups past it is not-allowed, like a full roster, for a roster set and for
+    a subscription request; an update that shrinks an item always goes; room comes back
+    when items go."""
+    s = make_server(roster={"max_item_bytes": 300, "max_bytes": 4096})
+    u, = s.new_users(1, "rost")
+    with connect(s, u, roster=True) as c:
+        res = c.roster_set("big@localhost", name="n" * 200, groups=["g" * 60, "h" * 60])
+        assert stanza_error(res)[:2] == ("modify", "not-acceptable")
+        assert roster_items(c.roster()) == {}
+        # Each 13-byte JID with a 250-byte label: 263 bytes; 15 of them fit in 4096.
+        for i in range(15):
+            assert c.roster_set(f"c{i:02}@localhost", name="n" * 200, groups=["g" * 50]).get("type") == "result"
+        res = c.roster_set("c15@localhost", name="n" * 200, groups=["g" * 50])
+        assert stanza_error(res)[:2] == ("cancel", "not-allowed")
+        assert c.roster_set("d@localhost", name="n" * 130).get("type") == "result"  # 10 left
+        res = c.roster_set("c00@localhost", name="n" * 299)  # grows an item past the room
+        assert stanza_error(res)[:2] == ("cancel", "not-allowed")
+        c.send("<presence type='subscribe' to='sub@localhost' id='sub1'/>")
+        err = c.wait_for(lambda e: e.get("id") == "sub1", what="the refusal")
+        assert stanza_error(err)[:2] == ("cancel", "not-allowed")
+        assert c.roster_set("c00@localhost", name="short").get("type") == "result"
+        assert c.roster_set("c15@localhost", name="n" * 200).get("type") == "result"
+        assert c.roster_remove("c01@localhost").get("type") == "result"
+        assert c.roster_set("c16@localhost", name="n" * 200, groups=["g" * 50]).get("type") == "result"
+        items = roster_items(c.roster())
+        assert len(items) == 17 and "c01@localhost" not in items
+    # What loads from the store counts as well.
+    s.restart()
+    with connect(s, u, roster=True) as c:
+        res = c.roster_set("c17@localhost", name="n" * 200, groups=["g" * 50])
+        assert stanza_error(res)[:2] == ("cancel", "not-allowed")
+
+
+def test_strangers_cannot_fill_a_roster(make_server):
+    """Subscription requests from strangers take hidden items, within the roster's
+    bounds; past them the stranger gets an error (and the request is not kept)."""
+    s = make_server(roster={"max_items": 2})
+    u, a, b, c = s.new_users(4, "rost")
+    with connect(s, u, roster=True, available=True) as owner:
+        for name in (a, b, c):
+            with connect(s, name, available=True) as x:
+                x.send(f"<presence type='subscribe' to='{u}@localhost' id='s-{name}'/>")
+                if name == c:
+                    err = x.wait_for(lambda e: e.get("id") == f"s-{name}", what="the refusal")
+                    assert stanza_error(err)[:2] == ("wait", "resource-constraint")
+                else:
+                    owner.wait_for(lambda e: e.get("type") == "subscribe" and e.get("from") == f"{name}@localhost",
+                                   what="the request")
+
+
 def test_versioning(server):
     """§2.6: the result carries ver; a get with the current ver is answered with an empty
     result (no query) and pushes follow; an older or empty ver gets the whole roster."""

@@ -9,6 +9,9 @@ must not arrive, the same sender sends a marker to the same connection through t
 same shard; frames between a shard and a connection keep their order, so when the
 marker comes first, the other one was not delivered.
 """
+import itertools
+import time
+
 import pytest
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ET
@@ -161,6 +164,45 @@ def test_resource_conflict_refuse_policy(make_server):
         # The first session is untouched, and the second may bind another resource.
         assert first.ping_server().get("type") == "result"
         assert second.bind("other") == "dave@localhost/other"
+
+
+def test_session_limit_resource_constraint(make_server):
+    """router.max_sessions, RFC 6120 §7.6.2.1: a bind past the account's limit gets
+    wait/resource-constraint and the stream stays usable; replacing a resource in use
+    adds no session, so it is allowed at the limit; a session that ends makes room."""
+    s = make_server(router={"max_sessions": 2})
+    u, = s.new_users(1, "sess")
+    pw = s.password(u)
+    with RawClient(s) as a, RawClient(s) as b, RawClient(s) as c:
+        a.login(u, pw, "a")
+        b.login(u, pw, "b")
+        c.open()
+        c.starttls()
+        c.open()
+        assert c.auth_plain(u, pw).tag == q(NS_SASL, "success")
+        c.restart()
+        assert stanza_error_condition(c.bind_raw("c")) == ("wait", "resource-constraint")
+        # A second try, to the resource a uses: a replacement (a gets <conflict/>).
+        assert c.bind("a") == f"{u}@localhost/a"
+        assert a.expect_stream_error() == "conflict"
+        assert b.ping_server().get("type") == "result"
+        b.send("</stream:stream>")
+        b.wait_eof()
+        with RawClient(s) as d:
+            # Once b's session is gone there is room; the router may still be ending it.
+            d.open()
+            d.starttls()
+            d.open()
+            assert d.auth_plain(u, pw).tag == q(NS_SASL, "success")
+            d.restart()
+            deadline = time.monotonic() + 5
+            for i in itertools.count():
+                el = d.bind_raw("d", iq_id=f"bind{i}")
+                if el.get("type") == "result" or time.monotonic() > deadline:
+                    break
+                assert stanza_error_condition(el) == ("wait", "resource-constraint")
+                time.sleep(0.02)
+            assert el.get("type") == "result", "no room after a session ended"
 
 
 def test_server_generated_resource(server):

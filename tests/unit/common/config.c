@@ -105,10 +105,18 @@ static void defaults(void)
     CHECK_INT(c->c2s.scram_iterations, ==, 4096);
     CHECK_INT(c->c2s.login_rate, ==, 10);
     CHECK_INT(c->router.shards, ==, c->c2s.threads);
+    CHECK_INT(c->router.max_sessions, ==, 100);
+    CHECK_INT(c->router.max_directed, ==, 500);
+    CHECK_INT(c->router.max_pending, ==, 1048576);
     check_addr4(&c->s2s.listen, "127.0.0.1:5269", "127.0.0.1", 5269);
     CHECK_INT(c->shm.ring_size, ==, 1048576);
     CHECK_INT(c->roster.max_items, ==, 1000);
+    CHECK_INT(c->roster.max_item_bytes, ==, 4096);
+    CHECK_INT(c->roster.max_bytes, ==, 1048576);
     CHECK_INT(c->offline.max_messages, ==, 100);
+    CHECK_INT(c->offline.max_bytes, ==, 1048576);
+    CHECK_INT(c->offline.sender_share, ==, 50);
+    CHECK_INT(c->blocking.max_items, ==, 1000);
     CHECK(c->path == NULL);
     config_free(c);
 }

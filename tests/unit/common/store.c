@@ -20,7 +20,7 @@ static void open_creates_schema(void)
     struct store *st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 2);
+    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 3);
     CHECK_INT(sql1(path, "PRAGMA journal_mode"), ==, 'w'); /* "wal" */
     CHECK_INT(sql1(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'accounts'"), ==, 1);
     store_close(st);
@@ -40,7 +40,7 @@ static void reopen_keeps_data(void)
         return;
     CHECK_INT(store_creds_get_sync(st, "romeo", &got), ==, 0);
     CHECK(creds_eq(&got, &c));
-    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 2);
+    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 3);
     store_close(st);
 }
 

@@ -91,6 +91,10 @@ static void invalid_arguments(void)
     CHECK_INT(store_offline_fetch_sync(st, "juliet", 0, &o), ==, -EINVAL);
     CHECK_INT(store_offline_fetch_sync(st, "juliet", STORE_LIST_MAX + 1, &o), ==, -EINVAL);
     CHECK(o.msgs == NULL && o.n == 0);
+    /* An offline message's sender is a JID. */
+    CHECK_INT(store_offline_push_sync(st, "juliet", "", "<m/>", 4, QUOTA(10)), ==, -EINVAL);
+    CHECK_INT(store_offline_push_sync(st, "juliet", NULL, "<m/>", 4, QUOTA(10)), ==, -EINVAL);
+    CHECK_INT(store_offline_count_sync(st, "juliet"), ==, 0);
 
     /* Nothing the refused calls did reached the database. */
     CHECK_INT(store_roster_count_sync(st, "juliet"), ==, 1);
@@ -103,8 +107,9 @@ static void invalid_arguments(void)
     it.ngroups = 1;
     CHECK_INT(store_roster_put(cl, "juliet", &it, (store_ver_fn)NULL, &calls), ==, -EINVAL);
     CHECK_INT(store_account_exists(cl, "", (store_done_fn)NULL, &calls), ==, -EINVAL);
-    CHECK_INT(store_offline_push(cl, "juliet", "<m/>", 0, 10, (store_done_fn)NULL, NULL), ==,
-              -EINVAL);
+    CHECK_INT(store_offline_push(cl, "juliet", "romeo@montague.lit", "<m/>", 0, QUOTA(10),
+                                 (store_done_fn)NULL, NULL),
+              ==, -EINVAL);
     CHECK_INT(store_block_add(cl, "juliet", jids, 0, (store_done_fn)NULL, NULL), ==, -EINVAL);
     CHECK_INT(store_client_pending(cl), ==, 0);
     store_client_free(cl);
@@ -246,9 +251,12 @@ static void async_every_request(void)
     CHECK_INT(store_subreq_list(cl, "juliet", cap_subreqs, &c[k++]), ==, 0); /* 9 */
     CHECK_INT(store_subreq_delete(cl, "juliet", "paris@verona.lit", cap_done, &c[k++]), ==,
               0);                                                                        /* 10 */
-    CHECK_INT(store_offline_push(cl, "juliet", "<a/>", 4, 2, cap_done, &c[k++]), ==, 0); /* 11 */
-    CHECK_INT(store_offline_push(cl, "juliet", "<b/>", 4, 2, cap_done, &c[k++]), ==, 0); /* 12 */
-    CHECK_INT(store_offline_push(cl, "juliet", "<c/>", 4, 2, cap_done, &c[k++]), ==, 0); /* 13 */
+    CHECK_INT(store_offline_push(cl, "juliet", "r@m.lit", "<a/>", 4, QUOTA(2), cap_done, &c[k++]),
+              ==, 0); /* 11 */
+    CHECK_INT(store_offline_push(cl, "juliet", "r@m.lit", "<b/>", 4, QUOTA(2), cap_done, &c[k++]),
+              ==, 0); /* 12 */
+    CHECK_INT(store_offline_push(cl, "juliet", "r@m.lit", "<c/>", 4, QUOTA(2), cap_done, &c[k++]),
+              ==, 0);                                                                    /* 13 */
     CHECK_INT(store_offline_count(cl, "juliet", cap_done, &c[k++]), ==, 0);              /* 14 */
     CHECK_INT(store_offline_fetch(cl, "juliet", 10, cap_offline, &c[k++]), ==, 0);       /* 15 */
     CHECK_INT(store_offline_delete(cl, "juliet", UINT64_MAX, cap_done, &c[k++]), ==, 0); /* 16 */

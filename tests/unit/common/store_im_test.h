@@ -155,9 +155,19 @@ static inline const char *offline_of(struct store *st, const char *user, size_t 
     return s;
 }
 
+/* A quota of max messages in all and from one sender, with bytes to spare. */
+#define QUOTA(max) (&(struct store_offline_quota){(max), SIZE_MAX, (max), SIZE_MAX})
+
 static inline int push(struct store *st, const char *user, const char *stanza, size_t max)
 {
-    return store_offline_push_sync(st, user, stanza, strlen(stanza), max);
+    return store_offline_push_sync(st, user, "romeo@montague.lit", stanza, strlen(stanza),
+                                   QUOTA(max));
+}
+
+static inline int push_from(struct store *st, const char *user, const char *sender,
+                            const char *stanza, const struct store_offline_quota *q)
+{
+    return store_offline_push_sync(st, user, sender, stanza, strlen(stanza), q);
 }
 
 static inline struct store_roster_item item(const char *jid, const char *name, enum store_sub sub)

@@ -42,7 +42,7 @@ static void migrates_from_v1(void)
     struct store *st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 2);
+    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 3);
     const char *tables[] = {"roster_version", "roster",  "roster_groups",
                             "subreqs",        "offline", "blocklist"};
     char sql[128];
@@ -64,16 +64,48 @@ static void migrates_from_v1(void)
     CHECK_INT(push(st, "romeo", "<message/>", 10), ==, 0);
     store_close(st);
 
-    /* Reopened at version 2: nothing to migrate, nothing lost; the cascade holds for an
-     * account made before the tables that reference it. */
+    /* Reopened at the current version: nothing to migrate, nothing lost; the cascade
+     * holds for an account made before the tables that reference it. */
     st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 2);
+    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 3);
     CHECK_TEXT(roster_of(st, "romeo"), "1: juliet@capulet.lit(Juliet)/both/----/1[] offline");
     CHECK_INT(store_account_delete_sync(st, "romeo"), ==, 0);
     CHECK_INT(sql1(path, "SELECT count(*) FROM roster"), ==, 0);
     CHECK_INT(sql1(path, "SELECT count(*) FROM offline"), ==, 0);
+    store_close(st);
+}
+
+/* A file of schema version 2 (offline messages without a sender) gets the column; its
+ * messages count towards the user's quota and towards no sender's share. */
+static void migrates_from_v2(void)
+{
+    const char *users[] = {"juliet", NULL};
+    const char *path = db_path("v2");
+    struct store *st = fresh("v2", users);
+    if (!st)
+        return;
+    store_close(st);
+    /* Version 3's additions undone: the file version 2 made. */
+    CHECK_INT(sql1(path, "DROP TRIGGER offline_counted; DROP TRIGGER offline_uncounted;"
+                         "DROP TABLE offline_sender_usage; DROP TABLE offline_usage;"
+                         "ALTER TABLE offline DROP COLUMN len;"
+                         "ALTER TABLE offline DROP COLUMN sender;"
+                         "INSERT INTO offline (user, stamp, stanza)"
+                         " VALUES ('juliet', 0, x'3c6d2f3e');" /* <m/> */
+                         "PRAGMA user_version = 2"),
+              ==, 0);
+    st = open_db(path, 0);
+    if (!st)
+        return;
+    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 3);
+    CHECK_INT(sql1(path, "SELECT count(*) FROM offline WHERE sender = '' AND len = 4"), ==, 1);
+    CHECK_INT(sql1(path, "SELECT messages * 100 + bytes FROM offline_usage"), ==, 104);
+    struct store_offline_quota q = {2, SIZE_MAX, 1, SIZE_MAX};
+    CHECK_INT(push_from(st, "juliet", "romeo@montague.lit", "<n/>", &q), ==, 0);
+    CHECK_INT(push_from(st, "juliet", "paris@verona.lit", "<n/>", &q), ==, -EDQUOT);
+    CHECK_TEXT(offline_of(st, "juliet", 10), "<m/> <n/>");
     store_close(st);
 }
 
@@ -377,7 +409,7 @@ static void roster_get_loads_the_rest(void)
     if (!st)
         return;
     CHECK_TEXT(roster_of(st, "juliet"), "0:");
-    CHECK_INT(store_offline_push_sync(st, "juliet", "<m/>", 4, 10), ==, 0);
+    CHECK_INT(push(st, "juliet", "<m/>", 10), ==, 0);
     CHECK_INT(store_block_add_sync(st, "juliet", (const char *[]){"tybalt@capulet.lit"}, 1), ==, 1);
     CHECK_TEXT(roster_of(st, "juliet"), "0: blocked:tybalt@capulet.lit offline");
     CHECK_TEXT(roster_of(st, "romeo"), "0:");
@@ -512,6 +544,52 @@ static void offline_quota(void)
     store_close(st);
 }
 
+/* The quota in bytes, and one sender's share of messages and of bytes: each refuses
+ * alone, other senders still get in, and room comes back with a delete. */
+static void offline_quota_bytes_and_senders(void)
+{
+    const char *users[] = {"juliet", "romeo", NULL};
+    struct store *st = fresh("quota2", users);
+    if (!st)
+        return;
+    const char *a = "romeo@montague.lit", *b = "paris@verona.lit", *c = "nurse@capulet.lit";
+    /* 10 messages, 40 bytes; one sender 3 messages, 20 bytes. Each <mN/> is 5 bytes. */
+    struct store_offline_quota q = {10, 40, 3, 20};
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(push_from(st, "juliet", a, "<m1/>", &q), ==, 0);
+    CHECK_INT(push_from(st, "juliet", a, "<m1/>", &q), ==, -EDQUOT);   /* a's messages */
+    CHECK_INT(push_from(st, "juliet", b, "<m2/>", &q), ==, 0);         /* b is not a */
+    CHECK_INT(push_from(st, "juliet", b, "<m123456789/>", &q), ==, 0); /* b: 5 + 14 bytes */
+    CHECK_INT(push_from(st, "juliet", b, "<m2/>", &q), ==, -EDQUOT);   /* b's bytes: 24 */
+    CHECK_INT(push_from(st, "romeo", b, "<m2/>", &q), ==, 0);          /* another box */
+    /* juliet holds 34 bytes: 6 more fit, then nothing more, whoever sends it. */
+    CHECK_INT(push_from(st, "juliet", c, "<m34/>", &q), ==, 0);
+    CHECK_INT(push_from(st, "juliet", c, "<m/>", &q), ==, -EDQUOT);
+    CHECK_INT(store_offline_count_sync(st, "juliet"), ==, 6);
+    /* A message larger than the whole quota never fits; a zero share shuts out all. */
+    CHECK_INT(push_from(st, "romeo", c, "<m1234567890123456789012345678901234567890/>", &q), ==,
+              -EDQUOT);
+    struct store_offline_quota none = {10, 40, 0, 20};
+    CHECK_INT(push_from(st, "romeo", c, "<m/>", &none), ==, -EDQUOT);
+    /* Deleting what was delivered gives its room back, to its sender and in all. */
+    struct store_offline o;
+    CHECK_INT(store_offline_fetch_sync(st, "juliet", 1, &o), ==, 0);
+    CHECK_INT(o.n, ==, 1);
+    CHECK_INT(store_offline_delete_sync(st, "juliet", o.n ? o.msgs[0].seq : 0), ==, 1);
+    store_offline_free(&o);
+    CHECK_INT(push_from(st, "juliet", a, "<m1/>", &q), ==, 0); /* a's third again */
+    CHECK_INT(push_from(st, "juliet", a, "<m1/>", &q), ==, -EDQUOT);
+    CHECK_INT(store_offline_delete_sync(st, "juliet", UINT64_MAX), ==, 6);
+    CHECK_INT(sql1(db_path("quota2"), "SELECT bytes FROM offline_usage WHERE user = 'juliet'"), ==,
+              0);
+    CHECK_INT(sql1(db_path("quota2"), "SELECT count(*) FROM offline_sender_usage"
+                                      " WHERE user = 'juliet'"),
+              ==, 0); /* a sender's row goes with its last message */
+    CHECK_INT(push_from(st, "juliet", a, "<m1/>", &q), ==, 0);
+    CHECK_INT(push_from(st, "tybalt", a, "<m1/>", &q), ==, -ENOENT);
+    store_close(st);
+}
+
 /* Fetching deletes nothing; a delete takes what was fetched and nothing newer; a
  * process that dies between the two delivers again rather than losing. */
 static void offline_two_phase(void)
@@ -579,15 +657,20 @@ static void offline_sizes(void)
         return;
     }
     memset(big, 'b', STORE_STANZA_MAX + 1);
-    CHECK_INT(store_offline_push_sync(st, "juliet", big, STORE_STANZA_MAX + 1, 100), ==, -EINVAL);
-    CHECK_INT(store_offline_push_sync(st, "juliet", big, 0, 100), ==, -EINVAL);
-    CHECK_INT(store_offline_push_sync(st, "juliet", NULL, 5, 100), ==, -EINVAL);
+    CHECK_INT(
+        store_offline_push_sync(st, "juliet", "r@m.lit", big, STORE_STANZA_MAX + 1, QUOTA(100)), ==,
+        -EINVAL);
+    CHECK_INT(store_offline_push_sync(st, "juliet", "r@m.lit", big, 0, QUOTA(100)), ==, -EINVAL);
+    CHECK_INT(store_offline_push_sync(st, "juliet", "r@m.lit", NULL, 5, QUOTA(100)), ==, -EINVAL);
     /* The largest stanza is stored, and one fetch returns it whole, alone: larger than
      * the fetch budget, it still goes first. */
     big[0] = 'B';
-    CHECK_INT(store_offline_push_sync(st, "juliet", big, STORE_STANZA_MAX, 100), ==, 0);
+    CHECK_INT(store_offline_push_sync(st, "juliet", "r@m.lit", big, STORE_STANZA_MAX, QUOTA(100)),
+              ==, 0);
     for (int i = 0; i < 3; i++)
-        CHECK_INT(store_offline_push_sync(st, "juliet", big, STORE_FETCH_BYTES / 2, 100), ==, 0);
+        CHECK_INT(store_offline_push_sync(st, "juliet", "r@m.lit", big, STORE_FETCH_BYTES / 2,
+                                          QUOTA(100)),
+                  ==, 0);
     CHECK_INT(store_offline_fetch_sync(st, "juliet", 10, &o), ==, 0);
     CHECK_INT(o.n, ==, 1);
     if (o.n) {
@@ -686,8 +769,8 @@ static void account_delete_cascades(void)
     CHECK_INT(store_account_exists_sync(st, "juliet"), ==, 0);
     CHECK_INT(store_account_delete_sync(st, "juliet"), ==, 0);
     CHECK_INT(store_account_exists_sync(st, "juliet"), ==, -ENOENT);
-    const char *tables[] = {"roster_version", "roster",  "roster_groups",
-                            "subreqs",        "offline", "blocklist"};
+    const char *tables[] = {"roster_version", "roster",    "roster_groups", "subreqs",
+                            "offline",        "blocklist", "offline_usage", "offline_sender_usage"};
     char sql[128];
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE user = 'juliet'", tables[i]);
@@ -712,6 +795,7 @@ int main(void)
     /* Errors the tests provoke on purpose are logged; keep the output to those. */
     log_init("store-sqlite-im-test", LOG_LEVEL_WARN);
     RUN(migrates_from_v1);
+    RUN(migrates_from_v2);
     RUN(roster_versions);
     RUN(roster_states_and_hidden);
     RUN(roster_groups);
@@ -721,6 +805,7 @@ int main(void)
     RUN(subreqs);
     RUN(offline_order_and_stamps);
     RUN(offline_quota);
+    RUN(offline_quota_bytes_and_senders);
     RUN(offline_two_phase);
     RUN(offline_sizes);
     RUN(blocklist);

@@ -591,24 +591,101 @@ out:
     arena_free(&a);
 }
 
-/* A stanza using a prefix bound on the stream header can be made to stand alone. */
+/* A stanza using prefixes bound on the stream header can be made to stand alone: it gets
+ * the declarations of exactly the prefixes it takes from the header, never one it
+ * declares itself, and the result parses on its own (no attribute twice). */
 static void test_stream_decls(void)
 {
+    static const struct {
+        const char *stanza, *decls;
+    } cases[] = {
+        {"<message><x:y/></message>", " xmlns:x='urn:a&amp;b'"},
+        {"<message>hi</message>", ""},
+        /* Its own declaration wins over the header's: nothing to add, nothing twice. */
+        {"<message xmlns:x='urn:mine'><x:y/></message>", ""},
+        {"<message xmlns:x='urn:a&amp;b' xmlns:z='urn:z'><x:y z:k='v'/></message>", ""},
+        /* An attribute's prefix counts; the header's order is kept. */
+        {"<message><b z:k='v'/><x:y/></message>", " xmlns:x='urn:a&amp;b' xmlns:z='urn:z'"},
+        /* A child's declaration covers only that child: the sibling takes the header's. */
+        {"<message><a xmlns:x='urn:o'><x:b/></a><x:c/></message>", " xmlns:x='urn:a&amp;b'"},
+        {"<message><a xmlns:x='urn:o'><x:b/></a></message>", ""},
+        /* Declaring one prefix and using another from the header. */
+        {"<message xmlns:z='urn:mine'><z:a/><x:b/></message>", " xmlns:x='urn:a&amp;b'"},
+        {"<message><stream:features/></message>",
+         " xmlns:stream='http://etherx.jabber.org/streams'"},
+    };
     struct xml_limits lim = XML_LIMITS_DEFAULT;
     struct xml_parser p;
     struct xml_event ev;
-    char out[256];
-    const char *in = "<stream:stream xmlns='jabber:client' xmlns:x='urn:a&amp;b' " STREAM_NS
-                     "><message><x:y/></message>";
+    struct arena a;
+    char out[256], alone[512];
+    const char *hdr =
+        "<stream:stream xmlns='jabber:client' xmlns:x='urn:a&amp;b' " STREAM_NS " xmlns:z='urn:z'>";
 
+    arena_init(&a, 1024);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char in[512];
+        snprintf(in, sizeof in, "%s%s", hdr, cases[i].stanza);
+        xml_init(&p, &lim, XML_CONTENT_CLIENT, scratch, sizeof scratch);
+        CHECK_INT(xml_next(&p, in, strlen(in), &ev), ==, XML_EV_STREAM_OPEN);
+        CHECK_INT(xml_next(&p, in, strlen(in), &ev), ==, XML_EV_STANZA);
+        CHECK_INT(!!(ev.flags & XML_F_STREAM_BIND), ==, cases[i].decls[0] != '\0');
+        size_t n = xml_stream_decls(&p, ev.stream_binds, out, sizeof out);
+        CHECK_SPAN(out, n, cases[i].decls);
+        if (n)
+            CHECK_INT(xml_stream_decls(&p, ev.stream_binds, out, 10), ==, n); /* even short */
+        n = xml_stream_decls(&p, ev.stream_binds, out, sizeof out);
+        /* As c2s stamps it: the declarations right after the element's name. */
+        int k = snprintf(alone, sizeof alone, "<message%.*s%.*s", (int)n, out,
+                         (int)(ev.raw.len - 8), ev.raw.p + 8);
+        struct xml_node *m = xml_tree_parse(NULL, alone, (size_t)k, &a, scratch, sizeof scratch);
+        if (!m)
+            TEST_FAIL("case %zu does not stand alone: %s", i, alone);
+        arena_reset(&a);
+        xml_free(&p);
+    }
+
+    /* The uses are per stanza: the next one starts with none. */
+    const char *two = "<stream:stream xmlns='jabber:client' xmlns:x='urn:x' " STREAM_NS
+                      "><message><x:y/></message><message/>";
     xml_init(&p, &lim, XML_CONTENT_CLIENT, scratch, sizeof scratch);
-    CHECK_INT(xml_next(&p, in, strlen(in), &ev), ==, XML_EV_STREAM_OPEN);
-    CHECK_INT(xml_next(&p, in, strlen(in), &ev), ==, XML_EV_STANZA);
-    CHECK(ev.flags & XML_F_STREAM_BIND);
-    size_t n = xml_stream_decls(&p, out, sizeof out);
-    CHECK_SPAN(out, n, " xmlns:x='urn:a&amp;b' xmlns:stream='http://etherx.jabber.org/streams'");
-    CHECK_INT(xml_stream_decls(&p, out, 10), ==, n); /* the length needed, even when short */
+    CHECK_INT(xml_next(&p, two, strlen(two), &ev), ==, XML_EV_STREAM_OPEN);
+    CHECK_INT(xml_next(&p, two, strlen(two), &ev), ==, XML_EV_STANZA);
+    CHECK_INT(ev.stream_binds, ==, 1u << 1); /* the header's second binding (after xmlns) */
+    CHECK_INT(xml_next(&p, two, strlen(two), &ev), ==, XML_EV_STANZA);
+    CHECK_INT(ev.stream_binds, ==, 0);
+    CHECK(!(ev.flags & XML_F_STREAM_BIND));
     xml_free(&p);
+    arena_free(&a);
+}
+
+/* Token mode: which prefixes a start tag declares, read from its parsed attributes
+ * (blanks around '=', either quote), never from its bytes. */
+static void test_declares(void)
+{
+    static const struct {
+        const char *tag;
+        bool dflt, x;
+    } cases[] = {
+        {"<message from='a@b' id='xmlns='>", false, false},
+        {"<message xmlns = 'jabber:client'>", true, false},
+        {"<message xmlns=\"jabber:client\" xmlns:x='urn:x'>", true, true},
+        {"<message xmlns:x='urn:x'>", false, true},
+        {"<message xmlns:xy='urn:x' id=\"xmlns:x='\">", false, false},
+        {"<message/>", false, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct xml_parser p;
+        struct xml_event ev;
+        const char *t = cases[i].tag;
+        xml_init_fragment(&p, NULL, scratch, sizeof scratch);
+        CHECK_INT(xml_next(&p, t, strlen(t), &ev), ==, XML_EV_START);
+        if (xml_declares(&p, t, "", 0) != cases[i].dflt)
+            TEST_FAIL("case %zu: default namespace %s", i, cases[i].dflt ? "missed" : "seen");
+        if (xml_declares(&p, t, "x", 1) != cases[i].x)
+            TEST_FAIL("case %zu: prefix x %s", i, cases[i].x ? "missed" : "seen");
+        xml_free(&p);
+    }
 }
 
 static void test_conditions(void)
@@ -636,6 +713,7 @@ int main(void)
     RUN(test_decode);
     RUN(test_tree);
     RUN(test_stream_decls);
+    RUN(test_declares);
     RUN(test_conditions);
     return test_done("xml");
 }

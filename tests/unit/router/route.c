@@ -56,6 +56,7 @@ static void many_sessions_all_reached(void)
 {
     enum { N = 300 };
     open_rt();
+    rt.cfg->router.max_sessions = N;
     struct rt_conn *a = rt_bind(&rt, 0, "alice@localhost/desk"), *b[N];
     for (unsigned i = 0; i < N; i++) {
         char jid[64];
