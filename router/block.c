@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/store.h"
 #include "common/xmlw.h"
+#include "shm/decode.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -100,6 +101,7 @@ int block_add(struct blocklist *b, const char *jid, size_t len)
     memcpy(it->jid, jid, len);
     it->jid[len] = '\0';
     *pp = it;
+    b->nres += memchr(jid, '/', len) != NULL;
     if (++b->n > b->mask + 1)
         rehash(b, (b->mask + 1) * 2);
     return 1;
@@ -113,6 +115,7 @@ static void block_remove(struct blocklist *b, const char *jid, size_t len)
     if (*pp) {
         struct block_item *it = *pp;
         *pp = it->next;
+        b->nres -= memchr(it->jid, '/', it->len) != NULL;
         free(it);
         b->n--;
     }
@@ -168,14 +171,39 @@ bool block_blocks(const struct blocklist *b, const char *jid, size_t len)
     return false;
 }
 
-/* Does the one entry `entry` match jid? */
-static bool matches(const char *entry, const char *jid, size_t len)
+/* Does the one entry (entry, elen) match jid? */
+static bool matches_n(const char *entry, size_t elen, const char *jid, size_t len)
 {
     struct forms f;
-    size_t elen = strlen(entry);
     forms_of(jid, len, &f);
     for (unsigned i = 0; i < f.n; i++)
         if (f.len[i] == elen && !memcmp(f.p[i], entry, elen))
+            return true;
+    return false;
+}
+
+static bool matches(const char *entry, const char *jid, size_t len)
+{
+    return matches_n(entry, strlen(entry), jid, len);
+}
+
+int block_resources(const struct blocklist *b, struct buf *out)
+{
+    for (size_t i = 0; b->nres && i <= b->mask; i++)
+        for (const struct block_item *it = b->buckets[i]; it; it = it->next)
+            if (memchr(it->jid, '/', it->len) &&
+                (buf_append(out, &it->len, sizeof it->len) < 0 ||
+                 buf_append(out, it->jid, it->len) < 0))
+                return -ENOMEM;
+    return 0;
+}
+
+bool block_list_matches(const char *list, size_t len, const char *jid, size_t jid_len)
+{
+    const char *p = list, *end = list + len, *e;
+    uint16_t n;
+    while (decode_directed_next(&p, end, &e, &n)) /* the same layout: uint16_t + bytes */
+        if (matches_n(e, n, jid, jid_len))
             return true;
     return false;
 }

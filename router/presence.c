@@ -87,7 +87,8 @@ static bool next_contact(const char **p, const char *end, const char **jid, uint
 /* Delivers a broadcast presence to the available sessions of the listed contacts of
  * this shard that do not block the sender: one frame per front-end thread. */
 static void fanout_local(struct shard *s, const char *from, size_t from_len, const char *list,
-                         size_t list_len, const char *stanza, size_t len, uint32_t to_at)
+                         size_t list_len, const char *stanza, size_t len, uint32_t to_at,
+                         const char *exclude, size_t exclude_len)
 {
     struct out_list l = {0};
     const char *p = list, *end = list + list_len, *jid;
@@ -99,7 +100,8 @@ static void fanout_local(struct shard *s, const char *from, size_t from_len, con
         if (block_blocks(&c->block, from, from_len))
             continue;
         for (struct session *ss = c->sessions; ss; ss = ss->next)
-            if (ss->available)
+            if (ss->available &&
+                !(exclude_len && block_list_matches(exclude, exclude_len, ss->jid, ss->jid_len)))
                 out_list_add(&l, ss->conn, c->bare, c->bare_len);
     }
     out_list_send(s, &l, stanza, len, to_at);
@@ -109,12 +111,12 @@ static void fanout_local(struct shard *s, const char *from, size_t from_len, con
 void presence_fanout_in(struct shard *s, const struct rk_fanout *f, uint32_t len)
 {
     const char *p = (const char *)(f + 1);
-    uint64_t need = sizeof *f + (uint64_t)f->from_len + f->stanza_len;
+    uint64_t need = sizeof *f + (uint64_t)f->from_len + f->stanza_len + f->exclude_len;
     if (need > len || f->to_at > f->stanza_len)
         return;
-    const char *from = p, *stanza = p + f->from_len;
-    fanout_local(s, from, f->from_len, stanza + f->stanza_len,
-                 len - (size_t)need, stanza, f->stanza_len, f->to_at);
+    const char *from = p, *stanza = p + f->from_len, *exclude = stanza + f->stanza_len;
+    fanout_local(s, from, f->from_len, exclude + f->exclude_len, len - (size_t)need, stanza,
+                 f->stanza_len, f->to_at, exclude, f->exclude_len);
 }
 
 /* Sends a presence stanza (without `to`) from u to its contacts matching the filter. */
@@ -122,8 +124,10 @@ static void fanout(struct shard *s, struct user *u, const char *from, size_t fro
                    const char *stanza, size_t len, bool unavailable)
 {
     struct groups g;
-    if (!groups_init(&g, s->nshards)) {
+    struct buf ex = {0}; /* blocked resources: sessions that do not get it (XEP-0191 §3.3) */
+    if (!groups_init(&g, s->nshards) || block_resources(&u->block, &ex) < 0) {
         groups_free(&g, s->nshards);
+        buf_free(&ex);
         return;
     }
     for (size_t i = 0; u->roster.buckets && i <= u->roster.mask; i++)
@@ -138,7 +142,7 @@ static void fanout(struct shard *s, struct user *u, const char *from, size_t fro
             continue;
         if (dst == s->idx) {
             fanout_local(s, from, from_len, buf_data(&g.per[dst]), buf_used(&g.per[dst]),
-                         stanza, len, TO_AT);
+                         stanza, len, TO_AT, buf_data(&ex), buf_used(&ex));
             continue;
         }
         struct rk_fanout f = {
@@ -148,10 +152,12 @@ static void fanout(struct shard *s, struct user *u, const char *from, size_t fro
             .from_len = (uint16_t)from_len,
             .from_bare_len = u->bare_len,
             .ncontacts = g.count[dst],
+            .exclude_len = (uint32_t)buf_used(&ex),
         };
         struct buf fr = {0};
         if (buf_append(&fr, &f, sizeof f) == 0 && buf_append(&fr, from, from_len) == 0 &&
             buf_append(&fr, stanza, len) == 0 &&
+            buf_append(&fr, buf_data(&ex), buf_used(&ex)) == 0 &&
             buf_append(&fr, buf_data(&g.per[dst]), buf_used(&g.per[dst])) == 0)
             out_to_shard(s, dst, RK_FANOUT, buf_data(&fr), buf_used(&fr));
         buf_free(&fr);
@@ -159,6 +165,7 @@ static void fanout(struct shard *s, struct user *u, const char *from, size_t fro
         s->stats.fanout_contacts += g.count[dst];
     }
     groups_free(&g, s->nshards);
+    buf_free(&ex);
 }
 
 /* The user's own available sessions hear it too (§4.2.2, §4.5.2). */

@@ -70,12 +70,15 @@ enum {
 #define ROUTE_GENERATED 0x80
 
 /* RK_FANOUT. Followed by the sender's full JID (from_len, bare first), the stanza (its
- * `to` goes at to_at), then ncontacts entries: uint16_t len, then the bare JID. */
+ * `to` goes at to_at), exclude_len bytes of blocklist entries naming a resource (as
+ * block_resources() writes them: no session they match gets it), then ncontacts entries:
+ * uint16_t len, then the bare JID. */
 struct rk_fanout {
     uint64_t from_key;
     uint32_t stanza_len, to_at;
     uint16_t from_len, from_bare_len;
     uint32_t ncontacts;
+    uint32_t exclude_len;
 };
 
 /* RK_PROBE. Followed by the prober's full JID (bare first), then ncontacts entries as in
@@ -138,6 +141,7 @@ struct block_item;
 struct blocklist {
     struct block_item **buckets;
     size_t mask, n;
+    size_t nres; /* entries naming a resource (a full JID, or domain/resource) */
 };
 
 /* A frame waiting for its user's state. */
@@ -372,6 +376,12 @@ int block_add(struct blocklist *b, const char *jid, size_t len);
 void block_iq(struct shard *s, struct user *u, struct session *ss, const struct stanza *st,
               const struct xml_node *iq, const struct xml_node *q);
 void block_free(struct blocklist *b);
+/* The entries that name a resource, as a list of uint16_t length + entry appended to out:
+ * what a broadcast carries to its contacts' shards, which cannot see the blocklist
+ * (XEP-0191 §3.3: a blocked full JID gets no presence). 0 or -ENOMEM. */
+int block_resources(const struct blocklist *b, struct buf *out);
+/* Does an entry of such a list match jid, a full JID? */
+bool block_list_matches(const char *list, size_t len, const char *jid, size_t jid_len);
 
 /* ---- carbons.c ---- */
 bool carbons_eligible(const struct stanza *st);

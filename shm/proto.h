@@ -130,7 +130,8 @@ struct proto_stanza {
 /* BIND_RESULT. Followed by the bound full JID (jid_len bytes) on success. */
 struct proto_bind_result {
     uint64_t conn;
-    int32_t result; /* 0, or -EEXIST when the resource is taken and the policy refuses */
+    int32_t result; /* 0; -EEXIST: the resource is taken and the policy refuses; -EDQUOT: the
+                       account has router.max_sessions already */
     uint16_t jid_len;
     uint16_t pad;
 };

@@ -92,10 +92,52 @@ static void large_roster_result(void)
     rt_close(&rt);
 }
 
+static void block(const char *jid)
+{
+    char iq[2 * LOCAL_LEN + 200];
+    snprintf(iq, sizeof iq,
+             "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='%s'/></block></iq>",
+             jid);
+    rt_send(&rt, alice, PROTO_IQ, PROTO_IQ_SET, NULL, iq);
+    CHECK_INT(rt_count(rt_take(alice), "type='result'"), ==, 1);
+}
+
+/* XEP-0191 §3.3: a blocked full JID gets no presence from the user, though the contact's
+ * other resources do; a blocked domain/resource likewise, for every contact. */
+static void blocked_resource_gets_no_broadcast(void)
+{
+    open_rt(true);
+    char jid[LOCAL_LEN + 64];
+    snprintf(jid, sizeof jid, "%s@localhost/r2", names[0]);
+    struct rt_conn *other = rt_bind(&rt, 1, jid);
+    available(other);
+    snprintf(jid, sizeof jid, "%s@localhost/r", names[0]);
+    block(jid);
+    rt_take(other);
+    rt_take(contacts[0]);
+    rt_send(&rt, alice, PROTO_PRESENCE, PROTO_PRES_AVAILABLE, NULL,
+            "<presence><status>one</status></presence>");
+    CHECK_INT(rt_count(rt_take(contacts[0]), "<status>one</status>"), ==, 0);
+    CHECK_INT(rt_count(rt_take(other), "<status>one</status>"), ==, 1);
+    CHECK_INT(rt_count(rt_take(contacts[1]), "<status>one</status>"), ==, 1);
+    block("localhost/r");
+    for (unsigned i = 0; i < NCONTACTS; i++)
+        rt_take(contacts[i]);
+    rt_send(&rt, alice, PROTO_PRESENCE, PROTO_PRES_AVAILABLE, NULL,
+            "<presence><status>two</status></presence>");
+    unsigned got = 0;
+    for (unsigned i = 0; i < NCONTACTS; i++)
+        got += rt_count(rt_take(contacts[i]), "<status>two</status>");
+    CHECK_INT(got, ==, 0);
+    CHECK_INT(rt_count(rt_take(other), "<status>two</status>"), ==, 1);
+    rt_close(&rt);
+}
+
 int main(void)
 {
     RUN(broadcast_reaches_every_contact);
     RUN(probes_reach_every_contact);
     RUN(large_roster_result);
+    RUN(blocked_resource_gets_no_broadcast);
     return test_done("presence");
 }
