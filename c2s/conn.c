@@ -104,7 +104,9 @@ void conn_close(struct conn *c)
 {
     if (c->state == CONN_CLOSING || c->state == CONN_FREE)
         return;
-    if (c->flags & CONN_F_BOUND)
+    /* A bind in flight makes a session in the router whether or not its answer is
+     * back: the unbind follows the bind through the same ring, so in order. */
+    if ((c->flags & CONN_F_BOUND) || c->state == CONN_BINDING)
         route_unbind(c);
     c->flags &= (uint16_t) ~(CONN_F_BOUND | CONN_F_PAUSED | CONN_F_WAIT);
     c->state = CONN_CLOSING;
