@@ -104,7 +104,10 @@ struct conn {
     char *directed; /* the router's PROTO_SESSION_STATE, handed back at re-registration */
     uint32_t directed_len;
     uint8_t router_flags;
-    struct conn *next_paused;
+    /* On a list of paused connections (t->paused, or route_resume()'s own while it
+     * runs) exactly while CONN_F_PAUSED is set: pprev_paused points at whatever points
+     * at us, so a connection that closes leaves its list at once. */
+    struct conn *next_paused, **pprev_paused;
     struct conn *next_send; /* the thread's send list */
 };
 
@@ -173,6 +176,9 @@ void conn_close(struct conn *c);
 void conn_release(struct conn *c);
 /* Releases memory an idle connection does not need. */
 void conn_trim(struct conn *c);
+/* Puts c at the head of a list of paused connections / takes it off its list. */
+void conn_paused_add(struct conn **list, struct conn *c);
+void conn_paused_del(struct conn *c);
 
 /* ---- loop.c ---- */
 void loop_arm_recv(struct conn *c);

@@ -100,6 +100,24 @@ int conn_start_tls(struct conn *c)
     return c->tls ? 0 : -ENOMEM;
 }
 
+void conn_paused_add(struct conn **list, struct conn *c)
+{
+    c->next_paused = *list;
+    if (*list)
+        (*list)->pprev_paused = &c->next_paused;
+    c->pprev_paused = list;
+    *list = c;
+}
+
+void conn_paused_del(struct conn *c)
+{
+    *c->pprev_paused = c->next_paused;
+    if (c->next_paused)
+        c->next_paused->pprev_paused = c->pprev_paused;
+    c->next_paused = NULL;
+    c->pprev_paused = NULL;
+}
+
 void conn_close(struct conn *c)
 {
     if (c->state == CONN_CLOSING || c->state == CONN_FREE)
@@ -108,6 +126,9 @@ void conn_close(struct conn *c)
      * back: the unbind follows the bind through the same ring, so in order. */
     if ((c->flags & CONN_F_BOUND) || c->state == CONN_BINDING)
         route_unbind(c);
+    /* Off the paused list before the slot can be reused. */
+    if (c->flags & CONN_F_PAUSED)
+        conn_paused_del(c);
     c->flags &= (uint16_t) ~(CONN_F_BOUND | CONN_F_PAUSED | CONN_F_WAIT);
     c->state = CONN_CLOSING;
     /* Give a slow reader a few seconds to take our last words. */
