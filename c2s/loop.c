@@ -301,8 +301,8 @@ static void on_send(struct conn *c, const struct io_uring_cqe *cqe)
 static void sweep(struct c2s_thread *t)
 {
     t->now = clock_s();
-    for (uint32_t i = 0; i < t->nconns; i++) {
-        struct conn *c = &t->conns[i];
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        struct conn *c = conn_slot(t, i);
         if (c->state == CONN_FREE)
             continue;
         if (c->state == CONN_CLOSING) {
@@ -404,8 +404,8 @@ static void begin_stop(struct c2s_thread *t)
             close(t->lfd[i]);
             t->lfd[i] = -1;
         }
-    for (uint32_t i = 0; i < t->nconns; i++) {
-        struct conn *c = &t->conns[i];
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        struct conn *c = conn_slot(t, i);
         if (c->state != CONN_FREE && c->state != CONN_CLOSING)
             stream_error(c, "system-shutdown");
     }
@@ -436,8 +436,8 @@ static void control(struct c2s_thread *t, unsigned req)
         route_reregister(t);
         route_resume(t);
         /* Held input flows again and reading resumes. */
-        for (uint32_t i = 0; i < t->nconns; i++) {
-            struct conn *c = &t->conns[i];
+        for (uint32_t i = 0; i < t->nslots; i++) {
+            struct conn *c = conn_slot(t, i);
             if (c->state != CONN_FREE && c->state != CONN_CLOSING && c->state != CONN_TLS &&
                 !(c->flags & CONN_F_PAUSED))
                 stream_input(c, NULL, 0);
@@ -497,7 +497,7 @@ int loop_run(struct c2s_thread *t)
             uint32_t slot = (uint32_t)(ud >> 32) & 0xFFFFFFu, gen = (uint32_t)ud;
             struct conn *c = NULL;
             if (op == OP_RECV || op == OP_SEND) {
-                c = slot < t->nconns ? &t->conns[slot] : NULL;
+                c = conn_slot(t, slot);
                 if (c && (c->state == CONN_FREE || c->gen != gen))
                     c = NULL;
             }

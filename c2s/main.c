@@ -176,17 +176,9 @@ static int attach(struct c2s_thread *t, const struct seg *seg, const struct conf
     if (err)
         return err;
 
-    t->nconns = (uint32_t)((cfg->c2s.max_connections + nthreads - 1) / nthreads);
-    /* calloc'd slots cost no memory until a connection touches them. */
-    t->conns = calloc(t->nconns, sizeof *t->conns);
-    t->free_slots = malloc(t->nconns * sizeof *t->free_slots);
-    if (!t->conns || !t->free_slots)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < t->nconns; i++) {
-        t->conns[i].state = CONN_FREE;
-        t->free_slots[i] = t->nconns - 1 - i;
-    }
-    t->nfree = t->nconns;
+    err = conn_pool_init(t, (uint32_t)((cfg->c2s.max_connections + nthreads - 1) / nthreads));
+    if (err)
+        return err;
     arena_init(&t->arena, 8192);
     return 0;
 }

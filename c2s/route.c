@@ -472,8 +472,8 @@ void route_resume(struct c2s_thread *t)
 
 void route_reregister(struct c2s_thread *t)
 {
-    for (uint32_t i = 0; i < t->nconns; i++) {
-        struct conn *c = &t->conns[i];
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        struct conn *c = conn_slot(t, i);
         if (c->state == CONN_FREE || c->state == CONN_CLOSING)
             continue;
         if (c->flags & CONN_F_BOUND)
