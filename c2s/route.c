@@ -258,8 +258,11 @@ int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, boo
             buf_free(&b);
             return -ENOMEM;
         }
+        /* The buffer's allocation becomes the string, cut to size: every session keeps
+         * it, and the buffer reserved 256 bytes. */
+        char *attr = realloc(b.p, b.len);
         free(c->from_attr);
-        c->from_attr = b.p; /* the buffer's allocation becomes the string */
+        c->from_attr = attr ? attr : b.p;
         c->from_attr_len = (uint16_t)(b.len - 1);
         /* The bare JID (no quote can occur in it) is the same text up to the '/'. */
         c->from_bare_len = (uint16_t)(7 + bare_len);
