@@ -225,6 +225,7 @@ int main(int argc, char **argv)
         .backend = cfg->storage.backend,
         .path = cfg->storage.path,
         .dsn = cfg->storage.dsn,
+        .cache = cfg->storage.cache_size,
     };
     int rc = store_open(&so, &store);
     if (rc < 0) {

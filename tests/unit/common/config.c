@@ -59,6 +59,7 @@ static void defaults(void)
     CHECK_INT(c->storage.backend, ==, STORE_BACKEND_SQLITE);
     CHECK_STR(c->storage.path, "var/starling.db");
     CHECK_STR(c->storage.dsn, "");
+    CHECK_INT(c->storage.cache_size, ==, 256 * 1024);
     /* 0 stands for half the cores, at least one: resolved when loaded. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int half = cores >= 4 ? (int)(cores / 2) : 1;
