@@ -318,6 +318,11 @@ static void sweep(struct c2s_thread *t)
         if (c->state != CONN_CLOSING && !(c->ops & CONN_OP_SEND))
             conn_trim(c);
     }
+    /* Rings to the router that stayed quiet since the last sweep give their pages back
+     * (a corrupt tail, the only error, is found again when a frame is next reserved). */
+    if (!t->router_down)
+        for (unsigned s = 0; s < t->nshards; s++)
+            ring_trim(&t->to_shard[s]);
 }
 
 static int listen_on(const struct config_addr *a)
