@@ -206,9 +206,6 @@ setup_starling() {
         sed -e "s|\"127.0.0.1:5222\"|\"127.0.0.1:$ST_PORT\"|" \
             -e "s|\"127.0.0.1:5223\"|\"127.0.0.1:$ST_TLS\"|" \
             -e "s|\"127.0.0.1:5269\"|\"127.0.0.1:$ST_S2S\"|" \
-            -e "s|var/starling.db|$ST_DIR/starling.db|" \
-            -e "s|var/localhost.crt|$ST_DIR/localhost.crt|" \
-            -e "s|var/localhost.key|$ST_DIR/localhost.key|" \
             -e 's|login_rate = 10;|login_rate = 0;|' \
             -e 's|require_encryption = true;|require_encryption = false;|' \
             -e 's|allow_plain_without_tls = false;|allow_plain_without_tls = true;|' \

@@ -62,13 +62,16 @@ static void setup(const struct config *cfg)
         struct shm_bell *sh = aligned_alloc(SHM_SLOT, SHM_SLOT);
         bell_format(sh);
         bell_attach(&s->bell, sh, bell_eventfd());
-        users_init(&s->users);
-        arena_init(&s->arena, 16384);
     }
     if (shard_link(shards, nshards, DATA_SIZE, MAX_FRAME) < 0) {
         fprintf(stderr, "fanout: cannot link the shards\n");
         exit(1);
     }
+    for (unsigned i = 0; i < nshards; i++)
+        if (shard_init(&shards[i]) < 0) {
+            fprintf(stderr, "fanout: out of memory\n");
+            exit(1);
+        }
 }
 
 /* A user with one available session in its home shard, state loaded. */
@@ -102,20 +105,7 @@ static void settle(struct counts *c)
             struct shard *s = &shards[i];
             shard_current = s;
             out_flush(s);
-            for (unsigned j = 0; j < nshards; j++) {
-                if (j == i)
-                    continue;
-                struct ring_frame f;
-                unsigned n = 0;
-                while (ring_peek(&s->from_shard[j], &f) == 1) {
-                    shard_frame(s, f.kind, f.payload, f.len);
-                    ring_consume(&s->from_shard[j]);
-                    n++;
-                }
-                if (n)
-                    ring_release(&s->from_shard[j]);
-                c->shard_frames += n;
-            }
+            c->shard_frames += shard_drain_shards(s);
             out_flush(s);
         }
     for (unsigned i = 0; i < nshards; i++)

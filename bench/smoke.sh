@@ -55,9 +55,6 @@ CONF=$DIR/starling.conf
     sed -e "s|\"127.0.0.1:5222\"|\"127.0.0.1:$C2S\"|" \
         -e "s|\"127.0.0.1:5223\"|\"127.0.0.1:$C2S_TLS\"|" \
         -e "s|\"127.0.0.1:5269\"|\"127.0.0.1:$S2S\"|" \
-        -e "s|var/starling.db|$DIR/starling.db|" \
-        -e "s|var/localhost.crt|$DIR/localhost.crt|" \
-        -e "s|var/localhost.key|$DIR/localhost.key|" \
         -e 's|login_rate = 10;|login_rate = 0;|' \
         -e 's|require_encryption = true;|require_encryption = false;|' \
         -e 's|allow_plain_without_tls = false;|allow_plain_without_tls = true;|' >"$CONF"

@@ -24,6 +24,7 @@
 
 #include "shm/backlog.h"
 #include "shm/bell.h"
+#include "shm/port.h"
 #include "shm/ring.h"
 
 #include <liburing.h>
@@ -144,6 +145,8 @@ struct c2s_thread {
     uint64_t bell_val;       /* target of the eventfd read */
     bool *dirty;             /* [nshards]: frames committed, not yet published */
     struct backlog *backlog; /* [nshards]: session frames that found their ring full */
+    struct port_rx *rx;      /* [nshards]: messages in pieces from each shard */
+    struct buf *replay;      /* [nshards]: stanzas a dead router had not finished */
     struct conn *paused;     /* connections waiting for ring space */
     struct conn *to_send; /* connections with output, sent once per loop iteration */
     bool resume_now;         /* a ring has room already: route_resume() without a bell */
@@ -249,7 +252,11 @@ unsigned route_drain(struct c2s_thread *t);
 void route_flush(struct c2s_thread *t);
 /* Retries paused connections once rings have room. */
 void route_resume(struct c2s_thread *t);
-/* After a router restart: register every bound session again. */
+/* The router died and was reaped: what it published is delivered, what it had not
+ * finished is kept for the next one, and the rings start over (ring.h, "Reset"). */
+void route_router_down(struct c2s_thread *t);
+/* After a router restart: register every bound session again, then hand the new router
+ * what the old one had not finished. */
 void route_reregister(struct c2s_thread *t);
 
 /* The connection in a slot (it may be free), or NULL for a slot never used. Loops over a

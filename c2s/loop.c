@@ -423,14 +423,7 @@ static void control(struct c2s_thread *t, unsigned req)
         t->stopping = true;
     } else if (req == C2S_CTL_ROUTER_DOWN) {
         /* The router is dead and reaped: we are the survivor that resets (ring.h). */
-        t->router_down = true;
-        for (unsigned s = 0; s < t->nshards; s++) {
-            ring_reset(&t->to_shard[s]);
-            ring_reset(&t->from_shard[s]);
-            backlog_clear(&t->backlog[s]);
-            t->dirty[s] = false;
-            t->broken[s] = false;
-        }
+        route_router_down(t);
     } else if (req == C2S_CTL_RELOAD) {
         /* New connections use the new certificate; established ones keep theirs. */
         t->cfg = t->next_cfg;

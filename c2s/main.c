@@ -35,11 +35,14 @@ static struct sasl_config sasl_cfg;
 
 /* The secret unknown users' fake SCRAM credentials derive from (sasl.h) must not change
  * across restarts, or a client could tell unknown users from known ones: it lives in a
- * file beside the database, made on first start. */
+ * file beside the database, made on first start. storage.path is absolute when the
+ * config came from a file (config_load resolves it against the file's folder), so
+ * every process and starlingctl agree on where that is. */
 static int load_secret(const struct config *cfg, uint8_t out[32])
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s.secret", cfg->storage.path ? cfg->storage.path : "starling");
+    if ((size_t)snprintf(path, sizeof path, "%s.secret", cfg->storage.path) >= sizeof path)
+        return -ENAMETOOLONG;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         ssize_t n = read(fd, out, 32);
@@ -49,7 +52,7 @@ static int load_secret(const struct config *cfg, uint8_t out[32])
     }
     if (getrandom(out, 32, 0) != 32)
         return -EIO;
-    char tmp[4100];
+    char tmp[sizeof path + 16];
     snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid());
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -170,8 +173,13 @@ static int attach(struct c2s_thread *t, const struct seg *seg, const struct conf
     t->dirty = calloc(ns, sizeof *t->dirty);
     t->backlog = calloc(ns, sizeof *t->backlog);
     t->broken = calloc(ns, sizeof *t->broken);
-    if (!t->to_shard || !t->from_shard || !t->dirty || !t->backlog || !t->broken)
+    t->rx = calloc(ns, sizeof *t->rx);
+    t->replay = calloc(ns, sizeof *t->replay);
+    if (!t->to_shard || !t->from_shard || !t->dirty || !t->backlog || !t->broken || !t->rx ||
+        !t->replay)
         return -ENOMEM;
+    for (unsigned s = 0; s < ns; s++)
+        t->rx[s].max = TOPO_MAX_MESSAGE;
     int err = topo_attach(cfg, seg, bell_fds, true, t->idx, &t->bell, t->to_shard, t->from_shard);
     if (err)
         return err;

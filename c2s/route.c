@@ -19,6 +19,8 @@
 #include "common/log.h"
 #include "common/xml_tree.h"
 #include "common/xmlw.h"
+#include "shm/decode.h"
+#include "shm/port.h"
 #include "shm/proto.h"
 
 #include <errno.h>
@@ -309,78 +311,85 @@ bool route_pending(struct c2s_thread *t)
 }
 
 /* Kept to the byte, and only when there is something: most sessions have no list. */
-static void keep_state(struct conn *c, const struct proto_session_state *ps)
+static void keep_state(struct conn *c, const struct decode_session_state *ps)
 {
     char *d = NULL;
-    if (ps->directed_len) {
-        if (!(d = malloc(ps->directed_len))) {
+    if (ps->h.directed_len) {
+        if (!(d = malloc(ps->h.directed_len))) {
             LOG_RL(LOG_LEVEL_ERROR, "conn %u: out of memory keeping its session state", c->slot);
             return;
         }
-        memcpy(d, ps + 1, ps->directed_len);
+        memcpy(d, ps->directed, ps->h.directed_len);
     }
     free(c->directed);
     c->directed = d;
-    c->directed_len = ps->directed_len;
-    c->router_flags = ps->flags;
+    c->directed_len = ps->h.directed_len;
+    c->router_flags = ps->h.flags;
+}
+
+/* Writes a delivery to its recipients. Every length in it was checked by decode_deliver();
+ * each recipient's entry is copied out and checked before use (decode_rcpt()). */
+static int deliver(struct c2s_thread *t, const struct decode_deliver *d)
+{
+    for (uint32_t i = 0; i < d->h.nrcpt; i++) {
+        struct proto_rcpt rc;
+        if (decode_rcpt(d, i, &rc) < 0)
+            return -EBADMSG;
+        struct conn *c = conn_by_id(t, rc.conn);
+        if (!c || !(c->flags & CONN_F_BOUND))
+            continue;
+        if (!rc.to_len) {
+            conn_write(c, d->stanza, d->h.stanza_len);
+            continue;
+        }
+        /* One write, so TLS makes one record of it. */
+        struct buf *b = &t->tmp;
+        b->off = b->len = 0;
+        if (buf_reserve(b, d->h.stanza_len + rc.to_len) < 0)
+            continue;
+        buf_append(b, d->stanza, d->h.to_at);
+        buf_append(b, d->attrs + rc.to_off, rc.to_len);
+        buf_append(b, d->stanza + d->h.to_at, d->h.stanza_len - d->h.to_at);
+        conn_write(c, buf_data(b), buf_used(b));
+    }
+    return 0;
 }
 
 static void on_frame(struct c2s_thread *t, const struct ring_frame *f)
 {
-    if (f->kind == PROTO_DELIVER && f->len >= sizeof(struct proto_deliver)) {
-        const struct proto_deliver *d = f->payload;
-        uint64_t need = sizeof *d + (uint64_t)d->nrcpt * sizeof(struct proto_rcpt) +
-                        d->stanza_len + d->attr_len;
-        if (need > f->len || d->to_at > d->stanza_len)
-            goto bad;
-        const struct proto_rcpt *rcpt = (const struct proto_rcpt *)(d + 1);
-        const char *stanza = (const char *)(rcpt + d->nrcpt);
-        const char *attrs = stanza + d->stanza_len;
-        for (uint32_t i = 0; i < d->nrcpt; i++) {
-            struct conn *c = conn_by_id(t, rcpt[i].conn);
-            if (!c || !(c->flags & CONN_F_BOUND))
-                continue;
-            uint32_t tl = rcpt[i].to_len;
-            if (!tl) {
-                conn_write(c, stanza, d->stanza_len);
-                continue;
-            }
-            if ((uint64_t)rcpt[i].to_off + tl > d->attr_len)
-                goto bad;
-            /* One write, so TLS makes one record of it. */
-            struct buf *b = &t->tmp;
-            b->off = b->len = 0;
-            if (buf_reserve(b, d->stanza_len + tl) < 0)
-                continue;
-            buf_append(b, stanza, d->to_at);
-            buf_append(b, attrs + rcpt[i].to_off, tl);
-            buf_append(b, stanza + d->to_at, d->stanza_len - d->to_at);
-            conn_write(c, buf_data(b), buf_used(b));
+    struct decode_deliver d;
+    struct decode_bind_result br;
+    struct decode_session_state ss;
+    struct proto_close cl;
+    struct conn *c;
+
+    switch (f->kind) {
+    case PROTO_DELIVER:
+        if (decode_deliver(f->payload, f->len, &d) == 0 && deliver(t, &d) == 0)
+            return;
+        break;
+    case PROTO_BIND_RESULT:
+        if (decode_bind_result(f->payload, f->len, &br) == 0) {
+            if ((c = conn_by_id(t, br.h.conn)))
+                bind_result(c, br.h.result, br.jid, br.h.jid_len);
+            return;
         }
-    } else if (f->kind == PROTO_BIND_RESULT && f->len >= sizeof(struct proto_bind_result)) {
-        const struct proto_bind_result *b = f->payload;
-        if (sizeof *b + (uint64_t)b->jid_len > f->len)
-            goto bad;
-        struct conn *c = conn_by_id(t, b->conn);
-        if (c)
-            bind_result(c, b->result, (const char *)(b + 1), b->jid_len);
-    } else if (f->kind == PROTO_SESSION_STATE && f->len >= sizeof(struct proto_session_state)) {
-        const struct proto_session_state *ps = f->payload;
-        if (sizeof *ps + (uint64_t)ps->directed_len > f->len)
-            goto bad;
-        struct conn *c = conn_by_id(t, ps->conn);
-        if (c && (c->flags & CONN_F_BOUND))
-            keep_state(c, ps);
-    } else if (f->kind == PROTO_CLOSE && f->len >= sizeof(struct proto_close)) {
-        const struct proto_close *cl = f->payload;
-        struct conn *c = conn_by_id(t, cl->conn);
-        if (c && cl->condition < sizeof stream_errors / sizeof stream_errors[0])
-            stream_error(c, stream_errors[cl->condition]);
-    } else {
-        goto bad;
+        break;
+    case PROTO_SESSION_STATE:
+        if (decode_session_state(f->payload, f->len, &ss) == 0) {
+            if ((c = conn_by_id(t, ss.h.conn)) && (c->flags & CONN_F_BOUND))
+                keep_state(c, &ss);
+            return;
+        }
+        break;
+    case PROTO_CLOSE:
+        if (decode_close(f->payload, f->len, &cl) == 0) {
+            if ((c = conn_by_id(t, cl.conn)))
+                stream_error(c, stream_errors[cl.condition]);
+            return;
+        }
+        break;
     }
-    return;
-bad:
     LOG_RL(LOG_LEVEL_ERROR, "c2s thread %u: malformed frame of kind %u from the router", t->idx,
            f->kind);
 }
@@ -398,12 +407,11 @@ unsigned route_drain(struct c2s_thread *t)
         if (t->broken[s])
             continue;
         /* A bounded batch per ring keeps one busy shard from starving the others. */
-        while (n < 256 && (rc = ring_peek(r, &f)) == 1) {
+        while (n < 256 && (rc = port_recv(r, &t->rx[s], &f)) == 1) {
             on_frame(t, &f);
-            ring_consume(r);
             n++;
         }
-        if (n && ring_release(r))
+        if (ring_release(r))
             bell_ring(r->peer);
         if (rc < 0) {
             /* The router process is broken; the supervisor replaces it and we reset. */
@@ -473,6 +481,41 @@ void route_resume(struct c2s_thread *t)
         wait_for_room(t, c->held_shard);
 }
 
+/* A stanza frame the dead router had not finished: kept to hand to the next one. Frames
+ * of sessions (bind, unbind) are not: re-registration replaces them. */
+static int keep_unfinished(void *arg, const struct ring_frame *f)
+{
+    struct buf *b = arg;
+    uint32_t len = f->len;
+    if (f->kind != PROTO_STANZA || (f->flags & (PORT_F_MORE | PORT_F_CONT)) ||
+        len < sizeof(struct proto_stanza))
+        return 0;
+    if (buf_append(b, &len, sizeof len) < 0 || buf_append(b, f->payload, len) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+void route_router_down(struct c2s_thread *t)
+{
+    /* What the dead router published is whole: its clients get it. */
+    route_drain(t);
+    t->router_down = true;
+    for (unsigned s = 0; s < t->nshards; s++) {
+        /* The router gave back only what it had finished: the rest goes to the next one
+         * (route_reregister()). */
+        int rc = ring_unreleased(&t->to_shard[s], keep_unfinished, &t->replay[s]);
+        if (rc < 0)
+            LOG_ERROR("c2s thread %u: stanzas for shard %u are lost: %s", t->idx, s,
+                      strerror(-rc));
+        ring_reset(&t->to_shard[s]);
+        ring_reset(&t->from_shard[s]);
+        backlog_clear(&t->backlog[s]);
+        port_rx_reset(&t->rx[s]);
+        t->dirty[s] = false;
+        t->broken[s] = false;
+    }
+}
+
 void route_reregister(struct c2s_thread *t)
 {
     for (uint32_t i = 0; i < t->nslots; i++) {
@@ -483,5 +526,22 @@ void route_reregister(struct c2s_thread *t)
             route_bind(c, c->jid, c->jid_len, c->bare_len, true);
         else if (c->state == CONN_BINDING)
             route_bind(c, c->jid, c->jid_len, c->bare_len, false); /* its request was lost */
+    }
+    /* Then what the old router had not finished, behind the sessions it needs and ahead of
+     * everything held since. A stanza may so be handled twice; none is lost. */
+    for (unsigned s = 0; s < t->nshards; s++) {
+        struct buf *b = &t->replay[s];
+        const char *p = buf_data(b), *end = p + buf_used(b);
+        uint32_t len;
+        uint64_t conn;
+        for (; end - p >= (ptrdiff_t)sizeof len; p += sizeof len + len) {
+            memcpy(&len, p, sizeof len);
+            memcpy(&conn, p + sizeof len, sizeof conn); /* the first field of proto_stanza */
+            struct conn *c = conn_by_id(t, conn);
+            if (c && (c->flags & CONN_F_BOUND) &&
+                backlog_push(&t->backlog[s], PROTO_STANZA, p + sizeof len, len) < 0)
+                LOG_RL(LOG_LEVEL_ERROR, "conn %u: out of memory: a stanza is lost", c->slot);
+        }
+        buf_free(b);
     }
 }

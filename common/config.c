@@ -382,6 +382,10 @@ static int fail(struct config_loader *ld, const char *file, unsigned line, const
         vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
         va_end(ap);
     }
+    /* One line, whatever the file's values hold (a quoted string may span lines). */
+    for (char *p = ld->err; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     return -EINVAL;
 }
 
@@ -573,6 +577,44 @@ static int cross_check(struct config_loader *ld)
 }
 
 /*
+ * A relative file name in the configuration is relative to the folder of the file
+ * loaded, not to the working directory of whichever process reads it: the supervisor,
+ * its children and starlingctl, run from anywhere, all find the same files. The folder
+ * is made absolute here, once, so every snapshot holds absolute names. Defaults count
+ * as written in the file (an empty file keeps the database beside itself); an included
+ * file's names are relative to the same folder, as its @include line is.
+ */
+static int resolve_paths(struct config_loader *ld)
+{
+    char *base = realpath(ld->incdir, NULL);
+    int rc = 0;
+    if (!base)
+        return errno == ENOMEM ? fail_nomem(ld)
+                               : fail(ld, NULL, 0, "cannot resolve its folder %s: %s", ld->incdir,
+                                      strerror(errno));
+    const char *sep = strcmp(base, "/") ? "/" : "";
+    for (size_t i = 0; rc == 0 && i < config_table_len; i++) {
+        const struct config_directive *d = &config_table[i];
+        const char **slot = field(ld->c, d);
+        if (!(d->flags & CONFIG_F_PATH) || (*slot)[0] == '/')
+            continue;
+        char *abs;
+        if (asprintf(&abs, "%s%s%s", base, sep, *slot) < 0) {
+            rc = fail_nomem(ld);
+        } else if (strlen(abs) > d->max) {
+            rc = fail_at(ld, d->name, "is %zu bytes long once made absolute, more than %llu",
+                         strlen(abs), (unsigned long long)d->max);
+            free(abs);
+        } else {
+            free((char *)*slot);
+            *slot = abs;
+        }
+    }
+    free(base);
+    return rc;
+}
+
+/*
  * libconfig 1.5 reads an integer literal that does not fit in 32 bits (without an L
  * suffix) by silently wrapping it: 4294967298 arrives as 2. So the file's text is
  * scanned for such literals first. Returns the line of the first one, 0 if none, and
@@ -729,6 +771,8 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
         goto out_config;
     }
     rc = walk(&ld, config_root_setting(&lc), "");
+    if (rc == 0)
+        rc = resolve_paths(&ld);
     if (rc == 0) {
         config_resolve_auto(ld.c);
         rc = cross_check(&ld);

@@ -2,7 +2,7 @@
  * config: starling's configuration file, read into an immutable snapshot.
  *
  * The file is libconfig syntax (`name = value;`, groups `c2s = { threads = 4; };`,
- * `#` comments). What a name means comes from one table of directives in config.c:
+ * `#` comments). What a name means comes from one table of directives in config_table.c:
  * dotted name, type, default, range and the field of struct config it fills. Adding a
  * directive is a field here and a line in that table; the loader, the error messages,
  * the sample file and the reload check follow from it. Unknown names, values of the
@@ -11,6 +11,13 @@
  *     var/starling.conf:7: unknown key 'c2s.thraeds' (did you mean 'c2s.threads'?)
  * Every directive has a default, so an empty file (or config_defaults()) is a working
  * single-node configuration on localhost.
+ *
+ * File names (storage.path, c2s.certificate, c2s.key: the directives the sample marks
+ * "a file name") may be relative. config_load() resolves them against the folder of the
+ * file it reads, made absolute, so a snapshot loaded from a file holds absolute names
+ * whatever the working directory (`starlingctl --config /srv/x/starling.conf users`
+ * works from anywhere, and the defaults put everything beside the file). Those of
+ * config_defaults() stay relative, to the working directory.
  *
  * Value syntax beyond libconfig's: a size is bytes, or a string with a K, M or G suffix
  * (binary: "256K"); a duration is seconds, or a string with an s, m, h or d suffix
@@ -59,7 +66,7 @@ enum config_resource_conflict {
     CONFIG_CONFLICT_REFUSE,  /* the newer bind request fails with <conflict/> */
 };
 
-/* The snapshot. Each field is documented in the directive table (config.c) and in the
+/* The snapshot. Each field is documented in the directive table (config_table.c) and in the
  * sample file it generates (deploy/starling.conf.sample). Durations are seconds. */
 struct config {
     const char *domain;

@@ -39,7 +39,10 @@ static void put_values(FILE *f, const char *indent, const struct config_directiv
             fprintf(f, "%s%s", i ? " | " : "", d->choices[i]);
         break;
     case CONFIG_T_STRING:
-        fputs(d->min ? "a string" : "a string, may be empty", f);
+        if (d->flags & CONFIG_F_PATH)
+            fputs("a file name, relative to this file's folder", f);
+        else
+            fputs(d->min ? "a string" : "a string, may be empty", f);
         break;
     case CONFIG_T_ADDR:
         fputs("\"IPv4:port\" or \"[IPv6]:port\"", f);
@@ -78,7 +81,7 @@ int config_write_sample(FILE *f)
           "# file again; a directive marked \"a restart applies it\" keeps its old value\n"
           "# until the next start.\n"
           "#\n"
-          "# Generated from the directive table in common/config.c (config_write_sample).\n",
+          "# Generated from the directive table in common/config_table.c (config_write_sample).\n",
           f);
     for (size_t i = 0; i < config_table_len; i++) {
         const struct config_directive *d = &config_table[i];

@@ -64,6 +64,7 @@ static const char *const config_conflicts[] = {
 #define RESTART CONFIG_F_RESTART
 #define POW2    CONFIG_F_POW2
 #define EMPTY   CONFIG_F_EMPTY
+#define PATH    CONFIG_F_PATH
 
 /* Directives of one group stay together: the sample file writes them as one group. */
 const struct config_directive config_table[] = {
@@ -74,9 +75,10 @@ const struct config_directive config_table[] = {
     ENUM("storage.backend", storage.backend, "sqlite", config_backends, RESTART,
          "Where accounts, rosters and offline messages live: sqlite (one file, nothing to\n"
          "set up) or postgresql (shared by a cluster; not built yet)."),
-    STR("storage.path", storage.path, "var/starling.db", 1, 4095, RESTART,
-        "The SQLite database file, created when missing. starlingctl opens the same\n"
-        "file while the server runs."),
+    STR("storage.path", storage.path, "starling.db", 1, 4095, PATH | RESTART,
+        "The SQLite database file, created when missing (its folder must exist).\n"
+        "starlingctl opens the same file while the server runs. Beside it, c2s keeps\n"
+        "the secret that SCRAM's answers about unknown users derive from (PATH.secret)."),
     STR("storage.dsn", storage.dsn, "", 0, 4095, RESTART,
         "The PostgreSQL connection string (\"host=db dbname=starling\"), used when\n"
         "storage.backend is postgresql."),
@@ -93,11 +95,10 @@ const struct config_directive config_table[] = {
          "for every interface; \"\" disables."),
     ADDR("c2s.listen_tls", c2s.listen_tls, "127.0.0.1:5223", EMPTY | RESTART,
          "Where clients connect with Direct TLS (XEP-0368). \"\" disables."),
-    STR("c2s.certificate", c2s.certificate, "var/localhost.crt", 1, 4095, 0,
+    STR("c2s.certificate", c2s.certificate, "localhost.crt", 1, 4095, PATH,
         "The TLS certificate chain for the domain (PEM). Read again on reload, so a\n"
         "renewed certificate needs no restart."),
-    STR("c2s.key", c2s.key, "var/localhost.key", 1, 4095, 0,
-        "The certificate's private key (PEM)."),
+    STR("c2s.key", c2s.key, "localhost.key", 1, 4095, PATH, "The certificate's private key (PEM)."),
     BOOL("c2s.require_encryption", c2s.require_encryption, "true", 0,
          "Require TLS before authentication (RFC 6120 §5.3.1). Turn off only to test on\n"
          "loopback."),
@@ -132,8 +133,8 @@ const struct config_directive config_table[] = {
         "keeps its count until its password changes."),
     NUM(INT, "c2s.login_rate", c2s.login_rate, "10", 0, 1000000, 0,
         "Authentication attempts per second allowed from one IP address; 0 is\n"
-        "unlimited. Behind a load balancer, turn on the PROXY protocol, or the limit\n"
-        "applies to the balancer's address. Load tests from one host want 0."),
+        "unlimited. Behind a load balancer the limit applies to the balancer's address.\n"
+        "Load tests from one host want 0."),
     NUM(INT, "router.shards", router.shards, "0", 0, 256, RESTART,
         "Shard workers of the router process; a bare JID lives in shard\n"
         "xxh3(jid) % shards. 0: half the cores, at least one."),
@@ -155,6 +156,7 @@ const struct config_directive config_table[] = {
 #undef RESTART
 #undef POW2
 #undef EMPTY
+#undef PATH
 
 const size_t config_table_len = sizeof config_table / sizeof config_table[0];
 

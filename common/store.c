@@ -6,6 +6,7 @@
 #include "common/store_backend.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -57,6 +58,8 @@ struct store_client {
      * so the worker never writes a closed eventfd or freed memory. */
     _Atomic unsigned inflight;
     unsigned pending; /* owner thread only: submitted, callback not yet run */
+    const struct store_tag_ops *tags;
+    void *tags_arg;
 };
 
 static const struct store_backend_ops *const store_backends[] = {
@@ -77,7 +80,7 @@ const char *store_op_name(enum store_op op)
         [STORE_OP_OFFLINE_FETCH] = "offline fetch",   [STORE_OP_OFFLINE_DELETE] = "offline delete",
         [STORE_OP_OFFLINE_COUNT] = "offline count",   [STORE_OP_BLOCK_ADD] = "block add",
         [STORE_OP_BLOCK_REMOVE] = "block remove",     [STORE_OP_BLOCK_CLEAR] = "block clear",
-        [STORE_OP_BLOCK_LIST] = "block list",
+        [STORE_OP_BLOCK_LIST] = "block list",         [STORE_OP_ACCOUNT_IMPORT] = "account import",
     };
     return (unsigned)op < STORE_OP_COUNT_ ? names[op] : "?";
 }
@@ -317,6 +320,8 @@ int store_poll(struct store_client *cl)
     while (req) {
         struct store_req *next = req->next;
         bool ok = req->res >= 0;
+        if (cl->tags)
+            cl->tags->enter(cl->tags_arg, req->tag);
         switch (req->op) {
         case STORE_OP_CREDS_GET:
             req->cb.creds(req->arg, req->res, ok ? &req->creds : NULL);
@@ -342,6 +347,8 @@ int store_poll(struct store_client *cl)
             req->cb.done(req->arg, req->res);
             break;
         }
+        if (cl->tags)
+            cl->tags->leave(cl->tags_arg, req->tag);
         req_release(cl, req);
         req = next;
         n++;
@@ -485,8 +492,16 @@ fail_count:
     return rc;
 }
 
+void store_client_tags(struct store_client *cl, const struct store_tag_ops *ops, void *arg)
+{
+    cl->tags = ops;
+    cl->tags_arg = arg;
+}
+
 void store_req_queue(struct store_client *cl, struct store_req *req)
 {
+    if (cl->tags)
+        req->tag = cl->tags->take(cl->tags_arg);
     cl->pending++;
     atomic_fetch_add_explicit(&cl->inflight, 1, memory_order_relaxed);
     submit(cl->st, req);
@@ -638,6 +653,29 @@ int store_account_list_sync(struct store *st, const char *after, size_t limit,
     struct store_req req = {.op = STORE_OP_ACCOUNT_LIST, .after = after, .limit = limit};
     int rc = run_sync(st, &req);
     *out = req.list; /* empty unless rc == 0 */
+    return rc;
+}
+
+int store_account_import_sync(struct store *st, const struct store_account *accounts, size_t n,
+                              bool replace, size_t *failed)
+{
+    size_t ignored;
+    if (!failed)
+        failed = &ignored;
+    *failed = n;
+    if (!accounts || n < 1 || n > INT_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!name_len(accounts[i].user) || !creds_valid(&accounts[i].creds)) {
+            *failed = i;
+            return -EINVAL;
+        }
+    }
+    struct store_req req = {
+        .op = STORE_OP_ACCOUNT_IMPORT, .accounts = accounts, .naccounts = n, .replace = replace};
+    int rc = store_req_sync(st, &req);
+    if (rc < 0)
+        *failed = req.failed;
     return rc;
 }
 

@@ -242,6 +242,18 @@ int store_poll(struct store_client *cl);
 /* Requests outstanding on this client: submitted, callback not yet run. */
 unsigned store_client_pending(const struct store_client *cl);
 
+/* A tag the owner attaches to each request: take() gives it when the request is queued
+ * (with a reference, if tags are counted); enter() and leave() run around its callback
+ * in store_poll(). The router keeps the work a request carries on, its "ticket", this
+ * way, for every request without a word at each call. All run on the owner's thread. */
+struct store_tag_ops {
+    void *(*take)(void *arg);
+    void (*enter)(void *arg, void *tag);
+    void (*leave)(void *arg, void *tag);
+};
+/* Installs them (before the first request); ops and arg must outlive the client. */
+void store_client_tags(struct store_client *cl, const struct store_tag_ops *ops, void *arg);
+
 /*
  * Asynchronous requests. Each returns 0 when the request is queued, and its callback
  * then runs exactly once, from a later store_poll(); or -errno (-EINVAL, -ENOMEM,
@@ -274,6 +286,25 @@ int store_creds_get_sync(struct store *st, const char *user, struct store_creds 
 int store_creds_set_sync(struct store *st, const char *user, const struct store_creds *creds);
 int store_account_list_sync(struct store *st, const char *after, size_t limit,
                             struct store_list *out);
+
+/* One account of an import. */
+struct store_account {
+    const char *user;
+    struct store_creds creds;
+};
+
+/*
+ * Creates n accounts (1..INT_MAX) in one transaction: every one of them, or none when
+ * anything fails. An account that exists, or a name given twice, is -EEXIST; with
+ * `replace`, an existing account's credentials are replaced instead (its rosters and
+ * other data kept) and of a name given twice the last credentials stand. An invalid
+ * name or credentials is -EINVAL. Returns how many accounts were created (not
+ * replaced), or -errno with the index of the account at fault in *failed (when not
+ * NULL), or n when no single one is (a full disk). Synchronous only: it is the admin
+ * tool's bulk import, and holds the store's worker for its whole transaction.
+ */
+int store_account_import_sync(struct store *st, const struct store_account *accounts, size_t n,
+                              bool replace, size_t *failed);
 
 /* Frees the names of a list filled by store_account_list_sync() or store_block_list_sync();
  * leaves it empty. */

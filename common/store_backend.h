@@ -26,6 +26,7 @@ enum store_op {
     STORE_OP_CREDS_GET,      /* in: user; out: creds */
     STORE_OP_CREDS_SET,      /* in: user, creds */
     STORE_OP_ACCOUNT_LIST,   /* in: after (maybe NULL), limit; out: list */
+    STORE_OP_ACCOUNT_IMPORT, /* in: accounts, naccounts, replace; res: created; out: failed */
     /* The instant-messaging requests. Each completes with -ENOENT when user has no
      * account; "res: n" means it completes with a count. */
     STORE_OP_ACCOUNT_EXISTS, /* in: user */
@@ -50,6 +51,7 @@ enum store_op {
 struct store_req {
     struct store_req *next;      /* link in the submission queue or a completion stack */
     struct store_client *client; /* where the completion goes; NULL: a *_sync caller */
+    void *tag;                   /* store_tag_ops.take() at submission */
     enum store_op op;
     int res; /* set by run(): 0 or -errno */
     bool done;
@@ -79,6 +81,10 @@ struct store_req {
     size_t len;
     uint64_t seq;
     int64_t stamp_us; /* UTC microseconds since the Unix epoch */
+    /* An import's accounts, checked by the front end. */
+    const struct store_account *accounts;
+    size_t naccounts;
+    bool replace;
 
     /* Out, filled by run() when res >= 0. list has malloc'd names; roster, subreqs and
      * offline are each one malloc'd block (their array, with every string in its
@@ -88,6 +94,7 @@ struct store_req {
     struct store_roster roster;
     struct store_subreqs subreqs;
     struct store_offline offline;
+    size_t failed; /* an import's: the index of the account at fault, or naccounts */
 
     /* An async request's copies of its in-arguments: pointer arrays first, which this
      * alignment keeps aligned, then strings and bytes. */

@@ -544,12 +544,13 @@ static int op_creds_get(struct sqlite_be *be, struct store_req *req)
     return 0;
 }
 
-static int op_write(struct sqlite_be *be, struct store_req *req, enum sqlite_stmt which)
+static int op_write(struct sqlite_be *be, const char *user, const struct store_creds *creds,
+                    enum sqlite_stmt which)
 {
     sqlite3_stmt *st;
     int rc = sq_prep(be, which, &st, NULL, 0);
     if (rc == SQLITE_OK)
-        rc = bind_creds(st, req->user, &req->creds);
+        rc = bind_creds(st, user, creds);
     if (rc == SQLITE_OK && which == SQ_CREATE)
         rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
     if (rc == SQLITE_OK)
@@ -557,6 +558,25 @@ static int op_write(struct sqlite_be *be, struct store_req *req, enum sqlite_stm
     if (rc != SQLITE_DONE)
         return sq_err(be, rc);
     return sqlite3_changes(be->db) ? 0 : -ENOENT;
+}
+
+/* One write transaction: a failed statement (a name that exists) leaves the transaction
+ * open, so replace can update instead, and any failure rolls every row back. */
+static int op_import(struct sqlite_be *be, struct store_req *req)
+{
+    int rc = sq_tx_begin(be, true), created = 0;
+    req->failed = req->naccounts; /* none in particular, unless one fails below */
+    for (size_t i = 0; rc >= 0 && i < req->naccounts; i++) {
+        const struct store_account *a = &req->accounts[i];
+        rc = op_write(be, a->user, &a->creds, SQ_CREATE);
+        if (rc == -EEXIST && req->replace)
+            rc = op_write(be, a->user, &a->creds, SQ_CREDS_SET);
+        else if (rc == 0)
+            created++;
+        if (rc < 0)
+            req->failed = i;
+    }
+    return sq_tx_end(be, rc < 0 ? rc : created);
 }
 
 static int op_delete(struct sqlite_be *be, struct store_req *req)
@@ -611,10 +631,13 @@ static void sqlite_run(void *p, struct store_req *req)
     be->err[0] = '\0';
     switch (req->op) {
     case STORE_OP_ACCOUNT_CREATE:
-        req->res = op_write(be, req, SQ_CREATE);
+        req->res = op_write(be, req->user, &req->creds, SQ_CREATE);
         break;
     case STORE_OP_CREDS_SET:
-        req->res = op_write(be, req, SQ_CREDS_SET);
+        req->res = op_write(be, req->user, &req->creds, SQ_CREDS_SET);
+        break;
+    case STORE_OP_ACCOUNT_IMPORT:
+        req->res = op_import(be, req);
         break;
     case STORE_OP_ACCOUNT_DELETE:
         req->res = op_delete(be, req);

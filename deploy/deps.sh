@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="gcc make pkg-config clang libclang-rt-14-dev
-liburing-dev android-libboringssl-dev libjemalloc-dev libxxhash-dev libnanomsg-dev
+liburing-dev android-libboringssl-dev libjemalloc-dev libxxhash-dev
 libidn-dev libsqlite3-dev libconfig-dev libexpat1-dev
 python3 python3-pytest python3-slixmpp libstrophe-dev"
 

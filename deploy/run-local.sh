@@ -2,7 +2,8 @@
 # `make run`: one node on localhost in the foreground, with the embedded store.
 # Everything it makes stays under var/: the config (var/starling.conf, written once from
 # the commented defaults), a self-signed certificate for localhost, the SQLite database
-# with two demo accounts. Ctrl-C stops the node cleanly.
+# with two demo accounts. The config's file names are relative to its folder, so the
+# defaults put the rest beside it in var/. Ctrl-C stops the node cleanly.
 set -eu
 O=${1:-build/release}
 cd "$(dirname "$0")/.."
@@ -13,6 +14,11 @@ mkdir -p var
 if [ ! -f "$CONF" ]; then
     "$BIN/starlingctl" sample-config >"$CONF"
     echo "wrote $CONF (the defaults; edit it and restart, or send SIGHUP)"
+elif grep -q '^ *[a-z]* = "var/' "$CONF"; then
+    # Written when file names were relative to the working directory: "var/starling.db"
+    # now means var/var/starling.db.
+    sed -i 's|^\( *[a-z]* = "\)var/|\1|' "$CONF"
+    echo "$CONF: file names are relative to its folder now; dropped their var/ prefix"
 fi
 "$BIN/starlingctl" --config "$CONF" users >/dev/null 2>&1 || true
 if [ ! -f var/localhost.crt ] || [ ! -f var/localhost.key ]; then

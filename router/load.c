@@ -23,9 +23,22 @@ static void loaded(struct shard *s, struct user *u)
         u->pend_head = p->next;
         if (!u->pend_head)
             u->pend_tail = NULL;
+        /* The frame carries on the work that queued it, under its ticket. */
+        struct ticket *was = s->cur;
+        s->cur = p->t;
         shard_frame(s, p->kind, p->payload, p->len);
+        s->cur = was;
+        ticket_defer(s, p->t);
         free(p);
     }
+    /* Sessions re-registered after a router restart came with their presence, and were
+     * never "initial": messages stored while they were away from this router (one sent
+     * before the owner's re-registration reached it) go to them now. */
+    for (struct session *ss = u->sessions; ss; ss = ss->next)
+        if (ss->available && ss->priority >= 0) {
+            offline_deliver(s, u, ss);
+            break;
+        }
     u->busy--;
     user_release(&s->users, u);
 }
@@ -103,6 +116,7 @@ bool load_ready(struct shard *s, struct user *u, uint16_t kind, const void *payl
         return false;
     }
     p->next = NULL;
+    p->t = ticket_hold(s->cur);
     p->kind = kind;
     p->len = len;
     memcpy(p->payload, payload, len);

@@ -113,6 +113,11 @@ int main(int argc, char **argv)
         LOG_ERROR("cannot link the shards: %s", strerror(-rc));
         return 1;
     }
+    for (unsigned i = 0; i < nshards; i++)
+        if ((rc = shard_init(&shards[i])) < 0) {
+            LOG_ERROR("shard %u: %s", i, strerror(-rc));
+            return 1;
+        }
     pthread_t *th = calloc(nshards, sizeof *th);
     for (unsigned i = 0; i < nshards; i++)
         if (pthread_create(&th[i], NULL, shard_main, &shards[i]) != 0) {

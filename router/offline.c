@@ -87,7 +87,7 @@ void offline_store(struct shard *s, struct user *u, const struct stanza *st)
         return;
     }
     c->len = len;
-    memcpy(c->frame, st->h, len);
+    memcpy(c->frame, st->frame, len);
     u->offline_maybe = true;
     user_localpart(u, user, sizeof user);
     if (store_offline_push(s->store, user, st->raw, st->raw_len, s->cfg->offline.max_messages,

@@ -17,8 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A frame being written: reserved in its ring, or a temporary buffer that the backlog
- * takes over when the ring is full. */
+/* A frame being written: reserved in its ring, or a temporary buffer that goes out with
+ * port_send() when the ring is full, its backlog not empty, or the frame larger than a
+ * ring frame (then in pieces). */
 struct slot {
     struct ring *ring;
     struct backlog *backlog;
@@ -39,31 +40,35 @@ static void *slot_open(struct shard *s, struct slot *o, struct ring *r, struct b
     o->len = len;
     o->queued = false;
     o->dst = NULL;
-    if (len > ring_max_payload(r)) {
-        /* Callers split what can be split; anything else cannot travel at all. */
-        LOG_RL(LOG_LEVEL_ERROR, "shard %u: a %u-byte frame exceeds the ring's limit", s->idx, len);
-        return NULL;
-    }
-    if (!backlog_empty(q) || ring_reserve(r, len, kind, 0, &o->dst) < 0) {
+    if (len > ring_max_payload(r) || !backlog_empty(q) ||
+        ring_reserve(r, len, kind, 0, &o->dst) < 0) {
         o->queued = true;
-        o->dst = malloc(len);
+        if (!(o->dst = malloc(len)))
+            LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a frame is lost", s->idx);
     }
     return o->dst;
 }
 
-static void slot_close(struct shard *s, struct slot *o)
+/* false when the frame is lost (out of memory, said in the log). */
+static bool slot_close(struct shard *s, struct slot *o)
 {
     if (!o->dst)
-        return;
+        return false;
+    *o->dirty = true;
+    s->stats.frames_out++;
     if (!o->queued) {
         ring_commit(o->ring);
-        *o->dirty = true;
-        s->stats.frames_out++;
-        return;
+        return true;
     }
-    if (backlog_push(o->backlog, o->kind, o->dst, o->len) < 0)
-        LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a frame is lost", s->idx);
+    /* What waits in the backlog keeps the current work's ticket until it is out. */
+    struct ticket *t = ticket_hold(s->cur);
+    int rc = port_send(o->ring, o->backlog, o->kind, o->dst, o->len, t);
+    if (rc != 1)
+        ticket_unhold(t); /* not waiting after all */
+    if (rc < 0)
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: a frame is lost: %s", s->idx, strerror(-rc));
     free(o->dst);
+    return rc >= 0;
 }
 
 static void *fe_open(struct shard *s, struct slot *o, unsigned fe, uint16_t kind, uint32_t len)
@@ -73,12 +78,16 @@ static void *fe_open(struct shard *s, struct slot *o, unsigned fe, uint16_t kind
 
 void out_to_shard(struct shard *s, unsigned dst, uint16_t kind, const void *payload, uint32_t len)
 {
+    struct ticket *t = ticket_hold(s->cur);
     struct slot o;
-    void *d = slot_open(s, &o, &s->to_shard[dst], &s->shard_backlog[dst], &s->shard_dirty[dst],
-                        kind, len);
-    if (d)
-        memcpy(d, payload, len);
-    slot_close(s, &o);
+    char *d = slot_open(s, &o, &s->to_shard[dst], &s->shard_backlog[dst], &s->shard_dirty[dst],
+                        kind, (uint32_t)sizeof t + len);
+    if (d) {
+        memcpy(d, &t, sizeof t); /* the envelope: shard_drain_shards() takes it off */
+        memcpy(d + sizeof t, payload, len);
+    }
+    if (!slot_close(s, &o))
+        ticket_unhold(t);
 }
 
 /* One frame for thread fe: the recipients of rcpt[first..n) that live there, as many as

@@ -162,11 +162,17 @@ static void fanout(struct shard *s, struct user *u, const char *from, size_t fro
 static void to_own(struct shard *s, struct user *u, const char *stanza, size_t len,
                    const struct session *also)
 {
-    uint64_t conns[256];
+    uint64_t conns[64];
     unsigned n = 0;
-    for (struct session *o = u->sessions; o && n < 256; o = o->next)
-        if (o->available || o == also)
-            conns[n++] = o->conn;
+    for (struct session *o = u->sessions; o; o = o->next) {
+        if (!o->available && o != also)
+            continue;
+        conns[n++] = o->conn;
+        if (n == 64) {
+            out_deliver(s, conns, n, stanza, len);
+            n = 0;
+        }
+    }
     if (n)
         out_deliver(s, conns, n, stanza, len);
 }

@@ -34,8 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TARGETS 256
-
 static uint32_t frame_len(const struct stanza *st)
 {
     return (uint32_t)(sizeof *st->h + st->from_len + st->to_len + st->raw_len);
@@ -63,7 +61,7 @@ void route_forward(struct shard *s, const struct stanza *st)
     if (dst == s->idx)
         route_inbound(s, st);
     else
-        out_to_shard(s, dst, RK_INBOUND, h, frame_len(st));
+        out_to_shard(s, dst, RK_INBOUND, st->frame, frame_len(st));
 }
 
 void route_outbound(struct shard *s, const struct stanza *st)
@@ -105,24 +103,31 @@ void route_outbound(struct shard *s, const struct stanza *st)
     route_forward(s, st);
 }
 
-/* Available sessions with the highest non-negative priority (all when `all`). */
-static unsigned pick(struct user *u, struct session **t, bool all)
+/* Available sessions with the highest non-negative priority (all when `all`), into the
+ * shard's target list (as long as the user has sessions: none is left out). */
+static unsigned pick(struct shard *s, struct user *u, bool all)
 {
+    size_t count = 0;
+    for (struct session *ss = u->sessions; ss; ss = ss->next)
+        count++;
+    if (count > s->targets_cap) {
+        struct session **t = realloc(s->targets, count * sizeof *t);
+        if (!t)
+            return 0; /* as if nobody were there: stored, or the sender told */
+        s->targets = t;
+        s->targets_cap = count;
+    }
+    struct session **t = s->targets;
     unsigned n = 0;
     int best = -1;
     for (struct session *ss = u->sessions; ss; ss = ss->next) {
         if (!ss->available || ss->priority < 0)
             continue;
-        if (all) {
-            if (n < MAX_TARGETS)
-                t[n++] = ss;
-            continue;
-        }
-        if (ss->priority > best) {
+        if (!all && ss->priority > best) {
             best = ss->priority;
             n = 0;
         }
-        if (ss->priority == best && n < MAX_TARGETS)
+        if (all || ss->priority == best)
             t[n++] = ss;
     }
     return n;
@@ -131,15 +136,18 @@ static unsigned pick(struct user *u, struct session **t, bool all)
 static void deliver_sessions(struct shard *s, struct session *const *t, unsigned n,
                              const struct stanza *st)
 {
-    uint64_t conns[MAX_TARGETS];
-    for (unsigned i = 0; i < n; i++)
-        conns[i] = t[i]->conn;
-    out_deliver(s, conns, n, st->raw, st->raw_len);
+    uint64_t conns[64];
+    for (unsigned done = 0; done < n;) {
+        unsigned k = n - done < 64 ? n - done : 64;
+        for (unsigned i = 0; i < k; i++)
+            conns[i] = t[done + i]->conn;
+        out_deliver(s, conns, k, st->raw, st->raw_len);
+        done += k;
+    }
 }
 
 void route_message_to_user(struct shard *s, struct user *u, const struct stanza *st)
 {
-    struct session *t[MAX_TARGETS];
     uint8_t type = st->h->type;
     if (type == PROTO_MSG_ERROR)
         return;
@@ -147,10 +155,10 @@ void route_message_to_user(struct shard *s, struct user *u, const struct stanza 
         out_error(s, st, "cancel", "service-unavailable");
         return;
     }
-    unsigned n = pick(u, t, type == PROTO_MSG_HEADLINE);
+    unsigned n = pick(s, u, type == PROTO_MSG_HEADLINE);
     if (n) {
-        deliver_sessions(s, t, n, st);
-        carbons_received(s, u, st, t, n);
+        deliver_sessions(s, s->targets, n, st);
+        carbons_received(s, u, st, s->targets, n);
     } else if (type == PROTO_MSG_NORMAL || type == PROTO_MSG_CHAT) {
         offline_store(s, u, st);
     }
@@ -182,7 +190,7 @@ void route_inbound(struct shard *s, const struct stanza *st)
     struct user *u = user_get(&s->users, h->to_key, st->to, st->to_bare_len);
     if (!u)
         return;
-    if (!load_ready(s, u, RK_INBOUND, h, frame_len(st)))
+    if (!load_ready(s, u, RK_INBOUND, st->frame, frame_len(st)))
         return; /* processed again once u's state is here */
 
     if (!u->exists) {
@@ -225,7 +233,8 @@ void route_generated(struct shard *s, const char *from, size_t from_len, size_t 
                      const char *stanza, size_t len)
 {
     size_t total = sizeof(struct proto_stanza) + from_len + to_len + len;
-    char small[1024], *buf = total <= sizeof small ? small : malloc(total);
+    _Alignas(8) char small[1024];
+    char *buf = total <= sizeof small ? small : malloc(total);
     if (!buf)
         return;
     struct proto_stanza *h = (struct proto_stanza *)buf;
@@ -294,6 +303,10 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
         if (b->presence_len)
             session_set_presence(ss, presence, b->presence_len, b->priority);
         session_restore(ss, b->flags, presence + b->presence_len, b->directed_len);
+        /* What was stored while it was away from this router (load.c does it for a user
+         * still loading). */
+        if (u->state == USER_READY && ss->available && ss->priority >= 0)
+            offline_deliver(s, u, ss);
         return;
     }
     out_bind_result(s, b->conn, 0, jid, b->jid_len);

@@ -44,8 +44,10 @@
 #include "common/xml_tree.h"
 #include "shm/backlog.h"
 #include "shm/bell.h"
+#include "shm/port.h"
 #include "shm/proto.h"
 #include "shm/ring.h"
+#include "router/ticket.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -135,6 +137,7 @@ struct blocklist {
 /* A frame waiting for its user's state. */
 struct pending {
     struct pending *next;
+    struct ticket *t; /* of the work that queued it (ticket.h) */
     uint16_t kind;
     uint32_t len;
     char payload[];
@@ -181,12 +184,21 @@ struct shard {
     const struct config *cfg;
     unsigned nfe;                 /* front-end threads (c2s threads) */
     struct ring *from_fe, *to_fe; /* [nfe] */
+    struct port_rx *rx_fe;        /* [nfe] messages in pieces from the front ends */
+    struct ticket_queue *held;    /* [nfe] batches not finished: not released yet */
     bool *dirty;                  /* [nfe] committed frames not yet published */
     struct backlog *backlog;      /* [nfe] frames waiting for room */
     bool *broken;                 /* [nfe] inbound ring corrupt: left alone until reset */
     struct ring *from_shard, *to_shard; /* [nshards] in-process; [idx] unused */
+    struct port_rx *rx_shard;
     bool *shard_dirty;
     struct backlog *shard_backlog;
+    struct ticket *cur;           /* the ticket of the work under way (ticket.h) */
+    struct ticket_state tickets;
+    char *in; /* the shard's copy of the message from a front end being handled */
+    uint32_t in_cap;
+    struct session **targets; /* route.c: the sessions a message goes to */
+    size_t targets_cap;
     bool retry_out;  /* an outbound ring had room already: flush again */
     unsigned trim_wakes; /* idle wake-ups left to give the outbound rings' pages back */
     struct bell bell; /* frames for us, or room in a ring we wait on */
@@ -206,7 +218,9 @@ enum { ROUTER_CTL_NONE, ROUTER_CTL_FE_DOWN, ROUTER_CTL_STOP, ROUTER_CTL_RELOAD }
 
 /* A stanza frame, validated, with its strings located. */
 struct stanza {
-    const struct proto_stanza *h;
+    const struct proto_stanza *h; /* the checked copy of the header (hdr), or one built here */
+    struct proto_stanza hdr;
+    const void *frame; /* the frame as received, to pass it on; NULL for one built here */
     const char *from, *to, *raw;
     size_t from_len, from_bare_len, to_len, to_bare_len, raw_len, head_len;
 };
@@ -253,6 +267,19 @@ void load_start(struct shard *s, struct user *u);
  * The shards' bells must be attached first. 0 or -errno. */
 int shard_link(struct shard *shards, unsigned nshards, uint32_t data_size, uint32_t max_frame);
 void *shard_main(void *arg);
+/* One round of the shard's loop, without sleeping: store completions, a batch from each
+ * inbound ring, output published, tickets settled. Returns non-zero when it did work
+ * (shard_main() sleeps on zero; tests drive shards in-process with it). */
+unsigned shard_step(struct shard *s);
+/* Handles a batch of what the other shards sent: their frames carry an envelope (the
+ * ticket, see out_to_shard()). Returns how many frames. */
+unsigned shard_drain_shards(struct shard *s);
+/* The parts of a shard that main.c's attach() and shard_link() do not make: 0 or -ENOMEM. */
+int shard_init(struct shard *s);
+/* Frees what shard_init() made, the users and the store client (the thread ends). */
+void shard_free(struct shard *s);
+/* Frees what shard_link() made, once no shard runs. */
+void shard_unlink(struct shard *shards, unsigned nshards);
 /* The store client's notify (store_client_new_notify()): rings the shard's bell. */
 void shard_store_notify(void *arg);
 /* Handles one frame of any kind (from a ring, or replayed from a user's queue). */
@@ -384,7 +411,9 @@ void out_session_state(struct shard *s, const struct session *ss);
 void out_error(struct shard *s, const struct stanza *st, const char *type, const char *condition);
 void out_error_extra(struct shard *s, const struct stanza *st, const char *type,
                      const char *condition, const char *extra);
-/* A frame for another shard (copied; queued in order when its ring is full). */
+/* A frame for another shard (copied; queued in order when its ring is full; in pieces
+ * when large). It travels in an envelope with a reference to the current ticket, which
+ * the other shard drops once it has handled the frame (ticket.h). */
 void out_to_shard(struct shard *s, unsigned dst, uint16_t kind, const void *payload, uint32_t len);
 /* Sends what the backlogs hold, publishes, wakes front ends and shards. */
 void out_flush(struct shard *s);

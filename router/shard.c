@@ -10,6 +10,8 @@
 #include "common/ctl.h"
 #include "common/log.h"
 #include "common/store.h"
+#include "shm/decode.h"
+#include "shm/topo.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -60,42 +62,21 @@ int shard_link(struct shard *shards, unsigned nshards, uint32_t data_size, uint3
 
 bool stanza_parse(const void *payload, uint32_t len, struct stanza *st)
 {
-    if (len < sizeof(struct proto_stanza))
+    struct decode_stanza d;
+    if (decode_stanza(payload, len, &d) < 0)
         return false;
-    const struct proto_stanza *h = payload;
-    uint64_t need = sizeof *h + (uint64_t)h->from_len + h->to_len + h->stanza_len;
-    /* from is a full JID from a front end, a bare one when the server speaks for an
-     * account (subscription answers). */
-    if (need > len || h->from_bare_len > h->from_len || !h->from_bare_len ||
-        h->to_bare_len > h->to_len ||
-        h->head_len > h->stanza_len || h->kind > PROTO_IQ || h->stanza_len == 0)
-        return false;
-    const char *p = (const char *)(h + 1);
-    st->h = h;
-    st->from = p;
-    st->from_len = h->from_len;
-    st->from_bare_len = h->from_bare_len;
-    st->to = p + h->from_len;
-    st->to_len = h->to_len;
-    st->to_bare_len = h->to_bare_len;
-    st->raw = st->to + h->to_len;
-    st->raw_len = h->stanza_len;
-    st->head_len = h->head_len;
-    return true;
-}
-
-static bool parse_session(const void *payload, uint32_t len, const struct proto_session **b,
-                          const char **jid, const char **presence)
-{
-    if (len < sizeof(struct proto_session))
-        return false;
-    const struct proto_session *s = payload;
-    if (sizeof *s + (uint64_t)s->jid_len + s->presence_len + s->directed_len > len ||
-        s->bare_len >= s->jid_len)
-        return false;
-    *b = s;
-    *jid = (const char *)(s + 1);
-    *presence = *jid + s->jid_len;
+    st->hdr = d.h;
+    st->h = &st->hdr;
+    st->frame = payload;
+    st->from = d.from;
+    st->from_len = d.h.from_len;
+    st->from_bare_len = d.h.from_bare_len;
+    st->to = d.to;
+    st->to_len = d.h.to_len;
+    st->to_bare_len = d.h.to_bare_len;
+    st->raw = d.raw;
+    st->raw_len = d.h.stanza_len;
+    st->head_len = d.h.head_len;
     return true;
 }
 
@@ -114,8 +95,7 @@ static void from_sender(struct shard *s, uint16_t kind, const void *payload, uin
 void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t len)
 {
     struct stanza st;
-    const struct proto_session *b;
-    const char *jid, *presence;
+    struct decode_session d;
 
     switch (kind) {
     case PROTO_STANZA:
@@ -126,11 +106,12 @@ void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t l
         break;
     case PROTO_BIND:
     case PROTO_UNBIND:
-        if (parse_session(payload, len, &b, &jid, &presence) && shard_of(s, b->key) == s->idx) {
+        /* The frame is the shard's own copy (drain_fe()): checked once, read in place. */
+        if (decode_session(payload, len, &d) == 0 && shard_of(s, d.h.key) == s->idx) {
             if (kind == PROTO_BIND)
-                route_bind(s, b, jid, presence);
+                route_bind(s, payload, d.jid, d.presence);
             else
-                route_unbind(s, b, jid);
+                route_unbind(s, payload, d.jid);
             return;
         }
         break;
@@ -156,56 +137,132 @@ void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t l
     LOG_RL(LOG_LEVEL_ERROR, "shard %u: malformed frame of kind %u", s->idx, kind);
 }
 
-/* A bounded batch from one ring; on corruption the ring is left alone until reset. */
-static unsigned drain_ring(struct shard *s, struct ring *r, bool *broken, int fe)
+/* What a front end may send: frames of its own connections, of the kinds it sends. */
+static bool from_front_end(struct shard *s, int fe, uint16_t kind, void *p, uint32_t len)
 {
+    uint64_t conn;
+    if (kind >= PROTO_BIND_RESULT) {
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d sent a frame of kind %u", s->idx, fe, kind);
+        return false;
+    }
+    /* conn comes first in both struct proto_stanza and struct proto_session. */
+    if (len < sizeof conn)
+        return true; /* too short for anything: shard_frame() says so */
+    memcpy(&conn, p, sizeof conn);
+    if (PROTO_CONN_THREAD(conn) != (unsigned)fe) {
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d spoke for another thread's connection",
+               s->idx, fe);
+        return false;
+    }
+    /* Only the router makes stanzas that are never answered with errors. */
+    if (kind == PROTO_STANZA && len >= sizeof(struct proto_stanza))
+        ((struct proto_stanza *)p)->flags &= (uint8_t)~ROUTE_GENERATED;
+    return true;
+}
+
+/* The ring is corrupt: left alone until reset; a front end's process is replaced. */
+static void ring_broken(struct shard *s, bool *broken, int fe)
+{
+    LOG_ERROR("shard %u: ring from %s %d is corrupt", s->idx, fe >= 0 ? "thread" : "shard", fe);
+    *broken = true;
+    if (fe >= 0) /* the supervisor replaces the front end, and we reset */
+        ctl_tell(router_ctl_fd, CTL_PEER_BROKEN, CTL_ROLE_C2S);
+}
+
+/* The shard's own copy of a message from shared memory (the front end could still write
+ * there: what is checked must not change under us); reassembled ones are ours already. */
+static void *own_copy(struct shard *s, const struct ring_frame *f, const struct port_rx *rx)
+{
+    if (f->payload == rx->buf)
+        return (void *)f->payload;
+    if (f->len > s->in_cap) {
+        void *b = realloc(s->in, f->len);
+        if (!b)
+            return NULL;
+        s->in = b;
+        s->in_cap = f->len;
+    }
+    return memcpy(s->in, f->payload, f->len);
+}
+
+/* A bounded batch from a front end's ring, handled under the batch's ticket; the ring
+ * keeps the frames until the ticket is done (ticket.h). */
+static unsigned drain_fe(struct shard *s, unsigned fe)
+{
+    struct ring *r = &s->from_fe[fe];
+    struct port_rx *rx = &s->rx_fe[fe];
+    struct ticket *t = NULL;
     struct ring_frame f;
     unsigned n = 0;
     int rc = 0;
-    if (*broken)
+    if (s->broken[fe])
         return 0;
-    while (n < BATCH && (rc = ring_peek(r, &f)) == 1) {
+    while (n < BATCH && (rc = port_recv(r, rx, &f)) == 1) {
+        if (!n++)
+            s->cur = t = ticket_new(s);
         s->stats.frames_in++;
-        /* A front end may only speak for its own connections. */
-        if (fe >= 0 && f.kind == PROTO_STANZA && f.len >= sizeof(struct proto_stanza) &&
-            PROTO_CONN_THREAD(((const struct proto_stanza *)f.payload)->conn) != (unsigned)fe)
-            LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d sent another thread's stanza", s->idx,
-                   fe);
-        else if (fe >= 0 && (f.kind == PROTO_BIND || f.kind == PROTO_UNBIND) &&
-                 f.len >= sizeof(struct proto_session) &&
-                 PROTO_CONN_THREAD(((const struct proto_session *)f.payload)->conn) !=
-                     (unsigned)fe)
-            LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d sent another thread's session", s->idx,
-                   fe);
-        else if (fe >= 0 && f.kind >= PROTO_BIND_RESULT)
-            LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d sent a frame of kind %u", s->idx, fe,
-                   f.kind);
-        else
-            shard_frame(s, f.kind, f.payload, f.len);
-        ring_consume(r);
-        n++;
+        void *p = own_copy(s, &f, rx);
+        if (!p)
+            LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a frame is lost", s->idx);
+        else if (from_front_end(s, (int)fe, f.kind, p, f.len))
+            shard_frame(s, f.kind, p, f.len);
     }
-    if (n && ring_release(r))
-        bell_ring(r->peer);
-    if (rc < 0) {
-        LOG_ERROR("shard %u: ring from %s %d is corrupt", s->idx, fe >= 0 ? "thread" : "shard",
-                  fe);
-        *broken = true;
-        if (fe >= 0) /* the front end is broken; the supervisor replaces it and we reset */
-            ctl_tell(router_ctl_fd, CTL_PEER_BROKEN, CTL_ROLE_C2S);
+    s->cur = NULL;
+    if (n && t) {
+        t->end = rx->done;
+        ticket_queue_add(&s->held[fe], t);
+        ticket_defer(s, t);
+    } else if (n && s->held[fe].tail) {
+        s->held[fe].tail->end = rx->done; /* no ticket to be had: the last one covers it */
+    } else if (n && ring_release_to(r, rx->done)) {
+        bell_ring(r->peer); /* no ticket, none waiting: released at once */
     }
+    if (rc < 0)
+        ring_broken(s, &s->broken[fe], (int)fe);
     return n;
+}
+
+unsigned shard_drain_shards(struct shard *s)
+{
+    unsigned total = 0;
+    for (unsigned j = 0; j < s->nshards; j++) {
+        if (j == s->idx)
+            continue;
+        struct ring *r = &s->from_shard[j];
+        struct ring_frame f;
+        unsigned n = 0;
+        int rc = 0;
+        while (n < BATCH && (rc = port_recv(r, &s->rx_shard[j], &f)) == 1) {
+            n++;
+            s->stats.frames_in++;
+            struct ticket *t;
+            if (f.len < sizeof t) {
+                LOG_RL(LOG_LEVEL_ERROR, "shard %u: a frame without its envelope", s->idx);
+                continue;
+            }
+            /* The envelope: the ticket of the work this frame carries on (out_to_shard()). */
+            memcpy(&t, f.payload, sizeof t);
+            s->cur = t;
+            shard_frame(s, f.kind, (const char *)f.payload + sizeof t, f.len - (uint32_t)sizeof t);
+            s->cur = NULL;
+            ticket_defer(s, t);
+        }
+        if (n && ring_release(r))
+            bell_ring(r->peer);
+        if (rc < 0) {
+            bool never = false;
+            ring_broken(s, &never, -1);
+        }
+        total += n;
+    }
+    return total;
 }
 
 static unsigned drain(struct shard *s)
 {
-    unsigned total = 0;
-    bool never = false;
-    for (unsigned t = 0; t < s->nshards; t++)
-        if (t != s->idx)
-            total += drain_ring(s, &s->from_shard[t], &never, -1);
+    unsigned total = shard_drain_shards(s);
     for (unsigned fe = 0; fe < s->nfe; fe++)
-        total += drain_ring(s, &s->from_fe[fe], &s->broken[fe], (int)fe);
+        total += drain_fe(s, fe);
     return total;
 }
 
@@ -251,6 +308,8 @@ static void front_end_down(struct shard *s, unsigned role)
         s->dirty[fe] = false;
         ring_reset(&s->from_fe[fe]);
         ring_reset(&s->to_fe[fe]);
+        port_rx_reset(&s->rx_fe[fe]);
+        ticket_queue_drop(s, &s->held[fe]);
         s->broken[fe] = false;
     }
 }
@@ -275,6 +334,7 @@ static void sleep_until_work(struct shard *s)
 {
     bell_prepare_sleep(&s->bell);
     if ((backlog_total(s) < BACKLOG_MAX && inbound_pending(s)) || store_client_ready(s->store) ||
+        ticket_pending(s) ||
         atomic_load_explicit(&s->ctl, memory_order_acquire) != ROUTER_CTL_NONE) {
         bell_cancel_sleep(&s->bell);
         return;
@@ -285,6 +345,101 @@ static void sleep_until_work(struct shard *s)
      * lets the outbound rings give their pages back. */
     if (bell_wait(&s->bell, s->trim_wakes ? 1000 : -1) == 0 && s->trim_wakes)
         s->trim_wakes = trim_out(s) ? 0 : s->trim_wakes - 1; /* a quiet second */
+}
+
+/* A message the shard produced left a backlog for its ring: what it covers is out. */
+static void on_moved(void *arg, void *tag)
+{
+    ticket_defer(arg, tag);
+}
+
+/* Store requests carry the ticket of the work that made them: their callbacks carry
+ * that work on, and the ticket is done only after them. */
+static void *tag_take(void *arg)
+{
+    return ticket_hold(((struct shard *)arg)->cur);
+}
+
+static void tag_enter(void *arg, void *tag)
+{
+    ((struct shard *)arg)->cur = tag;
+}
+
+static void tag_leave(void *arg, void *tag)
+{
+    struct shard *s = arg;
+    s->cur = NULL;
+    ticket_defer(s, tag);
+}
+
+static const struct store_tag_ops tag_ops = {tag_take, tag_enter, tag_leave};
+
+int shard_init(struct shard *s)
+{
+    s->rx_fe = calloc(s->nfe, sizeof *s->rx_fe);
+    s->held = calloc(s->nfe, sizeof *s->held);
+    s->rx_shard = calloc(s->nshards, sizeof *s->rx_shard);
+    if (!s->rx_fe || !s->held || !s->rx_shard)
+        return -ENOMEM;
+    for (unsigned fe = 0; fe < s->nfe; fe++) {
+        s->rx_fe[fe].max = TOPO_MAX_MESSAGE;
+        s->backlog[fe].moved = on_moved;
+        s->backlog[fe].moved_arg = s;
+    }
+    for (unsigned j = 0; j < s->nshards; j++) {
+        s->rx_shard[j].max = TOPO_MAX_MESSAGE;
+        s->shard_backlog[j].moved = on_moved;
+        s->shard_backlog[j].moved_arg = s;
+    }
+    if (s->store)
+        store_client_tags(s->store, &tag_ops, s);
+    users_init(&s->users);
+    arena_init(&s->arena, 16384);
+    return s->users.buckets ? 0 : -ENOMEM;
+}
+
+void shard_free(struct shard *s)
+{
+    users_free(&s->users);
+    store_client_free(s->store);
+    s->store = NULL;
+    arena_free(&s->arena);
+    for (unsigned fe = 0; s->rx_fe && fe < s->nfe; fe++) {
+        port_rx_free(&s->rx_fe[fe]);
+        ticket_queue_drop(s, &s->held[fe]);
+    }
+    for (unsigned j = 0; s->rx_shard && j < s->nshards; j++)
+        port_rx_free(&s->rx_shard[j]);
+    ticket_state_free(&s->tickets);
+    free(s->rx_fe);
+    free(s->held);
+    free(s->rx_shard);
+    free(s->in);
+    free(s->targets);
+    s->rx_fe = s->rx_shard = NULL;
+    s->held = NULL;
+    s->in = NULL;
+    s->targets = NULL;
+}
+
+void shard_unlink(struct shard *shards, unsigned nshards)
+{
+    for (unsigned i = 0; i < nshards; i++) {
+        struct shard *s = &shards[i];
+        for (unsigned j = 0; s->to_shard && j < nshards; j++) {
+            if (j != i)
+                free(s->to_shard[j].sh); /* the producer's end frees the ring's memory */
+            if (s->shard_backlog)
+                backlog_clear(&s->shard_backlog[j]);
+        }
+        free(s->to_shard);
+        free(s->from_shard);
+        free(s->shard_dirty);
+        free(s->shard_backlog);
+        s->to_shard = s->from_shard = NULL;
+        s->shard_dirty = NULL;
+        s->shard_backlog = NULL;
+    }
 }
 
 /* Called by the store's worker thread: completions wait for this shard. */
@@ -323,12 +478,23 @@ static uint32_t clock_s(void)
 /* Stopping (the front ends are gone): what they sent is handled, and what the store was
  * asked is done, before the thread ends, so no accepted message is lost. The other
  * shards finish at the same time: frames between shards still get through. */
+unsigned shard_step(struct shard *s)
+{
+    unsigned n = store_poll(s->store) > 0;
+    n += backlog_total(s) < BACKLOG_MAX ? drain(s) : 0;
+    out_flush(s);
+    ticket_settle(s);
+    return n;
+}
+
 static void finish(struct shard *s)
 {
     for (int quiet = 0; quiet < 3;) {
+        /* Unlike shard_step(), whatever the backlogs hold: the front ends are gone. */
         unsigned n = store_poll(s->store) > 0;
         n += drain(s);
         out_flush(s);
+        ticket_settle(s);
         if (n) {
             quiet = 0;
             continue;
@@ -352,8 +518,6 @@ void *shard_main(void *arg)
     snprintf(label, sizeof label, "shard %u", s->idx);
     log_thread_set(label);
     shard_current = s;
-    users_init(&s->users);
-    arena_init(&s->arena, 16384);
 
     for (;;) {
         unsigned ctl = atomic_load_explicit(&s->ctl, memory_order_acquire);
@@ -375,10 +539,7 @@ void *shard_main(void *arg)
             last_log = clock_s();
             log_stats(s, &logged);
         }
-        unsigned n = store_poll(s->store) > 0;
-        n += backlog_total(s) < BACKLOG_MAX ? drain(s) : 0;
-        out_flush(s);
-        if (n || s->retry_out) {
+        if (shard_step(s) || s->retry_out) {
             s->retry_out = false;
             s->trim_wakes = TRIM_WAKES;
             continue;
@@ -386,8 +547,6 @@ void *shard_main(void *arg)
         sleep_until_work(s);
     }
     log_stats(s, &logged);
-    users_free(&s->users);
-    store_client_free(s->store);
-    arena_free(&s->arena);
+    shard_free(s);
     return NULL;
 }

@@ -248,9 +248,14 @@ int ring_peek(struct ring *r, struct ring_frame *f)
 
 bool ring_release(struct ring *r)
 {
-    if (r->tail == r->rel)
-        return false;
-    r->rel = r->tail;
+    return ring_release_to(r, r->tail);
+}
+
+bool ring_release_to(struct ring *r, uint64_t pos)
+{
+    if (pos == r->rel || pos - r->rel > r->tail - r->rel)
+        return false; /* nothing new, or not between what was released and what was read */
+    r->rel = pos;
     /* Release: pairs with the load-acquire of tail in ring_reserve() / ring_wait_prepare():
      * our reads of the consumed frames happen before the producer reuses their bytes. */
     atomic_store_explicit(&r->sh->tail, r->rel, memory_order_release);
@@ -287,4 +292,28 @@ void ring_reset(struct ring *r)
     atomic_store_explicit(&sh->tail, 0, memory_order_relaxed);
     atomic_store_explicit(&sh->head, 0, memory_order_release);
     ring_local_init(r, 0, 0);
+}
+
+int ring_unreleased(struct ring *r, int (*fn)(void *arg, const struct ring_frame *f), void *arg)
+{
+    /* Acquire: pairs with the dead consumer's store-release of tail, like ring_load_tail();
+     * it only ever moved forward from what we saw, and never past what we published. */
+    uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
+    if (t - r->tail_seen > r->pub - r->tail_seen || t % SHM_FRAME_ALIGN)
+        return -EBADMSG;
+    /* Our own frames, read with the consumer's code: a view that has seen head already, so
+     * it never loads the shared one (which lags behind frames committed, not published). */
+    struct ring v = *r;
+    v.tail = v.next = t;
+    v.head_seen = r->head;
+    while (v.tail != r->head) {
+        struct ring_frame f;
+        int rc = ring_peek(&v, &f);
+        if (rc != 1)
+            return -EBADMSG;
+        ring_consume(&v);
+        if ((rc = fn(arg, &f)) != 0)
+            return rc;
+    }
+    return 0;
 }

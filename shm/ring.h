@@ -41,8 +41,10 @@
  *     pipe) orders the reset before the replacement's ring_attach().
  *   - A surviving consumer may first drain what was published: a frame is published only
  *     once complete, so everything below head is whole. Whatever the dead producer had
- *     reserved but not published is discarded. A surviving producer loses what it had
- *     published or batched and not yet consumed: the frames were for connections that died.
+ *     reserved but not published is discarded. A surviving producer may first take back
+ *     what it had committed and the consumer had not released (ring_unreleased()): a
+ *     consumer that releases a frame only once it has finished with it (ring_release_to())
+ *     loses nothing it was given when it dies; everything else is discarded.
  *   - The supervisor also re-formats the dead threads' bells (bell_format).
  * ring_reset() stores head = tail = 0, disarms wake_tail and resets the survivor's local
  * state, as if the ring had just been formatted.
@@ -139,6 +141,20 @@ static inline void ring_commit(struct ring *r)
     r->head = r->resv;
 }
 
+/* The position after the last committed frame, a mark for ring_uncommit(). */
+static inline uint64_t ring_committed(const struct ring *r)
+{
+    return r->head;
+}
+
+/* Takes back the frames committed after mark, none of which may have been published yet
+ * (a message in pieces that cannot be finished). */
+static inline void ring_uncommit(struct ring *r, uint64_t mark)
+{
+    if (mark - r->pub <= r->head - r->pub)
+        r->head = r->resv = mark;
+}
+
 /* Makes every committed frame visible to the consumer with one store-release. Returns true
  * when the consumer is going to sleep and the caller must bell_ring(r->peer) (a caller may
  * also do it through io_uring, or ring each bell once after publishing several rings). */
@@ -198,6 +214,18 @@ static inline void ring_consume(struct ring *r)
  * when the producer waits for that space and the caller must bell_ring(r->peer). */
 bool ring_release(struct ring *r);
 
+/* Where the next frame starts: the position just after everything consumed so far. */
+static inline uint64_t ring_consumed(const struct ring *r)
+{
+    return r->tail;
+}
+
+/* ring_release(), but only up to pos, a position ring_consumed() returned (frames behind it
+ * are still in use: a consumer that must not give a frame back before it has finished with
+ * it, so that a replacement of this process finds it again, see "Reset"). pos must not be
+ * before what was released already nor after ring_consumed(). */
+bool ring_release_to(struct ring *r, uint64_t pos);
+
 /* True when nothing is published beyond what this consumer has read. Always loads the shared
  * head: use it to re-check rings after bell_prepare_sleep(). */
 bool ring_empty(struct ring *r);
@@ -207,5 +235,13 @@ bool ring_empty(struct ring *r);
 /* The survivor's reset after the process at the other end died (see the top of this file
  * for who and when). */
 void ring_reset(struct ring *r);
+
+/* Producer, after the consumer died and before ring_reset(): calls fn for every committed
+ * frame the consumer had not released (published or not), oldest first, so that the
+ * survivor can hand them to the consumer's replacement. The released position comes from
+ * the dead process and is checked like any tail. 0, -EBADMSG when that position or a frame
+ * behind it is impossible (frames before the bad one were visited), or fn's first
+ * non-zero return. */
+int ring_unreleased(struct ring *r, int (*fn)(void *arg, const struct ring_frame *f), void *arg);
 
 #endif

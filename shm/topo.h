@@ -9,7 +9,7 @@
  *           [S, S+T)        c2s thread t
  *
  * A frame holds a stanza of up to c2s.max_stanza_size plus its addresses, or a
- * delivery list; TOPO_FRAME_SLACK covers the rest.
+ * delivery list; TOPO_FRAME_SLACK covers the rest. Larger messages go in pieces.
  */
 #ifndef STARLING_SHM_TOPO_H
 #define STARLING_SHM_TOPO_H
@@ -22,6 +22,10 @@
 #include <stdbool.h>
 
 #define TOPO_FRAME_SLACK (64u * 1024)
+/* The largest message a consumer puts back together from pieces (port.h): a roster
+ * result, a broadcast to a large roster, a re-registration with its directed presence,
+ * all bounded by their own limits well below this. */
+#define TOPO_MAX_MESSAGE (64u << 20)
 
 static inline unsigned topo_threads(const struct config *c)
 {

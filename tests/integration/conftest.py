@@ -2,8 +2,9 @@
 Fixtures that run real starling nodes on loopback for the integration tests.
 
 A node lives in its own temporary directory: its config (unique free ports on 127.0.0.1,
-storage beside it, login_rate = 0 unless a test sets it), a self-signed certificate
-from `starlingctl gencert`, a few accounts from `starlingctl adduser`, and the log the
+login_rate = 0 unless a test sets it), beside it the database and a self-signed
+certificate from `starlingctl gencert` at their default names (the config's file names
+are relative to its folder), a few accounts from `starlingctl adduser`, and the log the
 processes write to stderr. `starling --config` runs as our child; teardown stops it
 with SIGTERM, then SIGKILL after a timeout. Only processes this file started are ever
 signalled, by PID.
@@ -207,9 +208,12 @@ class Server:
         self.groups = groups
         self.proc = None
         self.log_path = self.dir / "starling.log"
-        self.cert = self.dir / f"{self.domain}.crt"
-        self.key = self.dir / f"{self.domain}.key"
+        # c2s.certificate and c2s.key at their defaults: relative to the config's folder.
+        self.cert = self.dir / "localhost.crt"
+        self.key = self.dir / "localhost.key"
         self.conf = self.dir / "starling.conf"
+        # The node's working directory; start() names the config relative to it.
+        self.cwd = self.dir
         self.initial = {}
         self._log = None
         self._user_ids = itertools.count()
@@ -222,8 +226,6 @@ class Server:
         c2s = {
             "listen": f"127.0.0.1:{self.port}",
             "listen_tls": f"127.0.0.1:{self.tls_port}",
-            "certificate": str(self.cert),
-            "key": str(self.key),
             "login_rate": 0,
             # Two of each whatever the machine: stanzas cross threads and shards.
             "threads": 2,
@@ -231,7 +233,6 @@ class Server:
         c2s.update(self.groups.get("c2s", {}))
         cfg = {
             "log": {"level": "info"},
-            "storage": {"path": str(self.dir / "starling.db")},
             "c2s": c2s,
             "router": {"shards": 2},
             "s2s": {"listen": ""},
@@ -281,11 +282,11 @@ class Server:
             served = (log.count("router is serving") + 1, log.count("c2s is serving") + 1)
             self._log = open(self.log_path, "ab")
             self.proc = subprocess.Popen(
-                [str(BIN / "starling"), "--config", str(self.conf)],
+                [str(BIN / "starling"), "--config", os.path.relpath(self.conf, self.cwd)],
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
-                cwd=self.dir,
+                cwd=self.cwd,
             )
             self.wait_serving(router=served[0], c2s=served[1])
             if self._ports_are_ours():

@@ -8,12 +8,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SAMPLE_PATH "deploy/starling.conf.sample"
 
 static char dir[64];
+static char realdir[PATH_MAX]; /* dir made absolute, as the loader resolves names against it */
 
 /* Writes text to dir/name and returns the path (valid until the next call). */
 static const char *write_file(const char *name, const char *text)
@@ -34,6 +37,26 @@ static struct config *load_text(const char *text, int *rc, char *err, size_t err
     if (*rc != 0 && c != NULL)
         TEST_FAIL("*out is not NULL after an error");
     return c;
+}
+
+/* A file name that the loader resolved to `rel` in realdir. */
+#define CHECK_BESIDE(got, rel)                                                                     \
+    do {                                                                                           \
+        char want_[PATH_MAX + 64];                                                                 \
+        snprintf(want_, sizeof want_, "%s/%s", realdir, rel);                                      \
+        CHECK_STR(got, want_);                                                                     \
+    } while (0)
+
+/* Gives d the file names of c, so that config_changed() compares the rest: the defaults
+ * are relative, a loaded file's names absolute. */
+static void adopt_paths(struct config *d, const struct config *c)
+{
+    const char **dst[] = {&d->storage.path, &d->c2s.certificate, &d->c2s.key};
+    const char *src[] = {c->storage.path, c->c2s.certificate, c->c2s.key};
+    for (size_t i = 0; i < sizeof dst / sizeof dst[0]; i++) {
+        free((char *)*dst[i]);
+        *dst[i] = strdup(src[i]);
+    }
 }
 
 static void check_addr4(const struct config_addr *a, const char *text, const char *ip,
@@ -57,7 +80,8 @@ static void defaults(void)
     CHECK_STR(c->domain, "localhost");
     CHECK_INT(c->log.level, ==, LOG_LEVEL_INFO);
     CHECK_INT(c->storage.backend, ==, STORE_BACKEND_SQLITE);
-    CHECK_STR(c->storage.path, "var/starling.db");
+    /* Relative: config_defaults() has no file to be beside, so the working directory. */
+    CHECK_STR(c->storage.path, "starling.db");
     CHECK_STR(c->storage.dsn, "");
     CHECK_INT(c->storage.cache_size, ==, 256 * 1024);
     /* 0 stands for half the cores, at least one: resolved when loaded. */
@@ -66,8 +90,8 @@ static void defaults(void)
     CHECK_INT(c->c2s.threads, ==, half > 64 ? 64 : half);
     check_addr4(&c->c2s.listen, "127.0.0.1:5222", "127.0.0.1", 5222);
     check_addr4(&c->c2s.listen_tls, "127.0.0.1:5223", "127.0.0.1", 5223);
-    CHECK_STR(c->c2s.certificate, "var/localhost.crt");
-    CHECK_STR(c->c2s.key, "var/localhost.key");
+    CHECK_STR(c->c2s.certificate, "localhost.crt");
+    CHECK_STR(c->c2s.key, "localhost.key");
     CHECK(c->c2s.require_encryption);
     CHECK(!c->c2s.allow_plain_without_tls);
     CHECK_INT(c->c2s.max_stanza_size, ==, 262144);
@@ -99,6 +123,11 @@ static void empty_file_is_defaults(void)
     CHECK_INT(rc, ==, 0);
     CHECK_STR(err, "");
     if (c && d) {
+        /* The default file names, beside the file. */
+        CHECK_BESIDE(c->storage.path, "starling.db");
+        CHECK_BESIDE(c->c2s.certificate, "localhost.crt");
+        CHECK_BESIDE(c->c2s.key, "localhost.key");
+        adopt_paths(d, c);
         CHECK(config_changed(c, d, false) == NULL);
         CHECK(c->path && strstr(c->path, "/t.conf"));
     }
@@ -167,7 +196,7 @@ static void every_type(void)
     /* Untouched directives keep their defaults. */
     CHECK_INT(c->c2s.max_attrs, ==, 64);
     CHECK_INT(c->roster.max_items, ==, 1000);
-    CHECK_STR(c->storage.path, "var/starling.db");
+    CHECK_BESIDE(c->storage.path, "starling.db");
     config_free(c);
 
     /* Suffixes at their limits: sizes in G, durations in h and d. */
@@ -251,6 +280,8 @@ static const struct {
     {"c2s = { listen = \"::1:5222\"; };", "@:1: c2s.listen: \"::1:5222\" is not an address"},
     {"c2s = { listen = \"[::1]5222\"; };", "@:1: c2s.listen: \"[::1]5222\" is not an address"},
     {"c2s = { listen = \"127.0.0.1\"; };", "@:1: c2s.listen: \"127.0.0.1\" is not an address"},
+    /* a value that spans lines still makes a one-line message (found by the fuzzer) */
+    {"c2s = { listen = \"a\nb\"; };", "@:1: c2s.listen: \"a?b\" is not an address"},
     /* syntax, as libconfig reports it */
     {"c2s = { threads = ; };", "@:1: syntax error"},
     {"domain = \"x\";\n\nc2s = {\n  threads = = 4;\n};\n", "@:4: syntax error"},
@@ -328,7 +359,8 @@ static void include_relative_to_file(void)
     config_free(c);
     /* An error in an included file names that file. */
     c = load_text("domain = \"x\";\n@include \"inc-bad.conf\"\n", &rc, err, sizeof err);
-    snprintf(want, sizeof want, "%s/inc-bad.conf:2: router.shards: 257 is out of range 0..256", dir);
+    snprintf(want, sizeof want, "%s/inc-bad.conf:2: router.shards: 257 is out of range 0..256",
+             dir);
     CHECK_INT(rc, ==, -EINVAL);
     CHECK_STR(err, want);
     /* So does a wrapped literal in it. */
@@ -350,6 +382,52 @@ static void include_relative_to_file(void)
     CHECK_INT(rc, ==, -EINVAL);
     CHECK(!strncmp(err, "./inc-big.conf:3: 4294967297 is out of range", 44));
     CHECK_INT(chdir(cwd), ==, 0);
+}
+
+static void paths_relative_to_the_file(void)
+{
+    char err[512], cwd[PATH_MAX], sub[PATH_MAX], name[PATH_MAX + 16];
+    struct config *c;
+    int rc;
+    snprintf(sub, sizeof sub, "%s/etc", dir);
+    CHECK_INT(mkdir(sub, 0700), ==, 0);
+    CHECK_INT(mkdir(strcat(strcpy(name, sub), "/inc"), 0700), ==, 0);
+    write_file("etc/inc/tls.conf",
+               "c2s = { certificate = \"tls/c.crt\"; key = \"/abs/k.key\"; };\n");
+    const char *path = write_file("etc/p.conf", "storage = { path = \"data/x.db\"; };\n"
+                                                "@include \"inc/tls.conf\"\n");
+    snprintf(name, sizeof name, "%s", path);
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    /* The same names whether the file is named absolutely or relatively, from any
+     * working directory: those of an included file too (relative to the same folder as
+     * its @include line); an absolute name stays as it is. */
+    const char *const cases[][2] = {
+        {"/", name}, {dir, "etc/p.conf"}, {sub, "p.conf"}, {sub, "../etc/./p.conf"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_INT(chdir(cases[i][0]), ==, 0);
+        rc = config_load(cases[i][1], &c, err, sizeof err);
+        CHECK_INT(rc, ==, 0);
+        CHECK_STR(err, "");
+        if (rc == 0) {
+            CHECK_BESIDE(c->storage.path, "etc/data/x.db");
+            CHECK_BESIDE(c->c2s.certificate, "etc/tls/c.crt");
+            CHECK_STR(c->c2s.key, "/abs/k.key");
+        }
+        config_free(c);
+    }
+    CHECK_INT(chdir(cwd), ==, 0);
+
+    /* A name that fits as written but not once made absolute is an error at its line. */
+    static char text[4200], want[256];
+    int n = snprintf(text, sizeof text, "# long\nstorage = { path = \"");
+    memset(text + n, 'a', 4090);
+    strcpy(text + n + 4090, "\"; };\n");
+    c = load_text(text, &rc, err, sizeof err);
+    snprintf(want, sizeof want,
+             "%s/t.conf:2: storage.path: is %zu bytes long once made absolute, more than 4095", dir,
+             strlen(realdir) + 1 + 4090);
+    CHECK_INT(rc, ==, -EINVAL);
+    CHECK_STR(err, want);
 }
 
 static void literal_scanner_ignores_strings_comments_and_floats(void)
@@ -410,8 +488,10 @@ static void sample_round_trips(void)
     struct config *d = config_defaults();
     CHECK_INT(rc, ==, 0);
     CHECK_STR(err, "");
-    if (c && d)
+    if (c && d) {
+        adopt_paths(d, c);
         CHECK(config_changed(c, d, false) == NULL);
+    }
     config_free(c);
 
     /* The sample sets every directive: change each value and it is no longer the
@@ -467,7 +547,8 @@ static void reload_comparison(void)
 {
     int rc;
     char err[256];
-    struct config *d = config_defaults();
+    /* From the same file as the others, so that its file names are the same. */
+    struct config *d = load_text("", &rc, err, sizeof err);
     struct config *c = load_text("log = { level = \"debug\"; };\n", &rc, err, sizeof err);
     CHECK_INT(rc, ==, 0);
     if (c && d) {
@@ -524,12 +605,17 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
+    if (!realpath(dir, realdir)) {
+        perror("realpath");
+        return 1;
+    }
     RUN(defaults);
     RUN(empty_file_is_defaults);
     RUN(every_type);
     RUN(errors_name_file_line_and_key);
     RUN(missing_file);
     RUN(include_relative_to_file);
+    RUN(paths_relative_to_the_file);
     RUN(literal_scanner_ignores_strings_comments_and_floats);
     RUN(short_error_buffer);
     RUN(sample_round_trips);

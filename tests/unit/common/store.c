@@ -119,6 +119,79 @@ static void sync_accounts(void)
     store_close(st);
 }
 
+/* Names in byte order, as one string: "a b c". */
+static void account_names(struct store *st, char *out, size_t cap)
+{
+    struct store_list l;
+    size_t n = 0;
+    out[0] = '\0';
+    if (store_account_list_sync(st, NULL, STORE_LIST_MAX, &l) != 0)
+        return;
+    for (size_t i = 0; i < l.n; i++)
+        n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s", i ? " " : "", l.names[i]);
+    store_list_free(&l);
+}
+
+static void import_all_or_nothing(void)
+{
+    struct store_creds got;
+    struct store_account a[] = {
+        {"viola", make_creds(1)}, {"sebastian", make_creds(2)}, {"orsino", make_creds(3)}};
+    char names[256];
+    size_t failed = 99;
+    struct store *st = open_db(db_path("import"), 0);
+    if (!st)
+        return;
+
+    CHECK_INT(store_account_import_sync(st, a, 3, false, &failed), ==, 3);
+    account_names(st, names, sizeof names);
+    CHECK_STR(names, "orsino sebastian viola");
+    CHECK_INT(store_creds_get_sync(st, "sebastian", &got), ==, 0);
+    CHECK(creds_eq(&got, &a[1].creds));
+
+    /* An existing account second: -EEXIST naming it, and the first is not created. */
+    struct store_account b[] = {
+        {"olivia", make_creds(4)}, {"viola", make_creds(5)}, {"malvolio", make_creds(6)}};
+    CHECK_INT(store_account_import_sync(st, b, 3, false, &failed), ==, -EEXIST);
+    CHECK_INT(failed, ==, 1);
+    account_names(st, names, sizeof names);
+    CHECK_STR(names, "orsino sebastian viola");
+    CHECK_INT(store_creds_get_sync(st, "viola", &got), ==, 0);
+    CHECK(creds_eq(&got, &a[0].creds));
+
+    /* A name given twice is the same conflict, at its second place. */
+    struct store_account c[] = {
+        {"olivia", make_creds(4)}, {"maria", make_creds(7)}, {"olivia", make_creds(8)}};
+    CHECK_INT(store_account_import_sync(st, c, 3, false, &failed), ==, -EEXIST);
+    CHECK_INT(failed, ==, 2);
+    CHECK_INT(store_account_exists_sync(st, "olivia"), ==, -ENOENT);
+
+    /* Invalid arguments are found before anything is written. */
+    struct store_account d[] = {{"olivia", make_creds(4)}, {"", make_creds(5)}};
+    CHECK_INT(store_account_import_sync(st, d, 2, false, &failed), ==, -EINVAL);
+    CHECK_INT(failed, ==, 1);
+    d[1].user = "feste";
+    d[1].creds.sha1.iterations = d[1].creds.sha256.iterations = 0;
+    CHECK_INT(store_account_import_sync(st, d, 2, false, &failed), ==, -EINVAL);
+    CHECK_INT(failed, ==, 1);
+    CHECK_INT(store_account_import_sync(st, d, 0, false, &failed), ==, -EINVAL);
+    CHECK_INT(store_account_import_sync(st, NULL, 1, false, NULL), ==, -EINVAL);
+    account_names(st, names, sizeof names);
+    CHECK_STR(names, "orsino sebastian viola");
+
+    /* With replace, viola keeps her data under new credentials; only olivia and malvolio
+     * are new. */
+    struct store_roster_item it = {.jid = "orsino@illyria", .sub = STORE_SUB_BOTH};
+    CHECK_INT(store_roster_put_sync(st, "viola", &it, NULL), ==, 0);
+    CHECK_INT(store_account_import_sync(st, b, 3, true, &failed), ==, 2);
+    CHECK_INT(store_creds_get_sync(st, "viola", &got), ==, 0);
+    CHECK(creds_eq(&got, &b[1].creds));
+    CHECK_INT(store_roster_count_sync(st, "viola"), ==, 1);
+    account_names(st, names, sizeof names);
+    CHECK_STR(names, "malvolio olivia orsino sebastian viola");
+    store_close(st);
+}
+
 static void invalid_arguments(void)
 {
     struct store_creds c = make_creds(1), bad;
@@ -704,6 +777,7 @@ int main(void)
     RUN(open_errors);
     RUN(sync_accounts);
     RUN(invalid_arguments);
+    RUN(import_all_or_nothing);
     RUN(list_pages_in_byte_order);
     RUN(second_process_writes);
     RUN(async_completions);

@@ -562,6 +562,106 @@ static void test_reset(void)
     pair_close(&x);
 }
 
+/* A consumer that gives frames back only up to a point keeps the rest from the producer. */
+static void test_release_to(void)
+{
+    struct pair x;
+    pair_open(&x);
+    CHECK_INT(put(&x.p, 100, 1, 0x11), ==, 0);
+    CHECK_INT(put(&x.p, 100, 2, 0x22), ==, 0);
+    ring_publish(&x.p);
+    get(&x.c, 100, 1, 0x11);
+    uint64_t first = ring_consumed(&x.c);
+    get(&x.c, 100, 2, 0x22);
+    CHECK(ring_release_to(&x.c, first) == false); /* nobody waits: no bell */
+    CHECK_INT(atomic_load(&x.sh->tail), ==, first);
+    CHECK(!ring_release_to(&x.c, first));            /* nothing new */
+    CHECK(!ring_release_to(&x.c, first - 8));        /* backwards */
+    CHECK(!ring_release_to(&x.c, ring_consumed(&x.c) + 8)); /* beyond what was read */
+    CHECK_INT(atomic_load(&x.sh->tail), ==, first);
+    ring_release(&x.c);
+    CHECK_INT(atomic_load(&x.sh->tail), ==, ring_consumed(&x.c));
+    pair_close(&x);
+}
+
+struct seen {
+    unsigned n;
+    uint16_t kinds[16];
+    uint32_t lens[16];
+};
+
+static int visit(void *arg, const struct ring_frame *f)
+{
+    struct seen *v = arg;
+    if (v->n < 16) {
+        v->kinds[v->n] = f->kind;
+        v->lens[v->n] = f->len;
+    }
+    v->n++;
+    return 0;
+}
+
+/* The survivor producer gets back what the dead consumer had not released: frames read
+ * but not released, published and not read, committed and not published; across the
+ * wrap (a pad in between). */
+static void test_unreleased(void)
+{
+    struct pair x;
+    pair_open(&x);
+    for (int i = 0; i < 3; i++) /* 3 x 1000 + pads: the next ones wrap */
+        CHECK_INT(put(&x.p, 1000 - 8, 1, 0x11), ==, 0);
+    ring_publish(&x.p);
+    for (int i = 0; i < 3; i++)
+        get(&x.c, 1000 - 8, 1, 0x11);
+    ring_release(&x.c);
+    CHECK_INT(put(&x.p, 900, 2, 0x22), ==, 0); /* read, not released */
+    CHECK_INT(put(&x.p, 800, 3, 0x33), ==, 0); /* wraps: published, not read */
+    ring_publish(&x.p);
+    get(&x.c, 900, 2, 0x22);
+    CHECK_INT(put(&x.p, 50, 4, 0x44), ==, 0); /* committed only */
+    struct seen v = {0};
+    CHECK_INT(ring_unreleased(&x.p, visit, &v), ==, 0);
+    CHECK_INT(v.n, ==, 3);
+    CHECK_INT(v.kinds[0], ==, 2);
+    CHECK_INT(v.lens[0], ==, 900);
+    CHECK_INT(v.kinds[1], ==, 3);
+    CHECK_INT(v.kinds[2], ==, 4);
+    CHECK_INT(v.lens[2], ==, 50);
+
+    /* A dead consumer's impossible tail, or a frame it scribbled over, is refused. */
+    atomic_store(&x.sh->tail, ring_committed(&x.p) + 8);
+    v.n = 0;
+    CHECK_INT(ring_unreleased(&x.p, visit, &v), ==, -EBADMSG);
+    CHECK_INT(v.n, ==, 0);
+    atomic_store(&x.sh->tail, x.c.rel);
+    ((struct shm_frame *)(x.sh->data + (x.c.rel & (DATA - 1))))->len = DATA;
+    CHECK_INT(ring_unreleased(&x.p, visit, &v), ==, -EBADMSG);
+    pair_close(&x);
+}
+
+/* Frames committed and not published can be taken back; published ones cannot. */
+static void test_uncommit(void)
+{
+    struct pair x;
+    struct ring_frame f;
+    pair_open(&x);
+    CHECK_INT(put(&x.p, 10, 1, 0x11), ==, 0);
+    ring_publish(&x.p);
+    uint64_t mark = ring_committed(&x.p);
+    CHECK_INT(put(&x.p, 20, 2, 0x22), ==, 0);
+    CHECK_INT(put(&x.p, 30, 3, 0x33), ==, 0);
+    ring_uncommit(&x.p, mark);
+    CHECK_INT(ring_committed(&x.p), ==, mark);
+    ring_uncommit(&x.p, 0); /* before what was published: refused */
+    CHECK_INT(ring_committed(&x.p), ==, mark);
+    CHECK_INT(put(&x.p, 40, 4, 0x44), ==, 0);
+    ring_publish(&x.p);
+    get(&x.c, 10, 1, 0x11);
+    get(&x.c, 40, 4, 0x44);
+    CHECK_INT(ring_peek(&x.c, &f), ==, 0);
+    pair_close(&x);
+}
+
 /* ---- memory at rest ---- */
 
 /* Pages of [p, p + n) the segment holds (mincore: in the page cache of the memfd). */
@@ -689,6 +789,9 @@ int main(void)
     RUN(test_release_wakes_waiting_producer);
     RUN(test_wait_space_already_there);
     RUN(test_reset);
+    RUN(test_release_to);
+    RUN(test_unreleased);
+    RUN(test_uncommit);
     RUN(test_trim);
     return test_done("ring");
 }
