@@ -215,21 +215,11 @@ setup_starling() {
         { say "starling: the sample config changed shape; fix the sed in bench/compare.sh"; return 1; }
     "$BIN/starlingctl" --config "$ST_DIR/starling.conf" gencert >/dev/null || return 1
     # One account through starlingctl (SCRAM-SHA-1 and -256 keys, 4096 iterations), then
-    # its row copied under the other names: the same credentials, so the same password.
-    # starlingctl alone takes ~27 ms an account (a process, two PBKDF2s, a commit).
+    # its row copied under the other names (bench/clone_accounts.py).
     "$BIN/starlingctl" --config "$ST_DIR/starling.conf" adduser "user1@localhost" "$PW" || return 1
-    $PY - "$ST_DIR/starling.db" "$NUSERS" <<'EOF' || return 1
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-cols = [r[1] for r in db.execute("PRAGMA table_info(accounts)")]
-rest = ", ".join("a." + c for c in cols if c != "user")
-db.execute(f"""WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-               INSERT OR IGNORE INTO accounts ({", ".join(cols)})
-               SELECT 'user' || i, {rest} FROM n, accounts a WHERE a.user = 'user1'""",
-           (int(sys.argv[2]),))
-db.commit()
-print(f"starling: {db.execute('SELECT count(*) FROM accounts').fetchone()[0]} accounts")
-EOF
+    local n
+    n=$($PY bench/clone_accounts.py "$ST_DIR/starling.db" "$NUSERS") || return 1
+    echo "starling: $n"
 }
 start_starling() {
     "$BIN/starling" --config "$ST_DIR/starling.conf" >>"$ST_DIR/server.log" 2>&1 &

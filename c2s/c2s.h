@@ -105,9 +105,18 @@ struct conn {
     char *directed; /* the router's PROTO_SESSION_STATE, handed back at re-registration */
     uint32_t directed_len;
     uint8_t router_flags;
-    struct conn *next_paused;
-    struct conn *next_send; /* the thread's send list */
+    /* On a list of paused connections (t->paused, or route_resume()'s own while it
+     * runs) exactly while CONN_F_PAUSED is set: pprev_paused points at whatever points
+     * at us, so a connection that closes leaves its list at once. */
+    struct conn *next_paused, **pprev_paused;
+    union {
+        struct conn *next_send; /* live: the thread's send list */
+        struct conn *next_free; /* free: the pool's free list */
+    };
 };
+
+/* Slots come in chunks of this many, allocated as connections first need them. */
+#define CONN_CHUNK 256
 
 /* Requests from the process's main thread, through c2s_thread.ctl. */
 enum { C2S_CTL_NONE, C2S_CTL_STOP, C2S_CTL_ROUTER_DOWN, C2S_CTL_ROUTER_UP, C2S_CTL_RELOAD };
@@ -124,8 +133,11 @@ struct c2s_thread {
     struct io_uring_buf_ring *br;
     char *bufs;
     unsigned nbufs, bufsize;
-    struct conn *conns;
-    uint32_t nconns, *free_slots, nfree, live;
+    struct conn **chunks; /* [nconns / CONN_CHUNK, rounded up]: NULL until needed */
+    uint32_t nconns;      /* slots at most: this thread's share of c2s.max_connections */
+    uint32_t nslots;      /* slots used so far, from 0 on: the rest were never touched */
+    uint32_t live;        /* connections not free */
+    struct conn *free;    /* free slots below nslots, the one freed last first */
     unsigned nshards;
     struct ring *to_shard;   /* [nshards]: this thread produces */
     struct ring *from_shard; /* [nshards]: this thread consumes */
@@ -162,6 +174,10 @@ extern _Thread_local struct c2s_thread *c2s_current;
 extern int c2s_ctl_fd;
 
 /* ---- conn.c ---- */
+/* The thread's pool: room for max connections, none of it allocated yet. 0 or -ENOMEM. */
+int conn_pool_init(struct c2s_thread *t, uint32_t max);
+/* A connection in a free slot (a new chunk of slots when every used one is taken), or
+ * NULL at the limit or out of memory. */
 struct conn *conn_new(struct c2s_thread *t, int fd, bool direct_tls);
 struct conn *conn_by_id(struct c2s_thread *t, uint64_t id);
 uint64_t conn_id(const struct conn *c);
@@ -176,6 +192,9 @@ void conn_close(struct conn *c);
 void conn_release(struct conn *c);
 /* Releases memory an idle connection does not need. */
 void conn_trim(struct conn *c);
+/* Puts c at the head of a list of paused connections / takes it off its list. */
+void conn_paused_add(struct conn **list, struct conn *c);
+void conn_paused_del(struct conn *c);
 
 /* ---- loop.c ---- */
 void loop_arm_recv(struct conn *c);
@@ -239,5 +258,12 @@ void route_router_down(struct c2s_thread *t);
 /* After a router restart: register every bound session again, then hand the new router
  * what the old one had not finished. */
 void route_reregister(struct c2s_thread *t);
+
+/* The connection in a slot (it may be free), or NULL for a slot never used. Loops over a
+ * thread's connections run over slots 0 to nslots - 1. */
+static inline struct conn *conn_slot(const struct c2s_thread *t, uint32_t slot)
+{
+    return slot < t->nslots ? &t->chunks[slot / CONN_CHUNK][slot % CONN_CHUNK] : NULL;
+}
 
 #endif

@@ -1,11 +1,15 @@
 /*
  * conn.c: the per-thread pool of connections and their output.
  *
- * Slots are preallocated per thread (c2s.max_connections / threads); a connection's id
- * is (thread, slot, generation), so anything addressed to a slot reused since is
- * recognised. Output is double-buffered: `out` is what the kernel may be reading for an
- * in-flight send and is never reallocated meanwhile; new bytes gather in `next` and go
- * out in one send when the previous one completes.
+ * Each thread has room for c2s.max_connections / threads slots, allocated CONN_CHUNK at a
+ * time as they are first used: a node holding few clients keeps few slots in memory. A
+ * chunk never moves or goes away (the thread's lists point into it), and a freed slot is
+ * the first reused. A connection's id is (thread, slot, generation), so anything
+ * addressed to a slot reused since is recognised; conn_by_id() is two array lookups.
+ *
+ * Output is double-buffered: `out` is what the kernel may be reading for an in-flight
+ * send and is never reallocated meanwhile; new bytes gather in `next` and go out in one
+ * send when the previous one completes.
  */
 #include "c2s/c2s.h"
 #include "common/log.h"
@@ -22,13 +26,41 @@
 /* A client that does not read its stream gets this much queued, then is dropped. */
 #define OUT_MAX (8u << 20)
 
+int conn_pool_init(struct c2s_thread *t, uint32_t max)
+{
+    t->nconns = max;
+    t->nslots = t->live = 0;
+    t->free = NULL;
+    /* One pointer per chunk: 3 KiB for 100,000 slots. */
+    t->chunks = calloc((max + CONN_CHUNK - 1) / CONN_CHUNK, sizeof *t->chunks);
+    return t->chunks ? 0 : -ENOMEM;
+}
+
+/* A slot never used: the next one, in a chunk allocated when it starts one. Its pages
+ * are touched only as its slots are used. */
+static struct conn *fresh_slot(struct c2s_thread *t)
+{
+    uint32_t slot = t->nslots;
+    if (slot == t->nconns)
+        return NULL;
+    struct conn **chunk = &t->chunks[slot / CONN_CHUNK];
+    if (!*chunk && !(*chunk = malloc(CONN_CHUNK * sizeof **chunk)))
+        return NULL;
+    t->nslots++;
+    struct conn *c = &(*chunk)[slot % CONN_CHUNK];
+    c->slot = slot;
+    c->gen = 0;
+    return c;
+}
+
 struct conn *conn_new(struct c2s_thread *t, int fd, bool direct_tls)
 {
-    if (!t->nfree)
+    struct conn *c = t->free;
+    if (c)
+        t->free = c->next_free;
+    else if (!(c = fresh_slot(t)))
         return NULL;
-    uint32_t slot = t->free_slots[--t->nfree];
-    struct conn *c = &t->conns[slot];
-    uint32_t gen = c->gen;
+    uint32_t slot = c->slot, gen = c->gen;
     memset(c, 0, sizeof *c);
     c->t = t;
     c->slot = slot;
@@ -49,11 +81,8 @@ uint64_t conn_id(const struct conn *c)
 
 struct conn *conn_by_id(struct c2s_thread *t, uint64_t id)
 {
-    uint32_t slot = PROTO_CONN_SLOT(id);
-    if (slot >= t->nconns)
-        return NULL;
-    struct conn *c = &t->conns[slot];
-    if (c->state == CONN_FREE || (c->gen & 0xFFFFFFu) != PROTO_CONN_GEN(id))
+    struct conn *c = conn_slot(t, PROTO_CONN_SLOT(id));
+    if (!c || c->state == CONN_FREE || (c->gen & 0xFFFFFFu) != PROTO_CONN_GEN(id))
         return NULL;
     return c;
 }
@@ -100,12 +129,35 @@ int conn_start_tls(struct conn *c)
     return c->tls ? 0 : -ENOMEM;
 }
 
+void conn_paused_add(struct conn **list, struct conn *c)
+{
+    c->next_paused = *list;
+    if (*list)
+        (*list)->pprev_paused = &c->next_paused;
+    c->pprev_paused = list;
+    *list = c;
+}
+
+void conn_paused_del(struct conn *c)
+{
+    *c->pprev_paused = c->next_paused;
+    if (c->next_paused)
+        c->next_paused->pprev_paused = c->pprev_paused;
+    c->next_paused = NULL;
+    c->pprev_paused = NULL;
+}
+
 void conn_close(struct conn *c)
 {
     if (c->state == CONN_CLOSING || c->state == CONN_FREE)
         return;
-    if (c->flags & CONN_F_BOUND)
+    /* A bind in flight makes a session in the router whether or not its answer is
+     * back: the unbind follows the bind through the same ring, so in order. */
+    if ((c->flags & CONN_F_BOUND) || c->state == CONN_BINDING)
         route_unbind(c);
+    /* Off the paused list before the slot can be reused. */
+    if (c->flags & CONN_F_PAUSED)
+        conn_paused_del(c);
     c->flags &= (uint16_t) ~(CONN_F_BOUND | CONN_F_PAUSED | CONN_F_WAIT);
     c->state = CONN_CLOSING;
     /* Give a slow reader a few seconds to take our last words. */
@@ -151,7 +203,8 @@ void conn_release(struct conn *c)
     c->user = c->jid = c->from_attr = c->iq_id = c->presence = c->directed = NULL;
     c->state = CONN_FREE;
     c->gen = (c->gen + 1) & 0xFFFFFFu;
-    t->free_slots[t->nfree++] = c->slot;
+    c->next_free = t->free;
+    t->free = c;
     t->live--;
 }
 

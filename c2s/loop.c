@@ -301,8 +301,8 @@ static void on_send(struct conn *c, const struct io_uring_cqe *cqe)
 static void sweep(struct c2s_thread *t)
 {
     t->now = clock_s();
-    for (uint32_t i = 0; i < t->nconns; i++) {
-        struct conn *c = &t->conns[i];
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        struct conn *c = conn_slot(t, i);
         if (c->state == CONN_FREE)
             continue;
         if (c->state == CONN_CLOSING) {
@@ -318,6 +318,11 @@ static void sweep(struct c2s_thread *t)
         if (c->state != CONN_CLOSING && !(c->ops & CONN_OP_SEND))
             conn_trim(c);
     }
+    /* Rings to the router that stayed quiet since the last sweep give their pages back
+     * (a corrupt tail, the only error, is found again when a frame is next reserved). */
+    if (!t->router_down)
+        for (unsigned s = 0; s < t->nshards; s++)
+            ring_trim(&t->to_shard[s]);
 }
 
 static int listen_on(const struct config_addr *a)
@@ -404,8 +409,8 @@ static void begin_stop(struct c2s_thread *t)
             close(t->lfd[i]);
             t->lfd[i] = -1;
         }
-    for (uint32_t i = 0; i < t->nconns; i++) {
-        struct conn *c = &t->conns[i];
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        struct conn *c = conn_slot(t, i);
         if (c->state != CONN_FREE && c->state != CONN_CLOSING)
             stream_error(c, "system-shutdown");
     }
@@ -429,8 +434,8 @@ static void control(struct c2s_thread *t, unsigned req)
         route_reregister(t);
         route_resume(t);
         /* Held input flows again and reading resumes. */
-        for (uint32_t i = 0; i < t->nconns; i++) {
-            struct conn *c = &t->conns[i];
+        for (uint32_t i = 0; i < t->nslots; i++) {
+            struct conn *c = conn_slot(t, i);
             if (c->state != CONN_FREE && c->state != CONN_CLOSING && c->state != CONN_TLS &&
                 !(c->flags & CONN_F_PAUSED))
                 stream_input(c, NULL, 0);
@@ -490,7 +495,7 @@ int loop_run(struct c2s_thread *t)
             uint32_t slot = (uint32_t)(ud >> 32) & 0xFFFFFFu, gen = (uint32_t)ud;
             struct conn *c = NULL;
             if (op == OP_RECV || op == OP_SEND) {
-                c = slot < t->nconns ? &t->conns[slot] : NULL;
+                c = conn_slot(t, slot);
                 if (c && (c->state == CONN_FREE || c->gen != gen))
                     c = NULL;
             }

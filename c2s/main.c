@@ -184,17 +184,9 @@ static int attach(struct c2s_thread *t, const struct seg *seg, const struct conf
     if (err)
         return err;
 
-    t->nconns = (uint32_t)((cfg->c2s.max_connections + nthreads - 1) / nthreads);
-    /* calloc'd slots cost no memory until a connection touches them. */
-    t->conns = calloc(t->nconns, sizeof *t->conns);
-    t->free_slots = malloc(t->nconns * sizeof *t->free_slots);
-    if (!t->conns || !t->free_slots)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < t->nconns; i++) {
-        t->conns[i].state = CONN_FREE;
-        t->free_slots[i] = t->nconns - 1 - i;
-    }
-    t->nfree = t->nconns;
+    err = conn_pool_init(t, (uint32_t)((cfg->c2s.max_connections + nthreads - 1) / nthreads));
+    if (err)
+        return err;
     arena_init(&t->arena, 8192);
     return 0;
 }
@@ -241,6 +233,7 @@ int main(int argc, char **argv)
         .backend = cfg->storage.backend,
         .path = cfg->storage.path,
         .dsn = cfg->storage.dsn,
+        .cache = cfg->storage.cache_size,
     };
     int rc = store_open(&so, &store);
     if (rc < 0) {

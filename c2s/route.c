@@ -71,8 +71,7 @@ static void pause_conn(struct conn *c, unsigned shard)
     struct c2s_thread *t = c->t;
     c->held_shard = (uint16_t)shard;
     c->flags |= CONN_F_PAUSED;
-    c->next_paused = t->paused;
-    t->paused = c;
+    conn_paused_add(&t->paused, c);
     route_flush(t); /* ring_wait_prepare() wants everything published */
     wait_for_room(t, shard);
 }
@@ -264,8 +263,11 @@ int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, boo
             buf_free(&b);
             return -ENOMEM;
         }
+        /* The buffer's allocation becomes the string, cut to size: every session keeps
+         * it, and the buffer reserved 256 bytes. */
+        char *attr = realloc(b.p, b.len);
         free(c->from_attr);
-        c->from_attr = b.p; /* the buffer's allocation becomes the string */
+        c->from_attr = attr ? attr : b.p;
         c->from_attr_len = (uint16_t)(b.len - 1);
         /* The bare JID (no quote can occur in it) is the same text up to the '/'. */
         c->from_bare_len = (uint16_t)(7 + bare_len);
@@ -448,19 +450,21 @@ void route_resume(struct c2s_thread *t)
     t->resume_now = false;
     if (t->router_down)
         return;
+    /* One pass over the connections paused now. Each is taken off this list before it
+     * resumes: one paused again inside stream_input() goes on t->paused anew, and one
+     * that closes meanwhile leaves whichever list it is on (conn_close). */
     struct conn *list = t->paused, *still = NULL;
     t->paused = NULL;
+    if (list)
+        list->pprev_paused = &list;
     while (list) {
         struct conn *c = list;
-        list = c->next_paused;
-        if (c->state == CONN_FREE || c->state == CONN_CLOSING || !(c->flags & CONN_F_PAUSED))
-            continue;
+        conn_paused_del(c);
         struct ring *r = &t->to_shard[c->held_shard];
         void *dst;
         if (!backlog_empty(&t->backlog[c->held_shard]) ||
             ring_reserve(r, buf_used(&c->held), PROTO_STANZA, 0, &dst) < 0) {
-            c->next_paused = still;
-            still = c;
+            conn_paused_add(&still, c);
             continue;
         }
         memcpy(dst, buf_data(&c->held), buf_used(&c->held));
@@ -470,12 +474,10 @@ void route_resume(struct c2s_thread *t)
         c->flags &= (uint16_t)~CONN_F_PAUSED;
         stream_input(c, NULL, 0); /* what arrived while it waited; reading resumes */
     }
-    /* Connections paused again inside stream_input() are already back on t->paused. */
     while (still) {
         struct conn *c = still;
-        still = c->next_paused;
-        c->next_paused = t->paused;
-        t->paused = c;
+        conn_paused_del(c);
+        conn_paused_add(&t->paused, c);
     }
     route_flush(t);
     for (struct conn *c = t->paused; c; c = c->next_paused)
@@ -519,8 +521,8 @@ void route_router_down(struct c2s_thread *t)
 
 void route_reregister(struct c2s_thread *t)
 {
-    for (uint32_t i = 0; i < t->nconns; i++) {
-        struct conn *c = &t->conns[i];
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        struct conn *c = conn_slot(t, i);
         if (c->state == CONN_FREE || c->state == CONN_CLOSING)
             continue;
         if (c->flags & CONN_F_BOUND)

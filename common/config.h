@@ -77,6 +77,7 @@ struct config {
         enum store_backend backend;
         const char *path;
         const char *dsn;
+        uint64_t cache_size;
     } storage;
     struct {
         uint32_t threads;

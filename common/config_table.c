@@ -82,6 +82,10 @@ const struct config_directive config_table[] = {
     STR("storage.dsn", storage.dsn, "", 0, 4095, RESTART,
         "The PostgreSQL connection string (\"host=db dbname=starling\"), used when\n"
         "storage.backend is postgresql."),
+    NUM(SIZE, "storage.cache_size", storage.cache_size, "256K", 64 * K, 1 * G, RESTART,
+        "SQLite's page cache in each process that opens the database (c2s and router).\n"
+        "The operating system caches the file as well: a page missed here costs a read\n"
+        "from memory, not from disk."),
     NUM(INT, "c2s.threads", c2s.threads, "0", 0, 64, RESTART,
         "Threads of the c2s process, each with its own io_uring, listeners and\n"
         "connections. 0: half the cores, at least one, so that c2s threads and router\n"

@@ -75,6 +75,7 @@ struct store_opts {
     enum store_backend backend;
     const char *path;   /* SQLite: the database file, created when missing */
     const char *dsn;    /* PostgreSQL: the connection string */
+    uint64_t cache;     /* SQLite: bytes of page cache at most; 0 means SQLite's default */
     unsigned queue_max; /* outstanding requests at most; 0 means STORE_QUEUE_DEFAULT */
 };
 

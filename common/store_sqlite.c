@@ -376,6 +376,13 @@ static int sqlite_open(const struct store_opts *opts, void **out)
         rc = -EIO;
         goto fail;
     }
+    if (opts->cache) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA cache_size = -%llu",
+                 (unsigned long long)(opts->cache / 1024)); /* negative: in KiB */
+        if ((rc = sqlite_exec(be, pragma)) < 0)
+            goto fail;
+    }
     if ((rc = sqlite_exec(be, "PRAGMA synchronous = NORMAL")) < 0 ||
         (rc = sqlite_exec(be, "PRAGMA foreign_keys = ON")) < 0 || (rc = sqlite_migrate(be)) < 0)
         goto fail;

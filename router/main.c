@@ -87,8 +87,10 @@ int main(int argc, char **argv)
         return 1;
     }
     struct store *store;
-    struct store_opts so = {
-        .backend = cfg->storage.backend, .path = cfg->storage.path, .dsn = cfg->storage.dsn};
+    struct store_opts so = {.backend = cfg->storage.backend,
+                            .path = cfg->storage.path,
+                            .dsn = cfg->storage.dsn,
+                            .cache = cfg->storage.cache_size};
     if ((rc = store_open(&so, &store)) < 0) {
         LOG_ERROR("storage: %s", strerror(-rc));
         return 1;

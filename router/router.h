@@ -211,6 +211,7 @@ struct shard {
     struct session **targets; /* route.c: the sessions a message goes to */
     size_t targets_cap;
     bool retry_out;  /* an outbound ring had room already: flush again */
+    unsigned trim_wakes; /* idle wake-ups left to give the outbound rings' pages back */
     struct bell bell; /* frames for us, or room in a ring we wait on */
     struct store_client *store;
     struct user_table users;

@@ -23,6 +23,9 @@
 
 #define BATCH       256
 #define BACKLOG_MAX (8u << 20)
+/* After work, an idle shard wakes once a second up to this many times, until every
+ * outbound ring has given its pages back (ring_trim: quiet for a second, all consumed). */
+#define TRIM_WAKES 3
 
 _Thread_local struct shard *shard_current;
 int router_ctl_fd = -1;
@@ -311,6 +314,22 @@ static void front_end_down(struct shard *s, unsigned role)
     }
 }
 
+/* True when every outbound ring holds no pages. */
+static bool trim_out(struct shard *s)
+{
+    bool done = true;
+    for (unsigned fe = 0; fe < s->nfe; fe++) {
+        ring_trim(&s->to_fe[fe]);
+        done &= ring_trimmed(&s->to_fe[fe]);
+    }
+    for (unsigned t = 0; t < s->nshards; t++)
+        if (t != s->idx) {
+            ring_trim(&s->to_shard[t]);
+            done &= ring_trimmed(&s->to_shard[t]);
+        }
+    return done;
+}
+
 static void sleep_until_work(struct shard *s)
 {
     bell_prepare_sleep(&s->bell);
@@ -321,8 +340,11 @@ static void sleep_until_work(struct shard *s)
         return;
     }
     /* Frames, store answers and control requests all ring the bell: one blocking read,
-     * the only system call of a wake-up besides the bells the shard rings. */
-    bell_wait(&s->bell, -1);
+     * the only system call of a wake-up besides the bells the shard rings. For a few
+     * seconds after work the wait has a timeout (a poll, then the read): a quiet second
+     * lets the outbound rings give their pages back. */
+    if (bell_wait(&s->bell, s->trim_wakes ? 1000 : -1) == 0 && s->trim_wakes)
+        s->trim_wakes = trim_out(s) ? 0 : s->trim_wakes - 1; /* a quiet second */
 }
 
 /* A message the shard produced left a backlog for its ring: what it covers is out. */
@@ -519,6 +541,7 @@ void *shard_main(void *arg)
         }
         if (shard_step(s) || s->retry_out) {
             s->retry_out = false;
+            s->trim_wakes = TRIM_WAKES;
             continue;
         }
         sleep_until_work(s);

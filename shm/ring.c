@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static inline uint32_t align8(uint32_t n)
 {
@@ -41,6 +43,9 @@ static void ring_local_init(struct ring *r, uint64_t head, uint64_t tail)
     r->head = r->resv = r->pub = head;
     r->tail_seen = tail;
     r->want = 0;
+    /* What a fresh ring holds was never touched; after a restart of the other end it may
+     * have been, and stays until frames pass again: memory, not correctness. */
+    r->quiet_pub = r->trimmed = head;
     /* head_seen = tail: the consumer's first ring_peek() loads and validates head. */
     r->tail = r->next = r->rel = r->head_seen = tail;
 }
@@ -170,6 +175,31 @@ int ring_wait_prepare(struct ring *r)
     /* Disarm. If the consumer disarmed first, it rings us once for nothing: harmless. */
     atomic_store_explicit(&r->sh->wake_tail, SHM_NO_WAKE, memory_order_relaxed);
     return rc;
+}
+
+int ring_trim(struct ring *r)
+{
+    bool quiet = r->pub == r->quiet_pub;
+    r->quiet_pub = r->pub;
+    if (!quiet || r->resv != r->pub || ring_trimmed(r))
+        return 0;
+    /* The load-acquire of tail pairs with the store-release in ring_release(): once every
+     * published frame is released, the consumer's reads of them are over before the pages
+     * go. It reads nothing more until head moves, and only the producer (us) moves it. */
+    if (ring_load_tail(r) < 0)
+        return -EBADMSG;
+    if (r->tail_seen != r->pub)
+        return 0;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)r->data + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)r->data + r->size) & ~(page - 1);
+    /* MADV_REMOVE punches the hole in the shared file; private memory refuses it with
+     * EINVAL, and there MADV_DONTNEED frees the pages. */
+    if (hi > lo && madvise((void *)lo, hi - lo, MADV_REMOVE) < 0 &&
+        (errno != EINVAL || madvise((void *)lo, hi - lo, MADV_DONTNEED) < 0))
+        return -errno;
+    r->trimmed = r->pub;
+    return 1;
 }
 
 /* ---- consumer ---------------------------------------------------------------------------- */

@@ -16,6 +16,8 @@
  *            ring_reserve() == -ENOBUFS is back-pressure: stop reading the socket that
  *                            produced the frame, and ring_wait_prepare() to be woken when
  *                            space returns. A ring never drops a frame.
+ *            ring_trim()     about once a second while idle: a quiet ring's pages go back
+ *                            to the system.
  * Consumer:  ring_peek() -> use the frame -> ring_consume()          (repeat: a batch)
  *            ring_release()  one store-release of tail for the batch; when it returns true
  *                            the producer waits for space: ring its bell.
@@ -86,6 +88,8 @@ struct ring {
     uint64_t pub;       /* the head last stored to sh->head */
     uint64_t tail_seen; /* sh->tail as last loaded */
     uint64_t want;      /* bytes the last refused reservation needed */
+    uint64_t quiet_pub; /* pub at the previous ring_trim() */
+    uint64_t trimmed;   /* pub when the data area was last given back (ring_trim) */
 
     /* consumer */
     uint64_t tail;      /* start of the next frame to read */
@@ -166,6 +170,26 @@ bool ring_publish(struct ring *r);
  *   -EBADMSG the consumer published an impossible tail.
  * Its seq_cst fence pairs with the one in ring_release(), as in the bell's handshake. */
 int ring_wait_prepare(struct ring *r);
+
+/* Memory at rest: gives the pages of the data area back to the system when the ring has
+ * been quiet, so an idle ring holds none (they come back, zeroed, as frames reach them
+ * again: one page fault each). Quiet means: nothing reserved or batched, nothing published
+ * since the previous call, and everything published consumed and released. Call it every
+ * second or so while idle: a busy ring is left alone. In a memfd segment MADV_REMOVE frees
+ * the pages for both processes at once; a ring in private memory (between two threads)
+ * gets MADV_DONTNEED. The pages at the edges of the data area, shared with the header or
+ * the next ring, stay.
+ *   1        trimmed.
+ *   0        not quiet, or nothing written since the last trim.
+ *   -EBADMSG the consumer published an impossible tail.
+ *   -errno   from madvise(); nothing was given back. */
+int ring_trim(struct ring *r);
+
+/* Nothing written since the last trim (or since the ring was formatted or reset). */
+static inline bool ring_trimmed(const struct ring *r)
+{
+    return r->trimmed == r->pub;
+}
 
 /* ---- consumer ---- */
 

@@ -79,7 +79,11 @@ int seg_create(struct seg *s, const char *name, const struct seg_layout *l)
         goto err_close;
     if (fcntl(s->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
         goto err_close;
-    s->base = mmap(NULL, l->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, s->fd, 0);
+    /* Not MAP_POPULATE, here or in seg_map(): a ring's pages are allocated as frames
+     * reach them (and given back when it is quiet: ring_trim), so an idle node holds
+     * its rings' headers, not every ring's whole size in each process (2 MiB apiece
+     * for the smallest node). */
+    s->base = mmap(NULL, l->size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
     if (s->base == MAP_FAILED)
         goto err_close;
     rc = seg_format(s);
@@ -126,7 +130,7 @@ int seg_map(struct seg *s, int fd, const struct seg_layout *l)
         return -EBADMSG;
     /* Map what the file holds, then check that it is what we planned. */
     size_t size = (size_t)st.st_size;
-    s->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    s->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (s->base == MAP_FAILED) {
         s->base = NULL;
         return -errno;

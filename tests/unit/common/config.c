@@ -83,6 +83,7 @@ static void defaults(void)
     /* Relative: config_defaults() has no file to be beside, so the working directory. */
     CHECK_STR(c->storage.path, "starling.db");
     CHECK_STR(c->storage.dsn, "");
+    CHECK_INT(c->storage.cache_size, ==, 256 * 1024);
     /* 0 stands for half the cores, at least one: resolved when loaded. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int half = cores >= 4 ? (int)(cores / 2) : 1;

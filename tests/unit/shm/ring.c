@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define DATA     4096u
@@ -661,6 +662,114 @@ static void test_uncommit(void)
     pair_close(&x);
 }
 
+/* ---- memory at rest ---- */
+
+/* Pages of [p, p + n) the segment holds (mincore: in the page cache of the memfd). */
+static unsigned resident(const void *p, size_t n)
+{
+    unsigned char v[64];
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned count = 0;
+    size_t pages = n / (size_t)page;
+    if (pages > sizeof v || mincore((void *)p, n, v) < 0)
+        return ~0u;
+    for (size_t i = 0; i < pages; i++)
+        count += v[i] & 1;
+    return count;
+}
+
+static void test_trim(void)
+{
+    /* A ring in a memfd, as in a segment: its data area is 16 pages, 15 of them whole. */
+    const uint32_t data = 16 * 4096;
+    size_t size = ring_footprint(data) + 4096;
+    int fd = memfd_create("ring-trim", 0);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)size) == 0);
+    unsigned char *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    CHECK(mem != MAP_FAILED);
+    if (fd < 0 || mem == MAP_FAILED)
+        return;
+    struct shm_ring *sh = (struct shm_ring *)mem;
+    struct ring p, c;
+    CHECK_INT(ring_format(sh, data, 8192), ==, 0);
+    CHECK_INT(ring_attach(&p, sh, NULL, MAX_KIND), ==, 0);
+    CHECK_INT(ring_attach(&c, sh, NULL, MAX_KIND), ==, 0);
+    unsigned char *first = mem + 4096; /* the first whole page of the data area */
+    CHECK(ring_trimmed(&p));
+    CHECK_INT(ring_trim(&p), ==, 0); /* never written: nothing to give back */
+
+    /* A lap and a half of frames, each consumed: every page was touched. */
+    for (unsigned i = 0; i < 24; i++) {
+        CHECK_INT(put(&p, 4000, 1, (unsigned char)i), ==, 0);
+        ring_publish(&p);
+        get(&c, 4000, 1, (unsigned char)i);
+        ring_release(&c);
+    }
+    CHECK_INT(resident(first, 15 * 4096), ==, 15);
+    CHECK(!ring_trimmed(&p));
+    /* Published since the last call: busy, not trimmed. */
+    CHECK_INT(ring_trim(&p), ==, 0);
+    /* A frame not yet consumed keeps the pages too, however quiet the ring. */
+    CHECK_INT(put(&p, 100, 2, 'k'), ==, 0);
+    ring_publish(&p);
+    CHECK_INT(ring_trim(&p), ==, 0);
+    CHECK_INT(ring_trim(&p), ==, 0);
+    get(&c, 100, 2, 'k');
+    ring_release(&c);
+    /* Batched but not published: not quiet either. */
+    CHECK_INT(put(&p, 100, 2, 'b'), ==, 0);
+    CHECK_INT(ring_trim(&p), ==, 0);
+    ring_publish(&p);
+    get(&c, 100, 2, 'b');
+    ring_release(&c);
+    CHECK_INT(ring_trim(&p), ==, 0); /* published since the last call */
+    /* Quiet: the whole pages go, for both ends (one mapping here, two in a node). */
+    CHECK_INT(ring_trim(&p), ==, 1);
+    CHECK(ring_trimmed(&p));
+    CHECK_INT(resident(first, 15 * 4096), ==, 0);
+    CHECK_INT(ring_trim(&p), ==, 0); /* once */
+    CHECK_INT(atomic_load(&sh->head), ==, atomic_load(&sh->tail));
+
+    /* Frames pass as before, over fresh pages, across the end of the area too. */
+    for (unsigned i = 0; i < 20; i++) {
+        CHECK_INT(put(&p, 3000, 3, (unsigned char)(0x40 + i)), ==, 0);
+        ring_publish(&p);
+        get(&c, 3000, 3, (unsigned char)(0x40 + i));
+        ring_release(&c);
+    }
+    struct ring_frame f;
+    CHECK_INT(ring_peek(&c, &f), ==, 0);
+    CHECK(!ring_trimmed(&p));
+
+    munmap(mem, size);
+    close(fd);
+
+    /* Private memory, as between two shards of one process. */
+    mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(mem != MAP_FAILED);
+    if (mem == MAP_FAILED)
+        return;
+    sh = (struct shm_ring *)mem;
+    CHECK_INT(ring_format(sh, data, 8192), ==, 0);
+    CHECK_INT(ring_attach(&p, sh, NULL, MAX_KIND), ==, 0);
+    CHECK_INT(ring_attach(&c, sh, NULL, MAX_KIND), ==, 0);
+    for (unsigned i = 0; i < 20; i++) {
+        CHECK_INT(put(&p, 4000, 1, 'm'), ==, 0);
+        ring_publish(&p);
+        get(&c, 4000, 1, 'm');
+        ring_release(&c);
+    }
+    first = mem + 4096;
+    CHECK_INT(resident(first, 15 * 4096), ==, 15);
+    ring_trim(&p);
+    CHECK_INT(ring_trim(&p), ==, 1);
+    CHECK_INT(resident(first, 15 * 4096), ==, 0);
+    CHECK_INT(put(&p, 5000, 2, 'n'), ==, 0);
+    ring_publish(&p);
+    get(&c, 5000, 2, 'n');
+    munmap(mem, size);
+}
+
 int main(void)
 {
     RUN(test_format_rejects);
@@ -683,5 +792,6 @@ int main(void)
     RUN(test_release_to);
     RUN(test_unreleased);
     RUN(test_uncommit);
+    RUN(test_trim);
     return test_done("ring");
 }
