@@ -357,12 +357,25 @@ void stream_input(struct conn *c, const char *data, size_t n)
             if (c->state == CONN_CLOSING || c->state == CONN_FREE)
                 return;
             if (c->state == CONN_TLS) {
-                /* Bytes after <starttls/> predate TLS: never trust them (CVE-2011-0411). */
                 discard = true;
                 break;
             }
         }
-        size_t drop = discard ? len : xml_release(&c->xp);
+        size_t drop = xml_release(&c->xp);
+        if (discard) {
+            /* Bytes after <starttls/> predate TLS: never trust them (CVE-2011-0411). A
+             * client waits for <proceed/> before it starts TLS (RFC 6120 §5.4.2), so
+             * anything but whitespace there comes from one that will not complete a
+             * handshake (garbage, or a ClientHello sent too early, which is gone now):
+             * close at once rather than at the handshake timeout. */
+            for (size_t i = drop; i < len; i++)
+                if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\r' && buf[i] != '\n') {
+                    LOG_RL(LOG_LEVEL_INFO, "conn %u: bytes after <starttls/>: closed", c->slot);
+                    conn_close(c);
+                    break;
+                }
+            drop = len;
+        }
         if (own)
             buf_consume(&c->in, drop);
         else

@@ -71,13 +71,32 @@ struct tls {
     size_t in_len;
     uint8_t *kept; /* tls_keep()'s copy, consumed before `in`; freed when drained */
     size_t kept_off, kept_len;
-    int sink_err; /* the sink's negative errno once it failed */
-    bool dead;    /* a fatal error happened; every later call fails with err */
-    bool closed;  /* close_notify sent */
+    int sink_err;     /* the sink's negative errno once it failed */
+    uint8_t hello[2]; /* server: the first bytes received, as far as checked */
+    uint8_t hello_len;
+    bool dead;   /* a fatal error happened; every later call fails with err */
+    bool closed; /* close_notify sent */
     int err;
 };
 
 /* ---- the BIO --------------------------------------------------------------------------- */
+
+/*
+ * A server's first bytes must begin a ClientHello: a handshake record (0x16, then
+ * version 3.x) or, in the SSLv2 format some old clients send, a length with its top bit
+ * set. BoringSSL judges a record only once its 5-byte header is in, so a client that
+ * sent a few bytes of anything else would be held until the handshake timeout; these
+ * bytes are judged as they come instead.
+ */
+static bool hello_plausible(struct tls *t, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n && t->hello_len < sizeof t->hello; i++) {
+        uint8_t b = t->hello[t->hello_len++] = p[i];
+        if (t->hello_len == 1 ? b != 0x16 && !(b & 0x80) : t->hello[0] == 0x16 && b != 0x03)
+            return false;
+    }
+    return true;
+}
 
 static int bio_read(BIO *b, char *out, int cap)
 {
@@ -102,6 +121,8 @@ static int bio_read(BIO *b, char *out, int cap)
     }
     if (n > (size_t)cap)
         n = (size_t)cap;
+    if (t->ctx->server && !hello_plausible(t, src, n))
+        return -1; /* no retry flag: the handshake fails (-EPROTO) */
     memcpy(out, src, n);
     if (t->kept) {
         t->kept_off += n;

@@ -420,13 +420,44 @@ def test_stanza_over_max_size_over_tls(server):
     assert_healthy(server)
 
 
-def test_garbage_instead_of_tls_handshake(server):
-    """Plain bytes where the TLS handshake should be: the connection just closes (no
-    XML can be spoken any more), and the node is unharmed."""
+@pytest.mark.parametrize(
+    "garbage",
+    [b"this is not a TLS ClientHello\r\n" * 10, b"foo", b"\0", b"\x16\x01"],
+    ids=["text", "short", "nul", "bad-version"],
+)
+def test_garbage_instead_of_tls_handshake(server, garbage):
+    """Plain bytes where the TLS handshake should be: the connection closes at once (no
+    XML can be spoken any more), even when they are fewer than a TLS record header, and
+    the node is unharmed. (Held until the 30 s handshake timeout, a client would see
+    the same; here it must come well before.)"""
     with opened(server) as c:
         c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         assert c.stanza().tag == "{urn:ietf:params:xml:ns:xmpp-tls}proceed"
         c.stop_parsing()  # a TLS alert may come back
-        c.send(b"this is not a TLS ClientHello\r\n" * 10)
-        assert c.wait_eof(5)
+        c.send(garbage)
+        assert c.wait_eof(3)
     assert_healthy(server)
+
+
+def test_bytes_pipelined_after_starttls_close_at_once(server):
+    """Bytes sent behind <starttls/> without waiting for <proceed/> predate TLS and are
+    never used (CVE-2011-0411); a client that sends them will not complete a handshake,
+    so the connection closes at once rather than at the handshake timeout."""
+    with RawClient(server) as c:
+        c.send(header() + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><presence/>")
+        c.stop_parsing()
+        assert c.wait_eof(3)
+        assert b"<proceed" in c.received
+    assert_healthy(server)
+
+
+def test_whitespace_after_starttls_is_harmless(server):
+    """Whitespace behind <starttls/> (a newline after the element) is not garbage."""
+    with RawClient(server) as c:
+        c.send(header() + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n")
+        c.read_header_and_features()
+        assert c.stanza().tag == "{urn:ietf:params:xml:ns:xmpp-tls}proceed"
+        c.sock = c.tls_ctx.wrap_socket(c.sock, server_hostname=c.domain)
+        c.reset_parser()
+        c.open()
+        assert c.auth_plain("alice", server.password("alice")).tag.endswith("success")

@@ -683,6 +683,29 @@ static void garbage_test(void)
         rnd[i] = (uint8_t)(i * 131 + 17);
     rnd[0] = 0x16, rnd[1] = 3, rnd[2] = 1, rnd[3] = 1, rnd[4] = 0xfb;
     garbage_case((const char *)rnd, sizeof rnd);
+    /* Shorter than a record header: judged by the first bytes, not held for more. */
+    garbage_case("foo", 3);
+    garbage_case("\0", 1);
+    garbage_case("\x16\x01", 2);
+}
+
+/* ...while the start of a real ClientHello, a byte at a time, waits for the rest. */
+static void hello_prefix_test(void)
+{
+    struct tls_ctx *sc = server_ctx("xmpp-client", 0);
+    struct q out = {0};
+    char buf[64];
+    static const char *const prefixes[] = {"\x16", "\x16\x03", "\x16\x03\x01\x02", "\x80"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        struct tls *t = tls_new(sc, NULL, q_sink, &out);
+        for (const char *p = prefixes[i]; *p; p++) {
+            CHECK_INT(tls_feed(t, p, 1), ==, 0);
+            CHECK_INT(tls_read(t, buf, sizeof buf), ==, -EAGAIN);
+        }
+        tls_free(t);
+    }
+    q_free(&out);
+    tls_ctx_free(sc);
 }
 
 /* A corrupted record after the handshake kills the connection with an alert. */
@@ -844,6 +867,7 @@ int main(void)
     RUN(exporter_test);
     RUN(end_point_test);
     RUN(garbage_test);
+    RUN(hello_prefix_test);
     RUN(tamper_test);
     RUN(close_notify_test);
     RUN(early_calls_test);
