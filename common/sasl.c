@@ -153,12 +153,20 @@ void sasl_test_nonce(struct sasl *s, const char *nonce)
 
 static enum sasl_ev fail(struct sasl *s, enum sasl_cond cond, struct sasl_event *ev)
 {
+    /* Refused at the password check itself: the client proof (SCRAM) or the password
+     * (PLAIN) was tried against the account's credentials, or an unknown user's fake
+     * ones. Every earlier refusal tested nothing. */
+    bool tested =
+        cond == SASL_NOT_AUTHORIZED && (s->state == ST_WAIT_FINAL || s->state == ST_VERIFIED);
     s->state = ST_DONE;
     OPENSSL_cleanse(s->msg, sizeof s->msg); /* PLAIN's password, if it was there */
     OPENSSL_cleanse(&s->creds, sizeof s->creds);
     memset(ev, 0, sizeof *ev);
     ev->kind = SASL_EV_FAILURE;
     ev->cond = cond;
+    ev->tested = tested;
+    if (tested)
+        ev->user = s->user;
     return ev->kind;
 }
 

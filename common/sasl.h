@@ -85,8 +85,13 @@ struct sasl_event {
     const char *text;     /* CHALLENGE, SUCCESS: base64 character data ("=" for empty data) */
     size_t len;           /* 0: SUCCESS without additional data */
     enum sasl_cond cond;  /* FAILURE */
-    const char *user;     /* NEED_CREDS, SUCCESS: the nodeprepped localpart, NUL-terminated */
+    const char *user;     /* NEED_CREDS, SUCCESS, a tested FAILURE: the nodeprepped
+                             localpart, NUL-terminated */
     enum scram_hash hash; /* NEED_CREDS: which credentials to fetch */
+    bool tested;          /* FAILURE: at the password check (not-authorized for a wrong
+                             proof or password, or an unknown user), so a guess was made;
+                             false for every refusal before it (mechanism, channel
+                             binding, malformed message), which tested no password */
 };
 
 /* One per virtual host, shared by its machines; read-only while they run. */

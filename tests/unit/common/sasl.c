@@ -840,6 +840,59 @@ static void plain_test(void)
     CHECK_FAIL(0, ev, r, SASL_NOT_AUTHORIZED);
 }
 
+/* Failures at the password check say so (c2s charges them to the account and the
+ * address); refusals before it tested nothing. */
+static void tested_flag_test(void)
+{
+    struct sasl_event ev;
+    enum sasl_ev r;
+
+    r = scram_run(&cfg, &no_tls, "SCRAM-SHA-256", "n,,n=user,r=abc", &pencil256, "pencil2", NULL, 0,
+                  &ev);
+    CHECK_FAIL(0, ev, r, SASL_NOT_AUTHORIZED);
+    CHECK(ev.tested);
+    r = scram_run(&cfg, &no_tls, "SCRAM-SHA-256", "n,,n=nobody,r=abc", NULL, "pencil", NULL, 0,
+                  &ev);
+    CHECK(r == SASL_EV_FAILURE && ev.tested); /* an unknown user: a guess too */
+    r = plain_run(PLAIN("\0user\0pencil2"), &pencil256, &ev);
+    CHECK(r == SASL_EV_FAILURE && ev.tested);
+    r = plain_run(PLAIN("\0user\0pencil"), NULL, &ev);
+    CHECK(r == SASL_EV_FAILURE && ev.tested);
+
+    r = scram_run(&cfg, &tls12_server_side, "SCRAM-SHA-256", "y,,n=user,r=abc", &pencil256,
+                  "pencil", NULL, 0, &ev);
+    CHECK(r == SASL_EV_FAILURE && !ev.tested); /* downgrade, refused at the first message */
+    r = plain_run(PLAIN("\0us/er\0pencil"), &pencil256, &ev);
+    CHECK(r == SASL_EV_FAILURE && ev.cond == SASL_NOT_AUTHORIZED && !ev.tested);
+    struct sasl *s = new_sasl(&cfg, &tls_server_side);
+    r = start(s, "SCRAM-SHA-256-PLUS", "p=tls-unicorn,,n=user,r=abc", &ev);
+    CHECK(r == SASL_EV_FAILURE && ev.cond == SASL_NOT_AUTHORIZED && !ev.tested);
+    free_sasl(s);
+
+    /* The RFC 5802 exchange: a wrong proof names the user; no proof at all tested none. */
+    for (int i = 0; i < 2; i++) {
+        s = new_sasl(&cfg, &no_tls);
+        sasl_test_nonce(s, "3rfcNHYJY1ZVvWVs7j");
+        start(s, "SCRAM-SHA-1", "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL", &ev);
+        sasl_creds(s, &pencil1, &ev);
+        r = step(s,
+                 i ? "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j"
+                   : "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=w0X8v3Bz2T0CJGbJQyF0X+"
+                     "HI4Ts=",
+                 &ev);
+        CHECK_INT(r, ==, SASL_EV_FAILURE);
+        CHECK(ev.tested == !i);
+        if (!i)
+            CHECK_STR(ev.user, "user");
+        free_sasl(s);
+    }
+    s = new_sasl(&cfg, &no_tls);
+    start(s, "SCRAM-SHA-256", "n,,n=user,r=abc", &ev);
+    r = sasl_fail(s, SASL_TEMPORARY_AUTH_FAILURE, &ev);
+    CHECK(r == SASL_EV_FAILURE && !ev.tested);
+    free_sasl(s);
+}
+
 /* ---- set-up ------------------------------------------------------------------------------ */
 
 struct q {
@@ -962,6 +1015,7 @@ int main(void)
     RUN(first_syntax_test);
     RUN(authzid_test);
     RUN(plus_test);
+    RUN(tested_flag_test);
     RUN(plus_wrong_test);
     RUN(downgrade_test);
     RUN(wrong_password_test);
