@@ -200,13 +200,16 @@ wait_port() { # wait_port PORT PID: until something accepts on PORT, or PID dies
 
 # ---- 2a. starling --------------------------------------------------------------------------
 ST_DIR=$TMP/starling
+# The sample config, with the login pace off (login_rate = 0): the login run comes from
+# eight addresses, which c2s.login_rate would hold to 800 logins a second; it measures
+# the server, not that limit.
 setup_starling() {
     mkdir -p "$ST_DIR"
     "$BIN/starlingctl" sample-config |
         sed -e "s|\"127.0.0.1:5222\"|\"127.0.0.1:$ST_PORT\"|" \
             -e "s|\"127.0.0.1:5223\"|\"127.0.0.1:$ST_TLS\"|" \
             -e "s|\"127.0.0.1:5269\"|\"127.0.0.1:$ST_S2S\"|" \
-            -e 's|login_rate = 10;|login_rate = 0;|' \
+            -e 's|login_rate = [0-9]*;|login_rate = 0;|' \
             -e 's|require_encryption = true;|require_encryption = false;|' \
             -e 's|allow_plain_without_tls = false;|allow_plain_without_tls = true;|' \
             >"$ST_DIR/starling.conf"

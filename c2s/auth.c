@@ -2,13 +2,22 @@
  * auth.c: SASL negotiation (RFC 6120 §6) around the sasl core, which does the
  * mechanisms. This file advertises them (with XEP-0440 channel-binding types), turns
  * <auth/>, <response/> and <abort/> into core calls, fetches stored credentials from
- * the store asynchronously (the connection holds its input meanwhile), limits logins
- * per client address, and restarts the stream on success.
+ * the store asynchronously (the connection holds its input meanwhile), applies the
+ * limits on logins (limit.h), and restarts the stream on success.
+ *
+ * The limits, in the order a login meets them: its address has failed on too many
+ * accounts lately (temporary-auth-failure at once); its address logs in faster than
+ * c2s.login_rate (the <auth/> waits for its turn on the thread's wake-up timer, the
+ * connection holding its input; refused only when the turn would come too close to the
+ * handshake deadline); its account has failed too often lately (refused before its
+ * credentials are fetched). A failure at the password check is charged to the account
+ * and the address.
  *
  * Five failures end the stream (RFC 6120 §6.4.5: at least two retries, at most five).
  * Clients that predate XEP-0440 spend two on -PLUS attempts over TLS 1.3 (sasl.c).
  */
 #include "c2s/c2s.h"
+#include "c2s/limit.h"
 #include "common/creds.h"
 #include "common/log.h"
 #include "common/sasl.h"
@@ -18,7 +27,6 @@
 #include "common/xml_tree.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +91,19 @@ static void end_exchange(struct conn *c)
         c->state = CONN_OPEN;
 }
 
+/* <failure/> with cond, counted against the stream's allowance (RFC 6120 §6.4.5). */
+static void send_failure(struct conn *c, enum sasl_cond cond)
+{
+    struct buf b = {0};
+    buf_puts(&b, "<failure xmlns='" NS_SASL "'><");
+    buf_puts(&b, sasl_cond_name(cond));
+    buf_puts(&b, "/></failure>");
+    conn_write(c, buf_data(&b), buf_used(&b));
+    buf_free(&b);
+    if (cond != SASL_ABORTED && ++c->auth_failures >= MAX_FAILURES)
+        stream_error(c, "policy-violation");
+}
+
 static void on_creds(void *arg, int res, const struct store_creds *sc);
 
 struct verify_job {
@@ -120,6 +141,7 @@ static void verify_done(struct worker_job *job)
 /* Acts on what the core said. */
 static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
 {
+    const struct config *cfg = c->t->cfg;
     struct buf b = {0};
     switch (k) {
     case SASL_EV_CHALLENGE:
@@ -152,15 +174,25 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
         break;
     }
     case SASL_EV_FAILURE:
-        buf_puts(&b, "<failure xmlns='" NS_SASL "'><");
-        buf_puts(&b, sasl_cond_name(ev->cond));
-        buf_puts(&b, "/></failure>");
-        conn_write(c, buf_data(&b), buf_used(&b));
+        if (ev->tested) /* before end_exchange(): ev->user is in the machine */
+            limit_failure(c->peer_hash, limit_account(ev->user), limit_now_us(),
+                          cfg->c2s.auth_failures_per_address, cfg->c2s.auth_failures_per_account,
+                          cfg->c2s.auth_failure_window);
         end_exchange(c);
-        if (ev->cond != SASL_ABORTED && ++c->auth_failures >= MAX_FAILURES)
-            stream_error(c, "policy-violation");
+        send_failure(c, ev->cond);
         break;
     case SASL_EV_NEED_CREDS: {
+        if (limit_failures_exhausted(LIMIT_ACCOUNT, limit_account(ev->user), limit_now_us(),
+                                     cfg->c2s.auth_failures_per_account,
+                                     cfg->c2s.auth_failure_window)) {
+            LOG_RL(LOG_LEVEL_WARN, "conn %u: too many failed logins on %s lately", c->slot,
+                   ev->user);
+            struct sasl_event fe;
+            enum sasl_ev fk = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &fe);
+            handle(c, fk, &fe);
+            break;
+        }
+        c->sasl_hash = (uint8_t)ev->hash;
         c->state = CONN_SASL;
         c->flags |= CONN_F_WAIT;
         /* The connection's id, not a pointer: it may be gone when the answer comes. */
@@ -220,42 +252,144 @@ static void on_creds(void *arg, int res, const struct store_creds *sc)
     stream_input(c, NULL, 0); /* anything the client sent meanwhile */
 }
 
-/* A token bucket per client address, for the whole process (SO_REUSEPORT spreads one
- * address's connections over every thread): an address that logs in more than
- * c2s.login_rate times a second gets temporary-auth-failure. The table is lossy (one
- * bucket per hash slot, a colliding address takes it over) and bounded. A login is
- * rare next to a message, so a mutex here costs nothing that matters. */
-#define LOGIN_BUCKETS 4096
-static struct {
-    pthread_mutex_t lock;
-    struct {
-        uint32_t addr, tokens, stamp;
-    } b[LOGIN_BUCKETS];
-} logins = {.lock = PTHREAD_MUTEX_INITIALIZER};
+/* ---- starting a login: the limits on addresses, and the wait for a turn --------------- */
 
-bool auth_login_allowed(const struct c2s_thread *t, uint32_t peer_hash)
+/* A login waiting for its turn under c2s.login_rate: what its <auth/> said. */
+struct auth_wait {
+    uint64_t at;   /* limit_now_us() time it may start */
+    uint64_t conn; /* conn_id(): the connection may be gone by then */
+    char *auth;    /* the mechanism, NUL, the initial response, NUL */
+};
+
+static void start(struct conn *c, const char *mech, const char *text)
 {
-    uint32_t rate = t->cfg->c2s.login_rate, now = t->now;
-    if (!rate)
-        return true;
-    pthread_mutex_lock(&logins.lock);
-    __typeof__(logins.b[0]) *lb = &logins.b[peer_hash % LOGIN_BUCKETS];
-    /* Threads' coarse clocks may disagree by a tick: never count time backwards. */
-    int32_t dt = (int32_t)(now - lb->stamp);
-    if (lb->addr != peer_hash || dt > 60) {
-        lb->addr = peer_hash;
-        lb->tokens = rate;
-        lb->stamp = now;
-    } else if (dt > 0) {
-        uint64_t tok = lb->tokens + (uint64_t)dt * rate;
-        lb->tokens = (uint32_t)(tok > rate ? rate : tok);
-        lb->stamp = now;
+    struct sasl_event se;
+    struct sasl_tls st;
+
+    c->sasl = malloc(sizeof *c->sasl);
+    if (!c->sasl) {
+        send_failure(c, SASL_TEMPORARY_AUTH_FAILURE);
+        return;
     }
-    bool ok = lb->tokens > 0;
-    if (ok)
-        lb->tokens--;
-    pthread_mutex_unlock(&logins.lock);
-    return ok;
+    transport(c, &st);
+    sasl_init(c->sasl, c->t->sasl_cfg, &st);
+    enum sasl_ev k = sasl_start(c->sasl, mech, strlen(mech), text, strlen(text), &se);
+    handle(c, k, &se);
+}
+
+/* The waits form a binary min-heap on `at`, so the timer is armed for waits[0]. */
+static void wait_swap(struct auth_wait *a, struct auth_wait *b)
+{
+    struct auth_wait x = *a;
+    *a = *b;
+    *b = x;
+}
+
+static struct auth_wait wait_pop(struct c2s_thread *t)
+{
+    struct auth_wait *h = t->waits, top = h[0];
+    h[0] = h[--t->nwaits];
+    for (uint32_t i = 0;;) {
+        uint32_t l = 2 * i + 1, m = i;
+        if (l < t->nwaits && h[l].at < h[m].at)
+            m = l;
+        if (l + 1 < t->nwaits && h[l + 1].at < h[m].at)
+            m = l + 1;
+        if (m == i)
+            break;
+        wait_swap(&h[i], &h[m]);
+        i = m;
+    }
+    return top;
+}
+
+/* Holds the login until `at`. false when memory is short. */
+static bool defer(struct conn *c, uint64_t at, const char *mech, const char *text)
+{
+    struct c2s_thread *t = c->t;
+    size_t ml = strlen(mech) + 1, tl = strlen(text) + 1;
+    char *auth = malloc(ml + tl);
+    if (!auth)
+        return false;
+    if (t->nwaits == t->waits_cap) {
+        uint32_t cap = t->waits_cap ? 2 * t->waits_cap : 16;
+        struct auth_wait *w = realloc(t->waits, cap * sizeof *w);
+        if (!w) {
+            free(auth);
+            return false;
+        }
+        t->waits = w;
+        t->waits_cap = cap;
+    }
+    memcpy(auth, mech, ml);
+    memcpy(auth + ml, text, tl);
+    uint32_t i = t->nwaits++;
+    t->waits[i] = (struct auth_wait){at, conn_id(c), auth};
+    for (; i && t->waits[(i - 1) / 2].at > t->waits[i].at; i = (i - 1) / 2)
+        wait_swap(&t->waits[i], &t->waits[(i - 1) / 2]);
+    c->state = CONN_SASL;
+    c->flags |= CONN_F_WAIT;
+    loop_wake_at(t, t->waits[0].at);
+    return true;
+}
+
+/* An <auth/>: refused, made to wait for its turn, or started. */
+static void login(struct conn *c, const char *mech, const char *text)
+{
+    struct c2s_thread *t = c->t;
+    const struct config *cfg = t->cfg;
+    uint64_t now = limit_now_us();
+
+    if (limit_failures_exhausted(LIMIT_ADDRESS, c->peer_hash, now,
+                                 cfg->c2s.auth_failures_per_address,
+                                 cfg->c2s.auth_failure_window)) {
+        LOG_RL(LOG_LEVEL_WARN, "conn %u: its address failed on too many accounts lately", c->slot);
+        send_failure(c, SASL_TEMPORARY_AUTH_FAILURE);
+        return;
+    }
+    /* The turn must come a second before the handshake deadline at least, for the
+     * exchange itself. The deadline is in the thread's clock, which the sweep moves
+     * once a second, so it may be a second behind: hence two. */
+    uint32_t end = c->deadline ? c->deadline : t->now + cfg->c2s.handshake_timeout;
+    uint64_t left = end > t->now + 2 ? (uint64_t)(end - t->now - 2) * 1000000 : 0;
+    int64_t wait = limit_login(c->peer_hash, now, cfg->c2s.login_rate, cfg->c2s.login_burst, left);
+    if (wait < 0) {
+        LOG_RL(LOG_LEVEL_WARN, "conn %u: its address logs in too fast to have a turn in time",
+               c->slot);
+        send_failure(c, SASL_TEMPORARY_AUTH_FAILURE);
+    } else if (wait == 0) {
+        start(c, mech, text);
+    } else if (!defer(c, now + (uint64_t)wait, mech, text)) {
+        send_failure(c, SASL_TEMPORARY_AUTH_FAILURE);
+    }
+}
+
+void auth_wake(struct c2s_thread *t)
+{
+    uint64_t now = limit_now_us();
+    while (t->nwaits && t->waits[0].at <= now) {
+        struct auth_wait w = wait_pop(t);
+        struct conn *c = conn_by_id(t, w.conn);
+        /* Still waiting: not closed, and its slot not reused, meanwhile. */
+        if (c && c->state == CONN_SASL && (c->flags & CONN_F_WAIT) && !c->sasl) {
+            c->flags &= (uint16_t)~CONN_F_WAIT;
+            c->state = CONN_OPEN;
+            start(c, w.auth, w.auth + strlen(w.auth) + 1);
+            stream_input(c, NULL, 0); /* anything the client sent meanwhile */
+        }
+        free(w.auth);
+    }
+    if (t->nwaits)
+        loop_wake_at(t, t->waits[0].at);
+}
+
+void auth_waits_free(struct c2s_thread *t)
+{
+    for (uint32_t i = 0; i < t->nwaits; i++)
+        free(t->waits[i].auth);
+    free(t->waits);
+    t->waits = NULL;
+    t->nwaits = t->waits_cap = 0;
 }
 
 void auth_stanza(struct conn *c, const struct xml_event *ev)
@@ -288,33 +422,14 @@ void auth_stanza(struct conn *c, const struct xml_event *ev)
     const char *text = n ? xml_node_text(n, &c->t->arena) : NULL;
     if (!text) {
         stream_error(c, "internal-server-error");
-        goto out;
-    }
-    if (is_response) {
+    } else if (is_response) {
         k = sasl_step(c->sasl, text, strlen(text), &se);
+        handle(c, k, &se);
     } else {
         const char *mech = xml_node_attr(n, "mechanism");
         if (c->sasl)
             end_exchange(c); /* a new <auth/> starts over (RFC 6120 §6.4.2) */
-        c->sasl = malloc(sizeof *c->sasl);
-        if (!c->sasl) {
-            conn_puts(c, "<failure xmlns='" NS_SASL "'><temporary-auth-failure/></failure>");
-            goto out;
-        }
-        struct sasl_tls st;
-        transport(c, &st);
-        sasl_init(c->sasl, c->t->sasl_cfg, &st);
-        if (!auth_login_allowed(c->t, c->peer_hash)) {
-            LOG_RL(LOG_LEVEL_WARN, "conn %u: login rate exceeded for its address", c->slot);
-            k = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &se);
-        } else {
-            k = sasl_start(c->sasl, mech ? mech : "", mech ? strlen(mech) : 0, text, strlen(text),
-                           &se);
-        }
+        login(c, mech ? mech : "", text);
     }
-    if (k == SASL_EV_NEED_CREDS)
-        c->sasl_hash = (uint8_t)se.hash;
-    handle(c, k, &se);
-out:
     arena_reset(&c->t->arena);
 }

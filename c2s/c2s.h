@@ -1,13 +1,15 @@
 /*
  * c2s: the client front end. One process, T threads; each thread owns an io_uring, its
  * SO_REUSEPORT listeners, a pool of connections, and its ends of the rings to every
- * router shard. Nothing is shared between threads but the read-only configuration.
+ * router shard. Nothing is shared between threads but the read-only configuration and
+ * the per-address and per-account limits (limit.c, each table under its mutex).
  *
  * Files, by job:
  *   loop.c    io_uring: accept, multishot receive into provided buffers, sends, timers
  *   conn.c    the connection pool (slot + generation ids) and output queue
  *   stream.c  the XMPP stream: headers, features, STARTTLS, stream errors, stanza checks
  *   auth.c    SASL negotiation around the sasl core; credentials come from the store
+ *   limit.c   what one client address or account may do, across threads (limit.h)
  *   bind.c    resource binding and the legacy session iq
  *   route.c   frames to and from the router: `from` stamping, delivery, re-registration
  *   main.c    process start, threads, control messages from the supervisor
@@ -32,6 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct auth_wait;
 struct c2s_thread;
 struct sasl;
 struct tls;
@@ -79,7 +82,7 @@ struct conn {
     uint8_t auth_failures;
     uint8_t sasl_hash; /* enum scram_hash the SASL exchange waits for */
     int8_t priority;
-    uint32_t peer_hash; /* of the client's address, for the login rate limit */
+    uint32_t peer_hash; /* limit_peer(): the client's address, for the limits on it */
     uint32_t last_rx;   /* thread clock (seconds) of the last byte received */
     uint32_t last_tx;   /* ... and sent */
     uint32_t deadline;  /* thread clock by which the current phase must end; 0: none */
@@ -158,6 +161,10 @@ struct c2s_thread {
     uint64_t store_val;           /* target of the store eventfd read */
     struct worker_client *verify; /* PLAIN's PBKDF2, off this thread */
     uint64_t verify_val;
+    struct auth_wait *waits; /* logins waiting for their turn (auth.c): a min-heap */
+    uint32_t nwaits, waits_cap;
+    uint64_t wake_at; /* limit_now_us() the wake-up timer is armed for; 0: none */
+    struct __kernel_timespec wake_ts;
     uint32_t now;                  /* coarse clock, seconds */
     bool stopping;                 /* system-shutdown sent to everyone */
     bool router_down;              /* rings are reset; hold input until the router is back */
@@ -203,6 +210,8 @@ void loop_arm_recv(struct conn *c);
 void loop_want_send(struct conn *c);
 void loop_kick_send(struct conn *c);
 void loop_cancel_recv(struct conn *c);
+/* auth_wake() is to run at `at` (limit_now_us() time) or soon after. */
+void loop_wake_at(struct c2s_thread *t, uint64_t at);
 int loop_run(struct c2s_thread *t);
 
 /* ---- stream.c ---- */
@@ -228,10 +237,12 @@ void stream_features(struct conn *c);
 void stream_tick(struct conn *c);
 
 /* ---- auth.c ---- */
-/* May a login from this address start now? (c2s.login_rate, across all threads) */
-bool auth_login_allowed(const struct c2s_thread *t, uint32_t peer_hash);
 void auth_features(struct conn *c, struct buf *b);
 void auth_stanza(struct conn *c, const struct xml_event *ev);
+/* The wake-up timer fired: starts the waiting logins whose turn has come. */
+void auth_wake(struct c2s_thread *t);
+/* Frees the waiting logins when the thread ends. */
+void auth_waits_free(struct c2s_thread *t);
 
 /* ---- bind.c ---- */
 void bind_features(struct conn *c, struct buf *b);

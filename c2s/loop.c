@@ -8,7 +8,8 @@
  *           an incomplete stanza are copied to the connection)
  *   send    one per connection at a time, over the frozen `out` buffer
  *   read    on the two doorbell eventfds (frames from shards; room in a ring)
- *   timeout the 1 s sweep: deadlines, idle pings, keepalives, closing stragglers
+ *   timeout the 1 s sweep: deadlines, idle pings, keepalives, closing stragglers; and
+ *           the wake-up for logins waiting for their turn (auth.c), absolute
  *
  * user_data packs op (8 bits), slot (24) and generation (32), so a completion for a
  * slot reused since is recognised and ignored (its buffer still goes back).
@@ -18,6 +19,7 @@
  * either is seen by the re-check or rings the bell.
  */
 #include "c2s/c2s.h"
+#include "c2s/limit.h"
 #include "common/log.h"
 #include "common/store.h"
 #include "common/tls.h"
@@ -34,7 +36,17 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_STORE, OP_VERIFY, OP_TIMER, OP_CANCEL };
+enum {
+    OP_ACCEPT = 1,
+    OP_RECV,
+    OP_SEND,
+    OP_BELL,
+    OP_STORE,
+    OP_VERIFY,
+    OP_TIMER,
+    OP_CANCEL,
+    OP_WAKE
+};
 
 _Thread_local struct c2s_thread *c2s_current;
 
@@ -154,6 +166,24 @@ static void arm_timer(struct c2s_thread *t)
     io_uring_sqe_set_data64(sqe, ud_pack(OP_TIMER, 0, 0));
 }
 
+/* One wake-up armed at a time, for the earliest; an earlier one arms another, and the
+ * later one then fires for nothing. The kernel reads wake_ts when the timeout is
+ * submitted, so it is submitted at once: the next call may change wake_ts. */
+void loop_wake_at(struct c2s_thread *t, uint64_t at)
+{
+    if (t->wake_at && t->wake_at <= at)
+        return;
+    struct io_uring_sqe *sqe = sqe_get(t);
+    if (!sqe)
+        return;
+    t->wake_ts.tv_sec = (long long)(at / 1000000);
+    t->wake_ts.tv_nsec = (long long)(at % 1000000) * 1000;
+    io_uring_prep_timeout(sqe, &t->wake_ts, 0, IORING_TIMEOUT_ABS); /* CLOCK_MONOTONIC */
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_WAKE, 0, 0));
+    io_uring_submit(&t->ring);
+    t->wake_at = at;
+}
+
 static uint32_t clock_s(void)
 {
     struct timespec ts;
@@ -228,25 +258,12 @@ static void on_accept(struct c2s_thread *t, unsigned which, const struct io_urin
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct conn *c = conn_new(t, fd, which == 1);
-    if (c) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-            const uint8_t *p = ss.ss_family == AF_INET6
-                                   ? (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                                   : (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
-            size_t n = ss.ss_family == AF_INET6 ? 16 : 4;
-            uint32_t h = 2166136261u; /* FNV-1a */
-            for (size_t i = 0; i < n; i++)
-                h = (h ^ p[i]) * 16777619u;
-            c->peer_hash = h;
-        }
-    }
     if (!c) {
         LOG_RL(LOG_LEVEL_WARN, "c2s thread %u: connection limit reached", t->idx);
         close(fd);
         return;
     }
+    c->peer_hash = limit_peer(fd);
     if (which == 1 && conn_start_tls(c) < 0) {
         conn_close(c);
         maybe_release(c);
@@ -524,6 +541,10 @@ int loop_run(struct c2s_thread *t)
                 arm_read(t, OP_VERIFY, worker_client_fd(t->verify), &t->verify_val);
                 worker_poll(t->verify);
                 break;
+            case OP_WAKE:
+                t->wake_at = 0;
+                auth_wake(t);
+                break;
             case OP_TIMER:
                 arm_timer(t);
                 sweep(t);
@@ -537,5 +558,6 @@ int loop_run(struct c2s_thread *t)
         io_uring_cq_advance(&t->ring, seen);
     }
     io_uring_queue_exit(&t->ring);
+    auth_waits_free(t);
     return 0;
 }

@@ -131,10 +131,30 @@ const struct config_directive config_table[] = {
     NUM(INT, "c2s.scram_iterations", c2s.scram_iterations, "4096", 4096, 1000000, 0,
         "PBKDF2 iterations for passwords set from now on (SCRAM, RFC 7677). An account\n"
         "keeps its count until its password changes."),
-    NUM(INT, "c2s.login_rate", c2s.login_rate, "10", 0, 1000000, 0,
-        "Authentication attempts per second allowed from one IP address; 0 is\n"
-        "unlimited. Behind a load balancer the limit applies to the balancer's address.\n"
-        "Load tests from one host want 0."),
+    NUM(INT, "c2s.login_rate", c2s.login_rate, "100", 0, 1000000, 0,
+        "Logins per second one client address (an IPv6 /64) may start, after a burst\n"
+        "of login_burst. A login beyond it is not refused: the answer to its <auth/>\n"
+        "waits for its turn, as long as handshake_timeout allows (past that:\n"
+        "temporary-auth-failure). 0: no limit. Behind a load balancer (no PROXY\n"
+        "protocol yet) every login comes from its address: raise it or set 0."),
+    NUM(INT, "c2s.login_burst", c2s.login_burst, "200", 1, 1000000, 0,
+        "Logins one client address may start at once before login_rate paces them:\n"
+        "an office that reconnects after an outage logs in without waiting."),
+    NUM(INT, "c2s.auth_failures_per_account", c2s.auth_failures_per_account, "10", 0, 1000000, 0,
+        "Failed authentications (a wrong password, or an unknown user) an account may\n"
+        "have within auth_failure_window, from anywhere; after them its logins get\n"
+        "temporary-auth-failure until the window has room again (one more attempt per\n"
+        "window / this number). Bounds password guessing on one account. Whoever knows\n"
+        "an account's name can keep it refusing logins this way. 0: no limit."),
+    NUM(INT, "c2s.auth_failures_per_address", c2s.auth_failures_per_address, "20", 0, 1000000, 0,
+        "Accounts one client address (an IPv6 /64) may fail to authenticate on within\n"
+        "auth_failure_window; after them every login from it gets\n"
+        "temporary-auth-failure until the window has room again. Bounds guessing\n"
+        "across many accounts. Repeated failures on one account count once, so a\n"
+        "device with a stale password does not lock out the rest of its office.\n"
+        "Behind a load balancer (no PROXY protocol yet), set 0. 0: no limit."),
+    NUM(DURATION, "c2s.auth_failure_window", c2s.auth_failure_window, "10m", 1, 86400, 0,
+        "The window of auth_failures_per_account and auth_failures_per_address."),
     NUM(INT, "router.shards", router.shards, "0", 0, 256, RESTART,
         "Shard workers of the router process; a bare JID lives in shard\n"
         "xxh3(jid) % shards. 0: half the cores, at least one."),

@@ -2,7 +2,7 @@
 Fixtures that run real starling nodes on loopback for the integration tests.
 
 A node lives in its own temporary directory: its config (unique free ports on 127.0.0.1,
-login_rate = 0 unless a test sets it), beside it the database and a self-signed
+the shipped defaults for every limit), beside it the database and a self-signed
 certificate from `starlingctl gencert` at their default names (the config's file names
 are relative to its folder), a few accounts from `starlingctl adduser`, and the log the
 processes write to stderr. `starling --config` runs as our child; teardown stops it
@@ -226,7 +226,6 @@ class Server:
         c2s = {
             "listen": f"127.0.0.1:{self.port}",
             "listen_tls": f"127.0.0.1:{self.tls_port}",
-            "login_rate": 0,
             # Two of each whatever the machine: stanzas cross threads and shards.
             "threads": 2,
         }

@@ -68,9 +68,10 @@ def tls_context(cafile, max_version=None):
 
 class RawClient:
     def __init__(self, server, port=None, direct_tls=False, tls_ctx=None, timeout=DEFAULT_TIMEOUT,
-                 stream_extra=""):
+                 stream_extra="", source=None):
         """stream_extra: raw attributes every stream header of ours gets (namespace
-        declarations, say)."""
+        declarations, say). source: the client's own address (127.0.0.2...), for the
+        limits per address."""
         self.server = server
         self.stream_extra = stream_extra
         self.domain = server.domain
@@ -79,7 +80,8 @@ class RawClient:
         self.jid = None
         self.received = bytearray()
         port = port or (server.tls_port if direct_tls else server.port)
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if direct_tls:
             self.sock = self.tls_ctx.wrap_socket(self.sock, server_hostname=self.domain)

@@ -1,9 +1,9 @@
 """
 Logging in: TLS (STARTTLS and Direct TLS), SASL mechanisms (RFC 6120 §6, RFC 5802,
-RFC 7677), channel binding (RFC 5929, XEP-0440), failures and their limits.
+RFC 7677), channel binding (RFC 5929, XEP-0440), failures. The limits on logins per
+address and per account are in test_limits.py.
 """
 import ssl
-import time
 
 import pytest
 
@@ -229,22 +229,6 @@ def test_sasl_before_tls_refused(server):
         assert el.find(q(NS_SASL, "encryption-required")) is not None
 
 
-def test_login_rate_limit(make_server):
-    """c2s.login_rate = 1: one login a second from one address; the rest get
-    temporary-auth-failure (RFC 6120 §6.5.12)."""
-    s = make_server(c2s={"login_rate": 1})
-    answers = []
-    for _ in range(5):  # well within two seconds: at most two tokens
-        c, _ = raw_tls(s)
-        with c:
-            el = c.auth_plain("bob", s.password("bob"))
-            answers.append([el.tag.split("}")[1]] + [x.tag.split("}")[1] for x in el])
-    assert ["success"] in answers, answers
-    failures = [a for a in answers if a[0] == "failure"]
-    assert failures, answers
-    assert all(a == ["failure", "temporary-auth-failure"] for a in failures), answers
-
-
 @pytest.mark.parametrize("tls_max", [None, ssl.TLSVersion.TLSv1_2], ids=["tls13", "tls12"])
 def test_login_slixmpp_default_choice(server, tls_max):
     """slixmpp left to choose (as an application would): it must get in. On TLS 1.2 it
@@ -266,19 +250,3 @@ def test_login_slixmpp_default_choice(server, tls_max):
             assert (await c.ping_server())["type"] == "result"
 
     run(scenario())
-
-
-def test_login_rate_is_per_address_not_per_thread(make_server):
-    """sample-config: login_rate is "authentication attempts per second allowed from
-    one IP address". With 4 threads and a rate of 1, 16 logins within a fraction of a
-    second may see at most 2 successes (one token, plus one more if the server's clock
-    ticks meanwhile), whichever threads the kernel hands the connections to."""
-    s = make_server(c2s={"login_rate": 1, "threads": 4})
-    successes = 0
-    t0 = time.monotonic()
-    for _ in range(16):
-        c, _ = raw_tls(s)
-        with c:
-            successes += c.auth_plain("bob", s.password("bob")).tag == q(NS_SASL, "success")
-    assert time.monotonic() - t0 < 0.9, "too slow to tell"
-    assert successes <= 2, f"{successes} of 16 logins passed a limit of 1 a second"
