@@ -10,8 +10,8 @@
  * c2s.login_rate (the <auth/> waits for its turn on the thread's wake-up timer, the
  * connection holding its input; refused only when the turn would come too close to the
  * handshake deadline); its account has failed too often lately (refused before its
- * credentials are fetched). A failure at the password check is charged to the account
- * and the address.
+ * credentials are fetched); PLAIN only: too many verifications wait for the worker
+ * already. A failure at the password check is charged to the account and the address.
  *
  * Five failures end the stream (RFC 6120 §6.4.5: at least two retries, at most five).
  * Clients that predate XEP-0440 spend two on -PLUS attempts over TLS 1.3 (sasl.c).
@@ -123,6 +123,8 @@ static void verify_done(struct worker_job *job)
 {
     struct verify_job *j = (struct verify_job *)job;
     struct c2s_thread *t = c2s_current;
+    if (t)
+        t->verify_pending--;
     struct conn *c = t ? conn_by_id(t, j->conn) : NULL;
     if (c && !c->sasl && (c->flags & CONN_F_WAIT)) {
         c->sasl = j->sasl;
@@ -208,8 +210,11 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
         /* PBKDF2 of the offered password takes milliseconds: the worker thread does it.
          * The job owns the machine meanwhile, so closing the connection cannot free it
          * under the worker's feet. */
-        struct verify_job *j = malloc(sizeof *j);
+        struct verify_job *j =
+            c->t->verify_pending < cfg->c2s.max_plain_pending ? malloc(sizeof *j) : NULL;
         if (!j) {
+            LOG_RL(LOG_LEVEL_WARN, "conn %u: %u PLAIN logins wait for the worker already", c->slot,
+                   c->t->verify_pending);
             struct sasl_event fe;
             enum sasl_ev fk = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &fe);
             handle(c, fk, &fe);
@@ -222,6 +227,7 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
         c->sasl = NULL;
         c->state = CONN_SASL;
         c->flags |= CONN_F_WAIT;
+        c->t->verify_pending++;
         worker_submit(c->t->verify, &j->job);
         break;
     }

@@ -67,6 +67,7 @@ enum conn_state {
 #define CONN_F_DEAD      0x400 /* the socket failed: nothing more can be sent */
 #define CONN_F_RECV_OFF  0x800 /* the multishot receive is being cancelled */
 #define CONN_F_SEND_Q    0x1000 /* on the thread\'s list of connections with output to send */
+#define CONN_F_REFUSED   0x2000 /* over c2s.max_connections_per_address: refused at its header */
 
 /* conn.ops: io_uring operations in flight, so a slot is freed only when none is. */
 #define CONN_OP_RECV 0x1
@@ -161,6 +162,7 @@ struct c2s_thread {
     uint64_t store_val;           /* target of the store eventfd read */
     struct worker_client *verify; /* PLAIN's PBKDF2, off this thread */
     uint64_t verify_val;
+    uint32_t verify_pending; /* jobs of ours the worker has not handed back */
     struct auth_wait *waits; /* logins waiting for their turn (auth.c): a min-heap */
     uint32_t nwaits, waits_cap;
     uint64_t wake_at; /* limit_now_us() the wake-up timer is armed for; 0: none */

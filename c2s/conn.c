@@ -12,6 +12,7 @@
  * send when the previous one completes.
  */
 #include "c2s/c2s.h"
+#include "c2s/limit.h"
 #include "common/log.h"
 #include "common/sasl.h"
 #include "common/tls.h"
@@ -181,6 +182,7 @@ void conn_release(struct conn *c)
             *pp = c->next_send;
     }
     close(c->fd);
+    limit_conn_close(c->peer_hash);
     xml_free(&c->xp);
     buf_free(&c->in);
     buf_free(&c->out);

@@ -9,11 +9,15 @@
  * least (an entry whose tat has passed owes nothing and is as good as empty), so
  * flooding a table with new keys evicts the idle ones first and an address or account
  * under heavy use last.
+ *
+ * Connections are counted exactly, in an open-addressing table that grows with the
+ * number of addresses connected (linear probing, deletion by backward shift).
  */
 #include "c2s/limit.h"
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -206,4 +210,91 @@ void limit_failure(uint32_t peer, uint64_t account, uint64_t now, uint32_t max_a
     pthread_mutex_unlock(&fail_pair.lock);
     if (first)
         charge(&fail_address, peer, now, interval(max_address, window));
+}
+
+/* ---- connections per address ------------------------------------------------------------ */
+
+struct conn_count {
+    uint32_t key, n; /* key 0: empty */
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct conn_count *e;
+    uint32_t cap, used; /* cap: 0 or a power of two, at most half full */
+} conns = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct conn_count *conn_slot(uint32_t key)
+{
+    uint32_t mask = conns.cap - 1;
+    for (uint32_t i = key & mask;; i = (i + 1) & mask)
+        if (conns.e[i].key == key || !conns.e[i].key)
+            return &conns.e[i];
+}
+
+static bool conn_grow(void)
+{
+    uint32_t cap = conns.cap ? conns.cap * 2 : 64;
+    struct conn_count *old = conns.e, *e = calloc(cap, sizeof *e);
+    if (!e)
+        return false;
+    uint32_t old_cap = conns.cap;
+    conns.e = e;
+    conns.cap = cap;
+    for (uint32_t i = 0; i < old_cap; i++)
+        if (old[i].key)
+            *conn_slot(old[i].key) = old[i];
+    free(old);
+    return true;
+}
+
+bool limit_conn_open(uint32_t peer, uint32_t max)
+{
+    bool ok = true;
+    if (!peer)
+        return true;
+    pthread_mutex_lock(&conns.lock);
+    /* Grow before the table is half full. Without memory, once it is full, connections
+     * go uncounted (allowed): an address may then be undercounted, never overcounted. */
+    if ((conns.used + 1) * 2 > conns.cap && !conn_grow() && conns.used + 1 >= conns.cap)
+        goto out;
+    struct conn_count *c = conn_slot(peer);
+    if (!c->key) {
+        c->key = peer;
+        conns.used++;
+    }
+    c->n++;
+    ok = !max || c->n <= max;
+out:
+    pthread_mutex_unlock(&conns.lock);
+    return ok;
+}
+
+void limit_conn_close(uint32_t peer)
+{
+    if (!peer)
+        return;
+    pthread_mutex_lock(&conns.lock);
+    if (!conns.cap)
+        goto out;
+    uint32_t mask = conns.cap - 1;
+    struct conn_count *c = conn_slot(peer);
+    if (!c->key || --c->n)
+        goto out;
+    /* Backward-shift deletion: move later members of the probe run into the hole, so
+     * that every key stays reachable from its home slot without tombstones. */
+    uint32_t hole = (uint32_t)(c - conns.e);
+    for (uint32_t i = (hole + 1) & mask; conns.e[i].key; i = (i + 1) & mask) {
+        uint32_t home = conns.e[i].key & mask;
+        /* Entry i may fill the hole if its home is not in (hole, i] (cyclically). */
+        if (((i - home) & mask) >= ((i - hole) & mask)) {
+            conns.e[hole] = conns.e[i];
+            hole = i;
+        }
+    }
+    conns.e[hole].key = 0;
+    conns.e[hole].n = 0;
+    conns.used--;
+out:
+    pthread_mutex_unlock(&conns.lock);
 }

@@ -4,6 +4,7 @@
  * the tables are process-wide, each under its own mutex: an accept or a login is rare
  * next to a stanza.
  *
+ *   connections  counted exactly per address; over the limit a new one is refused
  *   logins       a token bucket per address: a burst beyond it waits its turn
  *                (limit_login says how long), it is not refused
  *   failures     failed authentications, per account and per address: once an account
@@ -22,7 +23,8 @@
  * An "address" is a network: an IPv4 address, or an IPv6 /64 (one site, which can
  * hand its hosts 2^64 addresses); an IPv4-mapped IPv6 address is its IPv4 address.
  * Keys are hashed with a random per-process seed, so collisions in the bounded, lossy
- * rate tables cannot be aimed.
+ * rate tables cannot be aimed; a collision in the exact connection count merges two
+ * addresses' counts, which the seed makes rare and unpredictable.
  *
  * Times are CLOCK_MONOTONIC microseconds (limit_now_us()), passed in so the unit test
  * can drive them. Every function may be called from any thread.
@@ -49,6 +51,11 @@ uint32_t limit_peer_of(const struct sockaddr *sa);
 
 /* The key of an account, by its normalised localpart. */
 uint64_t limit_account(const char *user);
+
+/* Counts a connection from peer: false when it makes more than max (0: no limit). It
+ * is counted either way; limit_conn_close() uncounts it. */
+bool limit_conn_open(uint32_t peer, uint32_t max);
+void limit_conn_close(uint32_t peer);
 
 /*
  * A login from peer wants to start at now: how many microseconds it must wait (0: go

@@ -263,7 +263,11 @@ static void on_accept(struct c2s_thread *t, unsigned which, const struct io_urin
         close(fd);
         return;
     }
+    /* Over its address's limit, a client still hears why, at its stream header (after
+     * the TLS handshake on the Direct TLS port). */
     c->peer_hash = limit_peer(fd);
+    if (!limit_conn_open(c->peer_hash, t->cfg->c2s.max_connections_per_address))
+        c->flags |= CONN_F_REFUSED;
     if (which == 1 && conn_start_tls(c) < 0) {
         conn_close(c);
         maybe_release(c);

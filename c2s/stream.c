@@ -59,8 +59,13 @@ static void send_header(struct conn *c, struct xml_str peer)
 void stream_start(struct conn *c)
 {
     const struct config *cfg = c->t->cfg;
+    /* Until SASL succeeds only small elements are due; the restart after it (RFC 6120
+     * §6.4.6) comes back here with the full limit. */
+    uint32_t max = cfg->c2s.max_stanza_size;
+    if (!(c->flags & CONN_F_AUTHED) && cfg->c2s.max_stanza_size_preauth < max)
+        max = cfg->c2s.max_stanza_size_preauth;
     struct xml_limits lim = {
-        .max_stanza = (uint32_t)cfg->c2s.max_stanza_size,
+        .max_stanza = max,
         .max_depth = (uint16_t)cfg->c2s.max_depth,
         .max_attrs = (uint16_t)cfg->c2s.max_attrs,
         .max_name = (uint16_t)cfg->c2s.max_name,
@@ -175,6 +180,10 @@ static void on_open(struct conn *c, const struct xml_event *ev)
     struct xml_str ver = ev->attr[XML_ATTR_VERSION];
     char dom[JID_BUF];
 
+    if (c->flags & CONN_F_REFUSED) {
+        stream_error(c, "policy-violation"); /* c2s.max_connections_per_address */
+        return;
+    }
     if (to.p) {
         int n = jid_prep_domain(to.p, to.len, dom, sizeof dom);
         if (n < 0 || strcmp(dom, cfg->domain) != 0) {

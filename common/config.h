@@ -90,8 +90,11 @@ struct config {
         uint32_t max_connections;
         enum config_resource_conflict resource_conflict;
         uint32_t scram_iterations;
-        uint32_t login_rate, login_burst; /* per client address; rate 0: unlimited */
+        uint32_t max_stanza_size_preauth;
+        uint32_t max_connections_per_address; /* 0: unlimited */
+        uint32_t login_rate, login_burst;     /* per client address; rate 0: unlimited */
         uint32_t auth_failures_per_account, auth_failures_per_address, auth_failure_window;
+        uint32_t max_plain_pending; /* per c2s thread */
     } c2s;
     struct {
         uint32_t shards;

@@ -109,6 +109,11 @@ const struct config_directive config_table[] = {
         "Bytes of the largest stanza accepted; a larger one closes the stream with\n"
         "policy-violation. RFC 6120 §13.12 asks for at least 10000. It sizes the\n"
         "shared-memory frames, so it changes on restart only."),
+    NUM(SIZE, "c2s.max_stanza_size_preauth", c2s.max_stanza_size_preauth, "8K", 1024, 16 * M, 0,
+        "Bytes of the largest element a client may send before it has authenticated\n"
+        "(its stream headers, <starttls/>, the SASL exchange: a few hundred bytes), so\n"
+        "that nobody makes the server buffer a large stanza without an account. Over\n"
+        "it: policy-violation. Authenticated streams get max_stanza_size."),
     NUM(INT, "c2s.max_depth", c2s.max_depth, "48", 8, 1024, 0,
         "Deepest nesting of elements inside one stanza."),
     NUM(INT, "c2s.max_attrs", c2s.max_attrs, "64", 8, 1024, 0,
@@ -125,6 +130,12 @@ const struct config_directive config_table[] = {
         "Time a new connection has to negotiate TLS and authenticate."),
     NUM(INT, "c2s.max_connections", c2s.max_connections, "100000", 1, 10000000, 0,
         "Client connections the c2s process holds at most; more are refused."),
+    NUM(INT, "c2s.max_connections_per_address", c2s.max_connections_per_address, "10000", 0,
+        10000000, 0,
+        "Client connections from one address (an IPv6 /64 counts as one) at once; one\n"
+        "more gets policy-violation. 0: no limit. The default serves an office behind\n"
+        "one NAT address. There is no PROXY protocol yet: behind a load balancer every\n"
+        "client has the balancer's address, so set 0 there (or its client count)."),
     ENUM("c2s.resource_conflict", c2s.resource_conflict, "replace", config_conflicts, 0,
          "A client binds a resource that is in use: replace closes the older session\n"
          "(RFC 6120 §7.7.2.2), refuse fails the new bind."),
@@ -155,6 +166,10 @@ const struct config_directive config_table[] = {
         "Behind a load balancer (no PROXY protocol yet), set 0. 0: no limit."),
     NUM(DURATION, "c2s.auth_failure_window", c2s.auth_failure_window, "10m", 1, 86400, 0,
         "The window of auth_failures_per_account and auth_failures_per_address."),
+    NUM(INT, "c2s.max_plain_pending", c2s.max_plain_pending, "256", 1, 1000000, 0,
+        "PLAIN logins one c2s thread may have waiting for the password worker (PBKDF2\n"
+        "takes about half a millisecond each); more get temporary-auth-failure at once\n"
+        "rather than waiting behind them. SCRAM logins do not queue there."),
     NUM(INT, "router.shards", router.shards, "0", 0, 256, RESTART,
         "Shard workers of the router process; a bare JID lives in shard\n"
         "xxh3(jid) % shards. 0: half the cores, at least one."),

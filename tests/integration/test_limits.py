@@ -1,14 +1,15 @@
 """
 What one client address or one account may do (c2s/limit.h), on nodes with small limits
 so the tests stay short: failed authentications per address and per account, the pace
-of logins.
+of logins, connections per address; and the bounds before authentication: the size of
+what an unauthenticated client may send, PLAIN verifications waiting for the worker.
 
 Clients come from other loopback addresses (127.0.0.2...) to stand for other hosts.
 """
 import base64
 import time
 
-from rawxmpp import NS_SASL, RawClient, Scram
+from rawxmpp import NS_SASL, RawClient, Scram, StreamClosed, header, login, opened, q
 
 SUCCESS = ["success"]
 WRONG = ["failure", "not-authorized"]
@@ -143,3 +144,74 @@ def test_login_whose_turn_is_too_late_refused_at_once(make_server):
     assert answers.count(SUCCESS) >= 2 and answers.count(REFUSED) >= 2, got
     assert set(map(tuple, answers)) <= {tuple(SUCCESS), tuple(REFUSED)}, got
     assert all(t < 1.5 for t, a in got if a == REFUSED), got
+
+
+# ---- connections per address ----------------------------------------------------------
+
+
+def served(server, source):
+    """Does a new stream from `source` get its features (rather than a stream error)?"""
+    with RawClient(server, source=source) as c:
+        c.send(header())
+        try:
+            c.read_header_and_features()
+            return True
+        except StreamClosed:
+            return False
+
+
+def test_connections_per_address(make_server):
+    """One connection more than c2s.max_connections_per_address from one address gets
+    policy-violation at its stream header, on either port; another address is served,
+    and so is the first again once one of its connections closes."""
+    s = make_server(c2s={"max_connections_per_address": 3})
+    held = [opened(s, source="127.0.0.2") for _ in range(3)]
+    try:
+        with RawClient(s, source="127.0.0.2") as c:
+            c.send(header())
+            assert c.expect_stream_error() == "policy-violation"
+        with RawClient(s, source="127.0.0.2", direct_tls=True) as c:
+            c.send(header())
+            assert c.expect_stream_error() == "policy-violation"
+        assert served(s, "127.0.0.3")
+        held.pop().close()
+        deadline = time.monotonic() + 5
+        while not served(s, "127.0.0.2"):  # until the server has seen the close
+            assert time.monotonic() < deadline, "the closed connection still counts"
+            time.sleep(0.1)
+    finally:
+        for c in held:
+            c.close()
+
+
+# ---- before authentication ------------------------------------------------------------
+
+
+def test_small_stanza_limit_before_auth(plain_server):
+    """Before authentication an element may have c2s.max_stanza_size_preauth bytes (8K
+    by default), not max_stanza_size (20000 on this node): over it, policy-violation."""
+    with opened(plain_server) as c:
+        c.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>" + "A" * 7000 + "</auth>")
+        assert c.stanza().tag == q(NS_SASL, "failure")  # within the limit: SASL's answer
+        c.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>" + "A" * 9000 + "</auth>")
+        assert c.expect_stream_error() == "policy-violation"
+
+
+def test_small_stanza_limit_lifts_after_auth(plain_server):
+    with login(plain_server, "alice") as a:
+        body = "x" * 15000
+        a.message(a.jid, body)
+        assert a.wait_message(body).get("from") == a.jid
+
+
+def test_plain_verifications_waiting_are_bounded(make_server):
+    """c2s.max_plain_pending = 2 on one thread, and PBKDF2 made slow (a million
+    iterations): of eight PLAIN logins at once, two wait for the worker and get in; the
+    others get temporary-auth-failure at once instead of queueing behind them."""
+    s = make_server(
+        accounts={"bob": "bob-pw"}, c2s={"scram_iterations": 1000000, "max_plain_pending": 2, "threads": 1}
+    )
+    got = logins_at_once(s, 8, "bob", 30)
+    answers = [a for _, a in got]
+    assert answers.count(SUCCESS) >= 2 and answers.count(REFUSED) >= 3, got
+    assert set(map(tuple, answers)) <= {tuple(SUCCESS), tuple(REFUSED)}, got

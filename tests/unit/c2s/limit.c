@@ -1,4 +1,4 @@
-/* Tests c2s/limit.c: address keys, the login pace, failure allowances. */
+/* Tests c2s/limit.c: address keys, connection counts, the login pace, failure allowances. */
 #include "c2s/limit.h"
 #include "test.h"
 
@@ -46,6 +46,56 @@ static void address_keys(void)
     close(sv[0]);
     close(sv[1]);
     CHECK_INT(limit_peer(-1), ==, 0);
+}
+
+static void connection_counts(void)
+{
+    uint32_t a = key4("198.51.100.1"), b = key4("198.51.100.2");
+    CHECK(limit_conn_open(a, 2));
+    CHECK(limit_conn_open(a, 2));
+    CHECK(!limit_conn_open(a, 2)); /* the third: refused, but counted */
+    CHECK(limit_conn_open(b, 2));  /* another address is not affected */
+    limit_conn_close(a);
+    CHECK(!limit_conn_open(a, 2));
+    limit_conn_close(a);
+    limit_conn_close(a);
+    CHECK(limit_conn_open(a, 2));
+    CHECK(limit_conn_open(a, 0)); /* 0: no limit */
+    CHECK(limit_conn_open(0, 1)); /* an unknown address is never counted */
+    CHECK(limit_conn_open(0, 1));
+    limit_conn_close(0);
+    for (int i = 0; i < 3; i++)
+        limit_conn_close(a);
+    limit_conn_close(b);
+    limit_conn_close(b); /* more closes than opens do not go below zero */
+    CHECK(limit_conn_open(b, 1));
+    limit_conn_close(b);
+}
+
+/* Thousands of addresses: the table grows, and entries removed from the middle of a
+ * probe run leave every other one findable. */
+static void connection_counts_many(void)
+{
+    enum { N = 3000 };
+    uint32_t k[N];
+    for (int i = 0; i < N; i++) {
+        char ip[32];
+        snprintf(ip, sizeof ip, "10.%d.%d.1", i / 256, i % 256);
+        k[i] = key4(ip);
+        CHECK(limit_conn_open(k[i], 2));
+        CHECK(limit_conn_open(k[i], 2));
+    }
+    for (int i = 0; i < N; i += 3) /* every third address leaves entirely */
+        limit_conn_close(k[i]), limit_conn_close(k[i]);
+    for (int i = 0; i < N; i++)
+        CHECK(limit_conn_open(k[i], 2) == (i % 3 == 0));
+    for (int i = 0; i < N; i++) {
+        int n = i % 3 == 0 ? 1 : 3;
+        while (n--)
+            limit_conn_close(k[i]);
+        CHECK(limit_conn_open(k[i], 1));
+        limit_conn_close(k[i]);
+    }
 }
 
 static void login_pace(void)
@@ -133,6 +183,8 @@ static void eviction_spares_the_busiest(void)
 int main(void)
 {
     RUN(address_keys);
+    RUN(connection_counts);
+    RUN(connection_counts_many);
     RUN(login_pace);
     RUN(account_failures);
     RUN(address_failures);

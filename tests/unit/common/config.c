@@ -104,11 +104,14 @@ static void defaults(void)
     CHECK_INT(c->c2s.max_connections, ==, 100000);
     CHECK_INT(c->c2s.resource_conflict, ==, CONFIG_CONFLICT_REPLACE);
     CHECK_INT(c->c2s.scram_iterations, ==, 4096);
+    CHECK_INT(c->c2s.max_stanza_size_preauth, ==, 8192);
+    CHECK_INT(c->c2s.max_connections_per_address, ==, 10000);
     CHECK_INT(c->c2s.login_rate, ==, 100);
     CHECK_INT(c->c2s.login_burst, ==, 200);
     CHECK_INT(c->c2s.auth_failures_per_account, ==, 10);
     CHECK_INT(c->c2s.auth_failures_per_address, ==, 20);
     CHECK_INT(c->c2s.auth_failure_window, ==, 600);
+    CHECK_INT(c->c2s.max_plain_pending, ==, 256);
     CHECK_INT(c->router.shards, ==, c->c2s.threads);
     CHECK_INT(c->router.max_sessions, ==, 100);
     CHECK_INT(c->router.max_directed, ==, 500);
