@@ -239,9 +239,23 @@ static inline void rt_put(struct rt *rt, unsigned fe, unsigned s, uint16_t kind,
     backlog_clear(&none);
 }
 
-/* A session for jid (a full JID of an account) on thread fe; NULL and a failure when the
- * bind is refused, unless expect_fail. */
-static inline struct rt_conn *rt_bind_ex(struct rt *rt, unsigned fe, const char *jid, bool expect_fail)
+/* A session frame (bind, unbind) for c, as c2s writes it. */
+static inline void rt_session(struct rt *rt, struct rt_conn *c, uint16_t kind)
+{
+    char frame[sizeof(struct proto_session) + JID_BUF];
+    struct proto_session h = {.conn = c->id,
+                              .key = c->key,
+                              .jid_len = (uint16_t)c->jid_len,
+                              .bare_len = (uint16_t)c->bare_len};
+    memcpy(frame, &h, sizeof h);
+    memcpy(frame + sizeof h, c->jid, c->jid_len);
+    rt_put(rt, c->fe, (unsigned)(c->key % rt->nshards), kind, frame,
+           (uint32_t)(sizeof h + c->jid_len));
+    rt_settle(rt);
+}
+
+/* A session for jid (a full JID of an account) on thread fe; the bind must succeed. */
+static inline struct rt_conn *rt_bind(struct rt *rt, unsigned fe, const char *jid)
 {
     if (rt->nconns == RT_MAX_CONNS)
         abort();
@@ -255,39 +269,16 @@ static inline struct rt_conn *rt_bind_ex(struct rt *rt, unsigned fe, const char 
     c->key = jid_hash(jid, c->bare_len);
     c->bind_result = 1;
     rt->nconns++;
-    char frame[sizeof(struct proto_session) + JID_BUF];
-    struct proto_session h = {.conn = c->id,
-                              .key = c->key,
-                              .jid_len = (uint16_t)c->jid_len,
-                              .bare_len = (uint16_t)c->bare_len};
-    memcpy(frame, &h, sizeof h);
-    memcpy(frame + sizeof h, jid, c->jid_len);
-    rt_put(rt, fe, (unsigned)(c->key % rt->nshards), PROTO_BIND, frame,
-           (uint32_t)(sizeof h + c->jid_len));
-    rt_settle(rt);
-    if (!expect_fail && c->bind_result != 0)
+    rt_session(rt, c, PROTO_BIND);
+    if (c->bind_result != 0)
         TEST_FAIL("binding %s: %d", jid, c->bind_result);
     return c;
 }
 
-static inline struct rt_conn *rt_bind(struct rt *rt, unsigned fe, const char *jid)
-{
-    return rt_bind_ex(rt, fe, jid, false);
-}
-
 static inline void rt_unbind(struct rt *rt, struct rt_conn *c)
 {
-    char frame[sizeof(struct proto_session) + JID_BUF];
-    struct proto_session h = {.conn = c->id,
-                              .key = c->key,
-                              .jid_len = (uint16_t)c->jid_len,
-                              .bare_len = (uint16_t)c->bare_len};
-    memcpy(frame, &h, sizeof h);
-    memcpy(frame + sizeof h, c->jid, c->jid_len);
-    rt_put(rt, c->fe, (unsigned)(c->key % rt->nshards), PROTO_UNBIND, frame,
-           (uint32_t)(sizeof h + c->jid_len));
-    c->closed = PROTO_SE_RESET + 2;
-    rt_settle(rt);
+    c->closed = PROTO_SE_RESET + 2; /* c2s forgets it first */
+    rt_session(rt, c, PROTO_UNBIND);
 }
 
 /* A stanza from c, as c2s hands it over: `from` stamped after the element name, the
