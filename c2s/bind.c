@@ -64,11 +64,15 @@ static bool is(struct xml_str s, const char *lit)
     return s.p && s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
 }
 
-/* Is this iq addressed to the server (no `to`, or our domain)? */
+/* Is this iq addressed to the server (no `to`, or our domain however written: domains
+ * compare normalised, as route.c compares them)? */
 static bool to_server(const struct conn *c, const struct xml_event *ev)
 {
     struct xml_str to = ev->attr[XML_ATTR_TO];
-    return !to.p || is(to, c->t->cfg->domain);
+    char dom[JID_BUF];
+    return !to.p || is(to, c->t->cfg->domain) ||
+           (jid_prep_domain(to.p, to.len, dom, sizeof dom) >= 0 &&
+            strcmp(dom, c->t->cfg->domain) == 0);
 }
 
 static void request_bind(struct conn *c, const struct xml_node *bind, struct xml_str id)

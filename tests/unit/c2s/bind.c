@@ -239,6 +239,39 @@ static void session_iq(void)
     ct_close(&ct);
 }
 
+/* A bind or session iq addressed to the server by name is the server's however the name
+ * is written: domains compare once normalised (RFC 7622 §3.2), as route.c compares them. */
+static void addressed_to_server(void)
+{
+    static const char *const tos[] = {"localhost", "LocalHost", "localhost."};
+    for (size_t i = 0; i < sizeof tos / sizeof tos[0]; i++) {
+        ct_open(&ct, 1);
+        ct_account(&ct, "alice");
+        struct conn *c = ct_authed(&ct, "alice");
+        char iq[256];
+        snprintf(iq, sizeof iq,
+                 "<iq type='set' id='b' to='%s'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                 "<resource>r</resource></bind></iq>",
+                 tos[i]);
+        ct_send(&ct, c, iq);
+        if (!ct_frame(&ct) || ct.f.kind != PROTO_BIND) {
+            TEST_FAIL("to='%s': no bind request: '%s'", tos[i], ct_out(&ct, c));
+            ct_close(&ct);
+            continue;
+        }
+        ct_bind_result(&ct, 0, conn_id(c), 0, ct.f.s.jid, ct.f.s.h.jid_len);
+        CT_HAS(ct_out(&ct, c), "<jid>alice@localhost/r</jid>");
+        snprintf(iq, sizeof iq,
+                 "<iq type='set' id='s' to='%s'><session "
+                 "xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>",
+                 tos[i]);
+        ct_send(&ct, c, iq);
+        if (strcmp(ct_out(&ct, c), "<iq type='result' id='s'/>") != 0 || ct_frame(&ct))
+            TEST_FAIL("to='%s': the session iq was not answered by c2s", tos[i]);
+        ct_close(&ct);
+    }
+}
+
 /* A bind under way makes a session at the router whether or not its answer is back:
  * a client that leaves meanwhile sends PROTO_UNBIND after its PROTO_BIND, through the
  * same ring, and the late answer is dropped. */
@@ -339,6 +372,7 @@ int main(void)
     RUN(bind_refused);
     RUN(bind_results);
     RUN(session_iq);
+    RUN(addressed_to_server);
     RUN(closed_mid_bind);
     RUN(closed_mid_bind_ring_full);
     return test_done("bind");
