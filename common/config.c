@@ -2,6 +2,7 @@
  * tree a meaning; and the snapshots that result. */
 #include "common/config.h"
 #include "common/config_table.h"
+#include "common/jid.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -555,11 +556,18 @@ static int fail_at(struct config_loader *ld, const char *name, const char *fmt, 
                 "%s: %s", name, why);
 }
 
-/* Rules between directives, which the table cannot express. */
+/* Rules between directives, and on a value's form, which the table cannot express. */
 static int cross_check(struct config_loader *ld)
 {
     const struct config *c = ld->c;
-    char a[24], b[24];
+    char a[24], b[24], dom[JID_BUF];
+    /* Every JID a peer sends is compared with the domain once normalised (RFC 7622), so
+     * with "LocalHost" every client naming it would get host-unknown; the operator writes
+     * the normal form. */
+    if (jid_prep_domain(c->domain, strlen(c->domain), dom, sizeof dom) < 0)
+        return fail_at(ld, "domain", "\"%s\" is not a domain", c->domain);
+    if (strcmp(dom, c->domain) != 0)
+        return fail_at(ld, "domain", "\"%s\" is not in normal form: write \"%s\"", c->domain, dom);
     if (c->storage.backend == STORE_BACKEND_POSTGRESQL && !c->storage.dsn[0])
         return fail_at(ld, "storage.backend", "postgresql needs storage.dsn");
     if (!c->c2s.listen.len && !c->c2s.listen_tls.len)

@@ -69,7 +69,8 @@ static const char *const config_conflicts[] = {
 /* Directives of one group stay together: the sample file writes them as one group. */
 const struct config_directive config_table[] = {
     STR("domain", domain, "localhost", 1, 1023, RESTART,
-        "The XMPP domain this server serves: the part after '@' in user@domain."),
+        "The XMPP domain this server serves: the part after '@' in user@domain, in\n"
+        "normal form (lower case, no trailing dot)."),
     ENUM("log.level", log.level, "info", config_levels, 0,
          "How much goes to stderr. debug logs every stanza: never in production."),
     ENUM("storage.backend", storage.backend, "sqlite", config_backends, RESTART,

@@ -266,6 +266,13 @@ static const struct {
     {"domain = 5;", "@:1: domain: expected a string, not an integer"},
     {"domain = { a = 1; };", "@:1: domain: expected a string, not a group"},
     {"domain = \"\";", "@:1: domain: must not be empty"},
+    /* every JID compares normalised with the domain: it must be normalised itself */
+    {"domain = \"LocalHost\";",
+     "@:1: domain: \"LocalHost\" is not in normal form: write \"localhost\""},
+    {"domain = \"example.org.\";",
+     "@:1: domain: \"example.org.\" is not in normal form: write \"example.org\""},
+    {"domain = \"a b\";", "@:1: domain: \"a b\" is not a domain"},
+    {"domain = \"a/b\";", "@:1: domain: \"a/b\" is not a domain"},
     {"c2s = { threads = \"4\"; };", "@:1: c2s.threads: expected an integer, not a string"},
     {"c2s = { threads = 4.0; };", "@:1: c2s.threads: expected an integer, not a decimal number"},
     {"c2s = { threads = [4]; };", "@:1: c2s.threads: expected an integer, not an array"},
