@@ -10,11 +10,15 @@
  *   worker    the PLAIN verifier, as auth.c uses it
  *   rings     to and from one or two router shards, in private memory: the test plays
  *             the router, reading the frames c2s writes (ct_frame()) and answering
- *             (ct_bind_result(), ct_deliver(), ct_close_conn())
- *   io_uring  t->ring exists so that loop_arm_recv() and friends find SQEs; nothing
- *             waits on it, and no completion is ever handled. A send is "in flight" once
- *             conn_close() kicks it and stays so: what the server wrote to a client is
- *             in c->out and c->next (ct_out()).
+ *             (ct_bind_result(), ct_deliver(), ct_close_conn(), ct_session_state()),
+ *             and dies and comes back (ct_router_down(), ct_router_up())
+ *   io_uring  t->ring exists for the loop.c calls a stream makes (loop_arm_recv(),
+ *             loop_cancel_recv(), loop_want_send(), loop_kick_send(), loop_wake_at()),
+ *             which take SQEs from it; nothing waits on it and no completion is ever
+ *             handled. Only loop_wake_at() submits, and what it submits with its timer
+ *             (receives and sends on /dev/null) fails at once, unread. A send is "in
+ *             flight" once conn_close() kicks it and stays so: what the server wrote to
+ *             a client is in c->out and c->next (ct_out()).
  *
  * Connections get /dev/null as their socket (nothing reads or writes it) and the ct's
  * client address as their peer. Client bytes go in through stream_input(), as loop.c
@@ -321,8 +325,9 @@ static inline void ct_step(struct ct *ct)
 }
 
 /* The next frame c2s published to any shard, copied into ct->f: true, or false when
- * there is none. */
-static inline bool ct_frame(struct ct *ct)
+ * there is none. Released as a shard releases what it has finished, unless `keep`: a
+ * router that dies then has not finished it. */
+static inline bool ct_frame_ex(struct ct *ct, bool keep)
 {
     struct ct_frame *f = &ct->f;
     route_flush(&ct->t);
@@ -337,7 +342,7 @@ static inline bool ct_frame(struct ct *ct)
         f->bytes.off = f->bytes.len = 0;
         buf_append(&f->bytes, rf.payload, rf.len);
         /* As a shard does: the producer may be waiting for this room. */
-        if (ring_release(&sh->up))
+        if (!keep && ring_release(&sh->up))
             bell_ring(&ct->t.bell);
         f->shard = s;
         f->kind = rf.kind;
@@ -355,6 +360,11 @@ static inline bool ct_frame(struct ct *ct)
         return true;
     }
     return false;
+}
+
+static inline bool ct_frame(struct ct *ct)
+{
+    return ct_frame_ex(ct, false);
 }
 
 /* How many frames c2s published, all of them read and dropped. */
@@ -432,6 +442,56 @@ static inline void ct_deliver(struct ct *ct, unsigned s, const uint64_t *conns,
     buf_free(&attrs);
     buf_free(&rcpts);
     buf_free(&p);
+}
+
+/* PROTO_SESSION_STATE: the router's flags for a session and its directed presences
+ * (n JIDs), which c2s keeps to hand back at re-registration. */
+static inline void ct_session_state(struct ct *ct, unsigned s, uint64_t conn, uint8_t flags,
+                                    const char *const *jids, unsigned n)
+{
+    struct buf list = {0}, p = {0};
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t len = (uint16_t)strlen(jids[i]);
+        buf_append(&list, &len, sizeof len);
+        buf_append(&list, jids[i], len);
+    }
+    struct proto_session_state h = {.conn = conn, .flags = flags, .directed_len = buf_used(&list)};
+    buf_append(&p, &h, sizeof h);
+    buf_append(&p, buf_data(&list), buf_used(&list));
+    ct_to_c2s(ct, s, PROTO_SESSION_STATE, buf_data(&p), buf_used(&p));
+    buf_free(&list);
+    buf_free(&p);
+}
+
+/* The router died and was reaped: what the loop does on C2S_CTL_ROUTER_DOWN. */
+static inline void ct_router_down(struct ct *ct)
+{
+    route_router_down(&ct->t);
+}
+
+/* A new router attaches to the rings c2s reset, and c2s does what its loop does on
+ * C2S_CTL_ROUTER_UP (loop.c's control(), of which this is a copy). */
+static inline void ct_router_up(struct ct *ct)
+{
+    struct c2s_thread *t = &ct->t;
+    for (unsigned s = 0; s < t->nshards; s++) {
+        struct ct_shard *sh = &ct->sh[s];
+        port_rx_reset(&sh->rx);
+        backlog_clear(&sh->q);
+        if (ring_attach(&sh->up, sh->up_mem, &t->bell, PROTO_KIND_MAX - 1) ||
+            ring_attach(&sh->down, sh->down_mem, &t->bell, PROTO_KIND_MAX - 1))
+            abort();
+    }
+    t->router_down = false;
+    route_reregister(t);
+    route_resume(t);
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        struct conn *c = conn_slot(t, i);
+        if (c->state != CONN_FREE && c->state != CONN_CLOSING && c->state != CONN_TLS &&
+            !(c->flags & CONN_F_PAUSED))
+            stream_input(c, NULL, 0);
+    }
+    ct_step(ct);
 }
 
 /* <auth/> for PLAIN with user's password (or another). */

@@ -2,7 +2,8 @@
  * router: stamping (RFC 6120 §8.1.2.1: `from` is ours, a client's own cut out; the
  * stream's prefix declarations a stanza uses), the routing fields of PROTO_STANZA (kind,
  * type, the normalised `to`, flags, head_len, priority), jid-malformed for a bad `to`,
- * and PROTO_DELIVER written to the right connections with each one's `to`. */
+ * PROTO_DELIVER written to the right connections with each one's `to`, and what a router
+ * crash leaves: re-registration, the replay of what the dead router had not finished. */
 #include "ct.h"
 
 #include "common/jid.h"
@@ -292,6 +293,94 @@ static void delivery(void)
     ct_close(&ct);
 }
 
+/* One frame the new router reads: what it is, for whom. */
+static void expect(unsigned shard, uint16_t kind, uint64_t conn, const char *what)
+{
+    bool ok = ct_frame(&ct) && ct.f.shard == shard && ct.f.kind == kind &&
+              (kind == PROTO_STANZA ? ct.f.st.h.conn : ct.f.s.h.conn) == conn;
+    if (ok && kind == PROTO_STANZA)
+        ok = memmem(ct.f.st.raw, ct.f.st.h.stanza_len, what, strlen(what)) != NULL;
+    if (!ok)
+        TEST_FAIL("expected %s (kind %u) on shard %u, got kind %u on shard %u", what, kind, shard,
+                  ct.f.kind, ct.f.shard);
+}
+
+/* A router crash: what the dead router published is delivered; what it had read but not
+ * finished, and what it never read, goes to the new one after the sessions are
+ * registered again (each with its presence, priority and the state the router had
+ * handed back), a bind under way is asked again, and input held meanwhile follows. */
+static void router_restart(void)
+{
+    ct_open(&ct, 1);
+    ct_account(&ct, "alice");
+    ct_account(&ct, "bob");
+    ct_account(&ct, "carol");
+    struct conn *a = ct_bound(&ct, "alice", "r");
+    struct conn *b = ct_bound(&ct, "bob", "r");
+    ct_send(&ct, a, "<presence><priority>3</priority></presence>");
+    ct_frames_skip(&ct);
+    static const char *const directed[] = {"room@muc.example.org/al", "dave@example.org"};
+    ct_session_state(&ct, 0, conn_id(a), PROTO_SESSION_ROSTER | PROTO_SESSION_CARBONS, directed, 2);
+    struct conn *c = ct_authed(&ct, "carol");
+    ct_send(&ct, c,
+            "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+            "<resource>r</resource></bind></iq>");
+    CHECK(ct_frame(&ct) && ct.f.kind == PROTO_BIND);
+
+    ct_send(&ct, a, "<message to='bob@localhost'><body>m1</body></message>");
+    CHECK(ct_frame_ex(&ct, true)); /* read, never finished */
+    ct_send(&ct, a, "<message to='bob@localhost'><body>m2</body></message>"); /* never read */
+    /* published by the router before it died */
+    uint64_t bid = conn_id(b);
+    struct ct_shard *sh = &ct.sh[0];
+    port_send(&sh->down, &sh->q, PROTO_DELIVER, "", 0, NULL); /* malformed: skipped */
+    const char *st = "<message from='alice@localhost/r'><body>m0</body></message>";
+    struct proto_deliver h = {.nrcpt = 1, .stanza_len = (uint32_t)strlen(st)};
+    struct proto_rcpt r = {.conn = bid};
+    char frame[256];
+    memcpy(frame, &h, sizeof h);
+    memcpy(frame + sizeof h, &r, sizeof r);
+    memcpy(frame + sizeof h + sizeof r, st, h.stanza_len);
+    port_send(&sh->down, &sh->q, PROTO_DELIVER, frame,
+              (uint32_t)(sizeof h + sizeof r + h.stanza_len), NULL);
+    ring_publish(&sh->down);
+
+    ct_router_down(&ct);
+    CHECK_STR(ct_out(&ct, b), st);
+    /* while it is away, input waits unread in its connection, which stops reading */
+    ct_send(&ct, a, "<message to='bob@localhost'><body>m3</body></message>");
+    CHECK(buf_used(&a->in) > 0);
+    CHECK(a->flags & CONN_F_RECV_OFF);
+
+    ct_router_up(&ct);
+    expect(0, PROTO_BIND, conn_id(a), "alice");
+    const struct decode_session *s = &ct.f.s;
+    CHECK_INT(s->h.flags, ==,
+              PROTO_SESSION_REREGISTER | PROTO_SESSION_ROSTER | PROTO_SESSION_CARBONS);
+    CHECK_INT(s->h.priority, ==, 3);
+    CHECK_SPAN(s->jid, s->h.jid_len, "alice@localhost/r");
+    CHECK_SPAN(s->presence, s->h.presence_len,
+               "<presence from='alice@localhost/r'><priority>3</priority></presence>");
+    const char *p = s->directed, *end = s->directed + s->h.directed_len, *jid;
+    uint16_t len;
+    for (unsigned i = 0; i < 2; i++)
+        CHECK(decode_directed_next(&p, end, &jid, &len) && len == strlen(directed[i]) &&
+              !memcmp(jid, directed[i], len));
+    CHECK(p == end);
+    expect(0, PROTO_BIND, bid, "bob");
+    CHECK_INT(ct.f.s.h.flags, ==, PROTO_SESSION_REREGISTER);
+    CHECK_INT(ct.f.s.h.presence_len, ==, 0);
+    expect(0, PROTO_BIND, conn_id(c), "carol"); /* its request was lost: asked anew */
+    CHECK_INT(ct.f.s.h.flags, ==, 0);
+    expect(0, PROTO_STANZA, conn_id(a), ">m1<");
+    expect(0, PROTO_STANZA, conn_id(a), ">m2<");
+    expect(0, PROTO_STANZA, conn_id(a), ">m3<");
+    CHECK(!ct_frame(&ct));
+    ct_bind_result(&ct, 0, conn_id(c), 0, "carol@localhost/r", 17);
+    CT_HAS(ct_out(&ct, c), "<jid>carol@localhost/r</jid>");
+    ct_close(&ct);
+}
+
 int main(void)
 {
     RUN(stamping);
@@ -299,5 +388,6 @@ int main(void)
     RUN(bad_to);
     RUN(presence_kept);
     RUN(delivery);
+    RUN(router_restart);
     return test_done("route");
 }
