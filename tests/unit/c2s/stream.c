@@ -145,6 +145,37 @@ struct xml_case {
     const char *condition;
 };
 
+/* c2s.max_connections_per_address: a connection over it still hears why, at its header
+ * (policy-violation, RFC 6120 §4.9.3.18); one that closes makes room. Another address
+ * is not affected. */
+static void connections_per_address(void)
+{
+    ct_open(&ct, 1);
+    ct.cfg->c2s.max_connections_per_address = 2;
+    struct conn *a = ct_conn(&ct), *b = ct_conn(&ct), *c = ct_conn(&ct);
+    ct_send(&ct, a, CT_HEADER);
+    ct_send(&ct, b, CT_HEADER);
+    ct_send(&ct, c, CT_HEADER);
+    CT_HAS(ct_out(&ct, a), "<stream:features>");
+    CT_HAS(ct_out(&ct, b), "<stream:features>");
+    const char *out = ct_out(&ct, c);
+    CHECK(ct_stream_error(out, "policy-violation"));
+    CT_LACKS(out, "<stream:features>");
+    ct_drop(c);
+    ct_drop(a);
+    c = ct_conn(&ct);
+    ct_send(&ct, c, CT_HEADER);
+    CT_HAS(ct_out(&ct, c), "<stream:features>");
+    c = ct_conn(&ct);
+    ct_send(&ct, c, CT_HEADER);
+    CHECK(ct_stream_error(ct_out(&ct, c), "policy-violation"));
+    ct.peer = ct_fresh_peer();
+    c = ct_conn(&ct);
+    ct_send(&ct, c, CT_HEADER);
+    CT_HAS(ct_out(&ct, c), "<stream:features>");
+    ct_close(&ct);
+}
+
 /* Bad XML is a stream error, each of its own condition (RFC 6120 §4.9.3), with our
  * header first when it had not gone out yet, and the stream closed. */
 static void xml_errors(void)
@@ -519,6 +550,7 @@ int main(void)
 {
     RUN(header_exchange);
     RUN(encryption_required_without_tls);
+    RUN(connections_per_address);
     RUN(xml_errors);
     RUN(stanzas_too_early);
     RUN(stanza_size_before_auth);
