@@ -214,6 +214,9 @@ void loop_kick_send(struct conn *c);
 void loop_cancel_recv(struct conn *c);
 /* auth_wake() is to run at `at` (limit_now_us() time) or soon after. */
 void loop_wake_at(struct c2s_thread *t, uint64_t at);
+/* Carries out a C2S_CTL_* request of the main thread (main.c), which loop_run() finds in
+ * t->ctl; tests call it on a thread that runs no loop. */
+void loop_control(struct c2s_thread *t, unsigned req);
 int loop_run(struct c2s_thread *t);
 
 /* ---- stream.c ---- */

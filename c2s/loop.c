@@ -437,8 +437,7 @@ static void begin_stop(struct c2s_thread *t)
     }
 }
 
-/* A request from the main thread (main.c). */
-static void control(struct c2s_thread *t, unsigned req)
+void loop_control(struct c2s_thread *t, unsigned req)
 {
     if (req == C2S_CTL_STOP) {
         t->stopping = true;
@@ -477,7 +476,7 @@ int loop_run(struct c2s_thread *t)
     for (;;) {
         unsigned req = atomic_load_explicit(&t->ctl, memory_order_acquire);
         if (req != C2S_CTL_NONE)
-            control(t, req);
+            loop_control(t, req);
         if (t->stopping && !stop_begun) {
             begin_stop(t);
             stop_begun = true;

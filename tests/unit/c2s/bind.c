@@ -15,6 +15,14 @@
 
 static struct ct ct;
 
+/* A bind request whose <bind/> holds inner. */
+static void send_bind(struct conn *c, const char *inner)
+{
+    char iq[512];
+    snprintf(iq, sizeof iq, BIND_IQ("b1", "%s"), inner);
+    ct_send(&ct, c, iq);
+}
+
 struct resource_case {
     const char *file;
     int line;
@@ -41,12 +49,7 @@ static void bind_request(void)
         ct_open(&ct, 2);
         ct_account(&ct, "alice");
         struct conn *c = ct_authed(&ct, "alice");
-        char iq[256];
-        snprintf(
-            iq, sizeof iq,
-            "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>%s</bind></iq>",
-            k->inner);
-        ct_send(&ct, c, iq);
+        send_bind(c, k->inner);
         CHECK_STR(ct_out(&ct, c), "");
         if (c->state != CONN_BINDING || !(c->flags & CONN_F_WAIT))
             TEST_FAIL("case at %s:%d: state %u flags %#x", k->file, k->line, c->state, c->flags);
@@ -109,12 +112,7 @@ static void bind_refused(void)
         ct_open(&ct, 1);
         ct_account(&ct, "alice");
         struct conn *c = ct_authed(&ct, "alice");
-        char iq[256];
-        snprintf(
-            iq, sizeof iq,
-            "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>%s</bind></iq>",
-            k->inner);
-        ct_send(&ct, c, iq);
+        send_bind(c, k->inner);
         const char *want = "<iq type='error' id='b1'><error type='modify'><bad-request "
                            "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>";
         const char *out = ct_out(&ct, c);
@@ -330,11 +328,10 @@ static void closed_mid_bind_ring_full(void)
     /* A bind frame larger than any room the messages left. */
     struct conn *b = ct_authed(&ct, "bob");
     uint64_t bid = conn_id(b);
-    char iq[512], res[201];
-    memset(res, 'x', 200);
-    res[200] = '\0';
-    snprintf(iq, sizeof iq, BIND_IQ("b", "<resource>%s</resource>"), res);
-    ct_send(&ct, b, iq);
+    char res[256] = "<resource>";
+    memset(res + 10, 'x', 200);
+    strcpy(res + 210, "</resource>");
+    send_bind(b, res);
     CHECK_INT(b->state, ==, CONN_BINDING);
     CHECK(!backlog_empty(&ct.t.backlog[0]));
     conn_close(b);

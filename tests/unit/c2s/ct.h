@@ -463,14 +463,13 @@ static inline void ct_session_state(struct ct *ct, unsigned s, uint64_t conn, ui
     buf_free(&p);
 }
 
-/* The router died and was reaped: what the loop does on C2S_CTL_ROUTER_DOWN. */
+/* The router died and was reaped: c2s does what the main thread asks its threads. */
 static inline void ct_router_down(struct ct *ct)
 {
-    route_router_down(&ct->t);
+    loop_control(&ct->t, C2S_CTL_ROUTER_DOWN);
 }
 
-/* A new router attaches to the rings c2s reset, and c2s does what its loop does on
- * C2S_CTL_ROUTER_UP (loop.c's control(), of which this is a copy). */
+/* A new router attaches to the rings c2s reset, and c2s registers its sessions again. */
 static inline void ct_router_up(struct ct *ct)
 {
     struct c2s_thread *t = &ct->t;
@@ -482,15 +481,7 @@ static inline void ct_router_up(struct ct *ct)
             ring_attach(&sh->down, sh->down_mem, &t->bell, PROTO_KIND_MAX - 1))
             abort();
     }
-    t->router_down = false;
-    route_reregister(t);
-    route_resume(t);
-    for (uint32_t i = 0; i < t->nslots; i++) {
-        struct conn *c = conn_slot(t, i);
-        if (c->state != CONN_FREE && c->state != CONN_CLOSING && c->state != CONN_TLS &&
-            !(c->flags & CONN_F_PAUSED))
-            stream_input(c, NULL, 0);
-    }
+    loop_control(t, C2S_CTL_ROUTER_UP);
     ct_step(ct);
 }
 
@@ -512,28 +503,31 @@ static inline const char *ct_plain(const char *user, const char *password)
     return xml;
 }
 
-/* A connection authenticated as user, its stream restarted: features read. */
-static inline struct conn *ct_authed(struct ct *ct, const char *user)
+/* A connection authenticated as user, its stream restarted with `header` (CT_HEADER
+ * when NULL): features read. */
+static inline struct conn *ct_authed_ex(struct ct *ct, const char *user, const char *header)
 {
     struct conn *c = ct_conn(ct);
     if (!c)
         return NULL;
     ct_send(ct, c, CT_HEADER);
     ct_send(ct, c, ct_plain(user, CT_PASSWORD));
-    ct_send(ct, c, CT_HEADER);
+    ct_send(ct, c, header ? header : CT_HEADER);
     const char *out = ct_out(ct, c);
     if (!(c->flags & CONN_F_AUTHED) || !strstr(out, "<bind "))
         TEST_FAIL("%s did not log in: %s", user, out);
     return c;
 }
 
-/* A connection bound as user/resource: the bind request read off its ring and answered
- * with success. */
-static inline struct conn *ct_bound(struct ct *ct, const char *user, const char *resource)
+static inline struct conn *ct_authed(struct ct *ct, const char *user)
 {
-    struct conn *c = ct_authed(ct, user);
-    if (!c)
-        return NULL;
+    return ct_authed_ex(ct, user, NULL);
+}
+
+/* Binds resource on an authenticated connection: the request read off its ring and
+ * answered with success. */
+static inline void ct_bind(struct ct *ct, struct conn *c, const char *resource)
+{
     char iq[256];
     snprintf(iq, sizeof iq,
              "<iq type='set' id='b1'><bind xmlns='" CT_NS_BIND
@@ -541,13 +535,21 @@ static inline struct conn *ct_bound(struct ct *ct, const char *user, const char 
              resource);
     ct_send(ct, c, iq);
     if (!ct_frame(ct) || ct->f.kind != PROTO_BIND) {
-        TEST_FAIL("no bind request for %s/%s", user, resource);
-        return c;
+        TEST_FAIL("no bind request for %s", resource);
+        return;
     }
     ct_bind_result(ct, ct->f.shard, ct->f.s.h.conn, 0, ct->f.s.jid, ct->f.s.h.jid_len);
     ct_out(ct, c);
     if (!(c->flags & CONN_F_BOUND))
-        TEST_FAIL("%s/%s is not bound", user, resource);
+        TEST_FAIL("%s is not bound", resource);
+}
+
+/* A connection bound as user/resource. */
+static inline struct conn *ct_bound(struct ct *ct, const char *user, const char *resource)
+{
+    struct conn *c = ct_authed(ct, user);
+    if (c)
+        ct_bind(ct, c, resource);
     return c;
 }
 

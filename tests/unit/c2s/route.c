@@ -186,16 +186,8 @@ static void stream_prefixes(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ct_open(&ct, 1);
         ct_account(&ct, "alice");
-        struct conn *c = ct_conn(&ct);
-        ct_send(&ct, c, CT_HEADER);
-        ct_send(&ct, c, ct_plain("alice", CT_PASSWORD));
-        ct_send(&ct, c, header);
-        ct_send(&ct, c,
-                "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-                "<resource>r</resource></bind></iq>");
-        CHECK(ct_frame(&ct) && ct.f.kind == PROTO_BIND);
-        ct_bind_result(&ct, 0, conn_id(c), 0, ct.f.s.jid, ct.f.s.h.jid_len);
-        ct_out(&ct, c);
+        struct conn *c = ct_authed_ex(&ct, "alice", header);
+        ct_bind(&ct, c, "r");
         ct_send(&ct, c, cases[i].in);
         CHECK_STR(ct_out(&ct, c), "");
         check_frame(&cases[i], c);
