@@ -8,7 +8,6 @@
 
 #include <errno.h>
 
-#define ROW __FILE__, __LINE__
 #define BIND_IQ(id, inner)                                                                         \
     "<iq type='set' id='" id "'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>" inner             \
     "</bind></iq>"
@@ -36,13 +35,13 @@ struct resource_case {
 static void bind_request(void)
 {
     static const struct resource_case cases[] = {
-        {ROW, "<resource>balcony</resource>", "alice@localhost/balcony"},
-        {ROW, "<resource>Balcony Two</resource>", "alice@localhost/Balcony Two"},
-        {ROW, "<resource>\xef\xbc\xa1</resource>", "alice@localhost/A"}, /* fullwidth A */
-        {ROW, "<resource>a/b@c</resource>", "alice@localhost/a/b@c"},
-        {ROW, "<resource>it&apos;s &amp; more</resource>", "alice@localhost/it's & more"},
-        {ROW, "<resource></resource>", NULL},
-        {ROW, "", NULL},
+        {CT_ROW, "<resource>balcony</resource>", "alice@localhost/balcony"},
+        {CT_ROW, "<resource>Balcony Two</resource>", "alice@localhost/Balcony Two"},
+        {CT_ROW, "<resource>\xef\xbc\xa1</resource>", "alice@localhost/A"}, /* fullwidth A */
+        {CT_ROW, "<resource>a/b@c</resource>", "alice@localhost/a/b@c"},
+        {CT_ROW, "<resource>it&apos;s &amp; more</resource>", "alice@localhost/it's & more"},
+        {CT_ROW, "<resource></resource>", NULL},
+        {CT_ROW, "", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct resource_case *k = &cases[i];
@@ -104,8 +103,8 @@ static void bind_request(void)
 static void bind_refused(void)
 {
     static const struct resource_case cases[] = {
-        {ROW, "<resource>a&#10;b</resource>", NULL},      /* a control character */
-        {ROW, "<resource>\xe2\x80\x8b</resource>", NULL}, /* only a zero-width space */
+        {CT_ROW, "<resource>a&#10;b</resource>", NULL},      /* a control character */
+        {CT_ROW, "<resource>\xe2\x80\x8b</resource>", NULL}, /* only a zero-width space */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct resource_case *k = &cases[i];
@@ -138,16 +137,16 @@ struct result_case {
 static void bind_results(void)
 {
     static const struct result_case cases[] = {
-        {ROW, 0,
+        {CT_ROW, 0,
          "<iq type='result' id='a&apos;b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>"
          "alice@localhost/it's</jid></bind></iq>"},
-        {ROW, -EEXIST,
+        {CT_ROW, -EEXIST,
          "<iq type='error' id='a&apos;b'><error type='cancel'><conflict "
          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"},
-        {ROW, -EDQUOT,
+        {CT_ROW, -EDQUOT,
          "<iq type='error' id='a&apos;b'><error type='wait'><resource-constraint "
          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"},
-        {ROW, -EIO,
+        {CT_ROW, -EIO,
          "<iq type='error' id='a&apos;b'><error type='cancel'><internal-server-error "
          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"},
     };

@@ -618,6 +618,10 @@ static inline void ct_close(struct ct *ct)
         TEST_FAIL("cannot remove %s", ct->dir);
 }
 
+/* The first fields of a table's row: where it is, so a failure names the row as well as
+ * the check. */
+#define CT_ROW __FILE__, __LINE__
+
 /* Does s contain needle? A failure names both, at the caller's line. */
 #define CT_HAS(s, needle)                                                                          \
     do {                                                                                           \

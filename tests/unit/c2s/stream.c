@@ -10,9 +10,6 @@
 
 static struct ct ct;
 
-/* A row of a table: where it is, so a failure names the row as well as the check. */
-#define ROW __FILE__, __LINE__
-
 struct header_case {
     const char *file;
     int line;
@@ -28,7 +25,7 @@ struct header_case {
 static void header_exchange(void)
 {
     static const struct header_case cases[] = {
-        {ROW,
+        {CT_ROW,
          CT_HEADER,
          {"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
           "xmlns:stream='http://etherx.jabber.org/streams' id='",
@@ -39,55 +36,55 @@ static void header_exchange(void)
          {"starttls", "-PLUS", "<bind"},
          CONN_OPEN},
         /* `to` is compared once normalised */
-        {ROW,
+        {CT_ROW,
          "<stream:stream xmlns='jabber:client' to='LocalHost' " STREAM_TAIL,
          {"<stream:features>"},
          {"<stream:error>"},
          CONN_OPEN},
         /* no `to` at all: served as our domain */
-        {ROW,
+        {CT_ROW,
          "<stream:stream xmlns='jabber:client' " STREAM_TAIL,
          {"<stream:features>"},
          {0},
          CONN_OPEN},
         /* a `from` that is a JID comes back as our `to` (§4.7.2) */
-        {ROW,
+        {CT_ROW,
          "<stream:stream xmlns='jabber:client' from='juliet@localhost' " STREAM_TAIL,
          {" to='juliet@localhost'", "<stream:features>"},
          {0},
          CONN_OPEN},
-        {ROW,
+        {CT_ROW,
          "<stream:stream xmlns='jabber:client' from='@@' " STREAM_TAIL,
          {"<stream:features>"},
          {" to="},
          CONN_OPEN},
         /* a later minor or major version still speaks 1.0 with us */
-        {ROW,
+        {CT_ROW,
          "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
          "version='1.1'>",
          {"<stream:features>"},
          {0},
          CONN_OPEN},
         /* §4.9.3.6: a domain we do not serve */
-        {ROW,
+        {CT_ROW,
          "<stream:stream xmlns='jabber:client' to='example.org' " STREAM_TAIL,
          {"<stream:stream ", "<stream:error><host-unknown xmlns='" NS_STREAMS "'/></stream:error>"
                              "</stream:stream>"},
          {"<stream:features>"},
          CONN_CLOSING},
-        {ROW,
+        {CT_ROW,
          "<stream:stream xmlns='jabber:client' to='a@@b' " STREAM_TAIL,
          {"<host-unknown "},
          {"<stream:features>"},
          CONN_CLOSING},
         /* §4.7.5: no version is a pre-1.0 peer; our header goes first, then the error */
-        {ROW,
+        {CT_ROW,
          "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
          {" from='localhost' version='1.0'",
           "<stream:error><unsupported-version xmlns='" NS_STREAMS "'/>"},
          {"<stream:features>"},
          CONN_CLOSING},
-        {ROW,
+        {CT_ROW,
          "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
          "version='0.9'>",
          {"<unsupported-version "},
@@ -181,32 +178,32 @@ static void connections_per_address(void)
 static void xml_errors(void)
 {
     static const struct xml_case cases[] = {
-        {ROW, false, "<stream:stream xmlns='jabber:server' " STREAM_TAIL, "invalid-namespace"},
-        {ROW, false,
+        {CT_ROW, false, "<stream:stream xmlns='jabber:server' " STREAM_TAIL, "invalid-namespace"},
+        {CT_ROW, false,
          "<stream:stream xmlns='jabber:client' xmlns:stream='urn:not-streams' version='1.0'>",
          "invalid-namespace"},
-        {ROW, false,
+        {CT_ROW, false,
          "<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' "
          "version='1.0'>",
          "bad-namespace-prefix"},
-        {ROW, false, "<?xml version='2.0'?>" BARE_HEADER, "unsupported-version"},
-        {ROW, false, "<?xml version='1.0' encoding='ISO-8859-1'?>" BARE_HEADER,
+        {CT_ROW, false, "<?xml version='2.0'?>" BARE_HEADER, "unsupported-version"},
+        {CT_ROW, false, "<?xml version='1.0' encoding='ISO-8859-1'?>" BARE_HEADER,
          "unsupported-encoding"},
-        {ROW, false, "\xfe\xff\x00<", "unsupported-encoding"},
-        {ROW, false, "<!DOCTYPE stream>" BARE_HEADER, "restricted-xml"},
-        {ROW, false, "<?xml version='1.0'?><?xml version='1.0'?>" BARE_HEADER, "restricted-xml"},
-        {ROW, false, "<stream:stream xmlns='jabber:client' a='1' a='2' " STREAM_TAIL,
+        {CT_ROW, false, "\xfe\xff\x00<", "unsupported-encoding"},
+        {CT_ROW, false, "<!DOCTYPE stream>" BARE_HEADER, "restricted-xml"},
+        {CT_ROW, false, "<?xml version='1.0'?><?xml version='1.0'?>" BARE_HEADER, "restricted-xml"},
+        {CT_ROW, false, "<stream:stream xmlns='jabber:client' a='1' a='2' " STREAM_TAIL,
          "not-well-formed"},
-        {ROW, true, "<!-- a comment -->", "restricted-xml"},
-        {ROW, true, "<?target data?>", "restricted-xml"},
-        {ROW, true, "<message><body>&custom;</body></message>", "restricted-xml"},
-        {ROW, true, "<message><body></message>", "not-well-formed"},
-        {ROW, true, "<message to='a' to='b'/>", "not-well-formed"},
-        {ROW, true, "<message><x:y/></message>", "not-well-formed"},
-        {ROW, true, "<message><body>\xc3\x28</body></message>", "not-well-formed"},
-        {ROW, true, "text at the top level", "bad-format"},
+        {CT_ROW, true, "<!-- a comment -->", "restricted-xml"},
+        {CT_ROW, true, "<?target data?>", "restricted-xml"},
+        {CT_ROW, true, "<message><body>&custom;</body></message>", "restricted-xml"},
+        {CT_ROW, true, "<message><body></message>", "not-well-formed"},
+        {CT_ROW, true, "<message to='a' to='b'/>", "not-well-formed"},
+        {CT_ROW, true, "<message><x:y/></message>", "not-well-formed"},
+        {CT_ROW, true, "<message><body>\xc3\x28</body></message>", "not-well-formed"},
+        {CT_ROW, true, "text at the top level", "bad-format"},
         /* c2s.max_depth (48) */
-        {ROW, true,
+        {CT_ROW, true,
          "<message><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a>"
          "<a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a>",
          "policy-violation"},
@@ -249,11 +246,12 @@ struct early_case {
 static void stanzas_too_early(void)
 {
     static const struct early_case cases[] = {
-        {ROW, "<message to='bob@localhost'><body>hi</body></message>"},
-        {ROW, "<presence/>"},
-        {ROW, "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"},
-        {ROW, "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"},
-        {ROW, "<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"},
+        {CT_ROW, "<message to='bob@localhost'><body>hi</body></message>"},
+        {CT_ROW, "<presence/>"},
+        {CT_ROW, "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"},
+        {CT_ROW, "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"},
+        {CT_ROW,
+         "<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"},
     };
     for (int authed = 0; authed < 2; authed++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -335,23 +333,23 @@ struct check_case {
 static void stanza_checks(void)
 {
     static const struct check_case cases[] = {
-        {ROW, "<message to='bob@localhost' type='chat'/>", NULL, true},
-        {ROW, "<message to='bob@localhost' type='whatever'/>", NULL,
+        {CT_ROW, "<message to='bob@localhost' type='chat'/>", NULL, true},
+        {CT_ROW, "<message to='bob@localhost' type='whatever'/>", NULL,
          true}, /* normal (RFC 6121 §5.2.2) */
-        {ROW, "<presence type='probe' to='bob@localhost'/>", NULL, true},
-        {ROW, "<presence type='error' to='bob@localhost'/>", NULL, true},
-        {ROW, "<iq type='result' id='x' to='bob@localhost/r'/>", NULL, true},
-        {ROW, "<presence type='dance' id='p1'/>",
+        {CT_ROW, "<presence type='probe' to='bob@localhost'/>", NULL, true},
+        {CT_ROW, "<presence type='error' to='bob@localhost'/>", NULL, true},
+        {CT_ROW, "<iq type='result' id='x' to='bob@localhost/r'/>", NULL, true},
+        {CT_ROW, "<presence type='dance' id='p1'/>",
          "<presence type='error' id='p1' from='localhost' to='alice@localhost/r'><error "
          "type='modify'><bad-request "
          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>",
          false},
-        {ROW, "<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>", "<bad-request ", false},
-        {ROW, "<iq type='fetch' id='q' to='bob@localhost'><x xmlns='urn:x'/></iq>",
+        {CT_ROW, "<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>", "<bad-request ", false},
+        {CT_ROW, "<iq type='fetch' id='q' to='bob@localhost'><x xmlns='urn:x'/></iq>",
          "<iq type='error' id='q' from='bob@localhost' to='alice@localhost/r'>", false},
-        {ROW, "<iq id='q2'/>", "<bad-request ", false},
+        {CT_ROW, "<iq id='q2'/>", "<bad-request ", false},
         /* an error without an id is not answered */
-        {ROW, "<iq type='error'/>", NULL, false},
+        {CT_ROW, "<iq type='error'/>", NULL, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct check_case *k = &cases[i];
