@@ -12,6 +12,7 @@
 #include "shm/topo.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -129,6 +130,13 @@ int main(int argc, char **argv)
     struct ctl_msg m = {CTL_READY, CTL_ROLE_ROUTER};
     send(a.ctl_fd, &m, sizeof m, MSG_NOSIGNAL);
     for (;;) {
+        /* A tick a second between control messages: idle shards trim their rings. */
+        struct pollfd pf = {a.ctl_fd, POLLIN, 0};
+        if (poll(&pf, 1, 1000) == 0) {
+            for (unsigned i = 0; i < nshards; i++)
+                shard_trim_tick(&shards[i]);
+            continue;
+        }
         ssize_t n = recv(a.ctl_fd, &m, sizeof m, 0);
         if (n == 0 || (n < 0 && errno != EINTR))
             break; /* the supervisor is gone */

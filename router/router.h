@@ -212,6 +212,7 @@ struct shard {
     size_t targets_cap;
     bool retry_out;  /* an outbound ring had room already: flush again */
     unsigned trim_wakes; /* idle wake-ups left to give the outbound rings' pages back */
+    _Atomic bool trim_wanted; /* asleep with trim_wakes left: main.c's tick wakes it */
     struct bell bell; /* frames for us, or room in a ring we wait on */
     struct store_client *store;
     struct user_table users;
@@ -285,6 +286,8 @@ void load_start(struct shard *s, struct user *u);
  * The shards' bells must be attached first. 0 or -errno. */
 int shard_link(struct shard *shards, unsigned nshards, uint32_t data_size, uint32_t max_frame);
 void *shard_main(void *arg);
+/* main.c, once a second: wakes the shard if it sleeps with outbound rings to trim. */
+void shard_trim_tick(struct shard *s);
 /* One round of the shard's loop, without sleeping: store completions, a batch from each
  * inbound ring, output published, tickets settled. Returns non-zero when it did work
  * (shard_main() sleeps on zero; tests drive shards in-process with it). */

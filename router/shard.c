@@ -23,8 +23,9 @@
 
 #define BATCH       256
 #define BACKLOG_MAX (8u << 20)
-/* After work, an idle shard wakes once a second up to this many times, until every
- * outbound ring has given its pages back (ring_trim: quiet for a second, all consumed). */
+/* After work, an idle shard is woken once a second (main.c's tick) up to this many times,
+ * until every outbound ring has given its pages back (ring_trim: quiet for a second, all
+ * consumed). */
 #define TRIM_WAKES 3
 
 _Thread_local struct shard *shard_current;
@@ -208,15 +209,8 @@ static unsigned drain_fe(struct shard *s, unsigned fe)
             shard_frame(s, f.kind, p, f.len);
     }
     s->cur = NULL;
-    if (n && t) {
-        t->end = rx->done;
-        ticket_queue_add(&s->held[fe], t);
-        ticket_defer(s, t);
-    } else if (n && s->held[fe].tail) {
-        s->held[fe].tail->end = rx->done; /* no ticket to be had: the last one covers it */
-    } else if (n && ring_release_to(r, rx->done)) {
-        bell_ring(r->peer); /* no ticket, none waiting: released at once */
-    }
+    if (n)
+        ticket_batch_end(s, fe, t, rx->done);
     if (rc < 0)
         ring_broken(s, &s->broken[fe], (int)fe);
     return n;
@@ -339,12 +333,18 @@ static void sleep_until_work(struct shard *s)
         bell_cancel_sleep(&s->bell);
         return;
     }
-    /* Frames, store answers and control requests all ring the bell: one blocking read,
-     * the only system call of a wake-up besides the bells the shard rings. For a few
-     * seconds after work the wait has a timeout (a poll, then the read): a quiet second
-     * lets the outbound rings give their pages back. */
-    if (bell_wait(&s->bell, s->trim_wakes ? 1000 : -1) == 0 && s->trim_wakes)
-        s->trim_wakes = trim_out(s) ? 0 : s->trim_wakes - 1; /* a quiet second */
+    /* Frames, store answers, control requests and the trim tick all ring the bell: one
+     * blocking read, the only system call of a wake-up besides the bells the shard rings
+     * (a timed wait would add a poll to every one). */
+    atomic_store_explicit(&s->trim_wanted, s->trim_wakes > 0, memory_order_relaxed);
+    bell_wait(&s->bell, -1);
+}
+
+void shard_trim_tick(struct shard *s)
+{
+    /* Only a sleeping shard is rung (claiming its bell): a busy one trims nothing. */
+    if (atomic_load_explicit(&s->trim_wanted, memory_order_relaxed) && bell_claim(&s->bell))
+        bell_ring(&s->bell);
 }
 
 /* A message the shard produced left a backlog for its ring: what it covers is out. */
@@ -543,6 +543,11 @@ void *shard_main(void *arg)
             s->retry_out = false;
             s->trim_wakes = TRIM_WAKES;
             continue;
+        }
+        if (s->trim_wakes && atomic_load_explicit(&s->trim_wanted, memory_order_relaxed)) {
+            /* Woken with nothing to do, after a sleep begun with trims due: a tick. */
+            atomic_store_explicit(&s->trim_wanted, false, memory_order_relaxed);
+            s->trim_wakes = trim_out(s) ? 0 : s->trim_wakes - 1;
         }
         sleep_until_work(s);
     }

@@ -65,14 +65,31 @@ static void recycle(struct shard *s, struct ticket *t)
     s->tickets.spare = t;
 }
 
-void ticket_queue_add(struct ticket_queue *q, struct ticket *t)
+void ticket_batch_end(struct shard *s, unsigned fe, struct ticket *t, uint64_t end)
 {
-    t->next = NULL;
-    if (q->tail)
-        q->tail->next = t;
-    else
-        q->head = t;
-    q->tail = t;
+    struct ticket_queue *q = &s->held[fe];
+    /* Relaxed: every reference was taken on this thread, while t was current. */
+    if (t && atomic_load_explicit(&t->refs, memory_order_relaxed) > 1) {
+        t->end = end;
+        t->next = NULL;
+        if (q->tail)
+            q->tail->next = t;
+        else
+            q->head = t;
+        q->tail = t;
+        s->tickets.nheld++;
+        ticket_defer(s, t);
+        return;
+    }
+    if (t)
+        recycle(s, t);
+    if (q->tail) {
+        q->tail->end = end; /* finished, but behind one that is not */
+    } else {
+        s->tickets.nheld += !q->due;
+        q->due = true;
+        q->release = end; /* after the publish that follows */
+    }
 }
 
 void ticket_queue_drop(struct shard *s, struct ticket_queue *q)
@@ -82,13 +99,18 @@ void ticket_queue_drop(struct shard *s, struct ticket_queue *q)
         q->head = t->next;
         t->next = s->tickets.orphans;
         s->tickets.orphans = t;
+        s->tickets.nheld--;
     }
     q->tail = NULL;
+    s->tickets.nheld -= q->due;
+    q->due = false;
 }
 
 void ticket_settle(struct shard *s)
 {
     struct ticket_state *ts = &s->tickets;
+    if (!ts->ndefer && !ts->nheld && !ts->orphans)
+        return; /* most rounds of an idle or quiet shard */
     for (size_t i = 0; i < ts->ndefer; i++)
         put(ts->defer[i]);
     ts->ndefer = 0;
@@ -101,27 +123,32 @@ void ticket_settle(struct shard *s)
             pp = &t->next;
         }
     }
-    for (unsigned fe = 0; fe < s->nfe; fe++) {
+    for (unsigned fe = 0; ts->nheld && fe < s->nfe; fe++) {
         struct ticket_queue *q = &s->held[fe];
-        if (!q->head || !done(q->head))
-            continue;
-        uint64_t end = 0;
+        bool any = q->due;
+        uint64_t end = q->release;
+        if (q->due) {
+            q->due = false;
+            ts->nheld--;
+        }
         while (q->head && done(q->head)) {
             struct ticket *t = q->head;
             q->head = t->next;
             end = t->end;
+            any = true;
             recycle(s, t);
+            ts->nheld--;
         }
         if (!q->head)
             q->tail = NULL;
-        if (ring_release_to(&s->from_fe[fe], end))
+        if (any && ring_release_to(&s->from_fe[fe], end))
             bell_ring(s->from_fe[fe].peer);
     }
 }
 
 bool ticket_pending(struct shard *s)
 {
-    for (unsigned fe = 0; fe < s->nfe; fe++)
+    for (unsigned fe = 0; s->tickets.nheld && fe < s->nfe; fe++)
         if (s->held[fe].head && done(s->held[fe].head))
             return true;
     return false;

@@ -12,7 +12,9 @@
  * reference once what it produced is published (ticket_defer(), then ticket_settle()
  * after out_flush()). The ring is released up to the end of the oldest ticket still
  * referenced; when the router dies, c2s takes every frame behind that point back and
- * gives it to the next router (a message may then be handled twice, never lost).
+ * gives it to the next router (a message may then be handled twice, never lost). Most
+ * batches defer nothing: their ticket goes back at once, and their frames are released
+ * at the next settle (or with the unfinished batch before them).
  *
  * Threads: a ticket belongs to the shard that made it (only it frees it); any shard may
  * take and drop references. The last drop by another shard rings the owner's bell,
@@ -36,9 +38,12 @@ struct ticket {
     struct shard *owner;
 };
 
-/* A front end's ring's tickets, oldest first. */
+/* A front end's ring's tickets, oldest first, and a release due at the next settle for
+ * batches that needed no ticket. */
 struct ticket_queue {
     struct ticket *head, *tail;
+    uint64_t release;
+    bool due;
 };
 
 /* The shard's part: tickets to drop after the next publish, spare tickets, and tickets
@@ -46,6 +51,7 @@ struct ticket_queue {
 struct ticket_state {
     struct ticket **defer;
     size_t ndefer, cap;
+    size_t nheld; /* tickets queued and releases due: none, and a settle has nothing to do */
     struct ticket *spare;
     struct ticket *orphans;
 };
@@ -78,8 +84,11 @@ void ticket_defer(struct shard *s, struct ticket *t);
  * to its oldest ticket still referenced, ringing the front end when it waits for room. */
 void ticket_settle(struct shard *s);
 
-/* Appends t, which covers the frames up to t->end, to q. */
-void ticket_queue_add(struct ticket_queue *q, struct ticket *t);
+/* The end of a batch read from front end fe, up to ring position end, handled under t
+ * (NULL when none could be had). A ticket nothing else took a reference to is done with
+ * the batch: the frames are released at the next settle, or with the unfinished batch
+ * before them. Otherwise t waits in the ring's queue. */
+void ticket_batch_end(struct shard *s, unsigned fe, struct ticket *t, uint64_t end);
 
 /* The ring was reset: its tickets' positions mean nothing any more. Those still
  * referenced are freed when the last reference goes. */

@@ -4,9 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A buffer this large is given back after its message rather than kept for the next. */
-#define RX_KEEP (64u * 1024)
-
 int port_write(struct ring *r, uint16_t kind, const void *payload, uint32_t len, uint32_t *off)
 {
     uint32_t max = ring_max_payload(r);
@@ -68,9 +65,9 @@ static int append(struct port_rx *rx, const struct ring_frame *f)
     return 0;
 }
 
-int port_recv(struct ring *r, struct port_rx *rx, struct ring_frame *m)
+int port_recv_slow(struct ring *r, struct port_rx *rx, struct ring_frame *m)
 {
-    if (!rx->open && rx->cap > RX_KEEP)
+    if (!rx->open && rx->cap > PORT_RX_KEEP)
         port_rx_reset(rx);
     for (;;) {
         struct ring_frame f;
@@ -111,7 +108,7 @@ void port_rx_reset(struct port_rx *rx)
 {
     rx->open = false;
     rx->len = 0;
-    if (rx->cap > RX_KEEP) {
+    if (rx->cap > PORT_RX_KEEP) {
         free(rx->buf);
         rx->buf = NULL;
         rx->cap = 0;

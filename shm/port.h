@@ -35,6 +35,9 @@
 #define PORT_F_MORE 0x8000u /* pieces of the same message follow */
 #define PORT_F_CONT 0x4000u /* this piece continues a message */
 
+/* A reassembly buffer this large is given back after its message, not kept. */
+#define PORT_RX_KEEP (64u * 1024)
+
 /* A consumer's message being put back together. Zeroed is ready; set max first. */
 struct port_rx {
     char *buf;
@@ -64,8 +67,21 @@ int port_write(struct ring *r, uint16_t kind, const void *payload, uint32_t len,
  *            single frame, or into rx->buf (valid until the next call) for pieces.
  *            m->flags has the piece flags cleared.
  *   0        nothing whole yet (pieces read so far are kept).
- *   -EBADMSG the ring is corrupt (ring_peek()), or the pieces are. Stays until reset. */
-int port_recv(struct ring *r, struct port_rx *rx, struct ring_frame *m);
+ *   -EBADMSG the ring is corrupt (ring_peek()), or the pieces are. Stays until reset.
+ * A single frame with no message under way, the common case, is handled here inline. */
+int port_recv_slow(struct ring *r, struct port_rx *rx, struct ring_frame *m);
+
+static inline int port_recv(struct ring *r, struct port_rx *rx, struct ring_frame *m)
+{
+    if (rx->open || rx->cap > PORT_RX_KEEP)
+        return port_recv_slow(r, rx, m);
+    int rc = ring_peek(r, m);
+    if (rc != 1 || (m->flags & (PORT_F_MORE | PORT_F_CONT)))
+        return rc == 1 ? port_recv_slow(r, rx, m) : rc;
+    ring_consume(r);
+    rx->done = ring_consumed(r);
+    return 1;
+}
 
 /* Forgets a message under way (the ring was reset) and gives large buffers back. */
 void port_rx_reset(struct port_rx *rx);
