@@ -198,6 +198,7 @@ static unsigned drain_fe(struct shard *s, unsigned fe)
     int rc = 0;
     if (s->broken[fe])
         return 0;
+    uint64_t from = ring_consumed(r);
     while (n < BATCH && (rc = port_recv(r, rx, &f)) == 1) {
         if (!n++)
             s->cur = t = ticket_new(s);
@@ -209,8 +210,10 @@ static unsigned drain_fe(struct shard *s, unsigned fe)
             shard_frame(s, f.kind, p, f.len);
     }
     s->cur = NULL;
-    if (n)
-        ticket_batch_end(s, fe, t, rx->done);
+    /* Pieces of a message under way are copied out: they go back with the rest (a
+     * message larger than the ring needs the room; c2s never replays pieces). */
+    if (ring_consumed(r) != from)
+        ticket_batch_end(s, fe, t, ring_consumed(r));
     if (rc < 0)
         ring_broken(s, &s->broken[fe], (int)fe);
     return n;
@@ -241,7 +244,7 @@ unsigned shard_drain_shards(struct shard *s)
             s->cur = NULL;
             ticket_defer(s, t);
         }
-        if (n && ring_release(r))
+        if (ring_release(r)) /* pieces read too: they may be what makes room for the rest */
             bell_ring(r->peer);
         if (rc < 0) {
             bool never = false;

@@ -33,7 +33,7 @@ struct ring;
 
 struct ticket {
     _Atomic unsigned refs;
-    uint64_t end;        /* ring position after the batch's last whole message */
+    uint64_t end;        /* ring position after the batch's last frame */
     struct ticket *next; /* in the owner's queue, or its free list */
     struct shard *owner;
 };
@@ -85,7 +85,7 @@ void ticket_defer(struct shard *s, struct ticket *t);
 void ticket_settle(struct shard *s);
 
 /* The end of a batch read from front end fe, up to ring position end, handled under t
- * (NULL when none could be had). A ticket nothing else took a reference to is done with
+ * (NULL when none could be had, or the batch was only pieces of a message under way). A ticket nothing else took a reference to is done with
  * the batch: the frames are released at the next settle, or with the unfinished batch
  * before them. Otherwise t waits in the ring's queue. */
 void ticket_batch_end(struct shard *s, unsigned fe, struct ticket *t, uint64_t end);

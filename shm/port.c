@@ -77,7 +77,6 @@ int port_recv_slow(struct ring *r, struct port_rx *rx, struct ring_frame *m)
         bool more = f.flags & PORT_F_MORE, cont = f.flags & PORT_F_CONT;
         if (!rx->open && !cont && !more) {
             ring_consume(r);
-            rx->done = ring_consumed(r);
             *m = f;
             return 1;
         }
@@ -95,7 +94,6 @@ int port_recv_slow(struct ring *r, struct port_rx *rx, struct ring_frame *m)
         if (more)
             continue;
         rx->open = false;
-        rx->done = ring_consumed(r);
         m->payload = rx->buf;
         m->len = rx->len;
         m->kind = rx->kind;

@@ -14,8 +14,10 @@
  *
  * Producer: port_send() (any size; through the backlog when the ring is full or the
  * backlog holds frames already). Consumer: port_recv() instead of ring_peek()/
- * ring_consume(); it consumes what it reads, and the caller releases (ring_release(), or
- * ring_release_to(r, rx->done) to keep unfinished messages for a replacement).
+ * ring_consume(); it consumes what it reads, pieces included (they are copied out), and
+ * the caller releases (ring_release(), or ring_release_to() what it has finished with).
+ * A consumer must release the pieces it read even when no message came of them yet: a
+ * message larger than the ring only arrives if they make room for the rest.
  *
  * Trust: pieces are checked like any frame (ring.h); a message that grows past rx->max,
  * or a piece out of sequence, is -EBADMSG: the producer is broken.
@@ -45,7 +47,6 @@ struct port_rx {
     uint32_t max;  /* bytes of the largest message accepted */
     uint16_t kind; /* of the message under way */
     bool open;     /* pieces are under way */
-    uint64_t done; /* ring position after the last whole message port_recv() returned */
 };
 
 /* Sends len bytes of payload as one message of this kind: one frame when it fits, pieces
@@ -79,7 +80,6 @@ static inline int port_recv(struct ring *r, struct port_rx *rx, struct ring_fram
     if (rc != 1 || (m->flags & (PORT_F_MORE | PORT_F_CONT)))
         return rc == 1 ? port_recv_slow(r, rx, m) : rc;
     ring_consume(r);
-    rx->done = ring_consumed(r);
     return 1;
 }
 
