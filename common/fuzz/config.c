@@ -81,13 +81,21 @@ static void check(const struct config *c)
     config_free(config_ref(c));
 }
 
+static char dir[] = "/tmp/starling-fuzz-config-XXXXXX", path[64];
+
+static void cleanup(void)
+{
+    unlink(path);
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char dir[] = "/tmp/starling-fuzz-config-XXXXXX", path[64];
     if (!path[0]) {
         if (!mkdtemp(dir))
             abort();
         snprintf(path, sizeof path, "%s/starling.conf", dir);
+        atexit(cleanup);
     }
     if (size > 65536 || memmem(data, size, "include", 7))
         return 0;
