@@ -46,7 +46,7 @@ LDLIBS   := -luring -lxxhash -lidn -lconfig -lsqlite3 \
 # archive: the shared one loads libstdc++ (for C++'s operator new, which we never call),
 # 0.8 MiB of resident size in every process. Under LTO the linker sees no reference to
 # malloc when it scans the archive, so malloc is asked for by name; the program then
-# exports the allocator and every library's calls reach it. common/malloc_conf.c holds
+# exports the allocator and every library's calls reach it. common/core/malloc_conf.c holds
 # its options, pulled in by name too; libm comes again after the archive, which needs it.
 # The supervisor allocates at start and at reloads only, on one thread: glibc's malloc
 # serves it, where jemalloc and its background thread would be half of the supervisor's
@@ -72,18 +72,22 @@ endif
 
 # ---- what there is to build -------------------------------------------------------------
 # Every folder that holds code becomes a static library of all its files but main.c;
-# a folder with a main.c is also a program. `common/` is linked into everything.
-DIRS      := common shm router c2s s2s bench
-dir_srcs   = $(filter-out $(1)/main.c $(1)/%_main.c,$(wildcard $(1)/*.c))
+# a folder with a main.c is also a program. `common/` is linked into everything: one
+# library of its subsystems' folders (common/<subsystem>/*.c); its two programs live in
+# common/cmd/<program>/.
+DIRS        := common shm router c2s s2s bench
+COMMON_SUBS := $(filter-out common/cmd,$(patsubst %/,%,$(wildcard common/*/)))
+dir_srcs     = $(if $(filter common,$(1)),$(foreach s,$(COMMON_SUBS),$(wildcard $(s)/*.c)),\
+                 $(filter-out $(1)/main.c $(1)/%_main.c,$(wildcard $(1)/*.c)))
 lib_of     = $(O)/lib/lib$(1).a
 LIBS      := $(foreach d,$(DIRS),$(if $(call dir_srcs,$(d)),$(call lib_of,$(d))))
 
 # program name <- folder
-PROG_starling        := common/supervisor
+PROG_starling        := common/cmd/starling
 PROG_starling-c2s    := c2s
 PROG_starling-router := router
 PROG_starling-s2s    := s2s
-PROG_starlingctl     := common/ctl
+PROG_starlingctl     := common/cmd/starlingctl
 PROGS := $(foreach p,starling starling-c2s starling-router starling-s2s starlingctl,\
            $(if $(wildcard $(PROG_$(p))/main.c),$(O)/bin/$(p)))
 
@@ -91,17 +95,20 @@ PROGS := $(foreach p,starling starling-c2s starling-router starling-s2s starling
 BENCH_MAINS := $(wildcard bench/*_main.c)
 BENCH_PROGS := $(patsubst bench/%_main.c,$(O)/bin/%,$(BENCH_MAINS))
 
-# Unit tests mirror the tree: tests/unit/<dir>/<file>.c tests <dir>/<file>.c.
-UNIT_SRCS := $(wildcard tests/unit/*/*.c)
+# Unit tests mirror the tree: tests/unit/<dir>/<file>.c tests <dir>/<file>.c (and
+# tests/unit/common/<subsystem>/<file>.c tests common/<subsystem>/<file>.c).
+UNIT_SRCS := $(wildcard tests/unit/*/*.c tests/unit/common/*/*.c)
 UNIT_BINS := $(patsubst %.c,$(O)/%,$(UNIT_SRCS))
 
 # C clients the integration tests drive: tests/integration/<name>.c -> $(O)/tests/integration/<name>
 INTEG_SRCS := $(wildcard tests/integration/*.c)
 INTEG_BINS := $(patsubst %.c,$(O)/%,$(INTEG_SRCS))
 
-# Fuzz drivers live beside what they fuzz: <dir>/fuzz/<name>.c, seeds in <dir>/fuzz/corpus/<name>/.
-FUZZ_SRCS := $(wildcard */fuzz/*.c)
-FUZZ_BINS := $(foreach f,$(FUZZ_SRCS),build/fuzz/$(subst /fuzz/,-,$(basename $(f))))
+# Fuzz drivers live beside what they fuzz: <dir>/fuzz/<name>.c, seeds in
+# <dir>/fuzz/corpus/<name>/; the target is build/fuzz/<dir, '/' as '-'>-<name>.
+FUZZ_SRCS := $(wildcard */fuzz/*.c common/*/fuzz/*.c)
+fuzz_bin   = build/fuzz/$(subst /,-,$(subst /fuzz/,-,$(basename $(1))))
+FUZZ_BINS := $(foreach f,$(FUZZ_SRCS),$(call fuzz_bin,$(f)))
 
 .PHONY: all deps test unit run bench fuzz fuzz-build clean help
 .DEFAULT_GOAL := all
@@ -183,7 +190,7 @@ FUZZ_CFLAGS := -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize
 fuzz_dir_srcs = $(call dir_srcs,$(1)) $(if $(filter-out common,$(1)),$(call dir_srcs,common))
 
 define fuzz_rule
-build/fuzz/$(subst /fuzz/,-,$(basename $(1))): $(1) $(call fuzz_dir_srcs,$(firstword $(subst /, ,$(1)))) $(wildcard */*.h)
+$(call fuzz_bin,$(1)): $(1) $(call fuzz_dir_srcs,$(firstword $(subst /, ,$(1)))) $(wildcard */*.h common/*/*.h)
 	$$(call say,FUZZ-CC,$$@)
 	$(Q)mkdir -p $$(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $$@ $(1) $(call fuzz_dir_srcs,$(firstword $(subst /, ,$(1)))) \

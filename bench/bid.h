@@ -4,7 +4,7 @@
  * number on that connection, and the CLOCK_MONOTONIC time (ns) it was due.
  *
  * Why the id: every server must hand a stanza's id to the recipient unchanged (RFC 6120
- * §8.1.3), and the stream parser (common/xml.h) decodes it with no extra work, so the
+ * §8.1.3), and the stream parser (common/xmpp/xml.h) decodes it with no extra work, so the
  * receiver reads the stamp without looking into the body. Sender and receiver share one
  * host and therefore one monotonic clock.
  *

@@ -9,8 +9,8 @@
  *
  * usage: fanout [-k contacts] [-s shards] [-t threads] [-n broadcasts]
  */
-#include "common/config.h"
-#include "common/jid.h"
+#include "common/config/config.h"
+#include "common/xmpp/jid.h"
 #include "router/router.h"
 #include "shm/proto.h"
 

@@ -1,5 +1,5 @@
 #include "bench/load.h"
-#include "common/tls.h"
+#include "common/auth/tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>

@@ -40,7 +40,7 @@
 #include "bench/scen.h"
 #include "bench/stats.h"
 #include "bench/xmppc.h"
-#include "common/buf.h"
+#include "common/core/buf.h"
 
 #include <liburing.h>
 #include <pthread.h>

@@ -10,7 +10,7 @@
  * It answers starling-bench's client and nothing else: an element it does not expect
  * closes the connection. Not a server; never run it anywhere but on loopback.
  */
-#include "common/buf.h"
+#include "common/core/buf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

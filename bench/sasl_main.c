@@ -8,7 +8,7 @@
  *
  * usage: sasl [-n logins] [-r rounds]      prints the best round of each case
  */
-#include "common/sasl.h"
+#include "common/auth/sasl.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /*
  * saslc: the client side of SASL PLAIN (RFC 4616) and SCRAM-SHA-1 / SCRAM-SHA-256
- * (RFC 5802, RFC 7677) for starling-bench, built on common/scram.h's primitives. No
+ * (RFC 5802, RFC 7677) for starling-bench, built on common/auth/scram.h's primitives. No
  * channel binding: the GS2 header is always "n,," (the client does not support it),
  * which every server accepts on any transport.
  *
@@ -20,7 +20,7 @@
 #ifndef STARLING_BENCH_SASLC_H
 #define STARLING_BENCH_SASLC_H
 
-#include "common/scram.h"
+#include "common/auth/scram.h"
 
 #include <stddef.h>
 #include <stdint.h>

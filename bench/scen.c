@@ -1,7 +1,7 @@
 #include "bench/scen.h"
 #include "bench/bid.h"
 #include "bench/load.h"
-#include "common/xmlw.h"
+#include "common/xmpp/xmlw.h"
 
 #include <errno.h>
 #include <math.h>

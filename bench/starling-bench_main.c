@@ -10,7 +10,7 @@
 #include "bench/load.h"
 #include "bench/proc.h"
 #include "bench/result.h"
-#include "common/tls.h"
+#include "common/auth/tls.h"
 
 #include <errno.h>
 #include <inttypes.h>

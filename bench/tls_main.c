@@ -10,7 +10,7 @@
  *
  * usage: tls [-n connections]
  */
-#include "common/tls.h"
+#include "common/auth/tls.h"
 
 #include <errno.h>
 #include <malloc.h>

@@ -9,7 +9,7 @@
  *
  * usage: xmlbench [-m MiB] [-r rounds]
  */
-#include "common/xml.h"
+#include "common/xmpp/xml.h"
 
 #include <expat.h>
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 #include "bench/xmppc.h"
-#include "common/xml_tree.h"
-#include "common/xmlw.h"
+#include "common/xmpp/xml_tree.h"
+#include "common/xmpp/xmlw.h"
 
 #include <errno.h>
 #include <stdio.h>

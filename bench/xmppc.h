@@ -12,7 +12,7 @@
  * Online, it answers what a client must answer (XEP-0199 pings, roster pushes, other
  * requests with service-unavailable; subscription requests when configured) and hands
  * messages, presences and iq responses to the caller as events carrying the parser's
- * event (common/xml.h: to/from/type/id decoded, no copy, no tree).
+ * event (common/xmpp/xml.h: to/from/type/id decoded, no copy, no tree).
  *
  * Buffers: xmppc_feed() lends the bytes until xmppc_next() returns XMPPC_EV_NONE; an
  * incomplete stanza at the end is copied into the client's own buffer. Spans in an event
@@ -29,9 +29,9 @@
 #define STARLING_BENCH_XMPPC_H
 
 #include "bench/saslc.h"
-#include "common/arena.h"
-#include "common/buf.h"
-#include "common/xml.h"
+#include "common/core/arena.h"
+#include "common/core/buf.h"
+#include "common/xmpp/xml.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -18,13 +18,13 @@
  */
 #include "c2s/c2s.h"
 #include "c2s/limit.h"
-#include "common/creds.h"
-#include "common/log.h"
-#include "common/sasl.h"
-#include "common/store.h"
-#include "common/tls.h"
-#include "common/worker.h"
-#include "common/xml_tree.h"
+#include "common/auth/creds.h"
+#include "common/core/log.h"
+#include "common/auth/sasl.h"
+#include "common/store/store.h"
+#include "common/auth/tls.h"
+#include "common/core/worker.h"
+#include "common/xmpp/xml_tree.h"
 
 #include <errno.h>
 #include <stdint.h>

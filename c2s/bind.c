@@ -6,10 +6,10 @@
  * c2s.resource_conflict), which answers with PROTO_BIND_RESULT.
  */
 #include "c2s/c2s.h"
-#include "common/jid.h"
-#include "common/log.h"
-#include "common/xml_tree.h"
-#include "common/xmlw.h"
+#include "common/xmpp/jid.h"
+#include "common/core/log.h"
+#include "common/xmpp/xml_tree.h"
+#include "common/xmpp/xmlw.h"
 
 #include <stdio.h>
 #include <stdlib.h>

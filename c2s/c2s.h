@@ -19,10 +19,10 @@
 #ifndef STARLING_C2S_H
 #define STARLING_C2S_H
 
-#include "common/arena.h"
-#include "common/buf.h"
-#include "common/config.h"
-#include "common/xml.h"
+#include "common/core/arena.h"
+#include "common/core/buf.h"
+#include "common/config/config.h"
+#include "common/xmpp/xml.h"
 
 #include "shm/backlog.h"
 #include "shm/bell.h"

@@ -13,9 +13,9 @@
  */
 #include "c2s/c2s.h"
 #include "c2s/limit.h"
-#include "common/log.h"
-#include "common/sasl.h"
-#include "common/tls.h"
+#include "common/core/log.h"
+#include "common/auth/sasl.h"
+#include "common/auth/tls.h"
 #include "shm/proto.h"
 
 #include <errno.h>

@@ -20,10 +20,10 @@
  */
 #include "c2s/c2s.h"
 #include "c2s/limit.h"
-#include "common/log.h"
-#include "common/store.h"
-#include "common/tls.h"
-#include "common/worker.h"
+#include "common/core/log.h"
+#include "common/store/store.h"
+#include "common/auth/tls.h"
+#include "common/core/worker.h"
 #include "shm/ring.h"
 
 #include <errno.h>

@@ -1,16 +1,16 @@
 /*
- * starling-c2s: the client front end process. Started by the supervisor (common/args.h);
+ * starling-c2s: the client front end process. Started by the supervisor (common/core/args.h);
  * runs c2s.threads io_uring threads (loop.c); its main thread serves the control socket
  * and signals, and hands requests to the threads through their ctl word and bell.
  */
 #include "c2s/c2s.h"
-#include "common/args.h"
-#include "common/ctl.h"
-#include "common/log.h"
-#include "common/sasl.h"
-#include "common/store.h"
-#include "common/tls.h"
-#include "common/worker.h"
+#include "common/core/args.h"
+#include "common/core/ctl.h"
+#include "common/core/log.h"
+#include "common/auth/sasl.h"
+#include "common/store/store.h"
+#include "common/auth/tls.h"
+#include "common/core/worker.h"
 #include "shm/proto.h"
 #include "shm/topo.h"
 

@@ -15,11 +15,11 @@
  * cannot wait on a socket, queue in the thread's per-shard backlog instead.
  */
 #include "c2s/c2s.h"
-#include "common/ctl.h"
-#include "common/jid.h"
-#include "common/log.h"
-#include "common/xml_tree.h"
-#include "common/xmlw.h"
+#include "common/core/ctl.h"
+#include "common/xmpp/jid.h"
+#include "common/core/log.h"
+#include "common/xmpp/xml_tree.h"
+#include "common/xmpp/xmlw.h"
 #include "shm/decode.h"
 #include "shm/port.h"
 #include "shm/proto.h"

@@ -4,9 +4,9 @@
  * stanza passes before it is routed, stream errors (§4.9) and stanza errors (§8.3).
  */
 #include "c2s/c2s.h"
-#include "common/jid.h"
-#include "common/log.h"
-#include "common/xmlw.h"
+#include "common/xmpp/jid.h"
+#include "common/core/log.h"
+#include "common/xmpp/xmlw.h"
 #include "shm/proto.h"
 
 #include <stdio.h>

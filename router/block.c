@@ -18,10 +18,10 @@
  * its two steps, at the cost of a lookup each, however long the list.
  */
 #include "router/router.h"
-#include "common/jid.h"
-#include "common/log.h"
-#include "common/store.h"
-#include "common/xmlw.h"
+#include "common/xmpp/jid.h"
+#include "common/core/log.h"
+#include "common/store/store.h"
+#include "common/xmpp/xmlw.h"
 #include "shm/decode.h"
 
 #include <errno.h>

@@ -13,9 +13,9 @@
  * now sits inside <forwarded xmlns='urn:xmpp:forward:0'/>.
  */
 #include "router/router.h"
-#include "common/log.h"
-#include "common/xml_tree.h"
-#include "common/xmlw.h"
+#include "common/core/log.h"
+#include "common/xmpp/xml_tree.h"
+#include "common/xmpp/xmlw.h"
 
 #include <string.h>
 

@@ -10,10 +10,10 @@
  * (only with router.software_version). Disco lists exactly these.
  */
 #include "router/router.h"
-#include "common/log.h"
-#include "common/store.h"
-#include "common/xml_tree.h"
-#include "common/xmlw.h"
+#include "common/core/log.h"
+#include "common/store/store.h"
+#include "common/xmpp/xml_tree.h"
+#include "common/xmpp/xmlw.h"
 
 #include <string.h>
 

@@ -7,8 +7,8 @@
  * holds router.max_pending bytes of stanzas; past that a stanza gets resource-constraint.
  */
 #include "router/router.h"
-#include "common/log.h"
-#include "common/store.h"
+#include "common/core/log.h"
+#include "common/store/store.h"
 
 #include <errno.h>
 #include <stdlib.h>

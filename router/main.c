@@ -1,13 +1,13 @@
 /*
  * starling-router: the router process. Started by the supervisor with the node's config,
- * the shared-memory segment and the bells' eventfds inherited (see common/args.h); runs
+ * the shared-memory segment and the bells' eventfds inherited (see common/core/args.h); runs
  * router.shards shard threads; its main thread only serves the control socket.
  */
-#include "common/args.h"
-#include "common/config.h"
-#include "common/ctl.h"
-#include "common/log.h"
-#include "common/store.h"
+#include "common/core/args.h"
+#include "common/config/config.h"
+#include "common/core/ctl.h"
+#include "common/core/log.h"
+#include "common/store/store.h"
 #include "router/router.h"
 #include "shm/topo.h"
 

@@ -16,11 +16,11 @@
  * (RFC 6121 §3.1.3).
  */
 #include "router/router.h"
-#include "common/jid.h"
-#include "common/log.h"
-#include "common/store.h"
-#include "common/xml_tree.h"
-#include "common/xmlw.h"
+#include "common/xmpp/jid.h"
+#include "common/core/log.h"
+#include "common/store/store.h"
+#include "common/xmpp/xml_tree.h"
+#include "common/xmpp/xmlw.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -8,8 +8,8 @@
  * inbound rings while backlogs are large, which pushes back on the front ends in turn.
  */
 #include "router/router.h"
-#include "common/log.h"
-#include "common/xmlw.h"
+#include "common/core/log.h"
+#include "common/xmpp/xmlw.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -21,9 +21,9 @@
  * presence, straight to the prober's connection.
  */
 #include "router/router.h"
-#include "common/jid.h"
-#include "common/log.h"
-#include "common/xmlw.h"
+#include "common/xmpp/jid.h"
+#include "common/core/log.h"
+#include "common/xmpp/xmlw.h"
 
 #include <stdlib.h>
 #include <string.h>

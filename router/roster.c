@@ -9,10 +9,10 @@
  * once. A client that is behind gets the whole roster (allowed by §2.6.3).
  */
 #include "router/router.h"
-#include "common/jid.h"
-#include "common/log.h"
-#include "common/store.h"
-#include "common/xmlw.h"
+#include "common/xmpp/jid.h"
+#include "common/core/log.h"
+#include "common/store/store.h"
+#include "common/xmpp/xmlw.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -26,9 +26,9 @@
  * Errors are never answered with errors; results and errors that find nobody are dropped.
  */
 #include "router/router.h"
-#include "common/jid.h"
-#include "common/log.h"
-#include "common/xmlw.h"
+#include "common/xmpp/jid.h"
+#include "common/core/log.h"
+#include "common/xmpp/xmlw.h"
 
 #include <errno.h>
 #include <stdlib.h>

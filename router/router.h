@@ -38,10 +38,10 @@
 #ifndef STARLING_ROUTER_H
 #define STARLING_ROUTER_H
 
-#include "common/arena.h"
-#include "common/buf.h"
-#include "common/config.h"
-#include "common/xml_tree.h"
+#include "common/core/arena.h"
+#include "common/core/buf.h"
+#include "common/config/config.h"
+#include "common/xmpp/xml_tree.h"
 #include "shm/backlog.h"
 #include "shm/bell.h"
 #include "shm/port.h"

@@ -7,9 +7,9 @@
  * front ends then find their rings full and stop reading their clients.
  */
 #include "router/router.h"
-#include "common/ctl.h"
-#include "common/log.h"
-#include "common/store.h"
+#include "common/core/ctl.h"
+#include "common/core/log.h"
+#include "common/store/store.h"
 #include "shm/decode.h"
 #include "shm/topo.h"
 

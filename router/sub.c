@@ -30,9 +30,9 @@
  * (someone asked C, who never added them) is hidden from C's roster.
  */
 #include "router/router.h"
-#include "common/log.h"
-#include "common/store.h"
-#include "common/xmlw.h"
+#include "common/core/log.h"
+#include "common/store/store.h"
+#include "common/xmpp/xmlw.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 #include "router/ticket.h"
 #include "router/router.h"
-#include "common/log.h"
+#include "common/core/log.h"
 
 #include <stdlib.h>
 

@@ -14,7 +14,7 @@
 #ifndef STARLING_SHM_TOPO_H
 #define STARLING_SHM_TOPO_H
 
-#include "common/config.h"
+#include "common/config/config.h"
 #include "shm/bell.h"
 #include "shm/ring.h"
 #include "shm/seg.h"

@@ -142,7 +142,7 @@ def test_scram_downgrade_flag_y_refused_on_tls12(server):
 
 
 def test_scram_flag_y_accepted_on_tls13(server):
-    """The documented exception (common/sasl.c, top comment): over TLS 1.3 a client
+    """The documented exception (common/auth/sasl.c, top comment): over TLS 1.3 a client
     that knows only tls-unique rightly finds no shared binding and says "y" (slixmpp
     1.8 does), so "y" is accepted there. Pinned so that a change is deliberate."""
     c, _ = raw_tls(server)

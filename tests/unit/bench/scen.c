@@ -6,7 +6,7 @@
 #include "bench/bid.h"
 #include "bench/opts.h"
 #include "bench/scen.h"
-#include "common/xml.h"
+#include "common/xmpp/xml.h"
 #include "test.h"
 
 #include <stdlib.h>

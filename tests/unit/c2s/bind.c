@@ -4,7 +4,7 @@
  * the client leaves while its bind is under way (also behind a full ring). */
 #include "ct.h"
 
-#include "common/jid.h"
+#include "common/xmpp/jid.h"
 
 #include <errno.h>
 

@@ -6,7 +6,7 @@
  * crash leaves: re-registration, the replay of what the dead router had not finished. */
 #include "ct.h"
 
-#include "common/jid.h"
+#include "common/xmpp/jid.h"
 
 #define ME "alice@localhost/r"
 

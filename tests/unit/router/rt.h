@@ -11,11 +11,11 @@
 #ifndef STARLING_TEST_RT_H
 #define STARLING_TEST_RT_H
 
-#include "common/creds.h"
-#include "common/jid.h"
-#include "common/log.h"
-#include "common/store.h"
-#include "common/xmlw.h"
+#include "common/auth/creds.h"
+#include "common/xmpp/jid.h"
+#include "common/core/log.h"
+#include "common/store/store.h"
+#include "common/xmpp/xmlw.h"
 #include "router/router.h"
 #include "shm/decode.h"
 #include "shm/port.h"
@@ -239,8 +239,8 @@ static inline void rt_put(struct rt *rt, unsigned fe, unsigned s, uint16_t kind,
     backlog_clear(&none);
 }
 
-/* A session frame (bind, unbind) for c, as c2s writes it. */
-static inline void rt_session(struct rt *rt, struct rt_conn *c, uint16_t kind)
+/* A session frame (bind, unbind) for c, as c2s writes it, not yet handled. */
+static inline void rt_put_session(struct rt *rt, struct rt_conn *c, uint16_t kind)
 {
     char frame[sizeof(struct proto_session) + JID_BUF];
     struct proto_session h = {.conn = c->id,
@@ -251,11 +251,16 @@ static inline void rt_session(struct rt *rt, struct rt_conn *c, uint16_t kind)
     memcpy(frame + sizeof h, c->jid, c->jid_len);
     rt_put(rt, c->fe, (unsigned)(c->key % rt->nshards), kind, frame,
            (uint32_t)(sizeof h + c->jid_len));
+}
+
+static inline void rt_session(struct rt *rt, struct rt_conn *c, uint16_t kind)
+{
+    rt_put_session(rt, c, kind);
     rt_settle(rt);
 }
 
-/* A session for jid (a full JID of an account) on thread fe; the bind must succeed. */
-static inline struct rt_conn *rt_bind(struct rt *rt, unsigned fe, const char *jid)
+/* A connection of thread fe for jid (a full JID), not bound yet. */
+static inline struct rt_conn *rt_conn_new(struct rt *rt, unsigned fe, const char *jid)
 {
     if (rt->nconns == RT_MAX_CONNS)
         abort();
@@ -269,6 +274,13 @@ static inline struct rt_conn *rt_bind(struct rt *rt, unsigned fe, const char *ji
     c->key = jid_hash(jid, c->bare_len);
     c->bind_result = 1;
     rt->nconns++;
+    return c;
+}
+
+/* A session for jid (a full JID of an account) on thread fe; the bind must succeed. */
+static inline struct rt_conn *rt_bind(struct rt *rt, unsigned fe, const char *jid)
+{
+    struct rt_conn *c = rt_conn_new(rt, fe, jid);
     rt_session(rt, c, PROTO_BIND);
     if (c->bind_result != 0)
         TEST_FAIL("binding %s: %d", jid, c->bind_result);

@@ -1,0 +1,182 @@
+/*
+ * tls: TLS 1.2 and 1.3 (BoringSSL) for c2s (server side), s2s (both sides) and tests
+ * (client side), over memory only. The module never touches a socket: the caller feeds it
+ * the ciphertext it received and reads plaintext back; plaintext it writes comes out as
+ * ciphertext through a sink callback that appends to the connection's output queue.
+ *
+ * Contexts. A struct tls_ctx holds what every connection of one listener (or one outgoing
+ * role) shares: certificate, key, trust roots, ALPN list, versions, ticket keys. It is
+ * created at start-up or reload, is read-only afterwards, may be used by every thread of a
+ * process, and must outlive the connections made from it.
+ *
+ * Connections. A struct tls belongs to one thread (the one that owns the socket). Bytes
+ * move like this:
+ *   tls_feed()   borrows the caller's ciphertext; nothing is copied yet. The bytes must stay
+ *                valid until tls_read() or tls_handshake() returns -EAGAIN (everything was
+ *                consumed), an error, or until tls_keep() copied what is left.
+ *   tls_read()   drives the handshake and returns plaintext; handshake messages, alerts and
+ *                key updates that must be answered go to the sink as they arise.
+ *   tls_write()  encrypts and hands every record to the sink before it returns.
+ * The sink must take all the bytes it is given (append them to the output queue) or return
+ * a negative errno, which is fatal for the connection: TLS cannot take a record back.
+ *
+ * Memory. Between records an idle connection holds no buffer: BoringSSL frees its read and
+ * write buffers as soon as they are empty, configuration used only by the handshake is shed
+ * when it completes (SSL_set_shed_handshake_config) and the module stashes input only when
+ * the caller asks it to. What remains is the SSL object, the record keys and the session.
+ * tests/unit/common/auth/tls.c measures it (mem_test) and fails above TLS_IDLE_BUDGET bytes.
+ *
+ * Channel binding (for SCRAM-*-PLUS, see sasl.h): tls_cb_exporter() (RFC 9266) and
+ * tls_cb_server_end_point() (RFC 5929 §4.1) give the same bytes on both sides of a
+ * connection.
+ *
+ * Errors: functions returning int give 0 (or a count) on success and -errno on failure;
+ * -EPROTO is a TLS failure (the alert, if any, already went to the sink).
+ */
+#ifndef STARLING_TLS_H
+#define STARLING_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TLS_V12 0x0303 /* protocol versions as on the wire, for tls_opts and tls_version() */
+#define TLS_V13 0x0304
+
+#define TLS_EXPORTER_LEN  32 /* RFC 9266: tls-exporter channel binding length */
+#define TLS_END_POINT_MAX 64 /* largest tls-server-end-point value (SHA-512) */
+/* Heap bytes an idle server connection may hold: TLS's share of the 6 KiB a whole idle
+ * connection may cost. About 2.8 KiB are measured; the margin is kept small so that losing
+ * an optimisation (shedding the handshake configuration saves 0.7 KiB) fails the test. */
+#define TLS_IDLE_BUDGET 3072
+
+struct tls_ctx;
+struct tls;
+
+/*
+ * Takes ciphertext for the peer: must append all n bytes and return 0, or return a negative
+ * errno. Called from inside tls_read, tls_handshake, tls_write and tls_close_notify.
+ */
+typedef int (*tls_sink_fn)(void *ud, const void *p, size_t n);
+
+/* What a context is made of. Zero-initialise and fill in what applies. */
+struct tls_opts {
+    const char *cert_file; /* PEM chain, leaf first. Server: required. Client: optional (s2s) */
+    const char *key_file;  /* PEM private key of the leaf; with cert_file */
+    const char *ca_file;   /* PEM trust roots for the peer's certificate; NULL: none */
+    const char *alpn;      /* comma-separated ALPN protocols, e.g. "xmpp-client"; NULL: none.
+                              Server: a client that offers ALPN without one of them is refused
+                              (no_application_protocol); one that offers none is accepted.
+                              Client: offered in this order. */
+    uint16_t min_version;  /* TLS_V12 or TLS_V13; 0: TLS_V12 */
+    uint16_t max_version;  /* TLS_V12 or TLS_V13; 0: TLS_V13 */
+    bool request_cert;     /* server: ask for a client certificate (s2s); never required */
+    /* Debugging only: receives each secret as an NSS key log line (the SSLKEYLOGFILE
+     * format Wireshark reads), which decrypts the traffic. NULL in production. */
+    void (*keylog)(const char *line);
+};
+
+/*
+ * A server context (c2s, inbound s2s). NULL on failure, with the reason in err (when err is
+ * not NULL). Only ECDHE key exchange with AEAD ciphers; stateless session tickets, no
+ * session cache. SNI is accepted and reported by tls_server_name().
+ */
+struct tls_ctx *tls_ctx_new_server(const struct tls_opts *o, char *err, size_t errlen);
+
+/*
+ * A client context (outbound s2s, tests). The peer's certificate never fails the handshake:
+ * whether it verified against ca_file for the name given to tls_new() is reported by
+ * tls_peer_verified(), because s2s decides what to do with an unverified peer (dialback).
+ */
+struct tls_ctx *tls_ctx_new_client(const struct tls_opts *o, char *err, size_t errlen);
+
+void tls_ctx_free(struct tls_ctx *c);
+
+/*
+ * A connection on context c; ciphertext goes to sink(ud, ...). server_name: for a client,
+ * the name sent as SNI and checked against the peer's certificate (may be NULL); ignored
+ * for a server. NULL when memory is exhausted.
+ */
+struct tls *tls_new(struct tls_ctx *c, const char *server_name, tls_sink_fn sink, void *ud);
+
+/* Frees the connection without sending anything (see tls_close_notify()). NULL is fine. */
+void tls_free(struct tls *t);
+
+/*
+ * Lends n bytes of ciphertext received from the peer (see the borrowing rule at the top).
+ * -EBUSY if bytes of the previous call are neither consumed nor kept.
+ */
+int tls_feed(struct tls *t, const void *in, size_t n);
+
+/* Copies the fed bytes not consumed yet, so the caller may reuse its buffer. 0 or -ENOMEM. */
+int tls_keep(struct tls *t);
+
+/*
+ * Advances the handshake with the input fed so far; a client calls it once after tls_new()
+ * to send its ClientHello. 0: done; -EAGAIN: needs more input; -EPROTO or a sink error.
+ */
+int tls_handshake(struct tls *t);
+
+bool tls_handshake_done(const struct tls *t);
+
+/*
+ * Plaintext into out[0..cap): a count > 0; 0 when the peer closed TLS cleanly
+ * (close_notify); -EAGAIN when every fed byte is consumed and no plaintext is ready;
+ * -EPROTO or a sink error when the connection is dead. Drives the handshake too. Call it
+ * until it returns <= 0 after each tls_feed().
+ */
+ssize_t tls_read(struct tls *t, void *out, size_t cap);
+
+/*
+ * Encrypts p[0..n) into records handed to the sink. 0, -EAGAIN before the handshake is
+ * done, -EPIPE after tls_close_notify(), -EPROTO or a sink error.
+ */
+int tls_write(struct tls *t, const void *p, size_t n);
+
+/* Sends close_notify (once). 0 or -errno. The connection may be freed right after. */
+int tls_close_notify(struct tls *t);
+
+/* TLS_V12 or TLS_V13 once the handshake is done; 0 before. */
+int tls_version(const struct tls *t);
+
+/* The protocol ALPN selected and its length, or NULL when none was. */
+const char *tls_alpn(const struct tls *t, size_t *len);
+
+/* Server: the SNI host name the client sent, or NULL. */
+const char *tls_server_name(const struct tls *t);
+
+/* True once the peer presented a certificate that verified (against ca_file, and for a
+ * client against the server_name given to tls_new()). */
+bool tls_peer_verified(const struct tls *t);
+
+/*
+ * RFC 9266 tls-exporter: the 32-byte exporter value with label "EXPORTER-Channel-Binding"
+ * and no context. 0; -EAGAIN before the handshake is done; -ENOTSUP on TLS 1.2 without
+ * extended master secret (RFC 9266 §3 forbids it there).
+ */
+int tls_cb_exporter(const struct tls *t, uint8_t out[TLS_EXPORTER_LEN]);
+
+/*
+ * RFC 5929 §4.1 tls-server-end-point: the hash of the server's certificate with the hash of
+ * its signature algorithm, SHA-256 when that is MD5 or SHA-1. Same value on both sides.
+ * 0 with *len set; -EAGAIN before the handshake; -ENOTSUP when the signature algorithm has
+ * no single hash (Ed25519, RSA-PSS), for which RFC 5929 leaves the binding undefined.
+ */
+int tls_cb_server_end_point(const struct tls *t, uint8_t out[TLS_END_POINT_MAX], size_t *len);
+
+/* tls-unique (RFC 5929 §3): the first Finished message of the handshake, which both ends
+ * can read. TLS 1.2 only: -ENOTSUP on TLS 1.3 (RFC 9266 §4) and, as RFC 7627 asks, on a
+ * resumed TLS 1.2 session without extended master secret; -EAGAIN before the handshake. */
+int tls_cb_unique(const struct tls *t, uint8_t out[TLS_END_POINT_MAX], size_t *len);
+
+/*
+ * Writes a new EC P-256 key (PKCS#8 PEM, mode 0600) to key_path and a self-signed
+ * certificate for common_name (subjectAltName DNS:common_name, SHA-256, valid from an hour
+ * ago for days days) to crt_path. For `make run` and tests. 0 or -errno (-EINVAL for bad
+ * arguments, -EIO when BoringSSL fails).
+ */
+int tls_selfsigned_write(const char *crt_path, const char *key_path, const char *common_name,
+                         unsigned days);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * config: starling's configuration file, read into an immutable snapshot.
+ *
+ * The file is libconfig syntax (`name = value;`, groups `c2s = { threads = 4; };`,
+ * `#` comments). What a name means comes from one table of directives in config_table.c:
+ * dotted name, type, default, range and the field of struct config it fills. Adding a
+ * directive is a field here and a line in that table; the loader, the error messages,
+ * the sample file and the reload check follow from it. Unknown names, values of the
+ * wrong type and values out of range are errors naming file:line and the key:
+ *     var/starling.conf:12: c2s.threads: 65 is out of range 0..64
+ *     var/starling.conf:7: unknown key 'c2s.thraeds' (did you mean 'c2s.threads'?)
+ * Every directive has a default, so an empty file (or config_defaults()) is a working
+ * single-node configuration on localhost.
+ *
+ * File names (storage.path, c2s.certificate, c2s.key: the directives the sample marks
+ * "a file name") may be relative. config_load() resolves them against the folder of the
+ * file it reads, made absolute, so a snapshot loaded from a file holds absolute names
+ * whatever the working directory (`starlingctl --config /srv/x/starling.conf users`
+ * works from anywhere, and the defaults put everything beside the file). Those of
+ * config_defaults() stay relative, to the working directory.
+ *
+ * Value syntax beyond libconfig's: a size is bytes, or a string with a K, M or G suffix
+ * (binary: "256K"); a duration is seconds, or a string with an s, m, h or d suffix
+ * ("5m"); an address is "IPv4:port" or "[IPv6]:port" (literals only: nothing is resolved
+ * at start-up), and "" where the directive allows it means disabled.
+ *
+ * Snapshots and reload. config_load() builds a new snapshot and never changes one; the
+ * caller holds a reference and drops it with config_free(). On SIGHUP the supervisor
+ * loads the file again; if that fails it keeps the old snapshot and logs the error. If
+ * it succeeds, it asks config_changed(old, new, true) whether a directive that only
+ * takes effect at start-up changed (threads, shards, listeners, storage...) and says
+ * so; then it signals its children, and each child process re-reads the same file
+ * itself (nothing is passed through shared memory). Inside a process, the thread that
+ * loaded the new snapshot hands a reference (config_ref()) to each thread through that
+ * thread's own queue; a thread drops its old reference when it adopts the new one, so
+ * no thread ever sees a snapshot change under it and no lock is needed to read one.
+ *
+ * Threads: every function may be called from any thread; a snapshot is read-only.
+ */
+#ifndef STARLING_CONFIG_H
+#define STARLING_CONFIG_H
+
+#include "common/core/log.h"
+#include "common/store/store.h"
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+/* An address to listen on. len == 0 means disabled (configured as ""). */
+struct config_addr {
+    char text[64]; /* as configured, e.g. "[::1]:5222" */
+    socklen_t len; /* of the sockaddr in addr */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } addr;
+};
+
+enum config_resource_conflict {
+    CONFIG_CONFLICT_REPLACE, /* the older session is closed with <conflict/> */
+    CONFIG_CONFLICT_REFUSE,  /* the newer bind request fails with <conflict/> */
+};
+
+/* The snapshot. Each field is documented in the directive table (config_table.c) and in the
+ * sample file it generates (deploy/starling.conf.sample). Durations are seconds. */
+struct config {
+    const char *domain;
+    struct {
+        enum log_level level;
+    } log;
+    struct {
+        enum store_backend backend;
+        const char *path;
+        const char *dsn;
+        uint64_t cache_size;
+    } storage;
+    struct {
+        uint32_t threads;
+        struct config_addr listen, listen_tls;
+        const char *certificate, *key;
+        bool require_encryption, allow_plain_without_tls;
+        uint32_t max_stanza_size;
+        uint16_t max_depth, max_attrs, max_name;
+        uint32_t idle_timeout, keepalive, handshake_timeout;
+        uint32_t max_connections;
+        enum config_resource_conflict resource_conflict;
+        uint32_t scram_iterations;
+        uint32_t max_stanza_size_preauth;
+        uint32_t max_connections_per_address; /* 0: unlimited */
+        uint32_t login_rate, login_burst;     /* per client address; rate 0: unlimited */
+        uint32_t auth_failures_per_account, auth_failures_per_address, auth_failure_window;
+        uint32_t max_plain_pending; /* per c2s thread */
+    } c2s;
+    struct {
+        uint32_t shards;
+        bool software_version;
+        uint32_t max_sessions; /* per account */
+        uint32_t max_directed; /* per session */
+        uint32_t max_pending;  /* bytes of frames held per user while its state loads */
+    } router;
+    struct {
+        struct config_addr listen;
+    } s2s;
+    struct {
+        uint64_t ring_size;
+    } shm;
+    struct {
+        uint32_t max_items;
+        uint32_t max_item_bytes; /* a name and groups */
+        uint32_t max_bytes;      /* every item's JID, name and groups */
+    } roster;
+    struct {
+        uint32_t max_messages;
+        uint32_t max_bytes;
+        uint32_t sender_share; /* percent of both that one sender may take */
+    } offline;
+    struct {
+        uint32_t max_items;
+    } blocking;
+
+    const char *path;       /* the file this snapshot was read from; NULL for the defaults */
+    _Atomic unsigned refs_; /* private: see config_ref() */
+};
+
+/*
+ * Reads `path` into a new snapshot with one reference, stored in *out. On failure
+ * returns -errno (-ENOENT and friends when the file cannot be read, -EINVAL for any
+ * error in it, -ENOMEM) and writes one line saying where and why into err (always
+ * NUL-terminated when errlen > 0); *out is then NULL. Blocks on file I/O: call it from a
+ * main thread, not an event loop.
+ */
+int config_load(const char *path, struct config **out, char *err, size_t errlen);
+
+/* A snapshot of the defaults, with one reference; NULL when memory is short. */
+struct config *config_defaults(void);
+
+/* Takes another reference to c and returns it. */
+const struct config *config_ref(const struct config *c);
+
+/* Drops a reference; the last one frees the snapshot. NULL is ignored. */
+void config_free(const struct config *c);
+
+/*
+ * The name of the first directive whose value differs between a and b, or NULL when
+ * none does. With restart_only, only directives that need a restart to take effect are
+ * compared: a non-NULL answer means the reload cannot apply everything.
+ */
+const char *config_changed(const struct config *a, const struct config *b, bool restart_only);
+
+/*
+ * Writes the sample configuration: every directive at its default, each with a comment
+ * saying what it does and what values it takes. deploy/starling.conf.sample is its
+ * output, and `make run` writes var/starling.conf with it when there is none. Returns 0
+ * or -errno of the stream.
+ */
+int config_write_sample(FILE *f);
+
+#endif

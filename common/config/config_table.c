@@ -1,0 +1,247 @@
+/* The directive table. Adding a directive: a field in struct config (config.h) and a
+ * row here; loading, errors, the sample file and reload follow from the row. After a
+ * change, regenerate deploy/starling.conf.sample (the config unit test says how). */
+#include "common/config/config_table.h"
+
+#include <stdio.h>
+
+static const char *const config_levels[] = {
+    [LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARN] = "warn",    [LOG_LEVEL_INFO] = "info",
+    [LOG_LEVEL_DEBUG] = "debug", [LOG_LEVEL_DEBUG + 1] = NULL,
+};
+static const char *const config_backends[] = {
+    [STORE_BACKEND_SQLITE] = "sqlite",
+    [STORE_BACKEND_POSTGRESQL] = "postgresql",
+    [STORE_BACKEND_POSTGRESQL + 1] = NULL,
+};
+static const char *const config_conflicts[] = {
+    [CONFIG_CONFLICT_REPLACE] = "replace",
+    [CONFIG_CONFLICT_REFUSE] = "refuse",
+    [CONFIG_CONFLICT_REFUSE + 1] = NULL,
+};
+
+#define K 1024u
+#define M (1024u * 1024u)
+#define G (1024u * 1024u * 1024u)
+
+/* The largest value a field can hold; the table's maxima are checked against it at
+ * compile time, so a directive can never be configured into a truncated value. */
+#define FIELD_SIZE(f) sizeof(((struct config *)0)->f)
+#define FIELD_MAX(f)  (~0ull >> (64 - 8 * FIELD_SIZE(f)))
+#define FIELD_OK(f, ok, why)                                                                       \
+    (offsetof(struct config, f) + 0 * sizeof(struct {                                              \
+                                      _Static_assert(ok, why);                                     \
+                                      char c;                                                      \
+                                  }))
+
+#define NUM(t, n, f, def_, lo, hi, fl, doc_)                                                       \
+    {                                                                                              \
+        n, CONFIG_T_##t, fl, FIELD_OK(f, (hi) <= FIELD_MAX(f), n ": max exceeds the field"),       \
+            FIELD_SIZE(f), def_, lo, hi, NULL, doc_                                                \
+    }
+#define BOOL(n, f, def_, fl, doc_)                                                                 \
+    {                                                                                              \
+        n, CONFIG_T_BOOL, fl, FIELD_OK(f, FIELD_SIZE(f) == sizeof(bool), n ": not a bool"),        \
+            FIELD_SIZE(f), def_, 0, 1, NULL, doc_                                                  \
+    }
+#define STR(n, f, def_, lo, hi, fl, doc_)                                                          \
+    {                                                                                              \
+        n, CONFIG_T_STRING, fl, FIELD_OK(f, FIELD_SIZE(f) == sizeof(char *), n ": not a string"),  \
+            FIELD_SIZE(f), def_, lo, hi, NULL, doc_                                                \
+    }
+#define ENUM(n, f, def_, names, fl, doc_)                                                          \
+    {                                                                                              \
+        n, CONFIG_T_ENUM, fl, FIELD_OK(f, FIELD_SIZE(f) == sizeof(int), n ": not an enum"),        \
+            FIELD_SIZE(f), def_, 0, 0, names, doc_                                                 \
+    }
+#define ADDR(n, f, def_, fl, doc_)                                                                 \
+    {                                                                                              \
+        n, CONFIG_T_ADDR, fl,                                                                      \
+            FIELD_OK(f, FIELD_SIZE(f) == sizeof(struct config_addr), n ": not an address"),        \
+            FIELD_SIZE(f), def_, 0, 0, NULL, doc_                                                  \
+    }
+
+#define RESTART CONFIG_F_RESTART
+#define POW2    CONFIG_F_POW2
+#define EMPTY   CONFIG_F_EMPTY
+#define PATH    CONFIG_F_PATH
+
+/* Directives of one group stay together: the sample file writes them as one group. */
+const struct config_directive config_table[] = {
+    STR("domain", domain, "localhost", 1, 1023, RESTART,
+        "The XMPP domain this server serves: the part after '@' in user@domain, in\n"
+        "normal form (lower case, no trailing dot)."),
+    ENUM("log.level", log.level, "info", config_levels, 0,
+         "How much goes to stderr. debug logs every stanza: never in production."),
+    ENUM("storage.backend", storage.backend, "sqlite", config_backends, RESTART,
+         "Where accounts, rosters and offline messages live: sqlite (one file, nothing to\n"
+         "set up) or postgresql (shared by a cluster; not built yet)."),
+    STR("storage.path", storage.path, "starling.db", 1, 4095, PATH | RESTART,
+        "The SQLite database file, created when missing (its folder must exist).\n"
+        "starlingctl opens the same file while the server runs. Beside it, c2s keeps\n"
+        "the secret that SCRAM's answers about unknown users derive from (PATH.secret)."),
+    STR("storage.dsn", storage.dsn, "", 0, 4095, RESTART,
+        "The PostgreSQL connection string (\"host=db dbname=starling\"), used when\n"
+        "storage.backend is postgresql."),
+    NUM(SIZE, "storage.cache_size", storage.cache_size, "256K", 64 * K, 1 * G, RESTART,
+        "SQLite's page cache in each process that opens the database (c2s and router).\n"
+        "The operating system caches the file as well: a page missed here costs a read\n"
+        "from memory, not from disk."),
+    NUM(INT, "c2s.threads", c2s.threads, "0", 0, 64, RESTART,
+        "Threads of the c2s process, each with its own io_uring, listeners and\n"
+        "connections. 0: half the cores, at least one, so that c2s threads and router\n"
+        "shards together take each core once."),
+    ADDR("c2s.listen", c2s.listen, "127.0.0.1:5222", EMPTY | RESTART,
+         "Where clients connect and start TLS (STARTTLS). \"0.0.0.0:5222\" or \"[::]:5222\"\n"
+         "for every interface; \"\" disables."),
+    ADDR("c2s.listen_tls", c2s.listen_tls, "127.0.0.1:5223", EMPTY | RESTART,
+         "Where clients connect with Direct TLS (XEP-0368). \"\" disables."),
+    STR("c2s.certificate", c2s.certificate, "localhost.crt", 1, 4095, PATH,
+        "The TLS certificate chain for the domain (PEM). Read again on reload, so a\n"
+        "renewed certificate needs no restart."),
+    STR("c2s.key", c2s.key, "localhost.key", 1, 4095, PATH, "The certificate's private key (PEM)."),
+    BOOL("c2s.require_encryption", c2s.require_encryption, "true", 0,
+         "Require TLS before authentication (RFC 6120 §5.3.1). Turn off only to test on\n"
+         "loopback."),
+    BOOL("c2s.allow_plain_without_tls", c2s.allow_plain_without_tls, "false", 0,
+         "Offer SASL PLAIN on a stream without TLS, which sends the password in clear.\n"
+         "Matters only when require_encryption is false."),
+    NUM(SIZE, "c2s.max_stanza_size", c2s.max_stanza_size, "256K", 10000, 16 * M, RESTART,
+        "Bytes of the largest stanza accepted; a larger one closes the stream with\n"
+        "policy-violation. RFC 6120 §13.12 asks for at least 10000. It sizes the\n"
+        "shared-memory frames, so it changes on restart only."),
+    NUM(SIZE, "c2s.max_stanza_size_preauth", c2s.max_stanza_size_preauth, "8K", 1024, 16 * M, 0,
+        "Bytes of the largest element a client may send before it has authenticated\n"
+        "(its stream headers, <starttls/>, the SASL exchange: a few hundred bytes), so\n"
+        "that nobody makes the server buffer a large stanza without an account. Over\n"
+        "it: policy-violation. Authenticated streams get max_stanza_size."),
+    NUM(INT, "c2s.max_depth", c2s.max_depth, "48", 8, 1024, 0,
+        "Deepest nesting of elements inside one stanza."),
+    NUM(INT, "c2s.max_attrs", c2s.max_attrs, "64", 8, 1024, 0,
+        "Most attributes, namespace declarations included, on one element."),
+    NUM(INT, "c2s.max_name", c2s.max_name, "255", 16, 255, 0,
+        "Bytes of the longest element or attribute name."),
+    NUM(DURATION, "c2s.idle_timeout", c2s.idle_timeout, "300", 0, 86400, 0,
+        "A client that has sent nothing for this long is pinged (XEP-0199), then\n"
+        "disconnected if it does not answer. 0 never."),
+    NUM(DURATION, "c2s.keepalive", c2s.keepalive, "60", 0, 3600, 0,
+        "Interval of the whitespace keepalives sent on a quiet stream, so that NAT\n"
+        "and firewalls keep it open. 0 sends none."),
+    NUM(DURATION, "c2s.handshake_timeout", c2s.handshake_timeout, "30", 1, 600, 0,
+        "Time a new connection has to negotiate TLS and authenticate."),
+    NUM(INT, "c2s.max_connections", c2s.max_connections, "100000", 1, 10000000, 0,
+        "Client connections the c2s process holds at most; more are refused."),
+    NUM(INT, "c2s.max_connections_per_address", c2s.max_connections_per_address, "10000", 0,
+        10000000, 0,
+        "Client connections from one address (an IPv6 /64 counts as one) at once; one\n"
+        "more gets policy-violation. 0: no limit. The default serves an office behind\n"
+        "one NAT address. There is no PROXY protocol yet: behind a load balancer every\n"
+        "client has the balancer's address, so set 0 there (or its client count)."),
+    ENUM("c2s.resource_conflict", c2s.resource_conflict, "replace", config_conflicts, 0,
+         "A client binds a resource that is in use: replace closes the older session\n"
+         "(RFC 6120 §7.7.2.2), refuse fails the new bind."),
+    NUM(INT, "c2s.scram_iterations", c2s.scram_iterations, "4096", 4096, 1000000, 0,
+        "PBKDF2 iterations for passwords set from now on (SCRAM, RFC 7677). An account\n"
+        "keeps its count until its password changes."),
+    NUM(INT, "c2s.login_rate", c2s.login_rate, "100", 0, 1000000, 0,
+        "Logins per second one client address (an IPv6 /64) may start, after a burst\n"
+        "of login_burst. A login beyond it is not refused: the answer to its <auth/>\n"
+        "waits for its turn, as long as handshake_timeout allows (past that:\n"
+        "temporary-auth-failure). 0: no limit. Behind a load balancer (no PROXY\n"
+        "protocol yet) every login comes from its address: raise it or set 0."),
+    NUM(INT, "c2s.login_burst", c2s.login_burst, "200", 1, 1000000, 0,
+        "Logins one client address may start at once before login_rate paces them:\n"
+        "an office that reconnects after an outage logs in without waiting."),
+    NUM(INT, "c2s.auth_failures_per_account", c2s.auth_failures_per_account, "10", 0, 1000000, 0,
+        "Failed authentications (a wrong password, or an unknown user) an account may\n"
+        "have within auth_failure_window, from anywhere; after them its logins get\n"
+        "temporary-auth-failure until the window has room again (one more attempt per\n"
+        "window / this number). Bounds password guessing on one account. Whoever knows\n"
+        "an account's name can keep it refusing logins this way. 0: no limit."),
+    NUM(INT, "c2s.auth_failures_per_address", c2s.auth_failures_per_address, "20", 0, 1000000, 0,
+        "Accounts one client address (an IPv6 /64) may fail to authenticate on within\n"
+        "auth_failure_window; after them every login from it gets\n"
+        "temporary-auth-failure until the window has room again. Bounds guessing\n"
+        "across many accounts. Repeated failures on one account count once, so a\n"
+        "device with a stale password does not lock out the rest of its office.\n"
+        "Behind a load balancer (no PROXY protocol yet), set 0. 0: no limit."),
+    NUM(DURATION, "c2s.auth_failure_window", c2s.auth_failure_window, "10m", 1, 86400, 0,
+        "The window of auth_failures_per_account and auth_failures_per_address."),
+    NUM(INT, "c2s.max_plain_pending", c2s.max_plain_pending, "256", 1, 1000000, 0,
+        "PLAIN logins one c2s thread may have waiting for the password worker (PBKDF2\n"
+        "takes about half a millisecond each); more get temporary-auth-failure at once\n"
+        "rather than waiting behind them. SCRAM logins do not queue there."),
+    NUM(INT, "router.shards", router.shards, "0", 0, 256, RESTART,
+        "Shard workers of the router process; a bare JID lives in shard\n"
+        "xxh3(jid) % shards. 0: half the cores, at least one."),
+    BOOL("router.software_version", router.software_version, "false", 0,
+         "Answer XEP-0092 software version queries with starling's name and version.\n"
+         "Off by default: it tells whoever asks what to look for."),
+    NUM(INT, "router.max_sessions", router.max_sessions, "100", 1, 100000, 0,
+        "Sessions (resources) one account may have bound at once. One more is refused\n"
+        "with resource-constraint (RFC 6120 §7.6.2.1); binding a resource in use to\n"
+        "replace its session is always allowed."),
+    NUM(INT, "router.max_directed", router.max_directed, "500", 1, 100000, 0,
+        "JIDs one session may have sent directed presence to (RFC 6121 §4.6), which the\n"
+        "server must tell when the session ends: a MUC room joined is one. One more is\n"
+        "refused with resource-constraint until the session sends unavailable to one."),
+    NUM(SIZE, "router.max_pending", router.max_pending, "1M", 64 * K, 1 * G, 0,
+        "Bytes of stanzas held for one user while the user's roster and blocklist load\n"
+        "from storage (milliseconds, longer when storage is slow). Beyond it a stanza is\n"
+        "refused with resource-constraint, and an error or result (which nothing may\n"
+        "answer) is dropped; a session's end and what the server sends always wait."),
+    ADDR("s2s.listen", s2s.listen, "127.0.0.1:5269", EMPTY | RESTART,
+         "Where other servers connect (federation). Reserved: s2s is not built yet."),
+    NUM(SIZE, "shm.ring_size", shm.ring_size, "1M", 64 * K, 1 * G, POW2 | RESTART,
+        "Bytes of each shared-memory ring between a front-end thread and a router\n"
+        "shard (one ring per pair and direction). At least twice c2s.max_stanza_size."),
+    NUM(INT, "roster.max_items", roster.max_items, "1000", 1, 100000, 0,
+        "Contacts one roster holds at most; adding more is refused (not-allowed)."),
+    NUM(SIZE, "roster.max_item_bytes", roster.max_item_bytes, "4K", 256, 1 * M, 0,
+        "Bytes of one contact's name and groups together; a roster set with more is\n"
+        "refused with not-acceptable (RFC 6121 §2.3.3)."),
+    NUM(SIZE, "roster.max_bytes", roster.max_bytes, "1M", 4 * K, 1 * G, 0,
+        "Bytes of one roster: every contact's JID, name and groups, hidden ones (a\n"
+        "stranger's subscription request) too. A change past it is refused like a\n"
+        "contact past roster.max_items."),
+    NUM(INT, "offline.max_messages", offline.max_messages, "100", 0, 100000, 0,
+        "Messages stored for a user who is offline, at most; more are bounced with an\n"
+        "error (service-unavailable). 0 stores none."),
+    NUM(SIZE, "offline.max_bytes", offline.max_bytes, "1M", 0, 1 * G, 0,
+        "Bytes of stanzas stored for one user who is offline, at most; more are bounced\n"
+        "like messages past offline.max_messages."),
+    NUM(INT, "offline.sender_share", offline.sender_share, "50", 1, 100, 0,
+        "Percent of offline.max_messages and offline.max_bytes that the messages of one\n"
+        "sender may take in one user's storage, so that nobody can fill a mailbox (or\n"
+        "everyone's) and keep the others out. Over it the sender's messages bounce."),
+    NUM(INT, "blocking.max_items", blocking.max_items, "1000", 1, 10000, 0,
+        "JIDs one user's blocklist (XEP-0191) holds at most; a block request that would\n"
+        "go past it is refused whole (not-allowed)."),
+};
+
+#undef RESTART
+#undef POW2
+#undef EMPTY
+#undef PATH
+
+const size_t config_table_len = sizeof config_table / sizeof config_table[0];
+
+/* Writes a number as the file would: with the largest exact binary suffix for sizes. */
+void config_show_num(char *buf, size_t n, const struct config_directive *d, uint64_t v)
+{
+    if (d->type == CONFIG_T_SIZE && v) {
+        if (v % G == 0) {
+            snprintf(buf, n, "%lluG", (unsigned long long)(v / G));
+            return;
+        }
+        if (v % M == 0) {
+            snprintf(buf, n, "%lluM", (unsigned long long)(v / M));
+            return;
+        }
+        if (v % K == 0) {
+            snprintf(buf, n, "%lluK", (unsigned long long)(v / K));
+            return;
+        }
+    }
+    snprintf(buf, n, "%llu", (unsigned long long)v);
+}

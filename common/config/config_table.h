@@ -1,0 +1,43 @@
+/*
+ * config_table: the directive table, private to the config module. config.c loads a
+ * file by it, config_sample.c writes the sample file from it; nothing else includes
+ * this header. See config.h for what a directive is.
+ */
+#ifndef STARLING_CONFIG_TABLE_H
+#define STARLING_CONFIG_TABLE_H
+
+#include "common/config/config.h"
+
+enum config_type {
+    CONFIG_T_INT,      /* unsigned integer field of 1, 2, 4 or 8 bytes */
+    CONFIG_T_SIZE,     /* the same, bytes; a string may carry a K, M or G suffix */
+    CONFIG_T_DURATION, /* the same, seconds; a string may carry an s, m, h or d suffix */
+    CONFIG_T_BOOL,     /* bool field */
+    CONFIG_T_STRING,   /* const char * field, owned by the snapshot; min..max is its length */
+    CONFIG_T_ENUM,     /* enum field: the index of the value in `choices` */
+    CONFIG_T_ADDR,     /* struct config_addr field */
+};
+
+#define CONFIG_F_RESTART 0x1u /* takes effect only when the process restarts */
+#define CONFIG_F_POW2    0x2u /* a number that must be a power of two */
+#define CONFIG_F_EMPTY   0x4u /* an address that may be "" (disabled) */
+#define CONFIG_F_PATH    0x8u /* a file name: relative to the loaded file's folder */
+
+struct config_directive {
+    const char *name; /* dotted: "c2s.threads" is `threads` in the group `c2s` */
+    enum config_type type;
+    unsigned flags;
+    size_t off, size;           /* of the target field in struct config */
+    const char *def;            /* the default, as a value would be written in the file */
+    uint64_t min, max;          /* numbers: the value; strings: the length */
+    const char *const *choices; /* CONFIG_T_ENUM: the names, NULL-terminated */
+    const char *doc;            /* for the sample file; '\n' separates lines */
+};
+
+extern const struct config_directive config_table[];
+extern const size_t config_table_len;
+
+/* A number as the file would write it: sizes with the largest exact K, M or G suffix. */
+void config_show_num(char *buf, size_t n, const struct config_directive *d, uint64_t v);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * store_backend: the seam between the store's front end (store.c: queues, threads,
+ * callbacks; store_im.c: the instant-messaging requests) and a storage back end
+ * (store_sqlite.c and store_sqlite_im.c; a PostgreSQL one later). Only those files
+ * include it.
+ *
+ * A back end is an ops table. open() connects and brings the schema up to date; run()
+ * executes one request; close() disconnects. All three are called from one thread at
+ * a time (open and close by store_open/store_close, run by the store's worker only),
+ * so a back end needs no locks of its own. run() may block as long as it needs to: it
+ * is on the worker thread, never on an event loop.
+ *
+ * A new kind of request adds a value to enum store_op and its fields to struct
+ * store_req; every back end handles it in run(). The ops table does not grow.
+ */
+#ifndef STARLING_STORE_BACKEND_H
+#define STARLING_STORE_BACKEND_H
+
+#include "common/store/store.h"
+
+#include <stdbool.h>
+
+enum store_op {
+    STORE_OP_ACCOUNT_CREATE, /* in: user, creds */
+    STORE_OP_ACCOUNT_DELETE, /* in: user */
+    STORE_OP_CREDS_GET,      /* in: user; out: creds */
+    STORE_OP_CREDS_SET,      /* in: user, creds */
+    STORE_OP_ACCOUNT_LIST,   /* in: after (maybe NULL), limit; out: list */
+    STORE_OP_ACCOUNT_IMPORT, /* in: accounts, naccounts, replace; res: created; out: failed */
+    /* The instant-messaging requests. Each completes with -ENOENT when user has no
+     * account; "res: n" means it completes with a count. */
+    STORE_OP_ACCOUNT_EXISTS, /* in: user */
+    STORE_OP_ROSTER_GET,     /* in: user; out: roster */
+    STORE_OP_ROSTER_PUT,     /* in: user, item; out: ver (one transaction) */
+    STORE_OP_ROSTER_DELETE,  /* in: user, jid; out: ver; -ENOENT without the item */
+    STORE_OP_ROSTER_COUNT,   /* in: user; res: items */
+    STORE_OP_SUBREQ_PUT,     /* in: user, jid, data, len */
+    STORE_OP_SUBREQ_DELETE,  /* in: user, jid; res: 1 or 0 */
+    STORE_OP_SUBREQ_LIST,    /* in: user; out: subreqs */
+    STORE_OP_OFFLINE_PUSH,   /* in: user, jid (the sender), data, len, quota, stamp_us */
+    STORE_OP_OFFLINE_FETCH,  /* in: user, limit; out: offline */
+    STORE_OP_OFFLINE_DELETE, /* in: user, seq (up to); res: deleted */
+    STORE_OP_OFFLINE_COUNT,  /* in: user; res: messages */
+    STORE_OP_BLOCK_ADD,      /* in: user, jids, njids; res: added (all or none) */
+    STORE_OP_BLOCK_REMOVE,   /* in: user, jids, njids; res: removed (all or none) */
+    STORE_OP_BLOCK_CLEAR,    /* in: user; res: removed */
+    STORE_OP_BLOCK_LIST,     /* in: user; out: list */
+    STORE_OP_COUNT_,
+};
+
+struct store_req {
+    struct store_req *next;      /* link in the submission queue or a completion stack */
+    struct store_client *client; /* where the completion goes; NULL: a *_sync caller */
+    void *tag;                   /* store_tag_ops.take() at submission */
+    enum store_op op;
+    int res; /* set by run(): 0 or -errno */
+    bool done;
+
+    union {
+        store_done_fn done;
+        store_creds_fn creds;
+        store_list_fn list;
+        store_ver_fn ver;
+        store_roster_fn roster;
+        store_subreqs_fn subreqs;
+        store_offline_fn offline;
+    } cb;
+    void *arg;
+
+    /* In. An async request points them into its own text[]; a sync one, at the caller's
+     * arguments. run() only reads them. */
+    const char *user;
+    const char *after;
+    size_t limit; /* a page's or a fetch's size */
+    struct store_offline_quota quota;
+    struct store_creds creds;
+    const char *jid;
+    struct store_roster_item item;
+    const char *const *jids;
+    size_t njids;
+    const char *data; /* a stanza */
+    size_t len;
+    uint64_t seq;
+    int64_t stamp_us; /* UTC microseconds since the Unix epoch */
+    /* An import's accounts, checked by the front end. */
+    const struct store_account *accounts;
+    size_t naccounts;
+    bool replace;
+
+    /* Out, filled by run() when res >= 0. list has malloc'd names; roster, subreqs and
+     * offline are each one malloc'd block (their array, with every string in its
+     * tail), so that the matching store_*_free() releases them. */
+    struct store_list list;
+    uint64_t ver;
+    struct store_roster roster;
+    struct store_subreqs subreqs;
+    struct store_offline offline;
+    size_t failed; /* an import's: the index of the account at fault, or naccounts */
+
+    /* An async request's copies of its in-arguments: pointer arrays first, which this
+     * alignment keeps aligned, then strings and bytes. */
+    _Alignas(void *) char text[];
+};
+
+struct store_backend_ops {
+    const char *name;
+    /* Connects and migrates. Returns 0 and the back end's state in *be, or -errno. */
+    int (*open)(const struct store_opts *opts, void **be);
+    /* Executes req->op; sets req->res and the request's out fields. */
+    void (*run)(void *be, struct store_req *req);
+    void (*close)(void *be);
+};
+
+extern const struct store_backend_ops store_sqlite_ops;
+
+/* "account create", ... for logs. */
+const char *store_op_name(enum store_op op);
+
+/*
+ * From store.c, for the front end's request files (store_im.c), which check a request's
+ * arguments before making it. store_req_new() counts an async request against
+ * queue_max and allocates it with `extra` bytes of text[] (uninitialised); the rest is
+ * zero but client, op and arg. -EAGAIN, -ENOMEM. store_req_queue() hands it to the
+ * worker once the caller has filled it and set its callback. store_req_sync() runs a
+ * request that lives on the caller's stack and waits for its result.
+ */
+int store_req_new(struct store_client *cl, enum store_op op, size_t extra, void *arg,
+                  struct store_req **out);
+void store_req_queue(struct store_client *cl, struct store_req *req);
+int store_req_sync(struct store *st, struct store_req *req);
+
+/* Length of s when it is 1..max bytes of well-formed UTF-8 without NUL, else 0. */
+size_t store_text_len(const char *s, size_t max);
+
+#endif
