@@ -275,6 +275,12 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
             out_bind_result(s, b->conn, -ENOMEM, NULL, 0);
         return;
     }
+    /* Frames of this user wait for its state (an unbind among them, say): a bind goes
+     * behind them, or it would find a session that is already on its way out. */
+    if (u->pend_head &&
+        !load_ready(s, u, PROTO_BIND, b,
+                    (uint32_t)(sizeof *b + b->jid_len + b->presence_len + b->directed_len)))
+        return;
     const char *res = jid + b->bare_len + 1;
     size_t rlen = b->jid_len - b->bare_len - 1u;
     struct session *old = session_find(u, res, rlen);

@@ -125,11 +125,30 @@ static void full_jid_and_no_account(void)
     rt_close(&rt);
 }
 
+/* A bind that arrives while the user's state loads, behind an unbind of the same
+ * resource, waits behind it: with resource_conflict = refuse it would otherwise find the
+ * session on its way out and fail with conflict. */
+static void bind_waits_behind_unbind(void)
+{
+    open_rt();
+    rt.cfg->c2s.resource_conflict = CONFIG_CONFLICT_REFUSE;
+    struct rt_conn *old = rt_conn_new(&rt, 0, "bob@localhost/phone");
+    struct rt_conn *fresh = rt_conn_new(&rt, 1, "bob@localhost/phone");
+    rt_put_session(&rt, old, PROTO_BIND);
+    rt_put_session(&rt, old, PROTO_UNBIND);
+    old->closed = PROTO_SE_RESET + 2;
+    rt_put_session(&rt, fresh, PROTO_BIND); /* thread 1's ring: read after thread 0's */
+    rt_settle(&rt);
+    CHECK_INT(fresh->bind_result, ==, 0);
+    rt_close(&rt);
+}
+
 int main(void)
 {
     RUN(bare_jid_by_priority);
     RUN(many_sessions_all_reached);
     RUN(offline_then_delivered);
     RUN(full_jid_and_no_account);
+    RUN(bind_waits_behind_unbind);
     return test_done("route");
 }
