@@ -143,9 +143,9 @@ $(call lib_of,$(1)): $(patsubst %.c,$(O)/obj/%.o,$(call dir_srcs,$(1)))
 endef
 $(foreach d,$(DIRS),$(if $(call dir_srcs,$(d)),$(eval $(call lib_rule,$(d)))))
 
-# A program links its own folder's library, then shm and common.
-# Static libraries in dependency order: the folder's own, then shm, then common.
-link_libs = $(foreach l,$(call lib_of,$(1)) $(call lib_of,shm) $(call lib_of,common),\
+# A program links its own folder's library, then common and shm: static libraries in
+# dependency order (common's front-end layer uses shm's rings).
+link_libs = $(foreach l,$(call lib_of,$(1)) $(call lib_of,common) $(call lib_of,shm),\
               $(filter $(l),$(LIBS)))
 
 LDLIBS_starling = $(filter-out $(JEMALLOC),$(LDLIBS))
@@ -158,8 +158,8 @@ endef
 $(foreach p,$(notdir $(PROGS)),$(eval $(call prog_rule,$(p))))
 
 # Bench programs may drive the router's code in-process (bench/fanout_main.c).
-BENCH_LIBS := $(foreach l,$(call lib_of,bench) $(call lib_of,router) $(call lib_of,shm) \
-                $(call lib_of,common),$(filter $(l),$(LIBS)))
+BENCH_LIBS := $(foreach l,$(call lib_of,bench) $(call lib_of,router) $(call lib_of,common) \
+                $(call lib_of,shm),$(filter $(l),$(LIBS)))
 $(O)/bin/%: $(O)/obj/bench/%_main.o $(BENCH_LIBS)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D)
@@ -187,7 +187,8 @@ test: deps
 # ---- fuzzing -----------------------------------------------------------------------------
 FUZZ_CFLAGS := -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                -I/usr/include/android -I. -D_GNU_SOURCE
-fuzz_dir_srcs = $(call dir_srcs,$(1)) $(if $(filter-out common,$(1)),$(call dir_srcs,common))
+fuzz_dir_srcs = $(call dir_srcs,$(1)) $(if $(filter-out common,$(1)),$(call dir_srcs,common)) \
+                $(if $(filter-out shm,$(1)),$(call dir_srcs,shm))
 
 define fuzz_rule
 $(call fuzz_bin,$(1)): $(1) $(call fuzz_dir_srcs,$(firstword $(subst /, ,$(1)))) $(wildcard */*.h common/*/*.h)

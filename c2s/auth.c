@@ -42,14 +42,14 @@ static void transport(const struct conn *c, struct sasl_tls *st)
     /* With c2s.allow_plain_without_tls the operator accepts PLAIN on a plain stream:
      * the core offers PLAIN on "encrypted" streams only, so that is what it is told.
      * No channel binding exists there, so no -PLUS mechanism is offered. */
-    st->active = (c->flags & CONN_F_TLS) || c->t->cfg->c2s.allow_plain_without_tls;
-    if (!(c->flags & CONN_F_TLS))
+    st->active = (c->fe.flags & FE_F_TLS) || c->fe.t->cfg->c2s.allow_plain_without_tls;
+    if (!(c->fe.flags & FE_F_TLS))
         return;
-    if (tls_cb_exporter(c->tls, st->exporter) == 0)
+    if (tls_cb_exporter(c->fe.tls, st->exporter) == 0)
         st->cb |= SASL_CB_TLS_EXPORTER;
-    if (tls_cb_server_end_point(c->tls, st->end_point, &st->end_point_len) == 0)
+    if (tls_cb_server_end_point(c->fe.tls, st->end_point, &st->end_point_len) == 0)
         st->cb |= SASL_CB_TLS_SERVER_END_POINT;
-    if (tls_cb_unique(c->tls, st->unique, &st->unique_len) == 0)
+    if (tls_cb_unique(c->fe.tls, st->unique, &st->unique_len) == 0)
         st->cb |= SASL_CB_TLS_UNIQUE;
 }
 
@@ -57,7 +57,7 @@ void auth_features(struct conn *c, struct buf *b)
 {
     struct sasl_tls st;
     transport(c, &st);
-    unsigned mechs = sasl_offer(c->t->sasl_cfg, &st);
+    unsigned mechs = sasl_offer(conn_thread(c)->sasl_cfg, &st);
     buf_puts(b, "<mechanisms xmlns='" NS_SASL "'>");
     for (int m = SASL_MECH_NONE + 1; m < SASL_MECH_COUNT; m++)
         if (mechs & SASL_MECH_BIT(m)) {
@@ -86,9 +86,9 @@ static void end_exchange(struct conn *c)
         free(c->sasl);
         c->sasl = NULL;
     }
-    c->flags &= (uint16_t)~CONN_F_WAIT;
-    if (c->state == CONN_SASL)
-        c->state = CONN_OPEN;
+    c->fe.flags &= (uint16_t)~FE_F_WAIT;
+    if (c->fe.state == CONN_SASL)
+        c->fe.state = FE_OPEN;
 }
 
 /* <failure/> with cond, counted against the stream's allowance (RFC 6120 §6.4.5). */
@@ -98,10 +98,10 @@ static void send_failure(struct conn *c, enum sasl_cond cond)
     buf_puts(&b, "<failure xmlns='" NS_SASL "'><");
     buf_puts(&b, sasl_cond_name(cond));
     buf_puts(&b, "/></failure>");
-    conn_write(c, buf_data(&b), buf_used(&b));
+    fe_write(&c->fe, buf_data(&b), buf_used(&b));
     buf_free(&b);
     if (cond != SASL_ABORTED && ++c->auth_failures >= MAX_FAILURES)
-        stream_error(c, "policy-violation");
+        fe_stream_error(&c->fe, "policy-violation");
 }
 
 static void on_creds(void *arg, int res, const struct store_creds *sc);
@@ -122,17 +122,17 @@ static void verify_run(struct worker_job *job)
 static void verify_done(struct worker_job *job)
 {
     struct verify_job *j = (struct verify_job *)job;
-    struct c2s_thread *t = c2s_current;
+    struct c2s_thread *t = C2S_CURRENT;
     if (t)
         t->verify_pending--;
     struct conn *c = t ? conn_by_id(t, j->conn) : NULL;
-    if (c && !c->sasl && (c->flags & CONN_F_WAIT)) {
+    if (c && !c->sasl && (c->fe.flags & FE_F_WAIT)) {
         c->sasl = j->sasl;
-        c->flags &= (uint16_t)~CONN_F_WAIT;
+        c->fe.flags &= (uint16_t)~FE_F_WAIT;
         struct sasl_event ev;
         enum sasl_ev k = sasl_resume(c->sasl, &ev);
         handle(c, k, &ev);
-        stream_input(c, NULL, 0); /* anything the client sent meanwhile */
+        fe_input(&c->fe, NULL, 0); /* anything the client sent meanwhile */
     } else {
         sasl_wipe(j->sasl); /* the client left meanwhile */
         free(j->sasl);
@@ -143,15 +143,15 @@ static void verify_done(struct worker_job *job)
 /* Acts on what the core said. */
 static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
 {
-    const struct config *cfg = c->t->cfg;
+    const struct config *cfg = c->fe.t->cfg;
     struct buf b = {0};
     switch (k) {
     case SASL_EV_CHALLENGE:
         buf_puts(&b, "<challenge xmlns='" NS_SASL "'>");
         buf_append(&b, ev->text, ev->len);
         buf_puts(&b, "</challenge>");
-        conn_write(c, buf_data(&b), buf_used(&b));
-        c->state = CONN_SASL;
+        fe_write(&c->fe, buf_data(&b), buf_used(&b));
+        c->fe.state = CONN_SASL;
         break;
     case SASL_EV_SUCCESS: {
         char *user = strdup(ev->user);
@@ -162,17 +162,17 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
         } else {
             buf_puts(&b, "<success xmlns='" NS_SASL "'/>");
         }
-        conn_write(c, buf_data(&b), buf_used(&b));
+        fe_write(&c->fe, buf_data(&b), buf_used(&b));
         end_exchange(c);
         if (!user) {
-            stream_error(c, "internal-server-error");
+            fe_stream_error(&c->fe, "internal-server-error");
             break;
         }
         free(c->user);
         c->user = user;
-        c->flags |= CONN_F_AUTHED;
-        LOG_DEBUG("conn %u: authenticated as %s", c->slot, user);
-        stream_restart(c); /* RFC 6120 §6.4.6: the client opens a new stream */
+        c->fe.flags |= CONN_F_AUTHED;
+        LOG_DEBUG("conn %u: authenticated as %s", c->fe.slot, user);
+        fe_restart(&c->fe); /* RFC 6120 §6.4.6: the client opens a new stream */
         break;
     }
     case SASL_EV_FAILURE:
@@ -187,7 +187,7 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
         if (limit_failures_exhausted(LIMIT_ACCOUNT, limit_account(ev->user), limit_now_us(),
                                      cfg->c2s.auth_failures_per_account,
                                      cfg->c2s.auth_failure_window)) {
-            LOG_RL(LOG_LEVEL_WARN, "conn %u: too many failed logins on %s lately", c->slot,
+            LOG_RL(LOG_LEVEL_WARN, "conn %u: too many failed logins on %s lately", c->fe.slot,
                    ev->user);
             struct sasl_event fe;
             enum sasl_ev fk = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &fe);
@@ -195,11 +195,11 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
             break;
         }
         c->sasl_hash = (uint8_t)ev->hash;
-        c->state = CONN_SASL;
-        c->flags |= CONN_F_WAIT;
+        c->fe.state = CONN_SASL;
+        c->fe.flags |= FE_F_WAIT;
         /* The connection's id, not a pointer: it may be gone when the answer comes. */
-        uintptr_t id = (uintptr_t)conn_id(c);
-        if (store_creds_get(c->t->store, ev->user, on_creds, (void *)id) < 0) {
+        uintptr_t id = (uintptr_t)fe_conn_id(&c->fe);
+        if (store_creds_get(conn_thread(c)->store, ev->user, on_creds, (void *)id) < 0) {
             struct sasl_event fe;
             enum sasl_ev fk = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &fe);
             handle(c, fk, &fe);
@@ -211,10 +211,10 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
          * The job owns the machine meanwhile, so closing the connection cannot free it
          * under the worker's feet. */
         struct verify_job *j =
-            c->t->verify_pending < cfg->c2s.max_plain_pending ? malloc(sizeof *j) : NULL;
+            conn_thread(c)->verify_pending < cfg->c2s.max_plain_pending ? malloc(sizeof *j) : NULL;
         if (!j) {
-            LOG_RL(LOG_LEVEL_WARN, "conn %u: %u PLAIN logins wait for the worker already", c->slot,
-                   c->t->verify_pending);
+            LOG_RL(LOG_LEVEL_WARN, "conn %u: %u PLAIN logins wait for the worker already", c->fe.slot,
+                   conn_thread(c)->verify_pending);
             struct sasl_event fe;
             enum sasl_ev fk = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &fe);
             handle(c, fk, &fe);
@@ -222,13 +222,13 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
         }
         j->job.run = verify_run;
         j->job.done = verify_done;
-        j->conn = conn_id(c);
+        j->conn = fe_conn_id(&c->fe);
         j->sasl = c->sasl;
         c->sasl = NULL;
-        c->state = CONN_SASL;
-        c->flags |= CONN_F_WAIT;
-        c->t->verify_pending++;
-        worker_submit(c->t->verify, &j->job);
+        c->fe.state = CONN_SASL;
+        c->fe.flags |= FE_F_WAIT;
+        conn_thread(c)->verify_pending++;
+        worker_submit(conn_thread(c)->verify, &j->job);
         break;
     }
     }
@@ -238,11 +238,11 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
 static void on_creds(void *arg, int res, const struct store_creds *sc)
 {
     uint64_t id = (uint64_t)(uintptr_t)arg;
-    struct c2s_thread *t = c2s_current;
+    struct c2s_thread *t = C2S_CURRENT;
     struct conn *c = t ? conn_by_id(t, id) : NULL;
-    if (!c || !c->sasl || !(c->flags & CONN_F_WAIT))
+    if (!c || !c->sasl || !(c->fe.flags & FE_F_WAIT))
         return;
-    c->flags &= (uint16_t)~CONN_F_WAIT;
+    c->fe.flags &= (uint16_t)~FE_F_WAIT;
     struct sasl_event ev;
     enum sasl_ev k;
     if (res == 0 || res == -ENOENT) {
@@ -255,7 +255,7 @@ static void on_creds(void *arg, int res, const struct store_creds *sc)
         k = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &ev);
     }
     handle(c, k, &ev);
-    stream_input(c, NULL, 0); /* anything the client sent meanwhile */
+    fe_input(&c->fe, NULL, 0); /* anything the client sent meanwhile */
 }
 
 /* ---- starting a login: the limits on addresses, and the wait for a turn --------------- */
@@ -278,7 +278,7 @@ static void start(struct conn *c, const char *mech, const char *text)
         return;
     }
     transport(c, &st);
-    sasl_init(c->sasl, c->t->sasl_cfg, &st);
+    sasl_init(c->sasl, conn_thread(c)->sasl_cfg, &st);
     enum sasl_ev k = sasl_start(c->sasl, mech, strlen(mech), text, strlen(text), &se);
     handle(c, k, &se);
 }
@@ -312,7 +312,7 @@ static struct auth_wait wait_pop(struct c2s_thread *t)
 /* Holds the login until `at`. false when memory is short. */
 static bool defer(struct conn *c, uint64_t at, const char *mech, const char *text)
 {
-    struct c2s_thread *t = c->t;
+    struct c2s_thread *t = conn_thread(c);
     size_t ml = strlen(mech) + 1, tl = strlen(text) + 1;
     char *auth = malloc(ml + tl);
     if (!auth)
@@ -330,38 +330,38 @@ static bool defer(struct conn *c, uint64_t at, const char *mech, const char *tex
     memcpy(auth, mech, ml);
     memcpy(auth + ml, text, tl);
     uint32_t i = t->nwaits++;
-    t->waits[i] = (struct auth_wait){at, conn_id(c), auth};
+    t->waits[i] = (struct auth_wait){at, fe_conn_id(&c->fe), auth};
     for (; i && t->waits[(i - 1) / 2].at > t->waits[i].at; i = (i - 1) / 2)
         wait_swap(&t->waits[i], &t->waits[(i - 1) / 2]);
-    c->state = CONN_SASL;
-    c->flags |= CONN_F_WAIT;
-    loop_wake_at(t, t->waits[0].at);
+    c->fe.state = CONN_SASL;
+    c->fe.flags |= FE_F_WAIT;
+    fe_wake_at(&t->fe, t->waits[0].at);
     return true;
 }
 
 /* An <auth/>: refused, made to wait for its turn, or started. */
 static void login(struct conn *c, const char *mech, const char *text)
 {
-    struct c2s_thread *t = c->t;
-    const struct config *cfg = t->cfg;
+    struct c2s_thread *t = conn_thread(c);
+    const struct config *cfg = t->fe.cfg;
     uint64_t now = limit_now_us();
 
     if (limit_failures_exhausted(LIMIT_ADDRESS, c->peer_hash, now,
                                  cfg->c2s.auth_failures_per_address,
                                  cfg->c2s.auth_failure_window)) {
-        LOG_RL(LOG_LEVEL_WARN, "conn %u: its address failed on too many accounts lately", c->slot);
+        LOG_RL(LOG_LEVEL_WARN, "conn %u: its address failed on too many accounts lately", c->fe.slot);
         send_failure(c, SASL_TEMPORARY_AUTH_FAILURE);
         return;
     }
     /* The turn must come a second before the handshake deadline at least, for the
      * exchange itself. The deadline is in the thread's clock, which the sweep moves
      * once a second, so it may be a second behind: hence two. */
-    uint32_t end = c->deadline ? c->deadline : t->now + cfg->c2s.handshake_timeout;
-    uint64_t left = end > t->now + 2 ? (uint64_t)(end - t->now - 2) * 1000000 : 0;
+    uint32_t end = c->fe.deadline ? c->fe.deadline : t->fe.now + cfg->c2s.handshake_timeout;
+    uint64_t left = end > t->fe.now + 2 ? (uint64_t)(end - t->fe.now - 2) * 1000000 : 0;
     int64_t wait = limit_login(c->peer_hash, now, cfg->c2s.login_rate, cfg->c2s.login_burst, left);
     if (wait < 0) {
         LOG_RL(LOG_LEVEL_WARN, "conn %u: its address logs in too fast to have a turn in time",
-               c->slot);
+               c->fe.slot);
         send_failure(c, SASL_TEMPORARY_AUTH_FAILURE);
     } else if (wait == 0) {
         start(c, mech, text);
@@ -370,23 +370,24 @@ static void login(struct conn *c, const char *mech, const char *text)
     }
 }
 
-void auth_wake(struct c2s_thread *t)
+void auth_wake(struct fe_thread *ft)
 {
+    struct c2s_thread *t = (struct c2s_thread *)ft;
     uint64_t now = limit_now_us();
     while (t->nwaits && t->waits[0].at <= now) {
         struct auth_wait w = wait_pop(t);
         struct conn *c = conn_by_id(t, w.conn);
         /* Still waiting: not closed, and its slot not reused, meanwhile. */
-        if (c && c->state == CONN_SASL && (c->flags & CONN_F_WAIT) && !c->sasl) {
-            c->flags &= (uint16_t)~CONN_F_WAIT;
-            c->state = CONN_OPEN;
+        if (c && c->fe.state == CONN_SASL && (c->fe.flags & FE_F_WAIT) && !c->sasl) {
+            c->fe.flags &= (uint16_t)~FE_F_WAIT;
+            c->fe.state = FE_OPEN;
             start(c, w.auth, w.auth + strlen(w.auth) + 1);
-            stream_input(c, NULL, 0); /* anything the client sent meanwhile */
+            fe_input(&c->fe, NULL, 0); /* anything the client sent meanwhile */
         }
         free(w.auth);
     }
     if (t->nwaits)
-        loop_wake_at(t, t->waits[0].at);
+        fe_wake_at(&t->fe, t->waits[0].at);
 }
 
 void auth_waits_free(struct c2s_thread *t)
@@ -408,7 +409,7 @@ void auth_stanza(struct conn *c, const struct xml_event *ev)
 
     if (is_abort) {
         if (!c->sasl) {
-            conn_puts(c, "<failure xmlns='" NS_SASL "'><aborted/></failure>");
+            fe_puts(&c->fe, "<failure xmlns='" NS_SASL "'><aborted/></failure>");
             return;
         }
         k = sasl_fail(c->sasl, SASL_ABORTED, &se);
@@ -416,18 +417,18 @@ void auth_stanza(struct conn *c, const struct xml_event *ev)
         return;
     }
     if (!is_auth && !is_response) {
-        stream_error(c, "unsupported-stanza-type");
+        fe_stream_error(&c->fe, "unsupported-stanza-type");
         return;
     }
     if (is_response && !c->sasl) {
-        conn_puts(c, "<failure xmlns='" NS_SASL "'><malformed-request/></failure>");
+        fe_puts(&c->fe, "<failure xmlns='" NS_SASL "'><malformed-request/></failure>");
         return;
     }
-    struct xml_node *n = xml_tree_parse(&c->xp, ev->raw.p, ev->raw.len, &c->t->arena, c->t->scratch,
-                                        sizeof c->t->scratch);
-    const char *text = n ? xml_node_text(n, &c->t->arena) : NULL;
+    struct xml_node *n = xml_tree_parse(&c->fe.xp, ev->raw.p, ev->raw.len, &c->fe.t->arena, c->fe.t->scratch,
+                                        sizeof c->fe.t->scratch);
+    const char *text = n ? xml_node_text(n, &c->fe.t->arena) : NULL;
     if (!text) {
-        stream_error(c, "internal-server-error");
+        fe_stream_error(&c->fe, "internal-server-error");
     } else if (is_response) {
         k = sasl_step(c->sasl, text, strlen(text), &se);
         handle(c, k, &se);
@@ -437,5 +438,5 @@ void auth_stanza(struct conn *c, const struct xml_event *ev)
             end_exchange(c); /* a new <auth/> starts over (RFC 6120 §6.4.2) */
         login(c, mech ? mech : "", text);
     }
-    arena_reset(&c->t->arena);
+    arena_reset(&c->fe.t->arena);
 }

@@ -40,7 +40,7 @@ static void iq_reply(struct conn *c, const char *id, size_t id_len, const char *
     } else {
         buf_puts(&b, "/>");
     }
-    conn_write(c, buf_data(&b), buf_used(&b));
+    fe_write(&c->fe, buf_data(&b), buf_used(&b));
     buf_free(&b);
 }
 
@@ -55,7 +55,7 @@ static void iq_error(struct conn *c, const char *id, size_t id_len, const char *
     buf_puts(&b, "'><");
     buf_puts(&b, condition);
     buf_puts(&b, " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
-    conn_write(c, buf_data(&b), buf_used(&b));
+    fe_write(&c->fe, buf_data(&b), buf_used(&b));
     buf_free(&b);
 }
 
@@ -70,19 +70,19 @@ static bool to_server(const struct conn *c, const struct xml_event *ev)
 {
     struct xml_str to = ev->attr[XML_ATTR_TO];
     char dom[JID_BUF];
-    return !to.p || is(to, c->t->cfg->domain) ||
+    return !to.p || is(to, c->fe.t->cfg->domain) ||
            (jid_prep_domain(to.p, to.len, dom, sizeof dom) >= 0 &&
-            strcmp(dom, c->t->cfg->domain) == 0);
+            strcmp(dom, c->fe.t->cfg->domain) == 0);
 }
 
 static void request_bind(struct conn *c, const struct xml_node *bind, struct xml_str id)
 {
-    const struct config *cfg = c->t->cfg;
+    const struct config *cfg = c->fe.t->cfg;
     char res[JID_BUF];
     int rlen = 0;
 
     const struct xml_node *r = xml_node_child(bind, "resource", NS_BIND);
-    const char *want = r ? xml_node_text(r, &c->t->arena) : NULL;
+    const char *want = r ? xml_node_text(r, &c->fe.t->arena) : NULL;
     if (want && *want) {
         rlen = jid_prep_resource(want, strlen(want), res, sizeof res);
         if (rlen < 0) {
@@ -122,22 +122,22 @@ static void request_bind(struct conn *c, const struct xml_node *bind, struct xml
         iq_error(c, id.p, id.len, "wait", "internal-server-error");
         return;
     }
-    c->state = CONN_BINDING;
-    c->flags |= CONN_F_WAIT;
+    c->fe.state = CONN_BINDING;
+    c->fe.flags |= FE_F_WAIT;
 }
 
 bool bind_iq(struct conn *c, const struct xml_event *ev)
 {
     struct xml_str id = ev->attr[XML_ATTR_ID];
-    bool bound = c->flags & CONN_F_BOUND;
+    bool bound = c->fe.flags & CONN_F_BOUND;
 
     if (!id.p || !is(ev->attr[XML_ATTR_TYPE], "set") || !to_server(c, ev))
         return false;
     /* Once bound, only a session iq is ours; spare every other iq the tree. */
     if (bound && !memmem(ev->raw.p, ev->raw.len, NS_SESSION, sizeof NS_SESSION - 1))
         return false;
-    struct xml_node *iq = xml_tree_parse(&c->xp, ev->raw.p, ev->raw.len, &c->t->arena,
-                                         c->t->scratch, sizeof c->t->scratch);
+    struct xml_node *iq = xml_tree_parse(&c->fe.xp, ev->raw.p, ev->raw.len, &c->fe.t->arena,
+                                         c->fe.t->scratch, sizeof c->fe.t->scratch);
     bool handled = false;
     if (!iq)
         goto out;
@@ -152,7 +152,7 @@ bool bind_iq(struct conn *c, const struct xml_event *ev)
         }
     }
 out:
-    arena_reset(&c->t->arena);
+    arena_reset(&c->fe.t->arena);
     return handled;
 }
 
@@ -160,10 +160,10 @@ void bind_result(struct conn *c, int result, const char *jid, size_t jid_len)
 {
     (void)jid;
     (void)jid_len;
-    if (c->state != CONN_BINDING)
+    if (c->fe.state != CONN_BINDING)
         return;
-    c->flags &= (uint16_t)~CONN_F_WAIT;
-    c->state = CONN_OPEN;
+    c->fe.flags &= (uint16_t)~FE_F_WAIT;
+    c->fe.state = FE_OPEN;
     const char *id = c->iq_id ? c->iq_id : "";
     if (result == 0) {
         struct buf b = {0};
@@ -173,10 +173,10 @@ void bind_result(struct conn *c, int result, const char *jid, size_t jid_len)
         buf_append(&b, "", 1);
         iq_reply(c, id, strlen(id), buf_data(&b));
         buf_free(&b);
-        c->flags |= CONN_F_BOUND;
-        c->deadline = 0;
-        c->last_rx = c->t->now;
-        LOG_DEBUG("conn %u: bound %.*s", c->slot, (int)c->jid_len, c->jid);
+        c->fe.flags |= CONN_F_BOUND;
+        c->fe.deadline = 0;
+        c->fe.last_rx = c->fe.t->now;
+        LOG_DEBUG("conn %u: bound %.*s", c->fe.slot, (int)c->jid_len, c->jid);
     } else {
         /* -EEXIST: the resource is taken and the policy refuses (RFC 6120 §7.7.2.2);
          * -EDQUOT: the account has as many sessions as it may (§7.6.2.1). */
@@ -192,5 +192,5 @@ void bind_result(struct conn *c, int result, const char *jid, size_t jid_len)
     }
     free(c->iq_id);
     c->iq_id = NULL;
-    stream_input(c, NULL, 0); /* what the client sent meanwhile */
+    fe_input(&c->fe, NULL, 0); /* what the client sent meanwhile */
 }

@@ -1,198 +1,64 @@
 /*
- * conn.c: the per-thread pool of connections and their output.
- *
- * Each thread has room for c2s.max_connections / threads slots, allocated CONN_CHUNK at a
- * time as they are first used: a node holding few clients keeps few slots in memory. A
- * chunk never moves or goes away (the thread's lists point into it), and a freed slot is
- * the first reused. A connection's id is (thread, slot, generation), so anything
- * addressed to a slot reused since is recognised; conn_by_id() is two array lookups.
- *
- * Output is double-buffered: `out` is what the kernel may be reading for an in-flight
- * send and is never reallocated meanwhile; new bytes gather in `next` and go out in one
- * send when the previous one completes.
+ * conn.c: what c2s adds to the front-end layer's connection and thread (fe.h): a client
+ * connection's own parts (SASL, the session's JIDs, the presence kept for a router
+ * restart), given back when its slot is; the limits on its address; the unbind the
+ * router must hear when it closes; and the control requests only c2s has more to do for.
  */
 #include "c2s/c2s.h"
 #include "c2s/limit.h"
-#include "common/core/log.h"
 #include "common/auth/sasl.h"
 #include "common/auth/tls.h"
-#include "shm/proto.h"
+#include "common/core/log.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-/* A client that does not read its stream gets this much queued, then is dropped. */
-#define OUT_MAX (8u << 20)
-
-int conn_pool_init(struct c2s_thread *t, uint32_t max)
+static void accepted(struct fe_conn *c, unsigned listener)
 {
-    t->nconns = max;
-    t->nslots = t->live = 0;
-    t->free = NULL;
-    /* One pointer per chunk: 3 KiB for 100,000 slots. */
-    t->chunks = calloc((max + CONN_CHUNK - 1) / CONN_CHUNK, sizeof *t->chunks);
-    return t->chunks ? 0 : -ENOMEM;
-}
-
-/* A slot never used: the next one, in a chunk allocated when it starts one. Its pages
- * are touched only as its slots are used. */
-static struct conn *fresh_slot(struct c2s_thread *t)
-{
-    uint32_t slot = t->nslots;
-    if (slot == t->nconns)
-        return NULL;
-    struct conn **chunk = &t->chunks[slot / CONN_CHUNK];
-    if (!*chunk && !(*chunk = malloc(CONN_CHUNK * sizeof **chunk)))
-        return NULL;
-    t->nslots++;
-    struct conn *c = &(*chunk)[slot % CONN_CHUNK];
-    c->slot = slot;
-    c->gen = 0;
-    return c;
-}
-
-struct conn *conn_new(struct c2s_thread *t, int fd, bool direct_tls)
-{
-    struct conn *c = t->free;
-    if (c)
-        t->free = c->next_free;
-    else if (!(c = fresh_slot(t)))
-        return NULL;
-    uint32_t slot = c->slot, gen = c->gen;
-    memset(c, 0, sizeof *c);
-    c->t = t;
-    c->slot = slot;
-    c->gen = gen;
-    c->fd = fd;
-    c->last_rx = c->last_tx = t->now;
-    if (direct_tls)
-        c->flags |= CONN_F_DIRECT;
-    t->live++;
+    struct conn *cc = (struct conn *)c;
     stream_start(c);
-    return c;
-}
-
-uint64_t conn_id(const struct conn *c)
-{
-    return proto_conn_id(PROTO_FE_C2S, c->t->idx, c->slot, c->gen);
-}
-
-struct conn *conn_by_id(struct c2s_thread *t, uint64_t id)
-{
-    struct conn *c = conn_slot(t, PROTO_CONN_SLOT(id));
-    if (!c || c->state == CONN_FREE || (c->gen & 0xFFFFFFu) != PROTO_CONN_GEN(id))
-        return NULL;
-    return c;
-}
-
-/* Ciphertext from TLS, and plaintext when there is no TLS, land here. */
-static int queue(void *ud, const void *p, size_t n)
-{
-    struct conn *c = ud;
-    struct buf *b = (c->ops & CONN_OP_SEND) ? &c->next : &c->out;
-    if (buf_used(&c->out) + buf_used(&c->next) + n > OUT_MAX) {
-        LOG_RL(LOG_LEVEL_WARN, "conn %u: client does not read, %u bytes queued: dropped", c->slot,
-               buf_used(&c->out) + buf_used(&c->next));
-        buf_free(&c->next);
-        if (!(c->ops & CONN_OP_SEND))
-            buf_free(&c->out);
-        conn_close(c);
-        return -ENOBUFS;
+    /* Over its address's limit, a client still hears why, at its stream header (after
+     * the TLS handshake on the Direct TLS port). */
+    cc->peer_hash = limit_peer(c->fd);
+    if (!limit_conn_open(cc->peer_hash, c->t->cfg->c2s.max_connections_per_address))
+        c->flags |= CONN_F_REFUSED;
+    if (listener == 1) {
+        c->flags |= FE_F_DIRECT;
+        if (fe_start_tls(c) < 0) {
+            fe_close(c);
+            return;
+        }
+        c->state = FE_TLS;
     }
-    return buf_append(b, p, n);
+    fe_arm_recv(c);
 }
 
-void conn_write(struct conn *c, const char *p, size_t n)
+struct conn *conn_open(struct c2s_thread *t, int fd, unsigned listener)
 {
-    if (c->state == CONN_FREE || (c->flags & CONN_F_DEAD))
-        return;
-    int err = c->tls && (c->flags & CONN_F_TLS) ? tls_write(c->tls, p, n) : queue(c, p, n);
-    if (err < 0) {
-        c->flags |= CONN_F_DEAD;
-        conn_close(c);
-        return;
-    }
-    c->last_tx = c->t->now;
-    loop_want_send(c);
+    struct fe_conn *c = fe_conn_new(&t->fe, fd, false);
+    if (c)
+        accepted(c, listener);
+    return (struct conn *)c;
 }
 
-void conn_puts(struct conn *c, const char *s)
+static void closing(struct fe_conn *f)
 {
-    conn_write(c, s, strlen(s));
-}
-
-int conn_start_tls(struct conn *c)
-{
-    c->tls = tls_new(c->t->tls, NULL, queue, c);
-    return c->tls ? 0 : -ENOMEM;
-}
-
-void conn_paused_add(struct conn **list, struct conn *c)
-{
-    c->next_paused = *list;
-    if (*list)
-        (*list)->pprev_paused = &c->next_paused;
-    c->pprev_paused = list;
-    *list = c;
-}
-
-void conn_paused_del(struct conn *c)
-{
-    *c->pprev_paused = c->next_paused;
-    if (c->next_paused)
-        c->next_paused->pprev_paused = c->pprev_paused;
-    c->next_paused = NULL;
-    c->pprev_paused = NULL;
-}
-
-void conn_close(struct conn *c)
-{
-    if (c->state == CONN_CLOSING || c->state == CONN_FREE)
-        return;
+    struct conn *c = (struct conn *)f;
     /* A bind in flight makes a session in the router whether or not its answer is
      * back: the unbind follows the bind through the same ring, so in order. */
-    if ((c->flags & CONN_F_BOUND) || c->state == CONN_BINDING)
+    if ((f->flags & CONN_F_BOUND) || f->state == CONN_BINDING)
         route_unbind(c);
-    /* Off the paused list before the slot can be reused. */
-    if (c->flags & CONN_F_PAUSED)
-        conn_paused_del(c);
-    c->flags &= (uint16_t) ~(CONN_F_BOUND | CONN_F_PAUSED | CONN_F_WAIT);
-    c->state = CONN_CLOSING;
-    /* Give a slow reader a few seconds to take our last words. */
-    c->deadline = c->t->now + 5;
-    if (c->tls && (c->flags & CONN_F_TLS))
-        tls_close_notify(c->tls);
-    loop_cancel_recv(c);
-    loop_kick_send(c);
+    f->flags &= (uint16_t)~CONN_F_BOUND;
 }
 
-void conn_release(struct conn *c)
+static void release(struct fe_conn *f)
 {
-    struct c2s_thread *t = c->t;
-    if (c->flags & CONN_F_SEND_Q) {
-        /* A dead socket's output was dropped while it waited to be sent: off the list
-         * before the slot can be reused. */
-        struct conn **pp = &t->to_send;
-        while (*pp && *pp != c)
-            pp = &(*pp)->next_send;
-        if (*pp)
-            *pp = c->next_send;
-    }
-    close(c->fd);
+    struct conn *c = (struct conn *)f;
     limit_conn_close(c->peer_hash);
-    xml_free(&c->xp);
-    buf_free(&c->in);
-    buf_free(&c->out);
-    buf_free(&c->next);
-    buf_free(&c->held);
     free(c->presence);
     free(c->directed);
     c->directed_len = 0;
     c->router_flags = 0;
-    tls_free(c->tls);
     if (c->sasl)
         sasl_wipe(c->sasl);
     free(c->sasl);
@@ -200,23 +66,36 @@ void conn_release(struct conn *c)
     free(c->jid);
     free(c->from_attr);
     free(c->iq_id);
-    c->tls = NULL;
     c->sasl = NULL;
     c->user = c->jid = c->from_attr = c->iq_id = c->presence = c->directed = NULL;
-    c->state = CONN_FREE;
-    c->gen = (c->gen + 1) & 0xFFFFFFu;
-    c->next_free = t->free;
-    t->free = c;
-    t->live--;
 }
 
-void conn_trim(struct conn *c)
+static void control(struct fe_thread *ft, unsigned req)
 {
-    if (c->state == CONN_FREE)
+    struct c2s_thread *t = (struct c2s_thread *)ft;
+    if (req != FE_CTL_ROUTER_UP)
         return;
-    xml_trim(&c->xp);
-    buf_trim(&c->in);
-    if (!(c->ops & CONN_OP_SEND))
-        buf_trim(&c->out);
-    buf_trim(&c->next);
+    route_reregister(t);
+    fe_port_resume(ft);
+    /* Held input flows again and reading resumes. */
+    for (uint32_t i = 0; i < ft->nslots; i++) {
+        struct fe_conn *c = fe_slot(ft, i);
+        if (c->state != FE_FREE && c->state != FE_CLOSING && c->state != FE_TLS &&
+            !(c->flags & FE_F_PAUSED))
+            fe_input(c, NULL, 0);
+    }
 }
+
+const struct fe_ops c2s_ops = {
+    .conn_size = sizeof(struct conn),
+    .accepted = accepted,
+    .stream_start = stream_start,
+    .event = stream_event,
+    .send_header = stream_send_header,
+    .closing = closing,
+    .release = release,
+    .tick = stream_tick,
+    .frame = route_frame,
+    .wake = auth_wake,
+    .control = control,
+};

@@ -28,7 +28,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int c2s_ctl_fd = -1;
 static struct c2s_thread *threads;
 static unsigned nthreads;
 static struct sasl_config sasl_cfg;
@@ -76,11 +75,12 @@ static void *thread_main(void *arg)
 {
     struct c2s_thread *t = arg;
     char label[32];
-    snprintf(label, sizeof label, "thread %u", t->idx);
+    snprintf(label, sizeof label, "thread %u", t->fe.idx);
     log_thread_set(label);
-    int err = loop_run(t);
+    int err = fe_run(&t->fe);
+    auth_waits_free(t);
     if (err < 0) {
-        LOG_ERROR("c2s thread %u stopped: %s", t->idx, strerror(-err));
+        LOG_ERROR("c2s thread %u stopped: %s", t->fe.idx, strerror(-err));
         exit(1); /* the supervisor restarts the process */
     }
     return NULL;
@@ -89,18 +89,10 @@ static void *thread_main(void *arg)
 /* Hands a request to every thread and waits until each has done it. */
 static void to_threads(unsigned req)
 {
-    unsigned before[256];
-    for (unsigned i = 0; i < nthreads; i++) {
-        before[i] = atomic_load_explicit(&threads[i].ctl_done, memory_order_acquire);
-        /* Pairs with the thread's acquire load in loop_run(). */
-        atomic_store_explicit(&threads[i].ctl, req, memory_order_release);
-        bell_ring(&threads[i].bell);
-    }
-    if (req == C2S_CTL_STOP)
-        return;
+    struct fe_thread *fes[256];
     for (unsigned i = 0; i < nthreads; i++)
-        while (atomic_load_explicit(&threads[i].ctl_done, memory_order_acquire) == before[i])
-            usleep(1000);
+        fes[i] = &threads[i].fe;
+    fe_request(fes, nthreads, req);
 }
 
 /* SIGHUP: a new snapshot for what may change at run time (restart-only directives are
@@ -131,10 +123,10 @@ static void reload(const char *path, const struct config **cfg, struct tls_ctx *
             LOG_ERROR("reload: keeping the old certificate: %s", err);
     }
     for (unsigned i = 0; i < nthreads; i++) {
-        threads[i].next_cfg = fresh;
-        threads[i].next_tls = t;
+        threads[i].fe.next_cfg = fresh;
+        threads[i].fe.next_tls = t;
     }
-    to_threads(C2S_CTL_RELOAD);
+    to_threads(FE_CTL_RELOAD);
     *cfg = fresh;
     if (t)
         *tls = t;
@@ -163,31 +155,45 @@ static int address_free(const struct config_addr *a)
     }
 }
 
-static int attach(struct c2s_thread *t, const struct seg *seg, const struct config *cfg,
-                  const int *bell_fds)
+static void poll_store(void *arg)
 {
-    unsigned ns = topo_shards(cfg);
-    t->nshards = ns;
-    t->to_shard = calloc(ns, sizeof *t->to_shard);
-    t->from_shard = calloc(ns, sizeof *t->from_shard);
-    t->dirty = calloc(ns, sizeof *t->dirty);
-    t->backlog = calloc(ns, sizeof *t->backlog);
-    t->broken = calloc(ns, sizeof *t->broken);
-    t->rx = calloc(ns, sizeof *t->rx);
-    t->replay = calloc(ns, sizeof *t->replay);
-    if (!t->to_shard || !t->from_shard || !t->dirty || !t->backlog || !t->broken || !t->rx ||
-        !t->replay)
-        return -ENOMEM;
-    for (unsigned s = 0; s < ns; s++)
-        t->rx[s].max = TOPO_MAX_MESSAGE;
-    int err = topo_attach(cfg, seg, bell_fds, true, t->idx, &t->bell, t->to_shard, t->from_shard);
-    if (err)
-        return err;
+    store_poll(arg);
+}
 
-    err = conn_pool_init(t, (uint32_t)((cfg->c2s.max_connections + nthreads - 1) / nthreads));
+static void poll_worker(void *arg)
+{
+    worker_poll(arg);
+}
+
+/* One thread's part of the front-end layer: rings, pool, listeners, eventfds. */
+static int attach(struct c2s_thread *t, const struct seg *seg, const struct config *cfg,
+                  const int *bell_fds, int ctl_fd)
+{
+    int err = fe_port_init(&t->fe, topo_shards(cfg));
+    if (!err)
+        err = topo_attach(cfg, seg, bell_fds, true, t->fe.idx, &t->fe.bell, t->fe.to_shard,
+                          t->fe.from_shard);
+    if (!err)
+        err = fe_pool_init(&t->fe, (uint32_t)((cfg->c2s.max_connections + nthreads - 1) / nthreads));
     if (err)
         return err;
-    arena_init(&t->arena, 8192);
+    t->fe.ops = &c2s_ops;
+    t->fe.fe = PROTO_FE_C2S;
+    t->fe.ctl_fd = ctl_fd;
+    arena_init(&t->fe.arena, 8192);
+    const struct config_addr *addrs[2] = {&cfg->c2s.listen, &cfg->c2s.listen_tls};
+    for (unsigned i = 0; i < 2; i++) {
+        t->fe.lfd[i] = -1;
+        if (!addrs[i]->len || (i == 1 && !t->fe.tls))
+            continue;
+        if ((t->fe.lfd[i] = fe_listen(addrs[i])) < 0) {
+            LOG_ERROR("cannot listen on %s: %s", addrs[i]->text, strerror(-t->fe.lfd[i]));
+            return t->fe.lfd[i];
+        }
+    }
+    if ((err = fe_watch(&t->fe, store_client_fd(t->store), poll_store, t->store)) < 0 ||
+        (err = fe_watch(&t->fe, worker_client_fd(t->verify), poll_worker, t->verify)) < 0)
+        return err;
     return 0;
 }
 
@@ -206,7 +212,7 @@ int main(int argc, char **argv)
         return 2;
     }
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    c2s_ctl_fd = a.ctl_fd;
+
     if (config_load(a.config, &cfg, err, sizeof err) < 0) {
         fprintf(stderr, "starling-c2s: %s\n", err);
         return 2;
@@ -276,12 +282,12 @@ int main(int argc, char **argv)
         return 1;
     for (unsigned i = 0; i < nthreads; i++) {
         struct c2s_thread *t = &threads[i];
-        t->idx = i;
-        t->cfg = cfg;
-        t->tls = tls;
-        if ((rc = attach(t, &seg, cfg, a.bell_fds)) < 0 ||
-            (rc = store_client_new(store, &t->store)) < 0 ||
-            (rc = worker_client_new(verify, &t->verify)) < 0) {
+        t->fe.idx = i;
+        t->fe.cfg = cfg;
+        t->fe.tls = tls;
+        if ((rc = store_client_new(store, &t->store)) < 0 ||
+            (rc = worker_client_new(verify, &t->verify)) < 0 ||
+            (rc = attach(t, &seg, cfg, a.bell_fds, a.ctl_fd)) < 0) {
             LOG_ERROR("c2s thread %u: %s", i, strerror(-rc));
             return 1;
         }
@@ -328,21 +334,21 @@ int main(int argc, char **argv)
         if (m.type == CTL_SHUTDOWN)
             break;
         if (m.type == CTL_RELOAD) {
-            const struct config *cur = threads[0].cfg;
+            const struct config *cur = threads[0].fe.cfg;
             reload(a.config, &cur, &tls);
         } else if (m.type == CTL_PEER_DOWN && m.arg == CTL_ROLE_ROUTER) {
             LOG_WARN("the router went down: holding client input until it is back");
-            to_threads(C2S_CTL_ROUTER_DOWN);
+            to_threads(FE_CTL_ROUTER_DOWN);
             struct ctl_msg ack = {CTL_PEER_RESET, m.arg};
             send(a.ctl_fd, &ack, sizeof ack, MSG_NOSIGNAL);
         } else if (m.type == CTL_PEER_UP && m.arg == CTL_ROLE_ROUTER) {
-            to_threads(C2S_CTL_ROUTER_UP);
+            to_threads(FE_CTL_ROUTER_UP);
             LOG_INFO("the router is back: sessions registered again");
         }
     }
     /* Every client hears system-shutdown; the threads end once their connections are
      * closed (each gets a few seconds to read its last words). */
-    to_threads(C2S_CTL_STOP);
+    to_threads(FE_CTL_STOP);
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(th[i], NULL);
     free(th);

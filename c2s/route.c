@@ -35,51 +35,28 @@ static const char *const stream_errors[] = {
     [PROTO_SE_RESET] = "reset",
 };
 
-static unsigned shard_of(const struct c2s_thread *t, uint64_t key)
-{
-    return (unsigned)(key % t->nshards);
-}
-
 /* <priority/> of an available presence (RFC 6121 §4.7.2.3), clamped; 0 when absent. */
 static int8_t presence_priority(struct conn *c, const struct xml_event *ev)
 {
     int8_t prio = 0;
     if (!memmem(ev->raw.p, ev->raw.len, "priority", 8))
         return 0;
-    struct xml_node *p = xml_tree_parse(&c->xp, ev->raw.p, ev->raw.len, &c->t->arena, c->t->scratch,
-                                        sizeof c->t->scratch);
+    struct xml_node *p = xml_tree_parse(&c->fe.xp, ev->raw.p, ev->raw.len, &c->fe.t->arena, c->fe.t->scratch,
+                                        sizeof c->fe.t->scratch);
     struct xml_node *n = p ? xml_node_child(p, "priority", XML_NS_CLIENT) : NULL;
-    const char *txt = n ? xml_node_text(n, &c->t->arena) : NULL;
+    const char *txt = n ? xml_node_text(n, &c->fe.t->arena) : NULL;
     if (txt) {
         long v = strtol(txt, NULL, 10);
         prio = (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
     }
-    arena_reset(&c->t->arena);
+    arena_reset(&c->fe.t->arena);
     return prio;
-}
-
-/* Asks the shard to ring our bell once the ring has room; when it has room already no
- * bell will come, so the loop resumes at once. */
-static void wait_for_room(struct c2s_thread *t, unsigned shard)
-{
-    if (ring_wait_prepare(&t->to_shard[shard]) == 0)
-        t->resume_now = true;
-}
-
-static void pause_conn(struct conn *c, unsigned shard)
-{
-    struct c2s_thread *t = c->t;
-    c->held_shard = (uint16_t)shard;
-    c->flags |= CONN_F_PAUSED;
-    conn_paused_add(&t->paused, c);
-    route_flush(t); /* ring_wait_prepare() wants everything published */
-    wait_for_room(t, shard);
 }
 
 void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint8_t type)
 {
-    struct c2s_thread *t = c->t;
-    const char *domain = t->cfg->domain;
+    struct c2s_thread *t = conn_thread(c);
+    const char *domain = t->fe.cfg->domain;
     size_t dlen = strlen(domain);
     struct xml_str to = ev->attr[XML_ATTR_TO];
     char tobuf[JID_BUF];
@@ -126,7 +103,7 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
     uint32_t cut_off = ev->attr_raw[XML_ATTR_FROM].off, cut_len = ev->attr_raw[XML_ATTR_FROM].len;
     char decls[1024];
     size_t dl = (ev->flags & XML_F_STREAM_BIND)
-                    ? xml_stream_decls(&c->xp, ev->stream_binds, decls, sizeof decls)
+                    ? xml_stream_decls(&c->fe.xp, ev->stream_binds, decls, sizeof decls)
                     : 0;
     if (dl > sizeof decls) {
         stream_stanza_error(c, ev, "modify", "policy-violation");
@@ -141,31 +118,21 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
     size_t tolen = j.str ? j.len : 0;
     size_t plen = sizeof(struct proto_stanza) + c->jid_len + tolen + slen;
 
-    struct buf *held = &c->held;
-    unsigned shard = shard_of(t, c->key);
-    struct ring *r = &t->to_shard[shard];
-    void *dst = NULL;
-    int err = (t->router_down || !backlog_empty(&t->backlog[shard]))
-                  ? -ENOBUFS
-                  : ring_reserve(r, (uint32_t)plen, PROTO_STANZA, 0, &dst);
-    if (err == -EMSGSIZE) {
-        stream_stanza_error(c, ev, "modify", "policy-violation");
+    unsigned shard = fe_shard_of(&t->fe, c->key);
+    bool held;
+    int err;
+    void *dst = fe_port_reserve(&c->fe, shard, (uint32_t)plen, PROTO_STANZA, &held, &err);
+    if (!dst) {
+        if (err == -ENOMEM)
+            fe_stream_error(&c->fe, "resource-constraint");
+        else
+            stream_stanza_error(c, ev, "modify", "policy-violation");
         return;
-    }
-    if (err < 0) {
-        /* Full (or the router is away): the frame waits in the connection. */
-        buf_free(held);
-        if (buf_reserve(held, plen) < 0) {
-            stream_error(c, "resource-constraint");
-            return;
-        }
-        dst = buf_end(held);
-        held->len += (uint32_t)plen;
     }
 
     struct proto_stanza *h = dst;
     memset(h, 0, sizeof *h);
-    h->conn = conn_id(c);
+    h->conn = fe_conn_id(&c->fe);
     h->key = c->key;
     h->to_key = j.str ? jid_hash(j.str, jid_bare_len(&j)) : 0;
     h->kind = kind;
@@ -213,28 +180,23 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
         c->presence = NULL;
         c->presence_len = 0;
         if (type == PROTO_PRES_AVAILABLE) {
-            c->flags |= CONN_F_AVAILABLE;
+            c->fe.flags |= CONN_F_AVAILABLE;
             if ((c->presence = malloc(slen))) {
                 memcpy(c->presence, stanza, slen);
                 c->presence_len = (uint32_t)slen;
             }
         } else if (type == PROTO_PRES_UNAVAILABLE) {
-            c->flags &= (uint16_t)~CONN_F_AVAILABLE;
+            c->fe.flags &= (uint16_t)~CONN_F_AVAILABLE;
         }
     }
-    if (err < 0) {
-        pause_conn(c, shard);
-        return;
-    }
-    ring_commit(r);
-    t->dirty[shard] = true;
+    fe_port_commit(&c->fe, shard, held);
 }
 
-/* A session frame: written now, or queued in order behind others for that shard. */
+/* A session frame (bind, unbind): any size, written now or queued in order behind
+ * others for that shard. */
 static int session_frame(struct c2s_thread *t, uint16_t kind, const struct proto_session *s,
                          const char *jid, const char *presence, const char *directed)
 {
-    unsigned shard = shard_of(t, s->key);
     uint32_t len = (uint32_t)(sizeof *s + s->jid_len + s->presence_len + s->directed_len);
     char *tmp = malloc(len);
     if (!tmp)
@@ -245,13 +207,9 @@ static int session_frame(struct c2s_thread *t, uint16_t kind, const struct proto
         memcpy(tmp + sizeof *s + s->jid_len, presence, s->presence_len);
     if (s->directed_len)
         memcpy(tmp + sizeof *s + s->jid_len + s->presence_len, directed, s->directed_len);
-    int err = backlog_push(&t->backlog[shard], kind, tmp, len);
+    int err = fe_port_send(&t->fe, fe_shard_of(&t->fe, s->key), kind, tmp, len);
     free(tmp);
-    if (err)
-        return err;
-    if (!t->router_down && backlog_flush(&t->backlog[shard], &t->to_shard[shard]))
-        t->dirty[shard] = true;
-    return 0;
+    return err;
 }
 
 int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, bool rereg)
@@ -273,7 +231,7 @@ int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, boo
         c->from_bare_len = (uint16_t)(7 + bare_len);
     }
     struct proto_session s = {
-        .conn = conn_id(c),
+        .conn = fe_conn_id(&c->fe),
         .key = c->key,
         .jid_len = (uint16_t)len,
         .bare_len = (uint16_t)bare_len,
@@ -282,35 +240,25 @@ int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, boo
     if (rereg) {
         s.flags = PROTO_SESSION_REREGISTER | c->router_flags;
         s.directed_len = c->directed_len;
-        if (c->flags & CONN_F_AVAILABLE) {
+        if (c->fe.flags & CONN_F_AVAILABLE) {
             s.priority = c->priority;
             s.presence_len = c->presence_len;
             presence = c->presence;
         }
     }
-    return session_frame(c->t, PROTO_BIND, &s, jid, presence, c->directed);
+    return session_frame(conn_thread(c), PROTO_BIND, &s, jid, presence, c->directed);
 }
 
 void route_unbind(struct conn *c)
 {
     struct proto_session s = {
-        .conn = conn_id(c),
+        .conn = fe_conn_id(&c->fe),
         .key = c->key,
         .jid_len = c->jid_len,
         .bare_len = c->bare_len,
     };
-    if (session_frame(c->t, PROTO_UNBIND, &s, c->jid, NULL, NULL) < 0)
-        LOG_ERROR("conn %u: out of memory reporting its end to the router", c->slot);
-}
-
-bool route_pending(struct c2s_thread *t)
-{
-    if (t->router_down)
-        return false;
-    for (unsigned s = 0; s < t->nshards; s++)
-        if (!t->broken[s] && !ring_empty(&t->from_shard[s]))
-            return true;
-    return false;
+    if (session_frame(conn_thread(c), PROTO_UNBIND, &s, c->jid, NULL, NULL) < 0)
+        LOG_ERROR("conn %u: out of memory reporting its end to the router", c->fe.slot);
 }
 
 /* Kept to the byte, and only when there is something: most sessions have no list. */
@@ -319,7 +267,7 @@ static void keep_state(struct conn *c, const struct decode_session_state *ps)
     char *d = NULL;
     if (ps->h.directed_len) {
         if (!(d = malloc(ps->h.directed_len))) {
-            LOG_RL(LOG_LEVEL_ERROR, "conn %u: out of memory keeping its session state", c->slot);
+            LOG_RL(LOG_LEVEL_ERROR, "conn %u: out of memory keeping its session state", c->fe.slot);
             return;
         }
         memcpy(d, ps->directed, ps->h.directed_len);
@@ -339,27 +287,28 @@ static int deliver(struct c2s_thread *t, const struct decode_deliver *d)
         if (decode_rcpt(d, i, &rc) < 0)
             return -EBADMSG;
         struct conn *c = conn_by_id(t, rc.conn);
-        if (!c || !(c->flags & CONN_F_BOUND))
+        if (!c || !(c->fe.flags & CONN_F_BOUND))
             continue;
         if (!rc.to_len) {
-            conn_write(c, d->stanza, d->h.stanza_len);
+            fe_write(&c->fe, d->stanza, d->h.stanza_len);
             continue;
         }
         /* One write, so TLS makes one record of it. */
-        struct buf *b = &t->tmp;
+        struct buf *b = &t->fe.tmp;
         b->off = b->len = 0;
         if (buf_reserve(b, d->h.stanza_len + rc.to_len) < 0)
             continue;
         buf_append(b, d->stanza, d->h.to_at);
         buf_append(b, d->attrs + rc.to_off, rc.to_len);
         buf_append(b, d->stanza + d->h.to_at, d->h.stanza_len - d->h.to_at);
-        conn_write(c, buf_data(b), buf_used(b));
+        fe_write(&c->fe, buf_data(b), buf_used(b));
     }
     return 0;
 }
 
-static void on_frame(struct c2s_thread *t, const struct ring_frame *f)
+void route_frame(struct fe_thread *ft, const struct ring_frame *f)
 {
+    struct c2s_thread *t = (struct c2s_thread *)ft;
     struct decode_deliver d;
     struct decode_bind_result br;
     struct decode_session_state ss;
@@ -380,7 +329,7 @@ static void on_frame(struct c2s_thread *t, const struct ring_frame *f)
         break;
     case PROTO_SESSION_STATE:
         if (decode_session_state(f->payload, f->len, &ss) == 0) {
-            if ((c = conn_by_id(t, ss.h.conn)) && (c->flags & CONN_F_BOUND))
+            if ((c = conn_by_id(t, ss.h.conn)) && (c->fe.flags & CONN_F_BOUND))
                 keep_state(c, &ss);
             return;
         }
@@ -388,163 +337,26 @@ static void on_frame(struct c2s_thread *t, const struct ring_frame *f)
     case PROTO_CLOSE:
         if (decode_close(f->payload, f->len, &cl) == 0) {
             if ((c = conn_by_id(t, cl.conn)))
-                stream_error(c, stream_errors[cl.condition]);
+                fe_stream_error(&c->fe, stream_errors[cl.condition]);
             return;
         }
         break;
     }
-    LOG_RL(LOG_LEVEL_ERROR, "c2s thread %u: malformed frame of kind %u from the router", t->idx,
+    LOG_RL(LOG_LEVEL_ERROR, "c2s thread %u: malformed frame of kind %u from the router", t->fe.idx,
            f->kind);
-}
-
-unsigned route_drain(struct c2s_thread *t)
-{
-    unsigned handled = 0;
-    if (t->router_down)
-        return 0;
-    for (unsigned s = 0; s < t->nshards; s++) {
-        struct ring *r = &t->from_shard[s];
-        struct ring_frame f;
-        unsigned n = 0;
-        int rc = 0;
-        if (t->broken[s])
-            continue;
-        /* A bounded batch per ring keeps one busy shard from starving the others. */
-        while (n < 256 && (rc = port_recv(r, &t->rx[s], &f)) == 1) {
-            on_frame(t, &f);
-            n++;
-        }
-        if (ring_release(r))
-            bell_ring(r->peer);
-        if (rc < 0) {
-            /* The router process is broken; the supervisor replaces it and we reset. */
-            LOG_ERROR("c2s thread %u: ring from shard %u is corrupt", t->idx, s);
-            t->broken[s] = true;
-            ctl_tell(c2s_ctl_fd, CTL_PEER_BROKEN, CTL_ROLE_ROUTER);
-        }
-        handled += n;
-    }
-    return handled;
-}
-
-void route_flush(struct c2s_thread *t)
-{
-    if (t->router_down)
-        return;
-    for (unsigned s = 0; s < t->nshards; s++) {
-        struct ring *r = &t->to_shard[s];
-        if (!backlog_empty(&t->backlog[s]) && backlog_flush(&t->backlog[s], r))
-            t->dirty[s] = true;
-        if (t->dirty[s]) {
-            t->dirty[s] = false;
-            if (ring_publish(r))
-                bell_ring(r->peer);
-        }
-        if (!backlog_empty(&t->backlog[s]))
-            wait_for_room(t, s);
-    }
-}
-
-void route_resume(struct c2s_thread *t)
-{
-    t->resume_now = false;
-    if (t->router_down)
-        return;
-    /* One pass over the connections paused now. Each is taken off this list before it
-     * resumes: one paused again inside stream_input() goes on t->paused anew, and one
-     * that closes meanwhile leaves whichever list it is on (conn_close). */
-    struct conn *list = t->paused, *still = NULL;
-    t->paused = NULL;
-    if (list)
-        list->pprev_paused = &list;
-    while (list) {
-        struct conn *c = list;
-        conn_paused_del(c);
-        struct ring *r = &t->to_shard[c->held_shard];
-        void *dst;
-        if (!backlog_empty(&t->backlog[c->held_shard]) ||
-            ring_reserve(r, buf_used(&c->held), PROTO_STANZA, 0, &dst) < 0) {
-            conn_paused_add(&still, c);
-            continue;
-        }
-        memcpy(dst, buf_data(&c->held), buf_used(&c->held));
-        ring_commit(r);
-        t->dirty[c->held_shard] = true;
-        buf_free(&c->held);
-        c->flags &= (uint16_t)~CONN_F_PAUSED;
-        stream_input(c, NULL, 0); /* what arrived while it waited; reading resumes */
-    }
-    while (still) {
-        struct conn *c = still;
-        conn_paused_del(c);
-        conn_paused_add(&t->paused, c);
-    }
-    route_flush(t);
-    for (struct conn *c = t->paused; c; c = c->next_paused)
-        wait_for_room(t, c->held_shard);
-}
-
-/* A stanza frame the dead router had not finished: kept to hand to the next one. Frames
- * of sessions (bind, unbind) are not: re-registration replaces them. */
-static int keep_unfinished(void *arg, const struct ring_frame *f)
-{
-    struct buf *b = arg;
-    uint32_t len = f->len;
-    if (f->kind != PROTO_STANZA || (f->flags & (PORT_F_MORE | PORT_F_CONT)) ||
-        len < sizeof(struct proto_stanza))
-        return 0;
-    if (buf_append(b, &len, sizeof len) < 0 || buf_append(b, f->payload, len) < 0)
-        return -ENOMEM;
-    return 0;
-}
-
-void route_router_down(struct c2s_thread *t)
-{
-    /* What the dead router published is whole: its clients get it. */
-    route_drain(t);
-    t->router_down = true;
-    for (unsigned s = 0; s < t->nshards; s++) {
-        /* The router gave back only what it had finished: the rest goes to the next one
-         * (route_reregister()). */
-        int rc = ring_unreleased(&t->to_shard[s], keep_unfinished, &t->replay[s]);
-        if (rc < 0)
-            LOG_ERROR("c2s thread %u: stanzas for shard %u are lost: %s", t->idx, s,
-                      strerror(-rc));
-        ring_reset(&t->to_shard[s]);
-        ring_reset(&t->from_shard[s]);
-        backlog_clear(&t->backlog[s]);
-        port_rx_reset(&t->rx[s]);
-        t->dirty[s] = false;
-        t->broken[s] = false;
-    }
 }
 
 void route_reregister(struct c2s_thread *t)
 {
-    for (uint32_t i = 0; i < t->nslots; i++) {
-        struct conn *c = conn_slot(t, i);
-        if (c->state == CONN_FREE || c->state == CONN_CLOSING)
+    for (uint32_t i = 0; i < t->fe.nslots; i++) {
+        struct conn *c = (struct conn *)fe_slot(&t->fe, i);
+        if (c->fe.state == FE_FREE || c->fe.state == FE_CLOSING)
             continue;
-        if (c->flags & CONN_F_BOUND)
+        if (c->fe.flags & CONN_F_BOUND)
             route_bind(c, c->jid, c->jid_len, c->bare_len, true);
-        else if (c->state == CONN_BINDING)
+        else if (c->fe.state == CONN_BINDING)
             route_bind(c, c->jid, c->jid_len, c->bare_len, false); /* its request was lost */
     }
-    /* Then what the old router had not finished, behind the sessions it needs and ahead of
-     * everything held since. A stanza may so be handled twice; none is lost. */
-    for (unsigned s = 0; s < t->nshards; s++) {
-        struct buf *b = &t->replay[s];
-        const char *p = buf_data(b), *end = p + buf_used(b);
-        uint32_t len;
-        uint64_t conn;
-        for (; end - p >= (ptrdiff_t)sizeof len; p += sizeof len + len) {
-            memcpy(&len, p, sizeof len);
-            memcpy(&conn, p + sizeof len, sizeof conn); /* the first field of proto_stanza */
-            struct conn *c = conn_by_id(t, conn);
-            if (c && (c->flags & CONN_F_BOUND) &&
-                backlog_push(&t->backlog[s], PROTO_STANZA, p + sizeof len, len) < 0)
-                LOG_RL(LOG_LEVEL_ERROR, "conn %u: out of memory: a stanza is lost", c->slot);
-        }
-        buf_free(b);
-    }
+    /* Then what the old router had not finished, behind the sessions it needs. */
+    fe_port_replay(&t->fe);
 }

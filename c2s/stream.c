@@ -20,14 +20,6 @@
 
 /* Seconds an idle client has to answer our ping before it is dropped. */
 #define PING_GRACE 60
-/* Bytes held for a client beyond one stanza while its input waits (ring full, store,
- * router away). Reading stops when input is held (in a short wait, past HOLD_READING);
- * what still arrives was already in flight (the socket's receive buffer at most), so
- * this bounds only the absurd. */
-#define HOLD_SLACK (16u << 20)
-/* Bytes held during a short wait before reading stops too (stream_input). */
-#define HOLD_READING (64u << 10)
-
 static bool str_is(struct xml_str s, const char *lit)
 {
     size_t n = strlen(lit);
@@ -47,22 +39,23 @@ static void send_header(struct conn *c, struct xml_str peer)
     buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                  "xmlns:stream='http://etherx.jabber.org/streams'");
     xmlw_attr(&b, "id", id, strlen(id));
-    xmlw_attr(&b, "from", c->t->cfg->domain, strlen(c->t->cfg->domain));
+    xmlw_attr(&b, "from", c->fe.t->cfg->domain, strlen(c->fe.t->cfg->domain));
     if (peer.p)
         xmlw_attr(&b, "to", peer.p, peer.len);
     buf_puts(&b, " version='1.0' xml:lang='en'>");
-    conn_write(c, buf_data(&b), buf_used(&b));
+    fe_write(&c->fe, buf_data(&b), buf_used(&b));
     buf_free(&b);
-    c->flags |= CONN_F_HDR_SENT;
+    c->fe.flags |= FE_F_HDR_SENT;
 }
 
-void stream_start(struct conn *c)
+void stream_start(struct fe_conn *f)
 {
-    const struct config *cfg = c->t->cfg;
+    struct conn *c = (struct conn *)f;
+    const struct config *cfg = c->fe.t->cfg;
     /* Until SASL succeeds only small elements are due; the restart after it (RFC 6120
      * §6.4.6) comes back here with the full limit. */
     uint32_t max = cfg->c2s.max_stanza_size;
-    if (!(c->flags & CONN_F_AUTHED) && cfg->c2s.max_stanza_size_preauth < max)
+    if (!(c->fe.flags & CONN_F_AUTHED) && cfg->c2s.max_stanza_size_preauth < max)
         max = cfg->c2s.max_stanza_size_preauth;
     struct xml_limits lim = {
         .max_stanza = max,
@@ -70,36 +63,11 @@ void stream_start(struct conn *c)
         .max_attrs = (uint16_t)cfg->c2s.max_attrs,
         .max_name = (uint16_t)cfg->c2s.max_name,
     };
-    xml_init(&c->xp, &lim, XML_CONTENT_CLIENT, c->t->scratch, sizeof c->t->scratch);
-    c->state = CONN_HEADER;
-    c->flags &= (uint16_t)~CONN_F_HDR_SENT;
-    if (!(c->flags & CONN_F_BOUND))
-        c->deadline = c->t->now + (uint32_t)cfg->c2s.handshake_timeout;
-}
-
-void stream_error(struct conn *c, const char *condition)
-{
-    if (c->state == CONN_CLOSING || c->state == CONN_FREE)
-        return;
-    if (!(c->flags & CONN_F_HDR_SENT))
-        send_header(c, (struct xml_str){NULL, 0});
-    struct buf b = {0};
-    buf_puts(&b, "<stream:error><");
-    buf_puts(&b, condition);
-    buf_puts(&b, " xmlns='" NS_STREAM_ERR "'/></stream:error></stream:stream>");
-    conn_write(c, buf_data(&b), buf_used(&b));
-    buf_free(&b);
-    LOG_RL(LOG_LEVEL_INFO, "conn %u: stream error %s", c->slot, condition);
-    conn_close(c);
-}
-
-void stream_close(struct conn *c)
-{
-    if (c->state == CONN_CLOSING || c->state == CONN_FREE)
-        return;
-    if (c->flags & CONN_F_HDR_SENT)
-        conn_puts(c, "</stream:stream>");
-    conn_close(c);
+    xml_init(&c->fe.xp, &lim, XML_CONTENT_CLIENT, c->fe.t->scratch, sizeof c->fe.t->scratch);
+    c->fe.state = FE_HEADER;
+    c->fe.flags &= (uint16_t)~FE_F_HDR_SENT;
+    if (!(c->fe.flags & CONN_F_BOUND))
+        c->fe.deadline = c->fe.t->now + (uint32_t)cfg->c2s.handshake_timeout;
 }
 
 void stream_stanza_error(struct conn *c, const struct xml_event *ev, const char *type,
@@ -110,7 +78,7 @@ void stream_stanza_error(struct conn *c, const struct xml_event *ev, const char 
         return;
     struct buf b = {0};
     struct xml_str id = ev->attr[XML_ATTR_ID], to = ev->attr[XML_ATTR_TO];
-    const char *dom = c->t->cfg->domain;
+    const char *dom = c->fe.t->cfg->domain;
 
     /* The original payload is not echoed (optional, §8.3.1): its children may use
      * prefixes bound on the start tag we drop, and clients match errors by id. */
@@ -132,62 +100,55 @@ void stream_stanza_error(struct conn *c, const struct xml_event *ev, const char 
     buf_puts(&b, " xmlns='" NS_STANZA_ERR "'/></error></");
     buf_append(&b, ev->name.p, ev->name.len);
     buf_puts(&b, ">");
-    conn_write(c, buf_data(&b), buf_used(&b));
+    fe_write(&c->fe, buf_data(&b), buf_used(&b));
     buf_free(&b);
 }
 
 void stream_features(struct conn *c)
 {
-    const struct config *cfg = c->t->cfg;
+    const struct config *cfg = c->fe.t->cfg;
     struct buf b = {0};
 
     buf_puts(&b, "<stream:features>");
     /* TLS comes first or not at all: never offered once authenticated (RFC 6120 §5.3.1). */
-    if (!(c->flags & (CONN_F_TLS | CONN_F_AUTHED)) && c->t->tls) {
+    if (!(c->fe.flags & (FE_F_TLS | CONN_F_AUTHED)) && c->fe.t->tls) {
         buf_puts(&b, "<starttls xmlns='" NS_TLS "'>");
         if (cfg->c2s.require_encryption)
             buf_puts(&b, "<required/>");
         buf_puts(&b, "</starttls>");
     }
-    if (!(c->flags & CONN_F_AUTHED)) {
-        if ((c->flags & CONN_F_TLS) || !cfg->c2s.require_encryption)
+    if (!(c->fe.flags & CONN_F_AUTHED)) {
+        if ((c->fe.flags & FE_F_TLS) || !cfg->c2s.require_encryption)
             auth_features(c, &b);
     } else {
         bind_features(c, &b);
     }
     buf_puts(&b, "</stream:features>");
-    conn_write(c, buf_data(&b), buf_used(&b));
+    fe_write(&c->fe, buf_data(&b), buf_used(&b));
     buf_free(&b);
 }
 
-void stream_tls_ready(struct conn *c)
+void stream_send_header(struct fe_conn *c)
 {
-    c->flags |= CONN_F_TLS;
-    xml_free(&c->xp);
-    stream_start(c);
-}
-
-void stream_restart(struct conn *c)
-{
-    c->flags |= CONN_F_RESTART;
+    send_header((struct conn *)c, (struct xml_str){NULL, 0});
 }
 
 /* The client's stream header (RFC 6120 §4.7). */
 static void on_open(struct conn *c, const struct xml_event *ev)
 {
-    const struct config *cfg = c->t->cfg;
+    const struct config *cfg = c->fe.t->cfg;
     struct xml_str to = ev->attr[XML_ATTR_TO], from = ev->attr[XML_ATTR_FROM];
     struct xml_str ver = ev->attr[XML_ATTR_VERSION];
     char dom[JID_BUF];
 
-    if (c->flags & CONN_F_REFUSED) {
-        stream_error(c, "policy-violation"); /* c2s.max_connections_per_address */
+    if (c->fe.flags & CONN_F_REFUSED) {
+        fe_stream_error(&c->fe, "policy-violation"); /* c2s.max_connections_per_address */
         return;
     }
     if (to.p) {
         int n = jid_prep_domain(to.p, to.len, dom, sizeof dom);
         if (n < 0 || strcmp(dom, cfg->domain) != 0) {
-            stream_error(c, "host-unknown");
+            fe_stream_error(&c->fe, "host-unknown");
             return;
         }
     }
@@ -200,27 +161,27 @@ static void on_open(struct conn *c, const struct xml_event *ev)
     send_header(c, from);
     /* No version means a pre-1.0 peer; XMPP 1.0 is all we speak (§4.7.5). */
     if (!ver.p || ver.len < 3 || ver.p[0] < '1' || ver.p[0] > '9' || ver.p[1] != '.') {
-        stream_error(c, "unsupported-version");
+        fe_stream_error(&c->fe, "unsupported-version");
         return;
     }
-    c->state = CONN_OPEN;
+    c->fe.state = FE_OPEN;
     stream_features(c);
 }
 
 static void on_starttls(struct conn *c)
 {
-    if ((c->flags & CONN_F_TLS) || !c->t->tls) {
+    if ((c->fe.flags & FE_F_TLS) || !c->fe.t->tls) {
         /* RFC 6120 §5.4.2.2: failure, then close the stream. */
-        conn_puts(c, "<failure xmlns='" NS_TLS "'/></stream:stream>");
-        conn_close(c);
+        fe_puts(&c->fe, "<failure xmlns='" NS_TLS "'/></stream:stream>");
+        fe_close(&c->fe);
         return;
     }
-    conn_puts(c, "<proceed xmlns='" NS_TLS "'/>");
-    if (conn_start_tls(c) < 0) {
-        conn_close(c);
+    fe_puts(&c->fe, "<proceed xmlns='" NS_TLS "'/>");
+    if (fe_start_tls(&c->fe) < 0) {
+        fe_close(&c->fe);
         return;
     }
-    c->state = CONN_TLS;
+    c->fe.state = FE_TLS;
 }
 
 static int message_type(struct xml_str t)
@@ -272,21 +233,21 @@ static int iq_type(struct xml_str t)
 
 static void on_stanza(struct conn *c, const struct xml_event *ev)
 {
-    if (!(c->flags & CONN_F_AUTHED)) {
+    if (!(c->fe.flags & CONN_F_AUTHED)) {
         if (str_is(ev->ns, NS_TLS) && str_is(ev->name, "starttls")) {
             on_starttls(c);
         } else if (str_is(ev->ns, NS_SASL)) {
-            if (!(c->flags & CONN_F_TLS) && c->t->cfg->c2s.require_encryption)
-                conn_puts(c, "<failure xmlns='" NS_SASL "'><encryption-required/></failure>");
+            if (!(c->fe.flags & FE_F_TLS) && c->fe.t->cfg->c2s.require_encryption)
+                fe_puts(&c->fe, "<failure xmlns='" NS_SASL "'><encryption-required/></failure>");
             else
                 auth_stanza(c, ev);
         } else {
-            stream_error(c, "not-authorized"); /* RFC 6120 §6.4.1 */
+            fe_stream_error(&c->fe, "not-authorized"); /* RFC 6120 §6.4.1 */
         }
         return;
     }
     if (!str_is(ev->ns, XML_NS_CLIENT)) {
-        stream_error(c, "unsupported-stanza-type");
+        fe_stream_error(&c->fe, "unsupported-stanza-type");
         return;
     }
     int kind, type;
@@ -297,13 +258,13 @@ static void on_stanza(struct conn *c, const struct xml_event *ev)
     else if (str_is(ev->name, "iq"))
         kind = PROTO_IQ;
     else {
-        stream_error(c, "unsupported-stanza-type");
+        fe_stream_error(&c->fe, "unsupported-stanza-type");
         return;
     }
     if (kind == PROTO_IQ && bind_iq(c, ev))
         return;
-    if (!(c->flags & CONN_F_BOUND)) {
-        stream_error(c, "not-authorized"); /* stanzas before binding: RFC 6120 §7.1 */
+    if (!(c->fe.flags & CONN_F_BOUND)) {
+        fe_stream_error(&c->fe, "not-authorized"); /* stanzas before binding: RFC 6120 §7.1 */
         return;
     }
     if (kind == PROTO_MESSAGE) {
@@ -322,113 +283,39 @@ static void on_stanza(struct conn *c, const struct xml_event *ev)
     route_stanza(c, ev, (uint8_t)kind, (uint8_t)type);
 }
 
-bool stream_held(const struct conn *c)
+void stream_event(struct fe_conn *f, enum xml_ev_kind kind, const struct xml_event *ev)
 {
-    return (c->flags & (CONN_F_PAUSED | CONN_F_WAIT)) || c->t->router_down;
+    struct conn *c = (struct conn *)f;
+    if (kind == XML_EV_ERROR)
+        fe_stream_error(f, xml_err_condition(ev->err));
+    else if (kind == XML_EV_STREAM_OPEN)
+        on_open(c, ev);
+    else if (kind == XML_EV_STREAM_CLOSE)
+        fe_stream_close(f);
+    else if (kind == XML_EV_STANZA)
+        on_stanza(c, ev);
 }
 
-static void hold(struct conn *c, const char *p, size_t n)
+void stream_tick(struct fe_conn *f)
 {
-    if (!n)
+    struct conn *c = (struct conn *)f;
+    const struct config *cfg = c->fe.t->cfg;
+    uint32_t now = c->fe.t->now;
+
+    if (c->fe.state == FE_CLOSING || c->fe.state == FE_FREE)
         return;
-    if (buf_used(&c->in) + n > c->t->cfg->c2s.max_stanza_size + HOLD_SLACK ||
-        buf_append(&c->in, p, n) < 0)
-        stream_error(c, "resource-constraint");
-}
-
-void stream_input(struct conn *c, const char *data, size_t n)
-{
-    if (data && (buf_used(&c->in) || stream_held(c))) {
-        hold(c, data, n);
-        data = NULL;
-    }
-    for (;;) {
-        bool own = data == NULL;
-        const char *buf = own ? buf_data(&c->in) : data;
-        size_t len = own ? buf_used(&c->in) : n;
-        bool discard = false;
-
-        if (c->state == CONN_CLOSING || c->state == CONN_FREE)
-            return;
-        while (!stream_held(c) && !(c->flags & CONN_F_RESTART)) {
-            struct xml_event ev;
-            enum xml_ev_kind k = xml_next(&c->xp, buf, len, &ev);
-            if (k == XML_EV_NONE)
-                break;
-            if (k == XML_EV_ERROR)
-                stream_error(c, xml_err_condition(ev.err));
-            else if (k == XML_EV_STREAM_OPEN)
-                on_open(c, &ev);
-            else if (k == XML_EV_STREAM_CLOSE)
-                stream_close(c);
-            else if (k == XML_EV_STANZA)
-                on_stanza(c, &ev);
-            if (c->state == CONN_CLOSING || c->state == CONN_FREE)
-                return;
-            if (c->state == CONN_TLS) {
-                discard = true;
-                break;
-            }
-        }
-        size_t drop = xml_release(&c->xp);
-        if (discard) {
-            /* Bytes after <starttls/> predate TLS: never trust them (CVE-2011-0411). A
-             * client waits for <proceed/> before it starts TLS (RFC 6120 §5.4.2), so
-             * anything but whitespace there comes from one that will not complete a
-             * handshake (garbage, or a ClientHello sent too early, which is gone now):
-             * close at once rather than at the handshake timeout. */
-            for (size_t i = drop; i < len; i++)
-                if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\r' && buf[i] != '\n') {
-                    LOG_RL(LOG_LEVEL_INFO, "conn %u: bytes after <starttls/>: closed", c->slot);
-                    conn_close(c);
-                    break;
-                }
-            drop = len;
-        }
-        if (own)
-            buf_consume(&c->in, drop);
-        else
-            hold(c, buf + drop, len - drop);
-        if (!(c->flags & CONN_F_RESTART) || c->state == CONN_CLOSING)
-            break;
-        /* A stream restart after SASL success (RFC 6120 §6.4.6): what follows belongs
-         * to the new stream. */
-        c->flags &= (uint16_t)~CONN_F_RESTART;
-        xml_free(&c->xp);
-        stream_start(c);
-        data = NULL;
-    }
-    if (!buf_used(&c->in))
-        buf_trim(&c->in);
-    /* Held input means the client must wait: stop reading, so TCP pushes back. Except in
-     * a short wait for the answer to this client's own request (CONN_F_WAIT: the store
-     * at SASL, the router at bind), where a client has nothing more to send: there a
-     * cancel and a re-arm at every login step cost more than the wait, so reading stops
-     * only if input piles up anyway. */
-    if (stream_held(c) && ((c->flags & CONN_F_PAUSED) || c->t->router_down ||
-                           buf_used(&c->in) > HOLD_READING))
-        loop_cancel_recv(c);
-    else
-        loop_arm_recv(c);
-}
-
-void stream_tick(struct conn *c)
-{
-    const struct config *cfg = c->t->cfg;
-    uint32_t now = c->t->now;
-
-    if (c->state == CONN_CLOSING || c->state == CONN_FREE)
-        return;
-    if (c->deadline && now >= c->deadline) {
-        stream_error(c, "connection-timeout");
+    if (c->fe.deadline && now >= c->fe.deadline) {
+        fe_stream_error(&c->fe, "connection-timeout");
         return;
     }
-    if (!(c->flags & CONN_F_BOUND))
+    if (!(c->fe.flags & CONN_F_BOUND))
         return;
-    uint32_t idle = now - c->last_rx;
-    if (c->flags & CONN_F_PINGED) {
+    uint32_t idle = now - c->fe.last_rx;
+    if ((c->fe.flags & CONN_F_PINGED) && idle < (uint32_t)cfg->c2s.idle_timeout)
+        c->fe.flags &= (uint16_t)~CONN_F_PINGED; /* it answered, or sent anything */
+    if (c->fe.flags & CONN_F_PINGED) {
         if (idle >= (uint32_t)cfg->c2s.idle_timeout + PING_GRACE)
-            stream_error(c, "connection-timeout");
+            fe_stream_error(&c->fe, "connection-timeout");
         return;
     }
     if (cfg->c2s.idle_timeout && idle >= (uint32_t)cfg->c2s.idle_timeout) {
@@ -438,10 +325,10 @@ void stream_tick(struct conn *c)
         xmlw_attr(&b, "from", cfg->domain, strlen(cfg->domain));
         xmlw_attr(&b, "to", c->jid, c->jid_len);
         buf_puts(&b, "><ping xmlns='urn:xmpp:ping'/></iq>");
-        conn_write(c, buf_data(&b), buf_used(&b));
+        fe_write(&c->fe, buf_data(&b), buf_used(&b));
         buf_free(&b);
-        c->flags |= CONN_F_PINGED;
-    } else if (cfg->c2s.keepalive && now - c->last_tx >= (uint32_t)cfg->c2s.keepalive) {
-        conn_puts(c, " "); /* a whitespace keepalive finds dead peers (RFC 6120 §4.6.1) */
+        c->fe.flags |= CONN_F_PINGED;
+    } else if (cfg->c2s.keepalive && now - c->fe.last_tx >= (uint32_t)cfg->c2s.keepalive) {
+        fe_puts(&c->fe, " "); /* a whitespace keepalive finds dead peers (RFC 6120 §4.6.1) */
     }
 }

@@ -47,6 +47,7 @@
 #include "shm/port.h"
 #include "shm/proto.h"
 #include "shm/ring.h"
+#include "shm/topo.h"
 #include "router/ticket.h"
 
 #include <stdatomic.h>
@@ -244,7 +245,7 @@ extern _Thread_local struct shard *shard_current;
 
 static inline unsigned shard_of(const struct shard *s, uint64_t key)
 {
-    return (unsigned)(key % s->nshards);
+    return topo_shard_of(key, s->nshards);
 }
 
 /* ---- session.c ---- */

@@ -27,6 +27,13 @@
  * all bounded by their own limits well below this. */
 #define TOPO_MAX_MESSAGE (64u << 20)
 
+/* Which shard owns a bare JID: its key (jid_hash()) modulo the shards. The one place that
+ * says so; front ends and shards all ask here. */
+static inline unsigned topo_shard_of(uint64_t key, unsigned nshards)
+{
+    return (unsigned)(key % nshards);
+}
+
 static inline unsigned topo_threads(const struct config *c)
 {
     return (unsigned)c->c2s.threads;

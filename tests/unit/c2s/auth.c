@@ -32,17 +32,17 @@ static void plain_success(void)
     struct conn *c = opened();
     ct_send(&ct, c, ct_plain("Alice", CT_PASSWORD));
     CHECK_STR(ct_out(&ct, c), SUCCESS);
-    CHECK(c->flags & CONN_F_AUTHED);
+    CHECK(c->fe.flags & CONN_F_AUTHED);
     CHECK_STR(c->user, "alice");
     CHECK(c->sasl == NULL);
-    CHECK_INT(c->state, ==, CONN_HEADER);
+    CHECK_INT(c->fe.state, ==, FE_HEADER);
     ct_send(&ct, c, CT_HEADER);
     const char *out = ct_out(&ct, c);
     CT_HAS(out, "<?xml version='1.0'?><stream:stream ");
     CT_HAS(out, "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
                 "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>");
     CT_LACKS(out, "<mechanisms");
-    CHECK_INT(c->state, ==, CONN_OPEN);
+    CHECK_INT(c->fe.state, ==, FE_OPEN);
     CHECK_INT(c->auth_failures, ==, 0);
     CHECK_INT(ct_frames_skip(&ct), ==, 0);
 
@@ -50,7 +50,7 @@ static void plain_success(void)
     c = opened();
     ct_send(&ct, c, AUTH("PLAIN", ""));
     CHECK_STR(ct_out(&ct, c), "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>=</challenge>");
-    CHECK_INT(c->state, ==, CONN_SASL);
+    CHECK_INT(c->fe.state, ==, CONN_SASL);
     const char *auth = ct_plain("alice", CT_PASSWORD);
     char resp[256];
     const char *b64 = strchr(auth, '>') + 1;
@@ -59,7 +59,7 @@ static void plain_success(void)
              (int)(strchr(b64, '<') - b64), b64);
     ct_send(&ct, c, resp);
     CHECK_STR(ct_out(&ct, c), SUCCESS);
-    CHECK(c->flags & CONN_F_AUTHED);
+    CHECK(c->fe.flags & CONN_F_AUTHED);
 
     /* A client that sends its new header right behind its <auth/> (before <success/>)
      * gets it read as the new stream, once the login is through. */
@@ -70,7 +70,7 @@ static void plain_success(void)
     out = ct_out(&ct, c);
     CT_HAS(out, SUCCESS "<?xml version='1.0'?><stream:stream ");
     CT_HAS(out, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>");
-    CHECK_INT(c->state, ==, CONN_OPEN);
+    CHECK_INT(c->fe.state, ==, FE_OPEN);
     ct_close(&ct);
 }
 
@@ -107,8 +107,8 @@ static void failures(void)
         const char *out = ct_out(&ct, c);
         if (strcmp(out, k->answer) != 0)
             TEST_FAIL("case at %s:%d: expected '%s', got '%s'", k->file, k->line, k->answer, out);
-        if (c->state != CONN_OPEN || (c->flags & (CONN_F_AUTHED | CONN_F_WAIT)) || c->sasl)
-            TEST_FAIL("case at %s:%d: state %u flags %#x", k->file, k->line, c->state, c->flags);
+        if (c->fe.state != FE_OPEN || (c->fe.flags & (CONN_F_AUTHED | FE_F_WAIT)) || c->sasl)
+            TEST_FAIL("case at %s:%d: state %u flags %#x", k->file, k->line, c->fe.state, c->fe.flags);
         /* and the next attempt may succeed */
         ct_send(&ct, c, ct_plain("alice", CT_PASSWORD));
         if (strcmp(ct_out(&ct, c), SUCCESS) != 0)
@@ -134,11 +134,11 @@ static void scram_exchange(void)
     ct_send(&ct, c, AUTH("SCRAM-SHA-256", "biwsbj1hbGljZSxyPXJPcHJOR2Z3RWJlUldnYk5Fa3FP"));
     const char *out = ct_out(&ct, c);
     CT_HAS(out, "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>");
-    CHECK_INT(c->state, ==, CONN_SASL);
-    CHECK(c->sasl != NULL && !(c->flags & CONN_F_WAIT));
+    CHECK_INT(c->fe.state, ==, CONN_SASL);
+    CHECK(c->sasl != NULL && !(c->fe.flags & FE_F_WAIT));
     ct_send(&ct, c, "<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
     CHECK_STR(ct_out(&ct, c), FAILURE("aborted"));
-    CHECK_INT(c->state, ==, CONN_OPEN);
+    CHECK_INT(c->fe.state, ==, FE_OPEN);
     CHECK(c->sasl == NULL);
 
     ct_send(&ct, c, AUTH("SCRAM-SHA-1", "biwsbj1hbGljZSxyPXJPcHJOR2Z3RWJlUldnYk5Fa3FP"));
@@ -149,8 +149,8 @@ static void scram_exchange(void)
             "Yz1iaXdzLHI9eHl6LHA9QUFBQQ==</response>");
     out = ct_out(&ct, c);
     CT_HAS(out, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>");
-    CHECK_INT(c->state, ==, CONN_OPEN);
-    CHECK(!(c->flags & CONN_F_AUTHED));
+    CHECK_INT(c->fe.state, ==, FE_OPEN);
+    CHECK(!(c->fe.flags & CONN_F_AUTHED));
     /* A new <auth/> in the middle of an exchange starts over (RFC 6120 §6.4.2). */
     ct_send(&ct, c, AUTH("SCRAM-SHA-256", "biwsbj1hbGljZSxyPXJPcHJOR2Z3RWJlUldnYk5Fa3FP"));
     CT_HAS(ct_out(&ct, c), "<challenge ");
@@ -176,12 +176,12 @@ static void five_failures(void)
     ct_send(&ct, c, AUTH("X-NONE", ""));
     CHECK_STR(ct_out(&ct, c), FAILURE("invalid-mechanism"));
     CHECK_INT(c->auth_failures, ==, 4);
-    CHECK_INT(c->state, ==, CONN_OPEN);
+    CHECK_INT(c->fe.state, ==, FE_OPEN);
     ct_send(&ct, c, ct_plain("alice", "wrong"));
     const char *out = ct_out(&ct, c);
     CT_HAS(out, FAILURE("not-authorized") "<stream:error><policy-violation ");
     CHECK(ct_stream_error(out, "policy-violation"));
-    CHECK_INT(c->state, ==, CONN_CLOSING);
+    CHECK_INT(c->fe.state, ==, FE_CLOSING);
     ct_close(&ct);
 }
 
@@ -204,28 +204,28 @@ static void client_leaves_mid_login(void)
     ct_account(&ct, "alice");
     /* waiting for the store */
     struct conn *c = opened();
-    stream_input(c, ct_plain("alice", CT_PASSWORD), strlen(ct_plain("alice", CT_PASSWORD)));
-    CHECK(c->flags & CONN_F_WAIT);
+    fe_input(&c->fe, ct_plain("alice", CT_PASSWORD), strlen(ct_plain("alice", CT_PASSWORD)));
+    CHECK(c->fe.flags & FE_F_WAIT);
     CHECK_INT(store_client_pending(ct.t.store), ==, 1);
     ct_drop(c);
     struct conn *n = opened();
     CHECK(n == c);
     ct_settle(&ct);
     CHECK_STR(ct_out(&ct, n), "");
-    CHECK(!(n->flags & CONN_F_AUTHED));
+    CHECK(!(n->fe.flags & CONN_F_AUTHED));
     ct_drop(n);
 
     /* waiting for the worker */
     c = opened();
-    stream_input(c, ct_plain("alice", CT_PASSWORD), strlen(ct_plain("alice", CT_PASSWORD)));
+    fe_input(&c->fe, ct_plain("alice", CT_PASSWORD), strlen(ct_plain("alice", CT_PASSWORD)));
     STORE_UNTIL(ct.t.verify_pending == 1);
-    CHECK(c->sasl == NULL && (c->flags & CONN_F_WAIT));
+    CHECK(c->sasl == NULL && (c->fe.flags & FE_F_WAIT));
     ct_drop(c);
     n = opened();
     ct_settle(&ct);
     CHECK_INT(ct.t.verify_pending, ==, 0);
     CHECK_STR(ct_out(&ct, n), "");
-    CHECK(!(n->flags & CONN_F_AUTHED) && n->sasl == NULL);
+    CHECK(!(n->fe.flags & CONN_F_AUTHED) && n->sasl == NULL);
     ct_close(&ct);
 }
 
@@ -238,9 +238,9 @@ static void plain_pending_limit(void)
     ct_account(&ct, "alice");
     struct conn *a = opened(), *b = opened();
     const char *auth = ct_plain("alice", CT_PASSWORD);
-    stream_input(a, auth, strlen(auth));
+    fe_input(&a->fe, auth, strlen(auth));
     STORE_UNTIL(ct.t.verify_pending == 1);
-    stream_input(b, auth, strlen(auth));
+    fe_input(&b->fe, auth, strlen(auth));
     STORE_UNTIL(store_client_pending(ct.t.store) == 0);
     CHECK_STR(ct_out(&ct, b), FAILURE("temporary-auth-failure"));
     ct_settle(&ct);
@@ -266,10 +266,10 @@ static void login_pacing(void)
     CHECK_STR(ct_out(&ct, a), SUCCESS);
     ct_send(&ct, b, auth);
     CHECK_STR(ct_out(&ct, b), "");
-    CHECK_INT(b->state, ==, CONN_SASL);
-    CHECK(b->flags & CONN_F_WAIT);
+    CHECK_INT(b->fe.state, ==, CONN_SASL);
+    CHECK(b->fe.flags & FE_F_WAIT);
     CHECK_INT(ct.t.nwaits, ==, 1);
-    CHECK(ct.t.wake_at != 0);
+    CHECK(ct.t.fe.wake_at != 0);
     /* what the client sends meanwhile waits too */
     ct_send(&ct, b, CT_HEADER);
     CHECK_STR(ct_out(&ct, b), "");
@@ -289,8 +289,8 @@ static void login_pacing(void)
     CHECK(n == c);
     ct_wake(&ct);
     CHECK_STR(ct_out(&ct, n), "");
-    CHECK(!(n->flags & CONN_F_AUTHED));
-    CHECK_INT(n->state, ==, CONN_OPEN);
+    CHECK(!(n->fe.flags & CONN_F_AUTHED));
+    CHECK_INT(n->fe.state, ==, FE_OPEN);
     CHECK_INT(ct.t.nwaits, ==, 0);
 
     /* A turn that would come after the handshake deadline (less two seconds) is refused. */
@@ -300,7 +300,7 @@ static void login_pacing(void)
     ct_send(&ct, c, auth); /* takes the address's turn now */
     CHECK_STR(ct_out(&ct, c), SUCCESS);
     c = opened();
-    c->deadline = ct.t.now + 2;
+    c->fe.deadline = ct.t.fe.now + 2;
     ct_send(&ct, c, auth);
     CHECK_STR(ct_out(&ct, c), FAILURE("temporary-auth-failure"));
     CHECK_INT(ct.t.nwaits, ==, 0);

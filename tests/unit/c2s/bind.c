@@ -50,8 +50,8 @@ static void bind_request(void)
         struct conn *c = ct_authed(&ct, "alice");
         send_bind(c, k->inner);
         CHECK_STR(ct_out(&ct, c), "");
-        if (c->state != CONN_BINDING || !(c->flags & CONN_F_WAIT))
-            TEST_FAIL("case at %s:%d: state %u flags %#x", k->file, k->line, c->state, c->flags);
+        if (c->fe.state != CONN_BINDING || !(c->fe.flags & FE_F_WAIT))
+            TEST_FAIL("case at %s:%d: state %u flags %#x", k->file, k->line, c->fe.state, c->fe.flags);
         if (!ct_frame(&ct) || ct.f.kind != PROTO_BIND) {
             TEST_FAIL("case at %s:%d: no PROTO_BIND", k->file, k->line);
             ct_close(&ct);
@@ -59,7 +59,7 @@ static void bind_request(void)
         }
         const struct decode_session *s = &ct.f.s;
         uint64_t key = jid_hash("alice@localhost", 15);
-        if (s->h.conn != conn_id(c) || s->h.key != key || s->h.bare_len != 15 || s->h.flags ||
+        if (s->h.conn != fe_conn_id(&c->fe) || s->h.key != key || s->h.bare_len != 15 || s->h.flags ||
             s->h.presence_len || s->h.directed_len || ct.f.shard != key % 2)
             TEST_FAIL("case at %s:%d: frame fields", k->file, k->line);
         if (k->jid && (s->h.jid_len != strlen(k->jid) || memcmp(s->jid, k->jid, s->h.jid_len)))
@@ -117,8 +117,8 @@ static void bind_refused(void)
         const char *out = ct_out(&ct, c);
         if (strcmp(out, want) != 0)
             TEST_FAIL("case at %s:%d: got '%s'", k->file, k->line, out);
-        if (ct_frame(&ct) || c->state != CONN_OPEN)
-            TEST_FAIL("case at %s:%d: frame or state %u", k->file, k->line, c->state);
+        if (ct_frame(&ct) || c->fe.state != FE_OPEN)
+            TEST_FAIL("case at %s:%d: frame or state %u", k->file, k->line, c->fe.state);
         ct_close(&ct);
     }
 }
@@ -164,21 +164,21 @@ static void bind_results(void)
             ct_close(&ct);
             continue;
         }
-        ct_bind_result(&ct, 0, conn_id(c), k->result, ct.f.s.jid, ct.f.s.h.jid_len);
+        ct_bind_result(&ct, 0, fe_conn_id(&c->fe), k->result, ct.f.s.jid, ct.f.s.h.jid_len);
         const char *out = ct_out(&ct, c);
         bool ok = k->result == 0;
         if (ok ? strcmp(out, k->answer) != 0 : strncmp(out, k->answer, strlen(k->answer)) != 0)
             TEST_FAIL("case at %s:%d: got '%s'", k->file, k->line, out);
-        if (!!(c->flags & CONN_F_BOUND) != ok || (c->flags & CONN_F_WAIT) || c->iq_id)
-            TEST_FAIL("case at %s:%d: flags %#x", k->file, k->line, c->flags);
+        if (!!(c->fe.flags & CONN_F_BOUND) != ok || (c->fe.flags & FE_F_WAIT) || c->iq_id)
+            TEST_FAIL("case at %s:%d: flags %#x", k->file, k->line, c->fe.flags);
         /* the held message: routed once bound, premature (not-authorized) if not */
         bool routed = ct_frame(&ct) && ct.f.kind == PROTO_STANZA;
         if (routed != ok || (!ok && !ct_stream_error(out, "not-authorized")))
             TEST_FAIL("case at %s:%d: the held message %s", k->file, k->line,
                       routed ? "was routed" : "was not routed");
         if (ok) {
-            CHECK_INT(c->state, ==, CONN_OPEN);
-            CHECK_INT(c->deadline, ==, 0);
+            CHECK_INT(c->fe.state, ==, FE_OPEN);
+            CHECK_INT(c->fe.deadline, ==, 0);
             CHECK_SPAN(c->jid, c->jid_len, "alice@localhost/it's");
             CHECK_INT(c->bare_len, ==, 15);
         } else {
@@ -193,19 +193,19 @@ static void bind_results(void)
     struct conn *c = ct_authed(&ct, "alice");
     ct_send(&ct, c, BIND_IQ("1", "<resource>taken</resource>"));
     CHECK(ct_frame(&ct));
-    ct_bind_result(&ct, 0, conn_id(c), -EEXIST, NULL, 0);
+    ct_bind_result(&ct, 0, fe_conn_id(&c->fe), -EEXIST, NULL, 0);
     CT_HAS(ct_out(&ct, c), "<conflict ");
-    CHECK_INT(c->state, ==, CONN_OPEN);
+    CHECK_INT(c->fe.state, ==, FE_OPEN);
     ct_send(&ct, c, BIND_IQ("2", "<resource>free</resource>"));
     CHECK(ct_frame(&ct) && ct.f.kind == PROTO_BIND);
     CHECK_SPAN(ct.f.s.jid, ct.f.s.h.jid_len, "alice@localhost/free");
-    ct_bind_result(&ct, 0, conn_id(c), 0, ct.f.s.jid, ct.f.s.h.jid_len);
+    ct_bind_result(&ct, 0, fe_conn_id(&c->fe), 0, ct.f.s.jid, ct.f.s.h.jid_len);
     CT_HAS(ct_out(&ct, c), "<jid>alice@localhost/free</jid>");
-    CHECK(c->flags & CONN_F_BOUND);
+    CHECK(c->fe.flags & CONN_F_BOUND);
     /* A result for no bind under way, or for a connection gone, changes nothing. */
-    ct_bind_result(&ct, 0, conn_id(c), -EEXIST, NULL, 0);
+    ct_bind_result(&ct, 0, fe_conn_id(&c->fe), -EEXIST, NULL, 0);
     CHECK_STR(ct_out(&ct, c), "");
-    CHECK(c->flags & CONN_F_BOUND);
+    CHECK(c->fe.flags & CONN_F_BOUND);
     ct_bind_result(&ct, 0, proto_conn_id(PROTO_FE_C2S, 0, 77, 0), 0, NULL, 0);
     ct_close(&ct);
 }
@@ -256,7 +256,7 @@ static void addressed_to_server(void)
             ct_close(&ct);
             continue;
         }
-        ct_bind_result(&ct, 0, conn_id(c), 0, ct.f.s.jid, ct.f.s.h.jid_len);
+        ct_bind_result(&ct, 0, fe_conn_id(&c->fe), 0, ct.f.s.jid, ct.f.s.h.jid_len);
         CT_HAS(ct_out(&ct, c), "<jid>alice@localhost/r</jid>");
         snprintf(iq, sizeof iq,
                  "<iq type='set' id='s' to='%s'><session "
@@ -277,11 +277,11 @@ static void closed_mid_bind(void)
     ct_open(&ct, 2);
     ct_account(&ct, "alice");
     struct conn *c = ct_authed(&ct, "alice");
-    uint64_t id = conn_id(c);
+    uint64_t id = fe_conn_id(&c->fe);
     ct_send(&ct, c, BIND_IQ("b", "<resource>gone</resource>"));
     CHECK(ct_frame(&ct) && ct.f.kind == PROTO_BIND && ct.f.s.h.conn == id);
     unsigned shard = ct.f.shard;
-    conn_close(c); /* the socket went away */
+    fe_close(&c->fe); /* the socket went away */
     CHECK(ct_frame(&ct) && ct.f.kind == PROTO_UNBIND);
     CHECK(ct.f.s.h.conn == id && ct.f.shard == shard);
     CHECK_SPAN(ct.f.s.jid, ct.f.s.h.jid_len, "alice@localhost/gone");
@@ -289,17 +289,17 @@ static void closed_mid_bind(void)
     CHECK(!ct_frame(&ct));
     ct_bind_result(&ct, shard, id, 0, "alice@localhost/gone", 20);
     CHECK_STR(ct_out(&ct, c), "");
-    CHECK(!(c->flags & CONN_F_BOUND));
+    CHECK(!(c->fe.flags & CONN_F_BOUND));
     ct_drop(c);
     /* the slot's next connection is not the one the late answer names */
     struct conn *n = ct_authed(&ct, "alice");
     CHECK(n == c);
     ct_bind_result(&ct, shard, id, 0, "alice@localhost/gone", 20);
     CHECK_STR(ct_out(&ct, n), "");
-    CHECK(!(n->flags & CONN_F_BOUND));
+    CHECK(!(n->fe.flags & CONN_F_BOUND));
     CHECK(!ct_frame(&ct));
     /* a connection that never asked to bind, or was refused, has nothing to end */
-    conn_close(n);
+    fe_close(&n->fe);
     CHECK(!ct_frame(&ct));
     ct_close(&ct);
 }
@@ -315,25 +315,25 @@ static void closed_mid_bind_ring_full(void)
     ct_account(&ct, "bob");
     struct conn *a = ct_bound(&ct, "alice", "r");
     unsigned sent = 0;
-    while (!(a->flags & CONN_F_PAUSED) && sent < 1000) {
+    while (!(a->fe.flags & FE_F_PAUSED) && sent < 1000) {
         ct_send(&ct, a, "<message to='carol@localhost'/>");
         sent++;
     }
-    CHECK(a->flags & CONN_F_PAUSED);
-    CHECK(ct.t.paused == a);
+    CHECK(a->fe.flags & FE_F_PAUSED);
+    CHECK(ct.t.fe.paused == &a->fe);
     ct_send(&ct, a, "<presence/>");
-    CHECK(a->flags & CONN_F_RECV_OFF);
+    CHECK(a->fe.flags & FE_F_RECV_OFF);
 
     /* A bind frame larger than any room the messages left. */
     struct conn *b = ct_authed(&ct, "bob");
-    uint64_t bid = conn_id(b);
+    uint64_t bid = fe_conn_id(&b->fe);
     char res[256] = "<resource>";
     memset(res + 10, 'x', 200);
     strcpy(res + 210, "</resource>");
     send_bind(b, res);
-    CHECK_INT(b->state, ==, CONN_BINDING);
-    CHECK(!backlog_empty(&ct.t.backlog[0]));
-    conn_close(b);
+    CHECK_INT(b->fe.state, ==, CONN_BINDING);
+    CHECK(!backlog_empty(&ct.t.fe.backlog[0]));
+    fe_close(&b->fe);
 
     /* What the router reads: M for a message, P the presence, B and U bob's frames. */
     char seq[1100];
@@ -357,8 +357,8 @@ static void closed_mid_bind_ring_full(void)
     memset(want, 'M', sent - 1);
     snprintf(want + sent - 1, sizeof want - (sent - 1), "BUMP");
     CHECK_STR(seq, want);
-    CHECK(!(a->flags & CONN_F_PAUSED) && ct.t.paused == NULL);
-    CHECK(backlog_empty(&ct.t.backlog[0]));
+    CHECK(!(a->fe.flags & FE_F_PAUSED) && ct.t.fe.paused == NULL);
+    CHECK(backlog_empty(&ct.t.fe.backlog[0]));
     ct_close(&ct);
 }
 

@@ -1,7 +1,7 @@
 /*
  * ct.h: one c2s thread driven in-process, for unit tests of the stream state machine
- * (stream.c, auth.c, bind.c, route.c). The thread is set up as main.c and loop.c set it
- * up, without sockets or an event loop:
+ * (stream.c, auth.c, bind.c, route.c). The thread is set up as main.c and the layer's
+ * loop (common/fe/loop.c) set it up, without sockets or an event loop:
  *
  *   config    config_defaults(), no TLS context (STARTTLS is not offered), plain PLAIN
  *             allowed, and no pacing or failure limits on logins unless a test sets them
@@ -12,22 +12,22 @@
  *             the router, reading the frames c2s writes (ct_frame()) and answering
  *             (ct_bind_result(), ct_deliver(), ct_close_conn(), ct_session_state()),
  *             and dies and comes back (ct_router_down(), ct_router_up())
- *   io_uring  t->ring exists for the loop.c calls a stream makes (loop_arm_recv(),
- *             loop_cancel_recv(), loop_want_send(), loop_kick_send(), loop_wake_at()),
- *             which take SQEs from it; nothing waits on it and no completion is ever
- *             handled. Only loop_wake_at() submits, and what it submits with its timer
- *             (receives and sends on /dev/null) fails at once, unread. A send is "in
- *             flight" once conn_close() kicks it and stays so: what the server wrote to
- *             a client is in c->out and c->next (ct_out()).
+ *   io_uring  t->fe.ring exists for the loop calls a stream makes (fe_arm_recv(),
+ *             fe_cancel_recv(), fe_want_send(), fe_kick_send(), fe_wake_at()), which
+ *             take SQEs from it; nothing waits on it and no completion is ever handled.
+ *             Only fe_wake_at() submits, and what it submits with its timer (receives
+ *             and sends on /dev/null) fails at once, unread. A send is "in flight" once
+ *             fe_close() kicks it and stays so: what the server wrote to a client is in
+ *             c->fe.out and c->fe.next (ct_out()).
  *
  * Connections get /dev/null as their socket (nothing reads or writes it) and the ct's
- * client address as their peer. Client bytes go in through stream_input(), as loop.c
+ * client address as their peer. Client bytes go in through fe_input(), as the loop
  * hands them over once decrypted (ct_send()); ct_settle() then runs the store's and the
  * worker's completions until none is due, as the loop's eventfd reads would. A login
  * paced by c2s.login_rate waits on the loop's wake-up timer, which never fires here:
  * ct_wake() does what its completion does, once its time has come.
  *
- * Everything ct_open() makes, ct_close() frees. One struct ct at a time (c2s_current).
+ * Everything ct_open() makes, ct_close() frees. One struct ct at a time (fe_current).
  */
 #ifndef STARLING_TEST_CT_H
 #define STARLING_TEST_CT_H
@@ -54,7 +54,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int c2s_ctl_fd = -1; /* main.c's, which is not in the library */
 
 #define CT_DOMAIN     "localhost"
 #define CT_PASSWORD   "secret"
@@ -162,29 +161,29 @@ static inline void ct_open_ex(struct ct *ct, unsigned nshards, uint32_t ring_dat
     ct->sasl.fake_iterations = cfg->c2s.scram_iterations;
     memset(ct->sasl.secret, 0x5a, sizeof ct->sasl.secret);
 
-    /* As main.c's attach() and loop.c's setup() make it, less listeners and buffers. */
-    t->idx = 0;
-    t->cfg = cfg;
-    t->tls = NULL;
-    t->lfd[0] = t->lfd[1] = -1;
+    /* As main.c's attach() and the loop's setup() make it, less listeners and buffers. */
+    t->fe.idx = 0;
+    t->fe.cfg = cfg;
+    t->fe.tls = NULL;
+    t->fe.lfd[0] = t->fe.lfd[1] = -1;
     t->sasl_cfg = &ct->sasl;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    t->now = (uint32_t)ts.tv_sec;
-    t->tick.tv_sec = 1;
-    if (io_uring_queue_init(1024, &t->ring, 0) < 0)
+    t->fe.now = (uint32_t)ts.tv_sec;
+    t->fe.tick.tv_sec = 1;
+    if (io_uring_queue_init(1024, &t->fe.ring, 0) < 0)
         abort();
-    ct_bell(&t->bell);
-    t->nshards = nshards;
-    t->to_shard = calloc(nshards, sizeof *t->to_shard);
-    t->from_shard = calloc(nshards, sizeof *t->from_shard);
-    t->dirty = calloc(nshards, sizeof *t->dirty);
-    t->backlog = calloc(nshards, sizeof *t->backlog);
-    t->broken = calloc(nshards, sizeof *t->broken);
-    t->rx = calloc(nshards, sizeof *t->rx);
-    t->replay = calloc(nshards, sizeof *t->replay);
-    if (nshards < 1 || nshards > CT_MAX_SHARDS || !t->to_shard || !t->from_shard || !t->dirty ||
-        !t->backlog || !t->broken || !t->rx || !t->replay)
+    ct_bell(&t->fe.bell);
+    t->fe.nshards = nshards;
+    t->fe.to_shard = calloc(nshards, sizeof *t->fe.to_shard);
+    t->fe.from_shard = calloc(nshards, sizeof *t->fe.from_shard);
+    t->fe.dirty = calloc(nshards, sizeof *t->fe.dirty);
+    t->fe.backlog = calloc(nshards, sizeof *t->fe.backlog);
+    t->fe.broken = calloc(nshards, sizeof *t->fe.broken);
+    t->fe.rx = calloc(nshards, sizeof *t->fe.rx);
+    t->fe.replay = calloc(nshards, sizeof *t->fe.replay);
+    if (nshards < 1 || nshards > CT_MAX_SHARDS || !t->fe.to_shard || !t->fe.from_shard || !t->fe.dirty ||
+        !t->fe.backlog || !t->fe.broken || !t->fe.rx || !t->fe.replay)
         abort();
     uint32_t frame = cfg->c2s.max_stanza_size + TOPO_FRAME_SLACK;
     uint32_t data = ring_data;
@@ -200,19 +199,22 @@ static inline void ct_open_ex(struct ct *ct, unsigned nshards, uint32_t ring_dat
         sh->down_mem = aligned_alloc(SHM_SLOT, ring_footprint(data));
         if (!sh->up_mem || !sh->down_mem || ring_format(sh->up_mem, data, frame) ||
             ring_format(sh->down_mem, data, frame) ||
-            ring_attach(&t->to_shard[s], sh->up_mem, &sh->bell, PROTO_KIND_MAX - 1) ||
-            ring_attach(&sh->up, sh->up_mem, &t->bell, PROTO_KIND_MAX - 1) ||
-            ring_attach(&sh->down, sh->down_mem, &t->bell, PROTO_KIND_MAX - 1) ||
-            ring_attach(&t->from_shard[s], sh->down_mem, &sh->bell, PROTO_KIND_MAX - 1))
+            ring_attach(&t->fe.to_shard[s], sh->up_mem, &sh->bell, PROTO_KIND_MAX - 1) ||
+            ring_attach(&sh->up, sh->up_mem, &t->fe.bell, PROTO_KIND_MAX - 1) ||
+            ring_attach(&sh->down, sh->down_mem, &t->fe.bell, PROTO_KIND_MAX - 1) ||
+            ring_attach(&t->fe.from_shard[s], sh->down_mem, &sh->bell, PROTO_KIND_MAX - 1))
             abort();
-        t->rx[s].max = TOPO_MAX_MESSAGE;
+        t->fe.rx[s].max = TOPO_MAX_MESSAGE;
         sh->rx.max = TOPO_MAX_MESSAGE;
     }
-    if (conn_pool_init(t, cfg->c2s.max_connections) < 0 ||
+    t->fe.ops = &c2s_ops;
+    t->fe.fe = PROTO_FE_C2S;
+    t->fe.ctl_fd = -1;
+    if (fe_pool_init(&t->fe, cfg->c2s.max_connections) < 0 ||
         store_client_new(ct->store, &t->store) < 0 || worker_client_new(ct->verify, &t->verify) < 0)
         abort();
-    arena_init(&t->arena, 8192);
-    c2s_current = t;
+    arena_init(&t->fe.arena, 8192);
+    fe_current = &t->fe;
 }
 
 static inline void ct_open(struct ct *ct, unsigned nshards)
@@ -247,34 +249,37 @@ static inline void ct_settle(struct ct *ct)
             break;
         }
     }
-    route_flush(t);
+    fe_port_flush(&t->fe);
 }
 
-/* A client connects, as loop.c's on_accept() takes it (its address from ct->peer). */
+/* A client connects, as conn.c's accepted() takes it on the plain listener, but with its
+ * address from ct->peer. */
 static inline struct conn *ct_conn(struct ct *ct)
 {
     int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (fd < 0)
         abort();
-    struct conn *c = conn_new(&ct->t, fd, false);
-    if (!c) {
+    struct fe_conn *f = fe_conn_new(&ct->t.fe, fd, false);
+    if (!f) {
         close(fd);
         TEST_FAIL("no connection slot");
         return NULL;
     }
+    struct conn *c = (struct conn *)f;
+    stream_start(f);
     c->peer_hash = ct->peer;
     if (!limit_conn_open(c->peer_hash, ct->cfg->c2s.max_connections_per_address))
-        c->flags |= CONN_F_REFUSED;
-    loop_arm_recv(c);
+        f->flags |= CONN_F_REFUSED;
+    fe_arm_recv(f);
     return c;
 }
 
-/* Bytes from the client, as loop.c's conn_input() hands plaintext over; then settles. */
+/* Bytes from the client, as the loop hands plaintext over; then settles. */
 static inline void ct_send_n(struct ct *ct, struct conn *c, const char *p, size_t n)
 {
-    c->last_rx = ct->t.now;
-    c->flags &= (uint16_t)~CONN_F_PINGED;
-    stream_input(c, p, n);
+    c->fe.last_rx = ct->t.fe.now;
+    c->fe.flags &= (uint16_t)~CONN_F_PINGED;
+    fe_input(&c->fe, p, n);
     ct_settle(ct);
 }
 
@@ -289,21 +294,21 @@ static inline const char *ct_out(struct ct *ct, struct conn *c)
 {
     struct buf *b = &ct->out;
     b->off = b->len = 0;
-    buf_append(b, buf_data(&c->out), buf_used(&c->out));
-    buf_append(b, buf_data(&c->next), buf_used(&c->next));
+    buf_append(b, buf_data(&c->fe.out), buf_used(&c->fe.out));
+    buf_append(b, buf_data(&c->fe.next), buf_used(&c->fe.next));
     buf_append(b, "", 1);
-    buf_consume(&c->out, buf_used(&c->out));
-    buf_consume(&c->next, buf_used(&c->next));
+    buf_consume(&c->fe.out, buf_used(&c->fe.out));
+    buf_consume(&c->fe.next, buf_used(&c->fe.next));
     return buf_data(b);
 }
 
-/* The connection went away, as loop.c sees a receive of 0 bytes: closed now, released
+/* The connection went away, as the loop sees a receive of 0 bytes: closed now, released
  * once its operations are done (here at once). Its id names nothing afterwards. */
 static inline void ct_drop(struct conn *c)
 {
-    conn_close(c);
-    c->ops = 0;
-    conn_release(c);
+    fe_close(&c->fe);
+    c->fe.ops = 0;
+    fe_maybe_release(&c->fe);
 }
 
 /* What the loop does after a turn's completions: resumes paused connections when a
@@ -312,16 +317,16 @@ static inline void ct_drop(struct conn *c)
 static inline void ct_step(struct ct *ct)
 {
     struct c2s_thread *t = &ct->t;
-    struct pollfd pf = {.fd = bell_fd(&t->bell), .events = POLLIN};
+    struct pollfd pf = {.fd = bell_fd(&t->fe.bell), .events = POLLIN};
     bool rang = false;
     if (poll(&pf, 1, 0) == 1) {
         uint64_t v;
         rang = read(pf.fd, &v, sizeof v) == (ssize_t)sizeof v;
     }
-    if (t->resume_now || (rang && t->paused))
-        route_resume(t);
-    route_drain(t);
-    route_flush(t);
+    if (t->fe.resume_now || (rang && t->fe.paused))
+        fe_port_resume(&t->fe);
+    fe_port_drain(&t->fe);
+    fe_port_flush(&t->fe);
 }
 
 /* The next frame c2s published to any shard, copied into ct->f: true, or false when
@@ -330,8 +335,8 @@ static inline void ct_step(struct ct *ct)
 static inline bool ct_frame_ex(struct ct *ct, bool keep)
 {
     struct ct_frame *f = &ct->f;
-    route_flush(&ct->t);
-    for (unsigned s = 0; s < ct->t.nshards; s++) {
+    fe_port_flush(&ct->t.fe);
+    for (unsigned s = 0; s < ct->t.fe.nshards; s++) {
         struct ct_shard *sh = &ct->sh[s];
         struct ring_frame rf;
         int rc = port_recv(&sh->up, &sh->rx, &rf);
@@ -343,7 +348,7 @@ static inline bool ct_frame_ex(struct ct *ct, bool keep)
         buf_append(&f->bytes, rf.payload, rf.len);
         /* As a shard does: the producer may be waiting for this room. */
         if (!keep && ring_release(&sh->up))
-            bell_ring(&ct->t.bell);
+            bell_ring(&ct->t.fe.bell);
         f->shard = s;
         f->kind = rf.kind;
         memset(&f->s, 0, sizeof f->s);
@@ -379,7 +384,7 @@ static inline unsigned ct_frames_skip(struct ct *ct)
 /* The shard of a bare JID, as c2s computes it. */
 static inline unsigned ct_shard_of(const struct ct *ct, uint64_t key)
 {
-    return (unsigned)(key % ct->t.nshards);
+    return (unsigned)(key % ct->t.fe.nshards);
 }
 
 /* A frame from shard s to c2s, published, and the loop turned once. */
@@ -466,22 +471,22 @@ static inline void ct_session_state(struct ct *ct, unsigned s, uint64_t conn, ui
 /* The router died and was reaped: c2s does what the main thread asks its threads. */
 static inline void ct_router_down(struct ct *ct)
 {
-    loop_control(&ct->t, C2S_CTL_ROUTER_DOWN);
+    fe_control(&ct->t.fe, FE_CTL_ROUTER_DOWN);
 }
 
 /* A new router attaches to the rings c2s reset, and c2s registers its sessions again. */
 static inline void ct_router_up(struct ct *ct)
 {
     struct c2s_thread *t = &ct->t;
-    for (unsigned s = 0; s < t->nshards; s++) {
+    for (unsigned s = 0; s < t->fe.nshards; s++) {
         struct ct_shard *sh = &ct->sh[s];
         port_rx_reset(&sh->rx);
         backlog_clear(&sh->q);
-        if (ring_attach(&sh->up, sh->up_mem, &t->bell, PROTO_KIND_MAX - 1) ||
-            ring_attach(&sh->down, sh->down_mem, &t->bell, PROTO_KIND_MAX - 1))
+        if (ring_attach(&sh->up, sh->up_mem, &t->fe.bell, PROTO_KIND_MAX - 1) ||
+            ring_attach(&sh->down, sh->down_mem, &t->fe.bell, PROTO_KIND_MAX - 1))
             abort();
     }
-    loop_control(t, C2S_CTL_ROUTER_UP);
+    fe_control(&t->fe, FE_CTL_ROUTER_UP);
     ct_step(ct);
 }
 
@@ -514,7 +519,7 @@ static inline struct conn *ct_authed_ex(struct ct *ct, const char *user, const c
     ct_send(ct, c, ct_plain(user, CT_PASSWORD));
     ct_send(ct, c, header ? header : CT_HEADER);
     const char *out = ct_out(ct, c);
-    if (!(c->flags & CONN_F_AUTHED) || !strstr(out, "<bind "))
+    if (!(c->fe.flags & CONN_F_AUTHED) || !strstr(out, "<bind "))
         TEST_FAIL("%s did not log in: %s", user, out);
     return c;
 }
@@ -540,7 +545,7 @@ static inline void ct_bind(struct ct *ct, struct conn *c, const char *resource)
     }
     ct_bind_result(ct, ct->f.shard, ct->f.s.h.conn, 0, ct->f.s.jid, ct->f.s.h.jid_len);
     ct_out(ct, c);
-    if (!(c->flags & CONN_F_BOUND))
+    if (!(c->fe.flags & CONN_F_BOUND))
         TEST_FAIL("%s is not bound", resource);
 }
 
@@ -558,14 +563,14 @@ static inline struct conn *ct_bound(struct ct *ct, const char *user, const char 
 static inline void ct_wake(struct ct *ct)
 {
     struct c2s_thread *t = &ct->t;
-    if (!t->wake_at) {
+    if (!t->fe.wake_at) {
         TEST_FAIL("no wake-up is armed");
         return;
     }
-    for (int i = 0; i < 1000 && limit_now_us() < t->wake_at; i++)
+    for (int i = 0; i < 1000 && limit_now_us() < t->fe.wake_at; i++)
         usleep(1000);
-    t->wake_at = 0;
-    auth_wake(t);
+    t->fe.wake_at = 0;
+    auth_wake(&t->fe);
     ct_settle(ct);
 }
 
@@ -573,37 +578,35 @@ static inline void ct_close(struct ct *ct)
 {
     struct c2s_thread *t = &ct->t;
     ct_settle(ct);
-    for (uint32_t i = 0; i < t->nslots; i++) {
-        struct conn *c = conn_slot(t, i);
-        if (c->state != CONN_FREE)
+    for (uint32_t i = 0; i < t->fe.nslots; i++) {
+        struct conn *c = (struct conn *)fe_slot(&t->fe, i);
+        if (c->fe.state != FE_FREE)
             ct_drop(c);
     }
-    for (uint32_t i = 0; i < (t->nconns + CONN_CHUNK - 1) / CONN_CHUNK; i++)
-        free(t->chunks[i]);
-    free(t->chunks);
-    for (unsigned s = 0; s < t->nshards; s++) {
+    fe_pool_free(&t->fe);
+    for (unsigned s = 0; s < t->fe.nshards; s++) {
         struct ct_shard *sh = &ct->sh[s];
-        backlog_clear(&t->backlog[s]);
-        port_rx_free(&t->rx[s]);
-        buf_free(&t->replay[s]);
+        backlog_clear(&t->fe.backlog[s]);
+        port_rx_free(&t->fe.rx[s]);
+        buf_free(&t->fe.replay[s]);
         backlog_clear(&sh->q);
         port_rx_free(&sh->rx);
         free(sh->up_mem);
         free(sh->down_mem);
         ct_bell_free(&sh->bell);
     }
-    free(t->to_shard);
-    free(t->from_shard);
-    free(t->dirty);
-    free(t->backlog);
-    free(t->broken);
-    free(t->rx);
-    free(t->replay);
+    free(t->fe.to_shard);
+    free(t->fe.from_shard);
+    free(t->fe.dirty);
+    free(t->fe.backlog);
+    free(t->fe.broken);
+    free(t->fe.rx);
+    free(t->fe.replay);
     auth_waits_free(t);
-    buf_free(&t->tmp);
-    arena_free(&t->arena);
-    io_uring_queue_exit(&t->ring);
-    ct_bell_free(&t->bell);
+    buf_free(&t->fe.tmp);
+    arena_free(&t->fe.arena);
+    io_uring_queue_exit(&t->fe.ring);
+    ct_bell_free(&t->fe.bell);
     store_client_free(t->store);
     worker_client_free(t->verify);
     worker_stop(ct->verify);
@@ -611,7 +614,7 @@ static inline void ct_close(struct ct *ct)
     config_free(ct->cfg);
     buf_free(&ct->out);
     buf_free(&ct->f.bytes);
-    c2s_current = NULL;
+    fe_current = NULL;
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", ct->dir);
     if (system(cmd) != 0)

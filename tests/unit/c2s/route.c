@@ -47,7 +47,7 @@ static void check_frame(const struct stamp_case *k, const struct conn *c)
         TEST_FAIL("case at %s:%d: priority %d, expected %d", k->file, k->line, h->priority,
                   k->priority);
     if (h->from_len != strlen(ME) || memcmp(f->from, ME, h->from_len) || h->from_bare_len != 15 ||
-        h->key != jid_hash(ME, 15) || h->conn != conn_id(c))
+        h->key != jid_hash(ME, 15) || h->conn != fe_conn_id(&c->fe))
         TEST_FAIL("case at %s:%d: sender fields", k->file, k->line);
     if (h->to_len != to_len || (to_len && memcmp(f->to, k->to, to_len)) ||
         h->to_bare_len != to_bare || h->to_domain_off != (k->to ? doff : 0) ||
@@ -213,8 +213,8 @@ static void bad_to(void)
         const char *out = ct_out(&ct, c);
         if (strcmp(out, want) != 0)
             TEST_FAIL("to='%s': got '%s'", tos[i], out);
-        if (ct_frame(&ct) || c->state != CONN_OPEN)
-            TEST_FAIL("to='%s': routed, or state %u", tos[i], c->state);
+        if (ct_frame(&ct) || c->fe.state != FE_OPEN)
+            TEST_FAIL("to='%s': routed, or state %u", tos[i], c->fe.state);
         ct_close(&ct);
     }
 }
@@ -230,13 +230,13 @@ static void presence_kept(void)
     ct_frames_skip(&ct);
     const char *kept = "<presence from='" ME "'><show>away</show><priority>2</priority></presence>";
     CHECK_SPAN(c->presence, c->presence_len, kept);
-    CHECK(c->flags & CONN_F_AVAILABLE);
+    CHECK(c->fe.flags & CONN_F_AVAILABLE);
     CHECK_INT(c->priority, ==, 2);
     ct_send(&ct, c, "<presence to='bob@localhost' type='unavailable'/>");
     CHECK_SPAN(c->presence, c->presence_len, kept);
     ct_send(&ct, c, "<presence type='unavailable'/>");
     CHECK(c->presence == NULL && c->presence_len == 0);
-    CHECK(!(c->flags & CONN_F_AVAILABLE));
+    CHECK(!(c->fe.flags & CONN_F_AVAILABLE));
     CHECK_INT(ct_frames_skip(&ct), ==, 2);
     ct_close(&ct);
 }
@@ -252,7 +252,7 @@ static void delivery(void)
     struct conn *a = ct_bound(&ct, "alice", "r");
     struct conn *b1 = ct_bound(&ct, "bob", "one");
     struct conn *gone = ct_bound(&ct, "bob", "gone");
-    uint64_t gone_id = conn_id(gone);
+    uint64_t gone_id = fe_conn_id(&gone->fe);
     ct_drop(gone);
     ct_frames_skip(&ct);
     struct conn *unbound = ct_authed(&ct, "bob"); /* gone's slot, not bound */
@@ -261,7 +261,7 @@ static void delivery(void)
 
     const char *st = "<message from='" ME "' type='chat'><body>hi &amp; bye</body></message>";
     uint32_t to_at = (uint32_t)strlen("<message");
-    uint64_t ids[] = {conn_id(b1), gone_id, conn_id(unbound), conn_id(b2), conn_id(a)};
+    uint64_t ids[] = {fe_conn_id(&b1->fe), gone_id, fe_conn_id(&unbound->fe), fe_conn_id(&b2->fe), fe_conn_id(&a->fe)};
     const char *tos[] = {"bob@localhost/one", "bob@localhost/gone", "bob@localhost", NULL,
                          "it's <me>"};
     ct_deliver(&ct, 1, ids, tos, 5, st, to_at);
@@ -274,7 +274,7 @@ static void delivery(void)
     /* A malformed delivery (its recipients run past the frame) writes nothing. */
     struct proto_deliver h = {.nrcpt = 1000, .stanza_len = 4};
     char bad[sizeof h + sizeof(struct proto_rcpt) + 4];
-    struct proto_rcpt r = {.conn = conn_id(b1)};
+    struct proto_rcpt r = {.conn = fe_conn_id(&b1->fe)};
     memcpy(bad, &h, sizeof h);
     memcpy(bad + sizeof h, &r, sizeof r);
     memcpy(bad + sizeof h + sizeof r, "<a/>", 4);
@@ -311,7 +311,7 @@ static void router_restart(void)
     ct_send(&ct, a, "<presence><priority>3</priority></presence>");
     ct_frames_skip(&ct);
     static const char *const directed[] = {"room@muc.example.org/al", "dave@example.org"};
-    ct_session_state(&ct, 0, conn_id(a), PROTO_SESSION_ROSTER | PROTO_SESSION_CARBONS, directed, 2);
+    ct_session_state(&ct, 0, fe_conn_id(&a->fe), PROTO_SESSION_ROSTER | PROTO_SESSION_CARBONS, directed, 2);
     struct conn *c = ct_authed(&ct, "carol");
     ct_send(&ct, c,
             "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
@@ -322,7 +322,7 @@ static void router_restart(void)
     CHECK(ct_frame_ex(&ct, true)); /* read, never finished */
     ct_send(&ct, a, "<message to='bob@localhost'><body>m2</body></message>"); /* never read */
     /* published by the router before it died */
-    uint64_t bid = conn_id(b);
+    uint64_t bid = fe_conn_id(&b->fe);
     struct ct_shard *sh = &ct.sh[0];
     port_send(&sh->down, &sh->q, PROTO_DELIVER, "", 0, NULL); /* malformed: skipped */
     const char *st = "<message from='alice@localhost/r'><body>m0</body></message>";
@@ -340,11 +340,11 @@ static void router_restart(void)
     CHECK_STR(ct_out(&ct, b), st);
     /* while it is away, input waits unread in its connection, which stops reading */
     ct_send(&ct, a, "<message to='bob@localhost'><body>m3</body></message>");
-    CHECK(buf_used(&a->in) > 0);
-    CHECK(a->flags & CONN_F_RECV_OFF);
+    CHECK(buf_used(&a->fe.in) > 0);
+    CHECK(a->fe.flags & FE_F_RECV_OFF);
 
     ct_router_up(&ct);
-    expect(0, PROTO_BIND, conn_id(a), "alice");
+    expect(0, PROTO_BIND, fe_conn_id(&a->fe), "alice");
     const struct decode_session *s = &ct.f.s;
     CHECK_INT(s->h.flags, ==,
               PROTO_SESSION_REREGISTER | PROTO_SESSION_ROSTER | PROTO_SESSION_CARBONS);
@@ -361,13 +361,13 @@ static void router_restart(void)
     expect(0, PROTO_BIND, bid, "bob");
     CHECK_INT(ct.f.s.h.flags, ==, PROTO_SESSION_REREGISTER);
     CHECK_INT(ct.f.s.h.presence_len, ==, 0);
-    expect(0, PROTO_BIND, conn_id(c), "carol"); /* its request was lost: asked anew */
+    expect(0, PROTO_BIND, fe_conn_id(&c->fe), "carol"); /* its request was lost: asked anew */
     CHECK_INT(ct.f.s.h.flags, ==, 0);
-    expect(0, PROTO_STANZA, conn_id(a), ">m1<");
-    expect(0, PROTO_STANZA, conn_id(a), ">m2<");
-    expect(0, PROTO_STANZA, conn_id(a), ">m3<");
+    expect(0, PROTO_STANZA, fe_conn_id(&a->fe), ">m1<");
+    expect(0, PROTO_STANZA, fe_conn_id(&a->fe), ">m2<");
+    expect(0, PROTO_STANZA, fe_conn_id(&a->fe), ">m3<");
     CHECK(!ct_frame(&ct));
-    ct_bind_result(&ct, 0, conn_id(c), 0, "carol@localhost/r", 17);
+    ct_bind_result(&ct, 0, fe_conn_id(&c->fe), 0, "carol@localhost/r", 17);
     CT_HAS(ct_out(&ct, c), "<jid>carol@localhost/r</jid>");
     ct_close(&ct);
 }

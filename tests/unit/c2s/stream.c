@@ -34,62 +34,62 @@ static void header_exchange(void)
           "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>"
           "<mechanism>PLAIN</mechanism></mechanisms></stream:features>"},
          {"starttls", "-PLUS", "<bind"},
-         CONN_OPEN},
+         FE_OPEN},
         /* `to` is compared once normalised */
         {CT_ROW,
          "<stream:stream xmlns='jabber:client' to='LocalHost' " STREAM_TAIL,
          {"<stream:features>"},
          {"<stream:error>"},
-         CONN_OPEN},
+         FE_OPEN},
         /* no `to` at all: served as our domain */
         {CT_ROW,
          "<stream:stream xmlns='jabber:client' " STREAM_TAIL,
          {"<stream:features>"},
          {0},
-         CONN_OPEN},
+         FE_OPEN},
         /* a `from` that is a JID comes back as our `to` (§4.7.2) */
         {CT_ROW,
          "<stream:stream xmlns='jabber:client' from='juliet@localhost' " STREAM_TAIL,
          {" to='juliet@localhost'", "<stream:features>"},
          {0},
-         CONN_OPEN},
+         FE_OPEN},
         {CT_ROW,
          "<stream:stream xmlns='jabber:client' from='@@' " STREAM_TAIL,
          {"<stream:features>"},
          {" to="},
-         CONN_OPEN},
+         FE_OPEN},
         /* a later minor or major version still speaks 1.0 with us */
         {CT_ROW,
          "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
          "version='1.1'>",
          {"<stream:features>"},
          {0},
-         CONN_OPEN},
+         FE_OPEN},
         /* §4.9.3.6: a domain we do not serve */
         {CT_ROW,
          "<stream:stream xmlns='jabber:client' to='example.org' " STREAM_TAIL,
          {"<stream:stream ", "<stream:error><host-unknown xmlns='" NS_STREAMS "'/></stream:error>"
                              "</stream:stream>"},
          {"<stream:features>"},
-         CONN_CLOSING},
+         FE_CLOSING},
         {CT_ROW,
          "<stream:stream xmlns='jabber:client' to='a@@b' " STREAM_TAIL,
          {"<host-unknown "},
          {"<stream:features>"},
-         CONN_CLOSING},
+         FE_CLOSING},
         /* §4.7.5: no version is a pre-1.0 peer; our header goes first, then the error */
         {CT_ROW,
          "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
          {" from='localhost' version='1.0'",
           "<stream:error><unsupported-version xmlns='" NS_STREAMS "'/>"},
          {"<stream:features>"},
-         CONN_CLOSING},
+         FE_CLOSING},
         {CT_ROW,
          "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
          "version='0.9'>",
          {"<unsupported-version "},
          {"<stream:features>"},
-         CONN_CLOSING},
+         FE_CLOSING},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct header_case *k = &cases[i];
@@ -105,8 +105,8 @@ static void header_exchange(void)
             if (strstr(out, k->never[w]))
                 TEST_FAIL("case at %s:%d: did not expect '%s' in '%s'", k->file, k->line,
                           k->never[w], out);
-        if (c->state != k->state)
-            TEST_FAIL("case at %s:%d: state %u, expected %d", k->file, k->line, c->state, k->state);
+        if (c->fe.state != k->state)
+            TEST_FAIL("case at %s:%d: state %u, expected %d", k->file, k->line, c->fe.state, k->state);
         CHECK_INT(ct_frames_skip(&ct), ==, 0);
         ct_close(&ct);
     }
@@ -126,11 +126,11 @@ static void encryption_required_without_tls(void)
     ct_send(&ct, c, ct_plain("alice", CT_PASSWORD));
     CT_HAS(ct_out(&ct, c), "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
                            "<encryption-required/></failure>");
-    CHECK(!(c->flags & CONN_F_AUTHED));
+    CHECK(!(c->fe.flags & CONN_F_AUTHED));
     /* STARTTLS without TLS configured: failure, and the stream ends (§5.4.2.2) */
     ct_send(&ct, c, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
     CT_HAS(ct_out(&ct, c), "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>");
-    CHECK_INT(c->state, ==, CONN_CLOSING);
+    CHECK_INT(c->fe.state, ==, FE_CLOSING);
     ct_close(&ct);
 }
 
@@ -225,8 +225,8 @@ static void xml_errors(void)
             TEST_FAIL("case at %s:%d: no header before the error: '%s'", k->file, k->line, out);
         if (k->header && strstr(out, "<stream:stream "))
             TEST_FAIL("case at %s:%d: a second header: '%s'", k->file, k->line, out);
-        if (c->state != CONN_CLOSING)
-            TEST_FAIL("case at %s:%d: state %u after the error", k->file, k->line, c->state);
+        if (c->fe.state != FE_CLOSING)
+            TEST_FAIL("case at %s:%d: state %u after the error", k->file, k->line, c->fe.state);
         /* Nothing more is read from a closed stream. */
         ct_send(&ct, c, "<message/>");
         CHECK_STR(ct_out(&ct, c), "");
@@ -274,7 +274,7 @@ static void stanzas_too_early(void)
             if (!ct_stream_error(out, "not-authorized"))
                 TEST_FAIL("case at %s:%d (%s): expected not-authorized, got '%s'", k->file, k->line,
                           authed ? "authenticated" : "new stream", out);
-            CHECK_INT(c->state, ==, CONN_CLOSING);
+            CHECK_INT(c->fe.state, ==, FE_CLOSING);
             CHECK_INT(ct_frames_skip(&ct), ==, 0);
             ct_close(&ct);
         }
@@ -314,7 +314,7 @@ static void stanza_size_before_auth(void)
     ct_send(&ct, c, message_of(4000));
     CHECK_STR(ct_out(&ct, c), "");
     CHECK(ct_frame(&ct) && ct.f.kind == PROTO_STANZA);
-    CHECK_INT(c->state, ==, CONN_OPEN);
+    CHECK_INT(c->fe.state, ==, FE_OPEN);
     ct_close(&ct);
 }
 
@@ -365,8 +365,8 @@ static void stanza_checks(void)
             TEST_FAIL("case at %s:%d: expected '%s' in '%s'", k->file, k->line, k->answer, out);
         if (!k->answer && *out)
             TEST_FAIL("case at %s:%d: unexpected answer '%s'", k->file, k->line, out);
-        if (c->state != CONN_OPEN)
-            TEST_FAIL("case at %s:%d: state %u", k->file, k->line, c->state);
+        if (c->fe.state != FE_OPEN)
+            TEST_FAIL("case at %s:%d: state %u", k->file, k->line, c->fe.state);
         ct_close(&ct);
     }
     /* Stanzas of no kind we route end the stream (RFC 6120 §4.9.3.22). */
@@ -410,7 +410,7 @@ static void input_in_pieces(void)
         struct conn *c = ct_conn(&ct);
         send_pieces(c, login, pieces[i]);
         const char *out = ct_out(&ct, c);
-        if (!(c->flags & CONN_F_AUTHED) || !strstr(out, "<success ") || !strstr(out, "<bind "))
+        if (!(c->fe.flags & CONN_F_AUTHED) || !strstr(out, "<success ") || !strstr(out, "<bind "))
             TEST_FAIL("pieces of %zu: no login: '%s'", pieces[i], out);
         send_pieces(c, rest, pieces[i]);
         if (!ct_frame(&ct) || ct.f.kind != PROTO_BIND) {
@@ -419,7 +419,7 @@ static void input_in_pieces(void)
             continue;
         }
         CHECK(!ct_frame(&ct)); /* the rest waits for the bind */
-        ct_bind_result(&ct, 0, conn_id(c), 0, ct.f.s.jid, ct.f.s.h.jid_len);
+        ct_bind_result(&ct, 0, fe_conn_id(&c->fe), 0, ct.f.s.jid, ct.f.s.h.jid_len);
         out = ct_out(&ct, c);
         if (strcmp(out, "<iq type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
                         "<jid>alice@localhost/r</jid></bind></iq></stream:stream>") != 0)
@@ -428,7 +428,7 @@ static void input_in_pieces(void)
         CHECK(ct_frame(&ct) && ct.f.kind == PROTO_STANZA && ct.f.st.h.kind == PROTO_PRESENCE);
         CHECK(ct_frame(&ct) && ct.f.kind == PROTO_UNBIND);
         CHECK(!ct_frame(&ct));
-        CHECK_INT(c->state, ==, CONN_CLOSING);
+        CHECK_INT(c->fe.state, ==, FE_CLOSING);
         ct_close(&ct);
     }
 }
@@ -443,11 +443,11 @@ static void client_closes(void)
     const char *out = ct_out(&ct, c);
     CT_HAS(out, "<stream:features>");
     CHECK(strstr(out, "</stream:stream>") && !strstr(out, "<stream:error>"));
-    CHECK_INT(c->state, ==, CONN_CLOSING);
+    CHECK_INT(c->fe.state, ==, FE_CLOSING);
     CHECK_INT(ct_frames_skip(&ct), ==, 0);
 
     c = ct_bound(&ct, "alice", "r");
-    uint64_t id = conn_id(c);
+    uint64_t id = fe_conn_id(&c->fe);
     ct_send(&ct, c, "</stream:stream>");
     CHECK_STR(ct_out(&ct, c), "</stream:stream>");
     CHECK(ct_frame(&ct) && ct.f.kind == PROTO_UNBIND && ct.f.s.h.conn == id);
@@ -475,12 +475,12 @@ static void router_closes(void)
         ct_open(&ct, 2);
         ct_account(&ct, "alice");
         struct conn *c = ct_bound(&ct, "alice", "r");
-        uint64_t id = conn_id(c);
+        uint64_t id = fe_conn_id(&c->fe);
         unsigned s = ct_shard_of(&ct, c->key);
         ct_close_conn(&ct, s, id, cases[i].code);
         if (!ct_stream_error(ct_out(&ct, c), cases[i].condition))
             TEST_FAIL("PROTO_CLOSE %u: no %s", cases[i].code, cases[i].condition);
-        CHECK_INT(c->state, ==, CONN_CLOSING);
+        CHECK_INT(c->fe.state, ==, FE_CLOSING);
         CHECK(ct_frame(&ct) && ct.f.kind == PROTO_UNBIND && ct.f.s.h.conn == id);
         ct_close(&ct);
     }
@@ -488,16 +488,16 @@ static void router_closes(void)
     ct_open(&ct, 1);
     ct_account(&ct, "alice");
     struct conn *old = ct_bound(&ct, "alice", "old");
-    uint64_t stale = conn_id(old);
+    uint64_t stale = fe_conn_id(&old->fe);
     ct_drop(old);
     ct_frames_skip(&ct);
     struct conn *c = ct_bound(&ct, "alice", "new");
     CHECK(c == old); /* the slot again, under a new generation */
     ct_close_conn(&ct, 0, stale, PROTO_SE_CONFLICT);
     CHECK_STR(ct_out(&ct, c), "");
-    ct_close_conn(&ct, 0, conn_id(c), 200);
+    ct_close_conn(&ct, 0, fe_conn_id(&c->fe), 200);
     CHECK_STR(ct_out(&ct, c), "");
-    CHECK_INT(c->state, ==, CONN_OPEN);
+    CHECK_INT(c->fe.state, ==, FE_OPEN);
     CHECK(!ct_frame(&ct));
     ct_close(&ct);
 }
@@ -511,34 +511,34 @@ static void timers(void)
     struct conn *c = ct_conn(&ct);
     ct_send(&ct, c, CT_HEADER);
     ct_out(&ct, c);
-    ct.t.now += (uint32_t)ct.cfg->c2s.handshake_timeout - 1;
-    stream_tick(c);
+    ct.t.fe.now += (uint32_t)ct.cfg->c2s.handshake_timeout - 1;
+    stream_tick(&c->fe);
     CHECK_STR(ct_out(&ct, c), "");
-    ct.t.now += 1;
-    stream_tick(c);
+    ct.t.fe.now += 1;
+    stream_tick(&c->fe);
     CHECK(ct_stream_error(ct_out(&ct, c), "connection-timeout"));
 
     /* Bound: no deadline; a keepalive after c2s.keepalive of silence from us, a ping after
      * c2s.idle_timeout of silence from the client, the end after the grace. */
     c = ct_bound(&ct, "alice", "r");
-    CHECK_INT(c->deadline, ==, 0);
-    uint32_t t0 = ct.t.now;
-    ct.t.now = t0 + (uint32_t)ct.cfg->c2s.keepalive;
-    stream_tick(c);
+    CHECK_INT(c->fe.deadline, ==, 0);
+    uint32_t t0 = ct.t.fe.now;
+    ct.t.fe.now = t0 + (uint32_t)ct.cfg->c2s.keepalive;
+    stream_tick(&c->fe);
     CHECK_STR(ct_out(&ct, c), " ");
-    ct.t.now = t0 + (uint32_t)ct.cfg->c2s.idle_timeout;
-    stream_tick(c);
+    ct.t.fe.now = t0 + (uint32_t)ct.cfg->c2s.idle_timeout;
+    stream_tick(&c->fe);
     CHECK_STR(ct_out(&ct, c), "<iq type='get' id='c2s-idle-ping' from='localhost' "
                               "to='alice@localhost/r'><ping xmlns='urn:xmpp:ping'/></iq>");
-    CHECK(c->flags & CONN_F_PINGED);
-    stream_tick(c); /* one ping, not one a second */
+    CHECK(c->fe.flags & CONN_F_PINGED);
+    stream_tick(&c->fe); /* one ping, not one a second */
     CHECK_STR(ct_out(&ct, c), "");
-    ct.t.now += 59;
-    stream_tick(c);
+    ct.t.fe.now += 59;
+    stream_tick(&c->fe);
     CHECK_STR(ct_out(&ct, c), "");
-    CHECK_INT(c->state, ==, CONN_OPEN);
-    ct.t.now += 1;
-    stream_tick(c);
+    CHECK_INT(c->fe.state, ==, FE_OPEN);
+    ct.t.fe.now += 1;
+    stream_tick(&c->fe);
     CHECK(ct_stream_error(ct_out(&ct, c), "connection-timeout"));
     CHECK(ct_frame(&ct) && ct.f.kind == PROTO_UNBIND);
     ct_close(&ct);

@@ -1,5 +1,5 @@
 /*
- * loop.c: one c2s thread's io_uring (SINGLE_ISSUER | DEFER_TASKRUN).
+ * loop.c: one front-end thread's io_uring (SINGLE_ISSUER | DEFER_TASKRUN).
  *
  * Operations in flight and how they come back:
  *   accept  multishot on each listener; re-armed when IORING_CQE_F_MORE is clear
@@ -7,9 +7,10 @@
  *           buffer goes back to the ring as soon as its bytes are parsed (leftovers of
  *           an incomplete stanza are copied to the connection)
  *   send    one per connection at a time, over the frozen `out` buffer
- *   read    on the two doorbell eventfds (frames from shards; room in a ring)
+ *   read    on the bell's eventfd (frames from shards; room in a ring) and on every
+ *           watched eventfd (the store's, the worker's)
  *   timeout the 1 s sweep: deadlines, idle pings, keepalives, closing stragglers; and
- *           the wake-up for logins waiting for their turn (auth.c), absolute
+ *           the front end's wake-up (fe_wake_at()), absolute
  *
  * user_data packs op (8 bits), slot (24) and generation (32), so a completion for a
  * slot reused since is recognised and ignored (its buffer still goes back).
@@ -18,13 +19,9 @@
  * the doorbell (ring.h) and re-checking its inbound rings: a frame published meanwhile
  * either is seen by the re-check or rings the bell.
  */
-#include "c2s/c2s.h"
-#include "c2s/limit.h"
-#include "common/core/log.h"
-#include "common/store/store.h"
+#include "common/fe/fe.h"
 #include "common/auth/tls.h"
-#include "common/core/worker.h"
-#include "shm/ring.h"
+#include "common/core/log.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -36,19 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
-enum {
-    OP_ACCEPT = 1,
-    OP_RECV,
-    OP_SEND,
-    OP_BELL,
-    OP_STORE,
-    OP_VERIFY,
-    OP_TIMER,
-    OP_CANCEL,
-    OP_WAKE
-};
+enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_WATCH, OP_TIMER, OP_CANCEL, OP_WAKE };
 
-_Thread_local struct c2s_thread *c2s_current;
+_Thread_local struct fe_thread *fe_current;
 
 #define BGID        1
 #define QUEUE_DEPTH 4096
@@ -58,7 +45,7 @@ static inline uint64_t ud_pack(unsigned op, uint32_t slot, uint32_t gen)
     return (uint64_t)op << 56 | (uint64_t)(slot & 0xFFFFFFu) << 32 | gen;
 }
 
-static struct io_uring_sqe *sqe_get(struct c2s_thread *t)
+static struct io_uring_sqe *sqe_get(struct fe_thread *t)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
     if (!sqe) {
@@ -69,9 +56,9 @@ static struct io_uring_sqe *sqe_get(struct c2s_thread *t)
     return sqe;
 }
 
-void loop_arm_recv(struct conn *c)
+void fe_arm_recv(struct fe_conn *c)
 {
-    if ((c->ops & CONN_OP_RECV) || c->state == CONN_CLOSING || c->state == CONN_FREE)
+    if ((c->ops & FE_OP_RECV) || c->state == FE_CLOSING || c->state == FE_FREE)
         return;
     struct io_uring_sqe *sqe = sqe_get(c->t);
     if (!sqe)
@@ -80,45 +67,45 @@ void loop_arm_recv(struct conn *c)
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BGID;
     io_uring_sqe_set_data64(sqe, ud_pack(OP_RECV, c->slot, c->gen));
-    c->ops |= CONN_OP_RECV;
+    c->ops |= FE_OP_RECV;
 }
 
-void loop_cancel_recv(struct conn *c)
+void fe_cancel_recv(struct fe_conn *c)
 {
-    if (!(c->ops & CONN_OP_RECV) || (c->flags & CONN_F_RECV_OFF))
+    if (!(c->ops & FE_OP_RECV) || (c->flags & FE_F_RECV_OFF))
         return;
     struct io_uring_sqe *sqe = sqe_get(c->t);
     if (!sqe)
         return;
-    c->flags |= CONN_F_RECV_OFF;
+    c->flags |= FE_F_RECV_OFF;
     io_uring_prep_cancel64(sqe, ud_pack(OP_RECV, c->slot, c->gen), 0);
     io_uring_sqe_set_data64(sqe, ud_pack(OP_CANCEL, 0, 0));
 }
 
-void loop_kick_send(struct conn *c)
+void fe_kick_send(struct fe_conn *c)
 {
-    if (c->ops & CONN_OP_SEND)
+    if (c->ops & FE_OP_SEND)
         return;
     if (!buf_used(&c->out) && buf_used(&c->next)) {
         struct buf tmp = c->out;
         c->out = c->next;
         c->next = tmp;
     }
-    if (!buf_used(&c->out) || (c->flags & CONN_F_DEAD))
+    if (!buf_used(&c->out) || (c->flags & FE_F_DEAD))
         return;
     struct io_uring_sqe *sqe = sqe_get(c->t);
     if (!sqe)
         return;
     io_uring_prep_send(sqe, c->fd, buf_data(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, ud_pack(OP_SEND, c->slot, c->gen));
-    c->ops |= CONN_OP_SEND;
+    c->ops |= FE_OP_SEND;
 }
 
-void loop_want_send(struct conn *c)
+void fe_want_send(struct fe_conn *c)
 {
-    if (c->flags & (CONN_F_SEND_Q | CONN_F_DEAD))
+    if (c->flags & (FE_F_SEND_Q | FE_F_DEAD))
         return;
-    c->flags |= CONN_F_SEND_Q;
+    c->flags |= FE_F_SEND_Q;
     c->next_send = c->t->to_send;
     c->t->to_send = c;
 }
@@ -126,20 +113,20 @@ void loop_want_send(struct conn *c)
 /* Starts the sends queued this iteration: one per connection, whatever was written to
  * it since its previous one. On loopback a send costs the receiver's TCP work too, so
  * fewer, fuller sends are most of what batching saves. */
-static void flush_sends(struct c2s_thread *t)
+static void flush_sends(struct fe_thread *t)
 {
-    struct conn *c = t->to_send;
+    struct fe_conn *c = t->to_send;
     t->to_send = NULL;
     while (c) {
-        struct conn *next = c->next_send;
-        c->flags &= (uint16_t)~CONN_F_SEND_Q;
-        if (c->state != CONN_FREE)
-            loop_kick_send(c);
+        struct fe_conn *next = c->next_send;
+        c->flags &= (uint16_t)~FE_F_SEND_Q;
+        if (c->state != FE_FREE)
+            fe_kick_send(c);
         c = next;
     }
 }
 
-static void arm_accept(struct c2s_thread *t, unsigned which)
+static void arm_accept(struct fe_thread *t, unsigned which)
 {
     struct io_uring_sqe *sqe = sqe_get(t);
     if (!sqe || t->lfd[which] < 0)
@@ -148,16 +135,16 @@ static void arm_accept(struct c2s_thread *t, unsigned which)
     io_uring_sqe_set_data64(sqe, ud_pack(OP_ACCEPT, which, 0));
 }
 
-static void arm_read(struct c2s_thread *t, unsigned op, int fd, uint64_t *val)
+static void arm_read(struct fe_thread *t, unsigned op, unsigned idx, int fd, uint64_t *val)
 {
     struct io_uring_sqe *sqe = sqe_get(t);
     if (!sqe)
         return;
     io_uring_prep_read(sqe, fd, val, sizeof *val, 0);
-    io_uring_sqe_set_data64(sqe, ud_pack(op, 0, 0));
+    io_uring_sqe_set_data64(sqe, ud_pack(op, idx, 0));
 }
 
-static void arm_timer(struct c2s_thread *t)
+static void arm_timer(struct fe_thread *t)
 {
     struct io_uring_sqe *sqe = sqe_get(t);
     if (!sqe)
@@ -166,10 +153,25 @@ static void arm_timer(struct c2s_thread *t)
     io_uring_sqe_set_data64(sqe, ud_pack(OP_TIMER, 0, 0));
 }
 
+int fe_watch(struct fe_thread *t, int fd, void (*fn)(void *arg), void *arg)
+{
+    if (t->nwatch == FE_WATCHES)
+        return -ENOSPC;
+    t->watch[t->nwatch++] = (struct fe_watch){fd, fn, arg, 0};
+    return 0;
+}
+
+uint64_t fe_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* One wake-up armed at a time, for the earliest; an earlier one arms another, and the
  * later one then fires for nothing. The kernel reads wake_ts when the timeout is
  * submitted, so it is submitted at once: the next call may change wake_ts. */
-void loop_wake_at(struct c2s_thread *t, uint64_t at)
+void fe_wake_at(struct fe_thread *t, uint64_t at)
 {
     if (t->wake_at && t->wake_at <= at)
         return;
@@ -192,57 +194,52 @@ static uint32_t clock_s(void)
 }
 
 /* Ciphertext or plaintext from the socket. */
-static void conn_input(struct conn *c, const char *data, size_t n)
+static void conn_input(struct fe_conn *c, const char *data, size_t n)
 {
     c->last_rx = c->t->now;
-    c->flags &= (uint16_t)~CONN_F_PINGED;
     if (!c->tls) {
-        stream_input(c, data, n);
+        fe_input(c, data, n);
         return;
     }
     if (tls_feed(c->tls, data, n) < 0) {
-        c->flags |= CONN_F_DEAD;
-        conn_close(c);
+        c->flags |= FE_F_DEAD;
+        fe_close(c);
         return;
     }
     for (;;) {
-        if (c->state == CONN_CLOSING || c->state == CONN_FREE)
+        if (c->state == FE_CLOSING || c->state == FE_FREE)
             return;
         int r = tls_read(c->tls, c->t->plain, sizeof c->t->plain);
-        if (c->state == CONN_TLS && tls_handshake_done(c->tls)) {
-            stream_tls_ready(c);
-            loop_kick_send(c); /* the handshake's last flight */
+        if (c->state == FE_TLS && tls_handshake_done(c->tls)) {
+            /* A new stream over TLS (RFC 6120 §5.4.3.3). */
+            c->flags |= FE_F_TLS;
+            xml_free(&c->xp);
+            c->t->ops->stream_start(c);
+            fe_kick_send(c); /* the handshake's last flight */
         }
         if (r > 0) {
-            stream_input(c, c->t->plain, (size_t)r);
+            fe_input(c, c->t->plain, (size_t)r);
             continue;
         }
         if (r == 0 || r == -EAGAIN) {
-            loop_kick_send(c); /* handshake records */
+            fe_kick_send(c); /* handshake records */
             return;
         }
         LOG_RL(LOG_LEVEL_INFO, "conn %u: TLS failed (%d)", c->slot, r);
-        loop_kick_send(c); /* a TLS alert, if BoringSSL wrote one */
-        conn_close(c);
+        fe_kick_send(c); /* a TLS alert, if BoringSSL wrote one */
+        fe_close(c);
         return;
     }
 }
 
-static void maybe_release(struct conn *c)
-{
-    if (c->state == CONN_CLOSING && !c->ops && (!buf_used(&c->out) || (c->flags & CONN_F_DEAD)) &&
-        !buf_used(&c->next))
-        conn_release(c);
-}
-
-static void recycle(struct c2s_thread *t, unsigned bid)
+static void recycle(struct fe_thread *t, unsigned bid)
 {
     io_uring_buf_ring_add(t->br, t->bufs + (size_t)bid * t->bufsize, t->bufsize,
                           (unsigned short)bid, io_uring_buf_ring_mask(t->nbufs), 0);
     io_uring_buf_ring_advance(t->br, 1);
 }
 
-static void on_accept(struct c2s_thread *t, unsigned which, const struct io_uring_cqe *cqe)
+static void on_accept(struct fe_thread *t, unsigned which, const struct io_uring_cqe *cqe)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE) && !t->stopping)
         arm_accept(t, which);
@@ -257,96 +254,82 @@ static void on_accept(struct c2s_thread *t, unsigned which, const struct io_urin
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct conn *c = conn_new(t, fd, which == 1);
+    struct fe_conn *c = fe_conn_new(t, fd, false);
     if (!c) {
-        LOG_RL(LOG_LEVEL_WARN, "c2s thread %u: connection limit reached", t->idx);
+        LOG_RL(LOG_LEVEL_WARN, "front-end thread %u: connection limit reached or out of memory",
+               t->idx);
         close(fd);
         return;
     }
-    /* Over its address's limit, a client still hears why, at its stream header (after
-     * the TLS handshake on the Direct TLS port). */
-    c->peer_hash = limit_peer(fd);
-    if (!limit_conn_open(c->peer_hash, t->cfg->c2s.max_connections_per_address))
-        c->flags |= CONN_F_REFUSED;
-    if (which == 1 && conn_start_tls(c) < 0) {
-        conn_close(c);
-        maybe_release(c);
-        return;
-    }
-    if (which == 1)
-        c->state = CONN_TLS;
-    loop_arm_recv(c);
+    t->ops->accepted(c, which);
+    fe_maybe_release(c);
 }
 
-static void on_recv(struct c2s_thread *t, struct conn *c, const struct io_uring_cqe *cqe)
+static void on_recv(struct fe_thread *t, struct fe_conn *c, const struct io_uring_cqe *cqe)
 {
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        if (c && cqe->res > 0 && c->state != CONN_CLOSING)
+        if (c && cqe->res > 0 && c->state != FE_CLOSING)
             conn_input(c, t->bufs + (size_t)bid * t->bufsize, (size_t)cqe->res);
         recycle(t, bid);
     }
     if (!c)
         return;
     if (!more) {
-        c->ops &= (uint8_t)~CONN_OP_RECV;
-        c->flags &= (uint16_t)~CONN_F_RECV_OFF;
+        c->ops &= (uint8_t)~FE_OP_RECV;
+        c->flags &= (uint16_t)~FE_F_RECV_OFF;
     }
     if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED)) {
-        /* The client went away without closing its stream. */
+        /* The peer went away without closing its stream. */
         if (cqe->res < 0)
-            c->flags |= CONN_F_DEAD;
-        conn_close(c);
-    } else if (!more && !stream_held(c)) {
-        loop_arm_recv(c); /* multishot ended (buffers ran out, or a cancel overtaken) */
+            c->flags |= FE_F_DEAD;
+        fe_close(c);
+    } else if (!more && !fe_held(c)) {
+        fe_arm_recv(c); /* multishot ended (buffers ran out, or a cancel overtaken) */
     }
-    maybe_release(c);
+    fe_maybe_release(c);
 }
 
-static void on_send(struct conn *c, const struct io_uring_cqe *cqe)
+static void on_send(struct fe_conn *c, const struct io_uring_cqe *cqe)
 {
-    c->ops &= (uint8_t)~CONN_OP_SEND;
+    c->ops &= (uint8_t)~FE_OP_SEND;
     if (cqe->res < 0) {
-        c->flags |= CONN_F_DEAD;
+        c->flags |= FE_F_DEAD;
         buf_free(&c->out);
         buf_free(&c->next);
-        conn_close(c);
+        fe_close(c);
     } else {
         buf_consume(&c->out, (size_t)cqe->res);
-        loop_kick_send(c);
+        fe_kick_send(c);
     }
-    maybe_release(c);
+    fe_maybe_release(c);
 }
 
-static void sweep(struct c2s_thread *t)
+static void sweep(struct fe_thread *t)
 {
     t->now = clock_s();
     for (uint32_t i = 0; i < t->nslots; i++) {
-        struct conn *c = conn_slot(t, i);
-        if (c->state == CONN_FREE)
+        struct fe_conn *c = fe_slot(t, i);
+        if (c->state == FE_FREE)
             continue;
-        if (c->state == CONN_CLOSING) {
-            if (t->now >= c->deadline && !(c->flags & CONN_F_DEAD)) {
+        if (c->state == FE_CLOSING) {
+            if (t->now >= c->deadline && !(c->flags & FE_F_DEAD)) {
                 /* It would not read: stop waiting, the pending ops fail now. */
-                c->flags |= CONN_F_DEAD;
+                c->flags |= FE_F_DEAD;
                 shutdown(c->fd, SHUT_RDWR);
             }
-            maybe_release(c);
+            fe_maybe_release(c);
             continue;
         }
-        stream_tick(c);
-        if (c->state != CONN_CLOSING && !(c->ops & CONN_OP_SEND))
-            conn_trim(c);
+        t->ops->tick(c);
+        if (c->state != FE_CLOSING && !(c->ops & FE_OP_SEND))
+            fe_trim(c);
     }
-    /* Rings to the router that stayed quiet since the last sweep give their pages back
-     * (a corrupt tail, the only error, is found again when a frame is next reserved). */
-    if (!t->router_down)
-        for (unsigned s = 0; s < t->nshards; s++)
-            ring_trim(&t->to_shard[s]);
+    fe_port_trim(t);
 }
 
-static int listen_on(const struct config_addr *a)
+int fe_listen(const struct config_addr *a)
 {
     int fd = socket(a->addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -363,9 +346,8 @@ static int listen_on(const struct config_addr *a)
     return fd;
 }
 
-static int setup(struct c2s_thread *t)
+static int setup(struct fe_thread *t)
 {
-    const struct config *cfg = t->cfg;
     struct io_uring_params p;
     int err;
 
@@ -374,7 +356,7 @@ static int setup(struct c2s_thread *t)
     p.flags |= IORING_SETUP_CQSIZE;
     p.cq_entries = QUEUE_DEPTH * 4;
     if ((err = io_uring_queue_init_params(QUEUE_DEPTH, &t->ring, &p)) < 0) {
-        LOG_ERROR("c2s thread %u: io_uring: %s", t->idx, strerror(-err));
+        LOG_ERROR("front-end thread %u: io_uring: %s", t->idx, strerror(-err));
         return err;
     }
     /* Provided buffers: shared by every connection of the thread, so an idle
@@ -393,7 +375,7 @@ static int setup(struct c2s_thread *t)
         .ring_addr = (uint64_t)(uintptr_t)t->br, .ring_entries = t->nbufs, .bgid = BGID};
     io_uring_buf_ring_init(t->br);
     if ((err = io_uring_register_buf_ring(&t->ring, &reg, 0)) < 0) {
-        LOG_ERROR("c2s thread %u: provided buffers: %s", t->idx, strerror(-err));
+        LOG_ERROR("front-end thread %u: provided buffers: %s", t->idx, strerror(-err));
         return err;
     }
     for (unsigned i = 0; i < t->nbufs; i++)
@@ -401,29 +383,20 @@ static int setup(struct c2s_thread *t)
                               (unsigned short)i, io_uring_buf_ring_mask(t->nbufs), (int)i);
     io_uring_buf_ring_advance(t->br, (int)t->nbufs);
 
-    t->lfd[0] = t->lfd[1] = -1;
-    const struct config_addr *addrs[2] = {&cfg->c2s.listen, &cfg->c2s.listen_tls};
-    for (unsigned i = 0; i < 2; i++) {
-        if (!addrs[i]->len || (i == 1 && !t->tls))
-            continue;
-        t->lfd[i] = listen_on(addrs[i]);
-        if (t->lfd[i] < 0) {
-            LOG_ERROR("cannot listen on %s: %s", addrs[i]->text, strerror(-t->lfd[i]));
-            return t->lfd[i];
-        }
-        arm_accept(t, i);
-    }
+    for (unsigned i = 0; i < 2; i++)
+        if (t->lfd[i] >= 0)
+            arm_accept(t, i);
     t->now = clock_s();
     t->tick.tv_sec = 1;
-    arm_read(t, OP_BELL, bell_fd(&t->bell), &t->bell_val);
-    arm_read(t, OP_STORE, store_client_fd(t->store), &t->store_val);
-    arm_read(t, OP_VERIFY, worker_client_fd(t->verify), &t->verify_val);
+    arm_read(t, OP_BELL, 0, bell_fd(&t->bell), &t->bell_val);
+    for (unsigned i = 0; i < t->nwatch; i++)
+        arm_read(t, OP_WATCH, i, t->watch[i].fd, &t->watch[i].val);
     arm_timer(t);
     return 0;
 }
 
-/* Stops accepting and tells every client the server is going down (RFC 6120 §4.9.3.20). */
-static void begin_stop(struct c2s_thread *t)
+/* Stops accepting and tells every peer the server is going down (RFC 6120 §4.9.3.20). */
+static void begin_stop(struct fe_thread *t)
 {
     for (unsigned i = 0; i < 2; i++)
         if (t->lfd[i] >= 0) {
@@ -431,52 +404,23 @@ static void begin_stop(struct c2s_thread *t)
             t->lfd[i] = -1;
         }
     for (uint32_t i = 0; i < t->nslots; i++) {
-        struct conn *c = conn_slot(t, i);
-        if (c->state != CONN_FREE && c->state != CONN_CLOSING)
-            stream_error(c, "system-shutdown");
+        struct fe_conn *c = fe_slot(t, i);
+        if (c->state != FE_FREE && c->state != FE_CLOSING)
+            fe_stream_error(c, "system-shutdown");
     }
 }
 
-void loop_control(struct c2s_thread *t, unsigned req)
+int fe_run(struct fe_thread *t)
 {
-    if (req == C2S_CTL_STOP) {
-        t->stopping = true;
-    } else if (req == C2S_CTL_ROUTER_DOWN) {
-        /* The router is dead and reaped: we are the survivor that resets (ring.h). */
-        route_router_down(t);
-    } else if (req == C2S_CTL_RELOAD) {
-        /* New connections use the new certificate; established ones keep theirs. */
-        t->cfg = t->next_cfg;
-        if (t->next_tls)
-            t->tls = t->next_tls;
-    } else if (req == C2S_CTL_ROUTER_UP) {
-        t->router_down = false;
-        route_reregister(t);
-        route_resume(t);
-        /* Held input flows again and reading resumes. */
-        for (uint32_t i = 0; i < t->nslots; i++) {
-            struct conn *c = conn_slot(t, i);
-            if (c->state != CONN_FREE && c->state != CONN_CLOSING && c->state != CONN_TLS &&
-                !(c->flags & CONN_F_PAUSED))
-                stream_input(c, NULL, 0);
-        }
-    }
-    atomic_store_explicit(&t->ctl, C2S_CTL_NONE, memory_order_relaxed);
-    /* Pairs with the main thread's acquire load of ctl_done. */
-    atomic_fetch_add_explicit(&t->ctl_done, 1, memory_order_release);
-}
-
-int loop_run(struct c2s_thread *t)
-{
-    c2s_current = t;
+    fe_current = t;
     int err = setup(t);
     if (err < 0)
         return err;
     bool stop_begun = false;
     for (;;) {
         unsigned req = atomic_load_explicit(&t->ctl, memory_order_acquire);
-        if (req != C2S_CTL_NONE)
-            loop_control(t, req);
+        if (req != FE_CTL_NONE)
+            fe_control(t, req);
         if (t->stopping && !stop_begun) {
             begin_stop(t);
             stop_begun = true;
@@ -484,17 +428,17 @@ int loop_run(struct c2s_thread *t)
         if (stop_begun && t->live == 0)
             break;
         if (t->resume_now)
-            route_resume(t);
-        route_drain(t);
-        route_flush(t);
+            fe_port_resume(t);
+        fe_port_drain(t);
+        fe_port_flush(t);
         flush_sends(t);
         /* One system call per iteration: the sends go out and, unless frames are already
          * waiting, the thread sleeps in the same io_uring_enter (it returns at once when
          * completions are there). At low rates this is most of the cost of a message. */
         int r;
         bell_prepare_sleep(&t->bell);
-        if (t->resume_now || route_pending(t) ||
-            atomic_load_explicit(&t->ctl, memory_order_acquire) != C2S_CTL_NONE) {
+        if (t->resume_now || fe_port_pending(t) ||
+            atomic_load_explicit(&t->ctl, memory_order_acquire) != FE_CTL_NONE) {
             bell_cancel_sleep(&t->bell);
             r = io_uring_submit_and_get_events(&t->ring);
         } else {
@@ -502,7 +446,7 @@ int loop_run(struct c2s_thread *t)
             bell_cancel_sleep(&t->bell);
         }
         if (r < 0 && r != -EINTR && r != -ETIME && r != -EBUSY) {
-            LOG_ERROR("c2s thread %u: io_uring_submit: %s", t->idx, strerror(-r));
+            LOG_ERROR("front-end thread %u: io_uring_submit: %s", t->idx, strerror(-r));
             return r;
         }
         struct io_uring_cqe *cqe;
@@ -513,10 +457,10 @@ int loop_run(struct c2s_thread *t)
             uint64_t ud = io_uring_cqe_get_data64(cqe);
             unsigned op = (unsigned)(ud >> 56);
             uint32_t slot = (uint32_t)(ud >> 32) & 0xFFFFFFu, gen = (uint32_t)ud;
-            struct conn *c = NULL;
+            struct fe_conn *c = NULL;
             if (op == OP_RECV || op == OP_SEND) {
-                c = conn_slot(t, slot);
-                if (c && (c->state == CONN_FREE || c->gen != gen))
+                c = fe_slot(t, slot);
+                if (c && (c->state == FE_FREE || c->gen != gen))
                     c = NULL;
             }
             switch (op) {
@@ -532,27 +476,26 @@ int loop_run(struct c2s_thread *t)
                 break;
             case OP_BELL:
                 /* Frames, or room in a ring some connection waits on. */
-                arm_read(t, OP_BELL, bell_fd(&t->bell), &t->bell_val);
+                arm_read(t, OP_BELL, 0, bell_fd(&t->bell), &t->bell_val);
                 if (t->paused)
-                    route_resume(t);
+                    fe_port_resume(t);
                 break;
-            case OP_STORE:
-                arm_read(t, OP_STORE, store_client_fd(t->store), &t->store_val);
-                store_poll(t->store);
-                break;
-            case OP_VERIFY:
-                arm_read(t, OP_VERIFY, worker_client_fd(t->verify), &t->verify_val);
-                worker_poll(t->verify);
+            case OP_WATCH:
+                if (slot < t->nwatch) {
+                    struct fe_watch *w = &t->watch[slot];
+                    arm_read(t, OP_WATCH, slot, w->fd, &w->val);
+                    w->fn(w->arg);
+                }
                 break;
             case OP_WAKE:
                 t->wake_at = 0;
-                auth_wake(t);
+                t->ops->wake(t);
                 break;
             case OP_TIMER:
                 arm_timer(t);
                 sweep(t);
                 if (t->paused)
-                    route_resume(t);
+                    fe_port_resume(t);
                 break;
             default:
                 break;
@@ -561,6 +504,44 @@ int loop_run(struct c2s_thread *t)
         io_uring_cq_advance(&t->ring, seen);
     }
     io_uring_queue_exit(&t->ring);
-    auth_waits_free(t);
     return 0;
+}
+
+void fe_control(struct fe_thread *t, unsigned req)
+{
+    if (req == FE_CTL_STOP) {
+        t->stopping = true;
+    } else if (req == FE_CTL_ROUTER_DOWN) {
+        /* The router is dead and reaped: we are the survivor that resets (ring.h). */
+        fe_port_down(t);
+    } else if (req == FE_CTL_RELOAD) {
+        /* New connections use the new certificate; established ones keep theirs. */
+        t->cfg = t->next_cfg;
+        if (t->next_tls)
+            t->tls = t->next_tls;
+    } else if (req == FE_CTL_ROUTER_UP) {
+        t->router_down = false;
+    }
+    /* The front end's part: after the router's return, its sessions registered again,
+     * then what the old router had not finished, then held input flows. */
+    t->ops->control(t, req);
+    atomic_store_explicit(&t->ctl, FE_CTL_NONE, memory_order_relaxed);
+    /* Pairs with the main thread's acquire load of ctl_done. */
+    atomic_fetch_add_explicit(&t->ctl_done, 1, memory_order_release);
+}
+
+void fe_request(struct fe_thread *const *ts, unsigned n, unsigned req)
+{
+    unsigned before[256];
+    for (unsigned i = 0; i < n && i < 256; i++) {
+        before[i] = atomic_load_explicit(&ts[i]->ctl_done, memory_order_acquire);
+        /* Pairs with the thread's acquire load in fe_run(). */
+        atomic_store_explicit(&ts[i]->ctl, req, memory_order_release);
+        bell_ring(&ts[i]->bell);
+    }
+    if (req == FE_CTL_STOP)
+        return;
+    for (unsigned i = 0; i < n && i < 256; i++)
+        while (atomic_load_explicit(&ts[i]->ctl_done, memory_order_acquire) == before[i])
+            usleep(1000);
 }
