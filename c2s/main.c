@@ -133,28 +133,6 @@ static void reload(const char *path, const struct config **cfg, struct tls_ctx *
     LOG_INFO("reloaded %s", path);
 }
 
-/* SO_REUSEPORT lets every thread bind the same address, but it would also let a second
- * node (same user) join ours and silently take half of its clients. A bind without
- * SO_REUSEPORT fails while anyone listens there, so it tells us the address is free.
- * A predecessor killed a moment ago still listens for a few milliseconds: the kernel
- * tears its io_uring down asynchronously, and the armed accept holds the socket until
- * then. So the address gets two seconds to become free. */
-static int address_free(const struct config_addr *a)
-{
-    for (int attempt = 0;; attempt++) {
-        int fd = socket(a->addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return -errno;
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        int rc = bind(fd, &a->addr.sa, a->len) < 0 ? -errno : 0;
-        close(fd);
-        if (rc != -EADDRINUSE || attempt == 40)
-            return rc;
-        usleep(50 * 1000);
-    }
-}
-
 static void poll_store(void *arg)
 {
     store_poll(arg);
@@ -271,7 +249,7 @@ int main(int argc, char **argv)
     }
     const struct config_addr *addrs[2] = {&cfg->c2s.listen, tls ? &cfg->c2s.listen_tls : NULL};
     for (int i = 0; i < 2; i++)
-        if (addrs[i] && addrs[i]->len && (rc = address_free(addrs[i])) < 0) {
+        if (addrs[i] && addrs[i]->len && (rc = fe_address_free(addrs[i])) < 0) {
             LOG_ERROR("cannot listen on %s: %s%s", addrs[i]->text, strerror(-rc),
                       rc == -EADDRINUSE ? " (another server, or another starling, is there)" : "");
             return 1;

@@ -46,7 +46,7 @@ static void to_shards(unsigned req, unsigned arg)
 static int attach(struct shard *s, const struct seg *seg, const struct config *cfg,
                   const int *bell_fds)
 {
-    unsigned nfe = topo_threads(cfg);
+    unsigned nfe = topo_fe_threads(cfg);
     s->nfe = nfe;
     s->cfg = cfg;
     s->from_fe = calloc(nfe, sizeof *s->from_fe);

@@ -8,6 +8,7 @@
  * inbound rings while backlogs are large, which pushes back on the front ends in turn.
  */
 #include "router/router.h"
+#include "common/xmpp/jid.h"
 #include "common/core/log.h"
 #include "common/xmpp/xmlw.h"
 
@@ -73,7 +74,31 @@ static bool slot_close(struct shard *s, struct slot *o)
 
 static void *fe_open(struct shard *s, struct slot *o, unsigned fe, uint16_t kind, uint32_t len)
 {
+    if (fe >= s->nfe) { /* an id no front end of this node made */
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: a frame for front-end thread %u, which is not",
+               s->idx, fe);
+        o->dst = NULL;
+        return NULL;
+    }
     return slot_open(s, o, &s->to_fe[fe], &s->backlog[fe], &s->dirty[fe], kind, len);
+}
+
+void out_remote(struct shard *s, const struct stanza *st)
+{
+    const struct proto_stanza *h = st->h;
+    uint64_t dkey = jid_hash(st->to + h->to_domain_off, h->to_domain_len);
+    unsigned fe = topo_fe_index(s->cfg, PROTO_FE_S2S, topo_s2s_of(s->cfg, dkey));
+    uint32_t len = (uint32_t)(sizeof *h + st->from_len + st->to_len + st->raw_len);
+    struct slot o;
+    char *d = fe_open(s, &o, fe, PROTO_REMOTE, len);
+    if (d) {
+        /* The checked header, then the rest as it came (one frame: from, to, stanza). */
+        memcpy(d, h, sizeof *h);
+        memcpy(d + sizeof *h, st->from, st->from_len);
+        memcpy(d + sizeof *h + st->from_len, st->to, st->to_len);
+        memcpy(d + sizeof *h + st->from_len + st->to_len, st->raw, st->raw_len);
+    }
+    slot_close(s, &o);
 }
 
 void out_to_shard(struct shard *s, unsigned dst, uint16_t kind, const void *payload, uint32_t len)
@@ -99,7 +124,7 @@ static unsigned deliver_batch(struct shard *s, unsigned fe, const struct out_rcp
     unsigned k = 0, end = first;
     size_t attrs = 0, used = sizeof(struct proto_deliver) + len;
     for (; end < n; end++) {
-        if (PROTO_CONN_THREAD(rcpt[end].conn) != fe)
+        if (shard_fe(s, rcpt[end].conn) != fe)
             continue;
         size_t cost = sizeof(struct proto_rcpt) + rcpt[end].to_len;
         if (k && used + cost > room)
@@ -122,7 +147,7 @@ static unsigned deliver_batch(struct shard *s, unsigned fe, const struct out_rcp
         memcpy(st, stanza, len);
         uint32_t aoff = 0;
         for (unsigned i = first, m = 0; i < end; i++) {
-            if (PROTO_CONN_THREAD(rcpt[i].conn) != fe)
+            if (shard_fe(s, rcpt[i].conn) != fe)
                 continue;
             r[m].conn = rcpt[i].conn;
             r[m].to_off = aoff;
@@ -149,7 +174,7 @@ void out_deliver_to(struct shard *s, const struct out_rcpt *rcpt, unsigned n, co
         size_t room = ring_max_payload(&s->to_fe[fe]);
         unsigned i = 0;
         while (i < n) {
-            while (i < n && PROTO_CONN_THREAD(rcpt[i].conn) != fe)
+            while (i < n && shard_fe(s, rcpt[i].conn) != fe)
                 i++;
             if (i == n)
                 break;
@@ -240,7 +265,7 @@ void out_bind_result(struct shard *s, uint64_t conn, int result, const char *jid
 {
     struct slot o;
     struct proto_bind_result *b =
-        fe_open(s, &o, PROTO_CONN_THREAD(conn), PROTO_BIND_RESULT, (uint32_t)(sizeof *b + len));
+        fe_open(s, &o, shard_fe(s, conn), PROTO_BIND_RESULT, (uint32_t)(sizeof *b + len));
     if (b) {
         memset(b, 0, sizeof *b);
         b->conn = conn;
@@ -256,7 +281,7 @@ void out_close(struct shard *s, uint64_t conn, uint8_t condition)
 {
     struct slot o;
     struct proto_close *c =
-        fe_open(s, &o, PROTO_CONN_THREAD(conn), PROTO_CLOSE, (uint32_t)sizeof *c);
+        fe_open(s, &o, shard_fe(s, conn), PROTO_CLOSE, (uint32_t)sizeof *c);
     if (c) {
         memset(c, 0, sizeof *c);
         c->conn = conn;
@@ -269,7 +294,7 @@ void out_session_state(struct shard *s, const struct session *ss)
 {
     uint32_t dlen = ss->directed_bytes;
     struct slot o;
-    struct proto_session_state *st = fe_open(s, &o, PROTO_CONN_THREAD(ss->conn),
+    struct proto_session_state *st = fe_open(s, &o, shard_fe(s, ss->conn),
                                              PROTO_SESSION_STATE, (uint32_t)sizeof *st + dlen);
     if (st) {
         memset(st, 0, sizeof *st);
@@ -342,7 +367,20 @@ void out_error_extra(struct shard *s, const struct stanza *st, const char *type,
     buf_puts(&b, "</error></");
     buf_puts(&b, names[h->kind]);
     buf_puts(&b, ">");
-    out_deliver(s, &h->conn, 1, buf_data(&b), buf_used(&b));
+    if (h->flags & PROTO_STANZA_REMOTE) {
+        /* A remote sender hears it through our stream to its server, not the stream
+         * its stanza came in on (server streams go one way). */
+        const char *from = st->to_len ? st->to : s->cfg->domain;
+        size_t flen = st->to_len ? st->to_len : strlen(s->cfg->domain);
+        route_generated(s, from, flen, st->to_len ? st->to_bare_len : flen, st->from,
+                        st->from_len, st->from_bare_len, h->kind,
+                        h->kind == PROTO_MESSAGE ? PROTO_MSG_ERROR
+                        : h->kind == PROTO_PRESENCE ? PROTO_PRES_ERROR
+                                                    : PROTO_IQ_ERROR,
+                        buf_data(&b), buf_used(&b));
+    } else {
+        out_deliver(s, &h->conn, 1, buf_data(&b), buf_used(&b));
+    }
     buf_free(&b);
 }
 

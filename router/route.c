@@ -39,20 +39,12 @@ static uint32_t frame_len(const struct stanza *st)
     return (uint32_t)(sizeof *st->h + st->from_len + st->to_len + st->raw_len);
 }
 
-static bool is_error_or_result(const struct proto_stanza *h)
-{
-    return (h->kind == PROTO_MESSAGE && h->type == PROTO_MSG_ERROR) ||
-           (h->kind == PROTO_PRESENCE && h->type == PROTO_PRES_ERROR) ||
-           (h->kind == PROTO_IQ && h->type >= PROTO_IQ_RESULT);
-}
-
 void route_forward(struct shard *s, const struct stanza *st)
 {
     const struct proto_stanza *h = st->h;
     if (!(h->flags & PROTO_STANZA_LOCAL)) {
-        /* Federation comes with s2s; until then no remote server is reachable. */
-        if (!is_error_or_result(h))
-            out_error(s, st, "cancel", "remote-server-not-found");
+        /* Another domain's: to the s2s thread that owns it, as it is. */
+        out_remote(s, st);
         return;
     }
     if (!memchr(st->to, '@', st->to_bare_len))
@@ -249,6 +241,8 @@ void route_generated(struct shard *s, const char *from, size_t from_len, size_t 
     size_t dlen = (size_t)(to + to_bare_len - dom);
     if (dlen == strlen(s->cfg->domain) && !memcmp(dom, s->cfg->domain, dlen))
         h->flags |= PROTO_STANZA_LOCAL;
+    h->to_domain_off = (uint16_t)(dom - to);
+    h->to_domain_len = (uint16_t)dlen;
     h->from_len = (uint16_t)from_len;
     h->from_bare_len = (uint16_t)from_bare_len;
     h->to_len = (uint16_t)to_len;

@@ -248,6 +248,14 @@ static inline unsigned shard_of(const struct shard *s, uint64_t key)
     return topo_shard_of(key, s->nshards);
 }
 
+/* The front-end thread (index g of shard.from_fe/to_fe, shm/topo.h) of a connection.
+ * From a frame, it may be out of range: callers of fe_open() are given only ids the
+ * front ends made, and from_front_end() checks what they send. */
+static inline unsigned shard_fe(const struct shard *s, uint64_t conn)
+{
+    return topo_fe_index(s->cfg, PROTO_CONN_FE(conn), PROTO_CONN_THREAD(conn));
+}
+
 /* ---- session.c ---- */
 void users_init(struct user_table *t);
 void users_free(struct user_table *t);
@@ -449,6 +457,8 @@ void out_session_state(struct shard *s, const struct session *ss);
 void out_error(struct shard *s, const struct stanza *st, const char *type, const char *condition);
 void out_error_extra(struct shard *s, const struct stanza *st, const char *type,
                      const char *condition, const char *extra);
+/* A stanza for a remote domain, to the s2s thread that owns the domain (PROTO_REMOTE). */
+void out_remote(struct shard *s, const struct stanza *st);
 /* A frame for another shard (copied; queued in order when its ring is full; in pieces
  * when large). It travels in an envelope with a reference to the current ticket, which
  * the other shard drops once it has handled the frame (ticket.h). */

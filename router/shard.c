@@ -101,7 +101,12 @@ void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t l
     switch (kind) {
     case PROTO_STANZA:
         if (stanza_parse(payload, len, &st) && shard_of(s, st.h->key) == s->idx) {
-            from_sender(s, kind, payload, len, &st);
+            /* A remote sender has no state here: only the recipient's step (its key is
+             * the recipient's). */
+            if (st.h->flags & PROTO_STANZA_REMOTE)
+                route_inbound(s, &st);
+            else
+                from_sender(s, kind, payload, len, &st);
             return;
         }
         break;
@@ -150,14 +155,24 @@ static bool from_front_end(struct shard *s, int fe, uint16_t kind, void *p, uint
     if (len < sizeof conn)
         return true; /* too short for anything: shard_frame() says so */
     memcpy(&conn, p, sizeof conn);
-    if (PROTO_CONN_THREAD(conn) != (unsigned)fe) {
+    if (shard_fe(s, conn) != (unsigned)fe) {
         LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d spoke for another thread's connection",
                s->idx, fe);
         return false;
     }
-    /* Only the router makes stanzas that are never answered with errors. */
-    if (kind == PROTO_STANZA && len >= sizeof(struct proto_stanza))
-        ((struct proto_stanza *)p)->flags &= (uint8_t)~ROUTE_GENERATED;
+    bool s2s = PROTO_CONN_FE(conn) == PROTO_FE_S2S;
+    if (s2s && kind != PROTO_STANZA) {
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: s2s thread %d sent a session frame", s->idx, fe);
+        return false;
+    }
+    /* Only the router makes stanzas that are never answered with errors; a stanza from
+     * s2s is a remote server's, and one from c2s never is. */
+    if (kind == PROTO_STANZA && len >= sizeof(struct proto_stanza)) {
+        struct proto_stanza *h = p;
+        h->flags &= (uint8_t)~(ROUTE_GENERATED | PROTO_STANZA_REMOTE);
+        if (s2s)
+            h->flags |= PROTO_STANZA_REMOTE;
+    }
     return true;
 }
 
@@ -167,7 +182,8 @@ static void ring_broken(struct shard *s, bool *broken, int fe)
     LOG_ERROR("shard %u: ring from %s %d is corrupt", s->idx, fe >= 0 ? "thread" : "shard", fe);
     *broken = true;
     if (fe >= 0) /* the supervisor replaces the front end, and we reset */
-        ctl_tell(router_ctl_fd, CTL_PEER_BROKEN, CTL_ROLE_C2S);
+        ctl_tell(router_ctl_fd, CTL_PEER_BROKEN,
+                 (unsigned)fe < topo_threads(s->cfg) ? CTL_ROLE_C2S : CTL_ROLE_S2S);
 }
 
 /* The shard's own copy of a message from shared memory (the front end could still write
@@ -288,7 +304,20 @@ static bool inbound_pending(struct shard *s)
  * Contacts in other shards learn nothing here: with one front end, they died too. */
 static void front_end_down(struct shard *s, unsigned role)
 {
-    (void)role; /* c2s is the only front end so far */
+    /* The rings of that front end's threads (shm/topo.h: c2s first, then s2s). */
+    unsigned from = role == CTL_ROLE_S2S ? topo_threads(s->cfg) : 0;
+    unsigned to = role == CTL_ROLE_S2S ? s->nfe : topo_threads(s->cfg);
+    for (unsigned fe = from; fe < to && fe < s->nfe; fe++) {
+        backlog_clear(&s->backlog[fe]);
+        s->dirty[fe] = false;
+        ring_reset(&s->from_fe[fe]);
+        ring_reset(&s->to_fe[fe]);
+        port_rx_reset(&s->rx_fe[fe]);
+        ticket_queue_drop(s, &s->held[fe]);
+        s->broken[fe] = false;
+    }
+    if (role != CTL_ROLE_C2S)
+        return; /* sessions are c2s's alone */
     struct user_table *t = &s->users;
     for (size_t i = 0; t->buckets && i <= t->mask; i++) {
         struct user *u = t->buckets[i];
@@ -299,15 +328,6 @@ static void front_end_down(struct shard *s, unsigned role)
             user_release(t, u);
             u = next;
         }
-    }
-    for (unsigned fe = 0; fe < s->nfe; fe++) {
-        backlog_clear(&s->backlog[fe]);
-        s->dirty[fe] = false;
-        ring_reset(&s->from_fe[fe]);
-        ring_reset(&s->to_fe[fe]);
-        port_rx_reset(&s->rx_fe[fe]);
-        ticket_queue_drop(s, &s->held[fe]);
-        s->broken[fe] = false;
     }
 }
 

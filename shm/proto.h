@@ -25,7 +25,7 @@
 
 #include <stdint.h>
 
-#define PROTO_VERSION 3
+#define PROTO_VERSION 4
 
 static inline uint64_t proto_conn_id(unsigned fe, unsigned thread, uint32_t slot, uint32_t gen)
 {
@@ -51,6 +51,7 @@ enum proto_kind {
     PROTO_DELIVER,     /* stanza bytes for connections of this thread: struct proto_deliver */
     PROTO_CLOSE,       /* close a connection with a stream error: struct proto_close */
     PROTO_SESSION_STATE, /* what to hand back at re-registration: struct proto_session_state */
+    PROTO_REMOTE, /* router -> s2s: a stanza for a remote domain, as a struct proto_stanza */
     PROTO_KIND_MAX
 };
 
@@ -126,6 +127,9 @@ struct proto_stanza {
 #define PROTO_STANZA_TO_SERVER 0x1
 /* The destination's domain is one this node serves. */
 #define PROTO_STANZA_LOCAL 0x2
+/* s2s -> router: the stanza comes from a remote server (its `from` is remote, `key` is
+ * to_key: it goes to the recipient's shard first). Only s2s may set it. */
+#define PROTO_STANZA_REMOTE 0x4
 
 /* BIND_RESULT. Followed by the bound full JID (jid_len bytes) on success. */
 struct proto_bind_result {

@@ -104,6 +104,7 @@ struct config {
         uint32_t max_pending;  /* bytes of frames held per user while its state loads */
     } router;
     struct {
+        uint32_t threads;
         struct config_addr listen;
     } s2s;
     struct {

@@ -190,8 +190,13 @@ const struct config_directive config_table[] = {
         "from storage (milliseconds, longer when storage is slow). Beyond it a stanza is\n"
         "refused with resource-constraint, and an error or result (which nothing may\n"
         "answer) is dropped; a session's end and what the server sends always wait."),
+    NUM(INT, "s2s.threads", s2s.threads, "1", 1, 64, RESTART,
+        "Threads of the s2s process (federation), each with its own io_uring, listeners\n"
+        "and server-to-server streams; a remote domain's outbound streams belong to one\n"
+        "of them (a hash of the domain)."),
     ADDR("s2s.listen", s2s.listen, "127.0.0.1:5269", EMPTY | RESTART,
-         "Where other servers connect (federation). Reserved: s2s is not built yet."),
+         "Where other servers connect (federation, STARTTLS). \"\" disables inbound\n"
+         "federation; outbound streams are made all the same."),
     NUM(SIZE, "shm.ring_size", shm.ring_size, "1M", 64 * K, 1 * G, POW2 | RESTART,
         "Bytes of each shared-memory ring between a front-end thread and a router\n"
         "shard (one ring per pair and direction). At least twice c2s.max_stanza_size."),

@@ -229,6 +229,9 @@ void fe_wake_at(struct fe_thread *t, uint64_t at);
 uint64_t fe_now_us(void);
 /* A listener on a, every thread its own (SO_REUSEPORT). The fd or -errno. */
 int fe_listen(const struct config_addr *a);
+/* The process's main thread, before the threads listen: 0 when nobody else listens on a
+ * (waiting two seconds for a predecessor to let go), -EADDRINUSE or another -errno. */
+int fe_address_free(const struct config_addr *a);
 
 /* ---- conn.c ---- */
 /* The thread's pool: room for max connections, none of it allocated yet. 0 or -ENOMEM. */

@@ -346,6 +346,28 @@ int fe_listen(const struct config_addr *a)
     return fd;
 }
 
+/* SO_REUSEPORT lets every thread bind the same address, but it would also let a second
+ * node (same user) join ours and silently take half of its clients. A bind without
+ * SO_REUSEPORT fails while anyone listens there, so it tells us the address is free.
+ * A predecessor killed a moment ago still listens for a few milliseconds: the kernel
+ * tears its io_uring down asynchronously, and the armed accept holds the socket until
+ * then. So the address gets two seconds to become free. */
+int fe_address_free(const struct config_addr *a)
+{
+    for (int attempt = 0;; attempt++) {
+        int fd = socket(a->addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -errno;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        int rc = bind(fd, &a->addr.sa, a->len) < 0 ? -errno : 0;
+        close(fd);
+        if (rc != -EADDRINUSE || attempt == 40)
+            return rc;
+        usleep(50 * 1000);
+    }
+}
+
 static int setup(struct fe_thread *t)
 {
     struct io_uring_params p;

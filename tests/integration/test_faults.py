@@ -108,7 +108,7 @@ def test_kill_router_clients_stay_and_chat_again(make_server):
 def test_sigterm_system_shutdown_and_all_exit(make_server):
     s = make_server(expect_stable=False)
     kids = s.children()
-    assert set(kids) == {"starling-c2s", "starling-router"}
+    assert set(kids) == {"starling-c2s", "starling-router", "starling-s2s"}
     bound = raw_login(s, "alice", "desk")
     bound_tls = RawClient(s, direct_tls=True)
     bound_tls.login("bob", s.password("bob"), "phone")

@@ -1,15 +1,17 @@
 /*
  * starling: the supervisor, like nginx's master process. It validates the config,
- * creates the shared-memory segment and the bells, starts starling-router and
- * starling-c2s, restarts a child that dies (with backoff), shuts everything down
- * cleanly on SIGTERM or SIGINT and has the children reload on SIGHUP. It routes nothing.
+ * creates the shared-memory segment and the bells, starts starling-router,
+ * starling-c2s and starling-s2s, restarts a child that dies (with backoff), shuts
+ * everything down cleanly on SIGTERM or SIGINT and has the children reload on SIGHUP. It
+ * routes nothing.
  *
- * When a child dies, the survivor that shares rings with it must reset them before a
+ * The router shares rings with each front end (c2s, s2s); the front ends share none.
+ * When a child dies, each survivor that shares rings with it must reset them before a
  * replacement attaches (shm/ring.h, "Reset"; common/core/ctl.h): the supervisor reaps the
- * child, sends CTL_PEER_DOWN to the survivor, waits for CTL_PEER_RESET, re-formats the
- * dead child's bells and only then starts the replacement. A survivor that does not
- * answer within RESET_TIMEOUT_MS is killed too, and with no process attached the
- * supervisor re-formats the whole segment itself.
+ * child, sends CTL_PEER_DOWN to those survivors, waits for every CTL_PEER_RESET,
+ * re-formats the dead child's bells and only then starts the replacement. A survivor that
+ * does not answer within RESET_TIMEOUT_MS is killed too; rings whose processes at both
+ * ends are dead the supervisor re-formats itself.
  *
  * Single-threaded: one poll loop over a signalfd and the children's control sockets.
  */
@@ -60,7 +62,8 @@ struct child {
     pid_t pid;
     int ctl;
     bool ready;
-    bool told_down;          /* its peer heard CTL_PEER_DOWN for it and waits for CTL_PEER_UP */
+    bool told_down;          /* its peers heard CTL_PEER_DOWN for it and wait for CTL_PEER_UP */
+    unsigned resets_due;     /* CH_WAITING: survivors yet to answer CTL_PEER_RESET */
     unsigned start_failures; /* deaths in a row before CTL_READY */
     unsigned backoff_ms;
     uint64_t started, retry_at, wait_until;
@@ -72,7 +75,7 @@ static struct {
     struct seg seg;
     int *bell_fds;
     unsigned nbells;
-    struct child kids[2]; /* router, c2s */
+    struct child kids[3]; /* router, c2s, s2s */
     bool stopping;
     int exit_code;
     uint64_t stop_deadline;
@@ -95,9 +98,22 @@ static struct child *c2s(void)
     return &S.kids[1];
 }
 
-static struct child *peer_of(struct child *c)
+static struct child *s2s(void)
 {
-    return c == router() ? c2s() : router();
+    return &S.kids[2];
+}
+
+#define NKIDS 3
+
+/* Do a and b share rings? The router with each front end; front ends with nobody. */
+static bool peers(const struct child *a, const struct child *b)
+{
+    return a != b && (a == router() || b == router());
+}
+
+static struct child *by_role(uint32_t role)
+{
+    return role == CTL_ROLE_ROUTER ? router() : role == CTL_ROLE_C2S ? c2s() : s2s();
 }
 
 static void send_ctl(struct child *c, uint32_t type, uint32_t arg)
@@ -147,16 +163,42 @@ static int spawn(struct child *c)
     return 0;
 }
 
+/* The front-end thread indices of a front end (shm/topo.h): [*from, *to). */
+static void fe_range(const struct child *c, unsigned *from, unsigned *to)
+{
+    *from = c == s2s() ? topo_threads(S.cfg) : 0;
+    *to = c == s2s() ? topo_fe_threads(S.cfg) : topo_threads(S.cfg);
+}
+
 /* Bells of the threads of a dead child may have been left "sleeping". */
 static void format_bells(struct child *c)
 {
     const struct config *cfg = S.cfg;
-    if (c == router())
+    unsigned from, to;
+    if (c == router()) {
         for (unsigned s = 0; s < topo_shards(cfg); s++)
             bell_format(seg_bell(&S.seg, topo_bell_shard(cfg, s)));
-    else
-        for (unsigned t = 0; t < topo_threads(cfg); t++)
-            bell_format(seg_bell(&S.seg, topo_bell_c2s(cfg, t)));
+        return;
+    }
+    fe_range(c, &from, &to);
+    for (unsigned g = from; g < to; g++)
+        bell_format(seg_bell(&S.seg, topo_bell_fe(cfg, g)));
+}
+
+/* The rings between the router and front end f, both dead: nobody is left to reset
+ * them but us. */
+static void format_rings(struct child *f)
+{
+    const struct config *cfg = S.cfg;
+    struct seg_layout l = S.seg.l;
+    unsigned from, to;
+    fe_range(f, &from, &to);
+    for (unsigned g = from; g < to; g++)
+        for (unsigned s = 0; s < topo_shards(cfg); s++) {
+            ring_format(seg_ring(&S.seg, topo_ring_up(cfg, g, s)), l.ring_data_size, l.max_frame);
+            ring_format(seg_ring(&S.seg, topo_ring_down(cfg, g, s)), l.ring_data_size,
+                        l.max_frame);
+        }
 }
 
 static void schedule_start(struct child *c)
@@ -169,16 +211,6 @@ static void schedule_start(struct child *c)
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (c->backoff_ms > BACKOFF_MAX_MS)
         c->backoff_ms = BACKOFF_MAX_MS;
-}
-
-/* Nobody is attached any more: every ring and bell starts over. */
-static void reformat_all(void)
-{
-    struct seg_layout l = S.seg.l;
-    for (uint32_t i = 0; i < l.n_rings; i++)
-        ring_format(seg_ring(&S.seg, i), l.ring_data_size, l.max_frame);
-    for (uint32_t i = 0; i < l.n_bells; i++)
-        bell_format(seg_bell(&S.seg, i));
 }
 
 static void begin_stop(void);
@@ -205,18 +237,29 @@ static void on_death(struct child *c, int status)
         begin_stop();
         return;
     }
-    struct child *p = peer_of(c);
-    if (p->state == CH_RUNNING) {
+    c->resets_due = 0;
+    for (int i = 0; i < NKIDS; i++) {
+        struct child *p = &S.kids[i];
+        if (!peers(c, p))
+            continue;
+        if (p->state == CH_RUNNING) {
+            send_ctl(p, CTL_PEER_DOWN, c->role);
+            c->resets_due++;
+        } else {
+            /* Both ends of these rings are dead: they are ours to reset. A peer that
+             * waited for our reset waits no more. */
+            format_rings(c == router() ? p : c);
+            if (p->state == CH_WAITING && p->resets_due && !--p->resets_due) {
+                format_bells(p);
+                schedule_start(p);
+            }
+        }
+    }
+    if (c->resets_due) {
         c->state = CH_WAITING;
         c->wait_until = now_ms() + RESET_TIMEOUT_MS;
         c->told_down = true;
-        send_ctl(p, CTL_PEER_DOWN, c->role);
         return;
-    }
-    if (p->state == CH_WAITING) {
-        /* Both are gone: nobody is left to reset anything but us. */
-        reformat_all();
-        schedule_start(p);
     }
     format_bells(c);
     schedule_start(c);
@@ -228,19 +271,21 @@ static void on_message(struct child *c)
     ssize_t n = recv(c->ctl, &m, sizeof m, MSG_DONTWAIT);
     if (n != (ssize_t)sizeof m)
         return;
-    struct child *p = peer_of(c);
+    struct child *p = by_role(m.arg);
     if (m.type == CTL_READY) {
         c->ready = true;
         c->start_failures = 0;
         LOG_INFO("%s is serving", c->name);
-        if (c->told_down && p->state == CH_RUNNING)
-            send_ctl(p, CTL_PEER_UP, c->role);
+        for (int i = 0; c->told_down && i < NKIDS; i++)
+            if (peers(c, &S.kids[i]) && S.kids[i].state == CH_RUNNING)
+                send_ctl(&S.kids[i], CTL_PEER_UP, c->role);
         c->told_down = false;
-    } else if (m.type == CTL_PEER_BROKEN && p->pid > 0 && p->state == CH_RUNNING) {
+    } else if (m.type == CTL_PEER_BROKEN && peers(c, p) && p->pid > 0 && p->state == CH_RUNNING) {
         LOG_ERROR("%s reports that %s wrote a corrupt frame: replacing %s", c->name, p->name,
                   p->name);
         kill(p->pid, SIGKILL);
-    } else if (m.type == CTL_PEER_RESET && p->state == CH_WAITING) {
+    } else if (m.type == CTL_PEER_RESET && p->state == CH_WAITING && p->resets_due &&
+               !--p->resets_due) {
         format_bells(p);
         schedule_start(p);
     }
@@ -251,7 +296,7 @@ static void reap(void)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < NKIDS; i++)
             if (S.kids[i].pid == pid)
                 on_death(&S.kids[i], status);
 }
@@ -263,9 +308,11 @@ static void begin_stop(void)
     S.stopping = true;
     S.stop_deadline = now_ms() + STOP_TIMEOUT_MS;
     LOG_INFO("shutting down");
-    /* Clients first (they get system-shutdown), the router once they are gone. */
+    /* The front ends first (clients and peers get system-shutdown), the router once they
+     * are gone. */
     send_ctl(c2s(), CTL_SHUTDOWN, 0);
-    if (c2s()->state != CH_RUNNING)
+    send_ctl(s2s(), CTL_SHUTDOWN, 0);
+    if (c2s()->state != CH_RUNNING && s2s()->state != CH_RUNNING)
         send_ctl(router(), CTL_SHUTDOWN, 0);
 }
 
@@ -285,7 +332,7 @@ static void reload(void)
     }
     log_set_level(fresh->log.level);
     config_free(fresh);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < NKIDS; i++)
         send_ctl(&S.kids[i], CTL_RELOAD, 0);
     LOG_INFO("reloading %s", S.config_path);
 }
@@ -306,6 +353,7 @@ static void find_bins(const char *argv0)
         self[0] = '\0';
     snprintf(router()->bin, sizeof router()->bin, "%sstarling-router", self);
     snprintf(c2s()->bin, sizeof c2s()->bin, "%sstarling-c2s", self);
+    snprintf(s2s()->bin, sizeof s2s()->bin, "%sstarling-s2s", self);
 }
 
 /*
@@ -379,18 +427,20 @@ int main(int argc, char **argv)
     router()->role = CTL_ROLE_ROUTER;
     c2s()->name = "c2s";
     c2s()->role = CTL_ROLE_C2S;
-    for (int i = 0; i < 2; i++) {
+    s2s()->name = "s2s";
+    s2s()->role = CTL_ROLE_S2S;
+    for (int i = 0; i < NKIDS; i++) {
         S.kids[i].ctl = -1;
         S.kids[i].state = CH_DOWN;
         S.kids[i].retry_at = 0;
     }
-    LOG_INFO("starling for %s: %u c2s threads, %u router shards", S.cfg->domain,
-             topo_threads(S.cfg), topo_shards(S.cfg));
+    LOG_INFO("starling for %s: %u c2s threads, %u s2s threads, %u router shards", S.cfg->domain,
+             topo_threads(S.cfg), topo_s2s_threads(S.cfg), topo_shards(S.cfg));
 
     for (;;) {
         uint64_t now = now_ms();
         int timeout = 1000;
-        for (int i = 0; i < 2 && !S.stopping; i++) {
+        for (int i = 0; i < NKIDS && !S.stopping; i++) {
             struct child *c = &S.kids[i];
             if (c->state == CH_DOWN) {
                 if (now >= c->retry_at) {
@@ -400,27 +450,33 @@ int main(int argc, char **argv)
                     timeout = (int)(c->retry_at - now);
                 }
             } else if (c->state == CH_WAITING && now >= c->wait_until) {
-                struct child *p = peer_of(c);
-                LOG_ERROR("%s did not reset its rings in time; restarting it too", p->name);
-                if (p->pid > 0)
+                for (int k = 0; k < NKIDS; k++) {
+                    struct child *p = &S.kids[k];
+                    if (!peers(c, p) || p->pid <= 0)
+                        continue;
+                    LOG_ERROR("%s did not reset its rings in time; restarting it too", p->name);
                     kill(p->pid, SIGKILL);
+                }
+                c->wait_until = now + RESET_TIMEOUT_MS;
             }
         }
         if (S.stopping) {
-            if (c2s()->state != CH_RUNNING && router()->state == CH_RUNNING)
+            bool fronts = c2s()->state == CH_RUNNING || s2s()->state == CH_RUNNING;
+            if (!fronts && router()->state == CH_RUNNING)
                 send_ctl(router(), CTL_SHUTDOWN, 0);
-            if (router()->state != CH_RUNNING && c2s()->state != CH_RUNNING)
+            if (!fronts && router()->state != CH_RUNNING)
                 break;
             if (now >= S.stop_deadline)
-                for (int i = 0; i < 2; i++)
+                for (int i = 0; i < NKIDS; i++)
                     if (S.kids[i].pid > 0)
                         kill(S.kids[i].pid, SIGKILL);
             timeout = 100;
         }
 
-        struct pollfd pf[3] = {
-            {sfd, POLLIN, 0}, {router()->ctl, POLLIN, 0}, {c2s()->ctl, POLLIN, 0}};
-        if (poll(pf, 3, timeout) < 0 && errno != EINTR)
+        struct pollfd pf[1 + NKIDS] = {{sfd, POLLIN, 0}};
+        for (int i = 0; i < NKIDS; i++)
+            pf[1 + i] = (struct pollfd){S.kids[i].ctl, POLLIN, 0};
+        if (poll(pf, 1 + NKIDS, timeout) < 0 && errno != EINTR)
             break;
         if (pf[0].revents & POLLIN) {
             struct signalfd_siginfo si;
@@ -433,7 +489,7 @@ int main(int argc, char **argv)
                     begin_stop();
             }
         }
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < NKIDS; i++)
             if (pf[1 + i].revents & POLLIN)
                 on_message(&S.kids[i]);
         reap();

@@ -1,0 +1,183 @@
+/*
+ * starling-s2s: the server-to-server front end process. Started by the supervisor
+ * (common/core/args.h); runs s2s.threads front-end threads (common/fe); its main thread
+ * serves the control socket and signals, and hands requests to the threads.
+ */
+#include "s2s/s2s.h"
+#include "common/auth/tls.h"
+#include "common/core/args.h"
+#include "common/core/ctl.h"
+#include "common/core/log.h"
+#include "shm/proto.h"
+#include "shm/topo.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct s2s_thread *threads;
+static unsigned nthreads;
+
+static void *thread_main(void *arg)
+{
+    struct s2s_thread *t = arg;
+    char label[32];
+    snprintf(label, sizeof label, "thread %u", t->fe.idx);
+    log_thread_set(label);
+    int err = fe_run(&t->fe);
+    if (err < 0) {
+        LOG_ERROR("s2s thread %u stopped: %s", t->fe.idx, strerror(-err));
+        exit(1); /* the supervisor restarts the process */
+    }
+    return NULL;
+}
+
+static void to_threads(unsigned req)
+{
+    struct fe_thread *fes[64];
+    for (unsigned i = 0; i < nthreads; i++)
+        fes[i] = &threads[i].fe;
+    fe_request(fes, nthreads, req);
+}
+
+static int attach(struct s2s_thread *t, const struct seg *seg, const struct config *cfg,
+                  const int *bell_fds, int ctl_fd)
+{
+    int err = fe_port_init(&t->fe, topo_shards(cfg));
+    if (!err)
+        err = topo_attach(cfg, seg, bell_fds, true, topo_fe_index(cfg, PROTO_FE_S2S, t->fe.idx),
+                          &t->fe.bell, t->fe.to_shard, t->fe.from_shard);
+    if (!err)
+        err = fe_pool_init(&t->fe, (uint32_t)((cfg->c2s.max_connections + nthreads - 1) / nthreads));
+    if (err)
+        return err;
+    t->fe.ops = &s2s_ops;
+    t->fe.fe = PROTO_FE_S2S;
+    t->fe.ctl_fd = ctl_fd;
+    arena_init(&t->fe.arena, 8192);
+    t->fe.lfd[0] = t->fe.lfd[1] = -1;
+    if (cfg->s2s.listen.len && (t->fe.lfd[0] = fe_listen(&cfg->s2s.listen)) < 0) {
+        LOG_ERROR("cannot listen on %s: %s", cfg->s2s.listen.text, strerror(-t->fe.lfd[0]));
+        return t->fe.lfd[0];
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct args a;
+    char err[512];
+    struct config *cfg;
+    struct seg seg;
+    struct tls_ctx *tls = NULL;
+
+    if (args_parse(&a, argc, argv, err, sizeof err) < 0) {
+        fprintf(stderr, "starling-s2s: %s\n", err);
+        return 2;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (config_load(a.config, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "starling-s2s: %s\n", err);
+        return 2;
+    }
+    log_init("s2s", (enum log_level)cfg->log.level);
+    signal(SIGPIPE, SIG_IGN);
+    if (cfg->c2s.certificate && access(cfg->c2s.certificate, R_OK) == 0) {
+        struct tls_opts o = {
+            .cert_file = cfg->c2s.certificate, .key_file = cfg->c2s.key, .alpn = "xmpp-server"};
+        if (!(tls = tls_ctx_new_server(&o, err, sizeof err))) {
+            LOG_ERROR("TLS: %s", err);
+            return 1;
+        }
+    }
+    struct seg_layout l;
+    int rc = topo_plan(cfg, &l);
+    if (rc == 0 && a.nbells < (int)topo_bells(cfg))
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = seg_map(&seg, a.shm_fd, &l);
+    if (rc < 0) {
+        LOG_ERROR("shared memory: %s", strerror(-rc));
+        return 1;
+    }
+    if (cfg->s2s.listen.len && (rc = fe_address_free(&cfg->s2s.listen)) < 0) {
+        LOG_ERROR("cannot listen on %s: %s", cfg->s2s.listen.text, strerror(-rc));
+        return 1;
+    }
+    nthreads = topo_s2s_threads(cfg);
+    threads = calloc(nthreads, sizeof *threads);
+    if (!threads)
+        return 1;
+    for (unsigned i = 0; i < nthreads; i++) {
+        struct s2s_thread *t = &threads[i];
+        t->fe.idx = i;
+        t->fe.cfg = cfg;
+        t->fe.tls = tls;
+        if ((rc = attach(t, &seg, cfg, a.bell_fds, a.ctl_fd)) < 0) {
+            LOG_ERROR("s2s thread %u: %s", i, strerror(-rc));
+            return 1;
+        }
+    }
+
+    /* Signals reach the main thread only: the loops must never be interrupted. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+
+    pthread_t *th = calloc(nthreads, sizeof *th);
+    for (unsigned i = 0; i < nthreads; i++)
+        if (pthread_create(&th[i], NULL, thread_main, &threads[i]) != 0) {
+            LOG_ERROR("cannot start s2s thread %u", i);
+            return 1;
+        }
+    LOG_INFO("listening on %s with %u threads",
+             cfg->s2s.listen.len ? cfg->s2s.listen.text : "-", nthreads);
+
+    struct ctl_msg m = {CTL_READY, CTL_ROLE_S2S};
+    send(a.ctl_fd, &m, sizeof m, MSG_NOSIGNAL);
+    for (;;) {
+        struct pollfd pf[2] = {{a.ctl_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (pf[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si && si.ssi_signo == SIGTERM)
+                break; /* SIGINT is the terminal's: the supervisor decides */
+        }
+        if (!(pf[0].revents & (POLLIN | POLLHUP)))
+            continue;
+        ssize_t n = recv(a.ctl_fd, &m, sizeof m, 0);
+        if (n == 0 || (n < 0 && errno != EINTR))
+            break; /* the supervisor is gone */
+        if (n != (ssize_t)sizeof m)
+            continue;
+        if (m.type == CTL_SHUTDOWN)
+            break;
+        if (m.type == CTL_PEER_DOWN && m.arg == CTL_ROLE_ROUTER) {
+            LOG_WARN("the router went down: holding peers' input until it is back");
+            to_threads(FE_CTL_ROUTER_DOWN);
+            struct ctl_msg ack = {CTL_PEER_RESET, m.arg};
+            send(a.ctl_fd, &ack, sizeof ack, MSG_NOSIGNAL);
+        } else if (m.type == CTL_PEER_UP && m.arg == CTL_ROLE_ROUTER) {
+            to_threads(FE_CTL_ROUTER_UP);
+        }
+    }
+    to_threads(FE_CTL_STOP);
+    for (unsigned i = 0; i < nthreads; i++)
+        pthread_join(th[i], NULL);
+    free(th);
+    LOG_INFO("stopped");
+    return 0;
+}
