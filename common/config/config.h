@@ -106,6 +106,10 @@ struct config {
     struct {
         uint32_t threads;
         struct config_addr listen;
+        uint32_t max_dialback_pending; /* per stream */
+        uint32_t max_domain_pairs;     /* per stream */
+        uint32_t dialback_timeout;
+        bool secure_auth;
     } s2s;
     struct {
         uint64_t ring_size;
