@@ -94,7 +94,7 @@ static void dialback_example_test(void)
               DIALBACK_EV_VERIFY);
     CHECK_INT(dialback_verified(&sd, ev.sender, ev.target, DIALBACK_VALID, 0, &out, &ev), ==,
               DIALBACK_EV_ALLOWED_IN);
-    snprintf(xml, sizeof xml, "%s", st_out(&out));
+    st_take(xml, sizeof xml, &out);
     CHECK_STR(xml, "<db:result from='montague.lit' to='capulet.lit' type='valid'/>");
     CHECK_INT(dialback_recv(&cd, st_elem(xml), &st_arena, 0, &out, &ev), ==,
               DIALBACK_EV_ALLOWED_OUT);

@@ -64,4 +64,13 @@ static inline const char *st_out(struct buf *b)
     return s;
 }
 
+/* st_out() into dst (truncated to its size), for a value kept across other calls. */
+static inline void st_take(char *dst, size_t size, struct buf *b)
+{
+    const char *s = st_out(b);
+    size_t n = strlen(s) < size - 1 ? strlen(s) : size - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
 #endif
