@@ -59,7 +59,10 @@ static enum sasl_ev emit(struct buf *out, const char *a, const char *b, const ch
 static enum sasl_ev fail(struct external *x, enum sasl_cond cond, struct buf *out,
                          struct external_event *ev)
 {
-    x->state = ST_FAILED;
+    /* After success the exchange stays over until the stream restarts: a refused second
+     * <auth/> must not let a third one succeed again. */
+    if (x->state != ST_DONE)
+        x->state = ST_FAILED;
     ev->kind = SASL_EV_FAILURE;
     ev->cond = cond;
     return emit(out, "<failure xmlns='" EXTERNAL_NS_SASL "'><", sasl_cond_name(cond),

@@ -83,7 +83,9 @@ void external_init(struct external *x, const struct external_peer *peer);
 
 /*
  * <auth mechanism='mech'>b64</auth> (len 0: no initial response). Appends the answer to
- * out and returns the event. A new <auth/> after a failure starts over.
+ * out and returns the event. A new <auth/> after a failure starts over; after a success
+ * every call fails (malformed-request) until the stream restarts and external_init() runs
+ * again.
  */
 enum sasl_ev external_start(struct external *x, const char *mech, size_t mech_len, const char *b64,
                             size_t len, struct buf *out, struct external_event *ev);

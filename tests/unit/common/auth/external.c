@@ -209,6 +209,13 @@ static void exchange_test(void)
     /* after success, nothing more until the stream restarts */
     CHECK_INT(external_start(&x, "EXTERNAL", 8, "=", 1, &out, &ev), ==, SASL_EV_FAILURE);
     CHECK_INT(ev.cond, ==, SASL_MALFORMED_REQUEST);
+    /* and that refusal does not reopen the exchange: a second success would authorise
+     * the pair twice on one stream */
+    CHECK_INT(external_start(&x, "EXTERNAL", 8, "", 0, &out, &ev), ==, SASL_EV_FAILURE);
+    CHECK_INT(external_step(&x, "=", 1, &out, &ev), ==, SASL_EV_FAILURE);
+    CHECK_INT(external_abort(&x, &out, &ev), ==, SASL_EV_FAILURE);
+    CHECK_INT(external_start(&x, "EXTERNAL", 8, "=", 1, &out, &ev), ==, SASL_EV_FAILURE);
+    CHECK_INT(ev.cond, ==, SASL_MALFORMED_REQUEST);
     take();
 
     /* an empty <response/> is an empty authzid */
