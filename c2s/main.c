@@ -8,6 +8,7 @@
 #include "common/core/ctl.h"
 #include "common/core/log.h"
 #include "common/auth/sasl.h"
+#include "common/auth/secret.h"
 #include "common/store/store.h"
 #include "common/auth/tls.h"
 #include "common/core/worker.h"
@@ -15,7 +16,6 @@
 #include "shm/topo.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,45 +30,6 @@
 static struct c2s_thread *threads;
 static unsigned nthreads;
 static struct sasl_config sasl_cfg;
-
-/* The secret unknown users' fake SCRAM credentials derive from (sasl.h) must not change
- * across restarts, or a client could tell unknown users from known ones: it lives in a
- * file beside the database, made on first start. storage.path is absolute when the
- * config came from a file (config_load resolves it against the file's folder), so
- * every process and starlingctl agree on where that is. */
-static int load_secret(const struct config *cfg, uint8_t out[32])
-{
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s.secret", cfg->storage.path) >= sizeof path)
-        return -ENAMETOOLONG;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, out, 32);
-        close(fd);
-        if (n == 32)
-            return 0;
-    }
-    if (getrandom(out, 32, 0) != 32)
-        return -EIO;
-    char tmp[sizeof path + 16];
-    snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    bool ok = write(fd, out, 32) == 32 && fsync(fd) == 0;
-    close(fd);
-    /* Another process may have won the race: theirs stands, and we read it. */
-    if (!ok || link(tmp, path) < 0) {
-        unlink(tmp);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd >= 0 ? read(fd, out, 32) : -1;
-        if (fd >= 0)
-            close(fd);
-        return n == 32 ? 0 : -EIO;
-    }
-    unlink(tmp);
-    return 0;
-}
 
 static void *thread_main(void *arg)
 {
@@ -232,7 +192,9 @@ int main(int argc, char **argv)
     sasl_cfg.domain = cfg->domain;
     sasl_cfg.mechs = (1u << SASL_MECH_COUNT) - 1 - 1; /* all of them; PLAIN only over TLS */
     sasl_cfg.fake_iterations = cfg->c2s.scram_iterations;
-    if ((rc = load_secret(cfg, sasl_cfg.secret)) < 0) {
+    /* The secret unknown users' fake SCRAM credentials derive from must not change across
+     * restarts, or a client could tell unknown users from known ones (secret.h). */
+    if ((rc = secret_load(cfg->storage.path, ".secret", sasl_cfg.secret)) < 0) {
         LOG_ERROR("cannot keep the SASL secret beside %s: %s", cfg->storage.path, strerror(-rc));
         return 1;
     }

@@ -52,6 +52,14 @@ static void refused_test(void)
     CHECK(stat(path, &st) == 0 && st.st_size == 5);
     unlink(path);
 
+    /* What cannot be read is reported as it is, not as a file to make (a folder here;
+     * an unreadable file alike, which root's tests cannot make). */
+    snprintf(db, sizeof db, "%s/folder", dir);
+    snprintf(path, sizeof path, "%s.dialback", db);
+    CHECK(mkdir(path, 0700) == 0);
+    CHECK_INT(secret_load(db, ".dialback", a), ==, -EISDIR);
+    rmdir(path);
+
     /* A folder that does not exist. */
     snprintf(db, sizeof db, "%s/none/x.db", dir);
     CHECK_INT(secret_load(db, ".dialback", a), ==, -ENOENT);
