@@ -106,6 +106,7 @@ struct config {
     struct {
         uint32_t threads;
         struct config_addr listen;
+        const char *ca_file, *ca_dir; /* trust roots for peers' certificates; "": none */
     } s2s;
     struct {
         uint64_t ring_size;
