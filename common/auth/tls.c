@@ -342,9 +342,11 @@ static struct tls_ctx *ctx_new(const struct tls_opts *o, bool server, char *err,
         set_err(err, errlen, "a server needs a certificate and a key", NULL);
         goto fail_ssl;
     }
-    if ((o->ca_file || o->ca_dir) &&
-        SSL_CTX_load_verify_locations(c->ssl, o->ca_file, o->ca_dir) != 1) {
-        set_err(err, errlen, "loading trust roots", o->ca_file ? o->ca_file : o->ca_dir);
+    /* "" as well as NULL: what an empty s2s.ca_file or s2s.ca_dir gives. */
+    const char *ca_file = o->ca_file && *o->ca_file ? o->ca_file : NULL;
+    const char *ca_dir = o->ca_dir && *o->ca_dir ? o->ca_dir : NULL;
+    if ((ca_file || ca_dir) && SSL_CTX_load_verify_locations(c->ssl, ca_file, ca_dir) != 1) {
+        set_err(err, errlen, "loading trust roots", ca_file ? ca_file : ca_dir);
         goto fail_ssl;
     }
     SSL_CTX_set_cert_verify_callback(c->ssl, verify_chain, NULL);

@@ -78,9 +78,9 @@ struct tls_opts {
     const char *cert_file; /* PEM chain, leaf first. Server: required. Client: optional (s2s) */
     const char *key_file;  /* PEM private key of the leaf; with cert_file */
     const char *ca_file;   /* PEM trust roots for the peer's certificate (TLS_SYSTEM_CA_FILE
-                              for the public network); NULL: none */
+                              for the public network); NULL or "": none */
     const char *ca_dir;    /* and/or a directory of them by subject hash (`openssl rehash`),
-                              read as verification needs them; NULL: none */
+                              read as verification needs them; NULL or "": none */
     const char *alpn;      /* comma-separated ALPN protocols, e.g. "xmpp-client"; NULL: none.
                               Server: a client that offers ALPN without one of them is refused
                               (no_application_protocol); one that offers none is accepted.

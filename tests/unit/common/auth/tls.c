@@ -773,6 +773,16 @@ static void trust_store_test(void)
     pair_close(&p);
     tls_ctx_free(cc);
 
+    /* "" is none, as the config writes it: nothing verifies. */
+    o = (struct tls_opts){.ca_file = "", .ca_dir = ""};
+    cc = tls_ctx_new_client(&o, err, sizeof err);
+    CHECK(cc != NULL);
+    pair_open(&p, sc, cc, "v.example");
+    CHECK(tls_handshake_done(p.c.t));
+    CHECK_INT(tls_peer_verify(p.c.t, NULL), ==, TLS_VERIFY_UNTRUSTED);
+    pair_close(&p);
+    tls_ctx_free(cc);
+
     o = (struct tls_opts){.ca_file = "/nonexistent/ca.pem"};
     CHECK(tls_ctx_new_client(&o, err, sizeof err) == NULL);
     CHECK(strstr(err, "/nonexistent/ca.pem") != NULL);
