@@ -258,6 +258,11 @@ def test_gencert_ca_certificates_verify_with_openssl(tmp_path):
     assert not (tmp_path / "d.crt").exists()
     r = ctl(tmp_path, "gencert", "--san", "URI:xmpp:a.test", "d.test", "d.crt", "d.key")
     assert r.returncode == 1 and "invalid" in r.stderr
+    # A name too long for a certificate is refused, never cut to one that fits.
+    too_long = "XMPP:" + "\u00e9" * 200 + ".test"
+    r = ctl(tmp_path, "gencert", "--san", too_long, "d.test", "d.crt", "d.key")
+    assert r.returncode == 2 and "too long" in r.stderr
+    assert not (tmp_path / "d.crt").exists()
 
 
 def test_gencert_ca_with_a_config(tmp_path):

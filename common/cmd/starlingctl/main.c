@@ -407,7 +407,11 @@ static int gencert(int argc, char **argv, const struct config *cfg)
         } else if (!strcmp(argv[i], "--san") && i + 1 < argc && nsan <= GENCERT_SANS) {
             const char *v = argv[++i];
             bool typed = !strncmp(v, "DNS:", 4) || !strncmp(v, "SRV:", 4) || !strncmp(v, "XMPP:", 5);
-            snprintf(bufs[nsan], sizeof bufs[nsan], "%s%s", typed ? "" : "DNS:", v);
+            if (snprintf(bufs[nsan], sizeof bufs[nsan], "%s%s", typed ? "" : "DNS:", v) >=
+                (int)sizeof bufs[nsan]) {
+                fprintf(stderr, "starlingctl: gencert: --san %s is too long\n", v);
+                return 2;
+            }
             sans[nsan] = bufs[nsan];
             nsan++;
         } else if (!strcmp(argv[i], "--days") && i + 1 < argc) {
