@@ -1,30 +1,26 @@
 /*
  * tls: BoringSSL over a custom BIO. The BIO reads from what the caller lent with tls_feed()
  * (or kept with tls_keep()) and writes straight into the sink, so the module itself holds
- * no ciphertext buffer between calls.
+ * no ciphertext buffer between calls. Making certificates is in tls_cert.c.
  */
 #include "common/auth/tls.h"
+#include "common/auth/certid.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <idna.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/bio.h>
-#include <openssl/bn.h>
 #include <openssl/bytestring.h>
 #include <openssl/digest.h>
-#include <openssl/ec_key.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/mem.h>
-#include <openssl/nid.h>
 #include <openssl/obj.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -220,12 +216,37 @@ static int alpn_select(SSL *ssl, const uint8_t **out, uint8_t *out_len, const ui
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-/* A client certificate is requested for s2s, whose policy decides later what an unverified
- * one is worth (tls_peer_verified()); it never fails the handshake here. */
-static int accept_any_cert(int ok, X509_STORE_CTX *store)
+/*
+ * Replaces BoringSSL's call of X509_verify_cert() so that a chain that does not verify never
+ * fails the handshake: s2s decides later what such a peer is worth (dialback). The store's
+ * error, the first problem found (the default callback stops there), becomes the session's
+ * verify result, which tls_peer_verify() reads.
+ */
+static int verify_chain(X509_STORE_CTX *store, void *arg)
 {
-    (void)ok, (void)store;
+    (void)arg;
+    if (X509_verify_cert(store) != 1 && X509_STORE_CTX_get_error(store) == X509_V_OK)
+        X509_STORE_CTX_set_error(store, X509_V_ERR_UNSPECIFIED); /* out of memory, say */
+    ERR_clear_error();
     return 1;
+}
+
+/*
+ * A server's check of a client certificate wants extended key usage clientAuth. The client
+ * here is another XMPP server presenting its server certificate, and public CAs issue
+ * serverAuth only since 2025-26 (Let's Encrypt among them): such a certificate is as good.
+ */
+static int client_cert_purpose(int ok, X509_STORE_CTX *store)
+{
+    if (!ok && X509_STORE_CTX_get_error(store) == X509_V_ERR_INVALID_PURPOSE) {
+        X509 *x = X509_STORE_CTX_get_current_cert(store);
+        if (x && X509_check_purpose(x, X509_PURPOSE_SSL_SERVER,
+                                    X509_STORE_CTX_get_error_depth(store) > 0) == 1) {
+            X509_STORE_CTX_set_error(store, X509_V_OK);
+            return 1;
+        }
+    }
+    return ok;
 }
 
 static void keylog_cb(const SSL *ssl, const char *line)
@@ -321,10 +342,14 @@ static struct tls_ctx *ctx_new(const struct tls_opts *o, bool server, char *err,
         set_err(err, errlen, "a server needs a certificate and a key", NULL);
         goto fail_ssl;
     }
-    if (o->ca_file && SSL_CTX_load_verify_locations(c->ssl, o->ca_file, NULL) != 1) {
-        set_err(err, errlen, "loading trust roots", o->ca_file);
+    /* "" as well as NULL: what an empty s2s.ca_file or s2s.ca_dir gives. */
+    const char *ca_file = o->ca_file && *o->ca_file ? o->ca_file : NULL;
+    const char *ca_dir = o->ca_dir && *o->ca_dir ? o->ca_dir : NULL;
+    if ((ca_file || ca_dir) && SSL_CTX_load_verify_locations(c->ssl, ca_file, ca_dir) != 1) {
+        set_err(err, errlen, "loading trust roots", ca_file ? ca_file : ca_dir);
         goto fail_ssl;
     }
+    SSL_CTX_set_cert_verify_callback(c->ssl, verify_chain, NULL);
     if (o->keylog) {
         c->keylog = o->keylog;
         SSL_CTX_set_app_data(c->ssl, c);
@@ -334,10 +359,14 @@ static struct tls_ctx *ctx_new(const struct tls_opts *o, bool server, char *err,
         /* Stateless tickets only: a session cache would hold memory for every client. */
         SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_num_tickets(c->ssl, 1);
-        if (o->request_cert)
-            SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER, accept_any_cert);
+        if (o->request_cert) {
+            /* A resumed session would bring the verdict of the handshake that made it. */
+            SSL_CTX_set_options(c->ssl, SSL_OP_NO_TICKET);
+            /* PEER without FAIL_IF_NO_PEER_CERT: asked for, not required. */
+            SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER, client_cert_purpose);
+        }
     } else {
-        /* The result is still recorded for tls_peer_verified(). */
+        /* verify_chain() runs all the same; NONE also keeps a failure from being fatal. */
         SSL_CTX_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
     }
     ERR_clear_error();
@@ -377,6 +406,40 @@ void tls_ctx_free(struct tls_ctx *c)
 /* ---- connections ----------------------------------------------------------------------- */
 
 /*
+ * SNI (RFC 6066 §3): a host name in A-labels without the trailing dot, never an IP
+ * literal, for which nothing is sent. XEP-0368 asks for the JID's domain.
+ */
+static int sni_set(SSL *ssl, const char *domain)
+{
+    char name[256], *ace = NULL;
+    struct in6_addr a6;
+    struct in_addr a4;
+    size_t n = strlen(domain);
+    int rc = -EINVAL;
+
+    if (n && domain[n - 1] == '.')
+        n--;
+    if (n == 0 || n >= sizeof name)
+        return -EINVAL;
+    memcpy(name, domain, n);
+    name[n] = '\0';
+    if (inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1 ||
+        (name[0] == '[' && name[n - 1] == ']'))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)name[i] >= 0x80) {
+            if (idna_to_ascii_8z(name, &ace, 0) != IDNA_SUCCESS)
+                goto out;
+            break;
+        }
+    }
+    rc = SSL_set_tlsext_host_name(ssl, ace ? ace : name) ? 0 : -ENOMEM;
+out:
+    free(ace);
+    return rc;
+}
+
+/*
  * A connection's own memory comes from OPENSSL_malloc like BoringSSL's, so that one hook
  * (OPENSSL_memory_alloc, see the unit test) accounts for everything a connection holds.
  */
@@ -405,8 +468,7 @@ struct tls *tls_new(struct tls_ctx *c, const char *server_name, tls_sink_fn sink
         SSL_set_accept_state(t->ssl);
     } else {
         SSL_set_connect_state(t->ssl);
-        if (server_name &&
-            (!SSL_set_tlsext_host_name(t->ssl, server_name) || !SSL_set1_host(t->ssl, server_name)))
+        if (server_name && sni_set(t->ssl, server_name) < 0)
             goto fail_ssl;
     }
     return t;
@@ -558,11 +620,60 @@ const char *tls_server_name(const struct tls *t)
     return t->ctx->server ? SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
 }
 
-bool tls_peer_verified(const struct tls *t)
+const uint8_t *tls_peer_cert(const struct tls *t, size_t *len)
 {
     const STACK_OF(CRYPTO_BUFFER) *chain = SSL_get0_peer_certificates(t->ssl);
-    return SSL_is_init_finished(t->ssl) && chain && sk_CRYPTO_BUFFER_num(chain) > 0 &&
-           SSL_get_verify_result(t->ssl) == X509_V_OK;
+    const CRYPTO_BUFFER *leaf = SSL_is_init_finished(t->ssl) && chain &&
+                                        sk_CRYPTO_BUFFER_num(chain) > 0
+                                    ? sk_CRYPTO_BUFFER_value(chain, 0)
+                                    : NULL;
+    if (len)
+        *len = leaf ? CRYPTO_BUFFER_len(leaf) : 0;
+    return leaf ? CRYPTO_BUFFER_data(leaf) : NULL;
+}
+
+enum tls_verify tls_peer_verify(const struct tls *t, const char **why)
+{
+    enum tls_verify v;
+    long res = SSL_get_verify_result(t->ssl);
+
+    if (why)
+        *why = NULL;
+    if (!tls_peer_cert(t, NULL))
+        return TLS_VERIFY_NO_CERT;
+    switch (res) {
+    case X509_V_OK:
+        return TLS_VERIFY_OK;
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        v = TLS_VERIFY_SELF_SIGNED;
+        break;
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_UNTRUSTED:
+        v = TLS_VERIFY_UNTRUSTED;
+        break;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        v = TLS_VERIFY_EXPIRED;
+        break;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        v = TLS_VERIFY_NOT_YET_VALID;
+        break;
+    default:
+        v = TLS_VERIFY_INVALID;
+        break;
+    }
+    if (why)
+        *why = X509_verify_cert_error_string(res);
+    return v;
+}
+
+bool tls_peer_verified(const struct tls *t, const char *domain)
+{
+    size_t len;
+    const uint8_t *der = tls_peer_cert(t, &len);
+    return der && tls_peer_verify(t, NULL) == TLS_VERIFY_OK && certid_match(der, len, domain);
 }
 
 int tls_cb_exporter(const struct tls *t, uint8_t out[TLS_EXPORTER_LEN])
@@ -611,132 +722,5 @@ int tls_cb_server_end_point(const struct tls *t, uint8_t out[TLS_END_POINT_MAX],
         return -ENOTSUP;
     int rc = end_point_hash(peer, out, len);
     X509_free(peer);
-    return rc;
-}
-
-/* ---- self-signed certificates ---------------------------------------------------------- */
-
-/* A host name as DNS writes it: what may safely go into a certificate's CN and SAN. */
-static bool dns_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 253)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '.'))
-            return false;
-    }
-    return true;
-}
-
-/* Writes PEM through write_fn to path, created with mode; the file is replaced whole. */
-static int write_pem(const char *path, mode_t mode, int (*write_fn)(BIO *, void *), void *obj)
-{
-    char tmp[4096];
-    int rc = -EIO, fd;
-    BIO *bio;
-
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return -ENAMETOOLONG;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    bio = BIO_new_fd(fd, BIO_CLOSE);
-    if (!bio) {
-        close(fd);
-        goto out_unlink;
-    }
-    if (!write_fn(bio, obj) || BIO_flush(bio) != 1) {
-        BIO_free(bio);
-        goto out_unlink;
-    }
-    BIO_free(bio); /* closes fd */
-    if (rename(tmp, path) != 0) {
-        rc = -errno;
-        goto out_unlink;
-    }
-    return 0;
-
-out_unlink:
-    unlink(tmp);
-    return rc;
-}
-
-static int write_key(BIO *b, void *k)
-{
-    return PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-}
-
-static int write_crt(BIO *b, void *x)
-{
-    return PEM_write_bio_X509(b, x);
-}
-
-static bool add_ext(X509 *x, int nid, const char *value)
-{
-    X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, NULL, nid, value);
-    bool ok = ext && X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    return ok;
-}
-
-int tls_selfsigned_write(const char *crt_path, const char *key_path, const char *common_name,
-                         unsigned days)
-{
-    char san[8 + 256];
-    uint8_t serial[16];
-    int rc = -EIO;
-    EVP_PKEY *pkey = NULL;
-    EC_KEY *ec = NULL;
-    X509 *x = NULL;
-    BIGNUM *bn = NULL;
-
-    if (!crt_path || !key_path || !common_name || !dns_name_ok(common_name) || days == 0 ||
-        days > 36500)
-        return -EINVAL;
-    snprintf(san, sizeof san, "DNS:%s", common_name);
-
-    ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
-    pkey = EVP_PKEY_new();
-    if (!ec || !pkey || !EC_KEY_generate_key(ec) || !EVP_PKEY_assign_EC_KEY(pkey, ec))
-        goto out;
-    ec = NULL; /* owned by pkey now */
-
-    x = X509_new();
-    RAND_bytes(serial, sizeof serial);
-    serial[0] &= 0x7f; /* a positive INTEGER */
-    serial[0] |= 0x40; /* of full length */
-    bn = BN_bin2bn(serial, sizeof serial, NULL);
-    if (!x || !bn || !X509_set_version(x, X509_VERSION_3) ||
-        !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) ||
-        !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
-        !X509_gmtime_adj(X509_getm_notAfter(x), (long)days * 86400))
-        goto out;
-    X509_NAME *name = X509_get_subject_name(x);
-    if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const uint8_t *)common_name, -1, -1,
-                                    0) ||
-        !X509_set_issuer_name(x, name) || !X509_set_pubkey(x, pkey))
-        goto out;
-    /* serverAuth and clientAuth: s2s presents the same certificate in both roles. No keyUsage:
-     * digitalSignature alone would stop the certificate from being its own issuer, so a peer
-     * could not pin it as a trust root. */
-    if (!add_ext(x, NID_subject_alt_name, san) ||
-        !add_ext(x, NID_basic_constraints, "critical,CA:FALSE") ||
-        !add_ext(x, NID_ext_key_usage, "serverAuth,clientAuth") ||
-        !X509_sign(x, pkey, EVP_sha256()))
-        goto out;
-
-    rc = write_pem(key_path, 0600, write_key, pkey);
-    if (rc == 0)
-        rc = write_pem(crt_path, 0644, write_crt, x);
-
-out:
-    BN_free(bn);
-    X509_free(x);
-    EC_KEY_free(ec);
-    EVP_PKEY_free(pkey);
-    ERR_clear_error();
     return rc;
 }

@@ -26,6 +26,16 @@
  * the caller asks it to. What remains is the SSL object, the record keys and the session.
  * tests/unit/common/auth/tls.c measures it (mem_test) and fails above TLS_IDLE_BUDGET bytes.
  *
+ * Peer certificates (s2s). A client context, and a server context with request_cert, check
+ * the peer's chain against the context's trust roots during the handshake, but a chain that
+ * does not verify never fails the handshake: s2s falls back to dialback for such a peer
+ * (unless s2s.secure_auth), so the verdict is only recorded, for tls_peer_verify(). Which
+ * domain the certificate names is a separate question (certid.h), asked once the stream
+ * says which domain the peer claims; tls_peer_verified() asks both. A connection that got a
+ * peer certificate keeps the peer's chain (its session holds it) for as long as it lives:
+ * about 3.5 KiB per P-256 certificate (the DER and BoringSSL's parsed copy), so an idle s2s
+ * connection with a chain of two holds about 10 KiB, either end (s2s_mem_test prints it).
+ *
  * Channel binding (for SCRAM-*-PLUS, see sasl.h): tls_cb_exporter() (RFC 9266) and
  * tls_cb_server_end_point() (RFC 5929 §4.1) give the same bytes on both sides of a
  * connection.
@@ -51,6 +61,9 @@
  * an optimisation (shedding the handshake configuration saves 0.7 KiB) fails the test. */
 #define TLS_IDLE_BUDGET 3072
 
+/* The trust roots of the public network as Debian ships them (package ca-certificates). */
+#define TLS_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+
 struct tls_ctx;
 struct tls;
 
@@ -64,14 +77,22 @@ typedef int (*tls_sink_fn)(void *ud, const void *p, size_t n);
 struct tls_opts {
     const char *cert_file; /* PEM chain, leaf first. Server: required. Client: optional (s2s) */
     const char *key_file;  /* PEM private key of the leaf; with cert_file */
-    const char *ca_file;   /* PEM trust roots for the peer's certificate; NULL: none */
+    const char *ca_file;   /* PEM trust roots for the peer's certificate (TLS_SYSTEM_CA_FILE
+                              for the public network); NULL or "": none */
+    const char *ca_dir;    /* and/or a directory of them by subject hash (`openssl rehash`),
+                              read as verification needs them; NULL or "": none */
     const char *alpn;      /* comma-separated ALPN protocols, e.g. "xmpp-client"; NULL: none.
                               Server: a client that offers ALPN without one of them is refused
                               (no_application_protocol); one that offers none is accepted.
                               Client: offered in this order. */
     uint16_t min_version;  /* TLS_V12 or TLS_V13; 0: TLS_V12 */
     uint16_t max_version;  /* TLS_V12 or TLS_V13; 0: TLS_V13 */
-    bool request_cert;     /* server: ask for a client certificate (s2s); never required */
+    bool request_cert;     /* server: ask for a client certificate (s2s, for SASL EXTERNAL);
+                              never required. Such a context issues no session tickets, so
+                              that each connection's certificate is checked now, not when a
+                              ticket was made. The client's certificate may be one for a TLS
+                              server: public CAs stopped issuing clientAuth in 2025-26 and an
+                              XMPP server presents the same certificate in both roles. */
     /* Debugging only: receives each secret as an NSS key log line (the SSLKEYLOGFILE
      * format Wireshark reads), which decrypts the traffic. NULL in production. */
     void (*keylog)(const char *line);
@@ -86,8 +107,7 @@ struct tls_ctx *tls_ctx_new_server(const struct tls_opts *o, char *err, size_t e
 
 /*
  * A client context (outbound s2s, tests). The peer's certificate never fails the handshake:
- * whether it verified against ca_file for the name given to tls_new() is reported by
- * tls_peer_verified(), because s2s decides what to do with an unverified peer (dialback).
+ * see tls_peer_verify(). Its own certificate (cert_file), if any, goes to servers that ask.
  */
 struct tls_ctx *tls_ctx_new_client(const struct tls_opts *o, char *err, size_t errlen);
 
@@ -95,8 +115,9 @@ void tls_ctx_free(struct tls_ctx *c);
 
 /*
  * A connection on context c; ciphertext goes to sink(ud, ...). server_name: for a client,
- * the name sent as SNI and checked against the peer's certificate (may be NULL); ignored
- * for a server. NULL when memory is exhausted.
+ * the domain it connects to, sent as SNI (in A-labels, without a trailing dot; none for an
+ * IP literal or NULL); ignored for a server. NULL when memory is exhausted or server_name
+ * is not a domain IDNA can encode.
  */
 struct tls *tls_new(struct tls_ctx *c, const char *server_name, tls_sink_fn sink, void *ud);
 
@@ -146,9 +167,31 @@ const char *tls_alpn(const struct tls *t, size_t *len);
 /* Server: the SNI host name the client sent, or NULL. */
 const char *tls_server_name(const struct tls *t);
 
-/* True once the peer presented a certificate that verified (against ca_file, and for a
- * client against the server_name given to tls_new()). */
-bool tls_peer_verified(const struct tls *t);
+/* What checking the peer's certificate chain found (the first problem, if several). */
+enum tls_verify {
+    TLS_VERIFY_OK,            /* it chains to a trust root and every certificate is valid now */
+    TLS_VERIFY_NO_CERT,       /* no certificate, or the handshake is not done */
+    TLS_VERIFY_SELF_SIGNED,   /* a lone self-signed certificate that is not a trust root */
+    TLS_VERIFY_UNTRUSTED,     /* no chain to a trust root (unknown or missing issuer) */
+    TLS_VERIFY_EXPIRED,       /* a certificate of the chain has expired */
+    TLS_VERIFY_NOT_YET_VALID, /* a certificate of the chain is not valid yet */
+    TLS_VERIFY_INVALID,       /* anything else: a bad signature, a CA that is not one, a
+                                 certificate not meant for a TLS server or client... */
+};
+
+/*
+ * The verdict on the peer's chain. why (may be NULL) gets BoringSSL's description of the
+ * problem ("certificate has expired"), for logs, or NULL when there is none.
+ */
+enum tls_verify tls_peer_verify(const struct tls *t, const char **why);
+
+/* The peer's certificate (DER) once the handshake is done, for certid.h; NULL when it sent
+ * none. Valid as long as t. */
+const uint8_t *tls_peer_cert(const struct tls *t, size_t *len);
+
+/* Both checks s2s needs before trusting a peer as `domain` (SASL EXTERNAL, XEP-0178): the
+ * chain verified (TLS_VERIFY_OK) and the certificate names domain (certid_match()). */
+bool tls_peer_verified(const struct tls *t, const char *domain);
 
 /*
  * RFC 9266 tls-exporter: the 32-byte exporter value with label "EXPORTER-Channel-Binding"
@@ -170,12 +213,33 @@ int tls_cb_server_end_point(const struct tls *t, uint8_t out[TLS_END_POINT_MAX],
  * resumed TLS 1.2 session without extended master secret; -EAGAIN before the handshake. */
 int tls_cb_unique(const struct tls *t, uint8_t out[TLS_END_POINT_MAX], size_t *len);
 
+/* ---- making certificates (tls_cert.c): `starlingctl gencert`, `make run`, tests ---- */
+
+/* What tls_cert_write() makes. */
+struct tls_cert_spec {
+    const char *name;        /* the subject's commonName: a host name */
+    const char *const *sans; /* subjectAltNames, NULL-terminated: "DNS:host" ("*.host" too),
+                                "SRV:_service.host" (an SRV-ID), "XMPP:domain" (an
+                                XmppAddr, UTF-8); NULL: just "DNS:name" */
+    unsigned days;           /* valid from an hour ago for this many days, 1 to 36500 */
+    const char *ca_cert;     /* PEM files of the CA that signs it (tls_ca_write()); */
+    const char *ca_key;      /* NULL: the certificate signs itself */
+};
+
 /*
- * Writes a new EC P-256 key (PKCS#8 PEM, mode 0600) to key_path and a self-signed
- * certificate for common_name (subjectAltName DNS:common_name, SHA-256, valid from an hour
- * ago for days days) to crt_path. For `make run` and tests. 0 or -errno (-EINVAL for bad
- * arguments, -EIO when BoringSSL fails).
+ * Writes a new EC P-256 key (PKCS#8 PEM, mode 0600) to key_path and its certificate
+ * (SHA-256, extended key usage serverAuth and clientAuth: s2s presents it in both roles) to
+ * crt_path, each replaced whole. 0 or -errno: -EINVAL for a bad spec or a CA key that is not
+ * the CA certificate's, -errno of reading the CA files, -EIO when BoringSSL fails.
  */
+int tls_cert_write(const char *crt_path, const char *key_path, const struct tls_cert_spec *s);
+
+/* A certificate authority for tls_cert_write(): a self-signed CA certificate (CA:TRUE,
+ * pathlen 0, keyCertSign) whose subject's commonName is name (printable ASCII). Same
+ * returns. */
+int tls_ca_write(const char *crt_path, const char *key_path, const char *name, unsigned days);
+
+/* tls_cert_write() of a self-signed certificate for common_name, DNS:common_name only. */
 int tls_selfsigned_write(const char *crt_path, const char *key_path, const char *common_name,
                          unsigned days);
 

@@ -604,7 +604,7 @@ static int resolve_paths(struct config_loader *ld)
     for (size_t i = 0; rc == 0 && i < config_table_len; i++) {
         const struct config_directive *d = &config_table[i];
         const char **slot = field(ld->c, d);
-        if (!(d->flags & CONFIG_F_PATH) || (*slot)[0] == '/')
+        if (!(d->flags & CONFIG_F_PATH) || (*slot)[0] == '/' || !(*slot)[0])
             continue;
         char *abs;
         if (asprintf(&abs, "%s%s%s", base, sep, *slot) < 0) {

@@ -110,6 +110,7 @@ struct config {
         uint32_t max_domain_pairs;     /* per stream */
         uint32_t dialback_timeout;
         bool secure_auth;
+        const char *ca_file, *ca_dir; /* trust roots for peers' certificates; "": none */
     } s2s;
     struct {
         uint64_t ring_size;

@@ -40,7 +40,9 @@ static void put_values(FILE *f, const char *indent, const struct config_directiv
         break;
     case CONFIG_T_STRING:
         if (d->flags & CONFIG_F_PATH)
-            fputs("a file name, relative to this file's folder", f);
+            fputs(d->min ? "a file name, relative to this file's folder"
+                         : "a file name, relative to this file's folder, or \"\"",
+                  f);
         else
             fputs(d->min ? "a string" : "a string, may be empty", f);
         break;

@@ -2,6 +2,7 @@
  * row here; loading, errors, the sample file and reload follow from the row. After a
  * change, regenerate deploy/starling.conf.sample (the config unit test says how). */
 #include "common/config/config_table.h"
+#include "common/auth/tls.h"
 
 #include <stdio.h>
 
@@ -218,6 +219,16 @@ const struct config_directive config_table[] = {
          "RFC 6125 name matching), even over TLS with Server Dialback: every peer must then\n"
          "authenticate with SASL EXTERNAL (XEP-0178). Off by default, as on the public\n"
          "network, where dialback over TLS with self-signed certificates is common."),
+    STR("s2s.ca_file", s2s.ca_file, TLS_SYSTEM_CA_FILE, 0, 4095, PATH,
+        "The trust roots (PEM) that other servers' certificates are checked against,\n"
+        "Debian's public CAs by default. A peer whose certificate chains to one of them\n"
+        "and names its domain (RFC 6125) may authenticate with SASL EXTERNAL; any\n"
+        "other goes through dialback. A private federation lists its own CA here\n"
+        "(`starlingctl gencert --ca`). \"\": none."),
+    STR("s2s.ca_dir", s2s.ca_dir, "", 0, 4095, PATH,
+        "A folder of more trust roots, one PEM file each under its subject hash\n"
+        "(`openssl rehash`), read as checks need them; with s2s.ca_file or instead of\n"
+        "it. \"\": none."),
     NUM(SIZE, "shm.ring_size", shm.ring_size, "1M", 64 * K, 1 * G, POW2 | RESTART,
         "Bytes of each shared-memory ring between a front-end thread and a router\n"
         "shard (one ring per pair and direction). At least twice c2s.max_stanza_size."),

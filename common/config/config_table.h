@@ -21,7 +21,7 @@ enum config_type {
 #define CONFIG_F_RESTART 0x1u /* takes effect only when the process restarts */
 #define CONFIG_F_POW2    0x2u /* a number that must be a power of two */
 #define CONFIG_F_EMPTY   0x4u /* an address that may be "" (disabled) */
-#define CONFIG_F_PATH    0x8u /* a file name: relative to the loaded file's folder */
+#define CONFIG_F_PATH    0x8u /* a file name: relative to the loaded file's folder; "" stays "" */
 
 struct config_directive {
     const char *name; /* dotted: "c2s.threads" is `threads` in the group `c2s` */

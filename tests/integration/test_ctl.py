@@ -1,10 +1,14 @@
 """
 starlingctl beside a node: file names in the config relative to the config's folder
-(whatever the working directory of starlingctl or of the node), and import-users (one
-transaction; a bad line names its file and line and imports nothing).
+(whatever the working directory of starlingctl or of the node), import-users (one
+transaction; a bad line names its file and line and imports nothing), and gencert's test CA
+(certificates OpenSSL verifies both ways, with the names asked for).
 """
 import os
+import ssl
 import subprocess
+
+import pytest
 
 from conftest import BIN, Server, _stop_cleanly
 from rawxmpp import NS_SASL, RawClient, login, q
@@ -22,6 +26,14 @@ def ctl_in(cwd, conf, *args, input=None):
         text=True,
         timeout=60,
         env=env,
+    )
+
+
+def ctl(cwd, *args):
+    """starlingctl without a config."""
+    env = {**os.environ, "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0"}
+    return subprocess.run(
+        [str(BIN / "starlingctl"), *args], cwd=cwd, capture_output=True, text=True, timeout=60, env=env
     )
 
 
@@ -162,3 +174,102 @@ def test_import_users_password_saslprep_refuses(server):
         "starlingctl: import-users: 1 bad line(s) in <stdin>, nothing imported",
     ]
     assert "imp-s1@localhost" not in server.ctl("users").stdout
+
+
+# ---- gencert --ca -------------------------------------------------------------------------
+
+
+def openssl_handshake(ca, server_crt, server_key, name, client_crt=None, client_key=None):
+    """A TLS handshake in memory between Python's OpenSSL as server (asking for a client
+    certificate when client_crt is given) and as client checking `name`; both trust only ca
+    and verify strictly (RFC 5280 profile, as newer OpenSSL peers do). Raises ssl.SSLError
+    when either side refuses."""
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(server_crt, server_key)
+    cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cctx.load_verify_locations(ca)
+    cctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    if client_crt:
+        sctx.verify_mode = ssl.CERT_REQUIRED
+        sctx.load_verify_locations(ca)
+        sctx.verify_flags |= ssl.VERIFY_X509_STRICT
+        cctx.load_cert_chain(client_crt, client_key)
+    bios = [ssl.MemoryBIO() for _ in range(4)]
+    srv = sctx.wrap_bio(bios[0], bios[1], server_side=True)
+    cli = cctx.wrap_bio(bios[2], bios[3], server_hostname=name)
+    done = [False, False]
+    for _ in range(20):
+        for i, (end, inb, outb, peer_in) in enumerate(
+            ((cli, bios[2], bios[3], bios[0]), (srv, bios[0], bios[1], bios[2]))
+        ):
+            if not done[i]:
+                try:
+                    end.do_handshake()
+                    done[i] = True
+                except ssl.SSLWantReadError:
+                    pass
+            peer_in.write(outb.read())
+        if all(done):
+            # TLS 1.3: the server judges the client's certificate on its last flight.
+            srv.write(b"x")
+            cli.write(b"y")
+            bios[2].write(bios[1].read())
+            bios[0].write(bios[3].read())
+            assert srv.read(1) == b"y" and cli.read(1) == b"x"
+            return cli.getpeercert()
+    raise AssertionError("handshake did not finish")
+
+
+def test_gencert_ca_certificates_verify_with_openssl(tmp_path):
+    r = ctl(tmp_path, "gencert", "--ca", "ca", "--san", "*.a.test", "--san", "XMPP:a.test",
+            "--san", "SRV:_xmpp-server.a.test", "a.test", "a.crt", "a.key")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "made the CA ca/ca.crt (peers trust it) and its key ca/ca.key",
+        "wrote a.crt and a.key for a.test, signed by ca/ca.crt",
+    ]
+    r = ctl(tmp_path, "gencert", "--ca", "ca", "--days", "30", "b.test", "b.crt", "b.key")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "wrote b.crt and b.key for b.test, signed by ca/ca.crt\n"  # the same CA
+    assert oct((tmp_path / "ca" / "ca.key").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "a.key").stat().st_mode & 0o777) == "0o600"
+
+    ca, a, b = (str(tmp_path / f) for f in ("ca/ca.crt", "a", "b"))
+    peer = openssl_handshake(ca, a + ".crt", a + ".key", "muc.a.test", b + ".crt", b + ".key")
+    sans = peer["subjectAltName"]
+    assert ("DNS", "a.test") in sans and ("DNS", "*.a.test") in sans
+    assert ("othername", "XmppAddr:a.test") in sans
+    assert ("othername", "SRVName:_xmpp-server.a.test") in sans
+    # b as the server for its own name; a's wildcard does not make it b.
+    openssl_handshake(ca, b + ".crt", b + ".key", "b.test", a + ".crt", a + ".key")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        openssl_handshake(ca, b + ".crt", b + ".key", "a.test")
+
+    # A self-signed certificate is not signed by the CA.
+    assert ctl(tmp_path, "gencert", "c.test", "c.crt", "c.key").returncode == 0
+    with pytest.raises(ssl.SSLCertVerificationError):
+        openssl_handshake(ca, str(tmp_path / "c.crt"), str(tmp_path / "c.key"), "c.test")
+
+    # Half a CA is refused rather than replaced.
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "ca.crt").write_bytes((tmp_path / "ca" / "ca.crt").read_bytes())
+    r = ctl(tmp_path, "gencert", "--ca", "half", "d.test", "d.crt", "d.key")
+    assert r.returncode == 1 and "half has ca.crt but not ca.key" in r.stderr
+    assert not (tmp_path / "d.crt").exists()
+    r = ctl(tmp_path, "gencert", "--san", "URI:xmpp:a.test", "d.test", "d.crt", "d.key")
+    assert r.returncode == 1 and "invalid" in r.stderr
+    # A name too long for a certificate is refused, never cut to one that fits.
+    too_long = "XMPP:" + "\u00e9" * 200 + ".test"
+    r = ctl(tmp_path, "gencert", "--san", too_long, "d.test", "d.crt", "d.key")
+    assert r.returncode == 2 and "too long" in r.stderr
+    assert not (tmp_path / "d.crt").exists()
+
+
+def test_gencert_ca_with_a_config(tmp_path):
+    s = Server(tmp_path, accounts={})
+    s.write_config()
+    r = ctl_in(tmp_path, s.conf, "gencert", "--ca", str(tmp_path / "ca"))
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {s.cert} and {s.key} for localhost, signed by " in r.stdout
+    openssl_handshake(str(tmp_path / "ca" / "ca.crt"), str(s.cert), str(s.key), "localhost")
+    assert ctl_in(tmp_path, s.conf, "gencert", "extra").returncode == 2  # no positional args

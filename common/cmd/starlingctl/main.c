@@ -8,10 +8,18 @@
  *   starlingctl --config FILE deluser JID
  *   starlingctl --config FILE users
  *   starlingctl --config FILE import-users [--replace] LIST   (LIST "-": stdin)
- *   starlingctl --config FILE gencert                  (self-signed, for c2s.certificate)
+ *   starlingctl --config FILE gencert [OPTIONS]        (for the domain, at c2s.certificate)
+ *   starlingctl gencert [OPTIONS] DOMAIN CRT KEY       (for any domain, at CRT and KEY)
  *   starlingctl sample-config                          (the commented defaults, to stdout)
  *
  * JID is user@domain (the configured domain) or just the user.
+ *
+ * gencert writes a new key and a certificate naming DOMAIN (subjectAltName DNS:DOMAIN),
+ * self-signed unless --ca DIR: then signed by the CA in DIR (ca.crt, ca.key), which is made
+ * first when DIR holds neither. Servers that trust DIR/ca.crt authenticate each other with
+ * it (SASL EXTERNAL). --san NAME adds a subjectAltName: DNS:host (DNS:*.host too),
+ * SRV:_xmpp-server.host, XMPP:domain (an XmppAddr); a NAME without a prefix is DNS:.
+ * --days N sets the validity (default 3650 days, the CA's too).
  *
  * import-users reads one account a line: a JID, spaces or tabs, and the password, which
  * is the rest of the line as written (spaces inside and at the end included; a line
@@ -35,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int usage(void)
@@ -43,7 +52,8 @@ static int usage(void)
                     "       starlingctl --config FILE deluser JID\n"
                     "       starlingctl --config FILE users\n"
                     "       starlingctl --config FILE import-users [--replace] LIST|-\n"
-                    "       starlingctl --config FILE gencert\n"
+                    "       starlingctl --config FILE gencert [--ca DIR] [--san NAME]... [--days N]\n"
+                    "       starlingctl gencert [--ca DIR] [--san NAME]... [--days N] DOMAIN CRT KEY\n"
                     "       starlingctl sample-config\n");
     return 2;
 }
@@ -343,6 +353,109 @@ static int import_users(const struct config *cfg, struct store *st, const char *
     return rc < 0 || im.nbad ? 1 : 0;
 }
 
+/* ---- gencert ----------------------------------------------------------------------------- */
+
+#define GENCERT_SANS 32
+
+/* The CA of dir: its two files, made now when neither exists. *made tells. 0 or -errno. */
+static int gencert_ca(const char *dir, unsigned days, char *crt, char *key, size_t cap,
+                      bool *made)
+{
+    uint8_t rnd[4];
+    char name[64];
+    bool has_crt, has_key;
+
+    *made = false;
+    if (snprintf(crt, cap, "%s/ca.crt", dir) >= (int)cap ||
+        snprintf(key, cap, "%s/ca.key", dir) >= (int)cap)
+        return -ENAMETOOLONG;
+    has_crt = access(crt, F_OK) == 0;
+    has_key = access(key, F_OK) == 0;
+    if (has_crt && has_key)
+        return 0;
+    if (has_crt || has_key) {
+        fprintf(stderr, "starlingctl: gencert: %s has %s but not %s\n", dir,
+                has_crt ? "ca.crt" : "ca.key", has_crt ? "ca.key" : "ca.crt");
+        return -EINVAL;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    /* A name of its own: roots are looked up by subject, and two CAs of the same name in
+     * one trust store would shadow each other. */
+    if (getentropy(rnd, sizeof rnd) != 0)
+        return -errno;
+    snprintf(name, sizeof name, "starling CA %02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+    int rc = tls_ca_write(crt, key, name, days);
+    *made = rc == 0;
+    return rc;
+}
+
+/* gencert's options and, without a config, DOMAIN CRT KEY; see the top of this file. */
+static int gencert(int argc, char **argv, const struct config *cfg)
+{
+    char bufs[GENCERT_SANS + 1][300], ca_crt[4096], ca_key[4096];
+    const char *sans[GENCERT_SANS + 2], *ca_dir = NULL, *pos[3] = {NULL, NULL, NULL};
+    unsigned long days = 3650;
+    size_t nsan = 1, npos = 0;
+    bool made = false;
+    int rc;
+
+    for (int i = 0; i < argc; i++) {
+        char *end;
+        if (!strcmp(argv[i], "--ca") && i + 1 < argc) {
+            ca_dir = argv[++i];
+        } else if (!strcmp(argv[i], "--san") && i + 1 < argc && nsan <= GENCERT_SANS) {
+            const char *v = argv[++i];
+            bool typed = !strncmp(v, "DNS:", 4) || !strncmp(v, "SRV:", 4) || !strncmp(v, "XMPP:", 5);
+            if (snprintf(bufs[nsan], sizeof bufs[nsan], "%s%s", typed ? "" : "DNS:", v) >=
+                (int)sizeof bufs[nsan]) {
+                fprintf(stderr, "starlingctl: gencert: --san %s is too long\n", v);
+                return 2;
+            }
+            sans[nsan] = bufs[nsan];
+            nsan++;
+        } else if (!strcmp(argv[i], "--days") && i + 1 < argc) {
+            errno = 0;
+            days = strtoul(argv[++i], &end, 10);
+            if (errno || *end || days == 0 || days > 36500) {
+                fprintf(stderr, "starlingctl: gencert: --days takes 1 to 36500\n");
+                return 2;
+            }
+        } else if (argv[i][0] != '-' && npos < 3) {
+            pos[npos++] = argv[i];
+        } else {
+            return usage();
+        }
+    }
+    if (cfg ? npos != 0 : npos != 3)
+        return usage();
+    const char *domain = cfg ? cfg->domain : pos[0];
+    const char *crt = cfg ? cfg->c2s.certificate : pos[1];
+    const char *key = cfg ? cfg->c2s.key : pos[2];
+    snprintf(bufs[0], sizeof bufs[0], "DNS:%s", domain);
+    sans[0] = bufs[0];
+    sans[nsan] = NULL;
+
+    struct tls_cert_spec spec = {.name = domain, .sans = sans, .days = (unsigned)days};
+    if (ca_dir) {
+        if ((rc = gencert_ca(ca_dir, (unsigned)days, ca_crt, ca_key, sizeof ca_crt, &made)) < 0)
+            goto out;
+        spec.ca_cert = ca_crt;
+        spec.ca_key = ca_key;
+    }
+    if (made)
+        printf("made the CA %s (peers trust it) and its key %s\n", ca_crt, ca_key);
+    rc = tls_cert_write(crt, key, &spec);
+out:
+    if (rc < 0)
+        fprintf(stderr, "starlingctl: gencert: %s\n",
+                rc == -EINVAL ? "invalid domain, name or CA" : strerror(-rc));
+    else
+        printf("wrote %s and %s for %s%s%s\n", crt, key, domain, ca_dir ? ", signed by " : "",
+               ca_dir ? ca_crt : "");
+    return rc < 0 ? 1 : 0;
+}
+
 static int read_password(const char *arg, char *out, size_t cap)
 {
     if (arg) {
@@ -364,6 +477,8 @@ int main(int argc, char **argv)
 
     if (argc == 2 && !strcmp(argv[1], "sample-config"))
         return config_write_sample(stdout) < 0 ? 1 : 0;
+    if (argc >= 2 && !strcmp(argv[1], "gencert"))
+        return gencert(argc - 2, argv + 2, NULL);
     if (argc < 4 || strcmp(argv[1], "--config") != 0)
         return usage();
     if (config_load(argv[2], &cfg, err, sizeof err) < 0) {
@@ -372,13 +487,9 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[3];
     if (!strcmp(cmd, "gencert")) {
-        rc = tls_selfsigned_write(cfg->c2s.certificate, cfg->c2s.key, cfg->domain, 3650);
-        if (rc < 0)
-            fprintf(stderr, "starlingctl: gencert: %s\n", strerror(-rc));
-        else
-            printf("wrote %s and %s for %s\n", cfg->c2s.certificate, cfg->c2s.key, cfg->domain);
+        int status = gencert(argc - 4, argv + 4, cfg);
         config_free(cfg);
-        return rc < 0 ? 1 : 0;
+        return status;
     }
     struct store_opts so = {
         .backend = cfg->storage.backend, .path = cfg->storage.path, .dsn = cfg->storage.dsn};

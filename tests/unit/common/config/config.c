@@ -142,6 +142,9 @@ static void empty_file_is_defaults(void)
         CHECK_BESIDE(c->storage.path, "starling.db");
         CHECK_BESIDE(c->c2s.certificate, "localhost.crt");
         CHECK_BESIDE(c->c2s.key, "localhost.key");
+        /* An absolute default stays as it is, and "" (none) stays "". */
+        CHECK_STR(c->s2s.ca_file, "/etc/ssl/certs/ca-certificates.crt");
+        CHECK_STR(c->s2s.ca_dir, "");
         adopt_paths(d, c);
         CHECK(config_changed(c, d, false) == NULL);
         CHECK(c->path && strstr(c->path, "/t.conf"));
@@ -417,6 +420,7 @@ static void paths_relative_to_the_file(void)
     write_file("etc/inc/tls.conf",
                "c2s = { certificate = \"tls/c.crt\"; key = \"/abs/k.key\"; };\n");
     const char *path = write_file("etc/p.conf", "storage = { path = \"data/x.db\"; };\n"
+                                                "s2s = { ca_dir = \"cas\"; };\n"
                                                 "@include \"inc/tls.conf\"\n");
     snprintf(name, sizeof name, "%s", path);
     CHECK(getcwd(cwd, sizeof cwd) != NULL);
@@ -434,6 +438,7 @@ static void paths_relative_to_the_file(void)
             CHECK_BESIDE(c->storage.path, "etc/data/x.db");
             CHECK_BESIDE(c->c2s.certificate, "etc/tls/c.crt");
             CHECK_STR(c->c2s.key, "/abs/k.key");
+            CHECK_BESIDE(c->s2s.ca_dir, "etc/cas");
         }
         config_free(c);
     }
