@@ -136,7 +136,7 @@ static int log_count(const char *s)
 
 static bool dnsmasq_start(void)
 {
-    char ip[16], conf[128], log[128], err[128], text[sizeof zone + 512];
+    char ip[16], conf[128], confarg[160], log[128], err[128], text[sizeof zone + 512];
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     snprintf(ip, sizeof ip, "127.0.0.%d", 100 + rand() % 100);
     int port = free_port(ip);
@@ -164,7 +164,9 @@ static bool dnsmasq_start(void)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execlp("dnsmasq", "dnsmasq", "--keep-in-foreground", "--conf-file", conf, (char *)NULL);
+        /* dnsmasq's optional arguments take "=": "--conf-file PATH" is junk to it */
+        snprintf(confarg, sizeof confarg, "--conf-file=%s", conf);
+        execlp("dnsmasq", "dnsmasq", "--keep-in-foreground", confarg, (char *)NULL);
         fprintf(stderr, "cannot run dnsmasq (make deps installs it): %s\n", strerror(errno));
         _exit(127);
     }
@@ -293,6 +295,10 @@ static const char *show(const struct dns_addr *a)
 static bool dnsmasq_ready(void)
 {
     for (int i = 0; i < 100; i++) {
+        if (waitpid(dnsmasq, NULL, WNOHANG) == dnsmasq) {
+            dnsmasq = -1; /* it exited: its error file says why */
+            return false;
+        }
         struct dns *r = resolver(NULL, NULL);
         struct dns_result *res = NULL;
         int rc = r ? lookup(r, "ready.test", &res) : -1;
