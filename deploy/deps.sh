@@ -5,7 +5,7 @@ set -eu
 
 PKGS="gcc make pkg-config clang libclang-rt-14-dev
 liburing-dev android-libboringssl-dev libjemalloc-dev libxxhash-dev
-libidn-dev libsqlite3-dev libconfig-dev libexpat1-dev
+libidn-dev libsqlite3-dev libconfig-dev libexpat1-dev libc-ares-dev dnsmasq-base
 python3 python3-pytest python3-slixmpp libstrophe-dev"
 
 installed=" $(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $PKGS 2>/dev/null |

@@ -163,6 +163,87 @@ bad:
     return -EINVAL;
 }
 
+/* "domain=IPv4:port" or "domain=[IPv6]:port"; the domain must be in normal form, as every
+ * domain it will be compared with is. */
+static int set_route(const struct config_directive *d, struct config_route *r, const char *s,
+                     char *msg, size_t n)
+{
+    char dom[JID_BUF];
+    const char *eq = strchr(s, '=');
+    memset(r, 0, sizeof *r);
+    if (!eq || eq == s || set_addr(d, &r->addr, eq + 1, msg, n) < 0) {
+        snprintf(msg, n,
+                 "\"%.80s\" is not a route: write domain=IPv4:port or domain=[IPv6]:port, such "
+                 "as \"a.example=127.0.0.2:5269\"",
+                 s);
+        return -EINVAL;
+    }
+    size_t len = (size_t)(eq - s);
+    int rc = jid_prep_domain(s, len, dom, sizeof dom);
+    if (rc == -ENOMEM) {
+        snprintf(msg, n, "out of memory");
+        return rc;
+    }
+    if (rc < 0) {
+        snprintf(msg, n, "\"%.*s\" is not a domain", (int)(len > 80 ? 80 : len), s);
+        return -EINVAL;
+    }
+    if ((size_t)rc != len || memcmp(dom, s, len)) {
+        snprintf(msg, n, "\"%.*s\" is not in normal form: write \"%.80s\"",
+                 (int)(len > 80 ? 80 : len), s, dom);
+        return -EINVAL;
+    }
+    r->domain = strdup(dom);
+    if (!r->domain) {
+        snprintf(msg, n, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- lists ------------------------------------------------------------------------------- */
+
+static size_t item_size(enum config_type t)
+{
+    return t == CONFIG_T_ROUTE ? sizeof(struct config_route) : sizeof(struct config_addr);
+}
+
+static void *item_at(enum config_type t, void *items, size_t i)
+{
+    return (char *)items + i * item_size(t);
+}
+
+/* What no two items of a list may share: the address, or the domain of a route. */
+static const char *item_key(enum config_type t, const void *item)
+{
+    return t == CONFIG_T_ROUTE ? ((const struct config_route *)item)->domain
+                               : ((const struct config_addr *)item)->text;
+}
+
+static void list_clear(enum config_type t, struct config_list *l)
+{
+    for (size_t i = 0; t == CONFIG_T_ROUTE && i < l->n; i++)
+        free((char *)l->routes[i].domain);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+static bool list_equal(enum config_type t, const struct config_list *a, const struct config_list *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++) {
+        const void *x = item_at(t, a->items, i), *y = item_at(t, b->items, i);
+        if (strcmp(item_key(t, x), item_key(t, y)))
+            return false;
+        if (t == CONFIG_T_ROUTE && strcmp(((const struct config_route *)x)->addr.text,
+                                          ((const struct config_route *)y)->addr.text))
+            return false;
+    }
+    return true;
+}
+
 static const uint64_t size_mult[] = {1ull << 10, 1ull << 10, 1ull << 20,
                                      1ull << 20, 1ull << 30, 1ull << 30};
 static const uint64_t dur_mult[] = {1, 60, 3600, 86400};
@@ -235,6 +316,14 @@ static int set_text(const struct config_directive *d, struct config *c, const ch
     }
     case CONFIG_T_ADDR:
         return set_addr(d, field(c, d), s, msg, n);
+    case CONFIG_T_LIST:
+        /* Only as a default or the file's "": both the empty list. */
+        if (*s)
+            break;
+        list_clear(d->item, field(c, d));
+        return 0;
+    case CONFIG_T_ROUTE:
+        break;
     }
     snprintf(msg, n, "%s is not a valid value", quoted);
     return -EINVAL;
@@ -249,6 +338,8 @@ static void config_destroy_snapshot(struct config *c)
             const char **slot = field(c, &config_table[i]);
             free((char *)*slot);
             *slot = NULL;
+        } else if (config_table[i].type == CONFIG_T_LIST) {
+            list_clear(config_table[i].item, field(c, &config_table[i]));
         }
     }
     free((char *)c->path);
@@ -333,6 +424,8 @@ const char *config_changed(const struct config *a, const struct config *b, bool 
         else if (d->type == CONFIG_T_ADDR)
             same = !strcmp(((const struct config_addr *)x)->text,
                            ((const struct config_addr *)y)->text);
+        else if (d->type == CONFIG_T_LIST)
+            same = list_equal(d->item, x, y);
         else
             same = !memcmp(x, y, d->size);
         if (!same)
@@ -478,8 +571,72 @@ static const char *expected(enum config_type t)
         return "a string";
     case CONFIG_T_ADDR:
         return "an address string such as \"127.0.0.1:5222\"";
+    case CONFIG_T_ROUTE:
+    case CONFIG_T_LIST:
+        return "a list of strings, [ \"...\", \"...\" ]";
     }
     return "?";
+}
+
+/*
+ * Fills a list directive from the file's array or list, checking each item as its type
+ * says. An item's error names the item's line as libconfig records it: that of the token
+ * after the string (its parser looks ahead for an adjacent string to concatenate), so the
+ * last item of a list whose ']' stands on a line of its own is reported at that line.
+ */
+static int set_list(struct config_loader *ld, const struct config_directive *d,
+                    const config_setting_t *s)
+{
+    unsigned n = (unsigned)config_setting_length(s);
+    struct config_list l = {0};
+    char why[320];
+    int rc = 0;
+    if (n > d->max)
+        return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
+                    "%s: %u items, more than %llu", d->name, n, (unsigned long long)d->max);
+    l.items = n ? calloc(n, item_size(d->item)) : NULL;
+    if (n && !l.items)
+        return fail_nomem(ld);
+    for (unsigned i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, i);
+        const char *file = config_setting_source_file(e);
+        unsigned line = config_setting_source_line(e);
+        void *item = item_at(d->item, l.items, i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            rc = fail(ld, file, line, "%s, item %u: expected a string, not %s", d->name, i + 1,
+                      type_name(config_setting_type(e)));
+            goto out;
+        }
+        const char *text = config_setting_get_string(e);
+        rc = d->item == CONFIG_T_ROUTE ? set_route(d, item, text, why, sizeof why)
+                                       : set_addr(d, item, text, why, sizeof why);
+        if (rc == 0)
+            l.n = i + 1;
+        if (rc == -ENOMEM) {
+            rc = fail_nomem(ld);
+            goto out;
+        }
+        if (rc < 0) {
+            rc = fail(ld, file, line, "%s, item %u: %s", d->name, i + 1, why);
+            goto out;
+        }
+        for (unsigned j = 0; j < i; j++) {
+            if (strcmp(item_key(d->item, item_at(d->item, l.items, j)), item_key(d->item, item)))
+                continue;
+            rc = d->item == CONFIG_T_ROUTE
+                     ? fail(ld, file, line, "%s, item %u: %s has a route already (item %u)",
+                            d->name, i + 1, item_key(d->item, item), j + 1)
+                     : fail(ld, file, line, "%s, item %u: \"%s\" is item %u too", d->name, i + 1,
+                            item_key(d->item, item), j + 1);
+            goto out;
+        }
+    }
+    list_clear(d->item, field(ld->c, d));
+    *(struct config_list *)field(ld->c, d) = l;
+    return 0;
+out:
+    list_clear(d->item, &l);
+    return rc;
 }
 
 /* Applies one leaf setting to its directive. */
@@ -494,6 +651,8 @@ static int apply(struct config_loader *ld, const struct config_directive *d,
     char why[320], shown[24];
     int rc;
 
+    if (d->type == CONFIG_T_LIST && (t == CONFIG_TYPE_ARRAY || t == CONFIG_TYPE_LIST))
+        return set_list(ld, d, s);
     if ((t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) && numeric) {
         long long v = config_setting_get_int64(s);
         snprintf(shown, sizeof shown, "%lld", v);
@@ -501,7 +660,8 @@ static int apply(struct config_loader *ld, const struct config_directive *d,
     } else if (t == CONFIG_TYPE_BOOL && d->type == CONFIG_T_BOOL) {
         *(bool *)field(ld->c, d) = config_setting_get_bool(s);
         rc = 0;
-    } else if (t == CONFIG_TYPE_STRING && d->type != CONFIG_T_INT && d->type != CONFIG_T_BOOL) {
+    } else if (t == CONFIG_TYPE_STRING && d->type != CONFIG_T_INT && d->type != CONFIG_T_BOOL &&
+               (d->type != CONFIG_T_LIST || !*config_setting_get_string(s))) {
         rc = set_text(d, ld->c, config_setting_get_string(s), why, sizeof why);
     } else {
         snprintf(why, sizeof why, "expected %s, not %s", expected(d->type), type_name(t));

@@ -22,7 +22,11 @@
  * Value syntax beyond libconfig's: a size is bytes, or a string with a K, M or G suffix
  * (binary: "256K"); a duration is seconds, or a string with an s, m, h or d suffix
  * ("5m"); an address is "IPv4:port" or "[IPv6]:port" (literals only: nothing is resolved
- * at start-up), and "" where the directive allows it means disabled.
+ * at start-up), and "" where the directive allows it means disabled. A list is a libconfig
+ * array of strings, `[ "a", "b" ]` (or a list, `( "a", "b" )`), each item of the
+ * directive's item type, with at most the directive's maximum of items and no item given
+ * twice; `[]` and "" are the empty list. A route, as s2s.routes lists them, is
+ * "domain=IPv4:port" or "domain=[IPv6]:port", the domain in normal form.
  *
  * Snapshots and reload. config_load() builds a new snapshot and never changes one; the
  * caller holds a reference and drops it with config_free(). On SIGHUP the supervisor
@@ -59,6 +63,23 @@ struct config_addr {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } addr;
+};
+
+/* A static route (s2s.routes): the peer serving `domain` is at addr, whatever DNS says. */
+struct config_route {
+    const char *domain; /* in normal form (jid_prep_domain()), owned by the snapshot */
+    struct config_addr addr;
+};
+
+/* A list directive's value: n items of the directive's item type, owned by the snapshot
+ * (items is NULL when n is 0). */
+struct config_list {
+    uint32_t n;
+    union {
+        void *items;
+        struct config_addr *addrs;   /* a list of addresses */
+        struct config_route *routes; /* a list of routes */
+    };
 };
 
 enum config_resource_conflict {
@@ -111,6 +132,12 @@ struct config {
         uint32_t dialback_timeout;
         bool secure_auth;
         const char *ca_file, *ca_dir; /* trust roots for peers' certificates; "": none */
+        struct config_list routes;      /* of struct config_route */
+        struct config_list dns_servers; /* of struct config_addr; empty: /etc/resolv.conf */
+        uint32_t dns_timeout, dns_tries;
+        uint32_t dns_cache_size;                /* domains, per s2s thread */
+        uint32_t dns_max_ttl, dns_negative_ttl; /* seconds */
+        uint32_t dns_max_targets, dns_max_addresses;
     } s2s;
     struct {
         uint64_t ring_size;

@@ -49,6 +49,14 @@ static void put_values(FILE *f, const char *indent, const struct config_directiv
     case CONFIG_T_ADDR:
         fputs("\"IPv4:port\" or \"[IPv6]:port\"", f);
         break;
+    case CONFIG_T_LIST:
+        config_show_num(hi, sizeof hi, d, d->max);
+        fprintf(f, "a list of at most %s %s", hi,
+                d->item == CONFIG_T_ROUTE ? "\"domain=IPv4:port\" or \"domain=[IPv6]:port\""
+                                          : "\"IPv4:port\" or \"[IPv6]:port\"");
+        break;
+    case CONFIG_T_ROUTE:
+        break;
     }
     fputs(d->flags & CONFIG_F_RESTART ? "; a restart applies it\n" : "; a reload applies it\n", f);
 }
@@ -56,6 +64,10 @@ static void put_values(FILE *f, const char *indent, const struct config_directiv
 static void put_value(FILE *f, const struct config_directive *d)
 {
     const char *s = d->def;
+    if (d->type == CONFIG_T_LIST) {
+        fputs("[]", f); /* a list's default is empty */
+        return;
+    }
     bool bare = d->type == CONFIG_T_BOOL || d->type == CONFIG_T_INT ||
                 ((d->type == CONFIG_T_SIZE || d->type == CONFIG_T_DURATION) &&
                  strspn(s, "0123456789") == strlen(s));

@@ -38,28 +38,40 @@ static const char *const config_conflicts[] = {
 #define NUM(t, n, f, def_, lo, hi, fl, doc_)                                                       \
     {                                                                                              \
         n, CONFIG_T_##t, fl, FIELD_OK(f, (hi) <= FIELD_MAX(f), n ": max exceeds the field"),       \
-            FIELD_SIZE(f), def_, lo, hi, NULL, doc_                                                \
+            FIELD_SIZE(f), def_, lo, hi, NULL, doc_, 0                                             \
     }
 #define BOOL(n, f, def_, fl, doc_)                                                                 \
     {                                                                                              \
         n, CONFIG_T_BOOL, fl, FIELD_OK(f, FIELD_SIZE(f) == sizeof(bool), n ": not a bool"),        \
-            FIELD_SIZE(f), def_, 0, 1, NULL, doc_                                                  \
+            FIELD_SIZE(f), def_, 0, 1, NULL, doc_, 0                                               \
     }
 #define STR(n, f, def_, lo, hi, fl, doc_)                                                          \
     {                                                                                              \
         n, CONFIG_T_STRING, fl, FIELD_OK(f, FIELD_SIZE(f) == sizeof(char *), n ": not a string"),  \
-            FIELD_SIZE(f), def_, lo, hi, NULL, doc_                                                \
+            FIELD_SIZE(f), def_, lo, hi, NULL, doc_, 0                                             \
     }
 #define ENUM(n, f, def_, names, fl, doc_)                                                          \
     {                                                                                              \
         n, CONFIG_T_ENUM, fl, FIELD_OK(f, FIELD_SIZE(f) == sizeof(int), n ": not an enum"),        \
-            FIELD_SIZE(f), def_, 0, 0, names, doc_                                                 \
+            FIELD_SIZE(f), def_, 0, 0, names, doc_, 0                                              \
     }
 #define ADDR(n, f, def_, fl, doc_)                                                                 \
     {                                                                                              \
         n, CONFIG_T_ADDR, fl,                                                                      \
             FIELD_OK(f, FIELD_SIZE(f) == sizeof(struct config_addr), n ": not an address"),        \
-            FIELD_SIZE(f), def_, 0, 0, NULL, doc_                                                  \
+            FIELD_SIZE(f), def_, 0, 0, NULL, doc_, 0                                               \
+    }
+
+/* A list of `item`s (ADDR or ROUTE), at most hi of them; its default is the empty list. */
+#define LIST(item_, n, f, hi, fl, doc_)                                                            \
+    {                                                                                              \
+        n, CONFIG_T_LIST, fl,                                                                      \
+            FIELD_OK(                                                                              \
+                f,                                                                                 \
+                FIELD_SIZE(f) == sizeof(struct config_list) &&                                     \
+                    (CONFIG_T_##item_ == CONFIG_T_ADDR || CONFIG_T_##item_ == CONFIG_T_ROUTE),     \
+                n ": not a list of addresses or routes"),                                          \
+            FIELD_SIZE(f), "", 0, hi, NULL, doc_, CONFIG_T_##item_                                 \
     }
 
 #define RESTART CONFIG_F_RESTART
@@ -229,6 +241,40 @@ const struct config_directive config_table[] = {
         "A folder of more trust roots, one PEM file each under its subject hash\n"
         "(`openssl rehash`), read as checks need them; with s2s.ca_file or instead of\n"
         "it. \"\": none."),
+    LIST(ROUTE, "s2s.routes", s2s.routes, 10000, RESTART,
+         "Static routes for private federation and tests, used instead of DNS for their\n"
+         "domains: \"domain=IPv4:port\" or \"domain=[IPv6]:port\", the domain in normal form\n"
+         "(lower case), the peer reached there with STARTTLS, such as\n"
+         "[ \"a.example=127.0.0.2:5269\", \"b.example=[::1]:5269\" ]."),
+    LIST(ADDR, "s2s.dns_servers", s2s.dns_servers, 16, RESTART,
+         "The DNS servers that find peers (SRV, A and AAAA records), asked in turn, such\n"
+         "as [ \"10.0.0.53:53\" ] behind split DNS; empty: those of /etc/resolv.conf."),
+    NUM(DURATION, "s2s.dns_timeout", s2s.dns_timeout, "2", 1, 60, RESTART,
+        "Seconds a DNS server has to answer a query in the first round of tries; each\n"
+        "further round waits twice as long."),
+    NUM(INT, "s2s.dns_tries", s2s.dns_tries, "2", 1, 10, RESTART,
+        "Rounds of tries of a DNS query (each round asks every DNS server in turn)\n"
+        "before the peer counts as unreachable (remote-server-timeout). A lookup asks\n"
+        "for SRV records, then for its targets' addresses: with one server and the\n"
+        "defaults, it gives up after at most 2 x (2 + 4) = 12 seconds."),
+    NUM(INT, "s2s.dns_cache_size", s2s.dns_cache_size, "10000", 1, 1000000, RESTART,
+        "Remote domains whose lookup each s2s thread remembers (and those it is looking\n"
+        "up); past it the least recently used is forgotten. While every one is a lookup\n"
+        "in flight, one more domain cannot be looked up: it is unreachable for now\n"
+        "(remote-server-timeout)."),
+    NUM(DURATION, "s2s.dns_max_ttl", s2s.dns_max_ttl, "1h", 0, 86400, RESTART,
+        "The longest a lookup is remembered, whatever its records' TTLs say (each is\n"
+        "remembered for the shortest TTL among its records). 0: never remembered."),
+    NUM(DURATION, "s2s.dns_negative_ttl", s2s.dns_negative_ttl, "60", 0, 3600, RESTART,
+        "How long a domain that does not exist, has no address or publishes no XMPP\n"
+        "service (an SRV target of \".\") is remembered as such. A lookup that failed\n"
+        "for want of an answer (a timeout, a DNS server's error) is not remembered: the\n"
+        "next stanza for that domain tries again at once."),
+    NUM(INT, "s2s.dns_max_targets", s2s.dns_max_targets, "16", 1, 256, RESTART,
+        "SRV targets of one domain kept (_xmpps-server and _xmpp-server together, in\n"
+        "the order they are tried); the records after them are ignored."),
+    NUM(INT, "s2s.dns_max_addresses", s2s.dns_max_addresses, "8", 1, 64, RESTART,
+        "Addresses (A and AAAA together) of one SRV target kept; the rest are ignored."),
     NUM(SIZE, "shm.ring_size", shm.ring_size, "1M", 64 * K, 1 * G, POW2 | RESTART,
         "Bytes of each shared-memory ring between a front-end thread and a router\n"
         "shard (one ring per pair and direction). At least twice c2s.max_stanza_size."),

@@ -3,7 +3,8 @@
  *   - an io_uring (SINGLE_ISSUER | DEFER_TASKRUN): multishot accept on its listeners,
  *     multishot receive into provided buffers shared by every connection, one send per
  *     connection at a time, batched once per loop iteration, a 1 s sweep, a wake-up timer,
- *     and eventfds read through the ring (its bell, the store's and the worker's);
+ *     eventfds read through the ring (its bell, the store's and the worker's), and a
+ *     front end's own fds and timers (fe_poll_add(), fe_timer_at(): a DNS resolver's);
  *   - a pool of connections: slots allocated in chunks as first used, ids of (front end,
  *     thread, slot, generation) as shm/proto.h draws them;
  *   - each connection's output (double-buffered: `out` is frozen while a send is in
@@ -140,6 +141,23 @@ struct fe_watch {
     uint64_t val;
 };
 
+/* A front end's own fd watched through the ring (fe_poll_add()): one-shot polls, in a
+ * table that grows as needed; user_data names the slot and its generation. */
+typedef void fe_poll_fn(struct fe_thread *t, uint64_t tag, int res);
+struct fe_poll {
+    fe_poll_fn *fn; /* NULL: the slot is free */
+    uint64_t tag;
+    uint32_t gen;
+};
+
+/* A front end's own timer (fe_timer_at()): owned by the caller, on the thread's list of
+ * timers, earliest first, while armed. */
+struct fe_timer {
+    uint64_t at; /* fe_now_us() */
+    void (*fn)(struct fe_thread *t, struct fe_timer *tm);
+    struct fe_timer *next_, **pprev_; /* private: pprev_ NULL when not armed */
+};
+
 #define FE_WATCHES 4
 /* Slots come in chunks of this many, allocated as connections first need them. */
 #define FE_CONN_CHUNK 256
@@ -164,6 +182,11 @@ struct fe_thread {
     unsigned nwatch;
     uint64_t wake_at; /* fe_now_us() the wake-up timer is armed for; 0: none */
     struct __kernel_timespec wake_ts;
+    struct fe_poll *polls;    /* [npolls]: fe_poll_add()'s slots */
+    uint32_t npolls;
+    struct fe_timer *timers;  /* fe_timer_at()'s, earliest first */
+    uint64_t timers_at;       /* what their io_uring timeout is armed for; 0: none */
+    struct __kernel_timespec timers_ts;
     struct __kernel_timespec tick;
 
     /* the pool (conn.c) */
@@ -227,6 +250,23 @@ void fe_kick_send(struct fe_conn *c);
 void fe_wake_at(struct fe_thread *t, uint64_t at);
 /* CLOCK_MONOTONIC in microseconds. */
 uint64_t fe_now_us(void);
+/*
+ * Watches fd (a front end's own socket: a DNS resolver's, say) for the poll(2) events
+ * given, once: fn(t, tag, res) runs from the loop when it is ready, res the revents or a
+ * negative errno, and the poll is over (add it again to go on watching). Returns the
+ * poll's id (>= 0) or -ENOMEM. An fd must be removed before it is closed: the kernel
+ * holds the file while a poll is armed, so it would never complete. These four run on
+ * the thread inside fe_run() (from its callbacks): the ring exists only there.
+ */
+int fe_poll_add(struct fe_thread *t, int fd, unsigned events, uint64_t tag, fe_poll_fn *fn);
+/* Forgets the poll of that id: its fn will not run. An id already over is ignored. */
+void fe_poll_remove(struct fe_thread *t, int id);
+/* tm->fn(t, tm) is to run from the loop at `at` (fe_now_us() time) or soon after; a timer
+ * armed already moves. Any number of timers; one io_uring timeout, for the earliest. */
+void fe_timer_at(struct fe_thread *t, struct fe_timer *tm, uint64_t at,
+                 void (*fn)(struct fe_thread *t, struct fe_timer *tm));
+/* Disarms tm (its fn will not run); harmless when it is not armed. */
+void fe_timer_cancel(struct fe_timer *tm);
 /* A listener on a, every thread its own (SO_REUSEPORT). The fd or -errno. */
 int fe_listen(const struct config_addr *a);
 /* The process's main thread, before the threads listen: 0 when nobody else listens on a

@@ -10,7 +10,9 @@
  *   read    on the bell's eventfd (frames from shards; room in a ring) and on every
  *           watched eventfd (the store's, the worker's)
  *   timeout the 1 s sweep: deadlines, idle pings, keepalives, closing stragglers; and
- *           the front end's wake-up (fe_wake_at()), absolute
+ *           the front end's wake-up (fe_wake_at()), absolute; and the earliest of the
+ *           front end's timers (fe_timer_at()), absolute
+ *   poll    one-shot, on a front end's own fds (fe_poll_add())
  *
  * user_data packs op (8 bits), slot (24) and generation (32), so a completion for a
  * slot reused since is recognised and ignored (its buffer still goes back).
@@ -33,7 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_WATCH, OP_TIMER, OP_CANCEL, OP_WAKE };
+enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_WATCH, OP_TIMER, OP_CANCEL, OP_WAKE,
+       OP_POLL, OP_TIMERS };
 
 _Thread_local struct fe_thread *fe_current;
 
@@ -184,6 +187,118 @@ void fe_wake_at(struct fe_thread *t, uint64_t at)
     io_uring_sqe_set_data64(sqe, ud_pack(OP_WAKE, 0, 0));
     io_uring_submit(&t->ring);
     t->wake_at = at;
+}
+
+/* ---- a front end's own fds and timers ---------------------------------------------------- */
+
+int fe_poll_add(struct fe_thread *t, int fd, unsigned events, uint64_t tag, fe_poll_fn *fn)
+{
+    uint32_t i = 0;
+    while (i < t->npolls && t->polls[i].fn)
+        i++;
+    if (i == t->npolls) {
+        uint32_t n = t->npolls ? 2 * t->npolls : 8;
+        struct fe_poll *p = n <= 0xFFFFFFu ? realloc(t->polls, n * sizeof *p) : NULL;
+        if (!p)
+            return -ENOMEM;
+        memset(p + t->npolls, 0, (n - t->npolls) * sizeof *p);
+        t->polls = p;
+        t->npolls = n;
+    }
+    struct io_uring_sqe *sqe = sqe_get(t);
+    if (!sqe)
+        return -ENOMEM;
+    struct fe_poll *p = &t->polls[i];
+    p->fn = fn;
+    p->tag = tag;
+    io_uring_prep_poll_add(sqe, fd, events);
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_POLL, i, p->gen));
+    return (int)i;
+}
+
+void fe_poll_remove(struct fe_thread *t, int id)
+{
+    if (id < 0 || (uint32_t)id >= t->npolls || !t->polls[id].fn)
+        return;
+    struct fe_poll *p = &t->polls[id];
+    struct io_uring_sqe *sqe = sqe_get(t);
+    if (sqe) {
+        io_uring_prep_poll_remove(sqe, ud_pack(OP_POLL, (uint32_t)id, p->gen));
+        io_uring_sqe_set_data64(sqe, ud_pack(OP_CANCEL, 0, 0));
+    }
+    /* A new generation: the removed poll's completion, if it comes, finds nobody. */
+    p->fn = NULL;
+    p->gen++;
+}
+
+static void on_poll(struct fe_thread *t, uint32_t slot, uint32_t gen, int res)
+{
+    if (slot >= t->npolls || !t->polls[slot].fn || t->polls[slot].gen != gen)
+        return;
+    struct fe_poll *p = &t->polls[slot];
+    fe_poll_fn *fn = p->fn;
+    uint64_t tag = p->tag;
+    p->fn = NULL; /* over before fn runs, which may add it again */
+    p->gen++;
+    fn(t, tag, res);
+}
+
+/* The timers' io_uring timeout is for the earliest; an earlier one arms another, and the
+ * later one then fires for nothing (as fe_wake_at() does). */
+static void timers_arm(struct fe_thread *t)
+{
+    struct fe_timer *tm = t->timers;
+    if (!tm || (t->timers_at && t->timers_at <= tm->at))
+        return;
+    struct io_uring_sqe *sqe = sqe_get(t);
+    if (!sqe)
+        return;
+    t->timers_ts.tv_sec = (long long)(tm->at / 1000000);
+    t->timers_ts.tv_nsec = (long long)(tm->at % 1000000) * 1000;
+    io_uring_prep_timeout(sqe, &t->timers_ts, 0, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_TIMERS, 0, 0));
+    io_uring_submit(&t->ring); /* the kernel reads timers_ts now */
+    t->timers_at = tm->at;
+}
+
+void fe_timer_cancel(struct fe_timer *tm)
+{
+    if (!tm->pprev_)
+        return;
+    *tm->pprev_ = tm->next_;
+    if (tm->next_)
+        tm->next_->pprev_ = tm->pprev_;
+    tm->next_ = NULL;
+    tm->pprev_ = NULL;
+}
+
+void fe_timer_at(struct fe_thread *t, struct fe_timer *tm, uint64_t at,
+                 void (*fn)(struct fe_thread *t, struct fe_timer *tm))
+{
+    fe_timer_cancel(tm);
+    tm->at = at;
+    tm->fn = fn;
+    struct fe_timer **pp = &t->timers;
+    while (*pp && (*pp)->at <= at)
+        pp = &(*pp)->next_;
+    tm->next_ = *pp;
+    tm->pprev_ = pp;
+    if (*pp)
+        (*pp)->pprev_ = &tm->next_;
+    *pp = tm;
+    timers_arm(t);
+}
+
+static void on_timers(struct fe_thread *t)
+{
+    uint64_t now = fe_now_us();
+    if (t->timers_at <= now)
+        t->timers_at = 0; /* the armed timeout is the one that fired */
+    for (struct fe_timer *tm; (tm = t->timers) && tm->at <= now;) {
+        fe_timer_cancel(tm);
+        tm->fn(t, tm);
+    }
+    timers_arm(t);
 }
 
 static uint32_t clock_s(void)
@@ -509,6 +624,12 @@ int fe_run(struct fe_thread *t)
                     w->fn(w->arg);
                 }
                 break;
+            case OP_POLL:
+                on_poll(t, slot, gen, cqe->res);
+                break;
+            case OP_TIMERS:
+                on_timers(t);
+                break;
             case OP_WAKE:
                 t->wake_at = 0;
                 t->ops->wake(t);
@@ -526,6 +647,9 @@ int fe_run(struct fe_thread *t)
         io_uring_cq_advance(&t->ring, seen);
     }
     io_uring_queue_exit(&t->ring);
+    free(t->polls);
+    t->polls = NULL;
+    t->npolls = 0;
     return 0;
 }
 

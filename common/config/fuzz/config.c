@@ -5,7 +5,8 @@
  *     one-line, NUL-terminated message;
  *   - every number of a loaded snapshot lies in its directive's range (a power of two
  *     where the table says so), every string within its length bounds, every enum names
- *     one of its choices;
+ *     one of its choices, every list within its count with each item set (an address,
+ *     a route's domain);
  *   - a snapshot equals itself (config_changed) and survives config_ref()/config_free().
  * Files named by @include are not followed (libconfig 1.5 has no hook to confine them,
  * and a fuzzer must not read /dev/zero): such inputs are skipped.
@@ -72,8 +73,20 @@ static void check(const struct config *c)
             FUZZ_CHECK(v >= 0 && v < n);
             break;
         }
+        case CONFIG_T_LIST: {
+            const struct config_list *l = f;
+            FUZZ_CHECK(l->n <= d->max && (l->n == 0) == (l->items == NULL));
+            for (uint32_t j = 0; j < l->n; j++) {
+                const struct config_addr *a =
+                    d->item == CONFIG_T_ROUTE ? &l->routes[j].addr : &l->addrs[j];
+                FUZZ_CHECK(a->len == sizeof a->addr.in || a->len == sizeof a->addr.in6);
+                FUZZ_CHECK(d->item != CONFIG_T_ROUTE || l->routes[j].domain[0]);
+            }
+            break;
+        }
         case CONFIG_T_BOOL:
         case CONFIG_T_ADDR:
+        case CONFIG_T_ROUTE:
             break;
         }
     }

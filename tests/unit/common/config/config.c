@@ -117,6 +117,16 @@ static void defaults(void)
     CHECK_INT(c->router.max_directed, ==, 500);
     CHECK_INT(c->router.max_pending, ==, 1048576);
     check_addr4(&c->s2s.listen, "127.0.0.1:5269", "127.0.0.1", 5269);
+    CHECK_INT(c->s2s.routes.n, ==, 0);
+    CHECK(c->s2s.routes.items == NULL);
+    CHECK_INT(c->s2s.dns_servers.n, ==, 0);
+    CHECK_INT(c->s2s.dns_timeout, ==, 2);
+    CHECK_INT(c->s2s.dns_tries, ==, 2);
+    CHECK_INT(c->s2s.dns_cache_size, ==, 10000);
+    CHECK_INT(c->s2s.dns_max_ttl, ==, 3600);
+    CHECK_INT(c->s2s.dns_negative_ttl, ==, 60);
+    CHECK_INT(c->s2s.dns_max_targets, ==, 16);
+    CHECK_INT(c->s2s.dns_max_addresses, ==, 8);
     CHECK_INT(c->shm.ring_size, ==, 1048576);
     CHECK_INT(c->roster.max_items, ==, 1000);
     CHECK_INT(c->roster.max_item_bytes, ==, 4096);
@@ -177,7 +187,10 @@ static void every_type(void)
                   "  login_rate = 0;\n"                 /* 0: unlimited */
                   "};\n"
                   "router = { shards = 256; };\n"
-                  "s2s = { listen = \"0.0.0.0:5269\"; };\n"
+                  "s2s = { listen = \"0.0.0.0:5269\";\n"
+                  "  routes = [ \"a.test=127.0.0.2:25269\",\n"       /* a list, over lines */
+                  "             \"bücher.test=[::1]:5269\" ];\n"       /* an IDN in normal form */
+                  "  dns_servers = ( \"127.0.0.53:5353\" ); };\n"    /* a libconfig list */
                   "shm = { ring_size = 4194304; };\n" /* size without suffix */
                   "offline = { max_messages = 0; };\n",
                   &rc, err, sizeof err);
@@ -209,6 +222,17 @@ static void every_type(void)
     CHECK_INT(c->c2s.login_rate, ==, 0);
     CHECK_INT(c->router.shards, ==, 256);
     check_addr4(&c->s2s.listen, "0.0.0.0:5269", "0.0.0.0", 5269);
+    CHECK_INT(c->s2s.routes.n, ==, 2);
+    if (c->s2s.routes.n == 2) {
+        CHECK_STR(c->s2s.routes.routes[0].domain, "a.test");
+        check_addr4(&c->s2s.routes.routes[0].addr, "127.0.0.2:25269", "127.0.0.2", 25269);
+        CHECK_STR(c->s2s.routes.routes[1].domain, "bücher.test");
+        CHECK_STR(c->s2s.routes.routes[1].addr.text, "[::1]:5269");
+        CHECK_INT(c->s2s.routes.routes[1].addr.addr.in6.sin6_family, ==, AF_INET6);
+    }
+    CHECK_INT(c->s2s.dns_servers.n, ==, 1);
+    if (c->s2s.dns_servers.n == 1)
+        check_addr4(&c->s2s.dns_servers.addrs[0], "127.0.0.53:5353", "127.0.0.53", 5353);
     CHECK_INT(c->shm.ring_size, ==, 4 * 1024 * 1024);
     CHECK_INT(c->offline.max_messages, ==, 0);
     /* Untouched directives keep their defaults. */
@@ -307,6 +331,42 @@ static const struct {
     {"c2s = { listen = \"127.0.0.1\"; };", "@:1: c2s.listen: \"127.0.0.1\" is not an address"},
     /* a value that spans lines still makes a one-line message (found by the fuzzer) */
     {"c2s = { listen = \"a\nb\"; };", "@:1: c2s.listen: \"a?b\" is not an address"},
+    /* lists: each item at its line; routes are domain=address with the domain in normal form */
+    {"s2s = { routes = [ \"a.test\" ]; };",
+     "@:1: s2s.routes, item 1: \"a.test\" is not a route: write domain=IPv4:port or "
+     "domain=[IPv6]:port, such as \"a.example=127.0.0.2:5269\""},
+    {"s2s = { routes = [ \"=127.0.0.2:5269\" ]; };",
+     "@:1: s2s.routes, item 1: \"=127.0.0.2:5269\" is not a route: write domain=IPv4:port or "
+     "domain=[IPv6]:port, such as \"a.example=127.0.0.2:5269\""},
+    {"s2s = { routes = [ \"a.test=localhost:5269\" ]; };",
+     "@:1: s2s.routes, item 1: \"a.test=localhost:5269\" is not a route: write "
+     "domain=IPv4:port or domain=[IPv6]:port, such as \"a.example=127.0.0.2:5269\""},
+    {"s2s = { routes = [ \"A.test=127.0.0.2:5269\" ]; };",
+     "@:1: s2s.routes, item 1: \"A.test\" is not in normal form: write \"a.test\""},
+    {"s2s = { routes = [ \"xn--bcher-kva.test=127.0.0.2:5269\" ]; };",
+     "@:1: s2s.routes, item 1: \"xn--bcher-kva.test\" is not in normal form: write "
+     "\"bücher.test\""},
+    {"s2s = { routes = [ \"a b=127.0.0.2:5269\" ]; };",
+     "@:1: s2s.routes, item 1: \"a b\" is not a domain"},
+    {"s2s = {\n  routes = [\n    \"a.test=127.0.0.2:1\",\n    \"b.test=127.0.0.3:1\",\n"
+     "    \"a.test=127.0.0.4:1\" ];\n};\n",
+     "@:5: s2s.routes, item 3: a.test has a route already (item 1)"},
+    {"s2s = {\n  routes = (\n    \"a.test=127.0.0.2:1\",\n    5 );\n};\n",
+     "@:4: s2s.routes, item 2: expected a string, not an integer"},
+    {"s2s = { routes = \"a.test=127.0.0.2:1\"; };",
+     "@:1: s2s.routes: expected a list of strings, [ \"...\", \"...\" ], not a string"},
+    {"s2s = { routes = { a = 1; }; };",
+     "@:1: s2s.routes: expected a list of strings, [ \"...\", \"...\" ], not a group"},
+    {"s2s = { dns_servers = [ \"127.0.0.53\" ]; };",
+     "@:1: s2s.dns_servers, item 1: \"127.0.0.53\" is not an address"},
+    {"s2s = { dns_servers = [ \"\" ]; };", "@:1: s2s.dns_servers, item 1: must not be empty"},
+    {"s2s = { dns_servers = [ \"127.0.0.1:53\", \"[::1]:53\", \"127.0.0.1:53\" ]; };",
+     "@:1: s2s.dns_servers, item 3: \"127.0.0.1:53\" is item 1 too"},
+    {"s2s = { dns_servers = [ \"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\", "
+     "\"127.0.0.1:4\", \"127.0.0.1:5\", \"127.0.0.1:6\", \"127.0.0.1:7\", \"127.0.0.1:8\", "
+     "\"127.0.0.1:9\", \"127.0.0.1:10\", \"127.0.0.1:11\", \"127.0.0.1:12\", \"127.0.0.1:13\", "
+     "\"127.0.0.1:14\", \"127.0.0.1:15\", \"127.0.0.1:16\", \"127.0.0.1:17\" ]; };",
+     "@:1: s2s.dns_servers: 17 items, more than 16"},
     /* syntax, as libconfig reports it */
     {"c2s = { threads = ; };", "@:1: syntax error"},
     {"domain = \"x\";\n\nc2s = {\n  threads = = 4;\n};\n", "@:4: syntax error"},
@@ -534,6 +594,8 @@ static void sample_round_trips(void)
         "ring_size = \"1M\";",
         "max_messages = 100;",
         "shards = 0;",
+        "routes = [];",
+        "dns_max_ttl = \"1h\";",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         if (!strstr(text, lines[i]))
@@ -542,6 +604,8 @@ static void sample_round_trips(void)
     CHECK(strstr(text, "# 0..64; a restart applies it\n    threads = 0;"));
     CHECK(strstr(text, "# error | warn | info | debug; a reload applies it\n    level"));
     CHECK(strstr(text, "# 64K..1G bytes, a power of two; a restart applies it\n"));
+    CHECK(strstr(text, "# a list of at most 16 \"IPv4:port\" or \"[IPv6]:port\"; a restart applies "
+                       "it\n    dns_servers = [];"));
     config_free(d);
     free(text);
 }
@@ -599,6 +663,25 @@ static void reload_comparison(void)
     c = load_text("s2s = { listen = \"\"; };\n", &rc, err, sizeof err);
     if (c && d)
         CHECK_STR(config_changed(d, c, true), "s2s.listen");
+    config_free(c);
+    /* Lists compare item by item: "" is the empty list, a route's address counts. */
+    c = load_text("s2s = { routes = \"\"; dns_servers = []; };\n", &rc, err, sizeof err);
+    CHECK_INT(rc, ==, 0);
+    if (c && d)
+        CHECK(config_changed(d, c, false) == NULL);
+    config_free(c);
+    struct config *r1 = load_text("s2s = { routes = [ \"a.test=127.0.0.2:1\" ]; };\n", &rc, err,
+                                  sizeof err);
+    struct config *r2 = load_text("s2s = { routes = [ \"a.test=127.0.0.2:2\" ]; };\n", &rc, err,
+                                  sizeof err);
+    c = load_text("s2s = { routes = [ \"a.test=127.0.0.2:1\" ]; };\n", &rc, err, sizeof err);
+    if (c && d && r1 && r2) {
+        CHECK_STR(config_changed(d, r1, true), "s2s.routes");
+        CHECK_STR(config_changed(r1, r2, true), "s2s.routes");
+        CHECK(config_changed(r1, c, false) == NULL);
+    }
+    config_free(r1);
+    config_free(r2);
     config_free(c);
     config_free(d);
 }
