@@ -105,7 +105,12 @@ struct config {
     } router;
     struct {
         uint32_t threads;
-        struct config_addr listen;
+        struct config_addr listen, listen_tls;
+        bool require_encryption;
+        uint32_t max_stanza_size;
+        uint32_t connect_timeout, auth_timeout, idle_timeout;
+        uint32_t max_queue, max_queue_bytes; /* per remote domain, while its stream is made */
+        uint32_t max_connections, max_connections_per_address;
     } s2s;
     struct {
         uint64_t ring_size;
