@@ -5,6 +5,7 @@
  */
 #include "c2s/c2s.h"
 #include "common/xmpp/jid.h"
+#include "common/xmpp/stanza.h"
 #include "common/core/log.h"
 #include "common/xmpp/xmlw.h"
 #include "shm/proto.h"
@@ -184,53 +185,6 @@ static void on_starttls(struct conn *c)
     c->fe.state = FE_TLS;
 }
 
-static int message_type(struct xml_str t)
-{
-    if (!t.p || str_is(t, "normal"))
-        return PROTO_MSG_NORMAL;
-    if (str_is(t, "chat"))
-        return PROTO_MSG_CHAT;
-    if (str_is(t, "groupchat"))
-        return PROTO_MSG_GROUPCHAT;
-    if (str_is(t, "headline"))
-        return PROTO_MSG_HEADLINE;
-    if (str_is(t, "error"))
-        return PROTO_MSG_ERROR;
-    return PROTO_MSG_NORMAL; /* unknown types are "normal" (RFC 6121 §5.2.2) */
-}
-
-static int presence_type(struct xml_str t)
-{
-    static const char *const names[] = {
-        [PROTO_PRES_UNAVAILABLE] = "unavailable",
-        [PROTO_PRES_SUBSCRIBE] = "subscribe",
-        [PROTO_PRES_SUBSCRIBED] = "subscribed",
-        [PROTO_PRES_UNSUBSCRIBE] = "unsubscribe",
-        [PROTO_PRES_UNSUBSCRIBED] = "unsubscribed",
-        [PROTO_PRES_PROBE] = "probe",
-        [PROTO_PRES_ERROR] = "error",
-    };
-    if (!t.p)
-        return PROTO_PRES_AVAILABLE;
-    for (int i = PROTO_PRES_UNAVAILABLE; i <= PROTO_PRES_ERROR; i++)
-        if (str_is(t, names[i]))
-            return i;
-    return -1;
-}
-
-static int iq_type(struct xml_str t)
-{
-    if (str_is(t, "get"))
-        return PROTO_IQ_GET;
-    if (str_is(t, "set"))
-        return PROTO_IQ_SET;
-    if (str_is(t, "result"))
-        return PROTO_IQ_RESULT;
-    if (str_is(t, "error"))
-        return PROTO_IQ_ERROR;
-    return -1;
-}
-
 static void on_stanza(struct conn *c, const struct xml_event *ev)
 {
     if (!(c->fe.flags & CONN_F_AUTHED)) {
@@ -250,14 +204,8 @@ static void on_stanza(struct conn *c, const struct xml_event *ev)
         fe_stream_error(&c->fe, "unsupported-stanza-type");
         return;
     }
-    int kind, type;
-    if (str_is(ev->name, "message"))
-        kind = PROTO_MESSAGE;
-    else if (str_is(ev->name, "presence"))
-        kind = PROTO_PRESENCE;
-    else if (str_is(ev->name, "iq"))
-        kind = PROTO_IQ;
-    else {
+    int kind = stanza_kind(ev->name);
+    if (kind < 0) {
         fe_stream_error(&c->fe, "unsupported-stanza-type");
         return;
     }
@@ -267,15 +215,9 @@ static void on_stanza(struct conn *c, const struct xml_event *ev)
         fe_stream_error(&c->fe, "not-authorized"); /* stanzas before binding: RFC 6120 §7.1 */
         return;
     }
-    if (kind == PROTO_MESSAGE) {
-        type = message_type(ev->attr[XML_ATTR_TYPE]);
-    } else if (kind == PROTO_PRESENCE) {
-        type = presence_type(ev->attr[XML_ATTR_TYPE]);
-    } else {
-        type = iq_type(ev->attr[XML_ATTR_TYPE]);
-        if (type >= 0 && !ev->attr[XML_ATTR_ID].p)
-            type = -1; /* an iq must have an id (RFC 6120 §8.2.3) */
-    }
+    int type = stanza_type(kind, ev->attr[XML_ATTR_TYPE]);
+    if (kind == PROTO_IQ && !ev->attr[XML_ATTR_ID].p)
+        type = -1; /* an iq must have an id (RFC 6120 §8.2.3) */
     if (type < 0) {
         stream_stanza_error(c, ev, "modify", "bad-request");
         return;

@@ -4,10 +4,12 @@
  * serves the control socket and signals, and hands requests to the threads.
  */
 #include "s2s/s2s.h"
+#include "common/auth/secret.h"
 #include "common/auth/tls.h"
 #include "common/core/args.h"
 #include "common/core/ctl.h"
 #include "common/core/log.h"
+#include "s2s/resolve.h"
 #include "shm/proto.h"
 #include "shm/topo.h"
 
@@ -25,6 +27,8 @@
 
 static struct s2s_thread *threads;
 static unsigned nthreads;
+static struct dialback_config db_cfg;
+static const char *db_domains[1];
 
 static void *thread_main(void *arg)
 {
@@ -63,11 +67,17 @@ static int attach(struct s2s_thread *t, const struct seg *seg, const struct conf
     t->fe.fe = PROTO_FE_S2S;
     t->fe.ctl_fd = ctl_fd;
     arena_init(&t->fe.arena, 8192);
+    t->db_cfg = &db_cfg;
+    t->authz_lim = (struct authz_limits){cfg->s2s.max_domain_pairs, cfg->s2s.max_dialback_pending};
+    if ((err = out_init(t)) < 0 || (err = s2s_resolve_init(t)) < 0)
+        return err;
     t->fe.lfd[0] = t->fe.lfd[1] = -1;
-    if (cfg->s2s.listen.len && (t->fe.lfd[0] = fe_listen(&cfg->s2s.listen)) < 0) {
-        LOG_ERROR("cannot listen on %s: %s", cfg->s2s.listen.text, strerror(-t->fe.lfd[0]));
-        return t->fe.lfd[0];
-    }
+    const struct config_addr *ls[2] = {&cfg->s2s.listen, &cfg->s2s.listen_tls};
+    for (unsigned i = 0; i < 2; i++)
+        if (ls[i]->len && (t->fe.lfd[i] = fe_listen(ls[i])) < 0) {
+            LOG_ERROR("cannot listen on %s: %s", ls[i]->text, strerror(-t->fe.lfd[i]));
+            return t->fe.lfd[i];
+        }
     return 0;
 }
 
@@ -78,6 +88,7 @@ int main(int argc, char **argv)
     struct config *cfg;
     struct seg seg;
     struct tls_ctx *tls = NULL;
+    int rc;
 
     if (args_parse(&a, argc, argv, err, sizeof err) < 0) {
         fprintf(stderr, "starling-s2s: %s\n", err);
@@ -90,16 +101,39 @@ int main(int argc, char **argv)
     }
     log_init("s2s", (enum log_level)cfg->log.level);
     signal(SIGPIPE, SIG_IGN);
-    if (cfg->c2s.certificate && access(cfg->c2s.certificate, R_OK) == 0) {
-        struct tls_opts o = {
-            .cert_file = cfg->c2s.certificate, .key_file = cfg->c2s.key, .alpn = "xmpp-server"};
-        if (!(tls = tls_ctx_new_server(&o, err, sizeof err))) {
-            LOG_ERROR("TLS: %s", err);
-            return 1;
-        }
+    /* One certificate for both roles: the one of the domain (XEP-0178 wants the same
+     * identity whether we connect or are connected to). */
+    struct tls_ctx *client_tls = NULL;
+    bool have_cert = cfg->c2s.certificate && access(cfg->c2s.certificate, R_OK) == 0;
+    struct tls_opts o = {
+        .cert_file = have_cert ? cfg->c2s.certificate : NULL,
+        .key_file = have_cert ? cfg->c2s.key : NULL,
+        .ca_file = cfg->s2s.ca_file && *cfg->s2s.ca_file ? cfg->s2s.ca_file : NULL,
+        .ca_dir = cfg->s2s.ca_dir && *cfg->s2s.ca_dir ? cfg->s2s.ca_dir : NULL,
+        .alpn = "xmpp-server",
+        .request_cert = true,
+    };
+    if (have_cert && !(tls = tls_ctx_new_server(&o, err, sizeof err))) {
+        LOG_ERROR("TLS: %s", err);
+        return 1;
     }
+    if (!(client_tls = tls_ctx_new_client(&o, err, sizeof err))) {
+        LOG_ERROR("TLS (client): %s", err);
+        return 1;
+    }
+    uint8_t secret[SECRET_LEN];
+    if ((rc = secret_load(cfg->storage.path, ".dialback", secret)) < 0) {
+        LOG_ERROR("the dialback secret beside %s: %s", cfg->storage.path, strerror(-rc));
+        return 1;
+    }
+    dialback_config_secret(&db_cfg, secret, sizeof secret);
+    db_domains[0] = cfg->domain;
+    db_cfg.domains = db_domains;
+    db_cfg.ndomains = 1;
+    db_cfg.timeout = cfg->s2s.dialback_timeout;
+    db_cfg.max_pending = cfg->s2s.max_dialback_pending;
     struct seg_layout l;
-    int rc = topo_plan(cfg, &l);
+    rc = topo_plan(cfg, &l);
     if (rc == 0 && a.nbells < (int)topo_bells(cfg))
         rc = -EINVAL;
     if (rc == 0)
@@ -108,10 +142,12 @@ int main(int argc, char **argv)
         LOG_ERROR("shared memory: %s", strerror(-rc));
         return 1;
     }
-    if (cfg->s2s.listen.len && (rc = fe_address_free(&cfg->s2s.listen)) < 0) {
-        LOG_ERROR("cannot listen on %s: %s", cfg->s2s.listen.text, strerror(-rc));
-        return 1;
-    }
+    const struct config_addr *ls[2] = {&cfg->s2s.listen, &cfg->s2s.listen_tls};
+    for (unsigned i = 0; i < 2; i++)
+        if (ls[i]->len && (rc = fe_address_free(ls[i])) < 0) {
+            LOG_ERROR("cannot listen on %s: %s", ls[i]->text, strerror(-rc));
+            return 1;
+        }
     nthreads = topo_s2s_threads(cfg);
     threads = calloc(nthreads, sizeof *threads);
     if (!threads)
@@ -121,6 +157,7 @@ int main(int argc, char **argv)
         t->fe.idx = i;
         t->fe.cfg = cfg;
         t->fe.tls = tls;
+        t->client_tls = client_tls;
         if ((rc = attach(t, &seg, cfg, a.bell_fds, a.ctl_fd)) < 0) {
             LOG_ERROR("s2s thread %u: %s", i, strerror(-rc));
             return 1;

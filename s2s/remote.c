@@ -105,6 +105,5 @@ void remote_frame(struct fe_thread *ft, const struct ring_frame *f)
                f->kind);
         return;
     }
-    /* No outbound streams yet: no remote server is reachable. */
-    remote_bounce(t, f->payload, f->len, "remote-server-not-found");
+    out_stanza(t, f->payload, f->len);
 }

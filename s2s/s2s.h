@@ -1,14 +1,26 @@
 /*
  * s2s: the server-to-server front end (federation). One process, U threads; each thread
  * is a front-end thread (common/fe/fe.h: its io_uring, listeners, connections, rings to
- * every router shard) plus what server streams need. A remote domain's outbound streams
- * belong to one thread (topo_s2s_of() of the domain), which is where the router sends
- * every stanza for it (PROTO_REMOTE).
+ * every router shard) plus what server streams need: a resolver (dns.h), a client TLS
+ * context, and a table of the remote domains it talks to.
+ *
+ * Who owns what. A remote domain's outbound stream, the one that carries our stanzas to
+ * it, belongs to one thread (topo_s2s_of() of the domain), which is where the router
+ * sends every stanza for it (PROTO_REMOTE). Inbound streams land on whichever thread
+ * accepted them; what they carry goes straight to the recipients' shards. A thread that
+ * must verify a dialback key of an inbound stream (XEP-0220) asks the sender's
+ * authoritative server over a stream of its own to that domain (its own table entry), so
+ * threads never talk to one another.
  *
  * Files, by job:
  *   conn.c    what s2s adds to the layer's connection and thread: the ops table
- *   stream.c  server streams (jabber:server): headers, features, stream errors
- *   remote.c  stanzas the router hands over for remote domains; bounces (RFC 6120 §8.3)
+ *   stream.c  both directions' common part: headers, parser limits, dispatch, deadlines
+ *   in.c      inbound streams: features, STARTTLS, SASL EXTERNAL, dialback as the
+ *             receiving and the authoritative server; stanzas into the router
+ *   out.c     outbound streams: the domain table, queues while connecting, resolving,
+ *             connecting address after address, negotiating (STARTTLS or Direct TLS,
+ *             bidi, EXTERNAL or dialback), sending, idle close, failures and backoff
+ *   remote.c  stanzas the router hands over (PROTO_REMOTE); bounces (RFC 6120 §8.3)
  *   main.c    process start, threads, control messages from the supervisor
  *
  * Every function here runs on the thread that owns the connection or thread it is given.
@@ -16,27 +28,66 @@
 #ifndef STARLING_S2S_H
 #define STARLING_S2S_H
 
+#include "common/auth/external.h"
 #include "common/fe/fe.h"
+#include "s2s/authz.h"
+#include "s2s/dialback.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-/* s2s_conn.fe.state: s2s's own, between the layer's FE_OPEN and FE_CLOSING. */
-enum s2s_state {
-    S2S_AUTHED = FE_PROTO, /* the peer is authenticated for a domain pair: stanzas flow */
-};
+struct dns;
+struct dns_result;
 
 /* s2s_conn.fe.flags: s2s's bits (FE_F_PROTO_MASK). */
 #define S2S_F_OUTBOUND 0x0004 /* we opened it */
+#define S2S_F_FEATURES 0x0008 /* outbound: the peer's features of this stream arrived */
+#define S2S_F_SASL_OK  0x0040 /* SASL EXTERNAL succeeded: the restarted stream keeps its pair */
+#define S2S_F_BIDI     0x0080 /* XEP-0288 negotiated (kept across the SASL restart) */
+
+/* s2s_conn.phase of an outbound stream. */
+enum s2s_phase {
+    OUT_CONNECTING, /* the TCP connect is in flight */
+    OUT_STREAM,     /* our header is out: the peer's header, then its features */
+    OUT_STARTTLS,   /* <starttls/> sent: <proceed/> is due */
+    OUT_SASL,       /* <auth mechanism='EXTERNAL'/> sent */
+    OUT_DIALBACK,   /* our <db:result/> sent */
+    OUT_READY,      /* we may send from our domain to theirs */
+};
+
+struct s2s_domain;
 
 struct s2s_conn {
     struct fe_conn fe; /* first: the layer's part */
-    char *remote;      /* the peer's domain, once its header named it */
+    char *remote;      /* the peer's domain: an inbound header's `from`, or where we connect */
+    struct s2s_domain *dom; /* outbound: the domain it serves; NULL once it is detached */
+    uint8_t phase;          /* outbound: enum s2s_phase */
+    bool db_ready;          /* authz and dialback initialised for the current stream */
+    bool timed_out;         /* closed at a deadline, for the bounce's condition */
+    uint64_t addr_key;      /* inbound: the peer's address (IPv6: its /64) */
+    uint16_t id_len;
+    char id[DIALBACK_ID_MAX + 1]; /* the stream ID: ours inbound, the peer's outbound */
+    struct authz authz;
+    struct dialback db;
+    struct external ext; /* inbound: SASL EXTERNAL */
 };
 
 struct s2s_thread {
     struct fe_thread fe; /* first: the layer's part */
+    struct dns *dns;
+    struct tls_ctx *client_tls;
+    const struct dialback_config *db_cfg;
+    struct authz_limits authz_lim;
+    /* out.c: remote domains this thread talks to, by hash of the name */
+    struct s2s_domain **domains;
+    uint32_t domains_mask, ndomains;
+    uint64_t sent, received, bounced; /* stanzas, for the log */
 };
+
+static inline struct s2s_thread *s2s_thread(struct fe_conn *c)
+{
+    return (struct s2s_thread *)c->t;
+}
 
 /* ---- conn.c ---- */
 extern const struct fe_ops s2s_ops;
@@ -46,6 +97,53 @@ void s2s_stream_start(struct fe_conn *c);
 void s2s_stream_event(struct fe_conn *c, enum xml_ev_kind kind, const struct xml_event *ev);
 void s2s_send_header(struct fe_conn *c);
 void s2s_stream_tick(struct fe_conn *c);
+/* Writes our stream header: to `to` (NULL: none), with our ID when id is not NULL. */
+void s2s_header(struct s2s_conn *c, const char *to, const char *id);
+/* A domain pair of the stream is authenticated: no deadline, stanzas of full size. */
+void s2s_authed(struct s2s_conn *c);
+/* (Re)initialises the stream's authz and dialback machine for the current stream ID. */
+void s2s_auth_reset(struct s2s_conn *c);
+/* The element as a tree in the thread's arena (reset by the caller), or NULL. */
+struct xml_node *s2s_tree(struct s2s_conn *c, const struct xml_event *ev);
+/* Handles a dialback event of stream c (both directions meet here: a VERIFY on an
+ * inbound stream becomes a <db:verify/> on an outbound one, whose answer comes back). */
+void s2s_dialback_event(struct s2s_conn *c, enum dialback_ev k, const struct dialback_event *ev);
+/* Sends what a dialback call appended to b, then handles its event. */
+void s2s_dialback_out(struct s2s_conn *c, struct buf *b, enum dialback_ev k,
+                      const struct dialback_event *ev);
+
+/* ---- in.c ---- */
+void in_open(struct s2s_conn *c, const struct xml_event *ev);
+void in_element(struct s2s_conn *c, const struct xml_event *ev);
+/* A stanza on an authenticated stream (inbound, or outbound with bidi): checked against
+ * the stream's pairs, then to the recipient's shard. */
+void in_stanza(struct s2s_conn *c, const struct xml_event *ev);
+/* The outcome of verifying the dialback request (sender, target) of the inbound stream
+ * whose ID is id, on this thread (XEP-0220 §2.1.2: a stream that is gone is ignored). */
+void in_verified(struct s2s_thread *t, const char *id, const char *sender, const char *target,
+                 enum dialback_type result, enum dialback_cond cond);
+
+/* ---- out.c ---- */
+int out_init(struct s2s_thread *t);
+void out_free(struct s2s_thread *t);
+/* A stanza for a remote domain (a PROTO_STANZA frame of len bytes): sent, queued while
+ * the stream is made, or bounced. */
+void out_stanza(struct s2s_thread *t, const void *frame, uint32_t len);
+/* Asks the authoritative server of `sender` whether key is the one it made for (target,
+ * sender, id), on this thread's stream to it (made if need be). The answer reaches
+ * in_verified(). */
+void out_verify(struct s2s_thread *t, const char *sender, const char *target, const char *id,
+                const char *key, size_t key_len);
+void out_connected(struct s2s_conn *c, int res);
+/* ALLOWED_OUT or REFUSED_OUT on outbound stream c. */
+void out_dialback(struct s2s_conn *c, enum dialback_ev k, const struct dialback_event *ev);
+void out_open(struct s2s_conn *c, const struct xml_event *ev);
+void out_element(struct s2s_conn *c, const struct xml_event *ev);
+/* The stream is closing: its domain tries the next address, or fails, or goes idle. */
+void out_closing(struct s2s_conn *c);
+void out_tick(struct s2s_conn *c);
+/* Retries due after a backoff (ops->wake). */
+void out_wake(struct s2s_thread *t);
 
 /* ---- remote.c ---- */
 /* A frame from the router (fe_ops.frame): a stanza for a remote domain. */

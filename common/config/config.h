@@ -126,7 +126,6 @@ struct config {
     } router;
     struct {
         uint32_t threads;
-        struct config_addr listen;
         uint32_t max_dialback_pending; /* per stream */
         uint32_t max_domain_pairs;     /* per stream */
         uint32_t dialback_timeout;
@@ -138,6 +137,12 @@ struct config {
         uint32_t dns_cache_size;                /* domains, per s2s thread */
         uint32_t dns_max_ttl, dns_negative_ttl; /* seconds */
         uint32_t dns_max_targets, dns_max_addresses;
+        struct config_addr listen, listen_tls;
+        bool require_encryption;
+        uint32_t max_stanza_size;
+        uint32_t connect_timeout, auth_timeout, idle_timeout;
+        uint32_t max_queue, max_queue_bytes; /* per remote domain, while its stream is made */
+        uint32_t max_connections, max_connections_per_address;
     } s2s;
     struct {
         uint64_t ring_size;

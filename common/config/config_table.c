@@ -275,6 +275,38 @@ const struct config_directive config_table[] = {
         "the order they are tried); the records after them are ignored."),
     NUM(INT, "s2s.dns_max_addresses", s2s.dns_max_addresses, "8", 1, 64, RESTART,
         "Addresses (A and AAAA together) of one SRV target kept; the rest are ignored."),
+    ADDR("s2s.listen_tls", s2s.listen_tls, "", EMPTY | RESTART,
+         "Where other servers connect with Direct TLS (XEP-0368, _xmpps-server). \"\"\n"
+         "disables it."),
+    BOOL("s2s.require_encryption", s2s.require_encryption, "true", 0,
+         "Every server-to-server stream is encrypted (STARTTLS or Direct TLS): a peer that\n"
+         "offers no TLS is not used, and an inbound stream must start TLS before anything\n"
+         "else. false allows plaintext streams (a private network only)."),
+    NUM(SIZE, "s2s.max_stanza_size", s2s.max_stanza_size, "256K", 10000, 16 * M, RESTART,
+        "Bytes of the largest stanza a remote server may send; a larger one closes its\n"
+        "stream with policy-violation. At most c2s.max_stanza_size (frames are sized by it)."),
+    NUM(DURATION, "s2s.connect_timeout", s2s.connect_timeout, "10", 1, 600, 0,
+        "Time a TCP connection to one address of a remote server has to be made; then the\n"
+        "next address is tried."),
+    NUM(DURATION, "s2s.auth_timeout", s2s.auth_timeout, "30", 1, 600, 0,
+        "Time a server-to-server stream has, either way, from its first byte to being\n"
+        "authenticated (TLS, SASL EXTERNAL or dialback). An inbound stream past it ends\n"
+        "with connection-timeout; an outbound one's stanzas go back with\n"
+        "remote-server-timeout."),
+    NUM(DURATION, "s2s.idle_timeout", s2s.idle_timeout, "10m", 10, 86400, 0,
+        "An outbound stream that carried nothing for this long is closed; the next stanza\n"
+        "opens another."),
+    NUM(INT, "s2s.max_queue", s2s.max_queue, "10000", 1, 10000000, 0,
+        "Stanzas waiting for one remote domain while its stream is being made; one more\n"
+        "goes back to its sender with resource-constraint."),
+    NUM(SIZE, "s2s.max_queue_bytes", s2s.max_queue_bytes, "8M", 64 * K, 1 * G, 0,
+        "Bytes of those stanzas at most, likewise."),
+    NUM(INT, "s2s.max_connections", s2s.max_connections, "10000", 1, 1000000, 0,
+        "Server-to-server connections the s2s process holds at most, both ways."),
+    NUM(INT, "s2s.max_connections_per_address", s2s.max_connections_per_address, "64", 1,
+        1000000, 0,
+        "Inbound connections from one remote address (IPv6: one /64) at most; one more is\n"
+        "closed with policy-violation. A large server opens one or two per domain pair."),
     NUM(SIZE, "shm.ring_size", shm.ring_size, "1M", 64 * K, 1 * G, POW2 | RESTART,
         "Bytes of each shared-memory ring between a front-end thread and a router\n"
         "shard (one ring per pair and direction). At least twice c2s.max_stanza_size."),

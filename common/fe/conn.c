@@ -137,6 +137,18 @@ int fe_start_tls(struct fe_conn *c)
     return c->tls ? 0 : -ENOMEM;
 }
 
+int fe_start_tls_client(struct fe_conn *c, struct tls_ctx *ctx, const char *sni)
+{
+    c->tls = tls_new(ctx, sni, queue, c);
+    if (!c->tls)
+        return -ENOMEM;
+    int err = tls_handshake(c->tls);
+    if (err < 0 && err != -EAGAIN)
+        return err;
+    fe_want_send(c);
+    return 0;
+}
+
 void fe_paused_add(struct fe_conn **list, struct fe_conn *c)
 {
     c->next_paused = *list;
@@ -170,6 +182,7 @@ void fe_close(struct fe_conn *c)
     if (c->tls && (c->flags & FE_F_TLS))
         tls_close_notify(c->tls);
     fe_cancel_recv(c);
+    fe_cancel_connect(c);
     fe_kick_send(c);
 }
 

@@ -74,6 +74,7 @@ enum fe_state {
 /* fe_conn.ops: io_uring operations in flight, so a slot is freed only when none is. */
 #define FE_OP_RECV 0x1
 #define FE_OP_SEND 0x2
+#define FE_OP_CONNECT 0x4
 
 struct fe_conn {
     struct fe_thread *t;
@@ -102,13 +103,15 @@ struct fe_conn {
     };
 };
 
-/* What a front end adds. Every callback runs on the connection's thread. Eleven members,
- * one over STYLE.md's ten: two front ends hook the same life cycle, and merging any two
+/* What a front end adds. Every callback runs on the connection's thread. Twelve members,
+ * two over STYLE.md's ten: two front ends hook the same life cycle, and merging any two
  * of these would make both harder to read. */
 struct fe_ops {
     size_t conn_size; /* of the front end's connection, struct fe_conn first */
     /* A new connection from listener `listener` (its index in fe_thread.lfd). */
     void (*accepted)(struct fe_conn *c, unsigned listener);
+    /* The connect of fe_connect() finished: res 0, or -errno (the caller closes). */
+    void (*connected)(struct fe_conn *c, int res);
     /* A (re)started stream: the parser's limits, the phase's deadline. */
     void (*stream_start)(struct fe_conn *c);
     /* What the parser found (XML_EV_STREAM_OPEN, _STANZA, _STREAM_CLOSE, _ERROR). */
@@ -242,6 +245,8 @@ void fe_control(struct fe_thread *t, unsigned req);
 void fe_request(struct fe_thread *const *ts, unsigned n, unsigned req);
 void fe_arm_recv(struct fe_conn *c);
 void fe_cancel_recv(struct fe_conn *c);
+/* A connect in flight gives up (its completion comes back -ECANCELED). */
+void fe_cancel_connect(struct fe_conn *c);
 /* Output is waiting: the connection's send starts at the end of this loop iteration,
  * with everything written to it by then. */
 void fe_want_send(struct fe_conn *c);
@@ -267,6 +272,10 @@ void fe_timer_at(struct fe_thread *t, struct fe_timer *tm, uint64_t at,
                  void (*fn)(struct fe_thread *t, struct fe_timer *tm));
 /* Disarms tm (its fn will not run); harmless when it is not armed. */
 void fe_timer_cancel(struct fe_timer *tm);
+/* An outbound connection to sa (kept by the caller until ops->connected runs): a new
+ * connection in state FE_HEADER whose connect is in flight, or NULL with -errno in *err
+ * (the pool is full, no socket). */
+struct fe_conn *fe_connect(struct fe_thread *t, const struct sockaddr *sa, socklen_t len, int *err);
 /* A listener on a, every thread its own (SO_REUSEPORT). The fd or -errno. */
 int fe_listen(const struct config_addr *a);
 /* The process's main thread, before the threads listen: 0 when nobody else listens on a
@@ -287,6 +296,9 @@ void fe_write(struct fe_conn *c, const char *p, size_t n);
 void fe_puts(struct fe_conn *c, const char *s);
 /* The next bytes are a TLS handshake (we are the server). 0 or -errno. */
 int fe_start_tls(struct fe_conn *c);
+/* We start a TLS handshake as the client on context ctx, sending sni (NULL: none):
+ * the ClientHello goes out now. 0 or -errno. */
+int fe_start_tls_client(struct fe_conn *c, struct tls_ctx *ctx, const char *sni);
 /* Stops reading and closes the socket once the output is flushed. */
 void fe_close(struct fe_conn *c);
 /* Frees the slot once no operation is in flight on a closing connection. */

@@ -7,6 +7,7 @@
  *           buffer goes back to the ring as soon as its bytes are parsed (leftovers of
  *           an incomplete stanza are copied to the connection)
  *   send    one per connection at a time, over the frozen `out` buffer
+ *   connect an outbound connection's (s2s), cancelled if it closes first
  *   read    on the bell's eventfd (frames from shards; room in a ring) and on every
  *           watched eventfd (the store's, the worker's)
  *   timeout the 1 s sweep: deadlines, idle pings, keepalives, closing stragglers; and
@@ -36,7 +37,7 @@
 #include <unistd.h>
 
 enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_WATCH, OP_TIMER, OP_CANCEL, OP_WAKE,
-       OP_POLL, OP_TIMERS };
+       OP_POLL, OP_TIMERS, OP_CONNECT };
 
 _Thread_local struct fe_thread *fe_current;
 
@@ -83,6 +84,52 @@ void fe_cancel_recv(struct fe_conn *c)
     c->flags |= FE_F_RECV_OFF;
     io_uring_prep_cancel64(sqe, ud_pack(OP_RECV, c->slot, c->gen), 0);
     io_uring_sqe_set_data64(sqe, ud_pack(OP_CANCEL, 0, 0));
+}
+
+void fe_cancel_connect(struct fe_conn *c)
+{
+    if (!(c->ops & FE_OP_CONNECT))
+        return;
+    struct io_uring_sqe *sqe = sqe_get(c->t);
+    if (sqe) {
+        io_uring_prep_cancel64(sqe, ud_pack(OP_CONNECT, c->slot, c->gen), 0);
+        io_uring_sqe_set_data64(sqe, ud_pack(OP_CANCEL, 0, 0));
+    }
+}
+
+struct fe_conn *fe_connect(struct fe_thread *t, const struct sockaddr *sa, socklen_t len, int *err)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = -errno;
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct io_uring_sqe *sqe = sqe_get(t);
+    struct fe_conn *c = sqe ? fe_conn_new(t, fd, false) : NULL;
+    if (!c) {
+        close(fd);
+        *err = sqe ? -EMFILE : -EBUSY;
+        return NULL;
+    }
+    io_uring_prep_connect(sqe, fd, sa, len);
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_CONNECT, c->slot, c->gen));
+    c->ops |= FE_OP_CONNECT;
+    return c;
+}
+
+static void on_connect(struct fe_conn *c, const struct io_uring_cqe *cqe)
+{
+    c->ops &= (uint8_t)~FE_OP_CONNECT;
+    if (c->state == FE_CLOSING) {
+        c->flags |= FE_F_DEAD;
+    } else {
+        if (cqe->res < 0)
+            c->flags |= FE_F_DEAD;
+        c->t->ops->connected(c, cqe->res);
+    }
+    fe_maybe_release(c);
 }
 
 void fe_kick_send(struct fe_conn *c)
@@ -595,7 +642,7 @@ int fe_run(struct fe_thread *t)
             unsigned op = (unsigned)(ud >> 56);
             uint32_t slot = (uint32_t)(ud >> 32) & 0xFFFFFFu, gen = (uint32_t)ud;
             struct fe_conn *c = NULL;
-            if (op == OP_RECV || op == OP_SEND) {
+            if (op == OP_RECV || op == OP_SEND || op == OP_CONNECT) {
                 c = fe_slot(t, slot);
                 if (c && (c->state == FE_FREE || c->gen != gen))
                     c = NULL;
@@ -610,6 +657,10 @@ int fe_run(struct fe_thread *t)
             case OP_SEND:
                 if (c)
                     on_send(c, cqe);
+                break;
+            case OP_CONNECT:
+                if (c)
+                    on_connect(c, cqe);
                 break;
             case OP_BELL:
                 /* Frames, or room in a ring some connection waits on. */
