@@ -45,6 +45,7 @@
 #define NS_SASL   "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_STREAM "http://etherx.jabber.org/streams"
 #define BACKOFF_MAX 60 /* seconds between attempts at most */
+#define FAIL_MEMORY 60 /* seconds a failure is remembered (for the backoff) */
 
 enum dom_state { D_IDLE, D_RESOLVING, D_CONNECTING, D_READY };
 
@@ -70,6 +71,7 @@ struct s2s_domain {
     struct verify_req *verifies;
     uint32_t fails;    /* attempts failed in a row */
     uint64_t retry_at; /* fe_now_us() before which no attempt starts */
+    uint64_t keep_until; /* fe_now_us() until which a failed entry is remembered */
 };
 
 static bool str_is(struct xml_str s, const char *lit)
@@ -182,7 +184,7 @@ static void dom_remove(struct s2s_thread *t, struct s2s_domain *d)
  * what is in progress, not by every domain ever written to). */
 static void dom_maybe_forget(struct s2s_thread *t, struct s2s_domain *d)
 {
-    if (d->state == D_IDLE && !d->qn && !d->verifies && !d->conn && d->retry_at <= fe_now_us())
+    if (d->state == D_IDLE && !d->qn && !d->verifies && !d->conn && d->keep_until <= fe_now_us())
         dom_remove(t, d);
 }
 
@@ -228,12 +230,14 @@ static void dom_fail(struct s2s_thread *t, struct s2s_domain *d, const char *con
     d->state = D_IDLE;
     d->timed_out = false;
     d->fails++;
+    uint64_t now = fe_now_us();
     if (d->fails >= 2) {
         uint32_t wait = d->fails - 2 >= 6 ? BACKOFF_MAX : 1u << (d->fails - 2);
-        d->retry_at = fe_now_us() + (uint64_t)wait * 1000000;
+        d->retry_at = now + (uint64_t)wait * 1000000;
         fe_wake_at(&t->fe, d->retry_at);
     }
-    dom_maybe_forget(t, d);
+    d->keep_until = (d->retry_at > now ? d->retry_at : now) + (uint64_t)FAIL_MEMORY * 1000000;
+    fe_wake_at(&t->fe, d->keep_until);
 }
 
 static const char *dns_cond(int err)
@@ -357,7 +361,7 @@ static void dom_ready(struct s2s_conn *c)
     s2s_authed(c);
     d->state = D_READY;
     d->fails = 0;
-    d->retry_at = 0;
+    d->retry_at = d->keep_until = 0;
     const char *p = buf_data(&d->q), *end = p + buf_used(&d->q);
     while (end - p >= 4) {
         uint32_t len;
@@ -671,7 +675,7 @@ void out_wake(struct s2s_thread *t)
             next = d->next;
             if (d->state != D_IDLE)
                 continue;
-            if (d->retry_at > now) {
+            if (d->retry_at > now && (d->qn || d->verifies)) {
                 fe_wake_at(&t->fe, d->retry_at);
             } else if (d->qn || d->verifies) {
                 d->retry_at = 0;

@@ -20,6 +20,7 @@
  *   out.c     outbound streams: the domain table, queues while connecting, resolving,
  *             connecting address after address, negotiating (STARTTLS or Direct TLS,
  *             bidi, EXTERNAL or dialback), sending, idle close, failures and backoff
+ *   resolve.c finding peers: the thread's resolver on its loop (resolve.h)
  *   remote.c  stanzas the router hands over (PROTO_REMOTE); bounces (RFC 6120 §8.3)
  *   main.c    process start, threads, control messages from the supervisor
  *
@@ -32,12 +33,12 @@
 #include "common/fe/fe.h"
 #include "s2s/authz.h"
 #include "s2s/dialback.h"
+#include "s2s/resolve.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-struct dns;
-struct dns_result;
+struct s2s_dns_poll;
 
 /* s2s_conn.fe.flags: s2s's bits (FE_F_PROTO_MASK). */
 #define S2S_F_OUTBOUND 0x0004 /* we opened it */
@@ -74,7 +75,11 @@ struct s2s_conn {
 
 struct s2s_thread {
     struct fe_thread fe; /* first: the layer's part */
+    /* resolve.c: the peer resolver and what drives it from the loop */
     struct dns *dns;
+    struct fe_timer dns_timer;
+    struct s2s_dns_poll *dns_polls; /* [ndns_polls]: polls armed on its sockets */
+    size_t ndns_polls, capdns_polls;
     struct tls_ctx *client_tls;
     const struct dialback_config *db_cfg;
     struct authz_limits authz_lim;

@@ -6,6 +6,7 @@
  * inbound stream's request to the outbound stream that verifies it.
  */
 #include "s2s/s2s.h"
+#include "common/auth/tls.h"
 #include "common/core/log.h"
 #include "common/xmpp/xml_tree.h"
 #include "common/xmpp/xmlw.h"
@@ -155,7 +156,7 @@ void s2s_dialback_out(struct s2s_conn *c, struct buf *b, enum dialback_ev k,
 {
     if (buf_used(b))
         fe_write(&c->fe, buf_data(b), buf_used(b));
-    buf_reset(b);
+    buf_consume(b, buf_used(b));
     if (k != DIALBACK_EV_NONE)
         s2s_dialback_event(c, k, ev);
 }

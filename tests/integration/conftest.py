@@ -187,6 +187,8 @@ def port_accepts(port, timeout=0.2):
 
 
 def _conf_value(v):
+    if isinstance(v, (list, tuple)):
+        return "[ " + ", ".join(_conf_value(x) for x in v) + " ]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
