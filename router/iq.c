@@ -48,7 +48,11 @@ void iq_result(struct shard *s, const struct stanza *st, const char *id, const c
     } else {
         buf_puts(&b, "/>");
     }
-    out_deliver(s, &st->h->conn, 1, buf_data(&b), buf_used(&b));
+    if (st->h->flags & PROTO_STANZA_REMOTE)
+        route_generated(s, st->to, st->to_len, st->to_bare_len, st->from, st->from_len,
+                        st->from_bare_len, PROTO_IQ, PROTO_IQ_RESULT, buf_data(&b), buf_used(&b));
+    else
+        out_deliver(s, &st->h->conn, 1, buf_data(&b), buf_used(&b));
     buf_free(&b);
 }
 
@@ -134,7 +138,10 @@ void iq_to_server(struct shard *s, struct user *u, struct session *ss, const str
     bool get = st->h->type == PROTO_IQ_GET;
     bool own_account = st->to_len != 0 && memchr(st->to, '@', st->to_len);
 
-    if (!strcmp(q->ns.p, NS_ROSTER) && !strcmp(q->name.p, "query"))
+    if (!u && (!strcmp(q->ns.p, NS_ROSTER) || !strcmp(q->ns.p, NS_BLOCKING) ||
+               !strcmp(q->ns.p, NS_CARBONS)))
+        out_error(s, st, "cancel", "service-unavailable"); /* a remote server's: not its own */
+    else if (!strcmp(q->ns.p, NS_ROSTER) && !strcmp(q->name.p, "query"))
         roster_iq(s, u, ss, st, iq, q);
     else if (!strcmp(q->ns.p, NS_BLOCKING))
         block_iq(s, u, ss, st, iq, q);

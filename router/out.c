@@ -101,6 +101,31 @@ void out_remote(struct shard *s, const struct stanza *st)
     slot_close(s, &o);
 }
 
+void out_remote_fanout(struct shard *s, const char *domain, size_t dlen, const char *stanza,
+                       size_t len, uint32_t to_at, const char *list, size_t list_len,
+                       uint32_t count)
+{
+    unsigned fe = topo_fe_index(s->cfg, PROTO_FE_S2S, topo_s2s_of(s->cfg, jid_hash(domain, dlen)));
+    struct proto_remote_fanout h = {
+        .stanza_len = (uint32_t)len,
+        .to_at = to_at,
+        .nrcpt = count,
+        .domain_len = (uint16_t)dlen,
+    };
+    struct slot o;
+    char *d = fe_open(s, &o, fe, PROTO_REMOTE_FANOUT,
+                      (uint32_t)(sizeof h + dlen + len + list_len));
+    if (d) {
+        memcpy(d, &h, sizeof h);
+        memcpy(d + sizeof h, domain, dlen);
+        memcpy(d + sizeof h + dlen, stanza, len);
+        memcpy(d + sizeof h + dlen + len, list, list_len);
+    }
+    slot_close(s, &o);
+    s->stats.remote_fanout_frames++;
+    s->stats.remote_fanout_contacts += count;
+}
+
 void out_to_shard(struct shard *s, unsigned dst, uint16_t kind, const void *payload, uint32_t len)
 {
     struct ticket *t = ticket_hold(s->cur);

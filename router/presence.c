@@ -71,6 +71,67 @@ static void groups_add(struct shard *s, struct groups *g, const struct roster_it
         g->count[dst]++;
 }
 
+/* Contacts on other servers, grouped per domain: one PROTO_REMOTE_FANOUT frame each. A
+ * roster names few remote domains, so a list walked for each contact does. */
+struct remote_group {
+    const char *dom; /* inside a roster item's JID */
+    size_t dlen;
+    uint32_t count;
+    struct buf list;
+};
+
+struct remotes {
+    struct remote_group *v;
+    unsigned n, cap;
+};
+
+/* The contact's domain, when it is not ours. */
+static bool remote_domain(const struct shard *s, const struct roster_item *it, const char **dom,
+                          size_t *dlen)
+{
+    const char *at = memchr(it->jid, '@', it->jid_len);
+    *dom = at ? at + 1 : it->jid;
+    *dlen = (size_t)(it->jid + it->jid_len - *dom);
+    return !(*dlen == strlen(s->cfg->domain) && !memcmp(*dom, s->cfg->domain, *dlen));
+}
+
+static void remotes_add(struct remotes *r, const char *dom, size_t dlen,
+                        const struct roster_item *it)
+{
+    unsigned i = 0;
+    while (i < r->n && !(r->v[i].dlen == dlen && !memcmp(r->v[i].dom, dom, dlen)))
+        i++;
+    if (i == r->n) {
+        if (r->n == r->cap) {
+            unsigned cap = r->cap ? 2 * r->cap : 4;
+            struct remote_group *v = realloc(r->v, cap * sizeof *v);
+            if (!v)
+                return;
+            r->v = v;
+            r->cap = cap;
+        }
+        r->v[r->n++] = (struct remote_group){.dom = dom, .dlen = dlen};
+    }
+    uint16_t len = it->jid_len;
+    if (buf_append(&r->v[i].list, &len, sizeof len) == 0 &&
+        buf_append(&r->v[i].list, it->jid, len) == 0)
+        r->v[i].count++;
+}
+
+/* Sends stanza to every group, then forgets them. */
+static void remotes_send(struct shard *s, struct remotes *r, const char *stanza, size_t len)
+{
+    for (unsigned i = 0; i < r->n; i++) {
+        struct remote_group *g = &r->v[i];
+        if (g->count)
+            out_remote_fanout(s, g->dom, g->dlen, stanza, len, TO_AT, buf_data(&g->list),
+                              buf_used(&g->list), g->count);
+        buf_free(&g->list);
+    }
+    free(r->v);
+    *r = (struct remotes){0};
+}
+
 /* Walks an RK_FANOUT/RK_PROBE contact list: the next bare JID, or false at the end. */
 static bool next_contact(const char **p, const char *end, const char **jid, uint16_t *len)
 {
@@ -130,13 +191,20 @@ static void fanout(struct shard *s, struct user *u, const char *from, size_t fro
         buf_free(&ex);
         return;
     }
+    struct remotes r = {0};
     for (size_t i = 0; u->roster.buckets && i <= u->roster.mask; i++)
         for (struct roster_item *it = u->roster.buckets[i]; it; it = it->next) {
+            const char *dom;
+            size_t dlen;
             if (!sub_from(it) || block_blocks(&u->block, it->jid, it->jid_len))
                 continue;
-            groups_add(s, &g, it);
+            if (remote_domain(s, it, &dom, &dlen))
+                remotes_add(&r, dom, dlen, it);
+            else
+                groups_add(s, &g, it);
         }
     (void)unavailable;
+    remotes_send(s, &r, stanza, len);
     for (unsigned dst = 0; dst < s->nshards; dst++) {
         if (!g.count[dst])
             continue;
@@ -194,10 +262,27 @@ static void probe(struct shard *s, struct user *u, struct session *ss)
         groups_free(&g, s->nshards);
         return;
     }
+    struct remotes r = {0};
     for (size_t i = 0; u->roster.buckets && i <= u->roster.mask; i++)
-        for (struct roster_item *it = u->roster.buckets[i]; it; it = it->next)
-            if (sub_to(it) && !block_blocks(&u->block, it->jid, it->jid_len))
+        for (struct roster_item *it = u->roster.buckets[i]; it; it = it->next) {
+            const char *dom;
+            size_t dlen;
+            if (!sub_to(it) || block_blocks(&u->block, it->jid, it->jid_len))
+                continue;
+            if (remote_domain(s, it, &dom, &dlen))
+                remotes_add(&r, dom, dlen, it);
+            else
                 groups_add(s, &g, it);
+        }
+    if (r.n) {
+        /* Remote contacts get a probe from the bare JID (§4.3.1), one frame per server. */
+        struct buf b = {0};
+        buf_puts(&b, "<presence type='probe'");
+        xmlw_attr(&b, "from", u->bare, u->bare_len);
+        buf_puts(&b, "/>");
+        remotes_send(s, &r, buf_data(&b), buf_used(&b));
+        buf_free(&b);
+    }
     for (unsigned dst = 0; dst < s->nshards; dst++) {
         if (!g.count[dst])
             continue;
@@ -223,7 +308,7 @@ static void probe(struct shard *s, struct user *u, struct session *ss)
 void presence_probe_in(struct shard *s, const struct rk_probe *pr, uint32_t len)
 {
     const char *p = (const char *)(pr + 1);
-    if (sizeof *pr + (uint64_t)pr->from_len > len || pr->from_bare_len >= pr->from_len)
+    if (sizeof *pr + (uint64_t)pr->from_len > len || pr->from_bare_len > pr->from_len)
         return;
     const char *prober = p, *end = (const char *)pr + len, *jid;
     uint16_t jl;
@@ -235,6 +320,11 @@ void presence_probe_in(struct shard *s, const struct rk_probe *pr, uint32_t len)
         struct roster_item *it = roster_find(&c->roster, prober, pr->from_bare_len);
         if (!it || !sub_from(it) || block_blocks(&c->block, prober, pr->from_len))
             continue;
+        if (PROTO_CONN_FE(pr->conn) == PROTO_FE_S2S) {
+            /* A remote server asked: the answers go back over federation (§4.3.2). */
+            presence_send_all(s, c, prober, pr->from_len, false);
+            continue;
+        }
         for (struct session *cs = c->sessions; cs; cs = cs->next) {
             if (!cs->available || !cs->presence)
                 continue;

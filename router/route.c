@@ -220,6 +220,20 @@ void route_inbound(struct shard *s, const struct stanza *st)
     user_release(&s->users, u);
 }
 
+void route_remote(struct shard *s, const struct stanza *st)
+{
+    const struct proto_stanza *h = st->h;
+    if (!(h->flags & PROTO_STANZA_TO_SERVER)) {
+        route_inbound(s, st);
+    } else if (h->kind == PROTO_IQ) {
+        iq_to_server(s, NULL, NULL, st); /* disco, ping, version: what a server may ask */
+    } else if (h->kind == PROTO_MESSAGE &&
+               (h->type == PROTO_MSG_NORMAL || h->type == PROTO_MSG_CHAT)) {
+        out_error(s, st, "cancel", "service-unavailable");
+    }
+    /* presence to the server itself: nothing to do (§4.3.2 probes go to accounts) */
+}
+
 void route_generated(struct shard *s, const char *from, size_t from_len, size_t from_bare_len,
                      const char *to, size_t to_len, size_t to_bare_len, uint8_t kind, uint8_t type,
                      const char *stanza, size_t len)

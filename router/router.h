@@ -189,6 +189,8 @@ struct shard_stats {
     uint64_t deliver_frames;  /* PROTO_DELIVER frames written */
     uint64_t fanout_frames;   /* RK_FANOUT frames sent to other shards */
     uint64_t fanout_contacts; /* contacts those frames listed */
+    uint64_t remote_fanout_frames;   /* PROTO_REMOTE_FANOUT frames to s2s */
+    uint64_t remote_fanout_contacts; /* remote contacts those frames listed */
 };
 
 struct shard {
@@ -319,6 +321,9 @@ bool stanza_parse(const void *payload, uint32_t len, struct stanza *st);
 /* ---- route.c ---- */
 void route_outbound(struct shard *s, const struct stanza *st);
 void route_inbound(struct shard *s, const struct stanza *st);
+/* A stanza from a remote server (s2s): to the server itself (iq.c), or the recipient's
+ * step. */
+void route_remote(struct shard *s, const struct stanza *st);
 void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
                 const char *presence);
 void route_unbind(struct shard *s, const struct proto_session *b, const char *jid);
@@ -459,6 +464,11 @@ void out_error_extra(struct shard *s, const struct stanza *st, const char *type,
                      const char *condition, const char *extra);
 /* A stanza for a remote domain, to the s2s thread that owns the domain (PROTO_REMOTE). */
 void out_remote(struct shard *s, const struct stanza *st);
+/* One stanza (without `to`) for `count` bare JIDs of one remote domain, listed as
+ * uint16_t length + JID: one PROTO_REMOTE_FANOUT frame to the domain's s2s thread. */
+void out_remote_fanout(struct shard *s, const char *domain, size_t dlen, const char *stanza,
+                       size_t len, uint32_t to_at, const char *list, size_t list_len,
+                       uint32_t count);
 /* A frame for another shard (copied; queued in order when its ring is full; in pieces
  * when large). It travels in an envelope with a reference to the current ticket, which
  * the other shard drops once it has handled the frame (ticket.h). */

@@ -104,7 +104,7 @@ void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t l
             /* A remote sender has no state here: only the recipient's step (its key is
              * the recipient's). */
             if (st.h->flags & PROTO_STANZA_REMOTE)
-                route_inbound(s, &st);
+                route_remote(s, &st);
             else
                 from_sender(s, kind, payload, len, &st);
             return;
@@ -481,13 +481,16 @@ void shard_store_notify(void *arg)
 static void log_stats(struct shard *s, struct shard_stats *last)
 {
     struct shard_stats *n = &s->stats;
-    if (n->deliveries == last->deliveries && n->fanout_contacts == last->fanout_contacts)
+    if (n->deliveries == last->deliveries && n->fanout_contacts == last->fanout_contacts &&
+        n->remote_fanout_contacts == last->remote_fanout_contacts)
         return;
     LOG_INFO("delivered to %" PRIu64 " recipients in %" PRIu64 " frames (%" PRIu64
              " saved); presence fan-out: %" PRIu64 " contacts in %" PRIu64 " frames to other "
-             "shards; frames in %" PRIu64 ", out %" PRIu64,
+             "shards, %" PRIu64 " remote contacts in %" PRIu64 " frames to s2s; frames in %" PRIu64
+             ", out %" PRIu64,
              n->deliveries, n->deliver_frames, n->deliveries - n->deliver_frames,
-             n->fanout_contacts, n->fanout_frames, n->frames_in, n->frames_out);
+             n->fanout_contacts, n->fanout_frames, n->remote_fanout_contacts,
+             n->remote_fanout_frames, n->frames_in, n->frames_out);
     *last = *n;
 }
 

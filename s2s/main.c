@@ -14,6 +14,7 @@
 #include "shm/topo.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -41,6 +42,11 @@ static void *thread_main(void *arg)
         LOG_ERROR("s2s thread %u stopped: %s", t->fe.idx, strerror(-err));
         exit(1); /* the supervisor restarts the process */
     }
+    LOG_INFO("stanzas sent %" PRIu64 ", received %" PRIu64 ", returned %" PRIu64
+             "; presence fan-out: %" PRIu64 " frames carried %" PRIu64 " stanzas (%" PRIu64
+             " frames saved), %" PRIu64 " lost to unreachable servers",
+             t->sent, t->received, t->bounced, t->fanout_frames, t->fanout_stanzas,
+             t->fanout_stanzas - t->fanout_frames, t->fanout_lost);
     return NULL;
 }
 

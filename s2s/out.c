@@ -34,7 +34,9 @@
 #include "common/xmpp/xml_tree.h"
 #include "s2s/bidi.h"
 #include "s2s/resolve.h"
+#include "common/xmpp/xmlw.h"
 #include "shm/decode.h"
+#include "shm/proto.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -55,6 +57,12 @@ struct verify_req {
     size_t key_len;
 };
 
+struct qhead {
+    uint32_t len;
+    uint16_t kind; /* PROTO_REMOTE, PROTO_REMOTE_FANOUT */
+    uint16_t pad;
+};
+
 struct s2s_domain {
     struct s2s_domain *next; /* hash chain */
     char *name;
@@ -66,7 +74,7 @@ struct s2s_domain {
     struct dns_lookup lookup;
     struct dns_result *res;
     uint32_t next_addr;
-    struct buf q; /* queued frames, each a uint32_t length and the frame */
+    struct buf q; /* queued frames, each a struct qhead and the frame */
     uint32_t qn;
     struct verify_req *verifies;
     uint32_t fails;    /* attempts failed in a row */
@@ -202,15 +210,22 @@ static void fail_verifies(struct s2s_thread *t, struct s2s_domain *d)
     }
 }
 
+/* Stanzas go back to their senders; presence fan-out has nobody to tell (RFC 6121
+ * §4.2.2 lets the server say nothing) and is counted. */
 static void bounce_queue(struct s2s_thread *t, struct s2s_domain *d, const char *cond)
 {
     const char *p = buf_data(&d->q), *end = p + buf_used(&d->q);
-    while (end - p >= 4) {
-        uint32_t len;
-        memcpy(&len, p, 4);
-        remote_bounce(t, p + 4, len, cond);
-        p += 4 + len;
-        t->bounced++;
+    while ((size_t)(end - p) >= sizeof(struct qhead)) {
+        struct qhead q;
+        memcpy(&q, p, sizeof q);
+        p += sizeof q;
+        if (q.kind == PROTO_REMOTE) {
+            remote_bounce(t, p, q.len, cond);
+            t->bounced++;
+        } else {
+            t->fanout_lost++;
+        }
+        p += q.len;
     }
     buf_free(&d->q);
     d->qn = 0;
@@ -323,8 +338,36 @@ void out_connected(struct s2s_conn *c, int res)
 
 /* ---- sending ---- */
 
-static void send_frame(struct s2s_conn *c, const void *frame, uint32_t len)
+/* A fan-out frame becomes one stanza per recipient, here at the last hop. */
+static void send_fanout(struct s2s_conn *c, const void *frame, uint32_t len)
 {
+    struct s2s_thread *t = s2s_thread(&c->fe);
+    struct decode_remote_fanout d;
+    if (decode_remote_fanout(frame, len, &d) < 0)
+        return;
+    struct buf *b = &t->fe.tmp;
+    const char *p = d.list, *jid;
+    uint16_t jl;
+    uint32_t n = 0;
+    while (decode_fanout_next(&p, d.end, &jid, &jl)) {
+        buf_consume(b, buf_used(b));
+        buf_append(b, d.stanza, d.h.to_at);
+        xmlw_attr(b, "to", jid, jl);
+        buf_append(b, d.stanza + d.h.to_at, d.h.stanza_len - d.h.to_at);
+        fe_write(&c->fe, buf_data(b), buf_used(b));
+        n++;
+    }
+    t->sent += n;
+    t->fanout_frames++;
+    t->fanout_stanzas += n;
+}
+
+static void send_frame(struct s2s_conn *c, uint16_t kind, const void *frame, uint32_t len)
+{
+    if (kind == PROTO_REMOTE_FANOUT) {
+        send_fanout(c, frame, len);
+        return;
+    }
     struct decode_stanza d;
     if (decode_stanza(frame, len, &d) < 0)
         return;
@@ -363,11 +406,11 @@ static void dom_ready(struct s2s_conn *c)
     d->fails = 0;
     d->retry_at = d->keep_until = 0;
     const char *p = buf_data(&d->q), *end = p + buf_used(&d->q);
-    while (end - p >= 4) {
-        uint32_t len;
-        memcpy(&len, p, 4);
-        send_frame(c, p + 4, len);
-        p += 4 + len;
+    while ((size_t)(end - p) >= sizeof(struct qhead)) {
+        struct qhead q;
+        memcpy(&q, p, sizeof q);
+        send_frame(c, q.kind, p + sizeof q, q.len);
+        p += sizeof q + q.len;
     }
     buf_free(&d->q);
     d->qn = 0;
@@ -375,30 +418,41 @@ static void dom_ready(struct s2s_conn *c)
         send_verifies(c);
 }
 
-void out_stanza(struct s2s_thread *t, const void *frame, uint32_t len)
+void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t len)
 {
-    struct decode_stanza s;
-    if (decode_stanza(frame, len, &s) < 0 || !s.h.to_domain_len)
-        return;
-    const char *name = s.to + s.h.to_domain_off;
-    struct s2s_domain *d = dom_get(t, name, s.h.to_domain_len);
-    if (!d) {
-        remote_bounce(t, frame, len, "resource-constraint");
-        return;
+    const char *name;
+    size_t nlen;
+    if (kind == PROTO_REMOTE_FANOUT) {
+        struct decode_remote_fanout f;
+        if (decode_remote_fanout(frame, len, &f) < 0)
+            return;
+        name = f.domain;
+        nlen = f.h.domain_len;
+    } else {
+        struct decode_stanza s;
+        if (decode_stanza(frame, len, &s) < 0 || !s.h.to_domain_len)
+            return;
+        name = s.to + s.h.to_domain_off;
+        nlen = s.h.to_domain_len;
     }
-    if (d->state == D_READY && d->conn) {
-        send_frame(d->conn, frame, len);
+    struct s2s_domain *d = dom_get(t, name, nlen);
+    if (d && d->state == D_READY && d->conn) {
+        send_frame(d->conn, kind, frame, len);
         return;
     }
     const struct config *cfg = t->fe.cfg;
-    if (d->qn >= cfg->s2s.max_queue || buf_used(&d->q) + 4 + len > cfg->s2s.max_queue_bytes) {
-        remote_bounce(t, frame, len, "resource-constraint");
+    struct qhead q = {len, kind, 0};
+    if (!d || d->qn >= cfg->s2s.max_queue ||
+        buf_used(&d->q) + sizeof q + len > cfg->s2s.max_queue_bytes ||
+        buf_reserve(&d->q, sizeof q + len) < 0) {
+        if (kind == PROTO_REMOTE)
+            remote_bounce(t, frame, len, "resource-constraint");
+        else
+            t->fanout_lost++;
         return;
     }
-    if (buf_append(&d->q, &len, 4) < 0 || buf_append(&d->q, frame, len) < 0) {
-        remote_bounce(t, frame, len, "resource-constraint");
-        return;
-    }
+    buf_append(&d->q, &q, sizeof q); /* reserved: these cannot fail */
+    buf_append(&d->q, frame, len);
     d->qn++;
     dom_start(t, d);
 }

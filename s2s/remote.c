@@ -100,10 +100,10 @@ void remote_bounce(struct s2s_thread *t, const void *frame, uint32_t len, const 
 void remote_frame(struct fe_thread *ft, const struct ring_frame *f)
 {
     struct s2s_thread *t = (struct s2s_thread *)ft;
-    if (f->kind != PROTO_REMOTE) {
+    if (f->kind != PROTO_REMOTE && f->kind != PROTO_REMOTE_FANOUT) {
         LOG_RL(LOG_LEVEL_ERROR, "s2s thread %u: a frame of kind %u from the router", ft->idx,
                f->kind);
         return;
     }
-    out_stanza(t, f->payload, f->len);
+    out_frame(t, f->kind, f->payload, f->len);
 }

@@ -87,6 +87,8 @@ struct s2s_thread {
     struct s2s_domain **domains;
     uint32_t domains_mask, ndomains;
     uint64_t sent, received, bounced; /* stanzas, for the log */
+    uint64_t fanout_frames, fanout_stanzas; /* PROTO_REMOTE_FANOUT frames, stanzas written */
+    uint64_t fanout_lost;                   /* ... stanzas to a server that could not be reached */
 };
 
 static inline struct s2s_thread *s2s_thread(struct fe_conn *c)
@@ -131,9 +133,9 @@ void in_verified(struct s2s_thread *t, const char *id, const char *sender, const
 /* ---- out.c ---- */
 int out_init(struct s2s_thread *t);
 void out_free(struct s2s_thread *t);
-/* A stanza for a remote domain (a PROTO_STANZA frame of len bytes): sent, queued while
- * the stream is made, or bounced. */
-void out_stanza(struct s2s_thread *t, const void *frame, uint32_t len);
+/* A frame from the router for a remote domain (PROTO_REMOTE: one stanza; or
+ * PROTO_REMOTE_FANOUT): sent, queued while the stream is made, or bounced. */
+void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t len);
 /* Asks the authoritative server of `sender` whether key is the one it made for (target,
  * sender, id), on this thread's stream to it (made if need be). The answer reaches
  * in_verified(). */

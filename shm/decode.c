@@ -31,6 +31,33 @@ int decode_stanza(const void *frame, uint32_t len, struct decode_stanza *out)
     return 0;
 }
 
+int decode_remote_fanout(const void *frame, uint32_t len, struct decode_remote_fanout *out)
+{
+    struct proto_remote_fanout *h = &out->h;
+    if (head(frame, len, h, sizeof *h) < 0)
+        return -EBADMSG;
+    uint64_t need = sizeof *h + (uint64_t)h->domain_len + h->stanza_len;
+    if (need > len || !h->domain_len || !h->stanza_len || h->to_at > h->stanza_len)
+        return -EBADMSG;
+    out->domain = (const char *)frame + sizeof *h;
+    out->stanza = out->domain + h->domain_len;
+    out->list = out->stanza + h->stanza_len;
+    out->end = (const char *)frame + len;
+    return 0;
+}
+
+bool decode_fanout_next(const char **p, const char *end, const char **jid, uint16_t *len)
+{
+    if (end - *p < 2)
+        return false;
+    memcpy(len, *p, 2);
+    if ((size_t)(end - *p - 2) < *len || !*len)
+        return false;
+    *jid = *p + 2;
+    *p += 2 + *len;
+    return true;
+}
+
 int decode_session(const void *frame, uint32_t len, struct decode_session *out)
 {
     struct proto_session *h = &out->h;

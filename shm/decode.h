@@ -25,6 +25,16 @@ struct decode_stanza {
 };
 int decode_stanza(const void *frame, uint32_t len, struct decode_stanza *out);
 
+/* PROTO_REMOTE_FANOUT: the recipients are walked with decode_fanout_next(). */
+struct decode_remote_fanout {
+    struct proto_remote_fanout h;
+    const char *domain, *stanza, *list, *end; /* the list runs from list to end */
+};
+int decode_remote_fanout(const void *frame, uint32_t len, struct decode_remote_fanout *out);
+/* The next recipient of a REMOTE_FANOUT list (*p from d->list on): false at the end or at
+ * an entry that runs past it. */
+bool decode_fanout_next(const char **p, const char *end, const char **jid, uint16_t *len);
+
 /* PROTO_BIND, PROTO_UNBIND. */
 struct decode_session {
     struct proto_session h;

@@ -25,7 +25,7 @@
 
 #include <stdint.h>
 
-#define PROTO_VERSION 4
+#define PROTO_VERSION 5
 
 static inline uint64_t proto_conn_id(unsigned fe, unsigned thread, uint32_t slot, uint32_t gen)
 {
@@ -52,6 +52,7 @@ enum proto_kind {
     PROTO_CLOSE,       /* close a connection with a stream error: struct proto_close */
     PROTO_SESSION_STATE, /* what to hand back at re-registration: struct proto_session_state */
     PROTO_REMOTE, /* router -> s2s: a stanza for a remote domain, as a struct proto_stanza */
+    PROTO_REMOTE_FANOUT, /* router -> s2s: one stanza for many JIDs of one remote domain */
     PROTO_KIND_MAX
 };
 
@@ -155,6 +156,19 @@ struct proto_rcpt {
     uint64_t conn;
     uint32_t to_off; /* into the attribute table */
     uint32_t to_len; /* 0: the stanza as is */
+};
+
+/* REMOTE_FANOUT. Followed by the remote domain (domain_len bytes), the stanza
+ * (stanza_len bytes, without `to`), then nrcpt entries of a uint16_t length and a
+ * bare JID of that domain: s2s writes the stanza once per recipient with its ` to='...'`
+ * inserted at to_at, so a broadcast to many contacts on one server crosses the ring
+ * once. Nothing answers it: it is presence (broadcasts, probes). */
+struct proto_remote_fanout {
+    uint32_t stanza_len;
+    uint32_t to_at;
+    uint32_t nrcpt;
+    uint16_t domain_len;
+    uint16_t pad;
 };
 
 /* CLOSE. The front end sends the stream error and closes the connection. */

@@ -39,7 +39,7 @@ static void span(const void *frame, uint32_t len, const char *p, size_t n)
 static void fuzz(unsigned which, const void *f, uint32_t len)
 {
     int rc;
-    switch (which % 6) {
+    switch (which % 7) {
     case 0: {
         struct decode_stanza d;
         if ((rc = decode_stanza(f, len, &d)) == 0) {
@@ -87,6 +87,21 @@ static void fuzz(unsigned which, const void *f, uint32_t len)
         struct decode_bind_result d;
         if ((rc = decode_bind_result(f, len, &d)) == 0)
             span(f, len, d.jid, d.h.jid_len);
+        break;
+    }
+    case 5: {
+        struct decode_remote_fanout d;
+        if ((rc = decode_remote_fanout(f, len, &d)) == 0) {
+            span(f, len, d.domain, d.h.domain_len);
+            span(f, len, d.stanza, d.h.stanza_len);
+            FUZZ_CHECK(d.h.to_at <= d.h.stanza_len && d.end == (const char *)f + len);
+            const char *p = d.list, *jid;
+            uint16_t n;
+            while (decode_fanout_next(&p, d.end, &jid, &n)) {
+                span(f, len, jid, n);
+                FUZZ_CHECK(p <= d.end && n);
+            }
+        }
         break;
     }
     case 4: {

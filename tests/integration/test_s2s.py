@@ -5,6 +5,8 @@ other cannot verify: streams both ways over STARTTLS, authenticated with Server
 Dialback (XEP-0220). Real slixmpp clients on each side.
 """
 import pytest
+from slixmpp.exceptions import IqError
+from slixmpp.xmlstream import ET
 
 from conftest import Server, _stop_cleanly, free_port
 from slixclient import Clients, run
@@ -82,5 +84,77 @@ def test_unreachable_domain_bounces(pair):
                 assert m["error"]["condition"] == "remote-server-not-found"
                 got.add(m["id"])
             assert got == {"d0", "d1", "d2"}
+
+    run(go(), timeout=60)
+
+
+def test_subscription_both_ways_and_presence(pair):
+    """RFC 6121 §3 across servers: alice@a.test and carol@b.test subscribe to each other;
+    each roster ends with 'both', each sees the other's presence come and go (the
+    broadcast reaches the remote server as one fan-out frame, written per contact there),
+    and a new session of carol's is told of alice by the probe its first presence sends."""
+    a, b = pair
+
+    async def go():
+        async with Clients(a) as ca, Clients(b) as cb:
+            alice = await ca.login("alice", "sub", available=True)
+            carol = await cb.login("carol", "sub", available=True)
+            aj, cj = alice.boundjid.bare, carol.boundjid.bare
+            alice.send_presence(pto=cj, ptype="subscribe")
+            p = await carol.next_presence(lambda p: p["type"] == "subscribe", timeout=FIRST)
+            assert p["from"].bare == aj
+            carol.send_presence(pto=aj, ptype="subscribed")
+            await alice.next_presence(lambda p: p["type"] == "subscribed" and p["from"].bare == cj,
+                                      timeout=FIRST)
+            # Once subscribed, alice hears carol's current presence (§3.1.5).
+            await alice.next_presence(lambda p: p["type"] == "available" and p["from"].bare == cj,
+                                      timeout=FIRST)
+            carol.send_presence(pto=aj, ptype="subscribe")
+            await alice.next_presence(lambda p: p["type"] == "subscribe" and p["from"].bare == cj,
+                                      timeout=FIRST)
+            alice.send_presence(pto=cj, ptype="subscribed")
+            await carol.next_presence(lambda p: p["type"] == "available" and p["from"].bare == aj,
+                                      timeout=FIRST)
+            ra = await alice.get_roster()
+            rc = await carol.get_roster()
+            assert ra["roster"]["items"][cj]["subscription"] == "both"
+            assert rc["roster"]["items"][aj]["subscription"] == "both"
+
+            # A broadcast crosses: carol goes away and comes back on another resource.
+            await carol.close()
+            await alice.next_presence(lambda p: p["type"] == "unavailable" and p["from"].bare == cj,
+                                      timeout=FIRST)
+            carol2 = await cb.login("carol", "second", available=True)
+            await alice.next_presence(lambda p: p["type"] == "available" and
+                                      p["from"] == carol2.boundjid, timeout=FIRST)
+            # ... and carol2's initial presence probed alice across, whose answer came back.
+            await carol2.next_presence(lambda p: p["type"] == "available" and
+                                       p["from"] == alice.boundjid, timeout=FIRST)
+
+    run(go(), timeout=90)
+
+
+def test_iq_to_a_remote_server_and_a_remote_client(pair):
+    """A disco#info to the remote server itself (answered by its router for the domain),
+    and a ping to a remote client's full JID answered by that client."""
+    a, b = pair
+
+    async def go():
+        async with Clients(a) as ca, Clients(b) as cb:
+            alice = await ca.login("alice", "iq")
+            dave = await cb.login("dave", "iq")
+            iq = alice.make_iq_get(ito=b.domain)
+            iq.append(ET.Element("{http://jabber.org/protocol/disco#info}query"))
+            info = await iq.send(timeout=FIRST)
+            assert info["type"] == "result" and info["from"] == b.domain
+            feats = [f.get("var") for f in info.xml.iter("{http://jabber.org/protocol/disco#info}feature")]
+            assert "urn:xmpp:ping" in feats
+            # dave's client answers it (with an error: it has no ping handler), so the
+            # request crossed one way and the answer the other.
+            with pytest.raises(IqError) as e:
+                await alice.ping_jid(dave.boundjid.full, timeout=FIRST)
+            r = e.value.iq
+            assert r["from"] == dave.boundjid and r["to"] == alice.boundjid
+            assert r["error"]["condition"] == "feature-not-implemented"
 
     run(go(), timeout=60)
