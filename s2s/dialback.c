@@ -389,6 +389,9 @@ static enum dialback_ev expire(struct dialback *d, uint32_t now, bool all, struc
 {
     struct authz *a = d->authz;
     const struct authz_pair *oldest = NULL;
+    /* A stream that closed did not time out: its requests failed on the way. */
+    enum dialback_cond cond = all ? DIALBACK_REMOTE_CONNECTION_FAILED
+                                  : DIALBACK_REMOTE_SERVER_TIMEOUT;
     memset(ev, 0, sizeof *ev);
     for (unsigned i = 0; i < a->n; i++) {
         const struct authz_pair *p = authz_at(a, i);
@@ -405,7 +408,7 @@ static enum dialback_ev expire(struct dialback *d, uint32_t now, bool all, struc
         verify_remove(d, 0);
         ev->kind = DIALBACK_EV_VERIFIED;
         ev->result = DIALBACK_ERROR;
-        ev->cond = DIALBACK_REMOTE_SERVER_TIMEOUT;
+        ev->cond = cond;
         return ev->kind;
     }
     if (v || !oldest || !due(d, oldest->since, now, all))
@@ -416,7 +419,7 @@ static enum dialback_ev expire(struct dialback *d, uint32_t now, bool all, struc
         return stream_error(ev, "internal-server-error");
     authz_remove(a, dir, ev->sender, strlen(ev->sender), ev->target, strlen(ev->target));
     ev->result = DIALBACK_ERROR;
-    ev->cond = DIALBACK_REMOTE_SERVER_TIMEOUT;
+    ev->cond = cond;
     if (dir == AUTHZ_OUT) {
         ev->bounce = DIALBACK_REMOTE_SERVER_TIMEOUT;
         return ev->kind = DIALBACK_EV_REFUSED_OUT;
