@@ -139,8 +139,8 @@
  *   Both: STREAM_ERROR from any call -> send out, then the stream error ev.stream_error,
  *   and close; a timer at dialback_deadline() (0: none) -> dialback_expire() until NONE,
  *   handling each event as above; when the stream is gone, dialback_drain() until NONE
- *   (REFUSED_OUT: bounce; VERIFIED: as in outbound 4; STREAM_ERROR: memory ran out, stop),
- *   then dialback_free() and authz_free().
+ *   (REFUSED_OUT: bounce; VERIFIED: as in outbound 4), then dialback_free() and
+ *   authz_free().
  *
  * Ownership and threads: the caller owns struct dialback and its struct authz, one per
  * stream, on the stream's thread; struct dialback_config is shared read-only by every
@@ -384,7 +384,9 @@ enum dialback_ev dialback_verified(struct dialback *d, const char *sender, const
 /*
  * Fails the oldest request pending since before now - cfg->timeout: the peer's (answered
  * remote-server-timeout: REFUSED_IN), ours (REFUSED_OUT) or our <db:verify/> (VERIFIED,
- * ERROR). Call it until it gives NONE. dialback_deadline() says when the next one is due.
+ * ERROR). Call it until it gives NONE; STREAM_ERROR only when memory ran out for the
+ * answer to the peer, and the request is gone then too, so the next call goes on.
+ * dialback_deadline() says when the next one is due.
  */
 enum dialback_ev dialback_expire(struct dialback *d, uint32_t now, struct buf *out,
                                  struct dialback_event *ev);
@@ -396,8 +398,8 @@ uint32_t dialback_deadline(const struct dialback *d);
  * The stream is gone: reports each pending request as failed, one per call, as
  * dialback_expire() does but with nothing to send (XEP-0220 §2.1: a closed stream is a
  * dialback error) and remote-connection-failed as the condition of VERIFIED and
- * REFUSED_* (REFUSED_OUT still bounces with remote-server-timeout). Call it until it gives
- * NONE (or STREAM_ERROR: memory ran out for the event), then dialback_free().
+ * REFUSED_* (REFUSED_OUT still bounces with remote-server-timeout). It allocates nothing
+ * and never fails: call it until it gives NONE, then dialback_free().
  */
 enum dialback_ev dialback_drain(struct dialback *d, struct dialback_event *ev);
 
