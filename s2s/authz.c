@@ -106,21 +106,31 @@ int authz_settle(struct authz *a, enum authz_dir dir, const char *from, size_t f
     return 0;
 }
 
-int authz_remove(struct authz *a, enum authz_dir dir, const char *from, size_t from_len,
+char *authz_take(struct authz *a, enum authz_dir dir, const char *from, size_t from_len,
                  const char *to, size_t to_len)
 {
     struct authz_pair *p = find(a, dir, from, from_len, to, to_len);
     if (!p)
-        return -ENOENT;
+        return NULL;
     if (p->pending)
         a->npending--;
     else
         a->nvalid[dir]--;
-    free((char *)p->from);
+    char *mem = (char *)p->from;
     /* Keep insertion order: walks (timeouts, oldest first) rely on it. */
     size_t i = (size_t)(p - a->v);
     memmove(p, p + 1, (a->n - i - 1) * sizeof *p);
     a->n--;
+    return mem;
+}
+
+int authz_remove(struct authz *a, enum authz_dir dir, const char *from, size_t from_len,
+                 const char *to, size_t to_len)
+{
+    char *mem = authz_take(a, dir, from, from_len, to, to_len);
+    if (!mem)
+        return -ENOENT;
+    free(mem);
     return 0;
 }
 

@@ -92,6 +92,12 @@ int authz_settle(struct authz *a, enum authz_dir dir, const char *from, size_t f
 int authz_remove(struct authz *a, enum authz_dir dir, const char *from, size_t from_len,
                  const char *to, size_t to_len);
 
+/* Removes the pair and hands over its strings, one block to free(): `from` at its start,
+ * `to` after from's NUL. NULL if it is not there. What lets a caller report a pair it
+ * drops without allocating. */
+char *authz_take(struct authz *a, enum authz_dir dir, const char *from, size_t from_len,
+                 const char *to, size_t to_len);
+
 /* May we send a stanza from `from` (our domain) to `to` over this stream? */
 bool authz_may_send(const struct authz *a, const char *from, size_t from_len, const char *to,
                     size_t to_len);

@@ -383,12 +383,23 @@ static bool due(const struct dialback *d, uint32_t since, uint32_t now, bool all
     return all || now - since >= d->cfg->timeout;
 }
 
+/* The event's strings become blk, a block the machine now owns (no allocation: a walk
+ * that reports what it drops cannot fail for want of memory). */
+static void adopt(struct dialback *d, char *blk)
+{
+    free(d->evmem);
+    d->evmem = blk;
+}
+
 /* Fails the oldest pending request that is due (every one when all is set). */
 static enum dialback_ev expire(struct dialback *d, uint32_t now, bool all, struct buf *out,
                                struct dialback_event *ev)
 {
     struct authz *a = d->authz;
     const struct authz_pair *oldest = NULL;
+    /* A stream that closed did not time out: its requests failed on the way. */
+    enum dialback_cond cond = all ? DIALBACK_REMOTE_CONNECTION_FAILED
+                                  : DIALBACK_REMOTE_SERVER_TIMEOUT;
     memset(ev, 0, sizeof *ev);
     for (unsigned i = 0; i < a->n; i++) {
         const struct authz_pair *p = authz_at(a, i);
@@ -396,31 +407,37 @@ static enum dialback_ev expire(struct dialback *d, uint32_t now, bool all, struc
             oldest = p;
     }
     /* Ours are appended in time order: the first is the oldest. */
-    const struct dialback_verify *v = d->nverify ? &d->verifies[0] : NULL;
+    struct dialback_verify *v = d->nverify ? &d->verifies[0] : NULL;
     if (v && oldest && (int32_t)(oldest->since - v->since) < 0)
         v = NULL;
     if (v && due(d, v->since, now, all)) {
-        if (keep(d, ev, v->sender, v->target, v->id, NULL, 0))
-            return stream_error(ev, "internal-server-error");
+        ev->sender = v->sender;
+        ev->target = v->target;
+        ev->id = v->id;
+        adopt(d, v->mem);
+        v->mem = NULL;
         verify_remove(d, 0);
         ev->kind = DIALBACK_EV_VERIFIED;
         ev->result = DIALBACK_ERROR;
-        ev->cond = DIALBACK_REMOTE_SERVER_TIMEOUT;
+        ev->cond = cond;
         return ev->kind;
     }
     if (v || !oldest || !due(d, oldest->since, now, all))
         return DIALBACK_EV_NONE;
 
     enum authz_dir dir = (enum authz_dir)oldest->dir;
-    if (keep(d, ev, oldest->from, oldest->to, NULL, NULL, 0))
-        return stream_error(ev, "internal-server-error");
-    authz_remove(a, dir, ev->sender, strlen(ev->sender), ev->target, strlen(ev->target));
+    uint16_t from_len = oldest->from_len;
+    char *blk = authz_take(a, dir, oldest->from, oldest->from_len, oldest->to, oldest->to_len);
+    adopt(d, blk);
+    ev->sender = blk;
+    ev->target = blk + from_len + 1;
     ev->result = DIALBACK_ERROR;
-    ev->cond = DIALBACK_REMOTE_SERVER_TIMEOUT;
+    ev->cond = cond;
     if (dir == AUTHZ_OUT) {
         ev->bounce = DIALBACK_REMOTE_SERVER_TIMEOUT;
         return ev->kind = DIALBACK_EV_REFUSED_OUT;
     }
+    /* The pair is gone already: after a stream error here the next call goes on. */
     if (out && answer_result(out, ev->sender, ev->target, DIALBACK_ERROR, ev->cond))
         return stream_error(ev, "internal-server-error");
     return ev->kind = DIALBACK_EV_REFUSED_IN;

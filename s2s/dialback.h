@@ -87,6 +87,61 @@
  * pending (s2s.dialback_timeout: dialback_expire()). A verify request costs us a
  * connection to a domain the peer names: that is why pending requests are few.
  *
+ * How the stream code uses this (s2s/stream.c; sasl is common/auth/external.h).
+ *   Once per process: secret_load(storage.path, ".dialback", secret) (secret.h);
+ *   dialback_config_secret(&dc, secret, SECRET_LEN); dc.domains/ndomains = the domains
+ *   served; dc.timeout = s2s.dialback_timeout; dc.max_pending = s2s.max_dialback_pending;
+ *   struct authz_limits lim = {s2s.max_domain_pairs, s2s.max_dialback_pending}.
+ *   After every stream (re)start, once the response header's ID is known (ours inbound,
+ *   the peer's outbound): authz_free() the old table if any, authz_init(&a, &lim, inbound),
+ *   dialback_free() the old machine if any, dialback_init(&d, &dc, &a, id, id_len).
+ *
+ *   Outbound (we connected for the pair (L, R): L ours, R the peer's domain):
+ *     1. send our header with DIALBACK_STREAM_DECL, from=L to=R version='1.0'; read the
+ *        peer's header (its id) and features; STARTTLS and restart as RFC 6120 says;
+ *     2. on the features after TLS: bidi_offered() -> bidi_request() and authz_set_bidi();
+ *        external_client_offered() and our certificate -> external_client_auth(out, L),
+ *        then external_client_answer() on its answer: SUCCESS -> restart the stream, then
+ *        authz_add(&a, AUTHZ_OUT, L, R, false, now) (and authz_set_bidi() again if it was
+ *        set) on the fresh table; FAILURE -> go on with dialback on this stream;
+ *     3. dialback: dialback_start(&d, L, R, now, out). Every element in DIALBACK_NS from
+ *        then on goes to dialback_recv(): ALLOWED_OUT -> flush (sender, target)'s queue;
+ *        REFUSED_OUT -> bounce it with ev.bounce. More pairs on the same stream: another
+ *        dialback_start() (another target only if dialback_feature_parse() said ERRORS);
+ *     4. this is also the stream for our questions to R as an authoritative server:
+ *        dialback_verify_send(&d, sender, target, id, key, key_len, now, out) with what a
+ *        VERIFY on an inbound stream gave; its answer comes from dialback_recv() as
+ *        VERIFIED: find the inbound stream whose ID is ev.id and call dialback_verified()
+ *        there with ev.result and ev.cond (no such stream: drop it);
+ *     5. before writing a stanza: authz_may_send(&a, from domain, to domain).
+ *   Inbound (the peer connected):
+ *     1. pick the stream ID (128 random bits, again at every restart); send our header with
+ *        DIALBACK_STREAM_DECL and it; features: STARTTLS first; after TLS,
+ *        external_init(&x, &peer), then external_mechanisms() when external_offer(&peer),
+ *        bidi_feature() while nothing is authenticated, dialback_feature();
+ *     2. <auth/>, <response/>, <abort/> -> external_start/step/abort(); SUCCESS -> restart
+ *        the stream; on the fresh table authz_add(&a, AUTHZ_IN, ev.domain, stream 'to',
+ *        false, now) (and authz_set_bidi() if it was set);
+ *     3. an element in BIDI_NS -> bidi_recv(&a, n): NULL, or close with that stream error;
+ *     4. an element in DIALBACK_NS -> dialback_recv(): VERIFY -> decide or ask:
+ *          - s2s.secure_auth and the certificate did not verify: dialback_verified(&d,
+ *            ev.sender, ev.target, DIALBACK_ERROR, DIALBACK_NOT_AUTHORIZED, out, &ev2);
+ *          - the certificate verified and names ev.sender (XEP-0344): ... DIALBACK_VALID;
+ *          - else on an outbound stream to ev.sender (open one if need be, XEP-0288: never
+ *            this one): dialback_verify_send(); -ENOSPC -> dialback_verified(ERROR,
+ *            RESOURCE_CONSTRAINT), -EEXIST -> nothing (the first answer settles it),
+ *            no connection possible -> dialback_verified(ERROR, REMOTE_CONNECTION_FAILED);
+ *        copy ev.sender/target/id/key first if they must outlive the next call on d;
+ *        ANSWERED (we were the authoritative server), ALLOWED_IN, REFUSED_IN: nothing but
+ *        sending out (and a log line);
+ *     5. a stanza: its 'to' domain one we serve (else host-unknown), then
+ *        authz_may_receive(&a, from domain, to domain) (else invalid-from).
+ *   Both: STREAM_ERROR from any call -> send out, then the stream error ev.stream_error,
+ *   and close; a timer at dialback_deadline() (0: none) -> dialback_expire() until NONE,
+ *   handling each event as above; when the stream is gone, dialback_drain() until NONE
+ *   (REFUSED_OUT: bounce; VERIFIED: as in outbound 4), then dialback_free() and
+ *   authz_free().
+ *
  * Ownership and threads: the caller owns struct dialback and its struct authz, one per
  * stream, on the stream's thread; struct dialback_config is shared read-only by every
  * stream of a process and must outlive them. Strings in an event stay valid until the next
@@ -329,7 +384,9 @@ enum dialback_ev dialback_verified(struct dialback *d, const char *sender, const
 /*
  * Fails the oldest request pending since before now - cfg->timeout: the peer's (answered
  * remote-server-timeout: REFUSED_IN), ours (REFUSED_OUT) or our <db:verify/> (VERIFIED,
- * ERROR). Call it until it gives NONE. dialback_deadline() says when the next one is due.
+ * ERROR). Call it until it gives NONE; STREAM_ERROR only when memory ran out for the
+ * answer to the peer, and the request is gone then too, so the next call goes on.
+ * dialback_deadline() says when the next one is due.
  */
 enum dialback_ev dialback_expire(struct dialback *d, uint32_t now, struct buf *out,
                                  struct dialback_event *ev);
@@ -340,7 +397,9 @@ uint32_t dialback_deadline(const struct dialback *d);
 /*
  * The stream is gone: reports each pending request as failed, one per call, as
  * dialback_expire() does but with nothing to send (XEP-0220 §2.1: a closed stream is a
- * dialback error). Call it until it gives NONE, then dialback_free().
+ * dialback error) and remote-connection-failed as the condition of VERIFIED and
+ * REFUSED_* (REFUSED_OUT still bounces with remote-server-timeout). It allocates nothing
+ * and never fails: call it until it gives NONE, then dialback_free().
  */
 enum dialback_ev dialback_drain(struct dialback *d, struct dialback_event *ev);
 

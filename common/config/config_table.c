@@ -210,23 +210,23 @@ const struct config_directive config_table[] = {
     ADDR("s2s.listen", s2s.listen, "127.0.0.1:5269", EMPTY | RESTART,
          "Where other servers connect (federation, STARTTLS). \"\" disables inbound\n"
          "federation; outbound streams are made all the same."),
-    NUM(INT, "s2s.max_dialback_pending", s2s.max_dialback_pending, "32", 1, 10000, 0,
+    NUM(INT, "s2s.max_dialback_pending", s2s.max_dialback_pending, "32", 1, 10000, RESTART,
         "Server Dialback requests (XEP-0220) one server-to-server stream may have\n"
         "waiting at once: a peer's keys we are verifying (each costs a connection to\n"
         "the domain it names), and our own verification requests on a stream to one\n"
         "authoritative server. One more is refused with the dialback error\n"
         "resource-constraint, which tells the peer to open another stream; the stream\n"
         "and its other domains carry on."),
-    NUM(INT, "s2s.max_domain_pairs", s2s.max_domain_pairs, "256", 1, 100000, 0,
+    NUM(INT, "s2s.max_domain_pairs", s2s.max_domain_pairs, "256", 1, 100000, RESTART,
         "Domain pairs (sender domain, target domain) one server-to-server stream may\n"
         "carry, both directions, pending ones included: XEP-0220 multiplexing of many\n"
         "domains (virtual hosts, MUC and upload services) over one connection. One\n"
         "more is refused with resource-constraint, as above."),
-    NUM(DURATION, "s2s.dialback_timeout", s2s.dialback_timeout, "60", 1, 3600, 0,
+    NUM(DURATION, "s2s.dialback_timeout", s2s.dialback_timeout, "60", 1, 3600, RESTART,
         "How long a dialback request may wait for its answer. After it, the peer's\n"
         "request is refused with remote-server-timeout, and stanzas waiting for one of\n"
         "ours are returned to their senders with remote-server-timeout."),
-    BOOL("s2s.secure_auth", s2s.secure_auth, "false", 0,
+    BOOL("s2s.secure_auth", s2s.secure_auth, "false", RESTART,
          "Refuse peers whose certificate does not verify (against the system CAs, with\n"
          "RFC 6125 name matching), even over TLS with Server Dialback: every peer must then\n"
          "authenticate with SASL EXTERNAL (XEP-0178). Off by default, as on the public\n"

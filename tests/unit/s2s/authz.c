@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define S(s) (s), strlen(s)
@@ -40,6 +41,14 @@ static void states_test(void)
     CHECK_INT(authz_remove(&a, AUTHZ_IN, S("capulet.example"), S("montague.example")), ==, -ENOENT);
     CHECK(!authz_may_receive(&a, S("capulet.example"), S("montague.example")));
     CHECK_INT(authz_valid(&a, AUTHZ_IN), ==, 0);
+    /* taking a pair hands over its strings and counts it out like a removal */
+    CHECK_INT(authz_add(&a, AUTHZ_IN, S("capulet.example"), S("montague.example"), true, 7), ==, 0);
+    char *blk = authz_take(&a, AUTHZ_IN, S("capulet.example"), S("montague.example"));
+    CHECK(blk && strcmp(blk, "capulet.example") == 0 && strcmp(blk + 16, "montague.example") == 0);
+    free(blk);
+    CHECK_INT(authz_pending(&a), ==, 0);
+    CHECK(authz_find(&a, AUTHZ_IN, S("capulet.example"), S("montague.example")) == NULL);
+    CHECK(authz_take(&a, AUTHZ_IN, S("capulet.example"), S("montague.example")) == NULL);
     /* domains: none empty, none longer than a JID part */
     char big[1100];
     memset(big, 'a', sizeof big);

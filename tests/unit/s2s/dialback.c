@@ -845,6 +845,10 @@ static void drain_test(void)
     st_out(&out);
     for (int i = 0; i < 4; i++) {
         enum dialback_ev k = dialback_drain(&s.d, &ev);
+        if (k != DIALBACK_EV_NONE)
+            CHECK_INT(ev.cond, ==, DIALBACK_REMOTE_CONNECTION_FAILED);
+        if (k == DIALBACK_EV_REFUSED_OUT)
+            CHECK_INT(ev.bounce, ==, DIALBACK_REMOTE_SERVER_TIMEOUT);
         if (k == DIALBACK_EV_REFUSED_IN)
             kinds[0]++;
         else if (k == DIALBACK_EV_REFUSED_OUT)
