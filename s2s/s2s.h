@@ -21,6 +21,7 @@
  *             connecting address after address, negotiating (STARTTLS or Direct TLS,
  *             bidi, EXTERNAL or dialback), sending, idle close, failures and backoff
  *   remote.c  stanzas the router hands over (PROTO_REMOTE); bounces (RFC 6120 §8.3)
+ *   resolve.c finding peers: the thread's resolver on its loop (resolve.h)
  *   main.c    process start, threads, control messages from the supervisor
  *
  * Every function here runs on the thread that owns the connection or thread it is given.
@@ -32,6 +33,7 @@
 #include "common/fe/fe.h"
 #include "s2s/authz.h"
 #include "s2s/dialback.h"
+#include "s2s/resolve.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -72,9 +74,15 @@ struct s2s_conn {
     struct external ext; /* inbound: SASL EXTERNAL */
 };
 
+struct s2s_dns_poll;
+
 struct s2s_thread {
     struct fe_thread fe; /* first: the layer's part */
+    /* resolve.c: the peer resolver and what drives it from the loop */
     struct dns *dns;
+    struct fe_timer dns_timer;
+    struct s2s_dns_poll *dns_polls; /* [ndns_polls]: polls armed on its sockets */
+    size_t ndns_polls, capdns_polls;
     struct tls_ctx *client_tls;
     const struct dialback_config *db_cfg;
     struct authz_limits authz_lim;
