@@ -333,6 +333,47 @@ static void limits(void)
     dns_free(r);
 }
 
+/* A callback that looks its domain up again, while other lookups of it wait for their
+ * callbacks: with dns_max_ttl = 0 the answer is already stale, so the entry starts over
+ * in place and drops the cache's reference to the result the others are still to get. */
+static struct dns *again_r;
+static struct waiter again_w;
+
+static void look_again(struct dns_lookup *l, int err, struct dns_result *res)
+{
+    on_done(l, err, res);
+    dns_result_free(res);
+    struct waiter *w = (struct waiter *)l;
+    w->res = NULL;
+    struct dns_result *r2 = NULL;
+    CHECK_INT(dns_resolve(again_r, "only.test", &again_w.l, on_done, &r2), ==, 1);
+}
+
+static void lookup_from_a_callback(void)
+{
+    struct dns *r = again_r = resolver(NULL, "dns_max_ttl = 0;");
+    struct dns_result *res = NULL;
+    struct waiter w1 = {0}, w2 = {0};
+    if (!r)
+        return;
+    memset(&again_w, 0, sizeof again_w);
+    /* w2 waits first, w1 joins: the waiters' list calls w1 back first */
+    CHECK_INT(dns_resolve(r, "only.test", &w2.l, on_done, &res), ==, 1);
+    CHECK_INT(dns_resolve(r, "only.test", &w1.l, look_again, &res), ==, 1);
+    drive(r, &w2.calls);
+    CHECK_INT(w1.calls, ==, 1);
+    CHECK_INT(w2.calls, ==, 1);
+    CHECK_INT(w2.err, ==, 0);
+    CHECK_INT(w2.res ? w2.res->n : 0, ==, 1);
+    CHECK_ADDR(w2.res, 0, "127.0.0.21:5275", false);
+    dns_result_free(w2.res);
+    drive(r, &again_w.calls);
+    CHECK_INT(again_w.calls, ==, 1);
+    CHECK_ADDR(again_w.res, 0, "127.0.0.21:5275", false);
+    dns_result_free(again_w.res);
+    dns_free(r);
+}
+
 static void routes_and_literals(void)
 {
     struct dns *r = resolver(
@@ -393,6 +434,7 @@ int main(void)
         RUN(cache);
         RUN(ttl);
         RUN(limits);
+        RUN(lookup_from_a_callback);
         RUN(routes_and_literals);
     }
     dnsmasq_teardown();
