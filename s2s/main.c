@@ -218,8 +218,10 @@ int main(int argc, char **argv)
         }
     }
     to_threads(FE_CTL_STOP);
-    for (unsigned i = 0; i < nthreads; i++)
+    for (unsigned i = 0; i < nthreads; i++) {
         pthread_join(th[i], NULL);
+        s2s_resolve_free(&threads[i]);
+    }
     free(th);
     LOG_INFO("stopped");
     return 0;

@@ -282,7 +282,9 @@ static void query_free(struct dns_query *q)
 }
 
 /* Remembers the outcome and tells every waiter. Nothing may touch q->e after the first
- * callback: a callback may look up another domain, which may forget this one. */
+ * callback: a callback may look up another domain, which may forget this one, or this
+ * one again, which starts it over when its answer is stale already (dns_max_ttl = 0):
+ * either drops the entry's reference to res, so the loop holds one of its own. */
 static void finish(struct dns_query *q, int err, struct dns_result *res)
 {
     struct dns *r = q->r;
@@ -301,6 +303,8 @@ static void finish(struct dns_query *q, int err, struct dns_result *res)
     lru_push(r, e);
     LOG_DEBUG("dns: %s: %s, remembered %us", e->domain, err ? strerror(-err) : "found",
               (unsigned)ttl);
+    if (res)
+        dns_result_ref(res);
     for (struct dns_lookup *l; (l = q->waiters);) {
         q->waiters = l->next_;
         if (l->next_)
@@ -309,6 +313,7 @@ static void finish(struct dns_query *q, int err, struct dns_result *res)
         l->query_ = NULL;
         l->done(l, err, res ? dns_result_ref(res) : NULL);
     }
+    dns_result_free(res);
     query_free(q);
 }
 

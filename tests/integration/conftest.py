@@ -193,6 +193,8 @@ def _conf_value(v):
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, list):
+        return "[ " + ", ".join(_conf_value(x) for x in v) + " ]"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -236,7 +238,9 @@ class Server:
             "log": {"level": "info"},
             "c2s": c2s,
             "router": {"shards": 2},
-            "s2s": {"listen": ""},
+            # Peers are looked up at a loopback port where no DNS server listens (the
+            # query is refused at once: remote-server-not-found), never at the machine's.
+            "s2s": {"listen": "", "dns_servers": [f"127.0.0.1:{free_port()}"]},
         }
         for group, values in self.groups.items():
             if group != "c2s":
