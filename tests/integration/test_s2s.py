@@ -1,8 +1,9 @@
 """
 Federation between two starling nodes on loopback (domains a.test and b.test, each its
-own process tree), found through s2s.routes, each with a self-signed certificate the
-other cannot verify: streams both ways over STARTTLS, authenticated with Server
-Dialback (XEP-0220). Real slixmpp clients on each side.
+own process tree), found through s2s.routes, streams both ways over STARTTLS. Every test
+runs twice: with self-signed certificates neither node can verify (the streams
+authenticate with Server Dialback, XEP-0220), and with certificates of a test CA both
+trust (SASL EXTERNAL, XEP-0178). Real slixmpp clients on each side.
 """
 import pytest
 from slixmpp.exceptions import IqError
@@ -14,27 +15,60 @@ from slixclient import Clients, run
 FIRST = 20.0  # the first stanza to a domain makes the streams: TCP, TLS, dialback both ways
 
 
-def _node(tmp, domain, s2s_port, routes):
-    s = Server(tmp / domain, name=domain, s2s={"listen": f"127.0.0.1:{s2s_port}",
-                                               "routes": routes})
+def _node(tmp, domain, s2s_port, routes, ca):
+    s2s = {"listen": f"127.0.0.1:{s2s_port}", "routes": routes}
+    if ca:
+        s2s["ca_file"] = str(ca / "ca.crt")
+    s = Server(tmp / domain, name=domain, s2s=s2s)
     s.domain = domain
     s.setup()
+    if ca:
+        s.ctl("gencert", "--ca", str(ca))  # replaces the self-signed one
+        s.cert = ca / "ca.crt"  # what its clients trust
     return s
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
+@pytest.fixture(scope="module", params=["dialback", "external"])
+def pair(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("s2s")
     pa, pb, dead = free_port(), free_port(), free_port()
     routes = [f"a.test=127.0.0.1:{pa}", f"b.test=127.0.0.1:{pb}",
               f"dead.test=127.0.0.1:{dead}"]
-    a = _node(tmp, "a.test", pa, routes)
-    b = _node(tmp, "b.test", pb, routes)
+    ca = tmp / "ca" if request.param == "external" else None
+    a = _node(tmp, "a.test", pa, routes, ca)
+    b = _node(tmp, "b.test", pb, routes, ca)
     a.start()
     b.start()
+    a.mode = b.mode = request.param
     yield a, b
     _stop_cleanly(a)
     _stop_cleanly(b)
+
+
+def test_streams_authenticate_as_the_certificates_allow(pair):
+    """Both directions authenticated, by dialback or by SASL EXTERNAL as the mode says
+    (the first test of each mode makes the streams)."""
+    a, b = pair
+
+    async def go():
+        async with Clients(a) as ca, Clients(b) as cb:
+            alice = await ca.login("alice", "auth")
+            bob = await cb.login("bob", "auth", available=True)
+            alice.send_message(mto=bob.boundjid.full, mbody="auth", mtype="chat")
+            await bob.next_message(lambda m: m["body"] == "auth", timeout=FIRST)
+            bob.send_message(mto=alice.boundjid.full, mbody="back", mtype="chat")
+            await alice.next_message(lambda m: m["body"] == "back", timeout=FIRST)
+
+    run(go(), timeout=60)
+    for node in (a, b):
+        log = node.log_text()
+        if a.mode == "external":
+            assert "with its certificate (SASL EXTERNAL)" in log, node.log_tail()
+            assert "with our certificate (SASL EXTERNAL)" in log, node.log_tail()
+            assert "(dialback)" not in log
+        else:
+            assert "may send to" in log and "accepted us as" in log, node.log_tail()
+            assert "SASL EXTERNAL" not in log
 
 
 def test_message_both_ways(pair):
