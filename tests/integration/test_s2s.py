@@ -5,11 +5,14 @@ runs twice: with self-signed certificates neither node can verify (the streams
 authenticate with Server Dialback, XEP-0220), and with certificates of a test CA both
 trust (SASL EXTERNAL, XEP-0178). Real slixmpp clients on each side.
 """
+import asyncio
+
 import pytest
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ET
 
 from conftest import Server, _stop_cleanly, free_port
+from im import connect, is_message
 from slixclient import Clients, run
 
 FIRST = 20.0  # the first stanza to a domain makes the streams: TCP, TLS, dialback both ways
@@ -192,3 +195,56 @@ def test_iq_to_a_remote_server_and_a_remote_client(pair):
             assert r["error"]["condition"] == "feature-not-implemented"
 
     run(go(), timeout=60)
+
+
+def test_offline_storage_of_a_remote_message(pair):
+    """A chat message from a remote user to an offline one is stored (XEP-0160) and
+    delivered at the next login, from its remote sender."""
+    a, b = pair
+
+    async def go():
+        async with Clients(a) as ca, Clients(b) as cb:
+            alice = await ca.login("alice", "off")
+            alice.send_message(mto=f"erin@{b.domain}", mbody="while you were out", mtype="chat")
+            # A marker that crossed after it: the message reached eve's shard first.
+            bob = await cb.login("bob", "off", available=True)
+            alice.send_message(mto=bob.boundjid.full, mbody="marker", mtype="chat")
+            await bob.next_message(lambda m: m["body"] == "marker", timeout=FIRST)
+            erin = await cb.login("erin", "off", available=True)
+            m = await erin.next_message(lambda m: m["body"] == "while you were out", timeout=FIRST)
+            assert m["from"].bare == alice.boundjid.bare
+
+    run(go(), timeout=60)
+
+
+def test_blocking_a_remote_jid_and_a_remote_domain(pair):
+    """XEP-0191 against remote senders: a blocked remote JID's message, then (after
+    unblocking it) every JID of a blocked domain, gets service-unavailable back across
+    the federation; what is not blocked gets through."""
+    a, b = pair
+    with connect(b, "dave", "blk") as dave:
+        async def send(body, mid):
+            async with Clients(a) as ca:
+                alice = await ca.login("alice", f"blk{mid}")
+                m = alice.make_message(mto=f"dave@{b.domain}", mbody=body, mtype="chat")
+                m["id"] = mid
+                m.send()
+                return await alice.next_message(lambda m: m["id"] == mid, timeout=FIRST)
+
+        assert dave.block(f"alice@{a.domain}").get("type") == "result"
+        err = run(send("blocked", "b1"), timeout=60)
+        assert err["type"] == "error" and err["error"]["condition"] == "service-unavailable"
+        assert dave.unblock(f"alice@{a.domain}").get("type") == "result"
+        assert dave.block(a.domain).get("type") == "result"
+        err = run(send("domain blocked", "b2"), timeout=60)
+        assert err["type"] == "error" and err["error"]["condition"] == "service-unavailable"
+        assert dave.unblock(a.domain).get("type") == "result"
+
+        async def through():
+            async with Clients(a) as ca:
+                alice = await ca.login("alice", "blk3")
+                alice.send_message(mto=f"dave@{b.domain}/blk", mbody="unblocked", mtype="chat")
+                await asyncio.sleep(0)
+
+        run(through(), timeout=30)
+        dave.wait_for(is_message(body="unblocked"), timeout=FIRST, what="the unblocked message")
