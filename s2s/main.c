@@ -66,7 +66,7 @@ static int attach(struct s2s_thread *t, const struct seg *seg, const struct conf
         err = topo_attach(cfg, seg, bell_fds, true, topo_fe_index(cfg, PROTO_FE_S2S, t->fe.idx),
                           &t->fe.bell, t->fe.to_shard, t->fe.from_shard);
     if (!err)
-        err = fe_pool_init(&t->fe, (uint32_t)((cfg->c2s.max_connections + nthreads - 1) / nthreads));
+        err = fe_pool_init(&t->fe, (uint32_t)((cfg->s2s.max_connections + nthreads - 1) / nthreads));
     if (err)
         return err;
     t->fe.ops = &s2s_ops;

@@ -18,8 +18,8 @@ from slixclient import Clients, run
 FIRST = 20.0  # the first stanza to a domain makes the streams: TCP, TLS, dialback both ways
 
 
-def _node(tmp, domain, s2s_port, routes, ca):
-    s2s = {"listen": f"127.0.0.1:{s2s_port}", "routes": routes}
+def _node(tmp, domain, s2s_port, routes, ca, threads=1):
+    s2s = {"listen": f"127.0.0.1:{s2s_port}", "routes": routes, "threads": threads}
     if ca:
         s2s["ca_file"] = str(ca / "ca.crt")
     s = Server(tmp / domain, name=domain, s2s=s2s)
@@ -39,7 +39,9 @@ def pair(request, tmp_path_factory):
               f"dead.test=127.0.0.1:{dead}"]
     ca = tmp / "ca" if request.param == "external" else None
     a = _node(tmp, "a.test", pa, routes, ca)
-    b = _node(tmp, "b.test", pb, routes, ca)
+    # Two s2s threads on b: an inbound stream may land on a thread that does not own
+    # the peer's domain, which then verifies dialback keys over a stream of its own.
+    b = _node(tmp, "b.test", pb, routes, ca, threads=2)
     a.start()
     b.start()
     a.mode = b.mode = request.param
