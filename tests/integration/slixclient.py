@@ -98,7 +98,8 @@ class Client(slixmpp.ClientXMPP):
 
     async def start(self, timeout=STEP):
         port = self.node.tls_port if self.direct_tls else self.node.port
-        self.connect(("127.0.0.1", port), use_ssl=self.direct_tls)
+        # Federation peers (peers.py) listen on addresses of their own.
+        self.connect((getattr(self.node, "host", "127.0.0.1"), port), use_ssl=self.direct_tls)
         try:
             await asyncio.wait_for(self._session, timeout)
         except asyncio.TimeoutError:
