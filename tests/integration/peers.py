@@ -110,7 +110,9 @@ class AddressClaim:
                 self.address, self._lock = address, f
                 return
             f.close()
-        raise PeerError(f"no free loopback address (wanted {wanted})")
+        raise PeerError(f"no free loopback address (wanted {wanted}) for ports {ports}: does a system "
+                        "service listen on them on every address? (deploy/deps.sh disables "
+                        "Debian's prosody and ejabberd)")
 
     def release(self):
         if self._lock is not None:

@@ -186,9 +186,13 @@ class Clients:
         self.all.append(c)
         return c
 
-    async def login(self, user, resource=None, available=False, priority=None, **kw):
+    async def login(self, user, resource=None, available=False, priority=None, roster=False, **kw):
+        """roster=True fetches the roster first: RFC 6121 §2.1.6 sends roster pushes only
+        to resources that did ("interested"), and Prosody and ejabberd keep to that."""
         c = self.new(user, resource, **kw)
         await c.start()
+        if roster:
+            await c.get_roster(timeout=STEP)
         if available:
             await c.available(priority)
         return c

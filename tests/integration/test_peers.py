@@ -95,8 +95,8 @@ def test_subscriptions_and_presence_both_ways(net):
 
     async def scenario():
         async with Clients(pr) as cp, Clients(ej) as ce:
-            a = await cp.login("sub", "p", available=True)
-            b = await ce.login("sub", "e", available=True)
+            a = await cp.login("sub", "p", available=True, roster=True)
+            b = await ce.login("sub", "e", available=True, roster=True)
             ab, bb = a.boundjid.bare, b.boundjid.bare
             a.send_presence(pto=bb, ptype="subscribe")
             await b.next_presence(request_from(ab), FIRST)
