@@ -1,15 +1,16 @@
 """
 Federation peers for the integration tests: a real Prosody and a real ejabberd from
-Debian (deploy/deps.sh installs them and stops the system services the packages start),
-each started here on an address of its own with a config of ours, and one DNS server
-that every server resolves the test domains through.
+Debian (deploy/deps.sh installs them and keeps the system services of the packages from
+running), each started here on an address of its own with a config of ours, a starling
+node among them, and one DNS server that every server resolves the test domains through.
 
     net = Federation(workdir)                       # dnsmasq + a test CA, not started yet
-    net.name("starling.test", "127.0.0.20")         # DNS only: the server is starling
+    st = net.starling("starling.test", "127.0.0.20", accounts={"carol": "carol-pw"})
+    net.name("other.test", "127.0.0.23")            # DNS only: a server of the test's own
     pr = net.prosody("prosody.test", "127.0.0.21", accounts={"alice": "alice-pw"})
     ej = net.ejabberd("ejabberd.test", "127.0.0.22", accounts={"bob": "bob-pw"},
                       certs="self-signed")
-    net.start()       # DNS first, then both servers at once: about 2 s
+    net.start()       # DNS first, then every server at once: about 2 s
     ...  pr.host, pr.port (c2s), pr.s2s_port, pr.cert (what a client trusts), pr.jid("alice")
     net.stop()
 
@@ -37,7 +38,24 @@ What each peer gets:
     dialback. A peer always trusts the CA, so a mix authenticates each direction by
     what the receiving side can verify.
   - Accounts, made at setup (Prosody: prosodyctl register; ejabberd: at each boot, an
-    -eval of ejabberd_auth:try_register, which keeps the ones that exist).
+    -eval of ejabberd_auth:try_register, which keeps the ones that exist; starling:
+    starlingctl import-users).
+
+starling (Starling): the supervisor from $STARLING_BIN (default build/release/bin),
+started like the others, with this config (st.config_written()):
+
+    domain = "<domain>";
+    log = { level = "info"; };                       # "debug" with debug=True
+    c2s = { listen = "<address>:5222"; listen_tls = ""; threads = 1;
+            certificate = "<its certificate>"; key = "<its key>"; };   # s2s presents it too
+    router = { shards = 2; };
+    s2s = { listen = "<address>:5269";
+            dns_servers = [ "127.0.0.53:<port>" ];   # our dnsmasq, the only resolver
+            ca_file = "<the test CA>"; };
+
+A directive the binary does not know (its `starlingctl sample-config` lacks it) is left
+out (st.left_out), so that a build from before it still starts; config={group: {...}}
+adds or replaces directives. Its log is its stderr (st.log_path).
 
 Processes: each server and dnsmasq is our child, started with Popen and stopped by its
 PID (SIGTERM, then SIGKILL after a timeout; ejabberd's port helpers are its children and
@@ -709,6 +727,123 @@ modules:
         return f"starling-peers: ready {self._boots}\n" in out and super().ready()
 
 
+def _starling_bin():
+    repo = Path(__file__).resolve().parent.parent.parent
+    return Path(os.environ.get("STARLING_BIN", repo / "build" / "release" / "bin")).resolve()
+
+
+def _conf_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[ " + ", ".join(_conf_value(x) for x in v) + " ]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Starling(Peer):
+    """A starling node as a member of the Federation: its supervisor (from $STARLING_BIN,
+    default build/release/bin) our child, c2s on <address>:5222, s2s on <address>:5269,
+    its certificate (c2s.certificate, which s2s presents too) from the test CA or
+    self-signed, the test CA as s2s.ca_file and our DNS server as s2s.dns_servers.
+    config: {group: {key: value}} over what is written (config_written() tells it).
+    Directives the binary does not know yet (its `starlingctl sample-config` lacks them)
+    are left out, so that an older build still starts."""
+
+    kind = "starling"
+
+    def __init__(self, *args, config=None, **kw):
+        super().__init__(*args, **kw)
+        self.bin = _starling_bin()
+        self.conf = self.dir / "starling.conf"
+        self.log_path = self.out_path  # the supervisor and its children log to stderr
+        self.overrides = config or {}
+        self.left_out = []  # directives the binary does not know, not written
+        self._boots = 0
+
+    def known_keys(self):
+        """group.key of every directive the binary knows, from its sample config."""
+        r = subprocess.run([str(self.bin / "starlingctl"), "sample-config"], capture_output=True, text=True,
+                           timeout=30)
+        keys, group = set(), None
+        for line in r.stdout.splitlines():
+            if line.endswith("= {"):
+                group = line.split()[0]
+            elif line == "};":
+                group = None
+            elif not line.lstrip().startswith("#") and " = " in line:
+                keys.add(f"{group}.{line.split()[0]}" if group else line.split()[0])
+        return keys
+
+    def config(self):
+        cfg = {
+            "log": {"level": "debug" if self.debug else "info"},
+            "c2s": {"listen": f"{self.host}:{self.port}", "listen_tls": "", "threads": 1,
+                    "certificate": str(self.certificate.cert_path), "key": str(self.certificate.key_path)},
+            "router": {"shards": 2},
+            "s2s": {"listen": f"{self.host}:{self.s2s_port}",
+                    "dns_servers": [f"{self.net.dns.address}:{self.net.dns.port}"],
+                    "ca_file": str(self.net.ca.cert_path)},
+        }
+        for group, values in self.overrides.items():
+            cfg.setdefault(group, {}).update(values)
+        return cfg
+
+    def setup(self):
+        for exe in ("starling", "starling-c2s", "starling-router", "starling-s2s", "starlingctl"):
+            if not (self.bin / exe).exists():
+                raise PeerError(f"{self.bin / exe} is missing: run make (or set STARLING_BIN)")
+        known = self.known_keys()
+        lines = [f"domain = {_conf_value(self.domain)};"]
+        for group, values in self.config().items():
+            lines.append(f"{group} = {{")
+            for k, v in values.items():
+                if f"{group}.{k}" in known:
+                    lines.append(f"    {k} = {_conf_value(v)};")
+                else:
+                    self.left_out.append(f"{group}.{k}")
+            lines.append("};")
+        self.conf.write_text("\n".join(lines) + "\n")
+        if self.accounts:
+            accounts = "".join(f"{u}@{self.domain} {p}\n" for u, p in self.accounts.items())
+            r = subprocess.run([str(self.bin / "starlingctl"), "--config", str(self.conf), "import-users", "-"],
+                               input=accounts, capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "")
+                                    + ":detect_leaks=0"})
+            if r.returncode != 0:
+                raise PeerError(f"starlingctl import-users: {r.returncode}\n{r.stdout}{r.stderr}")
+
+    def config_written(self):
+        return self.conf.read_text()
+
+    def launch(self):
+        self._boots += 1
+        self.process = Process([str(self.bin / "starling"), "--config", str(self.conf)], self.out_path,
+                               cwd=self.dir)
+
+    def ready(self):
+        log = self.log_text()
+        return (all(log.count(f"{c} is serving") >= self._boots for c in ("router", "c2s", "s2s"))
+                and super().ready())
+
+    def sanitizer_reports(self):
+        """AddressSanitizer and UBSan reports in the log (a SAN= build in STARLING_BIN)."""
+        return [line for line in self.log_text().splitlines()
+                if "ERROR: AddressSanitizer" in line or ": runtime error: " in line]
+
+    def restarts(self):
+        """Log lines telling that a child of the supervisor died."""
+        return [line for line in self.log_text().splitlines()
+                if "died of signal" in line or "exited with status" in line]
+
+    def assert_running(self):
+        super().assert_running()
+        assert not self.sanitizer_reports(), "\n".join(self.sanitizer_reports())
+        if self.process is not None:
+            assert not self.restarts(), f"starling ({self.domain}): a child died:\n" + "\n".join(self.restarts())
+
+
 # ---- the whole federation ------------------------------------------------------------------
 
 
@@ -751,6 +886,11 @@ class Federation:
 
     def ejabberd(self, domain, address, **kw):
         return self._peer(Ejabberd, domain, address, **kw)
+
+    def starling(self, domain, address, **kw):
+        """A starling node (Starling): its config, accounts and certificate as for the
+        other peers; config={group: {key: value}} adds or replaces directives."""
+        return self._peer(Starling, domain, address, **kw)
 
     def start(self):
         """DNS, then every peer's setup, then all of them at once."""

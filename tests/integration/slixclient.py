@@ -10,7 +10,9 @@ slixmpp clients for the integration tests, driven from asyncio with timeouts.
     run(scenario(server))
 
 Every received <message/>, <presence/> and stream error lands in a queue of the client,
-so a test awaits exactly what it expects, in order, instead of sleeping. The certificate
+so a test awaits exactly what it expects, in order, instead of sleeping (message and
+presence errors land in one more, client.errors: a bounce is noticed whatever the test
+awaits). The certificate
 gencert wrote is the only trust anchor (the domain is "localhost", which the certificate
 names).
 """
@@ -59,14 +61,15 @@ class Client(slixmpp.ClientXMPP):
         self.messages = asyncio.Queue()
         self.presences = asyncio.Queue()
         self.stream_errors = asyncio.Queue()
+        self.errors = asyncio.Queue()  # message and presence errors, also in their own queues
         self.auth_failures = []  # <failure/> conditions, in order
         self.used_mech = None
         self.gone = asyncio.get_running_loop().create_future()
         self._session = asyncio.get_running_loop().create_future()
         self.register_handler(Callback("all messages", MatchXPath("{jabber:client}message"),
-                                       self.messages.put_nowait))
+                                       lambda st: self._queue(self.messages, st)))
         self.register_handler(Callback("all presence", MatchXPath("{jabber:client}presence"),
-                                       self.presences.put_nowait))
+                                       lambda st: self._queue(self.presences, st)))
         self.add_event_handler("session_start", self._on_session)
         self.add_event_handler("auth_success", self._on_auth)
         self.add_event_handler("failed_auth", lambda st: self.auth_failures.append(st["condition"]))
@@ -76,6 +79,11 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("disconnected", self._on_disconnected)
 
     # -- events --
+
+    def _queue(self, queue, stanza):
+        queue.put_nowait(stanza)
+        if stanza["type"] == "error":
+            self.errors.put_nowait(stanza)
 
     def _on_session(self, _):
         if not self._session.done():
@@ -123,6 +131,10 @@ class Client(slixmpp.ClientXMPP):
 
     async def next_presence(self, pred=None, timeout=STEP):
         return await self._next(self.presences, pred, timeout, "presence")
+
+    async def next_error(self, pred=None, timeout=STEP):
+        """The next message or presence of type error (it stays in its own queue too)."""
+        return await self._next(self.errors, pred, timeout, "error")
 
     async def next_stream_error(self, timeout=STEP):
         return await self._next(self.stream_errors, None, timeout, "stream error")
