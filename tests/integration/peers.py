@@ -485,6 +485,19 @@ class Peer:
         except OSError:
             return ""
 
+    def wait_log(self, *texts, timeout=15.0):
+        """The log once it holds every one of texts (ejabberd's logger writes the file
+        behind what the server does, by up to a second or so). Fails after timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log_text()
+            missing = [t for t in texts if t not in log]
+            if not missing:
+                return log
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.kind} ({self.domain}) did not log {missing} in {timeout}s")
+            time.sleep(0.1)
+
     def log_tail(self, lines=120):
         return f"{_tail(self.log_path, lines)}\n--- stdout ---\n{_tail(self.out_path, 40)}"
 
