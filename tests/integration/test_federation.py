@@ -9,12 +9,17 @@ end seen remotely, iq to a remote user's full JID and to the remote server, and 
 errors: remote-server-not-found for a domain that does not exist, the remote server's own
 error for a user it does not have.
 
-What the peers do with each other in the same scenarios, test_peers.py checks.
+The scenarios are written for any two servers of a Federation: a home server (net.home)
+whose users' accounts are HOME_ACCOUNTS and a remote one with PEER_ACCOUNTS.
+test_peers.py runs the same tests between Prosody and ejabberd, each way, so that what
+fails here with starling is starling's.
 """
 import asyncio
 
 import pytest
+from slixmpp.exceptions import IqError
 
+from peers import bound_sockets
 from slixclient import Clients, first_of, run
 
 # The first stanza to a domain opens the s2s streams (DNS, TCP, TLS, authentication; for
@@ -26,8 +31,10 @@ SCENARIO = 150.0
 USERS = ["chat", "sub", "leave", "iq", "err"]
 KINDS = ["prosody", "ejabberd"]
 PEER_ACCOUNTS = {u: f"{u}-pw" for u in USERS}
-# starling's side: the users of each test, one set per peer (rosters outlast a test).
-STARLING_ACCOUNTS = {f"{u}-{k}": f"{u}-{k}-pw" for u in USERS for k in KINDS}
+# The home server's side: the users of each test, one set per remote server (rosters
+# outlast a test).
+HOME_ACCOUNTS = {f"{u}-{k}": f"{u}-{k}-pw" for u in USERS for k in KINDS}
+HOME_ACCOUNTS["nxdomain"] = "nxdomain-pw"
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -36,7 +43,7 @@ STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 @pytest.fixture(scope="module", params=["ca", "self-signed"])
 def net(request, make_federation):
     net = make_federation()
-    net.starling("starling.test", "127.0.0.20", accounts=STARLING_ACCOUNTS, certs=request.param)
+    net.home = net.starling("starling.test", "127.0.0.20", accounts=HOME_ACCOUNTS, certs=request.param)
     net.prosody("prosody.test", "127.0.0.21", accounts=PEER_ACCOUNTS, certs=request.param)
     net.ejabberd("ejabberd.test", "127.0.0.22", accounts=PEER_ACCOUNTS, certs=request.param)
     net.mode = request.param
@@ -46,13 +53,12 @@ def net(request, make_federation):
 
 @pytest.fixture(params=KINDS)
 def pair(request, net):
-    """(starling, the peer) of the Federation."""
-    st = next(p for p in net.peers if p.kind == "starling")
-    return st, next(p for p in net.peers if p.kind == request.param)
+    """(the home server, the remote one)."""
+    return net.home, next(p for p in net.peers if p.kind == request.param)
 
 
 def local(remote, user):
-    """The starling account of `user` for tests against `remote`."""
+    """The home server's account of `user` for tests against `remote`."""
     return f"{user}-{remote.kind}"
 
 
@@ -105,6 +111,16 @@ async def subscribe_both(a, b):
         await arrives(asker.next_presence(from_full(approver.boundjid.full), timeout=FIRST), approver)
     await wait_subscription(a, bb, "both")
     await wait_subscription(b, ab, "both")
+
+
+def test_every_server_listens_on_its_own_address_only(net):
+    """c2s and s2s on the server's own address and nothing else: no wildcard listener,
+    no epmd or Erlang distribution port, no HTTP, no component port, no admin socket;
+    dnsmasq on its address and port only."""
+    for p in net.peers:
+        p.assert_listeners()
+    assert bound_sockets(net.dns.process.pids()) == {("tcp", net.dns.address, net.dns.port),
+                                                     ("udp", net.dns.address, net.dns.port)}
 
 
 def test_message_each_way(pair):
@@ -243,21 +259,19 @@ def test_message_to_a_domain_that_does_not_exist(net):
     """nosuch.test has no DNS records at all (NXDOMAIN): the message comes back from the
     JID it was sent to with remote-server-not-found (RFC 6120 §8.3.3.16), and so does an
     iq."""
-    st = next(p for p in net.peers if p.kind == "starling")
+    st = net.home
 
     async def scenario():
         async with Clients(st) as cs:
-            a = await cs.login(local(net.peers[1], "err"), "s")
+            a = await cs.login("nxdomain", "s")
             a.send_message(mto="someone@nosuch.test", mbody="anyone?", mtype="chat")
             m = await a.next_message(timeout=FIRST)
             assert (m["type"], m["from"].full, m["to"].full) == ("error", "someone@nosuch.test", a.boundjid.full)
             assert error_condition(m) == ("cancel", ["remote-server-not-found"])
             iq = a.make_iq_get(queryxmlns=DISCO_INFO, ito="nosuch.test")
-            try:
-                r = await iq.send(timeout=FIRST)
-            except Exception as e:  # slixmpp's IqError carries the reply
-                r = getattr(e, "iq", None)
-                assert r is not None, f"no answer to the iq: {e!r}"
+            with pytest.raises(IqError) as e:
+                await iq.send(timeout=FIRST)
+            r = e.value.iq
             assert (r["type"], r["from"].full) == ("error", "nosuch.test")
             assert error_condition(r) == ("cancel", ["remote-server-not-found"])
 
