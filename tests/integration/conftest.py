@@ -20,8 +20,8 @@ Fixtures:
                 need their own node (faults, timeouts, other policies)
 
 Federation peers (peers.py): make_federation, module scope, a factory of
-peers.Federation (a DNS server, a test CA, real Prosody and ejabberd servers on
-addresses of their own), each stopped and its folder removed when the module ends
+peers.Federation (a DNS server, a test CA, real Prosody and ejabberd servers and
+starling nodes on addresses of their own), each stopped and its folder removed when the module ends
 (STARLING_KEEP_PEERS=1 keeps the folders). A test that takes a Federation or a peer as
 an argument gets their logs in its report when it fails, and fails if one of their
 servers died.
@@ -193,13 +193,14 @@ def port_accepts(port, timeout=0.2):
 # ---- one node ---------------------------------------------------------------------------
 
 
-def _conf_value(v):
-    if isinstance(v, (list, tuple)):
-        return "[ " + ", ".join(_conf_value(x) for x in v) + " ]"
+def conf_value(v):
+    """v in the config's syntax (libconfig): a bool, number, string or list of them."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[ " + ", ".join(conf_value(x) for x in v) + " ]"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -248,10 +249,10 @@ class Server:
         for group, values in self.groups.items():
             if group != "c2s":
                 cfg.setdefault(group, {}).update(values)
-        lines = [f"domain = {_conf_value(self.domain)};"]
+        lines = [f"domain = {conf_value(self.domain)};"]
         for group, values in cfg.items():
             lines.append(f"{group} = {{")
-            lines += [f"    {k} = {_conf_value(v)};" for k, v in values.items()]
+            lines += [f"    {k} = {conf_value(v)};" for k, v in values.items()]
             lines.append("};")
         self.conf.write_text("\n".join(lines) + "\n")
 

@@ -80,6 +80,7 @@ import time
 from pathlib import Path
 
 import pki
+from conftest import BIN, conf_value, proc_children, proc_stat, socket_inodes_of
 
 START_TIMEOUT = 30.0  # ejabberd boots in 2-3 s on an idle machine; much more under load
 STOP_TIMEOUT = 10.0
@@ -141,32 +142,18 @@ class AddressClaim:
 # ---- processes ----------------------------------------------------------------------------
 
 
-def _children(pid):
-    kids = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                kids += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return kids
-
-
 def _descendants(pid):
     out = []
-    for k in _children(pid):
+    for k in proc_children(pid):
         out += [k] + _descendants(k)
     return out
 
 
 def _start_time(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rindex(")") + 2 :].split()
-    return None if rest[0] == "Z" else rest[19]
+    """pid's start time, None once it is gone or a zombie (a PID taken again by another
+    process has another start time)."""
+    st = proc_stat(pid)
+    return None if st is None or st[0] == "Z" else st[2]
 
 
 class Process:
@@ -254,27 +241,11 @@ def _hex_address(h):
     return socket.inet_ntop(socket.AF_INET6, words)
 
 
-def _socket_inodes(pids):
-    out = set()
-    for pid in pids:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
-                if link.startswith("socket:["):
-                    out.add(link[8:-1])
-        except OSError:
-            pass
-    return out
-
-
 def bound_sockets(pids):
     """What the processes listen on or have bound: ('tcp', address, port) for each TCP
     listener, ('udp', address, port) for each UDP socket, ('unix', path) for each Unix
     socket with a name."""
-    inodes = _socket_inodes(pids)
+    inodes = set().union(*(socket_inodes_of(pid) for pid in pids))
     out = set()
     for inode, (addr, port, state) in _proc_net("tcp").items():
         if inode in inodes and state == "0A":
@@ -740,21 +711,6 @@ modules:
         return f"starling-peers: ready {self._boots}\n" in out and super().ready()
 
 
-def _starling_bin():
-    repo = Path(__file__).resolve().parent.parent.parent
-    return Path(os.environ.get("STARLING_BIN", repo / "build" / "release" / "bin")).resolve()
-
-
-def _conf_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, (list, tuple)):
-        return "[ " + ", ".join(_conf_value(x) for x in v) + " ]"
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 class Starling(Peer):
     """A starling node as a member of the Federation: its supervisor (from $STARLING_BIN,
     default build/release/bin) our child, c2s on <address>:5222, s2s on <address>:5269,
@@ -768,7 +724,7 @@ class Starling(Peer):
 
     def __init__(self, *args, config=None, **kw):
         super().__init__(*args, **kw)
-        self.bin = _starling_bin()
+        self.bin = BIN
         self.conf = self.dir / "starling.conf"
         self.log_path = self.out_path  # the supervisor and its children log to stderr
         self.overrides = config or {}
@@ -808,12 +764,12 @@ class Starling(Peer):
             if not (self.bin / exe).exists():
                 raise PeerError(f"{self.bin / exe} is missing: run make (or set STARLING_BIN)")
         known = self.known_keys()
-        lines = [f"domain = {_conf_value(self.domain)};"]
+        lines = [f"domain = {conf_value(self.domain)};"]
         for group, values in self.config().items():
             lines.append(f"{group} = {{")
             for k, v in values.items():
                 if f"{group}.{k}" in known:
-                    lines.append(f"    {k} = {_conf_value(v)};")
+                    lines.append(f"    {k} = {conf_value(v)};")
                 else:
                     self.left_out.append(f"{group}.{k}")
             lines.append("};")
