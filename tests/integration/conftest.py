@@ -21,8 +21,8 @@ Fixtures:
 
 Federation peers (peers.py): make_federation, module scope, a factory of
 peers.Federation (a DNS server, a test CA, real Prosody and ejabberd servers and
-starling nodes on addresses of their own), each stopped and its folder removed when the module ends
-(STARLING_KEEP_PEERS=1 keeps the folders). A test that takes a Federation or a peer as
+starling nodes on addresses of their own), each stopped and its folder removed when the
+module ends (STARLING_KEEP_PEERS=1 keeps the folders). A test that takes a Federation or a peer as
 an argument gets their logs in its report when it fails, and fails if one of their
 servers died.
 
