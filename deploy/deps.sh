@@ -1,12 +1,19 @@
 #!/bin/sh
 # Installs, from Debian's archive, every package starling needs to build, run and test
 # that is not installed yet. Quiet and quick when nothing is missing (one dpkg-query).
+#
+# The federation tests (tests/integration/peers.py) run their own Prosody, ejabberd and
+# dnsmasq, each with a config of theirs on an address of its own: the system services the
+# prosody, ejabberd and erlang-base (epmd) packages would start on install are kept from
+# starting (policy-rc.d) and then disabled (systemctl, or update-rc.d without systemd).
+# Nothing else of theirs (configs, data in /var/lib) is touched.
 set -eu
 
 PKGS="gcc make pkg-config clang libclang-rt-14-dev
 liburing-dev android-libboringssl-dev libjemalloc-dev libxxhash-dev
 libidn-dev libsqlite3-dev libconfig-dev libexpat1-dev libc-ares-dev dnsmasq-base
-python3 python3-pytest python3-slixmpp libstrophe-dev"
+python3 python3-pytest python3-slixmpp python3-cryptography libstrophe-dev
+prosody lua-unbound ejabberd erlang-base util-linux"
 
 installed=" $(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $PKGS 2>/dev/null |
               awk '$2 ~ /^ii/ { printf "%s ", $1 }') "
@@ -23,8 +30,38 @@ echo "deps: installing$missing"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
+
+# The servers' system services are never started: a policy-rc.d (invoke-rc.d's and
+# deb-systemd-invoke's veto) for the time of the install, unless the machine has one of
+# its own (containers usually do, refusing everything already).
+POLICY=/usr/sbin/policy-rc.d
+case "$missing" in
+*prosody* | *ejabberd* | *erlang-base*)
+    if [ ! -e $POLICY ]; then
+        trap '$SUDO rm -f $POLICY' EXIT
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee $POLICY >/dev/null
+        $SUDO chmod 755 $POLICY
+    fi ;;
+esac
+
 # Try without refreshing the index first: on a warm machine that is much faster.
 $SUDO apt-get install -y -q $missing >/dev/null 2>&1 || {
     $SUDO apt-get update -q >/dev/null
     $SUDO apt-get install -y -q $missing >/dev/null
 }
+
+# ... and disabled, so that no boot starts them either.
+for p in $missing; do
+    case $p in
+    prosody | ejabberd) units="$p" ;;
+    erlang-base) units="epmd.socket epmd.service" ;;
+    *) continue ;;
+    esac
+    for u in $units; do
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+            $SUDO systemctl disable --now "$u" >/dev/null 2>&1 || true
+        elif [ -e "/etc/init.d/$u" ] && command -v update-rc.d >/dev/null 2>&1; then
+            $SUDO update-rc.d "$u" disable >/dev/null 2>&1 || true
+        fi
+    done
+done

@@ -19,6 +19,13 @@ Fixtures:
   make_server   function scope, a factory: make_server(c2s={...}, ...) for tests that
                 need their own node (faults, timeouts, other policies)
 
+Federation peers (peers.py): make_federation, module scope, a factory of
+peers.Federation (a DNS server, a test CA, real Prosody and ejabberd servers and
+starling nodes on addresses of their own), each stopped and its folder removed when the
+module ends (STARLING_KEEP_PEERS=1 keeps the folders). A test that takes a Federation or a peer as
+an argument gets their logs in its report when it fails, and fails if one of their
+servers died.
+
 Accounts: every node has ACCOUNTS (alice, bob, carol, dave, erin). A test that must not
 share state with others (rosters, offline messages, blocklists live in the node's
 database and outlast a test) makes accounts nobody else uses with
@@ -186,15 +193,14 @@ def port_accepts(port, timeout=0.2):
 # ---- one node ---------------------------------------------------------------------------
 
 
-def _conf_value(v):
-    if isinstance(v, (list, tuple)):
-        return "[ " + ", ".join(_conf_value(x) for x in v) + " ]"
+def conf_value(v):
+    """v in the config's syntax (libconfig): a bool, number, string or list of them."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
-    if isinstance(v, list):
-        return "[ " + ", ".join(_conf_value(x) for x in v) + " ]"
+    if isinstance(v, (list, tuple)):
+        return "[ " + ", ".join(conf_value(x) for x in v) + " ]"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -245,10 +251,10 @@ class Server:
         for group, values in self.groups.items():
             if group != "c2s":
                 cfg.setdefault(group, {}).update(values)
-        lines = [f"domain = {_conf_value(self.domain)};"]
+        lines = [f"domain = {conf_value(self.domain)};"]
         for group, values in cfg.items():
             lines.append(f"{group} = {{")
-            lines += [f"    {k} = {_conf_value(v)};" for k, v in values.items()]
+            lines += [f"    {k} = {conf_value(v)};" for k, v in values.items()]
             lines.append("};")
         self.conf.write_text("\n".join(lines) + "\n")
 
@@ -516,6 +522,29 @@ def make_server(tmp_path, request):
             _warn_leaks(s)
 
 
+@pytest.fixture(scope="module")
+def make_federation():
+    """make_federation(): a new peers.Federation, closed at the end of the module."""
+    import peers
+
+    made = []
+
+    def make():
+        net = peers.Federation.make()
+        made.append(net)
+        return net
+
+    yield make
+    for net in made:
+        net.close()
+
+
+def _peers_of(item):
+    """Federations and peers among the test's arguments (duck-typed: peers.py is only
+    imported by the modules that use it)."""
+    return [v for v in getattr(item, "funcargs", {}).values() if hasattr(v, "report_sections")]
+
+
 def _servers_of(item):
     found = []
     for v in getattr(item, "funcargs", {}).values():
@@ -536,6 +565,8 @@ def _check_stable(request):
     for s in _servers_of(request.node):
         if s.expect_stable and s.proc is not None and s.proc.poll() is None:
             s.assert_stable()
+    for p in _peers_of(request.node):
+        p.assert_running()
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -546,3 +577,5 @@ def pytest_runtest_makereport(item, call):
     if rep.failed:
         for s in _servers_of(item):
             rep.sections.append((f"starling log ({s.name}, {s.dir})", s.log_tail()))
+        for p in _peers_of(item):
+            rep.sections.extend(p.report_sections())

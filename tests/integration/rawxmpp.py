@@ -80,7 +80,8 @@ class RawClient:
         self.jid = None
         self.received = bytearray()
         port = port or (server.tls_port if direct_tls else server.port)
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+        # Federation peers (peers.py) listen on addresses of their own.
+        self.sock = socket.create_connection((getattr(server, "host", "127.0.0.1"), port), timeout=timeout,
                                              source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if direct_tls:

@@ -10,7 +10,9 @@ slixmpp clients for the integration tests, driven from asyncio with timeouts.
     run(scenario(server))
 
 Every received <message/>, <presence/> and stream error lands in a queue of the client,
-so a test awaits exactly what it expects, in order, instead of sleeping. The certificate
+so a test awaits exactly what it expects, in order, instead of sleeping (message and
+presence errors land in one more, client.errors: a bounce is noticed whatever the test
+awaits). The certificate
 gencert wrote is the only trust anchor (the domain is "localhost", which the certificate
 names).
 """
@@ -59,14 +61,15 @@ class Client(slixmpp.ClientXMPP):
         self.messages = asyncio.Queue()
         self.presences = asyncio.Queue()
         self.stream_errors = asyncio.Queue()
+        self.errors = asyncio.Queue()  # message and presence errors, also in their own queues
         self.auth_failures = []  # <failure/> conditions, in order
         self.used_mech = None
         self.gone = asyncio.get_running_loop().create_future()
         self._session = asyncio.get_running_loop().create_future()
         self.register_handler(Callback("all messages", MatchXPath("{jabber:client}message"),
-                                       self.messages.put_nowait))
+                                       lambda st: self._queue(self.messages, st)))
         self.register_handler(Callback("all presence", MatchXPath("{jabber:client}presence"),
-                                       self.presences.put_nowait))
+                                       lambda st: self._queue(self.presences, st)))
         self.add_event_handler("session_start", self._on_session)
         self.add_event_handler("auth_success", self._on_auth)
         self.add_event_handler("failed_auth", lambda st: self.auth_failures.append(st["condition"]))
@@ -76,6 +79,11 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("disconnected", self._on_disconnected)
 
     # -- events --
+
+    def _queue(self, queue, stanza):
+        queue.put_nowait(stanza)
+        if stanza["type"] == "error":
+            self.errors.put_nowait(stanza)
 
     def _on_session(self, _):
         if not self._session.done():
@@ -98,7 +106,8 @@ class Client(slixmpp.ClientXMPP):
 
     async def start(self, timeout=STEP):
         port = self.node.tls_port if self.direct_tls else self.node.port
-        self.connect(("127.0.0.1", port), use_ssl=self.direct_tls)
+        # Federation peers (peers.py) listen on addresses of their own.
+        self.connect((getattr(self.node, "host", "127.0.0.1"), port), use_ssl=self.direct_tls)
         try:
             await asyncio.wait_for(self._session, timeout)
         except asyncio.TimeoutError:
@@ -122,6 +131,10 @@ class Client(slixmpp.ClientXMPP):
 
     async def next_presence(self, pred=None, timeout=STEP):
         return await self._next(self.presences, pred, timeout, "presence")
+
+    async def next_error(self, pred=None, timeout=STEP):
+        """The next message or presence of type error (it stays in its own queue too)."""
+        return await self._next(self.errors, pred, timeout, "error")
 
     async def next_stream_error(self, timeout=STEP):
         return await self._next(self.stream_errors, None, timeout, "stream error")
@@ -185,9 +198,13 @@ class Clients:
         self.all.append(c)
         return c
 
-    async def login(self, user, resource=None, available=False, priority=None, **kw):
+    async def login(self, user, resource=None, available=False, priority=None, roster=False, **kw):
+        """roster=True fetches the roster first: RFC 6121 §2.1.6 sends roster pushes only
+        to resources that did ("interested"), and Prosody and ejabberd keep to that."""
         c = self.new(user, resource, **kw)
         await c.start()
+        if roster:
+            await c.get_roster(timeout=STEP)
         if available:
             await c.available(priority)
         return c
