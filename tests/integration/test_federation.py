@@ -15,6 +15,7 @@ test_peers.py runs the same tests between Prosody and ejabberd, each way, so tha
 fails here with starling is starling's.
 """
 import asyncio
+import time
 
 import pytest
 from slixmpp.exceptions import IqError
@@ -145,6 +146,34 @@ def test_message_each_way(pair):
             assert [(await a.next_message(timeout=FIRST))["body"] for _ in range(3)] == ["p0", "p1", "p2"]
 
     run(scenario(), SCENARIO)
+
+
+def test_streams_authenticate_as_the_certificates_allow(pair):
+    """After the exchange above, starling's streams with the peer, both directions, are
+    SASL EXTERNAL (XEP-0178) with the test CA and dialback (XEP-0220) with self-signed
+    certificates, and the peer's log agrees where it says."""
+    st, peer = pair
+    ca = peer.certs == "ca"
+    deadline = time.monotonic() + 15
+    if ca:
+        want = [f"{peer.domain} authenticated with its certificate (SASL EXTERNAL)",
+                f"authenticated to {peer.domain} with our certificate (SASL EXTERNAL)"]
+    else:
+        want = [f"{peer.domain} may send to {st.domain} (dialback)",
+                f"{peer.domain} accepted us as {st.domain} (dialback)"]
+    while True:
+        log = st.log_text()
+        missing = [w for w in want if w not in log]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not missing, f"starling did not log {missing}:\n{st.log_tail()}"
+    other = "(dialback)" if ca else "(SASL EXTERNAL)"
+    assert not [l for l in log.splitlines() if peer.domain in l and other in l]
+    if peer.kind == "ejabberd":
+        method = "EXTERNAL" if ca else "dialback"
+        peer.wait_log(f"Accepted inbound s2s {method} authentication {st.domain} -> {peer.domain}",
+                      f"Accepted outbound s2s {method} authentication {peer.domain} -> {st.domain}")
 
 
 def test_subscription_handshake_both_ways(pair):
