@@ -105,6 +105,8 @@ void in_open(struct s2s_conn *c, const struct xml_event *ev)
             return;
         }
         if (!(c->fe.flags & S2S_F_SASL_OK)) {
+            if ((c->fe.flags & FE_F_DIRECT) && !c->remote)
+                LOG_INFO("s2s: %s connected over Direct TLS (XEP-0368)", dom);
             free(c->remote);
             c->remote = strdup(dom);
         } else if (!c->remote || strcmp(dom, c->remote) != 0) {

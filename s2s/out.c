@@ -328,6 +328,7 @@ void out_connected(struct s2s_conn *c, int res)
     fe_arm_recv(f);
     s2s_stream_start(f); /* the parser; the header too unless TLS comes first */
     if (f->flags & FE_F_DIRECT) {
+        LOG_INFO("s2s: to %s over Direct TLS (XEP-0368)", c->remote);
         if (fe_start_tls_client(f, t->client_tls, c->remote) < 0) {
             fe_close(f);
             return;

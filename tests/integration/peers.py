@@ -755,6 +755,8 @@ class Starling(Peer):
                     "dns_servers": [f"{self.net.dns.address}:{self.net.dns.port}"],
                     "ca_file": str(self.net.ca.cert_path)},
         }
+        if self.s2s_tls_port:
+            cfg["s2s"]["listen_tls"] = f"{self.host}:{self.s2s_tls_port}"
         for group, values in self.overrides.items():
             cfg.setdefault(group, {}).update(values)
         return cfg
