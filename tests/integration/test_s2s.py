@@ -250,3 +250,80 @@ def test_blocking_a_remote_jid_and_a_remote_domain(pair):
 
         run(through(), timeout=30)
         dave.wait_for(is_message(body="unblocked"), timeout=FIRST, what="the unblocked message")
+
+
+def test_a_server_that_comes_up_is_tried_at_once(pair, tmp_path):
+    """RFC 6120 §8.3 with a transient failure: a stanza for a domain whose server is down
+    comes back with remote-server-not-found; once the server is up, the next stanza is
+    delivered at once (no failure remembered against it for minutes)."""
+    a, _ = pair
+    port = next(int(r.rsplit(":", 1)[1]) for r in a.groups["s2s"]["routes"] if r.startswith("dead.test="))
+
+    async def send(alice, mid):
+        m = alice.make_message(mto="late@dead.test", mbody=mid, mtype="chat")
+        m["id"] = mid
+        m.send()
+
+    async def first():
+        async with Clients(a) as ca:
+            alice = await ca.login("alice", "late")
+            await send(alice, "l1")
+            e = await alice.next_message(lambda m: m["id"] == "l1", timeout=FIRST)
+            assert e["type"] == "error" and e["error"]["condition"] == "remote-server-not-found"
+
+    run(first(), timeout=60)
+    late = Server(tmp_path / "late", name="dead.test", accounts={"late": "late-pw"},
+                  s2s={"listen": f"127.0.0.1:{port}", "routes": a.groups["s2s"]["routes"]})
+    late.domain = "dead.test"
+    late.setup()
+    late.start()
+    try:
+        async def second():
+            async with Clients(a) as ca, Clients(late) as cl:
+                alice = await ca.login("alice", "late2")
+                who = await cl.login("late", "up", available=True)
+                await send(alice, "l2")
+                m = await who.next_message(lambda m: m["body"] == "l2", timeout=FIRST)
+                assert m["from"].bare == alice.boundjid.bare
+
+        run(second(), timeout=60)
+    finally:
+        _stop_cleanly(late)
+
+
+def test_queue_bound_and_timeout_while_a_stream_is_made(tmp_path):
+    """A peer that accepts TCP and then says nothing: stanzas wait for the stream up to
+    s2s.max_queue, one more is returned at once with resource-constraint, and when
+    s2s.auth_timeout passes every waiting one comes back with remote-server-timeout."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    node = Server(tmp_path / "q", name="q.test",
+                  s2s={"listen": "", "routes": [f"silent.test=127.0.0.1:{port}"],
+                       "max_queue": 3, "auth_timeout": 2})
+    node.domain = "q.test"
+    node.setup()
+    node.start()
+    try:
+        async def go():
+            async with Clients(node) as cs:
+                alice = await cs.login("alice", "q")
+                for i in range(5):
+                    m = alice.make_message(mto="x@silent.test", mbody=f"q{i}", mtype="chat")
+                    m["id"] = f"q{i}"
+                    m.send()
+                errs = {}
+                while len(errs) < 5:
+                    e = await alice.next_message(lambda m: m["type"] == "error", timeout=FIRST)
+                    errs[e["id"]] = e["error"]["condition"]
+                return errs
+
+        errs = run(go(), timeout=60)
+        assert sorted(errs.values()) == ["remote-server-timeout"] * 3 + ["resource-constraint"] * 2
+        assert errs["q0"] == errs["q1"] == errs["q2"] == "remote-server-timeout"
+    finally:
+        silent.close()
+        _stop_cleanly(node)
