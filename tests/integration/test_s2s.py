@@ -327,3 +327,50 @@ def test_queue_bound_and_timeout_while_a_stream_is_made(tmp_path):
     finally:
         silent.close()
         _stop_cleanly(node)
+
+
+def test_unsubscribe_and_cancel_across_servers(pair):
+    """RFC 6121 §3.3 and §3.2 across servers: after a mutual subscription, x on a.test
+    unsubscribes from y on b.test (x's roster says from, y's to, and x hears y go
+    unavailable), then x cancels y's subscription to it (unsubscribed): both rosters say
+    none, and y hears x go unavailable."""
+    a, b = pair
+    (ua,) = a.new_users(1, "us")
+    (ub,) = b.new_users(1, "us")
+
+    async def sub(c, jid, state):
+        """Until c's roster (slixmpp keeps it from the server's pushes) says state."""
+        now = None
+        for _ in range(200):
+            r = c.client_roster
+            now = r[jid]["subscription"] if r.has_jid(jid) else None
+            if now == state:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{c.boundjid}: {jid} never became {state}: {now}")
+
+    async def go():
+        async with Clients(a) as ca, Clients(b) as cb:
+            x = await ca.login(ua, "u", available=True)
+            y = await cb.login(ub, "u", available=True)
+            await x.get_roster()  # pushes go to resources that asked (RFC 6121 §2.1.6)
+            await y.get_roster()
+            xj, yj = x.boundjid.bare, y.boundjid.bare
+            for asker, approver in ((x, y), (y, x)):
+                asker.send_presence(pto=approver.boundjid.bare, ptype="subscribe")
+                await approver.next_presence(lambda p: p["type"] == "subscribe", timeout=FIRST)
+                approver.send_presence(pto=asker.boundjid.bare, ptype="subscribed")
+            await sub(x, yj, "both")
+            await sub(y, xj, "both")
+            x.send_presence(pto=yj, ptype="unsubscribe")
+            await x.next_presence(lambda p: p["type"] == "unavailable" and p["from"].bare == yj,
+                                  timeout=FIRST)
+            await sub(x, yj, "from")
+            await sub(y, xj, "to")
+            x.send_presence(pto=yj, ptype="unsubscribed")
+            await y.next_presence(lambda p: p["type"] == "unavailable" and p["from"].bare == xj,
+                                  timeout=FIRST)
+            await sub(x, yj, "none")
+            await sub(y, xj, "none")
+
+    run(go(), timeout=90)
