@@ -67,6 +67,7 @@ struct s2s_conn {
     bool db_ready;          /* authz and dialback initialised for the current stream */
     bool timed_out;         /* closed at a deadline, for the bounce's condition */
     uint64_t addr_key;      /* inbound: the peer's address (IPv6: its /64) */
+    bool addr_counted;      /* inbound: counted against s2s.max_connections_per_address */
     uint16_t id_len;
     char id[DIALBACK_ID_MAX + 1]; /* the stream ID: ours inbound, the peer's outbound */
     struct authz authz;
