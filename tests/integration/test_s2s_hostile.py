@@ -368,3 +368,58 @@ def test_too_many_connections_from_one_address(nodes):
         for p in peers:
             p.close()
     across(a, b)
+
+
+def test_dialback_as_a_real_peer_with_a_forged_key(nodes):
+    """The hostile stream claims to be b.test: a.test asks b.test, the real
+    authoritative server, which finds the key invalid. The stream is refused, and the
+    real streams between a.test and b.test are not disturbed."""
+    a, b = nodes
+    with Peer(a, stream_extra=f" xmlns:db='{NS_DB}' from='b.test'") as p:
+        p.open()
+        p.dialback("b.test")
+        el = p.wait_for(lambda e: e.tag == q(NS_DB, "result"), timeout=10,
+                        what="the dialback answer")
+        assert el.get("type") == "invalid", ET.tostring(el)
+        assert p.expect_stream_error() == "not-authorized"
+    across(a, b)
+
+
+def test_large_stanza_before_authentication(nodes):
+    """Before the peer is authenticated it gets a client's pre-login stanza size
+    (c2s.max_stanza_size_preauth, 8K), not s2s.max_stanza_size."""
+    a, b = nodes
+    with Peer(a) as p:
+        p.open()
+        try:
+            p.send(f"<message from='mallory@{EVIL}' to='alice@a.test'><body>" + "k" * 20000 +
+                   "</body></message>")
+        except OSError:
+            pass
+        assert p.expect_stream_error() == "policy-violation"
+    across(a, b)
+
+
+def test_slow_unauthenticated_streams_time_out(nodes):
+    """A stream that keeps trickling whitespace, and one that stops in the middle of
+    its TLS handshake, are both cut at s2s.auth_timeout: traffic does not extend it."""
+    a, b = nodes
+    with Peer(a) as trickle, Peer(a) as stalled:
+        trickle.open()
+        stalled.open()
+        stalled.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        assert stalled.stanza().tag == "{urn:ietf:params:xml:ns:xmpp-tls}proceed"
+        t0 = time.monotonic()
+        while not trickle.events and time.monotonic() - t0 < AUTH_TIMEOUT + 2:
+            try:
+                trickle.send(" ")
+            except OSError:
+                break
+            trickle.pump(time.monotonic() + 0.3)
+        took = time.monotonic() - t0
+        assert AUTH_TIMEOUT - 1.5 < took < AUTH_TIMEOUT + 2, f"the trickle lasted {took:.1f} s"
+        assert trickle.expect_stream_error(timeout=1) == "connection-timeout"
+        # No stream error in the middle of a handshake: the connection just closes.
+        stalled.stop_parsing()
+        assert stalled.wait_eof(timeout=3), "the stalled handshake is still open"
+    across(a, b)
