@@ -27,7 +27,7 @@ from xml.sax.saxutils import quoteattr
 import pytest
 
 from conftest import Server, _stop_cleanly, free_port, port_accepts
-from rawxmpp import NS_STREAM, RawClient, login, q, stream_error_condition
+from rawxmpp import NS_STREAM, RawClient, header, login, q
 
 NS_SERVER = "jabber:server"
 NS_DB = "jabber:server:dialback"
@@ -242,7 +242,15 @@ def test_authenticated_peer_is_served(nodes):
     across(a, b)
 
 
-def test_malformed_xml_over_tls(nodes):
+@pytest.mark.parametrize("xml,condition", [
+    ("<message to='alice@a.test'><body>x</message>", "not-well-formed"),
+    ("<message to='alice@a.test' to='bob@a.test'/>", "not-well-formed"),
+    ("<!DOCTYPE m [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;'>]>", "restricted-xml"),
+    ("<!-- hello -->", "restricted-xml"),
+    ("<?php x?>", "restricted-xml"),
+    ("<x:message xmlns='jabber:server'/>", "not-well-formed"),  # an undeclared prefix
+])
+def test_malformed_xml_over_tls(nodes, xml, condition):
     a, b = nodes
     with Peer(a) as p:
         _, feats = p.open()
@@ -250,17 +258,55 @@ def test_malformed_xml_over_tls(nodes):
         p.starttls()
         p.open()
         assert isinstance(p.sock, ssl.SSLSocket)
-        p.send("<message to='alice@a.test'><body>x</message>")
-        assert p.expect_stream_error() == "not-well-formed"
+        p.send(xml)
+        assert p.expect_stream_error() == condition
     across(a, b)
 
 
-def test_spoofed_from(nodes):
-    """A stanza from a domain the stream did not authenticate: b.test's, say."""
-    stanza_error("<message from='bob@b.test/x' to='alice@a.test' type='chat'>"
+@pytest.mark.parametrize("ns,stream_ns", [("jabber:client", NS_STREAM),
+                                           (NS_SERVER, "http://example.com/streams")])
+def test_wrong_stream_namespace(nodes, ns, stream_ns):
+    """A client's stream, or a stream in another namespace, on the server port."""
+    a, b = nodes
+    with Peer(a) as p:
+        p.send(header(to="a.test", ns=ns, stream_ns=stream_ns, extra=p.stream_extra))
+        assert p.expect_stream_error() == "invalid-namespace"
+    across(a, b)
+
+
+@pytest.mark.parametrize("sender", ["bob@b.test/x", "carol@a.test", "elsewhere.test"])
+def test_spoofed_from(nodes, sender):
+    """A stanza from a domain the stream did not authenticate: b.test's, ours, any."""
+    stanza_error(f"<message from='{sender}' to='alice@a.test' type='chat'>"
                  "<body>spoofed</body></message>", "invalid-from", nodes)
     a, _ = nodes
     assert b"spoofed" not in a.alice.received
+
+
+def test_stream_to_a_domain_not_served(nodes):
+    a, b = nodes
+    with Peer(a) as p:
+        p.send(header(to="elsewhere.test", ns=NS_SERVER, extra=p.stream_extra))
+        assert p.expect_stream_error() == "host-unknown"
+    across(a, b)
+
+
+@pytest.mark.parametrize("answer", [
+    f"<db:result from='{EVIL}' to='a.test' type='valid'/>",  # "you accepted me"
+    f"<db:verify from='{EVIL}' to='a.test' id='x' type='valid'/>",
+])
+def test_unsolicited_dialback_answer(nodes, answer):
+    """A dialback answer to no request of ours authenticates nothing (XEP-0220 §3.1):
+    on an inbound stream without XEP-0288 no answer can come at all (dialback.h)."""
+    a, b = nodes
+    with Peer(a) as p:
+        p.open()
+        p.send(answer)
+        p.send(f"<message from='mallory@{EVIL}' to='alice@a.test' type='chat'>"
+               "<body>unsolicited</body></message>")
+        assert p.expect_stream_error() == "unsupported-stanza-type"
+    across(a, b)
+    assert b"unsolicited" not in a.alice.received
 
 
 def test_wrong_to_domain(nodes):
