@@ -431,15 +431,20 @@ def test_dialback_as_a_real_peer_with_a_forged_key(nodes):
     across(a, b)
 
 
-def test_large_stanza_before_authentication(nodes):
-    """Before the peer is authenticated it gets a client's pre-login stanza size
-    (c2s.max_stanza_size_preauth, 8K), not s2s.max_stanza_size."""
+@pytest.mark.parametrize("what", ["stanza", "header"])
+def test_large_element_before_authentication(nodes, what):
+    """Before the peer is authenticated it gets a client's pre-login element size
+    (c2s.max_stanza_size_preauth, 8K), not s2s.max_stanza_size: for a stanza and for
+    the stream header itself."""
     a, b = nodes
     with Peer(a) as p:
-        p.open()
         try:
-            p.send(f"<message from='mallory@{EVIL}' to='alice@a.test'><body>" + "k" * 20000 +
-                   "</body></message>")
+            if what == "header":
+                p.send(header(to="a.test", ns=NS_SERVER, extra=f" x='{'k' * 20000}'"))
+            else:
+                p.open()
+                p.send(f"<message from='mallory@{EVIL}' to='alice@a.test'><body>" +
+                       "k" * 20000 + "</body></message>")
         except OSError:
             pass
         assert p.expect_stream_error() == "policy-violation"
@@ -469,3 +474,37 @@ def test_slow_unauthenticated_streams_time_out(nodes):
         stalled.stop_parsing()
         assert stalled.wait_eof(timeout=3), "the stalled handshake is still open"
     across(a, b)
+
+
+def test_stanza_flood_leaves_others_served(nodes):
+    """An authenticated peer writes stanzas as fast as it can (to a user who does not
+    exist, so the router answers each); meanwhile messages still cross between a.test
+    and b.test."""
+    a, b = nodes
+    with Peer(a) as p:
+        p.authenticate()
+        stop = threading.Event()
+        sent = [0]
+
+        def flood():
+            batch = "".join(f"<message from='mallory@{EVIL}' to='nobody@a.test' id='{i}' "
+                            "type='chat'><body>flood</body></message>" for i in range(200))
+            try:
+                while not stop.is_set():
+                    p.send(batch)
+                    sent[0] += 200
+            except OSError:
+                pass
+
+        th = threading.Thread(target=flood, daemon=True)
+        th.start()
+        try:
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            across(a, b)
+            took = time.monotonic() - t0
+        finally:
+            stop.set()
+            th.join(10)
+    assert sent[0] > 10000, "the flood did not get going"
+    assert took < 5, f"messages took {took:.1f} s to cross during the flood"
