@@ -91,8 +91,12 @@ static void accepted(struct fe_conn *f, unsigned listener)
     if (!address_open(c->addr_key, f->t->cfg->s2s.max_connections_per_address,
                       &c->addr_counted)) {
         LOG_RL(LOG_LEVEL_WARN, "s2s: too many connections from one address");
-        fe_stream_error(f, "policy-violation");
-        return;
+        /* Over Direct TLS the peer can only hear why inside TLS: at its header. */
+        if (listener != 1) {
+            fe_stream_error(f, "policy-violation");
+            return;
+        }
+        f->flags |= S2S_F_REFUSED;
     }
     if (listener == 1) { /* Direct TLS (XEP-0368) */
         f->flags |= FE_F_DIRECT;

@@ -14,6 +14,8 @@ source address (127.0.0.x), so the limit per address sees only it.
 
 a.test allows plaintext server streams (s2s.require_encryption = false) so most attacks
 need no TLS; the malformed XML and the too-many-connections attacks go over STARTTLS.
+It runs two s2s threads, so that the limit per address is seen to be the process's.
+Its limits are small (AUTH_TIMEOUT, MAX_PENDING, MAX_PER_ADDRESS, MAX_STANZA below).
 """
 import itertools
 import os
@@ -119,10 +121,12 @@ class Authoritative:
 class Peer(RawClient):
     """A raw server-to-server stream to a.test's s2s port, from its own address."""
 
-    def __init__(self, node, **kw):
+    def __init__(self, node, direct_tls=False, **kw):
         kw.setdefault("source", source())
         kw.setdefault("stream_extra", f" xmlns:db='{NS_DB}' from='{EVIL}'")
-        super().__init__(node, port=node.s2s_port, **kw)
+        port = node.s2s_tls_port if direct_tls else node.s2s_port
+        super().__init__(node, port=port, direct_tls=direct_tls, **kw)
+        self.direct_tls = direct_tls
 
     def open(self, **kw):
         kw.setdefault("ns", NS_SERVER)
@@ -172,14 +176,15 @@ def _node(tmp, domain, s2s_port, routes, **s2s):
 def nodes(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("s2s_hostile")
     auth = Authoritative(valid=[EVIL])
-    pa, pb = free_port(), free_port()
+    pa, pb, pa_tls = free_port(), free_port(), free_port()
     routes = [f"a.test=127.0.0.1:{pa}", f"b.test=127.0.0.1:{pb}"]
     a = _node(tmp, "a.test", pa,
               routes + [f"{d}=127.0.0.1:{auth.port}" for d in [EVIL] + FLOOD],
               require_encryption=False, auth_timeout=AUTH_TIMEOUT,
               max_dialback_pending=MAX_PENDING,
               max_connections_per_address=MAX_PER_ADDRESS, max_stanza_size=MAX_STANZA,
-              threads=2)
+              listen_tls=f"127.0.0.1:{pa_tls}", threads=2)
+    a.s2s_tls_port = pa_tls
     b = _node(tmp, "b.test", pb, routes)
     a.start()
     b.start()
@@ -218,7 +223,7 @@ def across(a, b):
 
 def stanza_error(stanza, condition, nodes):
     """An authenticated hostile stream sends `stanza`: the stream ends with
-    `condition`, alice never sees it, and federation carries on."""
+    `condition`, and federation carries on."""
     a, b = nodes
     with Peer(a) as p:
         p.authenticate()
@@ -398,10 +403,13 @@ def test_too_many_connections_from_one_address(nodes):
             p.open()
             peers.append(p)
         # Each thread of s2s accepts its share of them (SO_REUSEPORT): the count is the
-        # process's, so every one past the limit is refused.
-        for _ in range(MAX_PER_ADDRESS):
-            extra = Peer(a, source=addr)
+        # process's, so every one past the limit is refused; on the Direct TLS port
+        # (XEP-0368) it hears so over TLS, at its stream header.
+        for i in range(2 * MAX_PER_ADDRESS):
+            extra = Peer(a, source=addr, direct_tls=i % 2 == 1)
             peers.append(extra)
+            if extra.direct_tls:
+                extra.send(header(to="a.test", ns=NS_SERVER, extra=extra.stream_extra))
             assert extra.expect_stream_error() == "policy-violation"
         # The ones within the limit are still served: one goes on to STARTTLS.
         peers[0].starttls()
