@@ -1,5 +1,6 @@
 /*
- * conn.c: what s2s adds to the front-end layer's connection and thread (fe.h).
+ * conn.c: what s2s adds to the front-end layer's connection and thread (fe.h), and the
+ * count of inbound connections per address that every thread shares.
  */
 #include "s2s/s2s.h"
 #include "common/core/log.h"
