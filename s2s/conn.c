@@ -1,28 +1,71 @@
 /*
- * conn.c: what s2s adds to the front-end layer's connection and thread (fe.h).
+ * conn.c: what s2s adds to the front-end layer's connection and thread (fe.h), and the
+ * count of inbound connections per address that every thread shares.
  */
 #include "s2s/s2s.h"
 #include "common/core/log.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-/* Connections from the peer's address (IPv6: its /64) among this thread's inbound ones
- * (s2s.max_connections_per_address); a thread holds few, so a walk is cheap. */
-static bool address_full(struct s2s_conn *c)
+/* Inbound connections per peer address (IPv6: its /64) across the process, for
+ * s2s.max_connections_per_address: SO_REUSEPORT spreads one address's connections over
+ * every thread, so a count per thread would allow s2s.threads times the limit. Few
+ * addresses connect to a server at once and only an accept or a release touches the
+ * list: a walk under a mutex is cheap. */
+static struct {
+    pthread_mutex_t lock;
+    struct addr_count {
+        uint64_t key;
+        uint32_t n;
+    } *v;
+    size_t n, cap;
+} addrs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Counts a connection from key unless it would make more than max: false then. Without
+ * memory the connection goes uncounted (allowed) and true is returned, *counted false. */
+static bool address_open(uint64_t key, uint32_t max, bool *counted)
 {
-    struct fe_thread *t = c->fe.t;
-    uint32_t max = t->cfg->s2s.max_connections_per_address;
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < t->nslots && n < max; i++) {
-        struct s2s_conn *o = (struct s2s_conn *)fe_slot(t, i);
-        if (o != c && o->fe.state != FE_FREE && o->fe.state != FE_CLOSING &&
-            !(o->fe.flags & S2S_F_OUTBOUND) && o->addr_key == c->addr_key)
-            n++;
+    bool ok = true;
+    *counted = false;
+    pthread_mutex_lock(&addrs.lock);
+    size_t i = 0;
+    while (i < addrs.n && addrs.v[i].key != key)
+        i++;
+    if (i == addrs.n) {
+        if (addrs.n == addrs.cap) {
+            size_t cap = addrs.cap ? 2 * addrs.cap : 16;
+            struct addr_count *v = realloc(addrs.v, cap * sizeof *v);
+            if (!v)
+                goto out;
+            addrs.v = v;
+            addrs.cap = cap;
+        }
+        addrs.v[addrs.n++] = (struct addr_count){key, 0};
     }
-    return n >= max;
+    ok = addrs.v[i].n < max;
+    if (ok) {
+        addrs.v[i].n++;
+        *counted = true;
+    }
+out:
+    pthread_mutex_unlock(&addrs.lock);
+    return ok;
+}
+
+static void address_close(uint64_t key)
+{
+    pthread_mutex_lock(&addrs.lock);
+    for (size_t i = 0; i < addrs.n; i++)
+        if (addrs.v[i].key == key) {
+            if (!--addrs.v[i].n)
+                addrs.v[i] = addrs.v[--addrs.n];
+            break;
+        }
+    pthread_mutex_unlock(&addrs.lock);
 }
 
 static uint64_t address_key(int fd)
@@ -46,10 +89,15 @@ static void accepted(struct fe_conn *f, unsigned listener)
     struct s2s_conn *c = (struct s2s_conn *)f;
     s2s_stream_start(f);
     c->addr_key = address_key(f->fd);
-    if (address_full(c)) {
+    if (!address_open(c->addr_key, f->t->cfg->s2s.max_connections_per_address,
+                      &c->addr_counted)) {
         LOG_RL(LOG_LEVEL_WARN, "s2s: too many connections from one address");
-        fe_stream_error(f, "policy-violation");
-        return;
+        /* Over Direct TLS the peer can only hear why inside TLS: at its header. */
+        if (listener != 1) {
+            fe_stream_error(f, "policy-violation");
+            return;
+        }
+        f->flags |= S2S_F_REFUSED;
     }
     if (listener == 1) { /* Direct TLS (XEP-0368) */
         f->flags |= FE_F_DIRECT;
@@ -78,6 +126,9 @@ static void release(struct fe_conn *f)
     struct s2s_conn *c = (struct s2s_conn *)f;
     free(c->remote);
     c->remote = NULL;
+    if (c->addr_counted)
+        address_close(c->addr_key);
+    c->addr_counted = false;
     if (c->db_ready) {
         dialback_free(&c->db);
         authz_free(&c->authz);

@@ -46,6 +46,7 @@ struct s2s_dns_poll;
 #define S2S_F_FEATURES 0x0008 /* outbound: the peer's features of this stream arrived */
 #define S2S_F_SASL_OK  0x0040 /* SASL EXTERNAL succeeded: the restarted stream keeps its pair */
 #define S2S_F_BIDI     0x0080 /* XEP-0288 negotiated (kept across the SASL restart) */
+#define S2S_F_REFUSED  0x2000 /* over s2s.max_connections_per_address: refused at its header */
 
 /* s2s_conn.phase of an outbound stream. */
 enum s2s_phase {
@@ -67,6 +68,7 @@ struct s2s_conn {
     bool db_ready;          /* authz and dialback initialised for the current stream */
     bool timed_out;         /* closed at a deadline, for the bounce's condition */
     uint64_t addr_key;      /* inbound: the peer's address (IPv6: its /64) */
+    bool addr_counted;      /* inbound: counted against s2s.max_connections_per_address */
     uint16_t id_len;
     char id[DIALBACK_ID_MAX + 1]; /* the stream ID: ours inbound, the peer's outbound */
     struct authz authz;

@@ -105,7 +105,9 @@ void s2s_stream_event(struct fe_conn *f, enum xml_ev_kind kind, const struct xml
     if (kind == XML_EV_ERROR) {
         fe_stream_error(f, xml_err_condition(ev->err));
     } else if (kind == XML_EV_STREAM_OPEN) {
-        if (out)
+        if (f->flags & S2S_F_REFUSED)
+            fe_stream_error(f, "policy-violation"); /* s2s.max_connections_per_address */
+        else if (out)
             out_open(c, ev);
         else
             in_open(c, ev);
