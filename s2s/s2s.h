@@ -22,7 +22,6 @@
  *             bidi, EXTERNAL or dialback), sending, idle close, failures and backoff
  *   resolve.c finding peers: the thread's resolver on its loop (resolve.h)
  *   remote.c  stanzas the router hands over (PROTO_REMOTE); bounces (RFC 6120 §8.3)
- *   resolve.c finding peers: the thread's resolver on its loop (resolve.h)
  *   main.c    process start, threads, control messages from the supervisor
  *
  * Every function here runs on the thread that owns the connection or thread it is given.
