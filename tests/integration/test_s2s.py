@@ -18,11 +18,11 @@ from slixclient import Clients, run
 FIRST = 20.0  # the first stanza to a domain makes the streams: TCP, TLS, dialback both ways
 
 
-def _node(tmp, domain, s2s_port, routes, ca, threads=1):
+def _node(tmp, domain, s2s_port, routes, ca, threads=1, expect_stable=True):
     s2s = {"listen": f"127.0.0.1:{s2s_port}", "routes": routes, "threads": threads}
     if ca:
         s2s["ca_file"] = str(ca / "ca.crt")
-    s = Server(tmp / domain, name=domain, s2s=s2s)
+    s = Server(tmp / domain, name=domain, s2s=s2s, expect_stable=expect_stable)
     s.domain = domain
     s.setup()
     if ca:
@@ -374,3 +374,44 @@ def test_unsubscribe_and_cancel_across_servers(pair):
             await sub(y, xj, "none")
 
     run(go(), timeout=90)
+
+
+def test_s2s_and_router_restarts(tmp_path):
+    """The supervisor replaces a killed s2s process (its streams are gone: the next stanza
+    each way makes new ones) and a killed router (s2s keeps its streams; what the router
+    had not finished is handed to the new one): messages cross both ways after each."""
+    import os
+    import signal
+    import time
+
+    pa, pb = free_port(), free_port()
+    routes = [f"a.test=127.0.0.1:{pa}", f"b.test=127.0.0.1:{pb}"]
+    a = _node(tmp_path, "a.test", pa, routes, None, expect_stable=False)
+    b = _node(tmp_path, "b.test", pb, routes, None)
+    a.start()
+    b.start()
+    try:
+        async def exchange(tag):
+            async with Clients(a) as ca, Clients(b) as cb:
+                alice = await ca.login("alice", f"r{tag}", available=True)
+                bob = await cb.login("bob", f"r{tag}", available=True)
+                alice.send_message(mto=bob.boundjid.full, mbody=f"{tag} to b", mtype="chat")
+                await bob.next_message(lambda m: m["body"] == f"{tag} to b", timeout=FIRST)
+                bob.send_message(mto=alice.boundjid.full, mbody=f"{tag} to a", mtype="chat")
+                await alice.next_message(lambda m: m["body"] == f"{tag} to a", timeout=FIRST)
+
+        run(exchange("before"), timeout=60)
+        for exe, role in (("starling-s2s", "s2s"), ("starling-router", "router")):
+            served = a.log_text().count(f"{role} is serving")
+            old = a.children()[exe]
+            os.kill(old, signal.SIGKILL)
+            a.wait_child_replaced(exe, old)
+            deadline = time.monotonic() + 10
+            while a.log_text().count(f"{role} is serving") <= served:
+                assert time.monotonic() < deadline, a.log_tail()
+                time.sleep(0.05)
+            time.sleep(0.5)  # b notices that its stream's other end is gone
+            run(exchange(exe), timeout=60)
+    finally:
+        a.stop()
+        _stop_cleanly(b)
