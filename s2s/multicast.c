@@ -120,6 +120,8 @@ int mcast_span(const struct xml_parser *stream, const char *raw, size_t len, cha
         enum xml_ev_kind k = xml_next(&p, raw, len, &ev);
         if (k == XML_EV_START || k == XML_EV_TEXT) {
             mark = (size_t)(ev.raw.p + ev.raw.len - raw);
+            if (k == XML_EV_TEXT && (ev.flags & XML_F_CDATA))
+                mark += 3; /* its "]]>" */
             ends = 0;
             empty = k == XML_EV_START && (ev.flags & XML_F_EMPTY);
         }
@@ -328,10 +330,9 @@ static bool within(const char *name, size_t len, const char *domain, size_t dlen
 
 /* An answer to one of our queries (its id told us so): the next step of discovery. */
 static void answer(struct s2s_conn *c, const struct xml_event *ev, int type,
-                   const struct jid *from)
+                   const struct jid *from, struct xml_str id)
 {
     struct s2s_thread *t = s2s_thread(&c->fe);
-    struct xml_str id = ev->attr[XML_ATTR_ID];
     char step = id.p[2];
     char hex[9];
     memcpy(hex, id.p + 3, 8);
@@ -424,7 +425,7 @@ bool mcast_fanout(struct s2s_conn *c, struct s2s_mcast *m, const struct decode_r
 
 /* The stanza error for a multicast we refuse, back to its sender over our stream to its
  * domain (an error is never answered: that one is logged). */
-static void refuse(struct s2s_conn *c, const struct xml_event *ev, int kind, int type,
+static void refuse(struct s2s_conn *c, struct xml_str id, int kind, int type,
                    const struct jid *from, enum mcast_err e)
 {
     static const char *const names[] = {"message", "presence", "iq"};
@@ -437,7 +438,6 @@ static void refuse(struct s2s_conn *c, const struct xml_event *ev, int kind, int
         return;
     }
     struct buf st = {0}, fr = {0};
-    struct xml_str id = ev->attr[XML_ATTR_ID];
     int rc = buf_puts(&st, "<");
     rc |= buf_puts(&st, names[kind]);
     rc |= buf_puts(&st, " type='error'");
@@ -475,8 +475,8 @@ static void refuse(struct s2s_conn *c, const struct xml_event *ev, int kind, int
 }
 
 /* A peer's multicast for our users: one stanza per recipient into the router. */
-static void deliver(struct s2s_conn *c, const struct xml_event *ev, int kind, int type,
-                    const struct jid *from, size_t off, size_t end)
+static void deliver(struct s2s_conn *c, const struct xml_event *ev, struct xml_str id,
+                    int kind, int type, const struct jid *from, size_t off, size_t end)
 {
     struct s2s_thread *t = s2s_thread(&c->fe);
     const struct config *cfg = t->fe.cfg;
@@ -490,7 +490,7 @@ static void deliver(struct s2s_conn *c, const struct xml_event *ev, int kind, in
     enum mcast_err e = v ? mcast_parse(as, cfg->domain, cfg->s2s.multicast_max, a, v, &nv)
                          : MCAST_BAD_REQUEST;
     if (e != MCAST_OK) {
-        refuse(c, ev, kind, type, from, e);
+        refuse(c, id, kind, type, from, e);
         return;
     }
     struct buf rest = {0}, to = {0};
@@ -523,7 +523,7 @@ static void deliver(struct s2s_conn *c, const struct xml_event *ev, int kind, in
             {raw, to_off},
             {buf_data(&to) + 1, buf_used(&to) - 1},
             {raw + to_end, (uint32_t)(off - to_end)},
-            {buf_data(&rest), buf_used(&rest)},
+            {buf_used(&rest) ? buf_data(&rest) : "", buf_used(&rest)},
             {raw + end, (uint32_t)(ev->raw.len - end)},
         };
         int delta = (int)(buf_used(&to) - 1) - (int)(to_end - to_off);
@@ -542,12 +542,18 @@ bool mcast_stanza(struct s2s_conn *c, const struct xml_event *ev, int kind, int 
 {
     (void)to;
     struct fe_thread *t = c->fe.t;
+    /* The id as the stream decoded it may sit in the thread's scratch, which the trees
+     * and scans below write over: a copy in the arena (reset after the stanza). */
+    struct xml_str id = ev->attr[XML_ATTR_ID];
+    if (id.p && !(id.p = arena_strndup(&t->arena, id.p, id.len))) {
+        fe_stream_error(&c->fe, "resource-constraint");
+        return true;
+    }
     if (kind == PROTO_IQ) {
-        struct xml_str id = ev->attr[XML_ATTR_ID];
         if ((type != PROTO_IQ_RESULT && type != PROTO_IQ_ERROR) || id.len <= ID_HEAD + 1 ||
             memcmp(id.p, "mc", 2) != 0 || id.p[ID_HEAD] != '-')
             return false;
-        answer(c, ev, type, from);
+        answer(c, ev, type, from, id);
         return true;
     }
     if (!t->cfg->s2s.multicast_max)
@@ -558,8 +564,8 @@ bool mcast_stanza(struct s2s_conn *c, const struct xml_event *ev, int kind, int 
     if (rc == -ENOENT)
         return false;
     if (rc < 0)
-        refuse(c, ev, kind, type, from, MCAST_BAD_REQUEST);
+        refuse(c, id, kind, type, from, MCAST_BAD_REQUEST);
     else
-        deliver(c, ev, kind, type, from, off, end);
+        deliver(c, ev, id, kind, type, from, off, end);
     return true;
 }
