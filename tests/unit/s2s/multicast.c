@@ -135,7 +135,7 @@ static void rewrite_test(void)
         "jid='b@b.test'/></addresses></presence>");
     CHECK_INT(mcast_parse(as, "b.test", 20, &st_arena, v, &n), ==, MCAST_OK);
     CHECK_INT(mcast_rewrite(&out, v, n), ==, 0);
-    CHECK_STR(st_out(&out), ""); /* only bcc: no trace of the others (§4.4) */
+    CHECK_INT(buf_used(&out), ==, 0); /* only bcc: no trace of the others (§4.4) */
     as = addresses_of("<message>" ADDR "<address type='to' jid='a@b.test' desc='A &amp; co'/>"
                       "<address type='bcc' jid='secret@b.test'/><address type='replyto' "
                       "jid='r@c.test'/></addresses></message>");
