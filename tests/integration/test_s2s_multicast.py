@@ -7,6 +7,7 @@ multicast stanza (bcc addresses, to b.test) that b.test's s2s expands into one s
 per contact, each with its own `to` and no <addresses/>. The counters in each s2s
 thread's log line at exit say what crossed.
 """
+import asyncio
 import re
 
 from conftest import Server, _stop_cleanly, free_port
@@ -35,11 +36,14 @@ def _counters(node):
     return tuple(int(x) for x in m[-1])
 
 
-def test_broadcast_to_remote_contacts_crosses_as_one_multicast(tmp_path):
+def _broadcast(tmp_path, b_s2s):
+    """alice@a.test and her contacts on b.test (configured with b_s2s), who each
+    subscribe to her; then her presence broadcast, which each must get once. The
+    counters of (a.test, b.test) after both stopped."""
     pa, pb = free_port(), free_port()
     routes = [f"a.test=127.0.0.1:{pa}", f"b.test=127.0.0.1:{pb}"]
     a = _node(tmp_path, "a.test", pa, routes)
-    b = _node(tmp_path, "b.test", pb, routes)
+    b = _node(tmp_path, "b.test", pb, routes, **b_s2s)
     a.start()
     b.start()
     try:
@@ -58,7 +62,7 @@ def test_broadcast_to_remote_contacts_crosses_as_one_multicast(tmp_path):
                     await c.next_presence(lambda p: p["type"] == "subscribed", timeout=FIRST)
                     await c.next_presence(lambda p: p["type"] == "available" and
                                           p["from"] == alice.boundjid, timeout=FIRST)
-                # A broadcast: one fan-out frame for b.test, one multicast stanza across.
+                # A broadcast: one fan-out frame for b.test, multicast across.
                 alice.send_presence(pshow="away", pstatus="lunch")
                 for c in contacts:
                     p = await c.next_presence(lambda p: p["status"] == "lunch", timeout=FIRST)
@@ -66,12 +70,44 @@ def test_broadcast_to_remote_contacts_crosses_as_one_multicast(tmp_path):
                     assert p["to"] == c.boundjid.bare  # as the per-contact stanza has it
                     assert p["show"] == "away"
                     assert p.xml.find(NS_ADDRESS) is None  # bcc: stripped (XEP-0033 §4.4)
+                await alice.close()  # her unavailable: one more broadcast
+                for c in contacts:
+                    await c.next_presence(lambda p: p["type"] == "unavailable" and
+                                          p["from"] == alice.boundjid, timeout=FIRST)
+                await asyncio.sleep(0.5)
+                assert all(c.presences.empty() for c in contacts)  # each got each once
 
         run(go(), timeout=120)
     finally:
         _stop_cleanly(a)
         _stop_cleanly(b)
-    sent, carried, saved, saved_bytes, received, delivered = _counters(a)
-    assert sent >= 1 and carried >= len(CONTACTS), _counters(a)
-    assert saved == carried - sent and saved_bytes > 0
-    assert _counters(b)[4:] == (sent, carried)
+    return a, b
+
+
+def test_broadcast_to_remote_contacts_crosses_as_one_multicast(tmp_path):
+    a, b = _broadcast(tmp_path, {})
+    assert "b.test multicasts (XEP-0033) through b.test, 20 recipients per stanza" in a.log_text()
+    sent, carried, saved, saved_bytes, _, _ = _counters(a)
+    # two broadcasts (away, unavailable) of four contacts: two stanzas across, not eight
+    assert (sent, carried, saved) == (2, 2 * len(CONTACTS), 2 * len(CONTACTS) - 2)
+    assert saved_bytes > 0
+    assert _counters(b)[4:] == (2, 2 * len(CONTACTS))
+
+
+def test_multicast_respects_the_limit_the_peer_advertises(tmp_path):
+    """b.test takes 3 recipients per multicast (s2s.multicast_max) and says so in its
+    disco#info (XEP-0128): a.test sends four contacts' presence as 3 + 1."""
+    a, b = _broadcast(tmp_path, {"multicast_max": 3})
+    assert "b.test multicasts (XEP-0033) through b.test, 3 recipients per stanza" in a.log_text()
+    sent, carried, _, _, _, _ = _counters(a)
+    assert (sent, carried) == (4, 2 * len(CONTACTS))
+    assert _counters(b)[4:] == (4, 2 * len(CONTACTS))
+
+
+def test_no_multicast_when_the_peer_does_not_offer_it(tmp_path):
+    """b.test with s2s.multicast_max = 0 neither advertises nor accepts XEP-0033: a.test
+    writes one stanza per contact, and the contacts get them all the same."""
+    a, b = _broadcast(tmp_path, {"multicast_max": 0})
+    assert "multicasts (XEP-0033)" not in a.log_text()
+    assert _counters(a)[:2] == (0, 0)
+    assert _counters(b)[4:] == (0, 0)
