@@ -22,7 +22,8 @@
  * a user of our domain (no relaying); then each recipient gets the stanza with its own
  * `to`, the <addresses/> without the bcc ones (§4.4), through the router like any
  * stanza from the peer. A refusal is the stanza error XEP-0033 gives (bad-request,
- * jid-malformed, forbidden, not-acceptable), sent back over our stream to the peer.
+ * jid-malformed, forbidden, not-acceptable), sent back over our stream to the peer
+ * (from this thread's table: with s2s.threads > 1 that may be a second stream to it).
  */
 #include "s2s/s2s.h"
 #include "common/core/log.h"
@@ -42,7 +43,7 @@
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_XDATA       "jabber:x:data"
 #define NS_STANZAS     "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define MCAST_INFO_MAX 8 /* informational addresses (replyto...) kept per stanza */
+#define MCAST_INFO_MAX 8  /* informational addresses (replyto...) kept per stanza */
 #define ID_HEAD        11 /* "mc", the step, 8 hex digits of the nonce */
 
 const char *const mcast_err_name[] = {"", "bad-request", "jid-malformed", "forbidden",
@@ -193,8 +194,8 @@ int mcast_rewrite(struct buf *b, const struct mcast_addr *v, unsigned n)
     return rc ? -ENOMEM : 0;
 }
 
-int mcast_build(struct buf *b, const char *stanza, size_t len, size_t to_at,
-                const char *service, const char **p, const char *end, unsigned n)
+int mcast_build(struct buf *b, const char *stanza, size_t len, size_t to_at, const char *service,
+                const char **p, const char *end, unsigned n)
 {
     bool empty = len >= 2 && stanza[len - 2] == '/' && stanza[len - 1] == '>';
     size_t body = empty ? len - 2 : len, name = 1;
@@ -325,12 +326,13 @@ static void found(struct s2s_thread *t, struct s2s_mcast *m, const char *service
 static bool within(const char *name, size_t len, const char *domain, size_t dlen)
 {
     return (len == dlen && !memcmp(name, domain, dlen)) ||
-           (len > dlen + 1 && name[len - dlen - 1] == '.' && !memcmp(name + len - dlen, domain, dlen));
+           (len > dlen + 1 && name[len - dlen - 1] == '.' &&
+            !memcmp(name + len - dlen, domain, dlen));
 }
 
 /* An answer to one of our queries (its id told us so): the next step of discovery. */
-static void answer(struct s2s_conn *c, const struct xml_event *ev, int type,
-                   const struct jid *from, struct xml_str id)
+static void answer(struct s2s_conn *c, const struct xml_event *ev, int type, const struct jid *from,
+                   struct xml_str id)
 {
     struct s2s_thread *t = s2s_thread(&c->fe);
     char step = id.p[2];
@@ -362,8 +364,9 @@ static void answer(struct s2s_conn *c, const struct xml_event *ev, int type,
             const char *jid = xml_node_attr(it, "jid");
             char buf[JID_BUF];
             struct jid j;
-            if (!jid || xml_node_attr(it, "node") || jid_parse(&j, jid, strlen(jid), buf, sizeof buf) < 0 ||
-                j.local_len || j.res_len || j.len == dlen || !within(j.str, j.len, dom, dlen))
+            if (!jid || xml_node_attr(it, "node") ||
+                jid_parse(&j, jid, strlen(jid), buf, sizeof buf) < 0 || j.local_len || j.res_len ||
+                j.len == dlen || !within(j.str, j.len, dom, dlen))
                 continue; /* only a service of the domain's own may get our lists */
             m->state = MC_ITEM_INFO;
             m->pending++;
@@ -399,8 +402,8 @@ bool mcast_fanout(struct s2s_conn *c, struct s2s_mcast *m, const struct decode_r
         if (!got)
             break;
         buf_consume(b, buf_used(b));
-        if (mcast_build(b, d->stanza, d->h.stanza_len, d->h.to_at, m->service, &p, d->end,
-                        got) < 0) {
+        if (mcast_build(b, d->stanza, d->h.stanza_len, d->h.to_at, m->service, &p, d->end, got) <
+            0) {
             t->fanout_lost += got;
             LOG_RL(LOG_LEVEL_ERROR, "s2s: out of memory: a multicast to %s is lost", c->remote);
             p = q;
@@ -475,20 +478,19 @@ static void refuse(struct s2s_conn *c, struct xml_str id, int kind, int type,
 }
 
 /* A peer's multicast for our users: one stanza per recipient into the router. */
-static void deliver(struct s2s_conn *c, const struct xml_event *ev, struct xml_str id,
-                    int kind, int type, const struct jid *from, size_t off, size_t end)
+static void deliver(struct s2s_conn *c, const struct xml_event *ev, struct xml_str id, int kind,
+                    int type, const struct jid *from, size_t off, size_t end)
 {
     struct s2s_thread *t = s2s_thread(&c->fe);
     const struct config *cfg = t->fe.cfg;
     struct arena *a = &t->fe.arena;
     struct xml_node *n = s2s_tree(c, ev);
     struct xml_node *as = n ? xml_node_child(n, "addresses", MCAST_NS) : NULL;
-    struct mcast_addr *v = as ? arena_alloc(a, (cfg->s2s.multicast_max + MCAST_INFO_MAX) *
-                                                   sizeof *v)
-                              : NULL;
+    struct mcast_addr *v =
+        as ? arena_alloc(a, (cfg->s2s.multicast_max + MCAST_INFO_MAX) * sizeof *v) : NULL;
     unsigned nv = 0;
-    enum mcast_err e = v ? mcast_parse(as, cfg->domain, cfg->s2s.multicast_max, a, v, &nv)
-                         : MCAST_BAD_REQUEST;
+    enum mcast_err e =
+        v ? mcast_parse(as, cfg->domain, cfg->s2s.multicast_max, a, v, &nv) : MCAST_BAD_REQUEST;
     if (e != MCAST_OK) {
         refuse(c, id, kind, type, from, e);
         return;
@@ -500,7 +502,8 @@ static void deliver(struct s2s_conn *c, const struct xml_event *ev, struct xml_s
         return;
     }
     const char *raw = ev->raw.p;
-    uint32_t to_off = ev->attr_raw[XML_ATTR_TO].off, to_end = to_off + ev->attr_raw[XML_ATTR_TO].len;
+    uint32_t to_off = ev->attr_raw[XML_ATTR_TO].off,
+             to_end = to_off + ev->attr_raw[XML_ATTR_TO].len;
     uint32_t delivered = 0;
     for (unsigned i = 0; i < nv; i++) {
         if (v[i].type == MCAST_INFO || v[i].delivered)
@@ -559,8 +562,8 @@ bool mcast_stanza(struct s2s_conn *c, const struct xml_event *ev, int kind, int 
     if (!t->cfg->s2s.multicast_max)
         return false;
     size_t off, end;
-    int rc = mcast_span(&c->fe.xp, ev->raw.p, ev->raw.len, t->scratch, sizeof t->scratch, &off,
-                        &end);
+    int rc =
+        mcast_span(&c->fe.xp, ev->raw.p, ev->raw.len, t->scratch, sizeof t->scratch, &off, &end);
     if (rc == -ENOENT)
         return false;
     if (rc < 0)

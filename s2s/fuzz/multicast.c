@@ -50,8 +50,8 @@ static void check_rewritten(const char *raw, size_t len, size_t off, size_t end,
     if (xml_next(&p, in, n, &ev) != XML_EV_STREAM_OPEN ||
         xml_next(&p, in, n, &ev) != XML_EV_STANZA || ev.raw.p + ev.raw.len != in + n)
         abort();
-    struct xml_node *t = xml_tree_parse(&p, ev.raw.p, ev.raw.len, &arena, scratch2,
-                                        sizeof scratch2);
+    struct xml_node *t =
+        xml_tree_parse(&p, ev.raw.p, ev.raw.len, &arena, scratch2, sizeof scratch2);
     if (!t)
         abort();
     const struct xml_node *as = xml_node_child(t, "addresses", MCAST_NS);
@@ -68,8 +68,8 @@ static void one(const struct xml_parser *stream, const struct xml_event *ev)
 {
     size_t off = 0, end = 0;
     int rc = mcast_span(stream, ev->raw.p, ev->raw.len, scratch2, sizeof scratch2, &off, &end);
-    struct xml_node *t = xml_tree_parse(stream, ev->raw.p, ev->raw.len, &arena, scratch2,
-                                        sizeof scratch2);
+    struct xml_node *t =
+        xml_tree_parse(stream, ev->raw.p, ev->raw.len, &arena, scratch2, sizeof scratch2);
     if (!t)
         abort();
     struct xml_node *as = xml_node_child(t, "addresses", MCAST_NS);

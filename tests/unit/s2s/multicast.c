@@ -31,37 +31,55 @@ static void parse_test(void)
         enum mcast_err err;
         unsigned n;
     } rows[] = {
-        {ST_ROW, "<presence>" ADDR "<address type='bcc' jid='Bob@B.test'/>"
-                 "<address type='bcc' jid='carol@b.test/pc'/></addresses></presence>", 20,
-         MCAST_OK, 2},
-        {ST_ROW, "<message>" ADDR "<address type='to' jid='bob@b.test'/>"
-                 "<address type='cc' jid='carol@b.test'/><address type='replyto' "
-                 "jid='x@elsewhere.test'/><address type='to' jid='z@c.test' delivered='true'/>"
-                 "</addresses></message>", 20, MCAST_OK, 4},
+        {ST_ROW,
+         "<presence>" ADDR "<address type='bcc' jid='Bob@B.test'/>"
+         "<address type='bcc' jid='carol@b.test/pc'/></addresses></presence>",
+         20, MCAST_OK, 2},
+        {ST_ROW,
+         "<message>" ADDR "<address type='to' jid='bob@b.test'/>"
+         "<address type='cc' jid='carol@b.test'/><address type='replyto' "
+         "jid='x@elsewhere.test'/><address type='to' jid='z@c.test' delivered='true'/>"
+         "</addresses></message>",
+         20, MCAST_OK, 4},
         /* limits: recipients against max; delivered ones and replyto are not recipients */
-        {ST_ROW, "<presence>" ADDR "<address type='bcc' jid='a@b.test'/><address type='bcc' "
-                 "jid='b@b.test'/><address type='bcc' jid='c@b.test'/></addresses></presence>",
+        {ST_ROW,
+         "<presence>" ADDR "<address type='bcc' jid='a@b.test'/><address type='bcc' "
+         "jid='b@b.test'/><address type='bcc' jid='c@b.test'/></addresses></presence>",
          2, MCAST_NOT_ACCEPTABLE, 0},
-        {ST_ROW, "<presence>" ADDR "<address type='bcc' jid='a@b.test'/><address type='bcc' "
-                 "jid='b@b.test' delivered='true'/></addresses></presence>", 1, MCAST_OK, 2},
+        {ST_ROW,
+         "<presence>" ADDR "<address type='bcc' jid='a@b.test'/><address type='bcc' "
+         "jid='b@b.test' delivered='true'/></addresses></presence>",
+         1, MCAST_OK, 2},
         /* errors */
         {ST_ROW, "<presence>" ADDR "</addresses></presence>", 20, MCAST_BAD_REQUEST, 0},
-        {ST_ROW, "<presence>" ADDR "<address type='replyto' jid='a@b.test'/></addresses>"
-                 "</presence>", 20, MCAST_BAD_REQUEST, 0},
+        {ST_ROW,
+         "<presence>" ADDR "<address type='replyto' jid='a@b.test'/></addresses>"
+         "</presence>",
+         20, MCAST_BAD_REQUEST, 0},
         {ST_ROW, "<presence>" ADDR "<address jid='a@b.test'/></addresses></presence>", 20,
          MCAST_BAD_REQUEST, 0},
-        {ST_ROW, "<presence>" ADDR "<address type='everyone' jid='a@b.test'/></addresses>"
-                 "</presence>", 20, MCAST_BAD_REQUEST, 0},
-        {ST_ROW, "<presence>" ADDR "<address type='bcc' uri='mailto:a@b.test'/></addresses>"
-                 "</presence>", 20, MCAST_BAD_REQUEST, 0},
-        {ST_ROW, "<presence>" ADDR "<address type='bcc' jid='a@@b.test'/></addresses>"
-                 "</presence>", 20, MCAST_JID_MALFORMED, 0},
-        {ST_ROW, "<presence>" ADDR "<address type='bcc' jid='a@b.test'/><address type='bcc' "
-                 "jid='mallory@c.test'/></addresses></presence>", 20, MCAST_FORBIDDEN, 0},
-        {ST_ROW, "<presence>" ADDR "<address type='to' jid='b.test'/></addresses></presence>",
+        {ST_ROW,
+         "<presence>" ADDR "<address type='everyone' jid='a@b.test'/></addresses>"
+         "</presence>",
+         20, MCAST_BAD_REQUEST, 0},
+        {ST_ROW,
+         "<presence>" ADDR "<address type='bcc' uri='mailto:a@b.test'/></addresses>"
+         "</presence>",
+         20, MCAST_BAD_REQUEST, 0},
+        {ST_ROW,
+         "<presence>" ADDR "<address type='bcc' jid='a@@b.test'/></addresses>"
+         "</presence>",
+         20, MCAST_JID_MALFORMED, 0},
+        {ST_ROW,
+         "<presence>" ADDR "<address type='bcc' jid='a@b.test'/><address type='bcc' "
+         "jid='mallory@c.test'/></addresses></presence>",
          20, MCAST_FORBIDDEN, 0},
-        {ST_ROW, "<presence>" ADDR "<address type='bcc' jid='a@sub.b.test'/></addresses>"
-                 "</presence>", 20, MCAST_FORBIDDEN, 0},
+        {ST_ROW, "<presence>" ADDR "<address type='to' jid='b.test'/></addresses></presence>", 20,
+         MCAST_FORBIDDEN, 0},
+        {ST_ROW,
+         "<presence>" ADDR "<address type='bcc' jid='a@sub.b.test'/></addresses>"
+         "</presence>",
+         20, MCAST_FORBIDDEN, 0},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         struct xml_node *as = addresses_of(rows[i].xml);
@@ -72,8 +90,8 @@ static void parse_test(void)
         }
         enum mcast_err e = mcast_parse(as, "b.test", rows[i].max, &st_arena, v, &n);
         if (e != rows[i].err || (e == MCAST_OK && n != rows[i].n))
-            TEST_FAIL("%s:%d: %d (%u addresses), want %d (%u)", rows[i].file, rows[i].line, e,
-                      n, rows[i].err, rows[i].n);
+            TEST_FAIL("%s:%d: %d (%u addresses), want %d (%u)", rows[i].file, rows[i].line, e, n,
+                      rows[i].err, rows[i].n);
     }
     struct xml_node *as = addresses_of(rows[0].xml);
     unsigned n;
@@ -90,18 +108,22 @@ static void span_test(void)
         int line;
         const char *xml, *span; /* span NULL: -ENOENT; "": -EINVAL */
     } rows[] = {
-        {ST_ROW, "<presence from='a@a.test/r' to='b.test'><show>away</show>" ADDR
-                 "<address type='bcc' jid='x@b.test'/></addresses><status>s</status></presence>",
+        {ST_ROW,
+         "<presence from='a@a.test/r' to='b.test'><show>away</show>" ADDR
+         "<address type='bcc' jid='x@b.test'/></addresses><status>s</status></presence>",
          ADDR "<address type='bcc' jid='x@b.test'/></addresses>"},
-        {ST_ROW, "<presence>" ADDR "<address type='bcc' jid='x@b.test'></address>\n"
-                 "<address type='bcc' jid='y@b.test'><x>1</x></address></addresses></presence>",
+        {ST_ROW,
+         "<presence>" ADDR "<address type='bcc' jid='x@b.test'></address>\n"
+         "<address type='bcc' jid='y@b.test'><x>1</x></address></addresses></presence>",
          ADDR "<address type='bcc' jid='x@b.test'></address>\n"
               "<address type='bcc' jid='y@b.test'><x>1</x></address></addresses>"},
-        {ST_ROW, "<presence>" ADDR "<address type='bcc' jid='x@b.test'><x><![CDATA[</a>>]]>"
-                 "</x></address></addresses><c>]]&gt;</c></presence>",
+        {ST_ROW,
+         "<presence>" ADDR "<address type='bcc' jid='x@b.test'><x><![CDATA[</a>>]]>"
+         "</x></address></addresses><c>]]&gt;</c></presence>",
          ADDR "<address type='bcc' jid='x@b.test'><x><![CDATA[</a>>]]></x></address></addresses>"},
-        {ST_ROW, "<message><a:addresses xmlns:a='" MCAST_NS "'><a:address type='to' "
-                 "jid='x@b.test'/></a:addresses ></message>",
+        {ST_ROW,
+         "<message><a:addresses xmlns:a='" MCAST_NS "'><a:address type='to' "
+         "jid='x@b.test'/></a:addresses ></message>",
          "<a:addresses xmlns:a='" MCAST_NS "'><a:address type='to' jid='x@b.test'/>"
          "</a:addresses >"},
         {ST_ROW, "<presence><addresses xmlns='" MCAST_NS "'/></presence>",
@@ -122,17 +144,16 @@ static void span_test(void)
             TEST_FAIL("%s:%d: %d, want %d", rows[i].file, rows[i].line, rc, want);
         else if (!rc && (end - off != strlen(rows[i].span) ||
                          memcmp(x + off, rows[i].span, end - off) != 0))
-            TEST_FAIL("%s:%d: span '%.*s'", rows[i].file, rows[i].line, (int)(end - off),
-                      x + off);
+            TEST_FAIL("%s:%d: span '%.*s'", rows[i].file, rows[i].line, (int)(end - off), x + off);
     }
 }
 
 static void rewrite_test(void)
 {
     unsigned n;
-    struct xml_node *as = addresses_of(
-        "<presence>" ADDR "<address type='bcc' jid='a@b.test'/><address type='bcc' "
-        "jid='b@b.test'/></addresses></presence>");
+    struct xml_node *as =
+        addresses_of("<presence>" ADDR "<address type='bcc' jid='a@b.test'/><address type='bcc' "
+                     "jid='b@b.test'/></addresses></presence>");
     CHECK_INT(mcast_parse(as, "b.test", 20, &st_arena, v, &n), ==, MCAST_OK);
     CHECK_INT(mcast_rewrite(&out, v, n), ==, 0);
     CHECK_INT(buf_used(&out), ==, 0); /* only bcc: no trace of the others (§4.4) */
@@ -218,7 +239,8 @@ static void info_test(void)
         char xml[1024];
         snprintf(xml, sizeof xml,
                  "<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info'>"
-                 "<feature var='" MCAST_NS "'/>%s</query></iq>", forms[i]);
+                 "<feature var='" MCAST_NS "'/>%s</query></iq>",
+                 forms[i]);
         q = xml_node_child(st_elem(xml), "query", NULL);
         limit = 0;
         CHECK(q && mcast_info(q, &st_arena, &limit));
