@@ -275,7 +275,7 @@ void in_stanza(struct s2s_conn *c, const struct xml_event *ev)
         return;
     }
 
-    if (!to.local_len && !to.res_len && mcast_stanza(c, ev, kind, type, &from, &to))
+    if (!to.local_len && !to.res_len && mcast_stanza(c, ev, kind, type, &from))
         return; /* XEP-0033: ours to answer or to expand */
     in_route(c, ev, kind, type, &from, &to, &ev->raw, 1, 0);
 }

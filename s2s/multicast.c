@@ -384,8 +384,8 @@ static void answer(struct s2s_conn *c, const struct xml_event *ev, int type, con
 
 bool mcast_fanout(struct s2s_conn *c, struct s2s_mcast *m, const struct decode_remote_fanout *d)
 {
-    if (m->state != MC_YES || d->h.nrcpt < 2)
-        return false;
+    if (m->state != MC_YES || d->h.nrcpt < 2 || m->limit < 2)
+        return false; /* a multicast for one costs more than the plain stanza */
     struct s2s_thread *t = s2s_thread(&c->fe);
     struct buf *b = &t->fe.tmp;
     const char *p = d->list, *q, *jid;
@@ -394,8 +394,7 @@ bool mcast_fanout(struct s2s_conn *c, struct s2s_mcast *m, const struct decode_r
     int64_t plain = 0, sent = 0;
     uint32_t stanzas = 0, rcpts = 0;
     while (left && p < d->end) {
-        uint32_t k = left < m->limit ? left : m->limit;
-        uint32_t got = 0;
+        uint32_t k = left < m->limit ? left : m->limit, got = 0;
         /* What one stanza per recipient would have cost: the stanza and ` to='jid'`. */
         for (q = p; got < k && decode_fanout_next(&q, d->end, &jid, &jl); got++)
             plain += d->h.stanza_len + 6 + jl;
@@ -541,9 +540,8 @@ static void deliver(struct s2s_conn *c, const struct xml_event *ev, struct xml_s
 }
 
 bool mcast_stanza(struct s2s_conn *c, const struct xml_event *ev, int kind, int type,
-                  const struct jid *from, const struct jid *to)
+                  const struct jid *from)
 {
-    (void)to;
     struct fe_thread *t = c->fe.t;
     /* The id as the stream decoded it may sit in the thread's scratch, which the trees
      * and scans below write over: a copy in the arena (reset after the stanza). */

@@ -252,6 +252,6 @@ bool mcast_fanout(struct s2s_conn *c, struct s2s_mcast *m, const struct decode_r
  * multicast.c took it (an answer to our discovery, a multicast stanza delivered or
  * refused); false: the router's. */
 bool mcast_stanza(struct s2s_conn *c, const struct xml_event *ev, int kind, int type,
-                  const struct jid *from, const struct jid *to);
+                  const struct jid *from);
 
 #endif
