@@ -7,7 +7,8 @@
  *
  * Served: jabber:iq:roster (roster.c), urn:xmpp:blocking (block.c), urn:xmpp:carbons:2
  * (carbons.c), XEP-0030 disco#info and disco#items, XEP-0199 ping, XEP-0092 version
- * (only with router.software_version). Disco lists exactly these.
+ * (only with router.software_version). Disco lists exactly these, and to remote servers
+ * XEP-0033 (starling-s2s accepts their multicast stanzas; s2s.multicast_max, 0: not).
  */
 #include "router/router.h"
 #include "common/core/log.h"
@@ -15,10 +16,12 @@
 #include "common/xmpp/xml_tree.h"
 #include "common/xmpp/xmlw.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define NS_PING        "urn:xmpp:ping"
 #define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
+#define NS_ADDRESS     "http://jabber.org/protocol/address"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_ROSTER      "jabber:iq:roster"
 #define NS_BLOCKING    "urn:xmpp:blocking"
@@ -101,6 +104,21 @@ static void disco_info_server(struct shard *s, const struct stanza *st, const ch
                  "<feature var='msgoffline'/>");
     if (s->cfg->router.software_version)
         buf_puts(&b, "<feature var='" NS_VERSION "'/>");
+    uint32_t mc = s->cfg->s2s.multicast_max;
+    if (mc && (st->h->flags & PROTO_STANZA_REMOTE)) {
+        /* XEP-0033 for servers only (starling-s2s expands a peer's multicast stanzas to
+         * our domain), with its limit as ejabberd's mod_multicast writes it (XEP-0128). */
+        char lim[16];
+        snprintf(lim, sizeof lim, "%u", mc);
+        buf_puts(&b, "<feature var='" NS_ADDRESS "'/>"
+                     "<x xmlns='jabber:x:data' type='result'>"
+                     "<field var='FORM_TYPE' type='hidden'><value>" NS_ADDRESS "</value></field>"
+                     "<field var='message'><value>");
+        buf_puts(&b, lim);
+        buf_puts(&b, "</value></field><field var='presence'><value>");
+        buf_puts(&b, lim);
+        buf_puts(&b, "</value></field></x>");
+    }
     buf_puts(&b, "</query>");
     iq_result(s, st, id, buf_data(&b), buf_used(&b));
     buf_free(&b);

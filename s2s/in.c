@@ -277,6 +277,16 @@ void in_stanza(struct s2s_conn *c, const struct xml_event *ev)
         return;
     }
 
+    if (!to.local_len && !to.res_len && mcast_stanza(c, ev, kind, type, &from))
+        return; /* XEP-0033: ours to answer or to expand */
+    in_route(c, ev, kind, type, &from, &to, &ev->raw, 1, 0);
+}
+
+int in_route(struct s2s_conn *c, const struct xml_event *ev, int kind, int type,
+             const struct jid *from, const struct jid *to, const struct xml_str *parts,
+             unsigned nparts, int head_delta)
+{
+    struct fe_thread *t = c->fe.t;
     /* The stanza as it came, with the declarations of the stream's prefixes it uses. */
     char decls[1024];
     size_t dl = (ev->flags & XML_F_STREAM_BIND)
@@ -284,12 +294,14 @@ void in_stanza(struct s2s_conn *c, const struct xml_event *ev)
                     : 0;
     if (dl > sizeof decls) {
         fe_stream_error(&c->fe, "policy-violation");
-        return;
+        return -1;
     }
     uint32_t name_end = 1 + ev->name.len;
-    size_t slen = ev->raw.len + dl;
-    size_t plen = sizeof(struct proto_stanza) + from.len + to.len + slen;
-    uint64_t to_key = jid_hash(to.str, jid_bare_len(&to));
+    size_t slen = dl;
+    for (unsigned i = 0; i < nparts; i++)
+        slen += parts[i].len;
+    size_t plen = sizeof(struct proto_stanza) + from->len + to->len + slen;
+    uint64_t to_key = jid_hash(to->str, jid_bare_len(to));
     unsigned shard = fe_shard_of(t, to_key);
     bool held;
     int err;
@@ -297,7 +309,7 @@ void in_stanza(struct s2s_conn *c, const struct xml_event *ev)
                                              &err);
     if (!h) {
         fe_stream_error(&c->fe, err == -ENOMEM ? "resource-constraint" : "policy-violation");
-        return;
+        return -1;
     }
     memset(h, 0, sizeof *h);
     h->conn = fe_conn_id(&c->fe);
@@ -306,24 +318,31 @@ void in_stanza(struct s2s_conn *c, const struct xml_event *ev)
     h->kind = (uint8_t)kind;
     h->type = (uint8_t)type;
     h->flags = PROTO_STANZA_LOCAL | PROTO_STANZA_REMOTE;
-    if (!to.local_len && !to.res_len)
+    if (!to->local_len && !to->res_len)
         h->flags |= PROTO_STANZA_TO_SERVER;
-    h->from_len = from.len;
-    h->from_bare_len = (uint16_t)jid_bare_len(&from);
-    h->to_len = to.len;
-    h->to_bare_len = (uint16_t)jid_bare_len(&to);
-    h->to_domain_off = to.domain_off;
-    h->to_domain_len = to.domain_len;
-    h->head_len = ev->head_len + (uint32_t)dl;
+    h->from_len = from->len;
+    h->from_bare_len = (uint16_t)jid_bare_len(from);
+    h->to_len = to->len;
+    h->to_bare_len = (uint16_t)jid_bare_len(to);
+    h->to_domain_off = to->domain_off;
+    h->to_domain_len = to->domain_len;
+    h->head_len = (uint32_t)((int)ev->head_len + head_delta) + (uint32_t)dl;
     h->stanza_len = (uint32_t)slen;
     char *o = (char *)(h + 1);
-    memcpy(o, from.str, from.len);
-    o += from.len;
-    memcpy(o, to.str, to.len);
-    o += to.len;
-    memcpy(o, ev->raw.p, name_end);
+    memcpy(o, from->str, from->len);
+    o += from->len;
+    memcpy(o, to->str, to->len);
+    o += to->len;
+    memcpy(o, parts[0].p, name_end);
     memcpy(o + name_end, decls, dl);
-    memcpy(o + name_end + dl, ev->raw.p + name_end, ev->raw.len - name_end);
+    o += name_end + dl;
+    memcpy(o, parts[0].p + name_end, parts[0].len - name_end);
+    o += parts[0].len - name_end;
+    for (unsigned i = 1; i < nparts; i++) {
+        memcpy(o, parts[i].p, parts[i].len);
+        o += parts[i].len;
+    }
     fe_port_commit(&c->fe, shard, held);
     s2s_thread(&c->fe)->received++;
+    return 0;
 }

@@ -44,9 +44,12 @@ static void *thread_main(void *arg)
     }
     LOG_INFO("stanzas sent %" PRIu64 ", received %" PRIu64 ", returned %" PRIu64
              "; presence fan-out: %" PRIu64 " frames carried %" PRIu64 " stanzas (%" PRIu64
-             " frames saved), %" PRIu64 " lost to unreachable servers",
+             " frames saved), %" PRIu64 " lost to unreachable servers; XEP-0033: %" PRIu64
+             " multicast stanzas carried %" PRIu64 " (%" PRIu64 " stanzas, %" PRId64
+             " bytes saved), %" PRIu64 " received for %" PRIu64 " recipients",
              t->sent, t->received, t->bounced, t->fanout_frames, t->fanout_stanzas,
-             t->fanout_stanzas - t->fanout_frames, t->fanout_lost);
+             t->fanout_stanzas - t->fanout_frames, t->fanout_lost, t->mc_sent, t->mc_rcpts,
+             t->mc_rcpts - t->mc_sent, t->mc_saved_bytes, t->mc_received, t->mc_delivered);
     return NULL;
 }
 

@@ -80,6 +80,7 @@ struct s2s_domain {
     uint32_t fails;    /* attempts failed in a row */
     uint64_t retry_at; /* fe_now_us() before which no attempt starts */
     uint64_t keep_until; /* fe_now_us() until which a failed entry is remembered */
+    struct s2s_mcast mc; /* XEP-0033: what this stream found (multicast.c) */
 };
 
 static bool str_is(struct xml_str s, const char *lit)
@@ -116,6 +117,7 @@ static void dom_free(struct s2s_domain *d)
         d->verifies = v->next;
         verify_free(v);
     }
+    mcast_reset(&d->mc);
     free(d->name);
     free(d);
 }
@@ -157,6 +159,14 @@ static void grow(struct s2s_thread *t)
     free(t->domains);
     t->domains = nb;
     t->domains_mask = nmask;
+}
+
+struct s2s_mcast *out_mcast(struct s2s_thread *t, const char *name, size_t len,
+                            struct s2s_conn **conn)
+{
+    struct s2s_domain *d = dom_find(t, name, len, jid_hash(name, len));
+    *conn = d && d->state == D_READY ? d->conn : NULL;
+    return d ? &d->mc : NULL;
 }
 
 static struct s2s_domain *dom_get(struct s2s_thread *t, const char *name, size_t len)
@@ -344,7 +354,7 @@ static void send_fanout(struct s2s_conn *c, const void *frame, uint32_t len)
 {
     struct s2s_thread *t = s2s_thread(&c->fe);
     struct decode_remote_fanout d;
-    if (decode_remote_fanout(frame, len, &d) < 0)
+    if (decode_remote_fanout(frame, len, &d) < 0 || (c->dom && mcast_fanout(c, &c->dom->mc, &d)))
         return;
     struct buf *b = &t->fe.tmp;
     const char *p = d.list, *jid;
@@ -406,6 +416,7 @@ static void dom_ready(struct s2s_conn *c)
     d->state = D_READY;
     d->fails = 0;
     d->retry_at = d->keep_until = 0;
+    mcast_discover(c, &d->mc);
     const char *p = buf_data(&d->q), *end = p + buf_used(&d->q);
     while ((size_t)(end - p) >= sizeof(struct qhead)) {
         struct qhead q;

@@ -22,6 +22,9 @@
  *             bidi, EXTERNAL or dialback), sending, idle close, failures and backoff
  *   resolve.c finding peers: the thread's resolver on its loop (resolve.h)
  *   remote.c  stanzas the router hands over (PROTO_REMOTE); bounces (RFC 6120 §8.3)
+ *   multicast.c XEP-0033 between servers: finding a peer's multicast service, fan-out
+ *             frames as one stanza per many recipients, peers' multicast stanzas
+ *             expanded for our recipients
  *   main.c    process start, threads, control messages from the supervisor
  *
  * Every function here runs on the thread that owns the connection or thread it is given.
@@ -30,6 +33,7 @@
 #define STARLING_S2S_H
 
 #include "common/auth/external.h"
+#include "common/core/arena.h"
 #include "common/fe/fe.h"
 #include "s2s/authz.h"
 #include "s2s/dialback.h"
@@ -39,6 +43,9 @@
 #include <stdint.h>
 
 struct s2s_dns_poll;
+struct jid;
+struct xml_node;
+struct decode_remote_fanout;
 
 /* s2s_conn.fe.flags: s2s's bits (FE_F_PROTO_MASK). */
 #define S2S_F_OUTBOUND 0x0004 /* we opened it */
@@ -58,6 +65,17 @@ enum s2s_phase {
 };
 
 struct s2s_domain;
+
+/* What XEP-0033 discovery learnt of a remote domain (multicast.c), kept in its table
+ * entry for the life of its stream: found again on each new stream. */
+enum mcast_state { MC_UNKNOWN, MC_INFO, MC_ITEMS, MC_ITEM_INFO, MC_YES, MC_NO };
+struct s2s_mcast {
+    uint8_t state;   /* enum mcast_state */
+    uint8_t pending; /* MC_ITEM_INFO: answers still due */
+    uint32_t nonce;  /* in the ids of the current round's queries */
+    uint32_t limit;  /* MC_YES: recipients per stanza */
+    char *service;   /* MC_YES: the multicast service's JID */
+};
 
 struct s2s_conn {
     struct fe_conn fe; /* first: the layer's part */
@@ -91,8 +109,12 @@ struct s2s_thread {
     struct s2s_domain **domains;
     uint32_t domains_mask, ndomains;
     uint64_t sent, received, bounced; /* stanzas, for the log */
-    uint64_t fanout_frames, fanout_stanzas; /* PROTO_REMOTE_FANOUT frames, stanzas written */
+    uint64_t fanout_frames, fanout_stanzas; /* PROTO_REMOTE_FANOUT frames, recipients served */
     uint64_t fanout_lost;                   /* ... stanzas to a server that could not be reached */
+    /* multicast.c: XEP-0033 stanzas sent, the recipients they carried, bytes they saved
+     * against one stanza per recipient; received, and the recipients they reached */
+    uint64_t mc_sent, mc_rcpts, mc_received, mc_delivered;
+    int64_t mc_saved_bytes;
 };
 
 static inline struct s2s_thread *s2s_thread(struct fe_conn *c)
@@ -134,7 +156,19 @@ void in_stanza(struct s2s_conn *c, const struct xml_event *ev);
 void in_verified(struct s2s_thread *t, const char *id, const char *sender, const char *target,
                  enum dialback_type result, enum dialback_cond cond);
 
+/* Stanza ev of the peer, or what stands for it: parts joined in order (the first starts
+ * with its name; the stream's declarations it uses go in after that), its start tag
+ * head_delta bytes longer than ev's, for `to`: into the recipient's shard. 0, or -1
+ * after a stream error. */
+int in_route(struct s2s_conn *c, const struct xml_event *ev, int kind, int type,
+             const struct jid *from, const struct jid *to, const struct xml_str *parts,
+             unsigned nparts, int head_delta);
+
 /* ---- out.c ---- */
+/* The XEP-0033 state of the table entry of remote domain `name`, and its stream when it
+ * is ready (else *conn NULL); NULL when the thread has no such entry. */
+struct s2s_mcast *out_mcast(struct s2s_thread *t, const char *name, size_t len,
+                            struct s2s_conn **conn);
 int out_init(struct s2s_thread *t);
 void out_free(struct s2s_thread *t);
 /* A frame from the router for a remote domain (PROTO_REMOTE: one stanza; or
@@ -163,5 +197,63 @@ void remote_frame(struct fe_thread *t, const struct ring_frame *f);
  * to a remote JID) goes back to its sender through the router; nothing for an error or
  * a result (RFC 6120 §8.3.1). */
 void remote_bounce(struct s2s_thread *t, const void *frame, uint32_t len, const char *condition);
+
+/* ---- multicast.c ---- */
+#define MCAST_NS "http://jabber.org/protocol/address"
+#define MCAST_ITEMS_MAX 8 /* disco#items entries of a peer asked whether they multicast */
+
+enum mcast_addr_type { MCAST_TO, MCAST_CC, MCAST_BCC, MCAST_INFO /* replyto, noreply... */ };
+struct mcast_addr {
+    uint8_t type;    /* enum mcast_addr_type */
+    bool delivered;  /* delivered='true' */
+    const char *jid; /* normalised (arena); NULL for MCAST_INFO without one */
+    const char *raw_type, *node, *desc, *uri; /* as given (MCAST_INFO ones are kept) */
+};
+/* Errors of a peer's multicast stanza, each the stanza error it answers with. */
+enum mcast_err {
+    MCAST_OK,
+    MCAST_BAD_REQUEST,    /* no <address/>, an unknown type, a recipient without a JID */
+    MCAST_JID_MALFORMED,  /* a JID that does not parse */
+    MCAST_FORBIDDEN,      /* a recipient that is not a user of our domain (no relaying) */
+    MCAST_NOT_ACCEPTABLE, /* more recipients than s2s.multicast_max */
+};
+extern const char *const mcast_err_name[];
+
+/* Reads an <addresses/> element (XEP-0033 §4): at most max entries (recipients and the
+ * informational ones) into out[], *n of them; every to/cc/bcc one not yet delivered must
+ * be a user's JID of `domain`. Strings live in a. */
+enum mcast_err mcast_parse(const struct xml_node *addresses, const char *domain, unsigned max,
+                           struct arena *a, struct mcast_addr *out, unsigned *n);
+/* Where the stanza raw[0..len) (as `stream` reported it; NULL: standalone) has its
+ * XEP-0033 <addresses/> child: [*off, *end). -ENOENT without one, -EINVAL when there
+ * are several or the bytes do not parse. */
+int mcast_span(const struct xml_parser *stream, const char *raw, size_t len, char *scratch,
+               size_t scratch_cap, size_t *off, size_t *end);
+/* Appends what a recipient of a peer's multicast sees in place of the <addresses/>
+ * (§4.4): nothing when every recipient was bcc, else the element without the bcc ones
+ * and with the to/cc ones marked delivered. */
+int mcast_rewrite(struct buf *b, const struct mcast_addr *v, unsigned n);
+/* Appends the multicast stanza for a fan-out: stanza[0..len) (no `to`; to_at where it
+ * goes) to `service`, with a bcc address for each of the n bare JIDs of the fan-out
+ * list from *p on (advanced past them). */
+int mcast_build(struct buf *b, const char *stanza, size_t len, size_t to_at,
+                const char *service, const char **p, const char *end, unsigned n);
+/* Reads a disco#info <query/>: true when it has XEP-0033's feature; *limit then holds the
+ * presence limit it advertises (XEP-0128 form, `http://jabber.org/protocol/address` as
+ * ejabberd names it, or `...#limits`), else stays. */
+bool mcast_info(const struct xml_node *query, struct arena *a, uint32_t *limit);
+
+/* The stream of d is ready: ask whether it multicasts (disco#info, then disco#items). */
+void mcast_discover(struct s2s_conn *c, struct s2s_mcast *m);
+/* Forgets what was found (the stream is gone, or the entry). */
+void mcast_reset(struct s2s_mcast *m);
+/* A fan-out frame for m's domain on its ready stream c: true when it went out as
+ * multicast stanzas (the peer supports it and there are several recipients). */
+bool mcast_fanout(struct s2s_conn *c, struct s2s_mcast *m, const struct decode_remote_fanout *d);
+/* An authenticated stanza from the peer addressed to our domain itself: true when
+ * multicast.c took it (an answer to our discovery, a multicast stanza delivered or
+ * refused); false: the router's. */
+bool mcast_stanza(struct s2s_conn *c, const struct xml_event *ev, int kind, int type,
+                  const struct jid *from);
 
 #endif

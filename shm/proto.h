@@ -161,7 +161,8 @@ struct proto_rcpt {
 /* REMOTE_FANOUT. Followed by the remote domain (domain_len bytes), the stanza
  * (stanza_len bytes, without `to`), then nrcpt entries of a uint16_t length and a
  * bare JID of that domain: s2s writes the stanza once per recipient with its ` to='...'`
- * inserted at to_at, so a broadcast to many contacts on one server crosses the ring
+ * inserted at to_at (or, to a server that takes XEP-0033, once per many recipients:
+ * s2s/multicast.c), so a broadcast to many contacts on one server crosses the ring
  * once. Nothing answers it: it is presence (broadcasts, probes). */
 struct proto_remote_fanout {
     uint32_t stanza_len;
