@@ -267,7 +267,12 @@ static void control(struct ctl *c)
                     r->roster_checked = true;
                     r->roster_users = v[ST_ROSTERS];
                     r->roster_found = v[ST_ROSTER_BOTH];
-                    r->roster_expected = pusers * (o->scenario == OPTS_PRESENCE ? o->contacts : 1);
+                    r->roster_expected = pusers;
+                    if (o->scenario == OPTS_PRESENCE) {
+                        r->roster_expected = 0;
+                        for (uint32_t i = 0; i < o->clients; i++)
+                            r->roster_expected += scen_ncontacts(o, i);
+                    }
                 }
                 next = setup ? LOAD_SETUP : LOAD_GO;
             }
@@ -394,6 +399,9 @@ int main(int argc, char **argv)
                                       .mech = o.mech,
                                       .roster = rosters,
                                       .accept_subs = rosters};
+    run->xcfg_peer = run->xcfg;
+    if (o.peer_domain)
+        run->xcfg_peer.domain = o.peer_domain;
     if (o.tls != XMPPC_TLS_NONE) {
         /* XEP-0368 asks Direct TLS clients for ALPN "xmpp-client"; STARTTLS needs none. */
         struct tls_opts to = {.alpn = o.tls == XMPPC_TLS_DIRECT ? "xmpp-client" : NULL};
