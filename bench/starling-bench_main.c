@@ -25,9 +25,10 @@
 
 #define TICK_NS 100000000ull /* the control loop looks at the workers ten times a second */
 /* Roster set-up: how long subscriptions may take, and how long without progress means
- * the server will not answer more. */
-#define SETUP_MAX_S   30.0
-#define SETUP_QUIET_S 3.0
+ * the server will not answer more (Prosody across s2s, which rewrites a roster file per
+ * change, takes tens of seconds before the first of 500 subscriptions to one user is approved). */
+#define SETUP_MAX_S   300.0
+#define SETUP_QUIET_S 60.0
 #define VERIFY_MAX_S  10.0
 
 static volatile sig_atomic_t interrupted;
