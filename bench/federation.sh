@@ -79,36 +79,7 @@ ulimit -n 20000 2>/dev/null
 # ---- processes we start, and how they all stop ----------------------------------------------
 STARTED=""
 TMP=""
-descendants() {
-    local k
-    for k in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-        echo "$k"
-        descendants "$k"
-    done
-}
-# stop_pid PID: SIGTERM, up to 15 s, then SIGKILL to it and the descendants it had.
-stop_pid() {
-    local pid=$1 kids k
-    [ -n "$pid" ] || return 0
-    if kill -0 "$pid" 2>/dev/null; then
-        kids=$(descendants "$pid")
-        kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 1 75); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        for k in $pid $kids; do kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null; done
-    fi
-    wait "$pid" 2>/dev/null
-    STARTED=$(echo "$STARTED" | tr ' ' '\n' | grep -vx "$pid" | tr '\n' ' ')
-    return 0
-}
-cleanup() {
-    local pid
-    for pid in $STARTED; do stop_pid "$pid"; done
-    if [ -n "$TMP" ] && [ -d "$TMP" ]; then
-        if [ "${KEEP:-0}" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+. bench/procs.sh # descendants, stop_pid, cleanup on exit, cpu_ticks
 
 mkdir -p "$OUT" && rm -rf "$RES" && mkdir -p "$RES" || exit 1
 TMP=$(mktemp -d /tmp/starling-federation.XXXXXX) || exit 1
@@ -374,14 +345,6 @@ stop_pair() {
     PID_A= PID_B=
 }
 
-cpu_ticks() { # CPU ticks of the PIDs and their descendants
-    local t=0 p v
-    for p in "$@" $(for q in "$@"; do descendants "$q"; done); do
-        v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
-        t=$((t + ${v:-0}))
-    done
-    echo $t
-}
 settle() { # until both servers have been quiet a second (30 s at most)
     local a b quiet=0
     a=$(cpu_ticks "$PID_A" "$PID_B")
