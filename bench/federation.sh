@@ -10,8 +10,9 @@
 # for all three. Names: starling finds its peer through s2s.routes; Prosody and ejabberd
 # resolve through a hosts file of ours (Prosody: libunbound's hoststxt, with the .test
 # zone answered locally so that the SRV query fails at once and RFC 6120's fallback to
-# the domain on 5269 applies; ejabberd: /etc/hosts bound over in a mount namespace of
-# its own). Nothing system-wide is read or changed; no DNS server is needed.
+# the domain on 5269 applies; ejabberd: ERL_INETRC naming that file and no nameserver,
+# and the file bound over /etc/hosts in a mount namespace of its own). Nothing
+# system-wide is read or changed; no DNS server is needed.
 #
 # Measurements, interleaved (each round: starling, Prosody, ejabberd; each pair freshly
 # started, its s2s streams made by a warm-up before anything is measured):
@@ -29,14 +30,16 @@
 # stops, its fan-out counters are read from its logs (the router's "remote contacts in N
 # frames to s2s", s2s's "presence fan-out: F frames carried S stanzas").
 #
-# Exit status 0 when every run ended cleanly. Output: OUT/federation/ (every run's JSON and log, the servers' configs and logs of the
-# last round, summary.md: medians, spread, ratios to starling).
+# Output: OUT/federation/ (every run's JSON and log, the servers' configs and logs of the
+# last round, summary.md: medians, spread, ratios to starling). Exit status 0 when every
+# run ended cleanly (nothing lost, no error), 1 otherwise.
 #
 # Environment (defaults in parentheses):
 #   ROUNDS (3)  DURATION seconds per run (10)  CLIENTS both sides together (1000)
 #   RATE (500)  WINDOW (2)  PRATE presence changes/s of the hub (2)
-#   SERVERS ("starling prosody ejabberd")  MEASUREMENTS ("rate sat hub lrate lsat")  OUT (build/bench)  KEEP=1 keeps the servers'
-#   folders (/tmp/starling-federation.*)
+#   SERVERS ("starling prosody ejabberd")  MEASUREMENTS ("rate sat hub lrate lsat")
+#   OUT (build/bench)  KEEP=1 keeps the servers' folders (/tmp/starling-federation.*)
+#   PROSODY_LOG (warn; debug logs every stanza)
 # Every process it starts is stopped by its PID when it exits, however it exits.
 set -u
 O=${1:-build/release}
