@@ -86,44 +86,7 @@ done
 STARTED=""          # root PIDs of every server started, for the trap
 TMP=""
 
-# The PIDs of pid's descendants, deepest last (from /proc, found afresh).
-descendants() {
-    local kids k
-    kids=$(ps -o pid= --ppid "$1" 2>/dev/null)
-    for k in $kids; do
-        echo "$k"
-        descendants "$k"
-    done
-}
-
-# stop_pid PID: SIGTERM to PID, up to 15 s for it to go, then SIGKILL to whatever is left
-# of it and of the descendants it had when we asked.
-stop_pid() {
-    local pid=$1 kids i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kids=$(descendants "$pid")
-    kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 75); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    for k in $pid $kids; do
-        kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null
-    done
-    wait "$pid" 2>/dev/null
-    STARTED=$(echo "$STARTED" | tr ' ' '\n' | grep -vx "$pid" | tr '\n' ' ')
-    return 0
-}
-
-cleanup() {
-    local pid
-    for pid in $STARTED; do stop_pid "$pid"; done
-    if [ -n "$TMP" ] && [ -d "$TMP" ]; then
-        if [ "${KEEP:-0}" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+. bench/procs.sh # descendants, stop_pid, cleanup on exit, cpu_ticks
 
 # ---- 1. prosody and ejabberd from Debian -----------------------------------------------------
 SUDO=
@@ -478,15 +441,6 @@ run() {
         "$($PY "$ROOT/bench/compare-summary" --one "$json" 2>/dev/null || echo "no result (exit $rc)")"
 }
 
-# CPU ticks (1/100 s) used so far by PID and its descendants.
-cpu_ticks() {
-    local t=0 p v
-    for p in $1 $(descendants "$1"); do
-        v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
-        t=$((t + ${v:-0}))
-    done
-    echo $t
-}
 # settle PID: waits (30 s at most) until the server has been quiet for a second, below 5 %
 # of a core: the sessions of the last run closed, their messages stored offline, its
 # garbage collected, so that none of it is counted against the next run.

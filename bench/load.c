@@ -251,7 +251,9 @@ static void conn_start(struct load_worker *w, struct load_conn *c)
 {
     const struct opts *o = w->run->o;
     stats_add(&w->st, ST_CONNECTS, 1);
-    int fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    bool peer = opts_on_peer(o, c->account);
+    const struct sockaddr_storage *to = peer ? &o->peer_addr : &o->addr;
+    int fd = socket(to->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         start_failed(c);
         return;
@@ -278,20 +280,21 @@ static void conn_start(struct load_worker *w, struct load_conn *c)
         return;
     }
     c->fd = fd;
-    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&o->addr, o->addr_len);
+    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)to,
+                          peer ? o->peer_addr_len : o->addr_len);
     io_uring_sqe_set_data64(sqe, ud_pack(OP_CONNECT, c->slot, c->gen));
     c->ops |= LOAD_OP_CONNECT;
     c->state = LC_CONNECTING;
     c->t_start = c->t_rx = w->now;
     w->connecting++;
     w->live++;
-    xmppc_init(&c->xc, &w->run->xcfg, &w->xs, write_plain, c);
+    xmppc_init(&c->xc, peer ? &w->run->xcfg_peer : &w->run->xcfg, &w->xs, write_plain, c);
 }
 
 /* The client's first flight (ClientHello) goes out with the next flush. */
 static int begin_tls(struct load_conn *c)
 {
-    c->tls = tls_new(c->w->run->tls, c->w->run->o->domain, tls_sink, c);
+    c->tls = tls_new(c->w->run->tls, opts_domain_of(c->w->run->o, c->account), tls_sink, c);
     if (!c->tls)
         return -ENOMEM;
     int r = tls_handshake(c->tls);

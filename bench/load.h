@@ -137,6 +137,7 @@ struct load_worker {
 struct load_run {
     const struct opts *o;
     struct xmppc_config xcfg;
+    struct xmppc_config xcfg_peer; /* the same for users on the --peer server */
     struct tls_ctx *tls;
     struct saslc_keys *keys; /* one per account, touched only by the thread logging in */
     uint32_t nkeys;

@@ -55,6 +55,9 @@ void opts_usage(FILE *f)
         "  -H, --host HOST         server address (127.0.0.1)\n"
         "  -p, --port PORT         5222, or 5223 with --tls direct\n"
         "  -D, --domain DOMAIN     XMPP domain of the accounts (localhost)\n"
+        "      --peer HOST:PORT    federation: the second user of each pair logs in there\n"
+        "      --peer-domain D     ... in domain D; chat sends from the first to the second\n"
+        "                          only (users 2k+1 -> 2k+2 across the two servers)\n"
         "  -u, --user PATTERN      account names; %d is the number (user%d)\n"
         "      --password PATTERN  password; may hold %d too (password)\n"
         "      --first N           number of the first account (1)\n"
@@ -83,6 +86,8 @@ void opts_usage(FILE *f)
         "\n"
         "presence and mixed:\n"
         "  -k, --contacts K        presence: contacts per user, even (10)\n"
+        "      --hub               presence: user 1 alone changes presence, to every other\n"
+        "                          user (--peer: every user on the peer) as contacts\n"
         "      --presence-rate R   presence changes per second in total (clients / 10)\n"
         "      --roster-setup      always subscribe contacts to each other first\n"
         "      --no-roster-setup   never (rosters are provisioned)\n"
@@ -216,20 +221,18 @@ int opts_expand(const char *pattern, uint32_t n, char *out, size_t cap)
     return (int)o;
 }
 
-static int resolve(struct opts *o, char *err, size_t errlen)
+static int resolve(const char *host, unsigned portn, struct sockaddr_storage *addr,
+                   socklen_t *len, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
     char port[16];
-    snprintf(port, sizeof port, "%u", o->port);
-    int r = getaddrinfo(o->host, port, &hints, &res);
+    snprintf(port, sizeof port, "%u", portn);
+    int r = getaddrinfo(host, port, &hints, &res);
     if (r)
-        return bad(err, errlen, "%s: %s", o->host, gai_strerror(r));
-    memcpy(&o->addr, res->ai_addr, res->ai_addrlen);
-    o->addr_len = res->ai_addrlen;
+        return bad(err, errlen, "%s: %s", host, gai_strerror(r));
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
     freeaddrinfo(res);
-    for (unsigned i = 0; i < o->nsources; i++)
-        if (o->sources[i].ss_family != o->addr.ss_family)
-            return bad(err, errlen, "--source: addresses of another family than %s", o->host);
     return 0;
 }
 
@@ -252,12 +255,17 @@ enum {
     OPT_MIX,
     OPT_THINK,
     OPT_PID,
+    OPT_PEER,
+    OPT_PEER_DOMAIN,
+    OPT_HUB,
 };
 
 static const struct option longopts[] = {
     {"host", required_argument, NULL, 'H'},
     {"port", required_argument, NULL, 'p'},
     {"domain", required_argument, NULL, 'D'},
+    {"peer", required_argument, NULL, OPT_PEER},
+    {"peer-domain", required_argument, NULL, OPT_PEER_DOMAIN},
     {"user", required_argument, NULL, 'u'},
     {"password", required_argument, NULL, OPT_PASSWORD},
     {"first", required_argument, NULL, OPT_FIRST},
@@ -279,6 +287,7 @@ static const struct option longopts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"drain", required_argument, NULL, OPT_DRAIN},
     {"contacts", required_argument, NULL, 'k'},
+    {"hub", no_argument, NULL, OPT_HUB},
     {"presence-rate", required_argument, NULL, OPT_PRATE},
     {"roster-setup", no_argument, NULL, OPT_RSETUP},
     {"no-roster-setup", no_argument, NULL, OPT_NO_RSETUP},
@@ -336,6 +345,21 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
             break;
         case 'D':
             o->domain = optarg;
+            break;
+        case OPT_PEER: {
+            const char *colon = strrchr(optarg, ':');
+            if (!colon || colon == optarg || !num(colon + 1, 1, 65535, &v))
+                return bad(err, errlen, "--peer: HOST:PORT");
+            snprintf(o->peer_buf, sizeof o->peer_buf, "%.*s", (int)(colon - optarg), optarg);
+            o->peer_host = o->peer_buf;
+            o->peer_port = (unsigned)v;
+            break;
+        }
+        case OPT_HUB:
+            o->hub = true;
+            break;
+        case OPT_PEER_DOMAIN:
+            o->peer_domain = optarg;
             break;
         case 'u':
             o->user = optarg;
@@ -510,7 +534,11 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
         return bad(err, errlen, "--clients must be even: users chat in pairs");
     if (o->rate && window_set)
         return bad(err, errlen, "-r (open loop) and -w (closed loop) exclude each other");
-    if (o->scenario == OPTS_PRESENCE && o->contacts >= o->clients)
+    if (o->hub && o->scenario != OPTS_PRESENCE)
+        return bad(err, errlen, "--hub: only with the presence scenario");
+    if (o->hub)
+        o->threads = 1; /* the one sender takes the whole --presence-rate */
+    if (o->scenario == OPTS_PRESENCE && !o->hub && o->contacts >= o->clients)
         return bad(err, errlen, "--contacts must be below --clients");
     if (o->threads > o->clients)
         o->threads = o->clients;
@@ -520,8 +548,19 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
     if (opts_expand(o->user, o->first, probe, sizeof probe) < 0 ||
         opts_expand(o->password, o->first, probe, sizeof probe) < 0)
         return bad(err, errlen, "--user or --password pattern too long");
-    if ((r = resolve(o, err, errlen)) < 0)
+    if (!o->peer_host != !o->peer_domain)
+        return bad(err, errlen, "--peer and --peer-domain go together");
+    if (o->peer_host && o->scenario == OPTS_MIXED)
+        return bad(err, errlen, "--peer: not with the mixed scenario");
+    if ((r = resolve(o->host, o->port, &o->addr, &o->addr_len, err, errlen)) < 0)
         return r;
+    if (o->peer_host &&
+        (r = resolve(o->peer_host, o->peer_port, &o->peer_addr, &o->peer_addr_len, err, errlen)) < 0)
+        return r;
+    for (unsigned i = 0; i < o->nsources; i++)
+        if (o->sources[i].ss_family != o->addr.ss_family ||
+            (o->peer_host && o->sources[i].ss_family != o->peer_addr.ss_family))
+            return bad(err, errlen, "--source: addresses of another family than the server's");
     if (!o->label) {
         snprintf(o->label_buf, sizeof o->label_buf, "%s:%u", o->host, o->port);
         o->label = o->label_buf;

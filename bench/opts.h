@@ -36,6 +36,13 @@ struct opts {
     struct sockaddr_storage addr; /* host:port resolved */
     socklen_t addr_len;
     const char *domain;
+    /* --peer: the second user of each pair (odd account index) logs into this other
+     * server, in peer_domain; chat then sends only from the first to the second. */
+    const char *peer_host;
+    unsigned peer_port;
+    struct sockaddr_storage peer_addr;
+    socklen_t peer_addr_len;
+    const char *peer_domain;
     const char *user;     /* pattern: the first "%d" becomes the account number */
     const char *password; /* pattern, likewise */
     const char *resource;
@@ -55,6 +62,7 @@ struct opts {
     double timeout;       /* seconds a login may take */
     double drain;         /* seconds to wait for stanzas in flight at the end */
     unsigned contacts;    /* presence: contacts per user */
+    bool hub;             /* presence: user 0 alone has contacts (scen_ncontacts) */
     double presence_rate; /* presence changes per second in total */
     int roster_setup;     /* 1: always, 0: when rosters lack contacts, -1: never */
     unsigned mix[OPTS_MIX_COUNT];
@@ -68,6 +76,7 @@ struct opts {
     unsigned nsources;
     bool quiet;
     char label_buf[300];
+    char peer_buf[256];
 };
 
 /* "login", "idle", ... */
@@ -81,6 +90,18 @@ const char *opts_mix_name(enum opts_mix m);
 int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen);
 
 void opts_usage(FILE *f);
+
+/* Whether the user of account index a (0-based) lives on the --peer server. */
+static inline bool opts_on_peer(const struct opts *o, uint32_t a)
+{
+    return o->peer_host && (a & 1);
+}
+
+/* The domain of the user of account index a. */
+static inline const char *opts_domain_of(const struct opts *o, uint32_t a)
+{
+    return opts_on_peer(o, a) ? o->peer_domain : o->domain;
+}
 
 /* The account name or password of account number n: pattern with its first "%d"
  * replaced by n ("%%" stands for '%'). The length, or -ENOSPC. */

@@ -192,7 +192,13 @@ void result_print(const struct result *r, FILE *f)
         fprintf(f, ", body %u B", o->body);
     }
     if (o->scenario == OPTS_PRESENCE)
-        fprintf(f, ", %u contacts, %.0f changes/s", o->contacts, o->presence_rate);
+    {
+        if (o->hub)
+            fprintf(f, ", user 1 the hub of all contacts");
+        else
+            fprintf(f, ", %u contacts", o->contacts);
+        fprintf(f, ", %.0f changes/s", o->presence_rate);
+    }
     fprintf(f, "\n");
     if (o->scenario != OPTS_LOGIN)
         fprintf(f, "  online: %s of %u after %.2f s\n", n3(r->online_loaded), o->clients, r->t_up);
@@ -323,6 +329,10 @@ static void json_params(struct json *j, const struct opts *o)
     json_num(j, "timeout", o->timeout);
     json_num(j, "drain", o->drain);
     json_u64(j, "contacts", o->contacts);
+    json_bool(j, "hub", o->hub);
+    json_str(j, "peer_host", o->peer_host);
+    json_u64(j, "peer_port", o->peer_port);
+    json_str(j, "peer_domain", o->peer_domain);
     json_num(j, "presence_rate", o->presence_rate);
     json_i64(j, "roster_setup", o->roster_setup);
     if (o->scenario == OPTS_MIXED) {

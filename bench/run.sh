@@ -23,3 +23,9 @@ echo "== side by side: starling, Prosody and ejabberd end to end (bench/compare.
 if [ "${COMPARE:-1}" != 0 ]; then
     bench/compare.sh "$O"
 fi
+echo
+echo "== federation side by side: starling, Prosody, ejabberd each with itself (bench/federation.sh)"
+# FEDERATION=0 skips it; ROUNDS, DURATION, CLIENTS... shorten it (see bench/federation.sh).
+if [ "${FEDERATION:-1}" != 0 ]; then
+    bench/federation.sh "$O"
+fi

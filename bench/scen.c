@@ -20,6 +20,24 @@ uint32_t scen_contact(uint32_t i, unsigned k, uint32_t n, unsigned contacts)
     return k % 2 ? (i + n - d % n) % n : (i + d) % n;
 }
 
+unsigned scen_ncontacts(const struct opts *o, uint32_t i)
+{
+    if (!o->hub)
+        return o->contacts;
+    if (i == 0)
+        return o->peer_host ? o->clients / 2 : o->clients - 1;
+    return o->peer_host && !(i & 1) ? 0 : 1;
+}
+
+uint32_t scen_contact_of(const struct opts *o, uint32_t i, unsigned k)
+{
+    if (!o->hub)
+        return scen_contact(i, k, o->clients, o->contacts);
+    if (i)
+        return 0;
+    return o->peer_host ? 2 * k + 1 : k + 1;
+}
+
 unsigned scen_mix_kind(uint32_t p, const unsigned *w)
 {
     unsigned sum = 0;
@@ -123,17 +141,18 @@ static struct load_conn *conn_of_home(struct load_worker *w, uint32_t h)
 /* user<n>@domain of the account with index a. */
 static int jid_of(const struct opts *o, uint32_t a, char *out, size_t cap)
 {
+    const char *domain = opts_domain_of(o, a);
     int n = opts_expand(o->user, o->first + a, out, cap);
-    if (n < 0 || (size_t)n + 2 + strlen(o->domain) > cap)
+    if (n < 0 || (size_t)n + 2 + strlen(domain) > cap)
         return -ENOSPC;
     out[n] = '@';
-    strcpy(out + n + 1, o->domain);
+    strcpy(out + n + 1, domain);
     return 0;
 }
 
-static unsigned contacts_of(const struct opts *o)
+static unsigned contacts_of(const struct opts *o, uint32_t i)
 {
-    return o->scenario == OPTS_PRESENCE ? o->contacts : 1;
+    return o->scenario == OPTS_PRESENCE ? scen_ncontacts(o, i) : 1;
 }
 
 int scen_init(struct load_worker *w)
@@ -155,7 +174,8 @@ int scen_init(struct load_worker *w)
             continue;
         c->sc.kind = (uint8_t)pair_kind(o, c->home / 2);
         struct load_conn *pc = partner(c);
-        if (c->sc.kind == OPTS_MIX_CHAT && pc) {
+        /* Across two servers, the first of a pair sends and the second receives. */
+        if (c->sc.kind == OPTS_MIX_CHAT && pc && !opts_on_peer(o, c->account)) {
             char to[600];
             if (jid_of(o, pc->account, to, sizeof to) < 0)
                 return -ENOSPC;
@@ -165,7 +185,7 @@ int scen_init(struct load_worker *w)
             c->sc.tmpl_len = (uint32_t)n;
             sw->msg.senders[sw->msg.nsenders++] = s;
         }
-        if (c->sc.kind == OPTS_MIX_PRESENCE)
+        if (c->sc.kind == OPTS_MIX_PRESENCE && (!o->hub || c->home == 0))
             sw->pres.senders[sw->pres.nsenders++] = s;
     }
     census(o, T, w->idx, OPTS_MIX_CHAT, &before, &mine, &total);
@@ -230,8 +250,8 @@ static bool presence_send(struct load_conn *c, uint64_t t)
     /* Deliveries owed: every contact online now (any worker may own it). */
     uint64_t expect = 0;
     if (o->scenario == OPTS_PRESENCE) {
-        for (unsigned k = 0; k < o->contacts; k++) {
-            uint32_t j = scen_contact(c->home, k, o->clients, o->contacts);
+        for (unsigned k = 0, nk = scen_ncontacts(o, c->home); k < nk; k++) {
+            uint32_t j = scen_contact_of(o, c->home, k);
             expect += atomic_load_explicit(&w->run->online[j], memory_order_relaxed);
         }
     } else {
@@ -309,10 +329,9 @@ static bool closed_loop(const struct load_worker *w)
 static void subscribe_contacts(struct load_conn *c)
 {
     const struct opts *o = c->w->run->o;
-    unsigned n = contacts_of(o);
+    unsigned n = contacts_of(o, c->home);
     for (unsigned k = 0; k < n; k++) {
-        uint32_t j =
-            o->scenario == OPTS_PRESENCE ? scen_contact(c->home, k, o->clients, n) : c->home ^ 1;
+        uint32_t j = o->scenario == OPTS_PRESENCE ? scen_contact_of(o, c->home, k) : c->home ^ 1;
         char jid[600];
         if (j >= o->clients || jid_of(o, j, jid, sizeof jid) < 0)
             continue;
@@ -475,7 +494,7 @@ void scen_event(struct load_conn *c, const struct xmppc_ev *ev, uint64_t now)
         stats_add(&w->st, ST_ROSTERS, 1);
         stats_add(&w->st, ev->error ? ST_ROSTER_ERR : ST_ROSTER_BOTH, ev->error ? 1 : ev->both);
         if (c->sc.kind == OPTS_MIX_PRESENCE) {
-            c->sc.roster_ok = !ev->error && ev->both >= contacts_of(w->run->o);
+            c->sc.roster_ok = !ev->error && ev->both >= contacts_of(w->run->o, c->home);
             /* At login (not yet online): does this user need its contacts set up? */
             if (c->state != LC_ONLINE && !c->sc.roster_ok)
                 stats_add(&w->st, ST_NEED_SETUP, 1);

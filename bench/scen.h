@@ -96,6 +96,14 @@ void scen_down(struct load_conn *c, uint64_t now);
 /* The k-th contact (0 <= k < contacts) of user i among n: i+1, i-1, i+2, i-2... mod n. */
 uint32_t scen_contact(uint32_t i, unsigned k, uint32_t n, unsigned contacts);
 
+struct opts;
+
+/* Presence: how many contacts user i has, and its k-th. With --hub, user 0's contacts are
+ * every user on the other server (--peer: the odd ones) or every other user, theirs is
+ * user 0, and the rest have none; otherwise -k each, as scen_contact. */
+unsigned scen_ncontacts(const struct opts *o, uint32_t i);
+uint32_t scen_contact_of(const struct opts *o, uint32_t i, unsigned k);
+
 /* The behaviour (enum opts_mix) of pair p for weights w[OPTS_MIX_COUNT]: spread by the
  * golden-ratio sequence, so any prefix of pairs has close to the asked proportions. */
 unsigned scen_mix_kind(uint32_t p, const unsigned *w);

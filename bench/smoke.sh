@@ -11,7 +11,8 @@
 # are printed, never judged.
 #
 # The floor of `make bench`, bench/relay, gets a short chat and login run too, so that
-# compare.sh does not find it broken.
+# compare.sh does not find it broken; bench/federation.sh runs once briefly with a
+# starling pair (about 15 s).
 #
 # A run that ends with status 3 ("the server lacks what the scenario needs") would count
 # as skipped; none is expected to.
@@ -128,6 +129,19 @@ for _ in $(seq 1 50); do
 done
 SERVER=$RELAY LABEL=relay run relay-chat 0 chat -p "$RELAY_PORT" -c 10 -w 5 -d 1 --mech PLAIN
 SERVER=$RELAY LABEL=relay run relay-login 0 login -p "$RELAY_PORT" -c 4 --users 20 -d 1 --mech PLAIN
+
+# Federation: bench/federation.sh with a starling pair only, a second of each run.
+echo "== federation: ROUNDS=1 DURATION=1 CLIENTS=20 SERVERS=starling bench/federation.sh"
+if ROUNDS=1 DURATION=1 CLIENTS=20 PRATE=5 SERVERS=starling OUT="$DIR/federation" \
+    bench/federation.sh "$BIN/.." >"$DIR/federation.out" 2>&1; then
+    grep '^federation: ' "$DIR/federation.out" | sed 's/^/   /'
+    echo "   PASS"
+    passed=$((passed + 1))
+else
+    sed 's/^/   /' "$DIR/federation.out" | tail -n 40
+    echo "   FAIL"
+    failed=$((failed + 1))
+fi
 
 if kill -0 "$PID" 2>/dev/null; then
     echo "== the server survived every run"

@@ -25,9 +25,10 @@
 
 #define TICK_NS 100000000ull /* the control loop looks at the workers ten times a second */
 /* Roster set-up: how long subscriptions may take, and how long without progress means
- * the server will not answer more. */
-#define SETUP_MAX_S   30.0
-#define SETUP_QUIET_S 3.0
+ * the server will not answer more (Prosody across s2s, which rewrites a roster file per
+ * change, takes tens of seconds before the first of 500 subscriptions to one user is approved). */
+#define SETUP_MAX_S   300.0
+#define SETUP_QUIET_S 60.0
 #define VERIFY_MAX_S  10.0
 
 static volatile sig_atomic_t interrupted;
@@ -267,7 +268,12 @@ static void control(struct ctl *c)
                     r->roster_checked = true;
                     r->roster_users = v[ST_ROSTERS];
                     r->roster_found = v[ST_ROSTER_BOTH];
-                    r->roster_expected = pusers * (o->scenario == OPTS_PRESENCE ? o->contacts : 1);
+                    r->roster_expected = pusers;
+                    if (o->scenario == OPTS_PRESENCE) {
+                        r->roster_expected = 0;
+                        for (uint32_t i = 0; i < o->clients; i++)
+                            r->roster_expected += scen_ncontacts(o, i);
+                    }
                 }
                 next = setup ? LOAD_SETUP : LOAD_GO;
             }
@@ -394,6 +400,9 @@ int main(int argc, char **argv)
                                       .mech = o.mech,
                                       .roster = rosters,
                                       .accept_subs = rosters};
+    run->xcfg_peer = run->xcfg;
+    if (o.peer_domain)
+        run->xcfg_peer.domain = o.peer_domain;
     if (o.tls != XMPPC_TLS_NONE) {
         /* XEP-0368 asks Direct TLS clients for ALPN "xmpp-client"; STARTTLS needs none. */
         struct tls_opts to = {.alpn = o.tls == XMPPC_TLS_DIRECT ? "xmpp-client" : NULL};

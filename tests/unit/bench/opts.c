@@ -75,6 +75,25 @@ static void sources_test(void)
     CHECK_INT(parse("idle --source ::1"), ==, -EINVAL); /* not the server's family */
 }
 
+/* --peer: the odd account indices (users 2, 4...) on the other server, in its domain. */
+static void peer_test(void)
+{
+    CHECK_INT(parse("chat -H 127.0.0.7 -D a.test --peer 127.0.0.8:5333 --peer-domain b.test"), ==, 0);
+    CHECK_STR(o.peer_host, "127.0.0.8");
+    CHECK_INT(o.peer_port, ==, 5333);
+    const struct sockaddr_in *s = (const struct sockaddr_in *)&o.peer_addr;
+    CHECK_INT(ntohs(s->sin_port), ==, 5333);
+    CHECK(!opts_on_peer(&o, 0));
+    CHECK(opts_on_peer(&o, 1));
+    CHECK_STR(opts_domain_of(&o, 0), "a.test");
+    CHECK_STR(opts_domain_of(&o, 3), "b.test");
+    CHECK_INT(parse("presence --hub -T 4 -c 10"), ==, 0);
+    CHECK_INT(o.threads, ==, 1); /* the hub alone sends: one thread takes the whole rate */
+    CHECK_INT(parse("chat"), ==, 0);
+    CHECK(!opts_on_peer(&o, 1));
+    CHECK_STR(opts_domain_of(&o, 1), "localhost");
+}
+
 static void refusals_test(void)
 {
     CHECK_INT(parse(""), ==, -EINVAL);
@@ -92,6 +111,11 @@ static void refusals_test(void)
     CHECK_INT(parse("chat -d"), ==, -EINVAL);
     CHECK_INT(parse("mixed --mix chat=0"), ==, -EINVAL);
     CHECK_INT(parse("chat --host no.such.host.invalid"), ==, -EINVAL);
+    CHECK_INT(parse("chat --peer 127.0.0.8"), ==, -EINVAL);            /* no port */
+    CHECK_INT(parse("chat --peer 127.0.0.8:5222"), ==, -EINVAL);       /* no domain */
+    CHECK_INT(parse("chat --peer-domain b.test"), ==, -EINVAL);        /* no server */
+    CHECK_INT(parse("mixed --peer 127.0.0.8:5222 --peer-domain b"), ==, -EINVAL);
+    CHECK_INT(parse("chat --hub"), ==, -EINVAL);                       /* presence only */
 }
 
 int main(void)
@@ -99,6 +123,7 @@ int main(void)
     RUN(expand_test);
     RUN(defaults_test);
     RUN(sources_test);
+    RUN(peer_test);
     RUN(refusals_test);
     return test_done("opts");
 }

@@ -43,6 +43,33 @@ static void contacts_test(void)
         }
 }
 
+/* --hub: user 0's contacts are the users on the other server (--peer: odd indices) or
+ * everyone else; each of them has user 0 alone; the others none. Mutual, like -k. */
+static void hub_test(void)
+{
+    struct opts o = {.scenario = OPTS_PRESENCE, .clients = 10, .hub = true};
+    CHECK_INT(scen_ncontacts(&o, 0), ==, 9);
+    CHECK_INT(scen_contact_of(&o, 0, 0), ==, 1);
+    CHECK_INT(scen_contact_of(&o, 0, 8), ==, 9);
+    CHECK_INT(scen_ncontacts(&o, 4), ==, 1);
+    CHECK_INT(scen_contact_of(&o, 4, 0), ==, 0);
+    o.peer_host = "127.0.0.2";
+    CHECK_INT(scen_ncontacts(&o, 0), ==, 5);
+    for (unsigned k = 0; k < 5; k++) {
+        uint32_t j = scen_contact_of(&o, 0, k);
+        CHECK(opts_on_peer(&o, j));
+        CHECK_INT(scen_ncontacts(&o, j), ==, 1);
+        CHECK_INT(scen_contact_of(&o, j, 0), ==, 0);
+    }
+    CHECK_INT(scen_ncontacts(&o, 2), ==, 0);
+    CHECK(!opts_on_peer(&o, 0));
+    /* Without --hub, -k as scen_contact. */
+    o.hub = false;
+    o.contacts = 4;
+    CHECK_INT(scen_ncontacts(&o, 3), ==, 4);
+    CHECK_INT(scen_contact_of(&o, 0, 1), ==, 9);
+}
+
 static void mix_test(void)
 {
     unsigned w[OPTS_MIX_COUNT] = {[OPTS_MIX_CHAT] = 50,
@@ -108,6 +135,7 @@ static void template_test(void)
 int main(void)
 {
     RUN(contacts_test);
+    RUN(hub_test);
     RUN(mix_test);
     RUN(template_test);
     return test_done("scen");
