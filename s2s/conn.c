@@ -148,6 +148,8 @@ static void control(struct fe_thread *t, unsigned req)
     if (req == FE_CTL_ROUTER_UP) {
         fe_port_replay(t);
         fe_port_resume(t);
+    } else if (req == FE_CTL_ROUTER_DOWN) {
+        remote_ack_reset((struct s2s_thread *)t);
     }
 }
 

@@ -77,6 +77,8 @@ static int attach(struct s2s_thread *t, const struct seg *seg, const struct conf
     t->fe.ctl_fd = ctl_fd;
     arena_init(&t->fe.arena, 8192);
     t->db_cfg = &db_cfg;
+    if (!(t->acks = calloc(topo_shards(cfg), sizeof *t->acks)))
+        return -ENOMEM;
     t->authz_lim = (struct authz_limits){cfg->s2s.max_domain_pairs, cfg->s2s.max_dialback_pending};
     if ((err = out_init(t)) < 0 || (err = s2s_resolve_init(t)) < 0)
         return err;

@@ -469,7 +469,7 @@ static void refuse(struct s2s_conn *c, struct xml_str id, int kind, int type,
     if (gt && buf_append(&fr, &h, sizeof h) == 0 && buf_append(&fr, me, h.from_len) == 0 &&
         buf_append(&fr, from->str, from->len) == 0 &&
         buf_append(&fr, buf_data(&st), buf_used(&st)) == 0)
-        out_frame(t, PROTO_REMOTE, buf_data(&fr), buf_used(&fr));
+        out_frame(t, PROTO_REMOTE, buf_data(&fr), buf_used(&fr), ~0u, 0); /* ours: no shard waits */
     else
         LOG_RL(LOG_LEVEL_ERROR, "s2s: out of memory: a multicast error to %s is lost", from->str);
     buf_free(&st);

@@ -59,8 +59,9 @@ struct verify_req {
 
 struct qhead {
     uint32_t len;
-    uint16_t kind; /* PROTO_REMOTE, PROTO_REMOTE_FANOUT */
-    uint16_t pad;
+    uint16_t kind;  /* PROTO_REMOTE, PROTO_REMOTE_FANOUT */
+    uint16_t shard; /* ... from this shard, which waits for the acknowledgement of seq */
+    uint64_t seq;
 };
 
 struct s2s_domain {
@@ -235,6 +236,7 @@ static void bounce_queue(struct s2s_thread *t, struct s2s_domain *d, const char 
         } else {
             t->fanout_lost++;
         }
+        remote_ack(t, q.shard, q.seq);
         p += q.len;
     }
     buf_free(&d->q);
@@ -422,6 +424,7 @@ static void dom_ready(struct s2s_conn *c)
         struct qhead q;
         memcpy(&q, p, sizeof q);
         send_frame(c, q.kind, p + sizeof q, q.len);
+        remote_ack(s2s_thread(&c->fe), q.shard, q.seq);
         p += sizeof q + q.len;
     }
     buf_free(&d->q);
@@ -430,30 +433,36 @@ static void dom_ready(struct s2s_conn *c)
         send_verifies(c);
 }
 
-void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t len)
+void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t len,
+               unsigned shard, uint64_t seq)
 {
     const char *name;
     size_t nlen;
     if (kind == PROTO_REMOTE_FANOUT) {
         struct decode_remote_fanout f;
-        if (decode_remote_fanout(frame, len, &f) < 0)
+        if (decode_remote_fanout(frame, len, &f) < 0) {
+            remote_ack(t, shard, seq); /* nothing to do with it, ever */
             return;
+        }
         name = f.domain;
         nlen = f.h.domain_len;
     } else {
         struct decode_stanza s;
-        if (decode_stanza(frame, len, &s) < 0 || !s.h.to_domain_len)
+        if (decode_stanza(frame, len, &s) < 0 || !s.h.to_domain_len) {
+            remote_ack(t, shard, seq);
             return;
+        }
         name = s.to + s.h.to_domain_off;
         nlen = s.h.to_domain_len;
     }
     struct s2s_domain *d = dom_get(t, name, nlen);
     if (d && d->state == D_READY && d->conn) {
         send_frame(d->conn, kind, frame, len);
+        remote_ack(t, shard, seq);
         return;
     }
     const struct config *cfg = t->fe.cfg;
-    struct qhead q = {len, kind, 0};
+    struct qhead q = {len, kind, (uint16_t)shard, seq};
     if (!d || d->qn >= cfg->s2s.max_queue ||
         buf_used(&d->q) + sizeof q + len > cfg->s2s.max_queue_bytes ||
         buf_reserve(&d->q, sizeof q + len) < 0) {
@@ -461,6 +470,7 @@ void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t 
             remote_bounce(t, frame, len, "resource-constraint");
         else
             t->fanout_lost++;
+        remote_ack(t, shard, seq);
         return;
     }
     buf_append(&d->q, &q, sizeof q); /* reserved: these cannot fail */

@@ -203,6 +203,11 @@ const struct config_directive config_table[] = {
         "from storage (milliseconds, longer when storage is slow). Beyond it a stanza is\n"
         "refused with resource-constraint, and an error or result (which nothing may\n"
         "answer) is dropped; a session's end and what the server sends always wait."),
+    NUM(SIZE, "router.max_remote_unacked", router.max_remote_unacked, "64M", 1 * M, 1 * G, 0,
+        "Bytes of stanzas a shard keeps a copy of until s2s says it sent or returned them\n"
+        "(per s2s thread), so that a restarted s2s gets what the one before had not done.\n"
+        "Past it the oldest copy is forgotten: that stanza would be lost only if s2s then\n"
+        "crashed. It holds what waits for remote servers that are slow to connect."),
     NUM(INT, "s2s.threads", s2s.threads, "1", 1, 64, RESTART,
         "Threads of the s2s process (federation), each with its own io_uring, listeners\n"
         "and server-to-server streams; a remote domain's outbound streams belong to one\n"

@@ -415,3 +415,58 @@ def test_s2s_and_router_restarts(tmp_path):
     finally:
         a.stop()
         _stop_cleanly(b)
+
+
+def test_kill_s2s_with_stanzas_waiting(tmp_path):
+    """kill -9 of starling-s2s while stanzas wait for a remote stream (a silent peer holds
+    it): the supervisor starts another, the router hands it every stanza the dead one had
+    not finished (router/rlog.c), and each still comes back to its sender when the new
+    stream times out; the client's session is untouched throughout."""
+    import os
+    import signal
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    node = Server(tmp_path / "k", name="k.test", expect_stable=False,
+                  s2s={"listen": "", "routes": [f"silent.test=127.0.0.1:{port}"],
+                       "auth_timeout": 3})
+    node.domain = "k.test"
+    node.setup()
+    node.start()
+    try:
+        async def go():
+            async with Clients(node) as cs:
+                alice = await cs.login("alice", "k")
+                for i in range(4):
+                    m = alice.make_message(mto="x@silent.test", mbody=f"k{i}", mtype="chat")
+                    m["id"] = f"k{i}"
+                    m.send()
+                # They are with s2s now, waiting for the silent peer's stream.
+                deadline = time.monotonic() + 5
+                while "s2s is serving" not in node.log_text():
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)
+                served = node.log_text().count("s2s is serving")
+                old = node.children()["starling-s2s"]
+                os.kill(old, signal.SIGKILL)
+                while node.log_text().count("s2s is serving") <= served:
+                    assert time.monotonic() < deadline + 10, node.log_tail()
+                    await asyncio.sleep(0.05)
+                errs = {}
+                while len(errs) < 4:
+                    e = await alice.next_message(lambda m: m["type"] == "error", timeout=FIRST)
+                    errs[e["id"]] = e["error"]["condition"]
+                assert errs == {f"k{i}": "remote-server-timeout" for i in range(4)}
+                assert not alice.gone.done()  # the session lived through it
+                r = await alice.ping_server()
+                assert r["type"] == "result"
+
+        run(go(), timeout=60)
+        assert "stanzas s2s had not finished go to its replacement" in node.log_text()
+    finally:
+        silent.close()
+        node.stop()
