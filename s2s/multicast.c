@@ -308,6 +308,8 @@ void mcast_discover(struct s2s_conn *c, struct s2s_mcast *m)
     query(c, m, 'i', c->remote, strlen(c->remote), NS_DISCO_INFO);
 }
 
+#define MCAST_UNADVERTISED 20
+
 static void found(struct s2s_thread *t, struct s2s_mcast *m, const char *service, size_t len,
                   uint32_t limit, const char *domain)
 {
@@ -317,7 +319,11 @@ static void found(struct s2s_thread *t, struct s2s_mcast *m, const char *service
         return;
     }
     m->state = MC_YES;
-    m->limit = limit && limit < max ? limit : max;
+    /* A service that names no limit gets what ejabberd takes from remote servers unless
+     * configured otherwise, the one such service met in practice. */
+    if (!limit)
+        limit = MCAST_UNADVERTISED;
+    m->limit = limit < max ? limit : max;
     LOG_INFO("s2s: %s multicasts (XEP-0033) through %s, %u recipients per stanza", domain,
              m->service, m->limit);
 }

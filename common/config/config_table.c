@@ -312,12 +312,13 @@ const struct config_directive config_table[] = {
         1000000, 0,
         "Inbound connections from one remote address (IPv6: one /64) at most; one more is\n"
         "closed with policy-violation. A large server opens one or two per domain pair."),
-    NUM(INT, "s2s.multicast_max", s2s.multicast_max, "20", 0, 1000, 0,
+    NUM(INT, "s2s.multicast_max", s2s.multicast_max, "1000", 0, 10000, 0,
         "XEP-0033 multicast between servers: a presence broadcast to several contacts on\n"
         "a remote server that advertises it goes there as one stanza per this many\n"
-        "recipients (fewer if the server advertises a lower limit); a multicast stanza\n"
-        "from a peer may name this many local recipients at most (more: not-acceptable).\n"
-        "20 is what ejabberd accepts from remote servers unless told otherwise. 0: no\n"
+        "recipients at most, fewer when the server advertises a lower limit (one that\n"
+        "advertises none gets 20, what ejabberd accepts from remote servers unless told\n"
+        "otherwise); a multicast stanza from a peer may name this many local recipients\n"
+        "at most (more: not-acceptable), which our disco#info advertises. 0: no\n"
         "multicast, neither sent, accepted nor advertised."),
     NUM(SIZE, "shm.ring_size", shm.ring_size, "1M", 64 * K, 1 * G, POW2 | RESTART,
         "Bytes of each shared-memory ring between a front-end thread and a router\n"
