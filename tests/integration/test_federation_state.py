@@ -49,6 +49,14 @@ def local(remote, user):
     return f"{user}-{remote.kind}"
 
 
+def drain(queue):
+    """What a client's queue holds now, taken out."""
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
+
+
 async def befriend(cs, cp, a_user, b_user):
     """a (starling) and b (remote) subscribed both ways, then both sessions closed (b
     seeing a's end), so that what comes next is presence of new sessions. Returns their
@@ -195,13 +203,6 @@ def test_block_remote_jid(pair):
             assert (m["from"].full, m["body"]) == (b.boundjid.full, "through again")
 
     run(scenario(), SCENARIO)
-
-
-def drain(queue):
-    out = []
-    while not queue.empty():
-        out.append(queue.get_nowait())
-    return out
 
 
 def test_offline_message_from_a_remote_user(pair):
