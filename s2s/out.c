@@ -662,16 +662,7 @@ void out_element(struct s2s_conn *c, const struct xml_event *ev)
     } else if (str_is(ev->ns, NS_SASL) && c->phase == OUT_SASL) {
         on_sasl(c, ev);
     } else if (str_is(ev->ns, DIALBACK_NS)) {
-        struct xml_node *n = s2s_tree(c, ev);
-        if (!n) {
-            fe_stream_error(&c->fe, "bad-format");
-            return;
-        }
-        struct buf b = {0};
-        struct dialback_event de;
-        enum dialback_ev k = dialback_recv(&c->db, n, &t->fe.arena, t->fe.now, &b, &de);
-        s2s_dialback_out(c, &b, k, &de);
-        buf_free(&b);
+        s2s_dialback_recv(c, ev);
     } else if (c->db_ready && authz_valid(&c->authz, AUTHZ_OUT) && (c->fe.flags & S2S_F_BIDI)) {
         in_stanza(c, ev); /* the peer's stanzas on our bidirectional stream */
     } else {

@@ -103,6 +103,7 @@ struct s2s_thread {
     struct s2s_dns_poll *dns_polls; /* [ndns_polls]: polls armed on its sockets */
     size_t ndns_polls, capdns_polls;
     struct tls_ctx *client_tls;
+    struct tls_ctx *next_client_tls; /* FE_CTL_RELOAD: the one to switch to, or NULL */
     const struct dialback_config *db_cfg;
     struct authz_limits authz_lim;
     /* out.c: remote domains this thread talks to, by hash of the name */
@@ -144,6 +145,8 @@ struct xml_node *s2s_tree(struct s2s_conn *c, const struct xml_event *ev);
 /* Handles a dialback event of stream c (both directions meet here: a VERIFY on an
  * inbound stream becomes a <db:verify/> on an outbound one, whose answer comes back). */
 void s2s_dialback_event(struct s2s_conn *c, enum dialback_ev k, const struct dialback_event *ev);
+/* A dialback element arrived on stream c (either direction). */
+void s2s_dialback_recv(struct s2s_conn *c, const struct xml_event *ev);
 /* Sends what a dialback call appended to b, then handles its event. */
 void s2s_dialback_out(struct s2s_conn *c, struct buf *b, enum dialback_ev k,
                       const struct dialback_event *ev);

@@ -294,8 +294,12 @@ def test_a_server_that_comes_up_is_tried_at_once(pair, tmp_path):
 def test_queue_bound_and_timeout_while_a_stream_is_made(tmp_path):
     """A peer that accepts TCP and then says nothing: stanzas wait for the stream up to
     s2s.max_queue, one more is returned at once with resource-constraint, and when
-    s2s.auth_timeout passes every waiting one comes back with remote-server-timeout."""
+    s2s.auth_timeout passes every waiting one comes back with remote-server-timeout.
+    Then the bound is lowered by a reload (SIGHUP): s2s takes the new one at once."""
+    import os
+    import signal
     import socket
+    import time
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -308,12 +312,12 @@ def test_queue_bound_and_timeout_while_a_stream_is_made(tmp_path):
     node.setup()
     node.start()
     try:
-        async def go():
+        async def go(tag):
             async with Clients(node) as cs:
-                alice = await cs.login("alice", "q")
+                alice = await cs.login("alice", f"q{tag}")
                 for i in range(5):
                     m = alice.make_message(mto="x@silent.test", mbody=f"q{i}", mtype="chat")
-                    m["id"] = f"q{i}"
+                    m["id"] = f"{tag}{i}"
                     m.send()
                 errs = {}
                 while len(errs) < 5:
@@ -321,13 +325,22 @@ def test_queue_bound_and_timeout_while_a_stream_is_made(tmp_path):
                     errs[e["id"]] = e["error"]["condition"]
                 return errs
 
-        errs = run(go(), timeout=60)
+        errs = run(go("a"), timeout=60)
         assert sorted(errs.values()) == ["remote-server-timeout"] * 3 + ["resource-constraint"] * 2
-        assert errs["q0"] == errs["q1"] == errs["q2"] == "remote-server-timeout"
+        assert errs["a0"] == errs["a1"] == errs["a2"] == "remote-server-timeout"
+
+        node.conf.write_text(node.conf.read_text().replace("max_queue = 3;", "max_queue = 1;"))
+        os.kill(node.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not [l for l in node.log_text().splitlines() if " s2s[" in l and "reloaded" in l]:
+            assert time.monotonic() < deadline, node.log_tail()
+            time.sleep(0.05)
+        errs = run(go("b"), timeout=60)
+        assert errs["b0"] == "remote-server-timeout"
+        assert [errs[f"b{i}"] for i in range(1, 5)] == ["resource-constraint"] * 4
     finally:
         silent.close()
         _stop_cleanly(node)
-
 
 def test_unsubscribe_and_cancel_across_servers(pair):
     """RFC 6121 §3.3 and §3.2 across servers: after a mutual subscription, x on a.test
