@@ -321,7 +321,10 @@ class Dns:
                 "--log-queries", "--log-facility=-", "--cache-size=0"]
         argv += [f"--local=/{z}/" for z in sorted(self.zones)]
         argv += [f"--host-record={n},{a}" for n, a in sorted(self.addresses.items())]
-        argv += [f"--srv-host={n},{t},{p},0,5" for n, t, p in self.srv]
+        # _xmpps-server before _xmpp-server by priority too: ejabberd sorts the records of
+        # both services together (XEP-0368 leaves the order to the initiator).
+        argv += [f"--srv-host={n},{t},{p},{0 if n.startswith('_xmpps') else 10},5"
+                 for n, t, p in self.srv]
         self.process = Process(argv, self.out_path)
         _wait("dnsmasq", lambda: "started, version" in _tail(self.out_path) and not _bindable(self.address, port),
               [self.process], 10, lambda: _tail(self.out_path))
