@@ -14,6 +14,13 @@
  *               this stream (in.c reads them);
  *   ready       stanzas go out as they come; after s2s.idle_timeout without traffic the
  *               stream is closed and the entry goes idle again.
+ * A peer's inbound stream with XEP-0288 may be the ready stream instead (out_attach()):
+ * once it is authenticated for (peer -> us) on the thread that owns the peer's domain,
+ * it takes an entry that has no ready stream, whatever it was doing (a lookup is
+ * cancelled, a stream being made is superseded and closed once its <db:verify/>s are
+ * answered), and carries the queue and what follows; the peer then needs no second
+ * connection. The peer closes it when idle; it leaves the entry as an outbound stream
+ * does (out_detach()).
  * Stanzas that arrive before `ready` wait in the entry's queue (s2s.max_queue stanzas,
  * s2s.max_queue_bytes; past it: resource-constraint). A failure of one address tries the
  * next; when none is left, or the peer refused us (dialback, no TLS where TLS is
@@ -37,6 +44,7 @@
 #include "common/xmpp/xmlw.h"
 #include "shm/decode.h"
 #include "shm/proto.h"
+#include "shm/topo.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -408,11 +416,11 @@ static void send_verifies(struct s2s_conn *c)
     buf_free(&b);
 }
 
-static void dom_ready(struct s2s_conn *c)
+/* c (authenticated) is d's ready stream from now on: the queue goes out on it. */
+static void dom_use(struct s2s_domain *d, struct s2s_conn *c)
 {
-    struct s2s_domain *d = c->dom;
-    c->phase = OUT_READY;
-    s2s_authed(c);
+    d->conn = c;
+    c->dom = d;
     d->state = D_READY;
     d->fails = 0;
     d->retry_at = d->keep_until = 0;
@@ -426,8 +434,57 @@ static void dom_ready(struct s2s_conn *c)
     }
     buf_free(&d->q);
     d->qn = 0;
+}
+
+static void dom_ready(struct s2s_conn *c)
+{
+    struct s2s_domain *d = c->dom;
+    c->phase = OUT_READY;
+    s2s_authed(c);
+    dom_use(d, c);
     if (d->verifies)
         send_verifies(c);
+}
+
+/* An outbound stream that out_attach() superseded ends once no <db:verify/> of ours on
+ * it awaits its answer (the inbound streams that asked still hear it). */
+static void retire(struct s2s_conn *c)
+{
+    if (c->dom || c->fe.state == FE_CLOSING || c->fe.state == FE_FREE ||
+        (c->db_ready && c->db.nverify))
+        return;
+    if (c->phase == OUT_CONNECTING)
+        fe_close(&c->fe);
+    else
+        fe_stream_close(&c->fe);
+}
+
+void out_attach(struct s2s_conn *c, const char *remote)
+{
+    struct s2s_thread *t = s2s_thread(&c->fe);
+    const struct config *cfg = t->fe.cfg;
+    size_t rl = strlen(remote), ml = strlen(cfg->domain);
+    if (!cfg->s2s.bidi || (c->fe.flags & S2S_F_OUTBOUND) || !(c->fe.flags & S2S_F_BIDI) ||
+        c->dom || c->fe.state == FE_CLOSING || c->fe.state == FE_FREE ||
+        topo_s2s_of(cfg, jid_hash(remote, rl)) != t->fe.idx ||
+        !authz_may_send(&c->authz, cfg->domain, ml, remote, rl))
+        return; /* stanzas for `remote` reach its owner thread only */
+    struct s2s_domain *d = dom_get(t, remote, rl);
+    if (!d || d->state == D_READY || d->verifies)
+        return; /* a ready stream already; or questions only an outbound stream may ask */
+    struct s2s_conn *old = d->conn;
+    if (old) {
+        d->conn = NULL;
+        old->dom = NULL;
+        d->can_verify = false;
+        retire(old);
+    }
+    dns_cancel(&d->lookup);
+    dns_result_free(d->res);
+    d->res = NULL;
+    d->timed_out = false;
+    LOG_INFO("s2s: bidi stream with %s: it carries our stanzas too (XEP-0288)", remote);
+    dom_use(d, c);
 }
 
 void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t len)
@@ -484,7 +541,9 @@ void out_verify(struct s2s_thread *t, const char *sender, const char *target, co
     v->key_len = key_len;
     v->next = d->verifies;
     d->verifies = v;
-    if (d->conn && d->can_verify)
+    if (d->conn && !(d->conn->fe.flags & S2S_F_OUTBOUND))
+        out_detach(d->conn); /* the peer's bidi stream: dialback requests go our way only */
+    else if (d->conn && d->can_verify)
         send_verifies(d->conn);
     else
         dom_start(t, d);
@@ -597,7 +656,7 @@ static void on_features(struct s2s_conn *c, const struct xml_event *ev)
     }
     if (c->fe.flags & S2S_F_SASL_OK)
         return; /* the features after SASL's restart: nothing more to negotiate */
-    if (bidi_offered(n) && !(c->fe.flags & S2S_F_BIDI)) {
+    if (t->fe.cfg->s2s.bidi && bidi_offered(n) && !(c->fe.flags & S2S_F_BIDI)) {
         struct buf b = {0};
         if (bidi_request(&b) == 0) {
             fe_write(&c->fe, buf_data(&b), buf_used(&b));
@@ -662,6 +721,7 @@ void out_element(struct s2s_conn *c, const struct xml_event *ev)
         enum dialback_ev k = dialback_recv(&c->db, n, &t->fe.arena, t->fe.now, &b, &de);
         s2s_dialback_out(c, &b, k, &de);
         buf_free(&b);
+        retire(c);
     } else if (c->db_ready && authz_valid(&c->authz, AUTHZ_OUT) && (c->fe.flags & S2S_F_BIDI)) {
         in_stanza(c, ev); /* the peer's stanzas on our bidirectional stream */
     } else {
@@ -689,7 +749,6 @@ void out_dialback(struct s2s_conn *c, enum dialback_ev k, const struct dialback_
 void out_closing(struct s2s_conn *c)
 {
     struct s2s_thread *t = s2s_thread(&c->fe);
-    struct s2s_domain *d = c->dom;
     if (c->db_ready) {
         /* Our <db:verify/>s on it fail; the inbound streams waiting for them hear so. */
         struct dialback_event de;
@@ -698,6 +757,13 @@ void out_closing(struct s2s_conn *c)
             if (k == DIALBACK_EV_VERIFIED)
                 in_verified(t, de.id, de.sender, de.target, de.result, de.cond);
     }
+    out_detach(c);
+}
+
+void out_detach(struct s2s_conn *c)
+{
+    struct s2s_thread *t = s2s_thread(&c->fe);
+    struct s2s_domain *d = c->dom;
     if (!d || d->conn != c)
         return;
     d->conn = NULL;
@@ -719,6 +785,9 @@ void out_tick(struct s2s_conn *c)
 {
     struct fe_conn *f = &c->fe;
     const struct config *cfg = f->t->cfg;
+    retire(c); /* its last <db:verify/> may have expired */
+    if (f->state == FE_CLOSING)
+        return;
     if (f->deadline && f->t->now >= f->deadline) {
         c->timed_out = true;
         if (c->phase == OUT_CONNECTING)
