@@ -1,0 +1,121 @@
+"""
+XEP-0288 between two starling nodes (a.test and b.test, one s2s thread each, found
+through s2s.routes), in both authentication modes of test_s2s.py (Server Dialback with
+self-signed certificates, SASL EXTERNAL with a test CA). With s2s.bidi on (the default)
+the stream a.test opens carries b.test's stanzas back: messages and presence cross both
+ways over one TCP connection between the nodes. With s2s.bidi = false each direction has
+its own connection, and everything still crosses.
+
+Connections are counted in /proc/net/tcp: established sockets whose local port is one of
+the two s2s listen ports, i.e. the accepting end of every connection between the nodes
+(no client connects there).
+"""
+import time
+
+import pytest
+
+from conftest import _stop_cleanly, free_port
+from slixclient import Clients, run
+from test_s2s import FIRST, _node
+
+
+def s2s_connections(*ports):
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) in ports:
+                        n += 1
+        except OSError:
+            pass
+    return n
+
+
+def settle(ports, want, timeout=15.0):
+    """The count once it is `want` (polled: a stream that served only dialback
+    verification closes a moment after its answer), else the last one seen."""
+    end = time.monotonic() + timeout
+    while True:
+        n = s2s_connections(*ports)
+        if n == want or time.monotonic() > end:
+            return n
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module", params=[("dialback", True), ("external", True),
+                                        ("dialback", False), ("external", False)],
+                ids=["dialback-bidi", "external-bidi", "dialback-nobidi", "external-nobidi"])
+def pair(request, tmp_path_factory):
+    mode, bidi = request.param
+    tmp = tmp_path_factory.mktemp("s2sbidi")
+    pa, pb = free_port(), free_port()
+    routes = [f"a.test=127.0.0.1:{pa}", f"b.test=127.0.0.1:{pb}"]
+    ca = tmp / "ca" if mode == "external" else None
+    a = _node(tmp, "a.test", pa, routes, ca, bidi=bidi)
+    b = _node(tmp, "b.test", pb, routes, ca, bidi=bidi)
+    a.start()
+    b.start()
+    a.mode, a.bidi, a.ports = mode, bidi, (pa, pb)
+    yield a, b
+    _stop_cleanly(a)
+    _stop_cleanly(b)
+
+
+def test_messages_and_presence_both_ways(pair):
+    a, b = pair
+    want = 1 if a.bidi else 2
+
+    async def go():
+        async with Clients(a) as ca, Clients(b) as cb:
+            alice = await ca.login("alice", "bidi", available=True)
+            bob = await cb.login("bob", "bidi", available=True)
+            aj, bj = alice.boundjid.bare, bob.boundjid.bare
+            # a.test speaks first: its stream is the one that may carry both ways.
+            alice.send_message(mto=bob.boundjid.full, mbody="a to b", mtype="chat")
+            m = await bob.next_message(lambda m: m["body"] == "a to b", timeout=FIRST)
+            assert m["from"] == alice.boundjid
+            bob.send_message(mto=alice.boundjid.full, mbody="b to a", mtype="chat")
+            m = await alice.next_message(lambda m: m["body"] == "b to a", timeout=FIRST)
+            assert m["from"] == bob.boundjid
+
+            # The subscription handshake both ways, and each sees the other's presence.
+            alice.send_presence(pto=bj, ptype="subscribe")
+            await bob.next_presence(lambda p: p["type"] == "subscribe", timeout=FIRST)
+            bob.send_presence(pto=aj, ptype="subscribed")
+            await alice.next_presence(lambda p: p["type"] == "available" and
+                                      p["from"] == bob.boundjid, timeout=FIRST)
+            bob.send_presence(pto=aj, ptype="subscribe")
+            await alice.next_presence(lambda p: p["type"] == "subscribe", timeout=FIRST)
+            alice.send_presence(pto=bj, ptype="subscribed")
+            await bob.next_presence(lambda p: p["type"] == "available" and
+                                    p["from"] == alice.boundjid, timeout=FIRST)
+            bob.send_presence(pstatus="away now")
+            await alice.next_presence(lambda p: p["status"] == "away now", timeout=FIRST)
+            alice.send_presence(pstatus="here")
+            await bob.next_presence(lambda p: p["status"] == "here", timeout=FIRST)
+
+            assert settle(a.ports, want) == want
+            # More traffic both ways opens nothing more.
+            for i in range(5):
+                bob.send_message(mto=alice.boundjid.full, mbody=f"b{i}", mtype="chat")
+                alice.send_message(mto=bob.boundjid.full, mbody=f"a{i}", mtype="chat")
+            for i in range(5):
+                await alice.next_message(lambda m, i=i: m["body"] == f"b{i}", timeout=FIRST)
+                await bob.next_message(lambda m, i=i: m["body"] == f"a{i}", timeout=FIRST)
+            assert s2s_connections(*a.ports) == want
+
+    run(go(), timeout=120)
+    la, lb = a.log_text(), b.log_text()
+    if a.bidi:
+        # b.test took a.test's stream for its own stanzas; a.test never needed to.
+        assert "bidi stream with a.test" in lb, b.log_tail()
+        assert "bidi stream with" not in la, a.log_tail()
+    else:
+        assert "bidi stream with" not in la + lb
+    if a.mode == "external":
+        assert "(dialback)" not in la + lb
+    else:
+        assert "SASL EXTERNAL" not in la + lb
