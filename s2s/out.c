@@ -320,9 +320,11 @@ static void on_resolved(struct dns_lookup *l, int err, struct dns_result *res)
     connect_next(t, d);
 }
 
+static bool dom_adopt(struct s2s_thread *t, struct s2s_domain *d);
+
 static void dom_start(struct s2s_thread *t, struct s2s_domain *d)
 {
-    if (d->state != D_IDLE || d->retry_at > fe_now_us())
+    if (d->state != D_IDLE || dom_adopt(t, d) || d->retry_at > fe_now_us())
         return;
     struct dns_result *res = NULL;
     d->state = D_RESOLVING;
@@ -459,20 +461,54 @@ static void retire(struct s2s_conn *c)
         fe_stream_close(&c->fe);
 }
 
+static void bidi_use(struct s2s_domain *d, struct s2s_conn *c)
+{
+    LOG_INFO("s2s: bidi stream with %s: it carries our stanzas too (XEP-0288)", d->name);
+    dom_use(d, c);
+}
+
+/* Whether inbound stream c may carry our stanzas to `remote` (len rl): bidi, and a pair
+ * (remote, us) authenticated on it, on the thread that owns remote (the only one its
+ * stanzas reach). */
+static bool bidi_usable(struct s2s_conn *c, const char *remote, size_t rl)
+{
+    const struct config *cfg = c->fe.t->cfg;
+    return cfg->s2s.bidi && !(c->fe.flags & S2S_F_OUTBOUND) && (c->fe.flags & S2S_F_BIDI) &&
+           !c->dom && c->db_ready && c->fe.state != FE_CLOSING && c->fe.state != FE_FREE &&
+           topo_s2s_of(cfg, jid_hash(remote, rl)) == c->fe.t->idx &&
+           authz_may_send(&c->authz, cfg->domain, strlen(cfg->domain), remote, rl);
+}
+
+/* An idle entry about to make a stream: an inbound bidi stream of the thread that may
+ * carry its stanzas does instead. Not for <db:verify/>s (they go over a stream of ours). */
+static bool dom_adopt(struct s2s_thread *t, struct s2s_domain *d)
+{
+    size_t rl = strlen(d->name);
+    if (!t->fe.cfg->s2s.bidi || d->verifies)
+        return false;
+    for (uint32_t i = 0; i < t->fe.nslots; i++) {
+        struct s2s_conn *c = (struct s2s_conn *)fe_slot(&t->fe, i);
+        if (c->fe.state != FE_FREE && bidi_usable(c, d->name, rl)) {
+            bidi_use(d, c);
+            return true;
+        }
+    }
+    return false;
+}
+
 void out_attach(struct s2s_conn *c, const char *remote)
 {
     struct s2s_thread *t = s2s_thread(&c->fe);
-    const struct config *cfg = t->fe.cfg;
-    size_t rl = strlen(remote), ml = strlen(cfg->domain);
-    if (!cfg->s2s.bidi || (c->fe.flags & S2S_F_OUTBOUND) || !(c->fe.flags & S2S_F_BIDI) ||
-        c->dom || c->fe.state == FE_CLOSING || c->fe.state == FE_FREE ||
-        topo_s2s_of(cfg, jid_hash(remote, rl)) != t->fe.idx ||
-        !authz_may_send(&c->authz, cfg->domain, ml, remote, rl))
-        return; /* stanzas for `remote` reach its owner thread only */
+    size_t rl = strlen(remote);
+    if (!bidi_usable(c, remote, rl))
+        return;
     struct s2s_domain *d = dom_get(t, remote, rl);
-    if (!d || d->state == D_READY || d->verifies)
-        return; /* a ready stream already; or questions only an outbound stream may ask */
-    struct s2s_conn *old = d->conn;
+    /* Not when a ready stream serves it; nor when questions are due that only an
+     * outbound stream may ask; nor over a stream of ours being made for stanzas (both
+     * sides would drop their own for the other's when both spoke first). */
+    if (!d || d->state == D_READY || d->verifies || (d->conn && d->qn))
+        return;
+    struct s2s_conn *old = d->conn; /* one for <db:verify/>s only */
     if (old) {
         d->conn = NULL;
         old->dom = NULL;
@@ -483,8 +519,7 @@ void out_attach(struct s2s_conn *c, const char *remote)
     dns_result_free(d->res);
     d->res = NULL;
     d->timed_out = false;
-    LOG_INFO("s2s: bidi stream with %s: it carries our stanzas too (XEP-0288)", remote);
-    dom_use(d, c);
+    bidi_use(d, c);
 }
 
 void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t len)

@@ -119,3 +119,45 @@ def test_messages_and_presence_both_ways(pair):
         assert "(dialback)" not in la + lb
     else:
         assert "SASL EXTERNAL" not in la + lb
+
+
+@pytest.fixture(params=["dialback", "external"])
+def fresh_pair(request, tmp_path):
+    pa, pb = free_port(), free_port()
+    routes = [f"a.test=127.0.0.1:{pa}", f"b.test=127.0.0.1:{pb}"]
+    ca = tmp_path / "ca" if request.param == "external" else None
+    a = _node(tmp_path, "a.test", pa, routes, ca)
+    b = _node(tmp_path, "b.test", pb, routes, ca)
+    a.start()
+    b.start()
+    a.ports = (pa, pb)
+    yield a, b
+    _stop_cleanly(a)
+    _stop_cleanly(b)
+
+
+def test_both_speak_first(fresh_pair):
+    """Both nodes open their streams at once, each for stanzas of its own: neither drops
+    its stream for the other's (both would, and what crossed meanwhile would be lost), so
+    everything arrives, over at most one connection each way."""
+    a, b = fresh_pair
+
+    async def go():
+        async with Clients(a) as ca, Clients(b) as cb:
+            alice = await ca.login("alice", "first", available=True)
+            bob = await cb.login("bob", "first", available=True)
+            for i in range(5):
+                alice.send_message(mto=bob.boundjid.full, mbody=f"a{i}", mtype="chat")
+                bob.send_message(mto=alice.boundjid.full, mbody=f"b{i}", mtype="chat")
+            for i in range(5):
+                await bob.next_message(lambda m, i=i: m["body"] == f"a{i}", timeout=FIRST)
+                await alice.next_message(lambda m, i=i: m["body"] == f"b{i}", timeout=FIRST)
+            assert 1 <= s2s_connections(*a.ports) <= 2
+            for i in range(5, 10):
+                bob.send_message(mto=alice.boundjid.full, mbody=f"b{i}", mtype="chat")
+                alice.send_message(mto=bob.boundjid.full, mbody=f"a{i}", mtype="chat")
+            for i in range(5, 10):
+                await alice.next_message(lambda m, i=i: m["body"] == f"b{i}", timeout=FIRST)
+                await bob.next_message(lambda m, i=i: m["body"] == f"a{i}", timeout=FIRST)
+
+    run(go(), timeout=90)
