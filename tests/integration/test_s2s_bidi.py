@@ -10,6 +10,7 @@ Connections are counted in /proc/net/tcp: established sockets whose local port i
 the two s2s listen ports, i.e. the accepting end of every connection between the nodes
 (no client connects there).
 """
+import socket
 import time
 
 import pytest
@@ -19,27 +20,29 @@ from slixclient import Clients, run
 from test_s2s import FIRST, _node
 
 
-def s2s_connections(*ports):
+def _endpoint(hexaddr):
+    ip, port = hexaddr.split(":")
+    return socket.inet_ntoa(bytes.fromhex(ip)[::-1]), int(port, 16)
+
+
+def s2s_connections(*ports, ip="127.0.0.1"):
+    """Established connections accepted on ip at one of the ports (IPv4)."""
     n = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) in ports:
-                        n += 1
-        except OSError:
-            pass
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] == "01" and _endpoint(fields[1]) in {(ip, p) for p in ports}:
+                n += 1
     return n
 
 
-def settle(ports, want, timeout=15.0):
-    """The count once it is `want` (polled: a stream that served only dialback
+def settle(count, want, timeout=15.0):
+    """count() once it is `want` (polled: a stream that served only dialback
     verification closes a moment after its answer), else the last one seen."""
     end = time.monotonic() + timeout
     while True:
-        n = s2s_connections(*ports)
+        n = count()
         if n == want or time.monotonic() > end:
             return n
         time.sleep(0.1)
@@ -97,7 +100,7 @@ def test_messages_and_presence_both_ways(pair):
             alice.send_presence(pstatus="here")
             await bob.next_presence(lambda p: p["status"] == "here", timeout=FIRST)
 
-            assert settle(a.ports, want) == want
+            assert settle(lambda: s2s_connections(*a.ports), want) == want
             # More traffic both ways opens nothing more.
             for i in range(5):
                 bob.send_message(mto=alice.boundjid.full, mbody=f"b{i}", mtype="chat")
@@ -161,3 +164,53 @@ def test_both_speak_first(fresh_pair):
                 await bob.next_message(lambda m, i=i: m["body"] == f"a{i}", timeout=FIRST)
 
     run(go(), timeout=90)
+
+
+# ---- with a real Prosody (peers.py), its mod_s2s_bidi loaded ---------------------------
+
+@pytest.fixture(scope="module", params=["ca", "self-signed"])
+def prosody_net(request, make_federation):
+    net = make_federation()
+    net.home = net.starling("starling.test", "127.0.0.20", accounts={"st": "st-pw"},
+                            certs=request.param)
+    net.peer = net.prosody("prosody.test", "127.0.0.21", accounts={"pr": "pr-pw"},
+                           certs=request.param, bidi=True)
+    net.mode = request.param
+    yield net.start()
+    net.close()
+
+
+def node_connections(*nodes):
+    """Established connections accepted on the nodes' s2s addresses (each its own)."""
+    return sum(s2s_connections(n.s2s_port, ip=n.host) for n in nodes)
+
+
+def test_prosody_speaks_first_over_one_connection(prosody_net):
+    """Prosody opens the stream and asks for bidi; starling answers over it, and both
+    users' messages and presence cross there, with no stream of starling's left."""
+    st, pr = prosody_net.home, prosody_net.peer
+
+    async def go():
+        async with Clients(st) as cs, Clients(pr) as cp:
+            a = await cs.login("st", "s", available=True)
+            b = await cp.login("pr", "p", available=True)
+            b.send_message(mto=a.boundjid.full, mbody="from prosody", mtype="chat")
+            await a.next_message(lambda m: m["body"] == "from prosody", timeout=FIRST)
+            a.send_message(mto=b.boundjid.full, mbody="from starling", mtype="chat")
+            await b.next_message(lambda m: m["body"] == "from starling", timeout=FIRST)
+            b.send_presence(pto=a.boundjid.bare, ptype="subscribe")
+            await a.next_presence(lambda p: p["type"] == "subscribe", timeout=FIRST)
+            a.send_presence(pto=b.boundjid.bare, ptype="subscribed")
+            await b.next_presence(lambda p: p["type"] == "available" and
+                                  p["from"] == a.boundjid, timeout=FIRST)
+            assert settle(lambda: node_connections(st, pr), 1) == 1
+            for i in range(3):
+                a.send_message(mto=b.boundjid.full, mbody=f"s{i}", mtype="chat")
+                b.send_message(mto=a.boundjid.full, mbody=f"p{i}", mtype="chat")
+            for i in range(3):
+                await b.next_message(lambda m, i=i: m["body"] == f"s{i}", timeout=FIRST)
+                await a.next_message(lambda m, i=i: m["body"] == f"p{i}", timeout=FIRST)
+            assert node_connections(st, pr) == 1
+
+    run(go(), timeout=120)
+    assert "bidi stream with prosody.test" in st.log_text(), st.log_tail()
