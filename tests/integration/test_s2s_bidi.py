@@ -4,11 +4,13 @@ through s2s.routes), in both authentication modes of test_s2s.py (Server Dialbac
 self-signed certificates, SASL EXTERNAL with a test CA). With s2s.bidi on (the default)
 the stream a.test opens carries b.test's stanzas back: messages and presence cross both
 ways over one TCP connection between the nodes. With s2s.bidi = false each direction has
-its own connection, and everything still crosses.
+its own connection, and everything still crosses. When both nodes speak first at once,
+neither gives up its own stream for the other's (what crossed would be lost). And a real
+Prosody with mod_s2s_bidi that connects first gets our stanzas back on its stream.
 
-Connections are counted in /proc/net/tcp: established sockets whose local port is one of
-the two s2s listen ports, i.e. the accepting end of every connection between the nodes
-(no client connects there).
+Connections are counted in /proc/net/tcp: established sockets whose local address is one
+of the nodes' s2s listeners, i.e. the accepting end of every connection between them (no
+client connects there).
 """
 import socket
 import time
@@ -46,6 +48,16 @@ def settle(count, want, timeout=15.0):
         if n == want or time.monotonic() > end:
             return n
         time.sleep(0.1)
+
+
+async def crossing(x, y, numbers):
+    """x and y send each other a message per number at once; each arrives."""
+    for i in numbers:
+        x.send_message(mto=y.boundjid.full, mbody=f"x{i}", mtype="chat")
+        y.send_message(mto=x.boundjid.full, mbody=f"y{i}", mtype="chat")
+    for i in numbers:
+        await y.next_message(lambda m, i=i: m["body"] == f"x{i}", timeout=FIRST)
+        await x.next_message(lambda m, i=i: m["body"] == f"y{i}", timeout=FIRST)
 
 
 @pytest.fixture(scope="module", params=[("dialback", True), ("external", True),
@@ -102,12 +114,7 @@ def test_messages_and_presence_both_ways(pair):
 
             assert settle(lambda: s2s_connections(*a.ports), want) == want
             # More traffic both ways opens nothing more.
-            for i in range(5):
-                bob.send_message(mto=alice.boundjid.full, mbody=f"b{i}", mtype="chat")
-                alice.send_message(mto=bob.boundjid.full, mbody=f"a{i}", mtype="chat")
-            for i in range(5):
-                await alice.next_message(lambda m, i=i: m["body"] == f"b{i}", timeout=FIRST)
-                await bob.next_message(lambda m, i=i: m["body"] == f"a{i}", timeout=FIRST)
+            await crossing(bob, alice, range(5))
             assert s2s_connections(*a.ports) == want
 
     run(go(), timeout=120)
@@ -149,19 +156,9 @@ def test_both_speak_first(fresh_pair):
         async with Clients(a) as ca, Clients(b) as cb:
             alice = await ca.login("alice", "first", available=True)
             bob = await cb.login("bob", "first", available=True)
-            for i in range(5):
-                alice.send_message(mto=bob.boundjid.full, mbody=f"a{i}", mtype="chat")
-                bob.send_message(mto=alice.boundjid.full, mbody=f"b{i}", mtype="chat")
-            for i in range(5):
-                await bob.next_message(lambda m, i=i: m["body"] == f"a{i}", timeout=FIRST)
-                await alice.next_message(lambda m, i=i: m["body"] == f"b{i}", timeout=FIRST)
+            await crossing(alice, bob, range(5))
             assert 1 <= s2s_connections(*a.ports) <= 2
-            for i in range(5, 10):
-                bob.send_message(mto=alice.boundjid.full, mbody=f"b{i}", mtype="chat")
-                alice.send_message(mto=bob.boundjid.full, mbody=f"a{i}", mtype="chat")
-            for i in range(5, 10):
-                await alice.next_message(lambda m, i=i: m["body"] == f"b{i}", timeout=FIRST)
-                await bob.next_message(lambda m, i=i: m["body"] == f"a{i}", timeout=FIRST)
+            await crossing(bob, alice, range(5, 10))
 
     run(go(), timeout=90)
 
@@ -204,12 +201,7 @@ def test_prosody_speaks_first_over_one_connection(prosody_net):
             await b.next_presence(lambda p: p["type"] == "available" and
                                   p["from"] == a.boundjid, timeout=FIRST)
             assert settle(lambda: node_connections(st, pr), 1) == 1
-            for i in range(3):
-                a.send_message(mto=b.boundjid.full, mbody=f"s{i}", mtype="chat")
-                b.send_message(mto=a.boundjid.full, mbody=f"p{i}", mtype="chat")
-            for i in range(3):
-                await b.next_message(lambda m, i=i: m["body"] == f"s{i}", timeout=FIRST)
-                await a.next_message(lambda m, i=i: m["body"] == f"p{i}", timeout=FIRST)
+            await crossing(a, b, range(3))
             assert node_connections(st, pr) == 1
 
     run(go(), timeout=120)
