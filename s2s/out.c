@@ -16,11 +16,12 @@
  *               stream is closed and the entry goes idle again.
  * A peer's inbound stream with XEP-0288 may be the ready stream instead (out_attach()):
  * once it is authenticated for (peer -> us) on the thread that owns the peer's domain,
- * it takes an entry that has no ready stream, whatever it was doing (a lookup is
- * cancelled, a stream being made is superseded and closed once its <db:verify/>s are
- * answered), and carries the queue and what follows; the peer then needs no second
- * connection. The peer closes it when idle; it leaves the entry as an outbound stream
- * does (out_detach()).
+ * it takes an entry that has no ready stream and no stream of ours being made for
+ * stanzas (a lookup is cancelled; a stream made only for <db:verify/>s is superseded
+ * and closed once they are answered), or an idle entry about to make one (dom_adopt()),
+ * and carries the queue and what follows: the peer needs no second connection. The
+ * peer closes it when idle; it leaves the entry as an outbound stream does
+ * (out_detach()), and also when a <db:verify/> is due, which goes over a stream of ours.
  * Stanzas that arrive before `ready` wait in the entry's queue (s2s.max_queue stanzas,
  * s2s.max_queue_bytes; past it: resource-constraint). A failure of one address tries the
  * next; when none is left, or the peer refused us (dialback, no TLS where TLS is
