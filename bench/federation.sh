@@ -40,6 +40,8 @@
 #   SERVERS ("starling prosody ejabberd")  MEASUREMENTS ("rate sat hub lrate lsat")
 #   OUT (build/bench)  KEEP=1 keeps the servers' folders (/tmp/starling-federation.*)
 #   PROSODY_LOG (warn; debug logs every stanza)
+#   STARLING_S2S: more directives for both starling nodes' s2s group, e.g.
+#   "multicast_max = 0;" to measure the broadcast without XEP-0033
 # Every process it starts is stopped by its PID when it exits, however it exits.
 set -u
 O=${1:-build/release}
@@ -157,7 +159,8 @@ storage = { path = "$d/starling.db"; };
 c2s = { listen = "$a:5222"; listen_tls = ""; certificate = "$d/$dom.crt"; key = "$d/$dom.key";
         require_encryption = false; allow_plain_without_tls = true; login_rate = 0; };
 s2s = { listen = "$a:5269";
-        routes = [ "${DOMAIN[starlinga]}=${ADDR[starlinga]}:5269", "${DOMAIN[starlingb]}=${ADDR[starlingb]}:5269" ]; };
+        routes = [ "${DOMAIN[starlinga]}=${ADDR[starlinga]}:5269", "${DOMAIN[starlingb]}=${ADDR[starlingb]}:5269" ];
+        ${STARLING_S2S:-} };
 EOF
     "$BIN/starlingctl" --config "$d/starling.conf" adduser "user1@$dom" "$PW" >"$d/ctl.log" 2>&1 &&
         $PY bench/clone_accounts.py "$d/starling.db" "$CLIENTS" >>"$d/ctl.log" || { cat "$d/ctl.log"; return 1; }
@@ -402,6 +405,7 @@ starling_counters() { # starling_counters ROUND
             echo "round $1 side $side:"
             grep 'remote contacts in' "$TMP/starling-$side/server.log" | tail -n 1
             grep 'presence fan-out: .* frames carried' "$TMP/starling-$side/server.log" | tail -n 1
+            grep 'XEP-0033: ' "$TMP/starling-$side/server.log" | tail -n 1
         } >>"$RES/starling-fanout.txt"
     done
 }

@@ -83,45 +83,62 @@ static void *fe_open(struct shard *s, struct slot *o, unsigned fe, uint16_t kind
     return slot_open(s, o, &s->to_fe[fe], &s->backlog[fe], &s->dirty[fe], kind, len);
 }
 
+bool out_fe_frame(struct shard *s, unsigned fe, uint16_t kind, const void *a, uint32_t alen,
+                  const void *b, uint32_t blen)
+{
+    struct slot o;
+    char *d = fe_open(s, &o, fe, kind, alen + blen);
+    if (d) {
+        memcpy(d, a, alen);
+        memcpy(d + alen, b, blen);
+    }
+    return slot_close(s, &o);
+}
+
+static unsigned s2s_thread_of(const struct shard *s, const char *domain, size_t dlen)
+{
+    return topo_fe_index(s->cfg, PROTO_FE_S2S, topo_s2s_of(s->cfg, jid_hash(domain, dlen)));
+}
+
 void out_remote(struct shard *s, const struct stanza *st)
 {
     const struct proto_stanza *h = st->h;
-    uint64_t dkey = jid_hash(st->to + h->to_domain_off, h->to_domain_len);
-    unsigned fe = topo_fe_index(s->cfg, PROTO_FE_S2S, topo_s2s_of(s->cfg, dkey));
     uint32_t len = (uint32_t)(sizeof *h + st->from_len + st->to_len + st->raw_len);
-    struct slot o;
-    char *d = fe_open(s, &o, fe, PROTO_REMOTE, len);
-    if (d) {
-        /* The checked header, then the rest as it came (one frame: from, to, stanza). */
-        memcpy(d, h, sizeof *h);
-        memcpy(d + sizeof *h, st->from, st->from_len);
-        memcpy(d + sizeof *h + st->from_len, st->to, st->to_len);
-        memcpy(d + sizeof *h + st->from_len + st->to_len, st->raw, st->raw_len);
+    char *d = malloc(len);
+    if (!d) {
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a stanza for s2s is lost", s->idx);
+        return;
     }
-    slot_close(s, &o);
+    /* The checked header, then the rest as it came (one frame: from, to, stanza). */
+    memcpy(d, h, sizeof *h);
+    memcpy(d + sizeof *h, st->from, st->from_len);
+    memcpy(d + sizeof *h + st->from_len, st->to, st->to_len);
+    memcpy(d + sizeof *h + st->from_len + st->to_len, st->raw, st->raw_len);
+    rlog_send(s, s2s_thread_of(s, st->to + h->to_domain_off, h->to_domain_len), PROTO_REMOTE, d,
+              len);
 }
 
 void out_remote_fanout(struct shard *s, const char *domain, size_t dlen, const char *stanza,
                        size_t len, uint32_t to_at, const char *list, size_t list_len,
                        uint32_t count)
 {
-    unsigned fe = topo_fe_index(s->cfg, PROTO_FE_S2S, topo_s2s_of(s->cfg, jid_hash(domain, dlen)));
     struct proto_remote_fanout h = {
         .stanza_len = (uint32_t)len,
         .to_at = to_at,
         .nrcpt = count,
         .domain_len = (uint16_t)dlen,
     };
-    struct slot o;
-    char *d = fe_open(s, &o, fe, PROTO_REMOTE_FANOUT,
-                      (uint32_t)(sizeof h + dlen + len + list_len));
-    if (d) {
-        memcpy(d, &h, sizeof h);
-        memcpy(d + sizeof h, domain, dlen);
-        memcpy(d + sizeof h + dlen, stanza, len);
-        memcpy(d + sizeof h + dlen + len, list, list_len);
+    uint32_t total = (uint32_t)(sizeof h + dlen + len + list_len);
+    char *d = malloc(total);
+    if (!d) {
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: presence for s2s is lost", s->idx);
+        return;
     }
-    slot_close(s, &o);
+    memcpy(d, &h, sizeof h);
+    memcpy(d + sizeof h, domain, dlen);
+    memcpy(d + sizeof h + dlen, stanza, len);
+    memcpy(d + sizeof h + dlen + len, list, list_len);
+    rlog_send(s, s2s_thread_of(s, domain, dlen), PROTO_REMOTE_FANOUT, d, total);
     s->stats.remote_fanout_frames++;
     s->stats.remote_fanout_contacts += count;
 }

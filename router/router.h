@@ -191,6 +191,7 @@ struct shard_stats {
     uint64_t fanout_contacts; /* contacts those frames listed */
     uint64_t remote_fanout_frames;   /* PROTO_REMOTE_FANOUT frames to s2s */
     uint64_t remote_fanout_contacts; /* remote contacts those frames listed */
+    uint64_t remote_forgotten;       /* copies for s2s dropped past router.max_remote_unacked */
 };
 
 struct shard {
@@ -222,6 +223,7 @@ struct shard {
     struct arena arena; /* per stanza */
     char scratch[16384];
     struct shard_stats stats;
+    struct rlog *rlog; /* [nfe]: frames s2s has not acknowledged (rlog.c); s2s threads only */
     uint64_t push_seq; /* ids of the pushes this shard sends */
     _Atomic unsigned ctl;      /* control request from main (ROUTER_CTL_*), 0: none */
     _Atomic unsigned ctl_done; /* last request handled */
@@ -464,6 +466,9 @@ void out_error_extra(struct shard *s, const struct stanza *st, const char *type,
                      const char *condition, const char *extra);
 /* A stanza for a remote domain, to the s2s thread that owns the domain (PROTO_REMOTE). */
 void out_remote(struct shard *s, const struct stanza *st);
+/* A frame of two parts (a, then b) to front-end thread fe; false when it is lost. */
+bool out_fe_frame(struct shard *s, unsigned fe, uint16_t kind, const void *a, uint32_t alen,
+                  const void *b, uint32_t blen);
 /* One stanza (without `to`) for `count` bare JIDs of one remote domain, listed as
  * uint16_t length + JID: one PROTO_REMOTE_FANOUT frame to the domain's s2s thread. */
 void out_remote_fanout(struct shard *s, const char *domain, size_t dlen, const char *stanza,
@@ -475,5 +480,16 @@ void out_remote_fanout(struct shard *s, const char *domain, size_t dlen, const c
 void out_to_shard(struct shard *s, unsigned dst, uint16_t kind, const void *payload, uint32_t len);
 /* Sends what the backlogs hold, publishes, wakes front ends and shards. */
 void out_flush(struct shard *s);
+
+/* ---- rlog.c: frames to s2s until it acknowledges them ---- */
+struct rlog;
+int rlog_init(struct shard *s);
+void rlog_free(struct shard *s);
+/* Sends payload (malloc'd; the log keeps it) as a `kind` frame to s2s thread fe. */
+void rlog_send(struct shard *s, unsigned fe, uint16_t kind, char *payload, uint32_t len);
+/* A PROTO_REMOTE_ACK frame from s2s. */
+void rlog_ack(struct shard *s, const void *frame, uint32_t len);
+/* s2s thread fe was replaced (its rings reset): what it had not acknowledged goes again. */
+void rlog_replay(struct shard *s, unsigned fe);
 
 #endif

@@ -121,6 +121,9 @@ void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t l
             return;
         }
         break;
+    case PROTO_REMOTE_ACK:
+        rlog_ack(s, payload, len);
+        return;
     case RK_INBOUND:
         if (stanza_parse(payload, len, &st)) {
             route_inbound(s, &st);
@@ -161,8 +164,8 @@ static bool from_front_end(struct shard *s, int fe, uint16_t kind, void *p, uint
         return false;
     }
     bool s2s = PROTO_CONN_FE(conn) == PROTO_FE_S2S;
-    if (s2s && kind != PROTO_STANZA) {
-        LOG_RL(LOG_LEVEL_ERROR, "shard %u: s2s thread %d sent a session frame", s->idx, fe);
+    if (s2s ? kind != PROTO_STANZA && kind != PROTO_REMOTE_ACK : kind == PROTO_REMOTE_ACK) {
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d sent a frame of kind %u", s->idx, fe, kind);
         return false;
     }
     /* Only the router makes stanzas that are never answered with errors; a stanza from
@@ -315,6 +318,8 @@ static void front_end_down(struct shard *s, unsigned role)
         port_rx_reset(&s->rx_fe[fe]);
         ticket_queue_drop(s, &s->held[fe]);
         s->broken[fe] = false;
+        if (role == CTL_ROLE_S2S)
+            rlog_replay(s, fe);
     }
     if (role != CTL_ROLE_C2S)
         return; /* sessions are c2s's alone */
@@ -402,7 +407,7 @@ int shard_init(struct shard *s)
     s->rx_fe = calloc(s->nfe, sizeof *s->rx_fe);
     s->held = calloc(s->nfe, sizeof *s->held);
     s->rx_shard = calloc(s->nshards, sizeof *s->rx_shard);
-    if (!s->rx_fe || !s->held || !s->rx_shard)
+    if (!s->rx_fe || !s->held || !s->rx_shard || rlog_init(s) < 0)
         return -ENOMEM;
     for (unsigned fe = 0; fe < s->nfe; fe++) {
         s->rx_fe[fe].max = TOPO_MAX_MESSAGE;
@@ -424,6 +429,7 @@ int shard_init(struct shard *s)
 void shard_free(struct shard *s)
 {
     users_free(&s->users);
+    rlog_free(s);
     store_client_free(s->store);
     s->store = NULL;
     arena_free(&s->arena);

@@ -150,6 +150,14 @@ static void control(struct fe_thread *t, unsigned req)
     if (req == FE_CTL_ROUTER_UP) {
         fe_port_replay(t);
         fe_port_resume(t);
+    } else if (req == FE_CTL_ROUTER_DOWN) {
+        remote_ack_reset((struct s2s_thread *)t);
+    } else if (req == FE_CTL_RELOAD) {
+        /* New outbound streams show the renewed certificate and trust the new roots;
+         * established ones keep theirs (the old context stays: they point at it). */
+        struct s2s_thread *st = (struct s2s_thread *)t;
+        if (st->next_client_tls)
+            st->client_tls = st->next_client_tls;
     }
 }
 

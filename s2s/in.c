@@ -219,20 +219,6 @@ static void on_sasl(struct s2s_conn *c, const struct xml_event *ev)
     }
 }
 
-static void on_dialback(struct s2s_conn *c, const struct xml_event *ev)
-{
-    struct xml_node *n = s2s_tree(c, ev);
-    if (!n) {
-        fe_stream_error(&c->fe, "bad-format");
-        return;
-    }
-    struct buf b = {0};
-    struct dialback_event de;
-    enum dialback_ev k = dialback_recv(&c->db, n, &c->fe.t->arena, c->fe.t->now, &b, &de);
-    s2s_dialback_out(c, &b, k, &de);
-    buf_free(&b);
-}
-
 void in_verified(struct s2s_thread *t, const char *id, const char *sender, const char *target,
                  enum dialback_type result, enum dialback_cond cond)
 {
@@ -263,7 +249,7 @@ void in_element(struct s2s_conn *c, const struct xml_event *ev)
     } else if (str_is(ev->ns, BIDI_NS) && cfg->s2s.bidi) {
         on_bidi(c, ev);
     } else if (str_is(ev->ns, DIALBACK_NS)) {
-        on_dialback(c, ev);
+        s2s_dialback_recv(c, ev);
     } else if (!authz_valid(&c->authz, AUTHZ_IN)) {
         fe_stream_error(&c->fe, "not-authorized"); /* nothing before the peer is known */
     } else {

@@ -31,6 +31,68 @@ static unsigned nthreads;
 static struct dialback_config db_cfg;
 static const char *db_domains[1];
 
+/* The server and client contexts from cfg's certificate and trust roots: one
+ * certificate for both roles, the domain's (XEP-0178 wants the same identity whether we
+ * connect or are connected to). *server stays NULL without a certificate file. */
+static int tls_contexts(const struct config *cfg, struct tls_ctx **server, struct tls_ctx **client)
+{
+    char err[512];
+    bool have_cert = cfg->c2s.certificate && access(cfg->c2s.certificate, R_OK) == 0;
+    struct tls_opts o = {
+        .cert_file = have_cert ? cfg->c2s.certificate : NULL,
+        .key_file = have_cert ? cfg->c2s.key : NULL,
+        .ca_file = cfg->s2s.ca_file && *cfg->s2s.ca_file ? cfg->s2s.ca_file : NULL,
+        .ca_dir = cfg->s2s.ca_dir && *cfg->s2s.ca_dir ? cfg->s2s.ca_dir : NULL,
+        .alpn = "xmpp-server",
+        .request_cert = true,
+    };
+    *server = *client = NULL;
+    if (have_cert && !(*server = tls_ctx_new_server(&o, err, sizeof err))) {
+        LOG_ERROR("TLS: %s", err);
+        return -1;
+    }
+    if (!(*client = tls_ctx_new_client(&o, err, sizeof err))) {
+        LOG_ERROR("TLS (client): %s", err);
+        tls_ctx_free(*server);
+        *server = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void to_threads(unsigned req);
+
+/* SIGHUP through the supervisor: limits and timeouts at once, the certificate and trust
+ * roots for new streams; what changes only on restart is refused whole. */
+static void reload(const char *path)
+{
+    char err[512];
+    struct config *fresh;
+    if (config_load(path, &fresh, err, sizeof err) < 0) {
+        LOG_ERROR("reload refused: %s", err);
+        return;
+    }
+    const char *fixed = config_changed(threads[0].fe.cfg, fresh, true);
+    if (fixed) {
+        LOG_WARN("reload: %s changes only on restart; keeping the running config", fixed);
+        config_free(fresh);
+        return;
+    }
+    log_set_level(fresh->log.level);
+    struct tls_ctx *server, *client;
+    if (tls_contexts(fresh, &server, &client) < 0) {
+        LOG_ERROR("reload: keeping the old certificate and trust roots");
+        server = client = NULL;
+    }
+    for (unsigned i = 0; i < nthreads; i++) {
+        threads[i].fe.next_cfg = fresh;
+        threads[i].fe.next_tls = server;
+        threads[i].next_client_tls = client;
+    }
+    to_threads(FE_CTL_RELOAD);
+    LOG_INFO("reloaded %s", path);
+}
+
 static void *thread_main(void *arg)
 {
     struct s2s_thread *t = arg;
@@ -77,6 +139,8 @@ static int attach(struct s2s_thread *t, const struct seg *seg, const struct conf
     t->fe.ctl_fd = ctl_fd;
     arena_init(&t->fe.arena, 8192);
     t->db_cfg = &db_cfg;
+    if (!(t->acks = calloc(topo_shards(cfg), sizeof *t->acks)))
+        return -ENOMEM;
     t->authz_lim = (struct authz_limits){cfg->s2s.max_domain_pairs, cfg->s2s.max_dialback_pending};
     if ((err = out_init(t)) < 0 || (err = s2s_resolve_init(t)) < 0)
         return err;
@@ -110,26 +174,9 @@ int main(int argc, char **argv)
     }
     log_init("s2s", (enum log_level)cfg->log.level);
     signal(SIGPIPE, SIG_IGN);
-    /* One certificate for both roles: the one of the domain (XEP-0178 wants the same
-     * identity whether we connect or are connected to). */
     struct tls_ctx *client_tls = NULL;
-    bool have_cert = cfg->c2s.certificate && access(cfg->c2s.certificate, R_OK) == 0;
-    struct tls_opts o = {
-        .cert_file = have_cert ? cfg->c2s.certificate : NULL,
-        .key_file = have_cert ? cfg->c2s.key : NULL,
-        .ca_file = cfg->s2s.ca_file && *cfg->s2s.ca_file ? cfg->s2s.ca_file : NULL,
-        .ca_dir = cfg->s2s.ca_dir && *cfg->s2s.ca_dir ? cfg->s2s.ca_dir : NULL,
-        .alpn = "xmpp-server",
-        .request_cert = true,
-    };
-    if (have_cert && !(tls = tls_ctx_new_server(&o, err, sizeof err))) {
-        LOG_ERROR("TLS: %s", err);
+    if (tls_contexts(cfg, &tls, &client_tls) < 0)
         return 1;
-    }
-    if (!(client_tls = tls_ctx_new_client(&o, err, sizeof err))) {
-        LOG_ERROR("TLS (client): %s", err);
-        return 1;
-    }
     uint8_t secret[SECRET_LEN];
     if ((rc = secret_load(cfg->storage.path, ".dialback", secret)) < 0) {
         LOG_ERROR("the dialback secret beside %s: %s", cfg->storage.path, strerror(-rc));
@@ -211,7 +258,9 @@ int main(int argc, char **argv)
             continue;
         if (m.type == CTL_SHUTDOWN)
             break;
-        if (m.type == CTL_PEER_DOWN && m.arg == CTL_ROLE_ROUTER) {
+        if (m.type == CTL_RELOAD) {
+            reload(a.config);
+        } else if (m.type == CTL_PEER_DOWN && m.arg == CTL_ROLE_ROUTER) {
             LOG_WARN("the router went down: holding peers' input until it is back");
             to_threads(FE_CTL_ROUTER_DOWN);
             struct ctl_msg ack = {CTL_PEER_RESET, m.arg};

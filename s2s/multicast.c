@@ -308,6 +308,8 @@ void mcast_discover(struct s2s_conn *c, struct s2s_mcast *m)
     query(c, m, 'i', c->remote, strlen(c->remote), NS_DISCO_INFO);
 }
 
+#define MCAST_UNADVERTISED 20
+
 static void found(struct s2s_thread *t, struct s2s_mcast *m, const char *service, size_t len,
                   uint32_t limit, const char *domain)
 {
@@ -317,7 +319,11 @@ static void found(struct s2s_thread *t, struct s2s_mcast *m, const char *service
         return;
     }
     m->state = MC_YES;
-    m->limit = limit && limit < max ? limit : max;
+    /* A service that names no limit gets what ejabberd takes from remote servers unless
+     * configured otherwise, the one such service met in practice. */
+    if (!limit)
+        limit = MCAST_UNADVERTISED;
+    m->limit = limit < max ? limit : max;
     LOG_INFO("s2s: %s multicasts (XEP-0033) through %s, %u recipients per stanza", domain,
              m->service, m->limit);
 }
@@ -469,7 +475,7 @@ static void refuse(struct s2s_conn *c, struct xml_str id, int kind, int type,
     if (gt && buf_append(&fr, &h, sizeof h) == 0 && buf_append(&fr, me, h.from_len) == 0 &&
         buf_append(&fr, from->str, from->len) == 0 &&
         buf_append(&fr, buf_data(&st), buf_used(&st)) == 0)
-        out_frame(t, PROTO_REMOTE, buf_data(&fr), buf_used(&fr));
+        out_frame(t, PROTO_REMOTE, buf_data(&fr), buf_used(&fr), ~0u, 0); /* ours: no shard waits */
     else
         LOG_RL(LOG_LEVEL_ERROR, "s2s: out of memory: a multicast error to %s is lost", from->str);
     buf_free(&st);

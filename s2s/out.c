@@ -68,8 +68,9 @@ struct verify_req {
 
 struct qhead {
     uint32_t len;
-    uint16_t kind; /* PROTO_REMOTE, PROTO_REMOTE_FANOUT */
-    uint16_t pad;
+    uint16_t kind;  /* PROTO_REMOTE, PROTO_REMOTE_FANOUT */
+    uint16_t shard; /* ... from this shard, which waits for the acknowledgement of seq */
+    uint64_t seq;
 };
 
 struct s2s_domain {
@@ -244,6 +245,7 @@ static void bounce_queue(struct s2s_thread *t, struct s2s_domain *d, const char 
         } else {
             t->fanout_lost++;
         }
+        remote_ack(t, q.shard, q.seq);
         p += q.len;
     }
     buf_free(&d->q);
@@ -433,6 +435,7 @@ static void dom_use(struct s2s_domain *d, struct s2s_conn *c)
         struct qhead q;
         memcpy(&q, p, sizeof q);
         send_frame(c, q.kind, p + sizeof q, q.len);
+        remote_ack(s2s_thread(&c->fe), q.shard, q.seq);
         p += sizeof q + q.len;
     }
     buf_free(&d->q);
@@ -523,30 +526,36 @@ void out_attach(struct s2s_conn *c, const char *remote)
     bidi_use(d, c);
 }
 
-void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t len)
+void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t len,
+               unsigned shard, uint64_t seq)
 {
     const char *name;
     size_t nlen;
     if (kind == PROTO_REMOTE_FANOUT) {
         struct decode_remote_fanout f;
-        if (decode_remote_fanout(frame, len, &f) < 0)
+        if (decode_remote_fanout(frame, len, &f) < 0) {
+            remote_ack(t, shard, seq); /* nothing to do with it, ever */
             return;
+        }
         name = f.domain;
         nlen = f.h.domain_len;
     } else {
         struct decode_stanza s;
-        if (decode_stanza(frame, len, &s) < 0 || !s.h.to_domain_len)
+        if (decode_stanza(frame, len, &s) < 0 || !s.h.to_domain_len) {
+            remote_ack(t, shard, seq);
             return;
+        }
         name = s.to + s.h.to_domain_off;
         nlen = s.h.to_domain_len;
     }
     struct s2s_domain *d = dom_get(t, name, nlen);
     if (d && d->state == D_READY && d->conn) {
         send_frame(d->conn, kind, frame, len);
+        remote_ack(t, shard, seq);
         return;
     }
     const struct config *cfg = t->fe.cfg;
-    struct qhead q = {len, kind, 0};
+    struct qhead q = {len, kind, (uint16_t)shard, seq};
     if (!d || d->qn >= cfg->s2s.max_queue ||
         buf_used(&d->q) + sizeof q + len > cfg->s2s.max_queue_bytes ||
         buf_reserve(&d->q, sizeof q + len) < 0) {
@@ -554,6 +563,7 @@ void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t 
             remote_bounce(t, frame, len, "resource-constraint");
         else
             t->fanout_lost++;
+        remote_ack(t, shard, seq);
         return;
     }
     buf_append(&d->q, &q, sizeof q); /* reserved: these cannot fail */
@@ -747,16 +757,7 @@ void out_element(struct s2s_conn *c, const struct xml_event *ev)
     } else if (str_is(ev->ns, NS_SASL) && c->phase == OUT_SASL) {
         on_sasl(c, ev);
     } else if (str_is(ev->ns, DIALBACK_NS)) {
-        struct xml_node *n = s2s_tree(c, ev);
-        if (!n) {
-            fe_stream_error(&c->fe, "bad-format");
-            return;
-        }
-        struct buf b = {0};
-        struct dialback_event de;
-        enum dialback_ev k = dialback_recv(&c->db, n, &t->fe.arena, t->fe.now, &b, &de);
-        s2s_dialback_out(c, &b, k, &de);
-        buf_free(&b);
+        s2s_dialback_recv(c, ev);
         retire(c);
     } else if (c->db_ready && authz_valid(&c->authz, AUTHZ_OUT) && (c->fe.flags & S2S_F_BIDI)) {
         in_stanza(c, ev); /* the peer's stanzas on our bidirectional stream */

@@ -97,13 +97,67 @@ void remote_bounce(struct s2s_thread *t, const void *frame, uint32_t len, const 
     buf_free(&fr);
 }
 
+/* Acknowledgements in one frame per shard, at most this many. */
+#define ACK_BATCH 512
+
+static void ack_flush(struct s2s_thread *t, unsigned shard)
+{
+    struct buf *b = &t->acks[shard];
+    if (!buf_used(b))
+        return;
+    if (fe_port_send(&t->fe, shard, PROTO_REMOTE_ACK, buf_data(b), buf_used(b)) < 0)
+        LOG_RL(LOG_LEVEL_ERROR, "s2s thread %u: out of memory: acknowledgements are lost (the "
+               "router keeps copies longer)", t->fe.idx);
+    buf_consume(b, buf_used(b));
+}
+
+static void ack_timer(struct fe_thread *ft, struct fe_timer *tm)
+{
+    (void)tm;
+    struct s2s_thread *t = (struct s2s_thread *)ft;
+    t->ack_armed = false;
+    for (unsigned i = 0; i < ft->nshards; i++)
+        ack_flush(t, i);
+}
+
+void remote_ack(struct s2s_thread *t, unsigned shard, uint64_t seq)
+{
+    if (shard >= t->fe.nshards)
+        return;
+    struct buf *b = &t->acks[shard];
+    struct proto_remote_ack h = {.conn = proto_conn_id(PROTO_FE_S2S, t->fe.idx, 0xFFFFFF, 0)};
+    if (!buf_used(b) && buf_append(b, &h, sizeof h) < 0)
+        return;
+    memcpy(&h, buf_data(b), sizeof h);
+    if (buf_append(b, &seq, sizeof seq) < 0)
+        return;
+    h.n++;
+    memcpy(buf_data(b), &h, sizeof h);
+    if (h.n >= ACK_BATCH)
+        ack_flush(t, shard);
+    else if (!t->ack_armed) {
+        t->ack_armed = true;
+        fe_timer_at(&t->fe, &t->ack_timer, fe_now_us() + 1000, ack_timer);
+    }
+}
+
+void remote_ack_reset(struct s2s_thread *t)
+{
+    for (unsigned i = 0; i < t->fe.nshards; i++)
+        buf_free(&t->acks[i]);
+}
+
 void remote_frame(struct fe_thread *ft, const struct ring_frame *f)
 {
     struct s2s_thread *t = (struct s2s_thread *)ft;
-    if (f->kind != PROTO_REMOTE && f->kind != PROTO_REMOTE_FANOUT) {
+    struct proto_remote_env env;
+    const void *p;
+    uint32_t len;
+    if ((f->kind != PROTO_REMOTE && f->kind != PROTO_REMOTE_FANOUT) ||
+        decode_remote_env(f->payload, f->len, &env, &p, &len) < 0) {
         LOG_RL(LOG_LEVEL_ERROR, "s2s thread %u: a frame of kind %u from the router", ft->idx,
                f->kind);
         return;
     }
-    out_frame(t, f->kind, f->payload, f->len);
+    out_frame(t, f->kind, p, len, env.shard, env.seq);
 }

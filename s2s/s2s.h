@@ -104,11 +104,15 @@ struct s2s_thread {
     struct s2s_dns_poll *dns_polls; /* [ndns_polls]: polls armed on its sockets */
     size_t ndns_polls, capdns_polls;
     struct tls_ctx *client_tls;
+    struct tls_ctx *next_client_tls; /* FE_CTL_RELOAD: the one to switch to, or NULL */
     const struct dialback_config *db_cfg;
     struct authz_limits authz_lim;
     /* out.c: remote domains this thread talks to, by hash of the name */
     struct s2s_domain **domains;
     uint32_t domains_mask, ndomains;
+    struct buf *acks; /* [nshards]: a PROTO_REMOTE_ACK being gathered for each shard */
+    struct fe_timer ack_timer;
+    bool ack_armed;
     uint64_t sent, received, bounced; /* stanzas, for the log */
     uint64_t fanout_frames, fanout_stanzas; /* PROTO_REMOTE_FANOUT frames, recipients served */
     uint64_t fanout_lost;                   /* ... stanzas to a server that could not be reached */
@@ -142,6 +146,8 @@ struct xml_node *s2s_tree(struct s2s_conn *c, const struct xml_event *ev);
 /* Handles a dialback event of stream c (both directions meet here: a VERIFY on an
  * inbound stream becomes a <db:verify/> on an outbound one, whose answer comes back). */
 void s2s_dialback_event(struct s2s_conn *c, enum dialback_ev k, const struct dialback_event *ev);
+/* A dialback element arrived on stream c (either direction). */
+void s2s_dialback_recv(struct s2s_conn *c, const struct xml_event *ev);
 /* Sends what a dialback call appended to b, then handles its event. */
 void s2s_dialback_out(struct s2s_conn *c, struct buf *b, enum dialback_ev k,
                       const struct dialback_event *ev);
@@ -174,7 +180,8 @@ int out_init(struct s2s_thread *t);
 void out_free(struct s2s_thread *t);
 /* A frame from the router for a remote domain (PROTO_REMOTE: one stanza; or
  * PROTO_REMOTE_FANOUT): sent, queued while the stream is made, or bounced. */
-void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t len);
+void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t len,
+               unsigned shard, uint64_t seq); /* shard ~0u: s2s's own, nobody to tell */
 /* Asks the authoritative server of `sender` whether key is the one it made for (target,
  * sender, id), on this thread's stream to it (made if need be). The answer reaches
  * in_verified(). */
@@ -200,6 +207,11 @@ void out_wake(struct s2s_thread *t);
 /* ---- remote.c ---- */
 /* A frame from the router (fe_ops.frame): a stanza for a remote domain. */
 void remote_frame(struct fe_thread *t, const struct ring_frame *f);
+/* Frame seq of shard is done with (on the wire, returned, or given up): the shard may
+ * forget its copy (router/rlog.c). Batched: sent within a millisecond. */
+void remote_ack(struct s2s_thread *t, unsigned shard, uint64_t seq);
+/* The router died: acknowledgements for it are moot. */
+void remote_ack_reset(struct s2s_thread *t);
 /* An error answering the stanza of the PROTO_STANZA frame `frame` (from a local sender
  * to a remote JID) goes back to its sender through the router; nothing for an error or
  * a result (RFC 6120 §8.3.1). */

@@ -153,6 +153,20 @@ void s2s_stream_tick(struct fe_conn *f)
     }
 }
 
+void s2s_dialback_recv(struct s2s_conn *c, const struct xml_event *ev)
+{
+    struct xml_node *n = s2s_tree(c, ev);
+    if (!n) {
+        fe_stream_error(&c->fe, "bad-format");
+        return;
+    }
+    struct buf b = {0};
+    struct dialback_event de;
+    enum dialback_ev k = dialback_recv(&c->db, n, &c->fe.t->arena, c->fe.t->now, &b, &de);
+    s2s_dialback_out(c, &b, k, &de);
+    buf_free(&b);
+}
+
 void s2s_dialback_out(struct s2s_conn *c, struct buf *b, enum dialback_ev k,
                       const struct dialback_event *ev)
 {

@@ -31,6 +31,26 @@ int decode_stanza(const void *frame, uint32_t len, struct decode_stanza *out)
     return 0;
 }
 
+int decode_remote_env(const void *frame, uint32_t len, struct proto_remote_env *env,
+                      const void **payload, uint32_t *plen)
+{
+    if (head(frame, len, env, sizeof *env) < 0)
+        return -EBADMSG;
+    *payload = (const char *)frame + sizeof *env;
+    *plen = len - (uint32_t)sizeof *env;
+    return 0;
+}
+
+int decode_remote_ack(const void *frame, uint32_t len, struct decode_remote_ack *out)
+{
+    struct proto_remote_ack *h = &out->h;
+    if (head(frame, len, h, sizeof *h) < 0 ||
+        sizeof *h + (uint64_t)h->n * sizeof(uint64_t) > len)
+        return -EBADMSG;
+    out->seqs = (const char *)frame + sizeof *h;
+    return 0;
+}
+
 int decode_remote_fanout(const void *frame, uint32_t len, struct decode_remote_fanout *out)
 {
     struct proto_remote_fanout *h = &out->h;

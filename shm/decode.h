@@ -25,6 +25,23 @@ struct decode_stanza {
 };
 int decode_stanza(const void *frame, uint32_t len, struct decode_stanza *out);
 
+/* The envelope of a REMOTE or REMOTE_FANOUT frame; *payload, *plen: what follows it. */
+int decode_remote_env(const void *frame, uint32_t len, struct proto_remote_env *env,
+                      const void **payload, uint32_t *plen);
+
+/* PROTO_REMOTE_ACK: the i-th sequence number with decode_remote_ack_at(). */
+struct decode_remote_ack {
+    struct proto_remote_ack h;
+    const char *seqs;
+};
+int decode_remote_ack(const void *frame, uint32_t len, struct decode_remote_ack *out);
+static inline uint64_t decode_remote_ack_at(const struct decode_remote_ack *d, uint32_t i)
+{
+    uint64_t v;
+    __builtin_memcpy(&v, d->seqs + (size_t)i * sizeof v, sizeof v);
+    return v;
+}
+
 /* PROTO_REMOTE_FANOUT: the recipients are walked with decode_fanout_next(). */
 struct decode_remote_fanout {
     struct proto_remote_fanout h;

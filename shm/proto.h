@@ -25,7 +25,7 @@
 
 #include <stdint.h>
 
-#define PROTO_VERSION 5
+#define PROTO_VERSION 6
 
 static inline uint64_t proto_conn_id(unsigned fe, unsigned thread, uint32_t slot, uint32_t gen)
 {
@@ -46,6 +46,7 @@ enum proto_kind {
     PROTO_BIND = 1, /* bind a resource: struct proto_session */
     PROTO_UNBIND,   /* the session's connection is gone: struct proto_session */
     PROTO_STANZA,   /* a stanza from a bound session: struct proto_stanza */
+    PROTO_REMOTE_ACK, /* s2s: REMOTE(_FANOUT) frames done with: struct proto_remote_ack */
     /* router -> front end */
     PROTO_BIND_RESULT, /* struct proto_bind_result */
     PROTO_DELIVER,     /* stanza bytes for connections of this thread: struct proto_deliver */
@@ -156,6 +157,25 @@ struct proto_rcpt {
     uint64_t conn;
     uint32_t to_off; /* into the attribute table */
     uint32_t to_len; /* 0: the stanza as is */
+};
+
+/* REMOTE and REMOTE_FANOUT frames start with this envelope, then their payload. s2s
+ * acknowledges each (PROTO_REMOTE_ACK) once its stanzas are on the wire, returned to
+ * their senders or given up: what a shard has not heard back of when s2s dies goes to
+ * its replacement (router/rlog.c), so nothing handed to s2s is lost with it. seq is
+ * the shard's, starting at a random epoch at each router start. */
+struct proto_remote_env {
+    uint64_t seq;
+    uint32_t shard;
+    uint32_t pad;
+};
+
+/* REMOTE_ACK. conn names the s2s thread (slot and generation unused); followed by n
+ * uint64_t sequence numbers of the shard the frame goes to. */
+struct proto_remote_ack {
+    uint64_t conn;
+    uint32_t n;
+    uint32_t pad;
 };
 
 /* REMOTE_FANOUT. Followed by the remote domain (domain_len bytes), the stanza

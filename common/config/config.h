@@ -123,6 +123,7 @@ struct config {
         uint32_t max_sessions; /* per account */
         uint32_t max_directed; /* per session */
         uint32_t max_pending;  /* bytes of frames held per user while its state loads */
+        uint64_t max_remote_unacked; /* bytes of copies of frames to s2s, per shard and thread */
     } router;
     struct {
         uint32_t threads;

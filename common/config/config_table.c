@@ -203,6 +203,11 @@ const struct config_directive config_table[] = {
         "from storage (milliseconds, longer when storage is slow). Beyond it a stanza is\n"
         "refused with resource-constraint, and an error or result (which nothing may\n"
         "answer) is dropped; a session's end and what the server sends always wait."),
+    NUM(SIZE, "router.max_remote_unacked", router.max_remote_unacked, "64M", 1 * M, 1 * G, 0,
+        "Bytes of stanzas a shard keeps a copy of until s2s says it sent or returned them\n"
+        "(per s2s thread), so that a restarted s2s gets what the one before had not done.\n"
+        "Past it the oldest copy is forgotten: that stanza would be lost only if s2s then\n"
+        "crashed. It holds what waits for remote servers that are slow to connect."),
     NUM(INT, "s2s.threads", s2s.threads, "1", 1, 64, RESTART,
         "Threads of the s2s process (federation), each with its own io_uring, listeners\n"
         "and server-to-server streams; a remote domain's outbound streams belong to one\n"
@@ -307,12 +312,13 @@ const struct config_directive config_table[] = {
         1000000, 0,
         "Inbound connections from one remote address (IPv6: one /64) at most; one more is\n"
         "closed with policy-violation. A large server opens one or two per domain pair."),
-    NUM(INT, "s2s.multicast_max", s2s.multicast_max, "20", 0, 1000, 0,
+    NUM(INT, "s2s.multicast_max", s2s.multicast_max, "1000", 0, 10000, 0,
         "XEP-0033 multicast between servers: a presence broadcast to several contacts on\n"
         "a remote server that advertises it goes there as one stanza per this many\n"
-        "recipients (fewer if the server advertises a lower limit); a multicast stanza\n"
-        "from a peer may name this many local recipients at most (more: not-acceptable).\n"
-        "20 is what ejabberd accepts from remote servers unless told otherwise. 0: no\n"
+        "recipients at most, fewer when the server advertises a lower limit (one that\n"
+        "advertises none gets 20, what ejabberd accepts from remote servers unless told\n"
+        "otherwise); a multicast stanza from a peer may name this many local recipients\n"
+        "at most (more: not-acceptable), which our disco#info advertises. 0: no\n"
         "multicast, neither sent, accepted nor advertised."),
     BOOL("s2s.bidi", s2s.bidi, "true", RESTART,
          "Bidirectional server-to-server streams (XEP-0288): one TCP connection carries\n"

@@ -39,7 +39,7 @@ static void span(const void *frame, uint32_t len, const char *p, size_t n)
 static void fuzz(unsigned which, const void *f, uint32_t len)
 {
     int rc;
-    switch (which % 7) {
+    switch (which % 9) {
     case 0: {
         struct decode_stanza d;
         if ((rc = decode_stanza(f, len, &d)) == 0) {
@@ -101,6 +101,23 @@ static void fuzz(unsigned which, const void *f, uint32_t len)
                 span(f, len, jid, n);
                 FUZZ_CHECK(p <= d.end && n);
             }
+        }
+        break;
+    }
+    case 6: {
+        struct proto_remote_env env;
+        const void *pl;
+        uint32_t plen;
+        if ((rc = decode_remote_env(f, len, &env, &pl, &plen)) == 0)
+            span(f, len, pl, plen);
+        break;
+    }
+    case 7: {
+        struct decode_remote_ack d;
+        if ((rc = decode_remote_ack(f, len, &d)) == 0) {
+            span(f, len, d.seqs, (size_t)d.h.n * 8);
+            for (uint32_t i = 0; i < d.h.n; i++)
+                sink += (unsigned)decode_remote_ack_at(&d, i);
         }
         break;
     }

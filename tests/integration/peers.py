@@ -12,6 +12,7 @@ node among them, and one DNS server that every server resolves the test domains 
                       certs="self-signed")
     net.start()       # DNS first, then every server at once: about 2 s
     ...  pr.host, pr.port (c2s), pr.s2s_port, pr.cert (what a client trusts), pr.jid("alice")
+    pr.restart()      # stop by PID and start again on the same data (starling: status 0)
     net.stop()
 
 What each peer gets:
@@ -425,6 +426,8 @@ class Peer:
         return rc
 
     def restart(self):
+        """Stopped by its PID (stop()) and started again on the same data: accounts,
+        rosters and offline messages stay; clients and s2s streams are cut."""
         self.stop()
         return self.start()
 
@@ -797,6 +800,13 @@ class Starling(Peer):
         log = self.log_text()
         return (all(log.count(f"{c} is serving") >= self._boots for c in ("router", "c2s", "s2s"))
                 and super().ready())
+
+    def restart(self):
+        """A clean stop (SIGTERM; the supervisor must exit with status 0) and a start on
+        the same config and store."""
+        rc = self.stop()
+        assert rc == 0, f"starling ({self.domain}) exited with {rc} on SIGTERM:\n{self.log_tail()}"
+        return self.start()
 
     def sanitizer_reports(self):
         """AddressSanitizer and UBSan reports in the log (a SAN= build in STARLING_BIN)."""

@@ -298,8 +298,12 @@ def test_a_server_that_comes_up_is_tried_at_once(pair, tmp_path):
 def test_queue_bound_and_timeout_while_a_stream_is_made(tmp_path):
     """A peer that accepts TCP and then says nothing: stanzas wait for the stream up to
     s2s.max_queue, one more is returned at once with resource-constraint, and when
-    s2s.auth_timeout passes every waiting one comes back with remote-server-timeout."""
+    s2s.auth_timeout passes every waiting one comes back with remote-server-timeout.
+    Then the bound is lowered by a reload (SIGHUP): s2s takes the new one at once."""
+    import os
+    import signal
     import socket
+    import time
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -312,12 +316,12 @@ def test_queue_bound_and_timeout_while_a_stream_is_made(tmp_path):
     node.setup()
     node.start()
     try:
-        async def go():
+        async def go(tag):
             async with Clients(node) as cs:
-                alice = await cs.login("alice", "q")
+                alice = await cs.login("alice", f"q{tag}")
                 for i in range(5):
                     m = alice.make_message(mto="x@silent.test", mbody=f"q{i}", mtype="chat")
-                    m["id"] = f"q{i}"
+                    m["id"] = f"{tag}{i}"
                     m.send()
                 errs = {}
                 while len(errs) < 5:
@@ -325,13 +329,22 @@ def test_queue_bound_and_timeout_while_a_stream_is_made(tmp_path):
                     errs[e["id"]] = e["error"]["condition"]
                 return errs
 
-        errs = run(go(), timeout=60)
+        errs = run(go("a"), timeout=60)
         assert sorted(errs.values()) == ["remote-server-timeout"] * 3 + ["resource-constraint"] * 2
-        assert errs["q0"] == errs["q1"] == errs["q2"] == "remote-server-timeout"
+        assert errs["a0"] == errs["a1"] == errs["a2"] == "remote-server-timeout"
+
+        node.conf.write_text(node.conf.read_text().replace("max_queue = 3;", "max_queue = 1;"))
+        os.kill(node.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not [l for l in node.log_text().splitlines() if " s2s[" in l and "reloaded" in l]:
+            assert time.monotonic() < deadline, node.log_tail()
+            time.sleep(0.05)
+        errs = run(go("b"), timeout=60)
+        assert errs["b0"] == "remote-server-timeout"
+        assert [errs[f"b{i}"] for i in range(1, 5)] == ["resource-constraint"] * 4
     finally:
         silent.close()
         _stop_cleanly(node)
-
 
 def test_unsubscribe_and_cancel_across_servers(pair):
     """RFC 6121 §3.3 and §3.2 across servers: after a mutual subscription, x on a.test
@@ -419,3 +432,58 @@ def test_s2s_and_router_restarts(tmp_path):
     finally:
         a.stop()
         _stop_cleanly(b)
+
+
+def test_kill_s2s_with_stanzas_waiting(tmp_path):
+    """kill -9 of starling-s2s while stanzas wait for a remote stream (a silent peer holds
+    it): the supervisor starts another, the router hands it every stanza the dead one had
+    not finished (router/rlog.c), and each still comes back to its sender when the new
+    stream times out; the client's session is untouched throughout."""
+    import os
+    import signal
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    node = Server(tmp_path / "k", name="k.test", expect_stable=False,
+                  s2s={"listen": "", "routes": [f"silent.test=127.0.0.1:{port}"],
+                       "auth_timeout": 3})
+    node.domain = "k.test"
+    node.setup()
+    node.start()
+    try:
+        async def go():
+            async with Clients(node) as cs:
+                alice = await cs.login("alice", "k")
+                for i in range(4):
+                    m = alice.make_message(mto="x@silent.test", mbody=f"k{i}", mtype="chat")
+                    m["id"] = f"k{i}"
+                    m.send()
+                # They are with s2s now, waiting for the silent peer's stream.
+                deadline = time.monotonic() + 5
+                while "s2s is serving" not in node.log_text():
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)
+                served = node.log_text().count("s2s is serving")
+                old = node.children()["starling-s2s"]
+                os.kill(old, signal.SIGKILL)
+                while node.log_text().count("s2s is serving") <= served:
+                    assert time.monotonic() < deadline + 10, node.log_tail()
+                    await asyncio.sleep(0.05)
+                errs = {}
+                while len(errs) < 4:
+                    e = await alice.next_message(lambda m: m["type"] == "error", timeout=FIRST)
+                    errs[e["id"]] = e["error"]["condition"]
+                assert errs == {f"k{i}": "remote-server-timeout" for i in range(4)}
+                assert not alice.gone.done()  # the session lived through it
+                r = await alice.ping_server()
+                assert r["type"] == "result"
+
+        run(go(), timeout=60)
+        assert "stanzas s2s had not finished go to its replacement" in node.log_text()
+    finally:
+        silent.close()
+        node.stop()
