@@ -119,6 +119,8 @@ static void closing(struct fe_conn *f)
 {
     if (f->flags & S2S_F_OUTBOUND)
         out_closing((struct s2s_conn *)f);
+    else
+        out_detach((struct s2s_conn *)f); /* an inbound bidi stream carrying ours */
 }
 
 static void release(struct fe_conn *f)

@@ -5,11 +5,16 @@
  *            unpredictable stream ID (the dialback keys hang on it) and our features:
  *   features before TLS: <starttls/>, required unless s2s.require_encryption is off;
  *            with TLS: EXTERNAL when the peer's certificate verifies and names the
- *            header's `from` (XEP-0178), dialback (XEP-0220 with errors);
- *   then     <starttls/> (§5), SASL EXTERNAL (success restarts the stream, which keeps
- *            the pair), dialback requests (verified with the sender's authoritative
- *            server by out.c, or by the certificate, XEP-0344) and <db:verify/> asked of
- *            us as the authoritative server (answered at once from the key);
+ *            header's `from` (XEP-0178), XEP-0288's bidi while nothing is authenticated
+ *            (s2s.bidi), dialback (XEP-0220 with errors);
+ *   then     <starttls/> (§5), <bidi/> (whenever it comes, bidi.h), SASL EXTERNAL
+ *            (success restarts the stream, which keeps the pair and bidi), dialback
+ *            requests (verified with the sender's authoritative server by out.c, or by
+ *            the certificate, XEP-0344) and <db:verify/> asked of us as the
+ *            authoritative server (answered at once from the key);
+ *   bidi     each pair authenticated then also lets us send its inverse here: the
+ *            stream becomes the ready stream of the peer's entry in out.c
+ *            (out_attach()), so our stanzas to it need no connection of ours;
  *   stanzas  once a pair is valid: `from` must be a domain the stream authenticated
  *            (invalid-from), `to` one we serve (host-unknown), both proper JIDs
  *            (improper-addressing); then into the recipient's shard like a c2s stanza.
@@ -22,6 +27,7 @@
 #include "common/xmpp/stanza.h"
 #include "common/xmpp/xml_tree.h"
 #include "common/xmpp/xmlw.h"
+#include "s2s/bidi.h"
 #include "shm/proto.h"
 
 #include <errno.h>
@@ -79,6 +85,9 @@ static void features(struct s2s_conn *c)
             external_init(&c->ext, &p);
             if (external_offer(&p))
                 external_mechanisms(&b);
+            /* Where Prosody offers it: encrypted (or not required), unauthenticated. */
+            if (cfg->s2s.bidi)
+                bidi_feature(&b);
         }
         dialback_feature(&b);
     }
@@ -94,6 +103,8 @@ void in_open(struct s2s_conn *c, const struct xml_event *ev)
     struct xml_str ver = ev->attr[XML_ATTR_VERSION];
     char dom[JID_BUF];
     new_id(c);
+    if (c->dom)
+        out_detach(c); /* a restart forgets what the stream had authenticated */
     if (to.p && (jid_prep_domain(to.p, to.len, dom, sizeof dom) < 0 ||
                  strcmp(dom, cfg->domain) != 0)) {
         fe_stream_error(&c->fe, "host-unknown");
@@ -125,6 +136,27 @@ void in_open(struct s2s_conn *c, const struct xml_event *ev)
     /* RFC 3920 peers (no version) send no features and may start dialback at once. */
     if (ver.p && ver.len >= 1 && ver.p[0] >= '1' && ver.p[0] <= '9')
         features(c);
+    if (c->fe.flags & S2S_F_SASL_OK)
+        out_attach(c, c->remote); /* after our header and features: stanzas may follow */
+}
+
+static void on_bidi(struct s2s_conn *c, const struct xml_event *ev)
+{
+    struct xml_node *n = s2s_tree(c, ev);
+    const char *err = n ? bidi_recv(&c->authz, n) : "bad-format";
+    if (err) {
+        fe_stream_error(&c->fe, err);
+        return;
+    }
+    c->fe.flags |= S2S_F_BIDI;
+    /* Accepted late (ejabberd's way): the pairs authenticated already count too. */
+    for (unsigned i = 0; !c->dom; i++) {
+        const struct authz_pair *p = authz_at(&c->authz, i);
+        if (!p)
+            break;
+        if (p->dir == AUTHZ_IN && !p->pending)
+            out_attach(c, p->from);
+    }
 }
 
 static void on_starttls(struct s2s_conn *c)
@@ -214,6 +246,8 @@ void in_element(struct s2s_conn *c, const struct xml_event *ev)
         fe_stream_error(&c->fe, "policy-violation"); /* encryption is required (§5.3.1) */
     } else if (str_is(ev->ns, NS_SASL)) {
         on_sasl(c, ev);
+    } else if (str_is(ev->ns, BIDI_NS) && cfg->s2s.bidi) {
+        on_bidi(c, ev);
     } else if (str_is(ev->ns, DIALBACK_NS)) {
         s2s_dialback_recv(c, ev);
     } else if (!authz_valid(&c->authz, AUTHZ_IN)) {

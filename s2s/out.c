@@ -14,6 +14,14 @@
  *               this stream (in.c reads them);
  *   ready       stanzas go out as they come; after s2s.idle_timeout without traffic the
  *               stream is closed and the entry goes idle again.
+ * A peer's inbound stream with XEP-0288 may be the ready stream instead (out_attach()):
+ * once it is authenticated for (peer -> us) on the thread that owns the peer's domain,
+ * it takes an entry that has no ready stream and no stream of ours being made for
+ * stanzas (a lookup is cancelled; a stream made only for <db:verify/>s is superseded
+ * and closed once they are answered), or an idle entry about to make one (dom_adopt()),
+ * and carries the queue and what follows: the peer needs no second connection. The
+ * peer closes it when idle; it leaves the entry as an outbound stream does
+ * (out_detach()), and also when a <db:verify/> is due, which goes over a stream of ours.
  * Stanzas that arrive before `ready` wait in the entry's queue (s2s.max_queue stanzas,
  * s2s.max_queue_bytes; past it: resource-constraint). A failure of one address tries the
  * next; when none is left, or the peer refused us (dialback, no TLS where TLS is
@@ -37,6 +45,7 @@
 #include "common/xmpp/xmlw.h"
 #include "shm/decode.h"
 #include "shm/proto.h"
+#include "shm/topo.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -314,9 +323,11 @@ static void on_resolved(struct dns_lookup *l, int err, struct dns_result *res)
     connect_next(t, d);
 }
 
+static bool dom_adopt(struct s2s_thread *t, struct s2s_domain *d);
+
 static void dom_start(struct s2s_thread *t, struct s2s_domain *d)
 {
-    if (d->state != D_IDLE || d->retry_at > fe_now_us())
+    if (d->state != D_IDLE || dom_adopt(t, d) || d->retry_at > fe_now_us())
         return;
     struct dns_result *res = NULL;
     d->state = D_RESOLVING;
@@ -410,11 +421,11 @@ static void send_verifies(struct s2s_conn *c)
     buf_free(&b);
 }
 
-static void dom_ready(struct s2s_conn *c)
+/* c (authenticated) is d's ready stream from now on: the queue goes out on it. */
+static void dom_use(struct s2s_domain *d, struct s2s_conn *c)
 {
-    struct s2s_domain *d = c->dom;
-    c->phase = OUT_READY;
-    s2s_authed(c);
+    d->conn = c;
+    c->dom = d;
     d->state = D_READY;
     d->fails = 0;
     d->retry_at = d->keep_until = 0;
@@ -429,8 +440,90 @@ static void dom_ready(struct s2s_conn *c)
     }
     buf_free(&d->q);
     d->qn = 0;
+}
+
+static void dom_ready(struct s2s_conn *c)
+{
+    struct s2s_domain *d = c->dom;
+    c->phase = OUT_READY;
+    s2s_authed(c);
+    dom_use(d, c);
     if (d->verifies)
         send_verifies(c);
+}
+
+/* An outbound stream that out_attach() superseded ends once no <db:verify/> of ours on
+ * it awaits its answer (the inbound streams that asked still hear it). */
+static void retire(struct s2s_conn *c)
+{
+    if (c->dom || c->fe.state == FE_CLOSING || c->fe.state == FE_FREE ||
+        (c->db_ready && c->db.nverify))
+        return;
+    if (c->phase == OUT_CONNECTING)
+        fe_close(&c->fe);
+    else
+        fe_stream_close(&c->fe);
+}
+
+static void bidi_use(struct s2s_domain *d, struct s2s_conn *c)
+{
+    LOG_INFO("s2s: bidi stream with %s: it carries our stanzas too (XEP-0288)", d->name);
+    dom_use(d, c);
+}
+
+/* Whether inbound stream c may carry our stanzas to `remote` (len rl): bidi, and a pair
+ * (remote, us) authenticated on it, on the thread that owns remote (the only one its
+ * stanzas reach). */
+static bool bidi_usable(struct s2s_conn *c, const char *remote, size_t rl)
+{
+    const struct config *cfg = c->fe.t->cfg;
+    return cfg->s2s.bidi && !(c->fe.flags & S2S_F_OUTBOUND) && (c->fe.flags & S2S_F_BIDI) &&
+           !c->dom && c->db_ready && c->fe.state != FE_CLOSING && c->fe.state != FE_FREE &&
+           topo_s2s_of(cfg, jid_hash(remote, rl)) == c->fe.t->idx &&
+           authz_may_send(&c->authz, cfg->domain, strlen(cfg->domain), remote, rl);
+}
+
+/* An idle entry about to make a stream: an inbound bidi stream of the thread that may
+ * carry its stanzas does instead. Not for <db:verify/>s (they go over a stream of ours). */
+static bool dom_adopt(struct s2s_thread *t, struct s2s_domain *d)
+{
+    size_t rl = strlen(d->name);
+    if (!t->fe.cfg->s2s.bidi || d->verifies)
+        return false;
+    for (uint32_t i = 0; i < t->fe.nslots; i++) {
+        struct s2s_conn *c = (struct s2s_conn *)fe_slot(&t->fe, i);
+        if (c->fe.state != FE_FREE && bidi_usable(c, d->name, rl)) {
+            bidi_use(d, c);
+            return true;
+        }
+    }
+    return false;
+}
+
+void out_attach(struct s2s_conn *c, const char *remote)
+{
+    struct s2s_thread *t = s2s_thread(&c->fe);
+    size_t rl = strlen(remote);
+    if (!bidi_usable(c, remote, rl))
+        return;
+    struct s2s_domain *d = dom_get(t, remote, rl);
+    /* Not when a ready stream serves it; nor when questions are due that only an
+     * outbound stream may ask; nor over a stream of ours being made for stanzas (both
+     * sides would drop their own for the other's when both spoke first). */
+    if (!d || d->state == D_READY || d->verifies || (d->conn && d->qn))
+        return;
+    struct s2s_conn *old = d->conn; /* one for <db:verify/>s only */
+    if (old) {
+        d->conn = NULL;
+        old->dom = NULL;
+        d->can_verify = false;
+        retire(old);
+    }
+    dns_cancel(&d->lookup);
+    dns_result_free(d->res);
+    d->res = NULL;
+    d->timed_out = false;
+    bidi_use(d, c);
 }
 
 void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t len,
@@ -494,7 +587,9 @@ void out_verify(struct s2s_thread *t, const char *sender, const char *target, co
     v->key_len = key_len;
     v->next = d->verifies;
     d->verifies = v;
-    if (d->conn && d->can_verify)
+    if (d->conn && !(d->conn->fe.flags & S2S_F_OUTBOUND))
+        out_detach(d->conn); /* the peer's bidi stream: dialback requests go our way only */
+    else if (d->conn && d->can_verify)
         send_verifies(d->conn);
     else
         dom_start(t, d);
@@ -607,7 +702,7 @@ static void on_features(struct s2s_conn *c, const struct xml_event *ev)
     }
     if (c->fe.flags & S2S_F_SASL_OK)
         return; /* the features after SASL's restart: nothing more to negotiate */
-    if (bidi_offered(n) && !(c->fe.flags & S2S_F_BIDI)) {
+    if (t->fe.cfg->s2s.bidi && bidi_offered(n) && !(c->fe.flags & S2S_F_BIDI)) {
         struct buf b = {0};
         if (bidi_request(&b) == 0) {
             fe_write(&c->fe, buf_data(&b), buf_used(&b));
@@ -663,6 +758,7 @@ void out_element(struct s2s_conn *c, const struct xml_event *ev)
         on_sasl(c, ev);
     } else if (str_is(ev->ns, DIALBACK_NS)) {
         s2s_dialback_recv(c, ev);
+        retire(c);
     } else if (c->db_ready && authz_valid(&c->authz, AUTHZ_OUT) && (c->fe.flags & S2S_F_BIDI)) {
         in_stanza(c, ev); /* the peer's stanzas on our bidirectional stream */
     } else {
@@ -690,7 +786,6 @@ void out_dialback(struct s2s_conn *c, enum dialback_ev k, const struct dialback_
 void out_closing(struct s2s_conn *c)
 {
     struct s2s_thread *t = s2s_thread(&c->fe);
-    struct s2s_domain *d = c->dom;
     if (c->db_ready) {
         /* Our <db:verify/>s on it fail; the inbound streams waiting for them hear so. */
         struct dialback_event de;
@@ -699,6 +794,13 @@ void out_closing(struct s2s_conn *c)
             if (k == DIALBACK_EV_VERIFIED)
                 in_verified(t, de.id, de.sender, de.target, de.result, de.cond);
     }
+    out_detach(c);
+}
+
+void out_detach(struct s2s_conn *c)
+{
+    struct s2s_thread *t = s2s_thread(&c->fe);
+    struct s2s_domain *d = c->dom;
     if (!d || d->conn != c)
         return;
     d->conn = NULL;
@@ -720,6 +822,9 @@ void out_tick(struct s2s_conn *c)
 {
     struct fe_conn *f = &c->fe;
     const struct config *cfg = f->t->cfg;
+    retire(c); /* its last <db:verify/> may have expired */
+    if (f->state == FE_CLOSING)
+        return;
     if (f->deadline && f->t->now >= f->deadline) {
         c->timed_out = true;
         if (c->phase == OUT_CONNECTING)

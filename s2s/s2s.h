@@ -80,7 +80,8 @@ struct s2s_mcast {
 struct s2s_conn {
     struct fe_conn fe; /* first: the layer's part */
     char *remote;      /* the peer's domain: an inbound header's `from`, or where we connect */
-    struct s2s_domain *dom; /* outbound: the domain it serves; NULL once it is detached */
+    struct s2s_domain *dom; /* the entry it is the stream of: outbound, or an inbound
+                             * bidi stream out_attach() took; NULL once detached */
     uint8_t phase;          /* outbound: enum s2s_phase */
     bool db_ready;          /* authz and dialback initialised for the current stream */
     bool timed_out;         /* closed at a deadline, for the bounce's condition */
@@ -193,6 +194,12 @@ void out_open(struct s2s_conn *c, const struct xml_event *ev);
 void out_element(struct s2s_conn *c, const struct xml_event *ev);
 /* The stream is closing: its domain tries the next address, or fails, or goes idle. */
 void out_closing(struct s2s_conn *c);
+/* c no longer serves its domain's entry (the same as out_closing() without the dialback
+ * that ends with a stream): for an inbound bidi stream that closes or must stop. */
+void out_detach(struct s2s_conn *c);
+/* Inbound stream c with XEP-0288 is authenticated for (remote -> us): it becomes the ready
+ * stream of remote's entry, on the thread that owns remote, if that entry has none. */
+void out_attach(struct s2s_conn *c, const char *remote);
 void out_tick(struct s2s_conn *c);
 /* Retries due after a backoff (ops->wake). */
 void out_wake(struct s2s_thread *t);

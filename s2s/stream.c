@@ -199,6 +199,7 @@ void s2s_dialback_event(struct s2s_conn *c, enum dialback_ev k, const struct dia
     case DIALBACK_EV_ALLOWED_IN:
         LOG_INFO("s2s: %s may send to %s (dialback)", ev->sender, ev->target);
         s2s_authed(c);
+        out_attach(c, ev->sender); /* with bidi, ours to it may take this stream */
         break;
     case DIALBACK_EV_REFUSED_IN:
         LOG_INFO("s2s: %s refused for %s (dialback: %s)", ev->sender, ev->target,

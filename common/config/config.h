@@ -145,6 +145,7 @@ struct config {
         uint32_t max_queue, max_queue_bytes; /* per remote domain, while its stream is made */
         uint32_t max_connections, max_connections_per_address;
         uint32_t multicast_max; /* XEP-0033 recipients per stanza, both ways; 0: off */
+        bool bidi;              /* XEP-0288 offered, accepted and requested */
     } s2s;
     struct {
         uint64_t ring_size;

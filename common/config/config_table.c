@@ -320,6 +320,12 @@ const struct config_directive config_table[] = {
         "otherwise); a multicast stanza from a peer may name this many local recipients\n"
         "at most (more: not-acceptable), which our disco#info advertises. 0: no\n"
         "multicast, neither sent, accepted nor advertised."),
+    BOOL("s2s.bidi", s2s.bidi, "true", RESTART,
+         "Bidirectional server-to-server streams (XEP-0288): one TCP connection carries\n"
+         "stanzas both ways. Offered to peers that connect (accepted before or after\n"
+         "authentication), requested from peers that offer it; a peer's bidirectional\n"
+         "stream then also carries our stanzas to it, so no second connection is made.\n"
+         "false: one connection per direction, as without XEP-0288."),
     NUM(SIZE, "shm.ring_size", shm.ring_size, "1M", 64 * K, 1 * G, POW2 | RESTART,
         "Bytes of each shared-memory ring between a front-end thread and a router\n"
         "shard (one ring per pair and direction). At least twice c2s.max_stanza_size."),
