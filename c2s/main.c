@@ -16,7 +16,6 @@
 #include "shm/topo.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -59,8 +58,17 @@ static void to_threads(unsigned req)
  * reported and keep their old values in effect), and the certificate read again so a
  * renewed one is used without a restart. Old snapshots and TLS contexts stay allocated:
  * connections and the SASL configuration point into them, and reloads are rare. */
-static void reload(const char *path, const struct config **cfg, struct tls_ctx **tls)
+struct reload_ctx {
+    const char *path;
+    struct tls_ctx **tls;
+};
+
+static void reload(void *arg)
 {
+    struct reload_ctx *rc = arg;
+    const char *path = rc->path;
+    struct tls_ctx **tls = rc->tls;
+    const struct config *cur = threads[0].fe.cfg, **cfg = &cur;
     char err[512];
     struct config *fresh;
     if (config_load(path, &fresh, err, sizeof err) < 0) {
@@ -253,39 +261,11 @@ int main(int argc, char **argv)
              cfg->c2s.listen.len ? cfg->c2s.listen.text : "-",
              tls && cfg->c2s.listen_tls.len ? cfg->c2s.listen_tls.text : "-", nthreads);
 
-    struct ctl_msg m = {CTL_READY, CTL_ROLE_C2S};
-    send(a.ctl_fd, &m, sizeof m, MSG_NOSIGNAL);
-    for (;;) {
-        struct pollfd pf[2] = {{a.ctl_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
-        if (poll(pf, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (pf[1].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si && si.ssi_signo == SIGTERM)
-                break; /* SIGINT is the terminal's: the supervisor decides */
-        }
-        if (!(pf[0].revents & (POLLIN | POLLHUP)))
-            continue;
-        ssize_t n = recv(a.ctl_fd, &m, sizeof m, 0);
-        if (n == 0 || (n < 0 && errno != EINTR))
-            break; /* the supervisor is gone */
-        if (n != (ssize_t)sizeof m)
-            continue;
-        if (m.type == CTL_SHUTDOWN)
-            break;
-        if (m.type == CTL_RELOAD) {
-            const struct config *cur = threads[0].fe.cfg;
-            reload(a.config, &cur, &tls);
-        } else if (m.type == CTL_PEER_DOWN && m.arg == CTL_ROLE_ROUTER) {
-            LOG_WARN("the router went down: holding client input until it is back");
-            to_threads(FE_CTL_ROUTER_DOWN);
-            struct ctl_msg ack = {CTL_PEER_RESET, m.arg};
-            send(a.ctl_fd, &ack, sizeof ack, MSG_NOSIGNAL);
-        } else if (m.type == CTL_PEER_UP && m.arg == CTL_ROLE_ROUTER) {
-            to_threads(FE_CTL_ROUTER_UP);
-            LOG_INFO("the router is back: sessions registered again");
-        }
-    }
+    struct fe_thread *fes[256];
+    for (unsigned i = 0; i < nthreads; i++)
+        fes[i] = &threads[i].fe;
+    struct reload_ctx rctx = {a.config, &tls};
+    fe_serve(a.ctl_fd, sfd, CTL_ROLE_C2S, fes, nthreads, reload, &rctx);
     /* Every client hears system-shutdown; the threads end once their connections are
      * closed (each gets a few seconds to read its last words). */
     to_threads(FE_CTL_STOP);

@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,12 +59,13 @@ static int tls_contexts(const struct config *cfg, struct tls_ctx **server, struc
     return 0;
 }
 
-static void to_threads(unsigned req);
-
 /* SIGHUP through the supervisor: limits and timeouts at once, the certificate and trust
  * roots for new streams; what changes only on restart is refused whole. */
-static void reload(const char *path)
+static void to_threads(unsigned req);
+
+static void reload(void *arg)
 {
+    const char *path = ((const struct args *)arg)->config;
     char err[512];
     struct config *fresh;
     if (config_load(path, &fresh, err, sizeof err) < 0) {
@@ -238,37 +238,10 @@ int main(int argc, char **argv)
     LOG_INFO("listening on %s with %u threads",
              cfg->s2s.listen.len ? cfg->s2s.listen.text : "-", nthreads);
 
-    struct ctl_msg m = {CTL_READY, CTL_ROLE_S2S};
-    send(a.ctl_fd, &m, sizeof m, MSG_NOSIGNAL);
-    for (;;) {
-        struct pollfd pf[2] = {{a.ctl_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
-        if (poll(pf, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (pf[1].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si && si.ssi_signo == SIGTERM)
-                break; /* SIGINT is the terminal's: the supervisor decides */
-        }
-        if (!(pf[0].revents & (POLLIN | POLLHUP)))
-            continue;
-        ssize_t n = recv(a.ctl_fd, &m, sizeof m, 0);
-        if (n == 0 || (n < 0 && errno != EINTR))
-            break; /* the supervisor is gone */
-        if (n != (ssize_t)sizeof m)
-            continue;
-        if (m.type == CTL_SHUTDOWN)
-            break;
-        if (m.type == CTL_RELOAD) {
-            reload(a.config);
-        } else if (m.type == CTL_PEER_DOWN && m.arg == CTL_ROLE_ROUTER) {
-            LOG_WARN("the router went down: holding peers' input until it is back");
-            to_threads(FE_CTL_ROUTER_DOWN);
-            struct ctl_msg ack = {CTL_PEER_RESET, m.arg};
-            send(a.ctl_fd, &ack, sizeof ack, MSG_NOSIGNAL);
-        } else if (m.type == CTL_PEER_UP && m.arg == CTL_ROLE_ROUTER) {
-            to_threads(FE_CTL_ROUTER_UP);
-        }
-    }
+    struct fe_thread *fes[64];
+    for (unsigned i = 0; i < nthreads; i++)
+        fes[i] = &threads[i].fe;
+    fe_serve(a.ctl_fd, sfd, CTL_ROLE_S2S, fes, nthreads, reload, &a);
     to_threads(FE_CTL_STOP);
     for (unsigned i = 0; i < nthreads; i++) {
         pthread_join(th[i], NULL);

@@ -20,7 +20,8 @@
  * connection is).
  *
  * Files, by job: loop.c (the io_uring), conn.c (the pool, output, TLS, the paused list),
- * stream.c (input, holding, stream errors), port.c (the rings to the shards).
+ * stream.c (input, holding, stream errors), port.c (the rings to the shards), serve.c
+ * (the process's main thread: the supervisor's messages and signals).
  *
  * Threads: everything here runs on the thread that owns the fe_thread or connection
  * given, but the fields the process's main thread sets before the thread starts, and
@@ -281,6 +282,15 @@ int fe_listen(const struct config_addr *a);
 /* The process's main thread, before the threads listen: 0 when nobody else listens on a
  * (waiting two seconds for a predecessor to let go), -EADDRINUSE or another -errno. */
 int fe_address_free(const struct config_addr *a);
+
+/* ---- serve.c ---- */
+/* The process's main thread, once the n threads ts run: tells the supervisor it is ready
+ * (as `role`, CTL_ROLE_*), then serves the control socket ctl_fd and the signals blocked
+ * into signalfd sfd, until SIGTERM, CTL_SHUTDOWN or the supervisor's end. A router that
+ * goes down or comes back is handed to the threads (FE_CTL_ROUTER_DOWN, acknowledged;
+ * FE_CTL_ROUTER_UP); CTL_RELOAD calls reload(arg). */
+void fe_serve(int ctl_fd, int sfd, unsigned role, struct fe_thread *const *ts, unsigned n,
+              void (*reload)(void *arg), void *arg);
 
 /* ---- conn.c ---- */
 /* The thread's pool: room for max connections, none of it allocated yet. 0 or -ENOMEM. */
