@@ -33,7 +33,9 @@ void s2s_stream_start(struct fe_conn *f)
     xml_init(&f->xp, &lim, XML_CONTENT_SERVER, f->t->scratch, sizeof f->t->scratch);
     f->state = FE_HEADER;
     f->flags &= (uint16_t)~(FE_F_HDR_SENT | S2S_F_FEATURES);
-    if (!f->deadline)
+    /* One deadline for the whole negotiation, TLS and SASL restarts included; none once
+     * SASL has authenticated the stream. */
+    if (!f->deadline && !(f->flags & S2S_F_SASL_OK))
         f->deadline = f->t->now + cfg->s2s.auth_timeout;
     /* The initiating side speaks first (§4.2), over Direct TLS once it is up. */
     if ((f->flags & S2S_F_OUTBOUND) && !((f->flags & FE_F_DIRECT) && !(f->flags & FE_F_TLS))) {

@@ -487,3 +487,37 @@ def test_kill_s2s_with_stanzas_waiting(tmp_path):
     finally:
         silent.close()
         node.stop()
+
+
+@pytest.mark.parametrize("mode", ["dialback", "external"])
+def test_authenticated_streams_outlive_the_auth_timeout(tmp_path, mode):
+    """s2s.auth_timeout bounds the negotiation only: streams authenticated by dialback or
+    by SASL EXTERNAL (whose restart starts a new stream) carry on past it."""
+    import time
+
+    pa, pb = free_port(), free_port()
+    routes = [f"a.test=127.0.0.1:{pa}", f"b.test=127.0.0.1:{pb}"]
+    ca = tmp_path / "ca" if mode == "external" else None
+    a = _node(tmp_path, "a.test", pa, routes, ca, auth_timeout=2)
+    b = _node(tmp_path, "b.test", pb, routes, ca, auth_timeout=2)
+    a.start()
+    b.start()
+    try:
+        async def go():
+            async with Clients(a) as ca_, Clients(b) as cb:
+                alice = await ca_.login("alice", "t", available=True)
+                bob = await cb.login("bob", "t", available=True)
+                for i in range(2):
+                    alice.send_message(mto=bob.boundjid.full, mbody=f"t{i}", mtype="chat")
+                    await bob.next_message(lambda m: m["body"] == f"t{i}", timeout=FIRST)
+                    bob.send_message(mto=alice.boundjid.full, mbody=f"u{i}", mtype="chat")
+                    await alice.next_message(lambda m: m["body"] == f"u{i}", timeout=FIRST)
+                    if i == 0:
+                        await asyncio.sleep(3.5)  # past s2s.auth_timeout
+
+        run(go(), timeout=60)
+        for node in (a, b):
+            assert "connection-timeout" not in node.log_text(), node.log_tail()
+    finally:
+        _stop_cleanly(a)
+        _stop_cleanly(b)
