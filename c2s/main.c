@@ -95,9 +95,12 @@ static void reload(void *arg)
         threads[i].fe.next_tls = t;
     }
     to_threads(FE_CTL_RELOAD);
+    config_retire(*cfg);
     *cfg = fresh;
-    if (t)
+    if (t) {
+        tls_ctx_retire(*tls);
         *tls = t;
+    }
     LOG_INFO("reloaded %s", path);
 }
 
@@ -278,6 +281,8 @@ int main(int argc, char **argv)
     }
     worker_stop(verify);
     store_close(store);
+    config_retired_free();
+    tls_ctx_retired_free();
     LOG_INFO("stopped");
     return 0;
 }

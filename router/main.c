@@ -158,6 +158,7 @@ int main(int argc, char **argv)
                 for (unsigned i = 0; i < nshards; i++)
                     shards[i].next_cfg = fresh;
                 to_shards(ROUTER_CTL_RELOAD, 0);
+                config_retire(cfg);
                 cfg = fresh;
                 LOG_INFO("reloaded %s", a.config);
             }
@@ -173,6 +174,7 @@ int main(int argc, char **argv)
         pthread_join(th[i], NULL);
     free(th);
     store_close(store);
+    config_retired_free();
     LOG_INFO("stopped");
     return 0;
 }

@@ -84,12 +84,19 @@ static void reload(void *arg)
         LOG_ERROR("reload: keeping the old certificate and trust roots");
         server = client = NULL;
     }
+    const struct config *old = threads[0].fe.cfg;
+    struct tls_ctx *old_server = threads[0].fe.tls, *old_client = threads[0].client_tls;
     for (unsigned i = 0; i < nthreads; i++) {
         threads[i].fe.next_cfg = fresh;
         threads[i].fe.next_tls = server;
         threads[i].next_client_tls = client;
     }
     to_threads(FE_CTL_RELOAD);
+    config_retire(old);
+    if (server)
+        tls_ctx_retire(old_server);
+    if (client)
+        tls_ctx_retire(old_client);
     LOG_INFO("reloaded %s", path);
 }
 
@@ -248,6 +255,8 @@ int main(int argc, char **argv)
         s2s_resolve_free(&threads[i]);
     }
     free(th);
+    config_retired_free();
+    tls_ctx_retired_free();
     LOG_INFO("stopped");
     return 0;
 }

@@ -724,3 +724,26 @@ int tls_cb_server_end_point(const struct tls *t, uint8_t out[TLS_END_POINT_MAX],
     X509_free(peer);
     return rc;
 }
+
+static struct tls_ctx **retired;
+static size_t nretired;
+
+void tls_ctx_retire(struct tls_ctx *c)
+{
+    if (!c)
+        return;
+    struct tls_ctx **v = realloc(retired, (nretired + 1) * sizeof *v);
+    if (!v)
+        return; /* kept for good: connections may still use it */
+    retired = v;
+    retired[nretired++] = c;
+}
+
+void tls_ctx_retired_free(void)
+{
+    for (size_t i = 0; i < nretired; i++)
+        tls_ctx_free(retired[i]);
+    free(retired);
+    retired = NULL;
+    nretired = 0;
+}

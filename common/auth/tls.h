@@ -113,6 +113,12 @@ struct tls_ctx *tls_ctx_new_client(const struct tls_opts *o, char *err, size_t e
 
 void tls_ctx_free(struct tls_ctx *c);
 
+/* A context a reload replaced: connections made on it still use it, so it is kept until
+ * tls_ctx_retired_free() once they are all gone (at exit). NULL is ignored. The
+ * process's main thread only. */
+void tls_ctx_retire(struct tls_ctx *c);
+void tls_ctx_retired_free(void);
+
 /*
  * A connection on context c; ciphertext goes to sink(ud, ...). server_name: for a client,
  * the domain it connects to, sent as SNI (in A-labels, without a trailing dot; none for an

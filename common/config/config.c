@@ -957,3 +957,24 @@ out_lc:
     free(dir);
     return rc;
 }
+
+static const struct config **retired;
+static size_t nretired;
+
+void config_retire(const struct config *old)
+{
+    const struct config **v = realloc(retired, (nretired + 1) * sizeof *v);
+    if (!v)
+        return; /* kept for good: a reader may still be there */
+    retired = v;
+    retired[nretired++] = old;
+}
+
+void config_retired_free(void)
+{
+    for (size_t i = 0; i < nretired; i++)
+        config_free(retired[i]);
+    free(retired);
+    retired = NULL;
+    nretired = 0;
+}

@@ -186,6 +186,12 @@ const struct config *config_ref(const struct config *c);
 /* Drops a reference; the last one frees the snapshot. NULL is ignored. */
 void config_free(const struct config *c);
 
+/* A snapshot a reload replaced: threads may still be reading it, so it is kept until
+ * config_retired_free() once they have ended (a reload costs one snapshot's memory).
+ * The process's main thread only. */
+void config_retire(const struct config *old);
+void config_retired_free(void);
+
 /*
  * The name of the first directive whose value differs between a and b, or NULL when
  * none does. With restart_only, only directives that need a restart to take effect are
