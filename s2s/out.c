@@ -631,7 +631,6 @@ void out_open(struct s2s_conn *c, const struct xml_event *ev)
             refuse(c, "offers no TLS");
             return;
         }
-        c->fe.flags |= S2S_F_FEATURES;
         if (c->dom)
             send_verifies(c);
         if (c->dom && c->dom->qn) {
@@ -689,7 +688,6 @@ static void on_features(struct s2s_conn *c, const struct xml_event *ev)
         fe_stream_error(&c->fe, "bad-format");
         return;
     }
-    c->fe.flags |= S2S_F_FEATURES;
     bool tls = c->fe.flags & FE_F_TLS;
     if (!tls && xml_node_child(n, "starttls", NS_TLS) && t->client_tls) {
         fe_puts(&c->fe, "<starttls xmlns='" NS_TLS "'/>");

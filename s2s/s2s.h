@@ -49,7 +49,6 @@ struct decode_remote_fanout;
 
 /* s2s_conn.fe.flags: s2s's bits (FE_F_PROTO_MASK). */
 #define S2S_F_OUTBOUND 0x0004 /* we opened it */
-#define S2S_F_FEATURES 0x0008 /* outbound: the peer's features of this stream arrived */
 #define S2S_F_SASL_OK  0x0040 /* SASL EXTERNAL succeeded: the restarted stream keeps its pair */
 #define S2S_F_BIDI     0x0080 /* XEP-0288 negotiated (kept across the SASL restart) */
 #define S2S_F_REFUSED  0x2000 /* over s2s.max_connections_per_address: refused at its header */

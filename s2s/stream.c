@@ -32,7 +32,7 @@ void s2s_stream_start(struct fe_conn *f)
     };
     xml_init(&f->xp, &lim, XML_CONTENT_SERVER, f->t->scratch, sizeof f->t->scratch);
     f->state = FE_HEADER;
-    f->flags &= (uint16_t)~(FE_F_HDR_SENT | S2S_F_FEATURES);
+    f->flags &= (uint16_t)~FE_F_HDR_SENT;
     /* One deadline for the whole negotiation, TLS and SASL restarts included; none once
      * SASL has authenticated the stream. */
     if (!f->deadline && !(f->flags & S2S_F_SASL_OK))
