@@ -39,7 +39,7 @@ CPPFLAGS := -I/usr/include/android -I. -D_GNU_SOURCE -MMD -MP
 CFLAGS   := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wvla -fno-strict-aliasing -g -pthread
 LDFLAGS  := -pthread -Wl,--as-needed -L$(ANDROID_LIB) -Wl,-rpath,$(ANDROID_LIB)
-LDLIBS   := -luring -lxxhash -lidn -lconfig -lsqlite3 -lcares \
+LDLIBS   := -luring -lxxhash -lidn -lconfig -lsqlite3 -lcares -lpq -lnanomsg \
             -l:libssl.so.0 -l:libcrypto.so.0 -lm
 
 # jemalloc is the allocator of every program but the supervisor, linked from its static

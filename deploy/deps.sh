@@ -3,8 +3,9 @@
 # that is not installed yet. Quiet and quick when nothing is missing (one dpkg-query).
 #
 # The federation tests (tests/integration/peers.py) run their own Prosody, ejabberd and
-# dnsmasq, each with a config of theirs on an address of its own: the system services the
-# prosody, ejabberd and erlang-base (epmd) packages would start on install are kept from
+# dnsmasq, the cluster tests their own PostgreSQL and HAProxy, each with a config of theirs
+# on an address of its own: the system services the prosody, ejabberd, erlang-base (epmd),
+# postgresql and haproxy packages would start on install are kept from
 # starting (policy-rc.d) and then disabled (systemctl, or update-rc.d without systemd).
 # Nothing else of theirs (configs, data in /var/lib) is touched.
 set -eu
@@ -13,7 +14,8 @@ PKGS="gcc make pkg-config clang libclang-rt-14-dev
 liburing-dev android-libboringssl-dev libjemalloc-dev libxxhash-dev
 libidn-dev libsqlite3-dev libconfig-dev libexpat1-dev libc-ares-dev dnsmasq-base
 python3 python3-pytest python3-slixmpp python3-cryptography libstrophe-dev
-prosody lua-unbound ejabberd erlang-base util-linux"
+prosody lua-unbound ejabberd erlang-base util-linux
+postgresql libpq-dev libnanomsg-dev haproxy"
 
 installed=" $(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $PKGS 2>/dev/null |
               awk '$2 ~ /^ii/ { printf "%s ", $1 }') "
@@ -36,7 +38,7 @@ export DEBIAN_FRONTEND=noninteractive
 # its own (containers usually do, refusing everything already).
 POLICY=/usr/sbin/policy-rc.d
 case "$missing" in
-*prosody* | *ejabberd* | *erlang-base*)
+*prosody* | *ejabberd* | *erlang-base* | *postgresql* | *haproxy*)
     if [ ! -e $POLICY ]; then
         trap '$SUDO rm -f $POLICY' EXIT
         printf '#!/bin/sh\nexit 101\n' | $SUDO tee $POLICY >/dev/null
@@ -53,7 +55,8 @@ $SUDO apt-get install -y -q $missing >/dev/null 2>&1 || {
 # ... and disabled, so that no boot starts them either.
 for p in $missing; do
     case $p in
-    prosody | ejabberd) units="$p" ;;
+    prosody | ejabberd | haproxy) units="$p" ;;
+    postgresql) units="postgresql" ;;
     erlang-base) units="epmd.socket epmd.service" ;;
     *) continue ;;
     esac
