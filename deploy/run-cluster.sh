@@ -8,8 +8,9 @@
 #                   to the nodes with the PROXY protocol v2, each checked on /ready
 #   localhost.crt   one self-signed certificate for the three nodes
 # Node N listens on 127.0.0.1N: c2s 5222 and 5223, s2s 5269, its cluster link 5270, its
-# admin listener 5280. The demo accounts of `make run` (alice, bob) are made once in the
-# shared database. Ctrl-C stops the nodes, then HAProxy, then PostgreSQL.
+# admin listener 5280; HAProxy connects to them from 127.0.0.10. The demo accounts of
+# `make run` (alice, bob) are made once in the shared database. Ctrl-C stops the nodes,
+# then HAProxy, then PostgreSQL.
 #
 # deploy/run-cluster.sh BUILD_DIR --write-configs DIR writes the node and HAProxy
 # configs into DIR (absolute) and starts nothing: tests/integration/test_deploy.py checks
@@ -53,8 +54,9 @@ c2s = {
     # Shared by the three nodes, beside this file.
     certificate = "localhost.crt";
     key = "localhost.key";
-    # HAProxy connects from 127.0.0.1 and sends a PROXY protocol v2 header.
-    proxy_from = [ "127.0.0.1" ];
+    # HAProxy connects from 127.0.0.10 and starts with a PROXY protocol v2 header;
+    # clients connecting directly (from 127.0.0.1) need none.
+    proxy_from = [ "127.0.0.10" ];
 };
 s2s = {
     listen = "$a:5269";
@@ -83,6 +85,7 @@ defaults
     timeout connect 5s
     timeout client 1h
     timeout server 1h
+    timeout tunnel 1h
     timeout check 3s
     retries 2
     option redispatch
@@ -99,7 +102,7 @@ backend ${be%:*}
     balance leastconn
     option httpchk GET /ready
     http-check expect status 200
-    default-server send-proxy-v2 source 127.0.0.1 check port 5280 inter 1s fall 2 rise 1
+    default-server send-proxy-v2 source 127.0.0.10 check port 5280 inter 1s fall 2 rise 1
 CONF
             for n in $NODES; do
                 echo "    server node$n $(node_addr "$n"):${be#*:}"
@@ -134,7 +137,7 @@ mkdir -p "$DIR/pg" "$SOCK"
 chmod 700 "$DIR/pg"
 if [ ! -f "$DIR/pg/PG_VERSION" ]; then
     echo "run-cluster: initdb $DIR/pg"
-    $AS "$PGBIN/initdb" -D "$DIR/pg" -U starling --auth=trust -E UTF8 >"$DIR/initdb.log" 2>&1 ||
+    $AS "$PGBIN/initdb" -D "$DIR/pg" -U starling --auth=trust -E UTF8 --locale=C >"$DIR/initdb.log" 2>&1 ||
         { cat "$DIR/initdb.log" >&2; exit 1; }
 fi
 

@@ -9,7 +9,8 @@
 # ($STARLING_RUN), the folder every @include and relative file name of the config then
 # refers to: give the shared config absolute file names. The shared file is read again
 # on SIGHUP, as without this. Arguments go to starling before --config: `--check`
-# checks the config and starts nothing.
+# checks the config and starts nothing. $STARLING_BIN is where the programs are
+# (/usr/local/bin).
 set -eu
 CONF=${STARLING_CONFIG:-/etc/starling/starling.conf}
 RUN=${STARLING_RUN:-/run/starling}

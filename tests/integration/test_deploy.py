@@ -251,6 +251,7 @@ def test_haproxy_sample_fits_the_cluster_sample():
     assert_haproxy_fits_nodes(text, [c.read_text() for c in NODE_CONFS], "192.0.2.10")
     assert re.search(r"^\s*timeout client 1h$", text, re.M)
     assert re.search(r"^\s*timeout server 1h$", text, re.M)
+    assert re.search(r"^\s*timeout tunnel 1h$", text, re.M)
 
 
 @pytest.mark.parametrize(
@@ -285,7 +286,7 @@ def test_run_cluster_haproxy_config_checks(cluster_configs):
     assert ok, out
     text = (cluster_configs / "haproxy.cfg").read_text()
     nodes = [(cluster_configs / f"node{n}.conf").read_text() for n in (1, 2, 3)]
-    assert_haproxy_fits_nodes(text, nodes, "127.0.0.1")
+    assert_haproxy_fits_nodes(text, nodes, "127.0.0.10")
     assert re.search(r"^\s*bind 127\.0\.0\.1:5222$", text, re.M)
     assert re.search(r"^\s*bind 127\.0\.0\.1:5223$", text, re.M)
 
