@@ -13,14 +13,21 @@
 # then HAProxy, then PostgreSQL.
 #
 # deploy/run-cluster.sh BUILD_DIR --write-configs DIR writes the node and HAProxy
-# configs into DIR (absolute) and starts nothing: tests/integration/test_deploy.py checks
-# them.
+# configs into DIR (absolute) and starts nothing. For tests, beside a `make cluster`:
+# STARLING_CLUSTER_DIR (var/cluster), STARLING_CLUSTER_NET (127.0.0.1: nodes on NET1 to
+# NET3, HAProxy's source NET0) and STARLING_CLUSTER_FRONT (127.0.0.1, where HAProxy
+# listens). tests/integration/test_deploy.py does both.
 set -eu
 O=${1:-build/release}
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-BIN="$ROOT/$O/bin"
-DIR="$ROOT/var/cluster"
+case $O in
+/*) BIN="$O/bin" ;;
+*) BIN="$ROOT/$O/bin" ;;
+esac
+DIR=${STARLING_CLUSTER_DIR:-$ROOT/var/cluster}
+NET=${STARLING_CLUSTER_NET:-127.0.0.1}
+FRONT=${STARLING_CLUSTER_FRONT:-127.0.0.1}
 ONLY_CONFIGS=0
 if [ "${2:-}" = "--write-configs" ]; then
     DIR=${3:?"--write-configs needs a folder"}
@@ -31,7 +38,7 @@ PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 HAPROXY=/usr/sbin/haproxy
 NODES="1 2 3"
 
-node_addr() { echo "127.0.0.1$1"; }
+node_addr() { echo "$NET$1"; }
 
 # write_node N: var/cluster/nodeN.conf. The other nodes by name and link address.
 write_node() {
@@ -54,9 +61,9 @@ c2s = {
     # Shared by the three nodes, beside this file.
     certificate = "localhost.crt";
     key = "localhost.key";
-    # HAProxy connects from 127.0.0.10 and starts with a PROXY protocol v2 header;
+    # HAProxy connects from ${NET}0 and starts with a PROXY protocol v2 header;
     # clients connecting directly (from 127.0.0.1) need none.
-    proxy_from = [ "127.0.0.10" ];
+    proxy_from = [ "${NET}0" ];
 };
 s2s = {
     listen = "$a:5269";
@@ -90,10 +97,10 @@ defaults
     retries 2
     option redispatch
 frontend xmpp_starttls
-    bind 127.0.0.1:5222
+    bind $FRONT:5222
     default_backend xmpp_starttls
 frontend xmpp_tls
-    bind 127.0.0.1:5223
+    bind $FRONT:5223
     default_backend xmpp_tls
 CONF
         for be in xmpp_starttls:5222 xmpp_tls:5223; do
@@ -102,7 +109,7 @@ backend ${be%:*}
     balance leastconn
     option httpchk GET /ready
     http-check expect status 200
-    default-server send-proxy-v2 source 127.0.0.10 check port 5280 inter 1s fall 2 rise 1
+    default-server send-proxy-v2 source ${NET}0 check port 5280 inter 1s fall 2 rise 1
 CONF
             for n in $NODES; do
                 echo "    server node$n $(node_addr "$n"):${be#*:}"
@@ -218,16 +225,17 @@ for n in $NODES haproxy; do
     fi
 done
 
+show=${DIR#"$ROOT"/}
 cat <<MSG
 
 A three-node starling cluster is starting on localhost, behind HAProxy:
-  STARTTLS   127.0.0.1:5222     Direct TLS   127.0.0.1:5223
-  nodes      127.0.0.11, 127.0.0.12, 127.0.0.13 (admin: http://127.0.0.1N:5280/ready)
+  STARTTLS   $FRONT:5222     Direct TLS   $FRONT:5223
+  nodes      ${NET}1, ${NET}2, ${NET}3 (admin: http://${NET}N:5280/ready)
 Log in with any XMPP client as alice@localhost / alice or bob@localhost / bob
-(the certificate is self-signed: accept it, or pin var/cluster/localhost.crt).
+(the certificate is self-signed: accept it, or pin $show/localhost.crt).
 More accounts, seen by every node:
-  $O/bin/starlingctl --config var/cluster/node1.conf adduser carol@localhost secret
-Logs: var/cluster/node{1,2,3}.log, haproxy.log, pg.log. Stop with Ctrl-C.
+  $O/bin/starlingctl --config $show/node1.conf adduser carol@localhost secret
+Logs: $show/node{1,2,3}.log, haproxy.log, pg.log. Stop with Ctrl-C.
 
 MSG
 tail -n 0 -F "$DIR"/node1.log "$DIR"/node2.log "$DIR"/node3.log "$DIR"/haproxy.log &
