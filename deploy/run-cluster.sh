@@ -131,8 +131,7 @@ for n in $NODES; do
 done
 
 # PostgreSQL refuses to run as root: as root it runs as the postgres user (or nobody),
-# owning its data and socket folders. Its own session, so that the terminal's Ctrl-C
-# reaches the nodes and not it: it stops last, once the routers finished their writes.
+# owning its data and socket folders.
 AS=""
 if [ "$(id -u)" -eq 0 ]; then
     pguser=postgres
@@ -142,6 +141,11 @@ fi
 mkdir -p "$DIR/pg" "$SOCK"
 [ -n "$AS" ] && chown "$pguser:" "$DIR/pg" "$SOCK"
 chmod 700 "$DIR/pg"
+# A clone in root's home (mode 0700) is out of the postgres user's reach: it may then
+# search folders it cannot read (CAP_DAC_READ_SEARCH), and nothing more.
+if [ -n "$AS" ] && ! $AS sh -c 'cd "$1"' sh "$DIR/pg" 2>/dev/null; then
+    AS="$AS --inh-caps=+dac_read_search --ambient-caps=+dac_read_search"
+fi
 if [ ! -f "$DIR/pg/PG_VERSION" ]; then
     echo "run-cluster: initdb $DIR/pg"
     $AS "$PGBIN/initdb" -D "$DIR/pg" -U starling --auth=trust -E UTF8 --locale=C >"$DIR/initdb.log" 2>&1 ||
@@ -173,6 +177,8 @@ if "$PGBIN/pg_isready" -q -h "$SOCK"; then
         "$(head -n 1 "$DIR/pg/postmaster.pid")): stop it first" >&2
     exit 1
 fi
+# Its own session, so that the terminal's Ctrl-C reaches the nodes and not it: it stops
+# last, once the routers finished their writes.
 setsid $AS "$PGBIN/postgres" -D "$DIR/pg" -c listen_addresses= \
     -c unix_socket_directories="$SOCK" >"$DIR/pg.log" 2>&1 &
 pg=$!
@@ -192,13 +198,13 @@ if [ -z "$("$PGBIN/psql" -h "$SOCK" -U starling -d postgres -tAc \
     echo "run-cluster: created the database starling"
 fi
 
-CTL="$BIN/starlingctl --config $DIR/node1.conf"
+ctl() { "$BIN/starlingctl" --config "$DIR/node1.conf" "$@"; }
 if [ ! -f "$DIR/localhost.crt" ] || [ ! -f "$DIR/localhost.key" ]; then
-    $CTL gencert
+    ctl gencert
 fi
 for u in alice bob; do
-    if ! $CTL users | grep -qx "$u@localhost"; then
-        $CTL adduser "$u@localhost" "$u"
+    if ! ctl users | grep -qx "$u@localhost"; then
+        ctl adduser "$u@localhost" "$u"
         echo "run-cluster: created demo account $u@localhost (password: $u)"
     fi
 done

@@ -635,3 +635,83 @@ def test_containerfile_check_fails_on_a_broken_file(old, new):
     text = (DEPLOY / "container" / "Containerfile").read_text()
     assert old in text
     assert containerfile_problems(text.replace(old, new, 1)) != []
+
+
+# ---- make cluster, for real --------------------------------------------------------------
+
+# Beside a `make cluster` or `make run` of the developer's: nodes on 127.0.9.11 to .13,
+# HAProxy on 127.0.9.10, everything under the test's folder.
+CLUSTER_NET = "127.0.9.1"
+CLUSTER_FRONT = "127.0.9.10"
+
+
+def login_raw(host, cert, user, password, direct_tls=False, source=None):
+    from rawxmpp import RawClient
+    from types import SimpleNamespace
+
+    srv = SimpleNamespace(domain="localhost", cert=cert, port=5222, tls_port=5223, host=host)
+    c = RawClient(srv, direct_tls=direct_tls, source=source)
+    try:
+        c.login(user, password, "deploy")
+    finally:
+        c.close()
+
+
+def test_make_cluster_serves_through_haproxy_and_stops_on_ctrl_c(tmp_path):
+    """deploy/run-cluster.sh as `make cluster` runs it: PostgreSQL, three nodes and
+    HAProxy come up; the demo accounts log in through HAProxy (STARTTLS and Direct TLS,
+    the PROXY protocol to the nodes); an account starlingctl makes against node1's
+    config logs in on every node; Ctrl-C (SIGINT to the group, as a terminal sends it)
+    stops everything it started."""
+    import signal
+    import time
+
+    from conftest import pid_alive, proc_exe
+
+    env = {
+        **os.environ,
+        "STARLING_CLUSTER_DIR": str(tmp_path),
+        "STARLING_CLUSTER_NET": CLUSTER_NET,
+        "STARLING_CLUSTER_FRONT": CLUSTER_FRONT,
+    }
+    log = open(tmp_path / "run.out", "w")
+    p = subprocess.Popen(
+        [DEPLOY / "run-cluster.sh", BIN.parent],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+        # As from a terminal: SIGINT not ignored, whatever our own parent did.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    cert = str(tmp_path / "localhost.crt")
+    pids = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert p.poll() is None, (tmp_path / "run.out").read_text()
+            try:
+                login_raw(CLUSTER_FRONT, cert, "alice", "alice")
+                break
+            except (OSError, AssertionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        pids = [int((tmp_path / f"node{n}.pid").read_text()) for n in (1, 2, 3)]
+        assert all(pid_alive(x) and proc_exe(x) == "starling" for x in pids)
+        # Several logins, both ports: leastconn spreads them over the nodes.
+        for i in range(6):
+            login_raw(CLUSTER_FRONT, cert, "bob", "bob", direct_tls=bool(i % 2))
+        r = run([BIN / "starlingctl", "--config", tmp_path / "node1.conf", "adduser",
+                 "carol@localhost", "secret"])
+        assert r.returncode == 0, r.stderr
+        for n in (1, 2, 3):  # each node directly, from 127.0.0.1 (no PROXY header)
+            login_raw(f"{CLUSTER_NET}{n}", cert, "carol", "secret")
+        pids.append(int((tmp_path / "pg" / "postmaster.pid").read_text().split()[0]))
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGINT)
+        rc = p.wait(60)
+    assert rc == 0, (tmp_path / "run.out").read_text()
+    assert not any(pid_alive(x) for x in pids)
+    assert not list(tmp_path.glob("node*.pid"))
