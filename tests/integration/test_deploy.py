@@ -297,7 +297,7 @@ def test_run_cluster_node_config_checks(cluster_configs, n):
     r = starling_check(conf)
     assert r.returncode == 0, r.stderr
     text = conf.read_text()
-    assert conf_get(text, "domain") is None and 'domain = "localhost";' in text
+    assert 'domain = "localhost";' in text
     assert conf_get(text, "storage.backend") == "postgresql"
     assert f"host={cluster_configs}/pgsock" in conf_get(text, "storage.dsn")
     for key in ("c2s.listen", "c2s.listen_tls", "s2s.listen", "admin.listen", "cluster.listen"):
