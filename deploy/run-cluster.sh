@@ -3,7 +3,8 @@
 # a PostgreSQL of its own. Everything it makes stays under var/cluster/:
 #   pg/             PostgreSQL's data (initdb once), its socket in pgsock/ only (no TCP)
 #   nodeN.conf      node N's config, written at every start (edit this script instead)
-#   nodeN.pid       node N's supervisor; nodeN.log its log
+#   nodeN.pid       node N's supervisor (admin.pid_file); nodeN.log its log,
+#                   nodeN.status what `starlingctl --config DIR/nodeN.conf cluster` shows
 #   haproxy.cfg     HAProxy on 127.0.0.1:5222 (STARTTLS) and 127.0.0.1:5223 (Direct TLS),
 #                   to the nodes with the PROXY protocol v2, each checked on /ready
 #   localhost.crt   one self-signed certificate for the three nodes
@@ -70,12 +71,14 @@ s2s = {
 };
 admin = {
     listen = "$a:5280";
+    # starlingctl drain finds the supervisor there.
+    pid_file = "node$1.pid";
 };
 cluster = {
     node = "node$1";
     listen = "$a:5270";
-    discovery = "static";
     nodes = [ $peers ];
+    status_file = "node$1.status";
 };
 CONF
 }

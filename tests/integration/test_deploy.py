@@ -15,7 +15,8 @@ machine has it, and against the others it must fit:
   point completes it.
 - Kubernetes (deploy/k8s/): every manifest parsed (python3-yaml), the fields each kind
   needs, and that the objects fit together (selectors, port names, volumes, Secrets,
-  cluster.nodes naming the StatefulSet's pods through its headless Service).
+  the entry point's peers naming each pod by a Service of its own, every file the config
+  names in a mounted Secret).
 - The container file: its instructions parsed (no Docker daemon here to build it), the
   files it copies present, the build stage's -dev packages those the Makefile links,
   and the runtime stage's packages those that hold every library the built programs
@@ -112,7 +113,6 @@ def test_cluster_node_configs_name_each_other():
     assert len(set(names)) == 3 and len(set(links)) == 3
     for i, t in enumerate(texts):
         assert conf_get(t, "storage.backend") == "postgresql"
-        assert conf_get(t, "cluster.discovery") == "static"
         others = {f"{n}={a}" for j, (n, a) in enumerate(zip(names, links)) if j != i}
         assert set(conf_get(t, "cluster.nodes")) == others
 
@@ -382,10 +382,6 @@ def k8s_problems(objs):
         for m in c.get("volumeMounts", []):
             if m["name"] not in volumes and m["name"] not in claims:
                 bad.append(f"StatefulSet: mount of an undeclared volume {m['name']}")
-        for e in c.get("env", []):
-            ref = dig(e, "valueFrom.secretKeyRef")
-            if ref and ref["key"] not in secret_keys(by, ref["name"]):
-                bad.append(f"StatefulSet: env {e['name']} from a missing Secret key")
         if not dig(c, "resources.requests"):
             bad.append("StatefulSet: no resource requests")
     for v in volumes.values():
@@ -398,25 +394,54 @@ def k8s_problems(objs):
     headless = by["Service"].get(ss["spec"]["serviceName"])
     if not headless or headless["spec"].get("clusterIP") != "None":
         bad.append("StatefulSet: serviceName is not a headless Service")
-    for name, svc in by["Service"].items():
-        if svc["spec"]["selector"].items() - labels.items():
-            bad.append(f"Service {name}: selector does not match the pods")
+    name, replicas = ss["metadata"]["name"], ss["spec"]["replicas"]
+    pod_names = [f"{name}-{i}" for i in range(replicas)]
+    pod_label = "statefulset.kubernetes.io/pod-name"  # set on each pod by the controller
+    for sname, svc in by["Service"].items():
+        extra = dict(svc["spec"]["selector"].items() - labels.items())
+        if set(extra) - {pod_label} or extra.get(pod_label, pod_names[0]) not in pod_names:
+            bad.append(f"Service {sname}: selector does not match the pods")
         for p in svc["spec"]["ports"]:
             if p.get("targetPort", p["port"]) not in ports and p.get("targetPort") not in ports.values():
-                bad.append(f"Service {name}: targetPort {p.get('targetPort')} is no container port")
+                bad.append(f"Service {sname}: targetPort {p.get('targetPort')} is no container port")
     if not any(s["spec"].get("type") == "LoadBalancer" for s in by["Service"].values()):
         bad.append("no Service of type LoadBalancer")
-    for name, pdb in by["PodDisruptionBudget"].items():
+    for pname, pdb in by["PodDisruptionBudget"].items():
         if pdb["spec"]["selector"]["matchLabels"].items() - labels.items():
-            bad.append(f"PodDisruptionBudget {name}: selector does not match the pods")
+            bad.append(f"PodDisruptionBudget {pname}: selector does not match the pods")
+    # The entry point's peers: every pod, each by a Service of that pod alone, on the
+    # cluster port.
+    env = {e["name"]: e.get("value", "") for c in spec["containers"] for e in c.get("env", [])}
+    peers = dict(p.split("=", 1) for p in env.get("STARLING_PEERS", "").split())
+    if sorted(peers) != pod_names:
+        bad.append(f"StatefulSet: STARLING_PEERS does not name the pods {pod_names}")
+    for pod, hostport in peers.items():
+        host, port = hostport.rsplit(":", 1)
+        svc = by["Service"].get(host)
+        if (
+            not svc
+            or svc["spec"]["selector"].get(pod_label) != pod
+            or not svc["spec"].get("publishNotReadyAddresses")
+            or {int(port)} != {p["port"] for p in svc["spec"]["ports"]}
+            or ports.get("cluster") != int(port)
+        ):
+            bad.append(f"StatefulSet: peer {pod} is not reached by a Service of its own: {hostport}")
+    # The config: its node's part from the entry point, its files in mounted Secrets.
     conf = next(iter(by["ConfigMap"].values()))["data"].get("starling.conf", "")
-    want = {
-        f"{ss['metadata']['name']}-{i}={ss['metadata']['name']}-{i}.{ss['spec']['serviceName']}:"
-        f"{ports['cluster']}"
-        for i in range(ss["spec"]["replicas"])
-    }
-    if set(conf_get(conf, "cluster.nodes") or []) != want:
-        bad.append(f"ConfigMap: cluster.nodes is not {sorted(want)}")
+    cluster = re.search(r"^cluster = \{\n(.*?)^\};", conf, re.S | re.M)
+    if not cluster or not re.search(r'^\s*@include "node.conf"$', cluster.group(1), re.M):
+        bad.append('ConfigMap: no @include "node.conf" in the cluster group')
+    if conf_get(conf, "cluster.node") or conf_get(conf, "cluster.nodes"):
+        bad.append("ConfigMap: names a node, which the entry point does")
+    mounts = {m["mountPath"]: volumes.get(m["name"], {}) for c in spec["containers"]
+              for m in c.get("volumeMounts", [])}
+    db = conf_get(conf, "storage.path") or ""
+    for f in [conf_get(conf, k) for k in ("storage.password_file", "c2s.certificate", "c2s.key")] + [
+        db + ".secret", db + ".dialback"
+    ]:
+        secret = dig(mounts.get(os.path.dirname(f or "")), "secret.secretName")
+        if not secret or os.path.basename(f) not in secret_keys(by, secret):
+            bad.append(f"ConfigMap: {f} is in no mounted Secret")
     return bad
 
 
@@ -450,8 +475,14 @@ def test_k8s_manifests_parse_and_fit_together():
         ]["httpGet"].update(port="http"),
         lambda by: by["Service"]["spec"].pop("selector"),
         lambda by: by["Secret"]["stringData"].pop("password"),
+        lambda by: by["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]["env"][1].update(
+            value="starling-0=starling-0-link:5270 starling-1=starling-1-link:5270"
+        ),
+        lambda by: by["ConfigMap"]["data"].update(
+            {"starling.conf": by["ConfigMap"]["data"]["starling.conf"].replace("@include", "#")}
+        ),
     ],
-    ids=["pod labels", "replicas", "probe port", "no selector", "secret key"],
+    ids=["pod labels", "replicas", "probe port", "no selector", "secret key", "peers", "include"],
 )
 def test_k8s_check_fails_on_broken_manifests(break_it):
     objs = k8s_objects()
@@ -466,31 +497,62 @@ def test_k8s_check_fails_on_broken_manifests(break_it):
 def test_k8s_kustomization_builds():
     r = run(["kubectl", "kustomize", K8S])
     assert r.returncode == 0, r.stderr
-    assert len([d for d in yaml.safe_load_all(r.stdout) if d]) == 5
+    assert len([d for d in yaml.safe_load_all(r.stdout) if d]) == 8
 
 
-def test_k8s_config_checks_through_the_entrypoint(tmp_path):
-    """The ConfigMap's config, completed by the container's entry point as in a pod
-    named starling-1, passes starling --check."""
-    cm = next(o for _, o in k8s_objects() if o["kind"] == "ConfigMap")
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "starling.conf").write_text(cm["data"]["starling.conf"])
-    env = {
+def entrypoint_env(tmp_path, conf_text, **more):
+    (tmp_path / "etc").mkdir(exist_ok=True)
+    (tmp_path / "etc" / "starling.conf").write_text(conf_text)
+    return {
         **os.environ,
         "STARLING_BIN": str(BIN),
         "STARLING_CONFIG": str(tmp_path / "etc" / "starling.conf"),
         "STARLING_RUN": str(tmp_path / "run"),
-        "STARLING_NODE": "starling-1",
+        **more,
     }
+
+
+def test_k8s_config_checks_through_the_entrypoint(tmp_path):
+    """The ConfigMap's config, completed by the container's entry point as in the pod
+    starling-1 with the StatefulSet's peers (their Services' names looked up: here
+    names this machine resolves), passes starling --check."""
+    objs = k8s_objects()
+    cm = next(o for _, o in objs if o["kind"] == "ConfigMap")
+    ss = next(o for _, o in objs if o["kind"] == "StatefulSet")
+    env = {e["name"]: e.get("value") for e in ss["spec"]["template"]["spec"]["containers"][0]["env"]}
+    peers = env["STARLING_PEERS"].split()
+    local = " ".join(re.sub(r"=[^:]*:", "=localhost:", p, count=1) for p in peers[:2])
+    local += " " + re.sub(r"=[^:]*:", "=127.0.0.3:", peers[2], count=1)
+    env = entrypoint_env(tmp_path, cm["data"]["starling.conf"], STARLING_NODE="starling-1",
+                         STARLING_PEERS=local)
     r = run([DEPLOY / "container" / "entrypoint.sh", "--check"], env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"{tmp_path}/run/starling.conf: ok"
-    assert (tmp_path / "run" / "node.conf").read_text() == 'node = "starling-1";\n'
+    assert (tmp_path / "run" / "node.conf").read_text() == (
+        'node = "starling-1";\nnodes = [ "starling-0=127.0.0.1:5270", "starling-2=127.0.0.3:5270" ];\n'
+    )
     # Broken, it fails: a directive it does not know.
     (tmp_path / "etc" / "starling.conf").write_text(
         cm["data"]["starling.conf"].replace("cluster = {", "cluster = {\n    bogus = 1;")
     )
     assert run([DEPLOY / "container" / "entrypoint.sh", "--check"], env=env).returncode == 2
+
+
+def test_entrypoint_gives_up_on_a_peer_it_cannot_resolve(tmp_path):
+    env = entrypoint_env(tmp_path, 'cluster = {\n    @include "node.conf"\n};\n',
+                         STARLING_NODE="a", STARLING_PEERS="a=x:1 b=nothing.invalid:5270",
+                         STARLING_PEERS_WAIT="0")
+    r = run([DEPLOY / "container" / "entrypoint.sh", "--check"], env=env)
+    assert r.returncode == 1
+    assert "cannot resolve nothing.invalid" in r.stderr
+
+
+def test_entrypoint_leaves_a_config_without_node_conf_alone(tmp_path):
+    env = entrypoint_env(tmp_path, 'domain = "example.org";\n')
+    r = run([DEPLOY / "container" / "entrypoint.sh", "--check"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{tmp_path}/etc/starling.conf: ok"
+    assert not (tmp_path / "run").exists()
 
 
 # ---- the container file ------------------------------------------------------------------
