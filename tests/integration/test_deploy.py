@@ -654,12 +654,16 @@ def containerfile_problems(text):
     for path, pkg in packages_of(libs).items():
         if pkg not in build_pkgs and pkg + "-dev" not in build_pkgs and pkg != "libc6-dev":
             bad.append(f"the build stage lacks {pkg} (for -l{libs[path]})")
-    # The runtime stage has the package of every library the programs load.
+    # The runtime stage has the package of every library the programs need (their
+    # DT_NEEDED entries; what those need in turn their packages depend on).
     base = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"}  # in debian:12-slim
     loaded = {}
     for prog in ("starling", "starling-c2s", "starling-router", "starling-s2s", "starlingctl"):
-        for lib in re.findall(r"=> (/\S+)", run(["ldd", BIN / prog]).stdout):
-            loaded.setdefault(lib, prog)
+        where = dict(re.findall(r"^\s*(\S+) => (/\S+)", run(["ldd", BIN / prog]).stdout, re.M))
+        for name in re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]",
+                               run(["readelf", "-d", BIN / prog]).stdout):
+            if name in where:
+                loaded.setdefault(where[name], prog)
     for lib, pkg in packages_of(loaded).items():
         if pkg not in run_pkgs | base:
             bad.append(f"the runtime stage lacks {pkg} ({loaded[lib]} loads {lib})")
