@@ -17,10 +17,15 @@ machine has it, and against the others it must fit:
   needs, and that the objects fit together (selectors, port names, volumes, Secrets,
   the entry point's peers naming each pod by a Service of its own, every file the config
   names in a mounted Secret).
-- The container file: its instructions parsed (no Docker daemon here to build it), the
-  files it copies present, the build stage's -dev packages those the Makefile links,
-  and the runtime stage's packages those that hold every library the built programs
-  load.
+- The container file: its instructions parsed (tests have no Docker daemon to build
+  it), the files it copies present, the build stage's -dev packages those the Makefile
+  links, and the runtime stage's packages those that hold every library the built
+  programs need (DT_NEEDED).
+- The container's entry point: the node's part of a shared config it writes, and the
+  peers it looks up.
+- `make cluster` for real (deploy/run-cluster.sh on 127.0.9.x): PostgreSQL, three nodes
+  and HAProxy; logins through HAProxy, an account starlingctl makes seen by every node,
+  Ctrl-C stopping everything.
 
 Each checker is also shown to fail on a broken copy of its file.
 """
