@@ -46,6 +46,9 @@ UNITS = ["starling.service", "starling@.service"]
 NODE_CONFS = sorted((DEPLOY / "cluster").glob("node*.conf"))
 K8S = DEPLOY / "k8s"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+# What the container builds (`make install`): the release programs, also when the tests
+# run against the sanitized ones, which load the sanitizers' libraries besides.
+RELEASE = REPO / "build" / "release" / "bin"
 
 
 def run(cmd, **kw):
@@ -664,9 +667,9 @@ def containerfile_problems(text):
     base = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"}  # in debian:12-slim
     loaded = {}
     for prog in ("starling", "starling-c2s", "starling-router", "starling-s2s", "starlingctl"):
-        where = dict(re.findall(r"^\s*(\S+) => (/\S+)", run(["ldd", BIN / prog]).stdout, re.M))
+        where = dict(re.findall(r"^\s*(\S+) => (/\S+)", run(["ldd", RELEASE / prog]).stdout, re.M))
         for name in re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]",
-                               run(["readelf", "-d", BIN / prog]).stdout):
+                               run(["readelf", "-d", RELEASE / prog]).stdout):
             if name in where:
                 loaded.setdefault(where[name], prog)
     for lib, pkg in packages_of(loaded).items():
