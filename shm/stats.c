@@ -27,7 +27,6 @@ void stats_store_done(struct shm_stats *s, uint64_t us)
         b++;
     stats_add(s, (enum stats_id)(STAT_STORE_BUCKET + b), 1);
     stats_add(s, STAT_STORE_TIME_US, us);
-    stats_add(s, STAT_STORE_REQUESTS, 1);
 }
 
 uint64_t stats_sum(const struct seg *seg, uint32_t from, uint32_t to, enum stats_id id)

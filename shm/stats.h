@@ -94,9 +94,10 @@ struct seg;
      * slot (topo_stats_router()) or a shard's: e.g.                                            \
      * X(CLUSTER_LINKS_UP, GAUGE, "starling_cluster_links_up", "", "Links to other nodes up.") */
 
-/* The store's request times: a histogram of STATS_STORE_BUCKETS buckets (each counts the
- * requests whose time was at most its bound and more than the previous one's), the sum of
- * the times in microseconds and the count; common/admin/metrics.c renders it. */
+/* The store's request times: a histogram of STATS_STORE_BUCKETS buckets and one past the
+ * last bound (each counts the requests whose time was at most its bound and more than the
+ * previous one's) and the sum of the times in microseconds; common/admin/metrics.c renders
+ * it (the count is the buckets' sum). */
 #define STATS_STORE_BUCKETS 10
 #define STATS_STORE_BOUNDS_US 100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000, 1000000
 
@@ -106,7 +107,6 @@ enum stats_id {
 #undef STATS_ID_
     STAT_STORE_BUCKET,
     STAT_STORE_TIME_US = STAT_STORE_BUCKET + STATS_STORE_BUCKETS + 1, /* + the +Inf bucket */
-    STAT_STORE_REQUESTS,
     STAT_COUNT_
 };
 
