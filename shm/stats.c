@@ -2,7 +2,19 @@
  * stats.c: the slots' helpers that are not inline (stats.h).
  */
 #include "shm/stats.h"
+#include "shm/proto.h"
 #include "shm/seg.h"
+
+/* Writers add a stanza's kind to the message row of its group. */
+#define STATS_KINDS_OK(first)                                                                      \
+    _Static_assert(STAT_##first##_MESSAGE + PROTO_PRESENCE == STAT_##first##_PRESENCE &&           \
+                       STAT_##first##_MESSAGE + PROTO_IQ == STAT_##first##_IQ &&                   \
+                       PROTO_MESSAGE == 0,                                                         \
+                   #first ": rows out of enum proto_stanza_kind's order")
+STATS_KINDS_OK(C2S_IN);
+STATS_KINDS_OK(C2S_OUT);
+STATS_KINDS_OK(S2S_IN);
+STATS_KINDS_OK(S2S_OUT);
 
 static const bool stats_gauge[STAT_COUNT_] = {
 #define STATS_GAUGE_(id, type, name, labels, help) [STAT_##id] = STATS_T_##type,

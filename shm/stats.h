@@ -105,6 +105,7 @@ enum stats_id {
 #define STATS_ID_(id, type, name, labels, help) STAT_##id,
     STATS_METRICS(STATS_ID_)
 #undef STATS_ID_
+    /* (The kind rows are in enum proto_stanza_kind's order: STAT_C2S_IN_MESSAGE + kind.) */
     STAT_STORE_BUCKET,
     STAT_STORE_TIME_US = STAT_STORE_BUCKET + STATS_STORE_BUCKETS + 1, /* + the +Inf bucket */
     STAT_COUNT_

@@ -356,7 +356,7 @@ const struct config_directive config_table[] = {
          "/ready (200 while the node serves and is not draining: a load balancer's check)\n"
          "and /metrics (Prometheus text format). No authentication: keep it on loopback or\n"
          "a management network. \"\" disables it."),
-    NUM(INT, "admin.max_connections", admin.max_connections, "16", 1, 1000, 0,
+    NUM(INT, "admin.max_connections", admin.max_connections, "16", 1, 1000, RESTART,
         "Admin connections open at once; one more gets 503 and is closed."),
     NUM(SIZE, "admin.max_request", admin.max_request, "8K", 1 * K, 1 * M, 0,
         "Bytes of an admin request's line and headers; a longer one gets 431."),
