@@ -50,15 +50,17 @@ static int check_format(const char *text)
                 for (int i = 0; i < nhelped; i++)
                     if (!strcmp(helped[i], name))
                         TEST_FAIL("HELP twice for %s", name);
-                snprintf(helped[nhelped++], 64, "%s", name);
+                if (nhelped < 128)
+                    snprintf(helped[nhelped++], 64, "%.63s", name);
                 continue;
             }
             for (int i = 0; i < ntyped; i++)
                 if (!strcmp(typed[i], name))
                     TEST_FAIL("TYPE twice for %s", name);
-            snprintf(typed[ntyped++], 64, "%s", name);
-            snprintf(cur, sizeof cur, "%s", name);
-            snprintf(curtype, sizeof curtype, "%s", sp + 1);
+            if (ntyped < 128)
+                snprintf(typed[ntyped++], 64, "%.63s", name);
+            snprintf(cur, sizeof cur, "%.63s", name);
+            snprintf(curtype, sizeof curtype, "%.15s", sp + 1);
             if (strcmp(curtype, "counter") && strcmp(curtype, "gauge") && strcmp(curtype, "histogram"))
                 TEST_FAIL("bad type %s", curtype);
             if (!strcmp(curtype, "counter") && (strlen(name) < 6 || strcmp(name + strlen(name) - 6, "_total")))
