@@ -25,11 +25,11 @@ from conftest import free_port
 from rawxmpp import NS_STREAMS_ERR, RawClient, login
 
 
-def admin_node(make_server, **admin):
+def admin_node(make_server, c2s=None, **admin):
     port = free_port()
     cfg = {"listen": f"127.0.0.1:{port}", "timeout": 2, "max_connections": 4}
     cfg.update(admin)
-    s = make_server(admin=cfg)
+    s = make_server(admin=cfg, c2s=c2s or {})
     s.admin_port = port
     return s
 
@@ -263,7 +263,9 @@ def test_drain_with_redirect(make_server):
 
 
 def test_drain_signal_system_shutdown(make_server):
-    s = admin_node(make_server, drain_grace=1)
+    # Plaintext allowed too, to meet the refusal at <auth/> on a stream without TLS.
+    s = admin_node(make_server, drain_grace=4,
+                   c2s={"require_encryption": False, "allow_plain_without_tls": True})
     a = login(s, "alice", available=True)
     before = m(metrics(s), "starling_c2s_logins_total")
     s.proc.send_signal(signal.SIGUSR1)
@@ -271,6 +273,14 @@ def test_drain_signal_system_shutdown(make_server):
     cond, c = new_login_refused(s)
     assert cond == "system-shutdown"
     c.close()
+    plain = RawClient(s)
+    _, feats = plain.open()
+    plain.send("<auth xmlns='%s' mechanism='PLAIN'>AGJvYgBib2ItcHc=</auth>" % rawxmpp.NS_SASL)
+    assert plain.expect_stream_error() == "system-shutdown"
+    assert b"<success" not in plain.received and b"<failure" not in plain.received
+    plain.close()
+    # Those were refused at once, not at the grace's end: alice is still served.
+    assert a.ping_server().get("type") == "result"
     assert a.expect_stream_error(timeout=15) == "system-shutdown"
     a.close()
     assert m(metrics(s), "starling_c2s_logins_total") == before
