@@ -279,15 +279,16 @@ static void keep_state(struct conn *c, const struct decode_session_state *ps)
     c->router_flags = ps->h.flags;
 }
 
-/* Writes a delivery to its recipients. Every length in it was checked by decode_deliver();
- * each recipient's entry is copied out and checked before use (decode_rcpt()). */
-/* The stats of a stanza the router wrote: its kind from its name, which it starts with. */
+/* The stats row of a stanza the router wrote: its kind from its name, which it starts
+ * with ('<' and the name: the router's own serialisation). */
 static enum stats_id out_stat(const struct decode_deliver *d)
 {
     char c = d->h.stanza_len > 1 ? d->stanza[1] : 0;
     return c == 'm' ? STAT_C2S_OUT_MESSAGE : c == 'p' ? STAT_C2S_OUT_PRESENCE : STAT_C2S_OUT_IQ;
 }
 
+/* Writes a delivery to its recipients. Every length in it was checked by decode_deliver();
+ * each recipient's entry is copied out and checked before use (decode_rcpt()). */
 static int deliver(struct c2s_thread *t, const struct decode_deliver *d)
 {
     uint64_t sent = 0;

@@ -18,8 +18,8 @@ STATS_KINDS_OK(S2S_OUT);
 
 static const bool stats_gauge[STAT_COUNT_] = {
 #define STATS_GAUGE_(id, type, name, labels, help) [STAT_##id] = STATS_T_##type,
-#define STATS_T_GAUGE   true
-#define STATS_T_COUNTER false
+#define STATS_T_GAUGE                              true
+#define STATS_T_COUNTER                            false
     STATS_METRICS(STATS_GAUGE_)
 #undef STATS_GAUGE_
 #undef STATS_T_GAUGE

@@ -34,71 +34,71 @@
 struct seg;
 
 #define STATS_METRICS(X)                                                                           \
-    X(C2S_CONNECTIONS, GAUGE, "starling_c2s_connections", "", "Client connections open.")       \
-    X(C2S_LOGINS, COUNTER, "starling_c2s_logins_total", "",                                     \
-      "Client logins that succeeded (SASL success).")                                          \
-    X(C2S_AUTH_FAILURES, COUNTER, "starling_c2s_auth_failures_total", "",                       \
-      "SASL failures sent to clients (a wrong password, an unknown user, a limit), aborts "       \
-      "not counted.")                                                                            \
-    X(C2S_IN_MESSAGE, COUNTER, "starling_stanzas_in_total", "front_end=\"c2s\",kind=\"message\"", \
-      "Stanzas received and accepted for routing, by front end and kind.")                      \
-    X(C2S_IN_PRESENCE, COUNTER, "starling_stanzas_in_total",                                    \
-      "front_end=\"c2s\",kind=\"presence\"", "")                                                \
-    X(C2S_IN_IQ, COUNTER, "starling_stanzas_in_total", "front_end=\"c2s\",kind=\"iq\"", "")     \
-    X(S2S_IN_MESSAGE, COUNTER, "starling_stanzas_in_total", "front_end=\"s2s\",kind=\"message\"", \
-      "")                                                                                        \
-    X(S2S_IN_PRESENCE, COUNTER, "starling_stanzas_in_total",                                    \
-      "front_end=\"s2s\",kind=\"presence\"", "")                                                \
-    X(S2S_IN_IQ, COUNTER, "starling_stanzas_in_total", "front_end=\"s2s\",kind=\"iq\"", "")     \
-    X(C2S_OUT_MESSAGE, COUNTER, "starling_stanzas_out_total",                                   \
-      "front_end=\"c2s\",kind=\"message\"",                                                     \
-      "Stanzas written to clients and remote servers, by front end and kind.")                 \
-    X(C2S_OUT_PRESENCE, COUNTER, "starling_stanzas_out_total",                                  \
-      "front_end=\"c2s\",kind=\"presence\"", "")                                                \
-    X(C2S_OUT_IQ, COUNTER, "starling_stanzas_out_total", "front_end=\"c2s\",kind=\"iq\"", "")   \
-    X(S2S_OUT_MESSAGE, COUNTER, "starling_stanzas_out_total",                                   \
-      "front_end=\"s2s\",kind=\"message\"", "")                                                 \
-    X(S2S_OUT_PRESENCE, COUNTER, "starling_stanzas_out_total",                                  \
-      "front_end=\"s2s\",kind=\"presence\"", "")                                                \
-    X(S2S_OUT_IQ, COUNTER, "starling_stanzas_out_total", "front_end=\"s2s\",kind=\"iq\"", "")   \
-    X(S2S_CONN_IN, GAUGE, "starling_s2s_connections", "direction=\"in\"",                       \
-      "Server-to-server connections open, by who opened them.")                                 \
-    X(S2S_CONN_OUT, GAUGE, "starling_s2s_connections", "direction=\"out\"", "")                 \
-    X(S2S_QUEUED, GAUGE, "starling_s2s_queued_stanzas", "",                                     \
-      "Stanzas waiting for remote domains whose streams are being made.")                      \
-    X(S2S_QUEUED_BYTES, GAUGE, "starling_s2s_queued_bytes", "", "Bytes of those stanzas.")      \
-    X(FE_BACKLOG, GAUGE, "starling_backlog_bytes", "side=\"front_end\"",                        \
-      "Bytes of messages waiting for room in a full ring, by the side that sends them.")        \
-    X(SHARD_BACKLOG, GAUGE, "starling_backlog_bytes", "side=\"router\"", "")                    \
-    X(STORE_QUEUE, GAUGE, "starling_store_queue_depth", "",                                     \
-      "Storage requests submitted and not yet answered.")                                       \
-    X(SHARD_FRAMES_IN, COUNTER, "starling_router_frames_total", "direction=\"in\"",            \
-      "Frames the router's shards took from the front ends and each other, and sent.")          \
-    X(SHARD_FRAMES_OUT, COUNTER, "starling_router_frames_total", "direction=\"out\"", "")       \
-    X(SHARD_DELIVERIES, COUNTER, "starling_router_deliveries_total", "",                        \
-      "Recipient connections reached.")                                                          \
-    X(SHARD_DELIVER_FRAMES, COUNTER, "starling_router_deliver_frames_total", "",                \
-      "Delivery frames written to the front ends (one per front-end thread, listing its "       \
-      "recipients).")                                                                            \
-    X(SHARD_FANOUT_FRAMES, COUNTER, "starling_router_fanout_frames_total", "to=\"shard\"",       \
-      "Fan-out frames sent (one per destination, listing its contacts).")                       \
-    X(SHARD_REMOTE_FANOUT_FRAMES, COUNTER, "starling_router_fanout_frames_total", "to=\"s2s\"",  \
-      "")                                                                                        \
-    X(SHARD_FANOUT_CONTACTS, COUNTER, "starling_router_fanout_contacts_total", "to=\"shard\"",   \
-      "Contacts those fan-out frames listed.")                                                  \
-    X(SHARD_REMOTE_FANOUT_CONTACTS, COUNTER, "starling_router_fanout_contacts_total",           \
-      "to=\"s2s\"", "")                                                                          \
-    X(SHARD_REMOTE_FORGOTTEN, COUNTER, "starling_router_remote_forgotten_total", "",            \
-      "Copies of frames for s2s forgotten past router.max_remote_unacked.")                     \
-    /* The cluster's links (router/link*.c) add their rows here, written from the router's     \
-     * slot (topo_stats_router()) or a shard's: e.g.                                            \
+    X(C2S_CONNECTIONS, GAUGE, "starling_c2s_connections", "", "Client connections open.")          \
+    X(C2S_LOGINS, COUNTER, "starling_c2s_logins_total", "",                                        \
+      "Client logins that succeeded (SASL success).")                                              \
+    X(C2S_AUTH_FAILURES, COUNTER, "starling_c2s_auth_failures_total", "",                          \
+      "SASL failures sent to clients (a wrong password, an unknown user, a limit), aborts "        \
+      "not counted.")                                                                              \
+    X(C2S_IN_MESSAGE, COUNTER, "starling_stanzas_in_total", "front_end=\"c2s\",kind=\"message\"",  \
+      "Stanzas received and accepted for routing, by front end and kind.")                         \
+    X(C2S_IN_PRESENCE, COUNTER, "starling_stanzas_in_total",                                       \
+      "front_end=\"c2s\",kind=\"presence\"", "")                                                   \
+    X(C2S_IN_IQ, COUNTER, "starling_stanzas_in_total", "front_end=\"c2s\",kind=\"iq\"", "")        \
+    X(S2S_IN_MESSAGE, COUNTER, "starling_stanzas_in_total", "front_end=\"s2s\",kind=\"message\"",  \
+      "")                                                                                          \
+    X(S2S_IN_PRESENCE, COUNTER, "starling_stanzas_in_total",                                       \
+      "front_end=\"s2s\",kind=\"presence\"", "")                                                   \
+    X(S2S_IN_IQ, COUNTER, "starling_stanzas_in_total", "front_end=\"s2s\",kind=\"iq\"", "")        \
+    X(C2S_OUT_MESSAGE, COUNTER, "starling_stanzas_out_total",                                      \
+      "front_end=\"c2s\",kind=\"message\"",                                                        \
+      "Stanzas written to clients and remote servers, by front end and kind.")                     \
+    X(C2S_OUT_PRESENCE, COUNTER, "starling_stanzas_out_total",                                     \
+      "front_end=\"c2s\",kind=\"presence\"", "")                                                   \
+    X(C2S_OUT_IQ, COUNTER, "starling_stanzas_out_total", "front_end=\"c2s\",kind=\"iq\"", "")      \
+    X(S2S_OUT_MESSAGE, COUNTER, "starling_stanzas_out_total",                                      \
+      "front_end=\"s2s\",kind=\"message\"", "")                                                    \
+    X(S2S_OUT_PRESENCE, COUNTER, "starling_stanzas_out_total",                                     \
+      "front_end=\"s2s\",kind=\"presence\"", "")                                                   \
+    X(S2S_OUT_IQ, COUNTER, "starling_stanzas_out_total", "front_end=\"s2s\",kind=\"iq\"", "")      \
+    X(S2S_CONN_IN, GAUGE, "starling_s2s_connections", "direction=\"in\"",                          \
+      "Server-to-server connections open, by who opened them.")                                    \
+    X(S2S_CONN_OUT, GAUGE, "starling_s2s_connections", "direction=\"out\"", "")                    \
+    X(S2S_QUEUED, GAUGE, "starling_s2s_queued_stanzas", "",                                        \
+      "Stanzas waiting for remote domains whose streams are being made.")                          \
+    X(S2S_QUEUED_BYTES, GAUGE, "starling_s2s_queued_bytes", "", "Bytes of those stanzas.")         \
+    X(FE_BACKLOG, GAUGE, "starling_backlog_bytes", "side=\"front_end\"",                           \
+      "Bytes of messages waiting for room in a full ring, by the side that sends them.")           \
+    X(SHARD_BACKLOG, GAUGE, "starling_backlog_bytes", "side=\"router\"", "")                       \
+    X(STORE_QUEUE, GAUGE, "starling_store_queue_depth", "",                                        \
+      "Storage requests submitted and not yet answered.")                                          \
+    X(SHARD_FRAMES_IN, COUNTER, "starling_router_frames_total", "direction=\"in\"",                \
+      "Frames the router's shards took from the front ends and each other, and sent.")             \
+    X(SHARD_FRAMES_OUT, COUNTER, "starling_router_frames_total", "direction=\"out\"", "")          \
+    X(SHARD_DELIVERIES, COUNTER, "starling_router_deliveries_total", "",                           \
+      "Recipient connections reached.")                                                            \
+    X(SHARD_DELIVER_FRAMES, COUNTER, "starling_router_deliver_frames_total", "",                   \
+      "Delivery frames written to the front ends (one per front-end thread, listing its "          \
+      "recipients).")                                                                              \
+    X(SHARD_FANOUT_FRAMES, COUNTER, "starling_router_fanout_frames_total", "to=\"shard\"",         \
+      "Fan-out frames sent (one per destination, listing its contacts).")                          \
+    X(SHARD_REMOTE_FANOUT_FRAMES, COUNTER, "starling_router_fanout_frames_total", "to=\"s2s\"",    \
+      "")                                                                                          \
+    X(SHARD_FANOUT_CONTACTS, COUNTER, "starling_router_fanout_contacts_total", "to=\"shard\"",     \
+      "Contacts those fan-out frames listed.")                                                     \
+    X(SHARD_REMOTE_FANOUT_CONTACTS, COUNTER, "starling_router_fanout_contacts_total",              \
+      "to=\"s2s\"", "")                                                                            \
+    X(SHARD_REMOTE_FORGOTTEN, COUNTER, "starling_router_remote_forgotten_total", "",               \
+      "Copies of frames for s2s forgotten past router.max_remote_unacked.")                        \
+    /* The cluster's links (router/link*.c) add their rows here, written from the router's         \
+     * slot (topo_stats_router()) or a shard's: e.g.                                               \
      * X(CLUSTER_LINKS_UP, GAUGE, "starling_cluster_links_up", "", "Links to other nodes up.") */
 
 /* The store's request times: a histogram of STATS_STORE_BUCKETS buckets and one past the
  * last bound (each counts the requests whose time was at most its bound and more than the
  * previous one's) and the sum of the times in microseconds; common/admin/metrics.c renders
  * it (the count is the buckets' sum). */
-#define STATS_STORE_BUCKETS 10
+#define STATS_STORE_BUCKETS   10
 #define STATS_STORE_BOUNDS_US 100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000, 1000000
 
 enum stats_id {

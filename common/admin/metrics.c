@@ -116,8 +116,8 @@ static int ring_size(struct buf *b, const struct metric *m, const struct metrics
 static int store_hist(struct buf *b, const struct metric *m, const struct metrics_node *n)
 {
     static const uint64_t bounds[STATS_STORE_BUCKETS] = {STATS_STORE_BOUNDS_US};
-    const char *backend = n->cfg->storage.backend == STORE_BACKEND_POSTGRESQL ? "postgresql"
-                                                                              : "sqlite";
+    const char *backend =
+        n->cfg->storage.backend == STORE_BACKEND_POSTGRESQL ? "postgresql" : "sqlite";
     char labels[96], v[32];
     uint64_t cum = 0;
     /* Cumulative, and the count is the last bucket: consistent whatever the writers did
@@ -144,13 +144,17 @@ static int store_hist(struct buf *b, const struct metric *m, const struct metric
 
 static const struct metric metrics[] = {
 #define METRIC_ROW_(id_, type_, name_, labels_, help_)                                             \
-    {.name = name_, .type = STATS_TYPE_##type_, .labels = labels_, .help = help_,               \
-     .id = STAT_##id_, .fn = from_slots},
+    {.name = name_,                                                                                \
+     .type = STATS_TYPE_##type_,                                                                   \
+     .labels = labels_,                                                                            \
+     .help = help_,                                                                                \
+     .id = STAT_##id_,                                                                             \
+     .fn = from_slots},
 #define STATS_TYPE_COUNTER "counter"
 #define STATS_TYPE_GAUGE   "gauge"
     STATS_METRICS(METRIC_ROW_)
 #undef METRIC_ROW_
-    {"starling_process_up", "gauge", "", "1 while the process runs and serves.", 0, proc_up, 0},
+        {"starling_process_up", "gauge", "", "1 while the process runs and serves.", 0, proc_up, 0},
     {"starling_ready", "gauge", "", "1 while /ready answers 200.", 0, flag, 0},
     {"starling_draining", "gauge", "", "1 from starlingctl drain to undrain.", 0, flag, 1},
     {"starling_ring_bytes", "gauge", "",

@@ -21,11 +21,11 @@ static const struct http_case cases[] = {
      "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n"
      "Accept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n",
      200, "/metrics", 1},
-    {"GET /ready HTTP/1.0\r\n\r\n", 200, "/ready", 0},              /* HAProxy's httpchk */
+    {"GET /ready HTTP/1.0\r\n\r\n", 200, "/ready", 0}, /* HAProxy's httpchk */
     {"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, "/health", 1},
     {"GET /ready?full=1#frag HTTP/1.1\r\nHost: x\r\n\r\n", 200, "/ready", 1},
-    {"GET /health HTTP/1.1\nHost: x\n\n", 200, "/health", 1},      /* bare LF (§2.2) */
-    {"\r\n\r\nGET / HTTP/1.0\r\n\r\n", 200, "/", 0},                /* empty lines first */
+    {"GET /health HTTP/1.1\nHost: x\n\n", 200, "/health", 1}, /* bare LF (§2.2) */
+    {"\r\n\r\nGET / HTTP/1.0\r\n\r\n", 200, "/", 0},          /* empty lines first */
     {"GET http://127.0.0.1:5280/metrics HTTP/1.1\r\nHost: x\r\n\r\n", 200, "/metrics", 1},
     {"GET HTTPS://h HTTP/1.1\r\nHost: h\r\n\r\n", 200, "/", 1},
     {"GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Tab:\tv\t\r\n\r\n", 200, "/", 1},
@@ -56,11 +56,11 @@ static const struct http_case cases[] = {
     {"GE(", 400, NULL, 0},
     {"GET /\r", 0, NULL, 0}, /* a CR may end the line */
     /* Headers. */
-    {"GET / HTTP/1.1\r\n\r\n", 400, NULL, 0},                          /* no Host */
-    {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, NULL, 0},   /* two */
+    {"GET / HTTP/1.1\r\n\r\n", 400, NULL, 0},                       /* no Host */
+    {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, NULL, 0}, /* two */
     {"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n", 400, NULL, 0},
-    {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400, NULL, 0},             /* space before ':' */
-    {"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400, NULL, 0},   /* obs-fold */
+    {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400, NULL, 0},           /* space before ':' */
+    {"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400, NULL, 0}, /* obs-fold */
     {"GET / HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n", 400, NULL, 0},
     {"GET / HTTP/1.1\r\nHost: x\r\n: v\r\n\r\n", 400, NULL, 0},
     {"GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n", 400, NULL, 0},

@@ -61,9 +61,11 @@ static int check_format(const char *text)
                 snprintf(typed[ntyped++], 64, "%.63s", name);
             snprintf(cur, sizeof cur, "%.63s", name);
             snprintf(curtype, sizeof curtype, "%.15s", sp + 1);
-            if (strcmp(curtype, "counter") && strcmp(curtype, "gauge") && strcmp(curtype, "histogram"))
+            if (strcmp(curtype, "counter") && strcmp(curtype, "gauge") &&
+                strcmp(curtype, "histogram"))
                 TEST_FAIL("bad type %s", curtype);
-            if (!strcmp(curtype, "counter") && (strlen(name) < 6 || strcmp(name + strlen(name) - 6, "_total")))
+            if (!strcmp(curtype, "counter") &&
+                (strlen(name) < 6 || strcmp(name + strlen(name) - 6, "_total")))
                 TEST_FAIL("counter %s does not end in _total", name);
             if (nhelped == 0 || strcmp(helped[nhelped - 1], name))
                 TEST_FAIL("TYPE of %s without its HELP first", name);
@@ -154,7 +156,8 @@ static void test_exposition(void)
     stats_add(seg_stats(&seg, topo_stats_fe(cfg, 1)), STAT_C2S_CONNECTIONS, 1);
     stats_add(seg_stats(&seg, topo_stats_fe(cfg, 1)), STAT_C2S_LOGINS, 3);
     stats_add(seg_stats(&seg, topo_stats_fe(cfg, 0)), STAT_C2S_IN_MESSAGE, 5);
-    stats_sub(seg_stats(&seg, topo_stats_fe(cfg, 2)), STAT_S2S_CONN_OUT, 1); /* a bug, shown as is */
+    stats_sub(seg_stats(&seg, topo_stats_fe(cfg, 2)), STAT_S2S_CONN_OUT,
+              1); /* a bug, shown as is */
     stats_add(seg_stats(&seg, topo_stats_shard(cfg, 1)), STAT_SHARD_DELIVERIES, 7);
     stats_store_done(seg_stats(&seg, topo_stats_shard(cfg, 0)), 300);
     stats_store_done(seg_stats(&seg, topo_stats_fe(cfg, 1)), 50);
@@ -202,10 +205,13 @@ static void test_exposition(void)
     CHECK(value_of(t, "starling_ring_bytes{direction=\"from_router\"}") == 16 + 16);
     CHECK(value_of(t, "starling_ring_bytes_max{direction=\"from_router\"}") == 16);
     CHECK(value_of(t, "starling_ring_size_bytes") == l.ring_data_size);
-    CHECK(value_of(t, "starling_store_request_seconds_bucket{backend=\"sqlite\",le=\"0.0001\"}") == 1);
-    CHECK(value_of(t, "starling_store_request_seconds_bucket{backend=\"sqlite\",le=\"0.0005\"}") == 2);
+    CHECK(value_of(t, "starling_store_request_seconds_bucket{backend=\"sqlite\",le=\"0.0001\"}") ==
+          1);
+    CHECK(value_of(t, "starling_store_request_seconds_bucket{backend=\"sqlite\",le=\"0.0005\"}") ==
+          2);
     CHECK(value_of(t, "starling_store_request_seconds_bucket{backend=\"sqlite\",le=\"1\"}") == 2);
-    CHECK(value_of(t, "starling_store_request_seconds_bucket{backend=\"sqlite\",le=\"+Inf\"}") == 3);
+    CHECK(value_of(t, "starling_store_request_seconds_bucket{backend=\"sqlite\",le=\"+Inf\"}") ==
+          3);
     CHECK(value_of(t, "starling_store_request_seconds_count{backend=\"sqlite\"}") == 3);
     CHECK(value_of(t, "starling_store_request_seconds_sum{backend=\"sqlite\"}") == 5.00035);
 
