@@ -12,12 +12,11 @@ ends the remaining client streams with it after admin.drain_grace, and undrain (
 starlingctl undrain) serves again.
 """
 import http.client
-import os
+import re
 import signal
 import socket
 import time
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import rawxmpp
@@ -203,8 +202,6 @@ def test_hostile_requests(make_server):
 
 def see_other_host_text(client):
     """The text of <see-other-host/> in what the client received."""
-    import re
-
     got = bytes(client.received).decode(errors="replace")
     found = re.search(r"<see-other-host xmlns='%s'>([^<]*)</see-other-host>" % NS_STREAMS_ERR, got)
     return found.group(1) if found else None
@@ -215,7 +212,7 @@ def new_login_refused(s, direct_tls=False):
     condition. Over STARTTLS the error comes at the first header under TLS."""
     c = RawClient(s, direct_tls=direct_tls)
     if not direct_tls:
-        _, feats = c.open()
+        c.open()
         c.starttls()
     c.send(rawxmpp.header(to=s.domain))
     cond = c.expect_stream_error()
@@ -233,8 +230,7 @@ def test_drain_with_redirect(make_server):
     assert "sent to starling" in r.stdout
     t0 = time.monotonic()
     wait_until(lambda: get(s, "/ready")[0] == 503, what="/ready failing")
-    status, _, body = get(s, "/ready")
-    assert body == "draining\n"
+    assert get(s, "/ready")[::2] == (503, "draining\n")
     assert get(s, "/health")[0] == 200  # alive all the same
     assert m(metrics(s), "starling_draining") == 1
 
@@ -253,7 +249,7 @@ def test_drain_with_redirect(make_server):
     assert get(s, "/ready")[0] == 503  # still draining, still running
     assert s.proc.poll() is None
 
-    r = s.ctl("undrain")
+    s.ctl("undrain")
     wait_until(lambda: get(s, "/ready")[0] == 200, what="/ready back")
     assert m(metrics(s), "starling_draining") == 0
     rawxmpp.assert_healthy(s)
@@ -274,7 +270,7 @@ def test_drain_signal_system_shutdown(make_server):
     assert cond == "system-shutdown"
     c.close()
     plain = RawClient(s)
-    _, feats = plain.open()
+    plain.open()
     plain.send("<auth xmlns='%s' mechanism='PLAIN'>AGJvYgBib2ItcHc=</auth>" % rawxmpp.NS_SASL)
     assert plain.expect_stream_error() == "system-shutdown"
     assert b"<success" not in plain.received and b"<failure" not in plain.received
