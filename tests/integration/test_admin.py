@@ -30,6 +30,8 @@ def admin_node(make_server, c2s=None, **admin):
     cfg.update(admin)
     s = make_server(admin=cfg, c2s=c2s or {})
     s.admin_port = port
+    # make_server waits for the router and c2s; /ready waits for s2s too.
+    wait_until(lambda: get(s, "/ready")[0] == 200, what="/ready at start")
     return s
 
 
@@ -259,8 +261,9 @@ def test_drain_with_redirect(make_server):
 
 
 def test_drain_signal_system_shutdown(make_server):
-    # Plaintext allowed too, to meet the refusal at <auth/> on a stream without TLS.
-    s = admin_node(make_server, drain_grace=4,
+    # Plaintext allowed too, to meet the refusal at <auth/> on a stream without TLS; the
+    # grace long enough that nothing here waits for it.
+    s = admin_node(make_server, drain_grace=600,
                    c2s={"require_encryption": False, "allow_plain_without_tls": True})
     a = login(s, "alice", available=True)
     before = m(metrics(s), "starling_c2s_logins_total")
@@ -275,17 +278,27 @@ def test_drain_signal_system_shutdown(make_server):
     assert plain.expect_stream_error() == "system-shutdown"
     assert b"<success" not in plain.received and b"<failure" not in plain.received
     plain.close()
-    # Those were refused at once, not at the grace's end: alice is still served.
+    # Refused at once, not at the grace's end: alice is still served.
     assert a.ping_server().get("type") == "result"
-    assert a.expect_stream_error(timeout=15) == "system-shutdown"
-    a.close()
     assert m(metrics(s), "starling_c2s_logins_total") == before
 
+    # Undrained within the grace: alice was never cut off, and logins work again.
     s.proc.send_signal(signal.SIGUSR2)
     wait_until(lambda: get(s, "/ready")[0] == 200, what="/ready back")
     with login(s, "bob") as b:
         assert b.jid
     assert m(metrics(s), "starling_c2s_logins_total") == before + 1
+    assert a.ping_server("ping2").get("type") == "result"
+    a.close()
+
+
+def test_drain_grace_system_shutdown(make_server):
+    s = admin_node(make_server, drain_grace=1)
+    a = login(s, "alice", available=True)
+    s.proc.send_signal(signal.SIGUSR1)
+    assert a.expect_stream_error(timeout=15) == "system-shutdown"
+    a.close()
+    assert get(s, "/ready")[0] == 503 and s.proc.poll() is None
 
 
 def test_drain_needs_pid_file(make_server):
