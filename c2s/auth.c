@@ -19,6 +19,7 @@
 #include "c2s/c2s.h"
 #include "c2s/limit.h"
 #include "common/auth/creds.h"
+#include "common/core/ctl.h"
 #include "common/core/log.h"
 #include "common/auth/sasl.h"
 #include "common/store/store.h"
@@ -100,6 +101,8 @@ static void send_failure(struct conn *c, enum sasl_cond cond)
     buf_puts(&b, "/></failure>");
     fe_write(&c->fe, buf_data(&b), buf_used(&b));
     buf_free(&b);
+    if (cond != SASL_ABORTED)
+        stats_add(c->fe.t->stats, STAT_C2S_AUTH_FAILURES, 1);
     if (cond != SASL_ABORTED && ++c->auth_failures >= MAX_FAILURES)
         fe_stream_error(&c->fe, "policy-violation");
 }
@@ -171,6 +174,7 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
         free(c->user);
         c->user = user;
         c->fe.flags |= CONN_F_AUTHED;
+        stats_add(c->fe.t->stats, STAT_C2S_LOGINS, 1);
         LOG_DEBUG("conn %u: authenticated as %s", c->fe.slot, user);
         fe_restart(&c->fe); /* RFC 6120 §6.4.6: the client opens a new stream */
         break;
@@ -346,6 +350,10 @@ static void login(struct conn *c, const char *mech, const char *text)
     const struct config *cfg = t->fe.cfg;
     uint64_t now = limit_now_us();
 
+    if (t->fe.drain != CTL_DRAIN_OFF) {
+        stream_drained(c); /* no new login on a draining node (stream.c) */
+        return;
+    }
     if (limit_failures_exhausted(LIMIT_ADDRESS, c->peer_hash, now,
                                  cfg->c2s.auth_failures_per_address,
                                  cfg->c2s.auth_failure_window)) {

@@ -109,6 +109,9 @@ void stream_stanza_error(struct conn *c, const struct xml_event *ev, const char 
                          const char *condition);
 /* Features after a (re)start of the stream. */
 void stream_features(struct conn *c);
+/* Draining (admin.h): ends the stream with <see-other-host/> naming admin.drain_redirect,
+ * or <system-shutdown/> when there is none. */
+void stream_drained(struct conn *c);
 
 /* ---- auth.c ---- */
 void auth_features(struct conn *c, struct buf *b);

@@ -8,6 +8,7 @@
 #include "c2s/limit.h"
 #include "common/auth/sasl.h"
 #include "common/auth/tls.h"
+#include "common/core/ctl.h"
 #include "common/core/log.h"
 
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 static void accepted(struct fe_conn *c, unsigned listener)
 {
     struct conn *cc = (struct conn *)c;
+    stats_add(c->t->stats, STAT_C2S_CONNECTIONS, 1);
     stream_start(c);
     /* Over its address's limit, a client still hears why, at its stream header (after
      * the TLS handshake on the Direct TLS port). */
@@ -54,6 +56,7 @@ static void closing(struct fe_conn *f)
 static void release(struct fe_conn *f)
 {
     struct conn *c = (struct conn *)f;
+    stats_sub(f->t->stats, STAT_C2S_CONNECTIONS, 1);
     limit_conn_close(c->peer_hash);
     free(c->presence);
     free(c->directed);
@@ -73,6 +76,12 @@ static void release(struct fe_conn *f)
 static void control(struct fe_thread *ft, unsigned req)
 {
     struct c2s_thread *t = (struct c2s_thread *)ft;
+    if (req == FE_CTL_DRAIN && ft->drain == CTL_DRAIN_ALL)
+        for (uint32_t i = 0; i < ft->nslots; i++) {
+            struct fe_conn *c = fe_slot(ft, i);
+            if (c->state != FE_FREE && c->state != FE_CLOSING)
+                stream_drained((struct conn *)c);
+        }
     if (req != FE_CTL_ROUTER_UP)
         return;
     route_reregister(t);

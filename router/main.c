@@ -109,6 +109,8 @@ int main(int argc, char **argv)
             LOG_ERROR("shard %u: %s", i, strerror(-rc));
             return 1;
         }
+        shards[i].slot = seg_stats(&seg, topo_stats_shard(cfg, i));
+        store_client_stats(shards[i].store, shards[i].slot);
     }
     if ((rc = shard_link(shards, nshards, l.ring_data_size, l.max_frame)) < 0) {
         LOG_ERROR("cannot link the shards: %s", strerror(-rc));

@@ -87,6 +87,7 @@ static uint64_t address_key(int fd)
 static void accepted(struct fe_conn *f, unsigned listener)
 {
     struct s2s_conn *c = (struct s2s_conn *)f;
+    stats_add(f->t->stats, STAT_S2S_CONN_IN, 1);
     s2s_stream_start(f);
     c->addr_key = address_key(f->fd);
     if (!address_open(c->addr_key, f->t->cfg->s2s.max_connections_per_address,
@@ -126,6 +127,7 @@ static void closing(struct fe_conn *f)
 static void release(struct fe_conn *f)
 {
     struct s2s_conn *c = (struct s2s_conn *)f;
+    stats_sub(f->t->stats, (f->flags & S2S_F_OUTBOUND) ? STAT_S2S_CONN_OUT : STAT_S2S_CONN_IN, 1);
     free(c->remote);
     c->remote = NULL;
     if (c->addr_counted)

@@ -717,6 +717,38 @@ static int fail_at(struct config_loader *ld, const char *name, const char *fmt, 
 }
 
 /* Rules between directives, and on a value's form, which the table cannot express. */
+/* "host:port": a domain name (letters, digits, '-', '.'), an IPv4 address or an [IPv6] one,
+ * and a port 1..65535. What a client is sent to must be something it can connect to. */
+static bool config_host_port(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    unsigned long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (port < 1 || port > 65535)
+        return false;
+    if (s[0] == '[') {
+        char a[64];
+        struct in6_addr in6;
+        size_t n = (size_t)(colon - s);
+        if (n < 3 || colon[-1] != ']' || n - 2 >= sizeof a)
+            return false;
+        memcpy(a, s + 1, n - 2);
+        a[n - 2] = '\0';
+        return inet_pton(AF_INET6, a, &in6) == 1;
+    }
+    for (const char *p = s; p < colon; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.'))
+            return false;
+    return true;
+}
+
 static int cross_check(struct config_loader *ld)
 {
     const struct config *c = ld->c;
@@ -736,6 +768,8 @@ static int cross_check(struct config_loader *ld)
     if (c->c2s.listen.len && c->c2s.listen.len == c->c2s.listen_tls.len &&
         !memcmp(&c->c2s.listen.addr, &c->c2s.listen_tls.addr, c->c2s.listen.len))
         return fail_at(ld, "c2s.listen_tls", "\"%s\" is c2s.listen too", c->c2s.listen.text);
+    if (c->admin.drain_redirect[0] && !config_host_port(c->admin.drain_redirect))
+        return fail_at(ld, "admin.drain_redirect", "\"%s\" is not host:port", c->admin.drain_redirect);
     if (c->shm.ring_size < 2ull * c->c2s.max_stanza_size) {
         config_show_num(a, sizeof a, config_find("shm.ring_size"), c->shm.ring_size);
         config_show_num(b, sizeof b, config_find("c2s.max_stanza_size"), c->c2s.max_stanza_size);

@@ -163,6 +163,13 @@ struct config {
     struct {
         uint32_t max_items;
     } blocking;
+    struct {
+        struct config_addr listen; /* the HTTP admin listener (common/admin/); "": none */
+        uint32_t max_connections, max_request, timeout;
+        uint32_t drain_grace;
+        const char *drain_redirect; /* "host:port" for <see-other-host/>; "": none */
+        const char *pid_file;       /* "": none */
+    } admin;
 
     const char *path;       /* the file this snapshot was read from; NULL for the defaults */
     _Atomic unsigned refs_; /* private: see config_ref() */

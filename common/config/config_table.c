@@ -351,6 +351,29 @@ const struct config_directive config_table[] = {
     NUM(INT, "blocking.max_items", blocking.max_items, "1000", 1, 10000, 0,
         "JIDs one user's blocklist (XEP-0191) holds at most; a block request that would\n"
         "go past it is refused whole (not-allowed)."),
+    ADDR("admin.listen", admin.listen, "", EMPTY | RESTART,
+         "Where the supervisor answers HTTP GET /health (200 while every process runs),\n"
+         "/ready (200 while the node serves and is not draining: a load balancer's check)\n"
+         "and /metrics (Prometheus text format). No authentication: keep it on loopback or\n"
+         "a management network. \"\" disables it."),
+    NUM(INT, "admin.max_connections", admin.max_connections, "16", 1, 1000, RESTART,
+        "Admin connections open at once; one more gets 503 and is closed."),
+    NUM(SIZE, "admin.max_request", admin.max_request, "8K", 1 * K, 1 * M, 0,
+        "Bytes of an admin request's line and headers; a longer one gets 431."),
+    NUM(DURATION, "admin.timeout", admin.timeout, "10", 1, 600, 0,
+        "Time an admin connection has to send its request and read the answer; then it\n"
+        "gets 408 (when its request is not complete) and is closed."),
+    NUM(DURATION, "admin.drain_grace", admin.drain_grace, "30", 0, 86400, 0,
+        "After `starlingctl drain` (or SIGUSR1 to the supervisor) /ready fails at once and\n"
+        "no new client logs in; after this long every client stream still open is ended\n"
+        "with see-other-host (with admin.drain_redirect) or system-shutdown. The node\n"
+        "keeps running until stopped; `starlingctl undrain` (or SIGUSR2) serves again."),
+    STR("admin.drain_redirect", admin.drain_redirect, "", 0, 1023, 0,
+        "\"host:port\" (a name, an IPv4 address or an [IPv6] one) that draining sends\n"
+        "clients to with <see-other-host/> (RFC 6120 §4.9.3.19); \"\": system-shutdown."),
+    STR("admin.pid_file", admin.pid_file, "", 0, 4095, PATH | RESTART,
+        "A file the supervisor writes its process id to at start (and removes at exit),\n"
+        "where `starlingctl drain` and `undrain` find it. \"\": none."),
 };
 
 #undef RESTART

@@ -39,6 +39,7 @@
 #include "shm/bell.h"
 #include "shm/port.h"
 #include "shm/ring.h"
+#include "shm/stats.h"
 
 #include <liburing.h>
 #include <stdatomic.h>
@@ -134,8 +135,9 @@ struct fe_ops {
     void (*control)(struct fe_thread *t, unsigned req);
 };
 
-/* Control requests from the process's main thread (fe_control()). */
-enum { FE_CTL_NONE, FE_CTL_STOP, FE_CTL_ROUTER_DOWN, FE_CTL_ROUTER_UP, FE_CTL_RELOAD };
+/* Control requests from the process's main thread (fe_control()). FE_CTL_DRAIN: the
+ * supervisor's CTL_DRAIN, its level (enum ctl_drain) in fe_thread.next_drain. */
+enum { FE_CTL_NONE, FE_CTL_STOP, FE_CTL_ROUTER_DOWN, FE_CTL_ROUTER_UP, FE_CTL_RELOAD, FE_CTL_DRAIN };
 
 /* An eventfd read through the ring, and what to do when it fires. */
 struct fe_watch {
@@ -176,6 +178,9 @@ struct fe_thread {
     const struct config *next_cfg; /* FE_CTL_RELOAD: the snapshot to switch to */
     struct tls_ctx *next_tls;      /* ... and the TLS context (certificate renewed) */
     struct tls_ctx *tls;
+    unsigned next_drain;           /* FE_CTL_DRAIN: the level to switch to */
+    unsigned drain;                /* enum ctl_drain (common/core/ctl.h): what a front end refuses */
+    struct shm_stats *stats;       /* this thread's stats slot (shm/stats.h); NULL: none */
 
     struct io_uring ring;
     int lfd[2]; /* listeners (a front end's: plain and Direct TLS for c2s); -1 when off */
@@ -342,6 +347,9 @@ static inline void fe_restart(struct fe_conn *c)
 }
 /* Sends <stream:error/> with this condition (and our header first if not yet sent). */
 void fe_stream_error(struct fe_conn *c, const char *condition);
+/* The same with text as the condition element's content (escaped): see-other-host's
+ * "host:port" (RFC 6120 §4.9.3.19). */
+void fe_stream_error_text(struct fe_conn *c, const char *condition, const char *text);
 /* Ends the stream (our closing tag if our header is out) and the connection. */
 void fe_stream_close(struct fe_conn *c);
 

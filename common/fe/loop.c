@@ -489,6 +489,10 @@ static void sweep(struct fe_thread *t)
             fe_trim(c);
     }
     fe_port_trim(t);
+    uint64_t waiting = 0;
+    for (unsigned s = 0; s < t->nshards; s++)
+        waiting += t->backlog[s].bytes;
+    stats_set(t->stats, STAT_FE_BACKLOG, waiting);
 }
 
 int fe_listen(const struct config_addr *a)
@@ -718,6 +722,8 @@ void fe_control(struct fe_thread *t, unsigned req)
             t->tls = t->next_tls;
     } else if (req == FE_CTL_ROUTER_UP) {
         t->router_down = false;
+    } else if (req == FE_CTL_DRAIN) {
+        t->drain = t->next_drain;
     }
     /* The front end's part: after the router's return, its sessions registered again,
      * then what the old router had not finished, then held input flows. */

@@ -4,6 +4,7 @@
 #include "common/store/store.h"
 #include "common/core/log.h"
 #include "common/store/store_backend.h"
+#include "shm/stats.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -58,6 +60,7 @@ struct store_client {
      * so the worker never writes a closed eventfd or freed memory. */
     _Atomic unsigned inflight;
     unsigned pending; /* owner thread only: submitted, callback not yet run */
+    struct shm_stats *stats; /* store_client_stats() */
     const struct store_tag_ops *tags;
     void *tags_arg;
 };
@@ -276,6 +279,13 @@ unsigned store_client_pending(const struct store_client *cl)
     return cl->pending;
 }
 
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* Takes every completion waiting, oldest first. */
 static struct store_req *drain(struct store_client *cl)
 {
@@ -317,9 +327,12 @@ int store_poll(struct store_client *cl)
 {
     int n = 0;
     struct store_req *req = drain(cl);
+    uint64_t now = req && cl->stats ? now_us() : 0;
     while (req) {
         struct store_req *next = req->next;
         bool ok = req->res >= 0;
+        if (cl->stats)
+            stats_store_done(cl->stats, now > req->queued_us ? now - req->queued_us : 0);
         if (cl->tags)
             cl->tags->enter(cl->tags_arg, req->tag);
         switch (req->op) {
@@ -353,6 +366,8 @@ int store_poll(struct store_client *cl)
         req = next;
         n++;
     }
+    if (n)
+        stats_set(cl->stats, STAT_STORE_QUEUE, cl->pending);
     return n;
 }
 
@@ -498,11 +513,19 @@ void store_client_tags(struct store_client *cl, const struct store_tag_ops *ops,
     cl->tags_arg = arg;
 }
 
+void store_client_stats(struct store_client *cl, struct shm_stats *slot)
+{
+    cl->stats = slot;
+}
+
 void store_req_queue(struct store_client *cl, struct store_req *req)
 {
     if (cl->tags)
         req->tag = cl->tags->take(cl->tags_arg);
+    if (cl->stats)
+        req->queued_us = now_us();
     cl->pending++;
+    stats_set(cl->stats, STAT_STORE_QUEUE, cl->pending);
     atomic_fetch_add_explicit(&cl->inflight, 1, memory_order_relaxed);
     submit(cl->st, req);
 }

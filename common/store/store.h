@@ -242,6 +242,12 @@ int store_poll(struct store_client *cl);
 /* Requests outstanding on this client: submitted, callback not yet run. */
 unsigned store_client_pending(const struct store_client *cl);
 
+/* Counts the client's requests in the owner thread's stats slot (shm/stats.h): each one's
+ * time from submission to callback (STAT_STORE_TIME_US and its histogram) and the
+ * requests outstanding (STAT_STORE_QUEUE). Before the first request; NULL: none. */
+struct shm_stats;
+void store_client_stats(struct store_client *cl, struct shm_stats *slot);
+
 /* A tag the owner attaches to each request: take() gives it when the request is queued
  * (with a reference, if tags are counted); enter() and leave() run around its callback
  * in store_poll(). The router keeps the work a request carries on, its "ticket", this

@@ -53,6 +53,7 @@ struct store_req {
     struct store_client *client; /* where the completion goes; NULL: a *_sync caller */
     void *tag;                   /* store_tag_ops.take() at submission */
     enum store_op op;
+    uint64_t queued_us; /* CLOCK_MONOTONIC at store_req_queue(), for the client's stats */
     int res; /* set by run(): 0 or -errno */
     bool done;
 

@@ -235,6 +235,17 @@ static void every_type(void)
         check_addr4(&c->s2s.dns_servers.addrs[0], "127.0.0.53:5353", "127.0.0.53", 5353);
     CHECK_INT(c->shm.ring_size, ==, 4 * 1024 * 1024);
     CHECK_INT(c->offline.max_messages, ==, 0);
+    config_free(c);
+    c = load_text("admin = { listen = \"127.0.0.1:5280\"; drain_redirect = \"[::1]:5222\";\n"
+                  "  pid_file = \"s.pid\"; };\n",
+                  &rc, err, sizeof err);
+    CHECK_STR(err, "");
+    if (!c)
+        return;
+    check_addr4(&c->admin.listen, "127.0.0.1:5280", "127.0.0.1", 5280);
+    CHECK_STR(c->admin.drain_redirect, "[::1]:5222");
+    CHECK_BESIDE(c->admin.pid_file, "s.pid");
+    CHECK_INT(c->admin.drain_grace, ==, 30);
     /* Untouched directives keep their defaults. */
     CHECK_INT(c->c2s.max_attrs, ==, 64);
     CHECK_INT(c->roster.max_items, ==, 1000);
@@ -383,6 +394,14 @@ static const struct {
      "@:1: shm.ring_size: 256K is less than twice c2s.max_stanza_size (256K)"},
     {"c2s = { max_stanza_size = \"1M\"; };",
      "@: shm.ring_size: 1M is less than twice c2s.max_stanza_size (1M)"},
+    {"admin = { drain_redirect = \"xmpp.example\"; };",
+     "@:1: admin.drain_redirect: \"xmpp.example\" is not host:port"},
+    {"admin = { drain_redirect = \"xmpp.example:0\"; };",
+     "@:1: admin.drain_redirect: \"xmpp.example:0\" is not host:port"},
+    {"admin = { drain_redirect = \"a<b:5222\"; };",
+     "@:1: admin.drain_redirect: \"a<b:5222\" is not host:port"},
+    {"admin = { drain_redirect = \"[::1:5222\"; };",
+     "@:1: admin.drain_redirect: \"[::1:5222\" is not host:port"},
 };
 
 /* Replaces '@' in pattern with path. */
