@@ -128,6 +128,7 @@ static int attach(struct c2s_thread *t, const struct seg *seg, const struct conf
         return err;
     t->fe.ops = &c2s_ops;
     t->fe.fe = PROTO_FE_C2S;
+    t->fe.proxy = &cfg->c2s.proxy;
     t->fe.ctl_fd = ctl_fd;
     arena_init(&t->fe.arena, 8192);
     const struct config_addr *addrs[2] = {&cfg->c2s.listen, &cfg->c2s.listen_tls};

@@ -24,6 +24,11 @@ void fe_stream_error(struct fe_conn *c, const char *condition)
 {
     if (c->state == FE_CLOSING || c->state == FE_FREE)
         return;
+    if (c->state == FE_PROXY) {
+        /* A balancer before its header (system-shutdown, say): no XML is due to it. */
+        fe_close(c);
+        return;
+    }
     if (!(c->flags & FE_F_HDR_SENT))
         c->t->ops->send_header(c);
     struct buf b = {0};
