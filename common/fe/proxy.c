@@ -19,6 +19,8 @@
 #include "common/core/log.h"
 #include "common/net/proxy.h"
 
+#include <errno.h>
+
 static bool from_balancer(const struct fe_thread *t, const union net_addr *a)
 {
     const struct config_proxy *p = t->proxy;
@@ -31,8 +33,14 @@ static bool from_balancer(const struct fe_thread *t, const union net_addr *a)
 void fe_accepted(struct fe_conn *c, unsigned listener)
 {
     struct fe_thread *t = c->t;
-    net_addr_peer(c->fd, &c->peer);
     c->listener = (uint8_t)listener;
+    if (net_addr_peer(c->fd, &c->peer) == -ENOTCONN) {
+        /* Reset before we looked (a balancer's health check does that): whatever it
+         * sent is nobody's to read. */
+        c->flags |= FE_F_DEAD;
+        fe_close(c);
+        return;
+    }
     if (!from_balancer(t, &c->peer)) {
         t->ops->accepted(c, listener);
         return;

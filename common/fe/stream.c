@@ -37,7 +37,9 @@ void fe_stream_error(struct fe_conn *c, const char *condition)
     buf_puts(&b, " xmlns='" NS_STREAM_ERR "'/></stream:error></stream:stream>");
     fe_write(c, buf_data(&b), buf_used(&b));
     buf_free(&b);
-    LOG_RL(LOG_LEVEL_INFO, "conn %u: stream error %s", c->slot, condition);
+    char a[NET_ADDR_TEXT];
+    LOG_RL(LOG_LEVEL_INFO, "conn %u: %s: stream error %s", c->slot, net_addr_text(&c->peer, a),
+           condition);
     fe_close(c);
 }
 
