@@ -178,8 +178,10 @@ $(O)/tests/integration/%: $(O)/obj/tests/integration/%.o
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libstrophe)
 
 # ---- tests -------------------------------------------------------------------------------
+# The store's tests run twice: on SQLite, and on a PostgreSQL that tests/pg-run starts.
+STORE_UNIT_BINS := $(filter $(O)/tests/unit/common/store/%,$(UNIT_BINS))
 unit: $(UNIT_BINS)
-	$(Q)tests/run-unit $(UNIT_BINS)
+	$(Q)tests/pg-run tests/run-unit $(UNIT_BINS) --pg $(STORE_UNIT_BINS)
 
 test: deps
 	$(Q)tests/run

@@ -556,8 +556,9 @@ static void pg_read(struct pg_be *be, const struct store_serve *sv)
             if (!fl->err) {
                 fl->err = pg_errno(state);
                 fl->err_k = fl->k;
+                /* An answer is no failure; a lost session is pg_lost()'s to log. */
                 bool answer = fl->err == -ENOENT || fl->err == -EEXIST;
-                if (!answer)
+                if (!answer && !gone)
                     LOG_RL(LOG_LEVEL_ERROR, "postgresql: %s: %s", store_op_name(fl->req->op),
                            pg_msg(PQresultErrorMessage(r), buf, sizeof buf));
             }
