@@ -267,7 +267,7 @@ static void concurrent_offline_quota(void)
         CHECK_INT(store_client_new(st[n], &cl[n]), ==, 0);
     for (int i = 0; i < N; i++) {
         for (int n = 0; n < 2; n++) {
-            char sender[32];
+            char sender[48];
             snprintf(sender, sizeof sender, "s%d-%d@verona.lit", n, i);
             CHECK_INT(store_offline_push(cl[n], "juliet", sender, "<m/>", 4, &q, on_res, counts[n]),
                       ==, 0);
