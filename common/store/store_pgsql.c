@@ -499,13 +499,14 @@ static void pg_send_waiting(struct pg_be *be, const struct store_serve *sv)
         be->want_write = f == 1;
 }
 
-/* Reads what results have come. */
-static void pg_read(struct pg_be *be, const struct store_serve *sv)
+/* Handles the results that have come: read from the socket first when `readable`, else
+ * only what libpq holds already (it reads input by itself while a send would block). */
+static void pg_read(struct pg_be *be, const struct store_serve *sv, bool readable)
 {
     char buf[256], why[256];
     const char *gone = NULL;
     int nulls = 0;
-    if (!PQconsumeInput(be->conn)) {
+    if (readable && !PQconsumeInput(be->conn)) {
         pg_lost(be, sv, NULL);
         return;
     }
@@ -626,6 +627,9 @@ static void pg_serve(void *p, const struct store_serve *sv)
             pg_connecting(be, t, false);
         if (be->state == PG_UP && be->nsent < be->count)
             pg_send_waiting(be, sv);
+        /* Results libpq took in while sending would never make the socket readable. */
+        if (be->state == PG_UP && be->nsent)
+            pg_read(be, sv, false);
         /* Results owed and none for the timeout: a server that stopped answering (a
          * partition without a reset) is a lost connection too. */
         if ((be->state == PG_PREPARING || (be->state == PG_UP && be->nsent)) &&
@@ -680,7 +684,7 @@ static void pg_serve(void *p, const struct store_serve *sv)
             be->want_write = f == 1;
         }
         if (pfd[1].revents & (POLLIN | POLLERR | POLLHUP))
-            pg_read(be, sv);
+            pg_read(be, sv, true);
     }
 }
 
