@@ -5,8 +5,9 @@
  *   storebench sqlite PATH [N]
  *   storebench postgresql DSN [N]
  *
- * For a roster get (a user with 20 items, 2 groups each, 5 blocked JIDs) and an
- * offline push (a 200-byte stanza), it measures the latency of one request at a time
+ * For a roster get (a user with 20 items, 2 groups each, 5 blocked JIDs), an offline
+ * push (a 200-byte stanza) and an account lookup (the cheapest request: one index
+ * probe, so that the round trip is most of it), it measures the latency of one request at a time
  * (submitted, polled to completion, then the next: p50, p99) and the throughput with
  * 1 and with 64 requests outstanding (the next submitted as each completes), N requests
  * per figure (default 5000). bench/store.sh runs it on both back ends.
@@ -58,6 +59,8 @@ static int submit(struct store_client *cl, int op, struct run *x)
 {
     if (op == 0)
         return store_roster_get(cl, "juliet", on_roster, x);
+    if (op == 2)
+        return store_account_exists(cl, "juliet", on_done, x);
     return store_offline_push(cl, "juliet", "romeo@localhost", stanza, sizeof stanza - 1, &quota,
                               on_done, x);
 }
@@ -156,11 +159,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "storebench: setup: %s\n", strerror(-rc));
         return 1;
     }
-    static const char *const names[] = {"roster get", "offline push"};
+    static const char *const names[] = {"roster get", "offline push", "account exists"};
     printf("%s, %d requests per figure\n", argv[1], n);
-    printf("%-13s %10s %10s %14s %14s %8s\n", "request", "p50 us", "p99 us", "req/s (1)",
+    printf("%-15s %10s %10s %14s %14s %8s\n", "request", "p50 us", "p99 us", "req/s (1)",
            "req/s (64)", "x64/x1");
-    for (int op = 0; op < 2; op++) {
+    for (int op = 0; op < 3; op++) {
         double p50, p99, r1, r64;
         rc = latency(cl, op, n, &p50, &p99);
         rc = rc ? rc : throughput(cl, op, n, 1, &r1);
@@ -169,7 +172,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "storebench: %s: %s\n", names[op], strerror(-rc));
             return 1;
         }
-        printf("%-13s %10.1f %10.1f %14.0f %14.0f %8.2f\n", names[op], p50, p99, r1, r64,
+        printf("%-15s %10.1f %10.1f %14.0f %14.0f %8.2f\n", names[op], p50, p99, r1, r64,
                r64 / r1);
         store_offline_delete_sync(st, "juliet", UINT64_MAX);
     }

@@ -29,6 +29,13 @@
  * Secrets. The password comes from the DSN or from opts.password_file (read at every
  * connection, so a rotated secret is picked up at the next one) and is never logged:
  * the log names the server by PQhost()/PQdb() only.
+ *
+ * No TLS to the database. Debian's libpq calls OpenSSL 3; c2s and starlingctl carry
+ * BoringSSL, which exports the same symbol names without versions, and the dynamic
+ * linker binds libpq's SSL_* calls to BoringSSL's: the first TLS handshake with the
+ * server crashes the process. So the connection is made with sslmode=disable (whatever
+ * PGSSLMODE says), and a DSN asking for any other sslmode is refused at store_open()
+ * (-ENOTSUP). Reach the database over a Unix socket, a private network, or a tunnel.
  */
 #include "common/core/log.h"
 #include "common/store/store_pgsql.h"
@@ -256,9 +263,9 @@ static int pg_password(const char *path, char *pw, size_t len)
 static PGconn *pg_connect(struct pg_be *be, bool blocking)
 {
     char pw[PG_PASSWORD_MAX];
-    const char *keys[5] = {"dbname", "fallback_application_name", "client_encoding"};
-    const char *vals[5] = {be->dsn, "starling", "UTF8"};
-    int n = 3;
+    const char *keys[6] = {"dbname", "fallback_application_name", "client_encoding", "sslmode"};
+    const char *vals[6] = {be->dsn, "starling", "UTF8", "disable"};
+    int n = 4;
     /* Later keywords override what the expanded DSN says. */
     if (be->password_file) {
         if (pg_password(be->password_file, pw, sizeof pw) < 0)
@@ -708,6 +715,31 @@ static void pg_close(void *p)
     free(be);
 }
 
+/* A DSN libpq can parse, asking for no TLS (see the top of this file). */
+static int pg_check_dsn(const char *dsn)
+{
+    char *err = NULL;
+    int rc = 0;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &err);
+    if (!opts) {
+        /* libpq's message quotes the offending part, which may be the password. */
+        LOG_ERROR("postgresql: storage.dsn is not a connection string libpq understands");
+        PQfreemem(err);
+        return -EINVAL;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!strcmp(o->keyword, "sslmode") && o->val && strcmp(o->val, "disable") != 0) {
+            LOG_ERROR("postgresql: storage.dsn asks for sslmode=%s: this build cannot use TLS"
+                      " to PostgreSQL (libpq's OpenSSL and starling's BoringSSL collide);"
+                      " use sslmode=disable over a Unix socket, a private network or a tunnel",
+                      o->val);
+            rc = -ENOTSUP;
+        }
+    }
+    PQconninfoFree(opts);
+    return rc;
+}
+
 static int pg_open(const struct store_opts *opts, void **out)
 {
     char buf[256];
@@ -717,6 +749,8 @@ static int pg_open(const struct store_opts *opts, void **out)
         LOG_ERROR("postgresql: no storage.dsn configured");
         return -EINVAL;
     }
+    if ((rc = pg_check_dsn(opts->dsn)) < 0)
+        return rc;
     struct pg_be *be = calloc(1, sizeof *be);
     if (!be)
         return -ENOMEM;

@@ -84,6 +84,12 @@ static void open_errors(void)
     snprintf(path, sizeof path, "host=%s/nothing-here dbname=starling", tmpdir);
     o = (struct store_opts){.backend = STORE_BACKEND_POSTGRESQL, .dsn = path, .timeout_ms = 200};
     CHECK_INT(store_open(&o, &st), ==, -ECONNREFUSED);
+    /* TLS to PostgreSQL would crash (common/store/store_pgsql.c says why): refused. */
+    o = (struct store_opts){.backend = STORE_BACKEND_POSTGRESQL,
+                            .dsn = "host=db.example dbname=starling sslmode=require"};
+    CHECK_INT(store_open(&o, &st), ==, -ENOTSUP);
+    o.dsn = "host=db.example dbname='starling";
+    CHECK_INT(store_open(&o, &st), ==, -EINVAL);
     o = (struct store_opts){.backend = (enum store_backend)7, .path = "x"};
     CHECK_INT(store_open(&o, &st), ==, -ENOTSUP);
     snprintf(path, sizeof path, "%s/notadb.db", tmpdir);
