@@ -22,7 +22,10 @@
  *
  *   client thread            worker thread                 client thread
  *   submit() ──mu──► st->head..tail ──► ops->run() ──CAS──► cl->done ──xchg──► store_poll()
- *                    (FIFO, mutex)                 (LIFO stack, lock-free)     callbacks, free
+ *                    (FIFO, mutex)   or ops->serve()  (LIFO stack, lock-free)  callbacks, free
+ *
+ * A run() worker sleeps on cv; a serve() back end sleeps in its own poll(), on the
+ * bell among its sockets: submit() signals both, and only a serve() store has a bell.
  *
  * A request is malloc'd by the submitting thread and freed by it in store_poll(), so
  * memory returns to the thread cache it came from. Between submit() and the push onto
@@ -159,16 +162,11 @@ static struct store_req *serve_take(struct store *st, bool *stop)
     return batch;
 }
 
-static void serve_done(struct store *st, struct store_req *req)
-{
-    deliver(st, req);
-}
-
 static void *store_server(void *arg)
 {
     struct store *st = arg;
     log_thread_set("store");
-    struct store_serve sv = {.st = st, .bell = st->bell, .take = serve_take, .done = serve_done};
+    struct store_serve sv = {.st = st, .bell = st->bell, .take = serve_take, .done = deliver};
     st->ops->serve(st->be, &sv);
     return NULL;
 }

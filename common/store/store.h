@@ -216,8 +216,10 @@ typedef void (*store_offline_fn)(void *arg, int res, const struct store_offline 
 
 /*
  * Opens the store and starts its worker. Errors: -ENOTSUP for a back end this build
- * does not have, -EPROTO when the database's schema is newer than this program's,
- * -EINVAL for missing options, an -errno of the file system or the connection.
+ * does not have (or a PostgreSQL DSN asking for TLS, which this build cannot do),
+ * -EPROTO when the database's schema is newer than this program's, -EINVAL for missing
+ * options, -ECONNREFUSED when the database stayed unreachable for opts.timeout_ms, an
+ * -errno of the file system or the connection.
  * Details go to the log.
  */
 int store_open(const struct store_opts *opts, struct store **out);

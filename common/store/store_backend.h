@@ -1,7 +1,7 @@
 /*
  * store_backend: the seam between the store's front end (store.c: queues, threads,
  * callbacks; store_im.c: the instant-messaging requests) and a storage back end
- * (store_sqlite.c and store_sqlite_im.c; store_pgsql.c and store_pgsql_im.c). Only
+ * (store_sqlite.c and store_sqlite_im.c; store_pgsql.c and store_pgsql_req.c). Only
  * those files include it.
  *
  * A back end is an ops table. open() connects and brings the schema up to date; close()
@@ -26,7 +26,8 @@
  * atomic the worker keeps; NULL means always (a file is always there).
  *
  * A new kind of request adds a value to enum store_op and its fields to struct
- * store_req; every back end handles it in run(). The ops table does not grow.
+ * store_req; every back end handles it (in run(), or in what serve() sends). The ops
+ * table does not grow.
  */
 #ifndef STARLING_STORE_BACKEND_H
 #define STARLING_STORE_BACKEND_H

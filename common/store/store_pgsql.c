@@ -398,8 +398,9 @@ static int pg_ready(struct pg_be *be, bool blocking)
 static void pg_complete(const struct store_serve *sv, struct pg_flight *fl)
 {
     struct store_req *req = fl->req;
-    bool answer = req->res == -ENOENT || req->res == -EEXIST || req->res == -EDQUOT;
-    if (req->res < 0 && !answer && req->res != -EIO)
+    /* The server's errors were logged as they came (pg_read()), a lost connection by
+     * pg_lost(); what is left is our own shortage. */
+    if (req->res == -ENOMEM)
         LOG_RL(LOG_LEVEL_ERROR, "postgresql: %s: %s", store_op_name(req->op),
                strerror(-req->res));
     /* A failed request hands back no result, whatever it had built. */
@@ -462,9 +463,9 @@ static int pg_grow(struct pg_be *be)
     return 0;
 }
 
-/* Takes what is queued into the ring. Without memory for the ring a request fails
- * with -ENOMEM at once (in order: nothing of its user's can be waiting behind it...
- * except in the ring, hence it waits for the ring to drain first). */
+/* Takes what is queued into the ring. Without memory to grow the ring a request fails
+ * with -ENOMEM at once, ahead of older ones still in it: the one case where completions
+ * leave submission order, and only when memory is short. */
 static void pg_take(struct pg_be *be, const struct store_serve *sv, bool *stop)
 {
     int64_t deadline = now_ms() + be->timeout_ms;
