@@ -113,6 +113,45 @@ const char *flat_rebase(const char *base, const char *off)
 }
 
 
+int flat_subreqs_finish(struct flat *f, struct store_subreqs *out)
+{
+    char *base;
+    void *block;
+    size_t n = f->nrec;
+    int rc = flat_finish(f, &block, &base);
+    if (rc < 0)
+        return rc;
+    out->items = block;
+    out->n = n;
+    for (size_t i = 0; i < n; i++) {
+        out->items[i].jid = flat_rebase(base, out->items[i].jid);
+        out->items[i].stanza = flat_rebase(base, out->items[i].stanza);
+    }
+    return 0;
+}
+
+int flat_offline_finish(struct flat *f, struct store_offline *out)
+{
+    char *base;
+    void *block;
+    size_t n = f->nrec;
+    int rc = flat_finish(f, &block, &base);
+    if (rc < 0)
+        return rc;
+    out->msgs = block;
+    out->n = n;
+    for (size_t i = 0; i < n; i++)
+        out->msgs[i].stanza = flat_rebase(base, out->msgs[i].stanza);
+    return 0;
+}
+
+void flat_offline_stamp(struct store_offline_msg *m, int64_t stamp)
+{
+    /* Floor division: a stamp before 1970 still gets 0..999999 microseconds. */
+    m->stamp_s = stamp / 1000000 - (stamp % 1000000 < 0);
+    m->stamp_us = (uint32_t)(stamp - m->stamp_s * 1000000);
+}
+
 _Static_assert(sizeof(size_t) == sizeof(char *), "a group array holds offsets, then pointers");
 
 void flat_roster_init(struct flat_roster *r)

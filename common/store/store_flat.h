@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * A result being built: records of rec_size bytes in `rec`, and the bytes they point to
@@ -45,6 +46,15 @@ int flat_finish(struct flat *f, void **block, char **base);
 
 /* A record's offset as a pointer into the block's data (NULL stays NULL). */
 const char *flat_rebase(const char *base, const char *off);
+
+/* The same for a list of subscription requests (records of struct store_subreq) and of
+ * offline messages (struct store_offline_msg): out gets the block, its pointers made
+ * real. -ENOMEM (also when building ran short). Leave f empty. */
+int flat_subreqs_finish(struct flat *f, struct store_subreqs *out);
+int flat_offline_finish(struct flat *f, struct store_offline *out);
+
+/* An offline message's stamp from UTC microseconds since the Unix epoch. */
+void flat_offline_stamp(struct store_offline_msg *m, int64_t stamp_us);
 
 /*
  * A roster being built: one record (struct store_roster_item) per item, its strings as

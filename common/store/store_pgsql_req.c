@@ -497,8 +497,6 @@ static int roster_read(const PGresult *r, struct store_roster *out)
 static int subreqs_read(const PGresult *r, struct store_subreqs *out)
 {
     struct flat f;
-    char *base;
-    void *block;
     int rows = PQntuples(r);
     if (rows == 0)
         return -ENOENT;
@@ -510,24 +508,12 @@ static int subreqs_read(const PGresult *r, struct store_subreqs *out)
         s->jid = flat_pg(&f, r, i, 0, true, NULL);
         s->stanza = flat_pg(&f, r, i, 1, false, &s->len);
     }
-    size_t n = f.nrec;
-    int rc = flat_finish(&f, &block, &base);
-    if (rc < 0)
-        return rc;
-    out->items = block;
-    out->n = n;
-    for (size_t i = 0; i < n; i++) {
-        out->items[i].jid = flat_rebase(base, out->items[i].jid);
-        out->items[i].stanza = flat_rebase(base, out->items[i].stanza);
-    }
-    return 0;
+    return flat_subreqs_finish(&f, out);
 }
 
 static int offline_read(const PGresult *r, struct store_offline *out)
 {
     struct flat f;
-    char *base;
-    void *block;
     int rows = PQntuples(r);
     if (rows == 0)
         return -ENOENT;
@@ -536,22 +522,11 @@ static int offline_read(const PGresult *r, struct store_offline *out)
         struct store_offline_msg *m = flat_rec(&f);
         if (!m)
             break;
-        int64_t stamp = pg_int(r, i, 1);
         m->seq = (uint64_t)pg_int(r, i, 0);
-        /* Floor division: a stamp before 1970 still gets 0..999999 microseconds. */
-        m->stamp_s = stamp / 1000000 - (stamp % 1000000 < 0);
-        m->stamp_us = (uint32_t)(stamp - m->stamp_s * 1000000);
+        flat_offline_stamp(m, pg_int(r, i, 1));
         m->stanza = flat_pg(&f, r, i, 2, false, &m->len);
     }
-    size_t n = f.nrec;
-    int rc = flat_finish(&f, &block, &base);
-    if (rc < 0)
-        return rc;
-    out->msgs = block;
-    out->n = n;
-    for (size_t i = 0; i < n; i++)
-        out->msgs[i].stanza = flat_rebase(base, out->msgs[i].stanza);
-    return 0;
+    return flat_offline_finish(&f, out);
 }
 
 void pg_req_result(struct pg_flight *fl, size_t k, const PGresult *r)

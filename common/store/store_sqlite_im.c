@@ -192,8 +192,6 @@ static int op_subreq_list(struct sqlite_be *be, struct store_req *req)
 {
     sqlite3_stmt *st;
     struct flat f;
-    char *base;
-    void *block;
     flat_init(&f, sizeof(struct store_subreq));
     int rc = sq_tx_begin(be, false);
     if (rc < 0)
@@ -211,19 +209,8 @@ static int op_subreq_list(struct sqlite_be *be, struct store_req *req)
         rc = SQLITE_OK;
     }
     rc = f.nomem ? -ENOMEM : rc == SQLITE_DONE ? 0 : sq_err(be, rc);
-    if (rc < 0)
-        goto out;
-    size_t n = f.nrec;
-    rc = flat_finish(&f, &block, &base);
-    if (rc < 0)
-        goto out;
-    req->subreqs.items = block;
-    req->subreqs.n = n;
-    for (size_t i = 0; i < n; i++) {
-        struct store_subreq *r = &req->subreqs.items[i];
-        r->jid = flat_rebase(base, r->jid);
-        r->stanza = flat_rebase(base, r->stanza);
-    }
+    if (rc == 0)
+        rc = flat_subreqs_finish(&f, &req->subreqs);
 out:
     flat_drop(&f);
     return sq_tx_end(be, rc);
@@ -261,8 +248,6 @@ static int op_offline_fetch(struct sqlite_be *be, struct store_req *req)
     sqlite3_stmt *st;
     struct flat f;
     size_t bytes = 0;
-    char *base;
-    void *block;
     flat_init(&f, sizeof(struct store_offline_msg));
     int rc = sq_tx_begin(be, false);
     if (rc < 0)
@@ -283,26 +268,15 @@ static int op_offline_fetch(struct sqlite_be *be, struct store_req *req)
         struct store_offline_msg *m = flat_rec(&f);
         if (!m)
             break;
-        sqlite3_int64 stamp = sqlite3_column_int64(st, 1);
         m->seq = (uint64_t)sqlite3_column_int64(st, 0);
-        /* Floor division: a stamp before 1970 still gets 0..999999 microseconds. */
-        m->stamp_s = stamp / 1000000 - (stamp % 1000000 < 0);
-        m->stamp_us = (uint32_t)(stamp - m->stamp_s * 1000000);
+        flat_offline_stamp(m, sqlite3_column_int64(st, 1));
         m->stanza = flat_col(&f, st, 2, false, &m->len);
         bytes += m->len;
         rc = SQLITE_OK;
     }
     rc = f.nomem ? -ENOMEM : rc == SQLITE_DONE ? 0 : sq_err(be, rc);
-    if (rc < 0)
-        goto out;
-    size_t n = f.nrec;
-    rc = flat_finish(&f, &block, &base);
-    if (rc < 0)
-        goto out;
-    req->offline.msgs = block;
-    req->offline.n = n;
-    for (size_t i = 0; i < n; i++)
-        req->offline.msgs[i].stanza = flat_rebase(base, req->offline.msgs[i].stanza);
+    if (rc == 0)
+        rc = flat_offline_finish(&f, &req->offline);
 out:
     flat_drop(&f);
     return sq_tx_end(be, rc);
