@@ -52,7 +52,7 @@
 
 #define PG_BACKOFF_MIN_MS 50
 #define PG_BACKOFF_MAX_MS 2000
-#define PG_PASSWORD_MAX   1024
+#define PG_PASSWORD_MAX   1024 /* bytes of a password file's first line, NUL included */
 /* The advisory lock migrations hold: any constant of ours ("stlg"). */
 #define PG_MIGRATION_LOCK 0x73746c67
 
@@ -238,24 +238,29 @@ static void pg_notice(void *arg, const char *message)
 
 /* ---- connecting -------------------------------------------------------------------------- */
 
-/* Reads the password file's first line into pw. */
+/* Reads the password file's first line into pw: -errno, or -ENAMETOOLONG for a line of
+ * len bytes or more (never cut short: a wrong password would be the puzzling result). */
 static int pg_password(const char *path, char *pw, size_t len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+    ssize_t n = 0;
     if (fd < 0) {
         rc = -errno;
-        LOG_ERROR("postgresql: storage.password_file %s: %s", path, strerror(-rc));
-        return rc;
+        goto out;
     }
-    ssize_t n = read(fd, pw, len - 1);
-    if (n < 0) {
+    if ((n = read(fd, pw, len - 1)) < 0) {
         rc = -errno;
-        LOG_ERROR("postgresql: storage.password_file %s: %s", path, strerror(-rc));
         n = 0;
     }
     close(fd);
+out:
     pw[n] = '\0';
+    if (rc == 0 && strcspn(pw, "\r\n") == len - 1)
+        rc = -ENAMETOOLONG;
     pw[strcspn(pw, "\r\n")] = '\0';
+    if (rc < 0)
+        LOG_ERROR("postgresql: storage.password_file %s: %s", path,
+                  rc == -ENAMETOOLONG ? "the password is longer than 1023 bytes" : strerror(-rc));
     return rc;
 }
 

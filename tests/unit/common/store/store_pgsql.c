@@ -466,6 +466,13 @@ static void password_from_file(void)
     store_close(st);
     o.password_file = "/nonexistent/password";
     CHECK_INT(store_open(&o, &st), <, 0);
+    /* A password longer than the file may hold is refused, not cut short. */
+    o.password_file = file;
+    f = fopen(file, "w");
+    for (int i = 0; i < 1100; i++)
+        fputc('p', f);
+    fclose(f);
+    CHECK_INT(store_open(&o, &st), ==, -EACCES);
 }
 
 int main(void)
