@@ -10,7 +10,8 @@
  * probe, so that the round trip is most of it), it measures the latency of one request at a time
  * (submitted, polled to completion, then the next: p50, p99) and the throughput with
  * 1 and with 64 requests outstanding (the next submitted as each completes), N requests
- * per figure (default 5000). bench/store.sh runs it on both back ends.
+ * per figure (default 5000), each figure the best of 3 rounds (this machine is shared:
+ * the best round is the one least disturbed). bench/store.sh runs it on both back ends.
  */
 #include "common/core/log.h"
 #include "common/store/store.h"
@@ -160,21 +161,28 @@ int main(int argc, char **argv)
         return 1;
     }
     static const char *const names[] = {"roster get", "offline push", "account exists"};
-    printf("%s, %d requests per figure\n", argv[1], n);
+    printf("%s, %d requests per figure, best of 3 rounds\n", argv[1], n);
     printf("%-15s %10s %10s %14s %14s %8s\n", "request", "p50 us", "p99 us", "req/s (1)",
            "req/s (64)", "x64/x1");
     for (int op = 0; op < 3; op++) {
-        double p50, p99, r1, r64;
-        rc = latency(cl, op, n, &p50, &p99);
-        rc = rc ? rc : throughput(cl, op, n, 1, &r1);
-        rc = rc ? rc : throughput(cl, op, n, 64, &r64);
+        double p50 = 1e300, p99 = 1e300, r1 = 0, r64 = 0;
+        for (int round = 0; rc == 0 && round < 3; round++) {
+            double a, b, c, d;
+            rc = latency(cl, op, n, &a, &b);
+            rc = rc ? rc : throughput(cl, op, n, 1, &c);
+            rc = rc ? rc : throughput(cl, op, n, 64, &d);
+            p50 = a < p50 ? a : p50;
+            p99 = b < p99 ? b : p99;
+            r1 = c > r1 ? c : r1;
+            r64 = d > r64 ? d : r64;
+            store_offline_delete_sync(st, "juliet", UINT64_MAX);
+        }
         if (rc < 0) {
             fprintf(stderr, "storebench: %s: %s\n", names[op], strerror(-rc));
             return 1;
         }
         printf("%-15s %10.1f %10.1f %14.0f %14.0f %8.2f\n", names[op], p50, p99, r1, r64,
                r64 / r1);
-        store_offline_delete_sync(st, "juliet", UINT64_MAX);
     }
     store_client_free(cl);
     store_close(st);

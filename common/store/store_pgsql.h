@@ -60,7 +60,6 @@ extern const char *const pg_sql[PG_STMT_COUNT_];
 struct pg_flight {
     struct store_req *req;
     int64_t deadline_ms; /* waiting: when it gives up (CLOCK_MONOTONIC) */
-    size_t nstmt;        /* statements sent */
     size_t k;            /* results read */
     int err;             /* the first failure, or an answer such as -ENOENT; 0: none */
     size_t err_k;        /* the statement that failed first */
@@ -92,9 +91,10 @@ struct pg_val {
  * -EIO when libpq refused (the connection is then unusable). */
 int pg_send(PGconn *conn, enum pg_stmt which, const struct pg_val *v, size_t n);
 
-/* Sends the statements of fl->req (not the sync) and sets fl->nstmt. 0, or -EIO when a
- * send failed (the connection is then unusable). */
-int pg_req_send(PGconn *conn, struct pg_flight *fl);
+/* Sends the statements of fl->req (not the sync). 0; -EIO when a send failed (the
+ * connection is then unusable); -ENOMEM or -ENOSYS when the request failed before all
+ * its statements went (what went is ended by the sync, which the caller still sends). */
+int pg_req_send(PGconn *conn, const struct pg_flight *fl);
 
 /* The k-th statement's result, when it succeeded (PGRES_COMMAND_OK or TUPLES_OK). */
 void pg_req_result(struct pg_flight *fl, size_t k, const PGresult *r);

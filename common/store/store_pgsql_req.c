@@ -241,12 +241,11 @@ static int send_jids(PGconn *conn, enum pg_stmt which, const struct store_req *r
     return rc;
 }
 
-int pg_req_send(PGconn *conn, struct pg_flight *fl)
+int pg_req_send(PGconn *conn, const struct pg_flight *fl)
 {
     const struct store_req *req = fl->req;
     const struct store_roster_item *it = &req->item;
     int rc = 0;
-    size_t n = 1;
 #define SEND(stmt, ...) (rc = rc ? rc : pg_send(conn, stmt, PVALS(__VA_ARGS__)))
 #define USER            P_TEXT(req->user)
     switch (req->op) {
@@ -257,13 +256,11 @@ int pg_req_send(PGconn *conn, struct pg_flight *fl)
         rc = send_creds(conn, PG_CREDS_SET, req->user, &req->creds);
         break;
     case STORE_OP_ACCOUNT_IMPORT:
-        n = 0;
         for (size_t i = 0; rc == 0 && i < req->naccounts; i++) {
             const struct store_account *a = &req->accounts[i];
             rc = send_creds(conn, req->replace ? PG_CREATE_IGNORE : PG_CREATE, a->user, &a->creds);
             if (rc == 0 && req->replace)
                 rc = send_creds(conn, PG_CREDS_SET, a->user, &a->creds);
-            n += req->replace ? 2 : 1;
         }
         break;
     case STORE_OP_ACCOUNT_DELETE:
@@ -289,7 +286,6 @@ int pg_req_send(PGconn *conn, struct pg_flight *fl)
         SEND(PG_GROUPS_CLEAR, USER, P_TEXT(it->jid));
         for (size_t i = 0; i < it->ngroups; i++)
             SEND(PG_GROUP_ADD, USER, P_TEXT(it->jid), P_TEXT(it->groups[i]));
-        n = 3 + it->ngroups;
         break;
     case STORE_OP_ROSTER_DELETE:
         SEND(PG_ROSTER_DELETE, USER, P_TEXT(req->jid));
@@ -303,7 +299,6 @@ int pg_req_send(PGconn *conn, struct pg_flight *fl)
     case STORE_OP_SUBREQ_DELETE:
         SEND(PG_SUBREQ_DELETE, USER, P_TEXT(req->jid));
         SEND(PG_EXISTS, USER);
-        n = 2;
         break;
     case STORE_OP_SUBREQ_LIST:
         SEND(PG_SUBREQ_LIST, USER);
@@ -314,7 +309,6 @@ int pg_req_send(PGconn *conn, struct pg_flight *fl)
         SEND(PG_OFFLINE_PUSH, USER, P_INT8(req->stamp_us), P_BYTEA(req->data, req->len),
              P_TEXT(req->jid), P_INT8(clamp(q->messages)), P_INT8(clamp(q->bytes)),
              P_INT8(clamp(q->sender_messages)), P_INT8(clamp(q->sender_bytes)));
-        n = 2;
         break;
     }
     case STORE_OP_OFFLINE_FETCH:
@@ -323,7 +317,6 @@ int pg_req_send(PGconn *conn, struct pg_flight *fl)
     case STORE_OP_OFFLINE_DELETE:
         SEND(PG_OFFLINE_DELETE, USER, P_INT8(req->seq > INT64_MAX ? INT64_MAX : req->seq));
         SEND(PG_EXISTS, USER);
-        n = 2;
         break;
     case STORE_OP_OFFLINE_COUNT:
         SEND(PG_OFFLINE_COUNT, USER);
@@ -334,12 +327,10 @@ int pg_req_send(PGconn *conn, struct pg_flight *fl)
         if (rc == 0)
             rc = send_jids(conn, req->op == STORE_OP_BLOCK_ADD ? PG_BLOCK_ADD : PG_BLOCK_REMOVE,
                            req);
-        n = 1 + req->njids;
         break;
     case STORE_OP_BLOCK_CLEAR:
         SEND(PG_BLOCK_CLEAR, USER);
         SEND(PG_EXISTS, USER);
-        n = 2;
         break;
     case STORE_OP_BLOCK_LIST:
         SEND(PG_BLOCK_LIST, USER);
@@ -350,7 +341,6 @@ int pg_req_send(PGconn *conn, struct pg_flight *fl)
     }
 #undef SEND
 #undef USER
-    fl->nstmt = n;
     return rc;
 }
 
