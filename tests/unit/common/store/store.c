@@ -24,6 +24,7 @@ static void open_creates_schema(void)
     if (!st)
         return;
     CHECK_INT(sql1(path, SCHEMA_VERSION_SQL), ==, SCHEMA_VERSION);
+    CHECK(store_reachable(st)); /* a file always is; a database once connected */
     if (!test_pg)
         CHECK_INT(sql1(path, "PRAGMA journal_mode"), ==, 'w'); /* "wal" */
     CHECK_INT(sql1(path, BY_BACKEND("SELECT count(*) FROM sqlite_schema WHERE name = 'accounts'",
