@@ -272,11 +272,17 @@ out:
 /* Starts a connection (blocking: for store_open()); PQstatus() says how it went. */
 static PGconn *pg_connect(struct pg_be *be, bool blocking)
 {
-    char pw[PG_PASSWORD_MAX];
-    const char *keys[6] = {"dbname", "fallback_application_name", "client_encoding", "sslmode"};
-    const char *vals[6] = {be->dsn, "starling", "UTF8", "disable"};
-    int n = 4;
-    /* Later keywords override what the expanded DSN says. */
+    char pw[PG_PASSWORD_MAX], user_timeout[16];
+    /* Keywords before dbname are defaults the DSN may override; those after it override
+     * the DSN. Over TCP, keepalives find a silent partition of an idle connection in
+     * about 11 s (so that store_reachable() says so) and tcp_user_timeout one with data
+     * unacknowledged within the timeout; a Unix socket ignores both. */
+    snprintf(user_timeout, sizeof user_timeout, "%u", be->timeout_ms);
+    const char *keys[10] = {"keepalives_idle", "keepalives_interval", "keepalives_count",
+                            "tcp_user_timeout", "dbname", "fallback_application_name",
+                            "client_encoding", "sslmode"};
+    const char *vals[10] = {"5", "2", "3", user_timeout, be->dsn, "starling", "UTF8", "disable"};
+    int n = 8;
     if (be->password_file) {
         if (pg_password(be->password_file, pw, sizeof pw) < 0)
             return NULL;
