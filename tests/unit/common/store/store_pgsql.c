@@ -302,6 +302,38 @@ static void on_eio(void *arg, int res)
     counts[res == 0 ? 1 : res == -EIO ? 2 : 3]++;
 }
 
+/* An import is one request however long: its thousands of statements stream through
+ * the pipeline while their results come back (libpq reads while it cannot write), in
+ * one transaction. */
+static void large_import(void)
+{
+    enum { N = 20000 };
+    struct store *st = open_db(db_path("import"), 0);
+    struct store_account *a = calloc(N, sizeof *a);
+    char (*names)[16] = calloc(N, sizeof *names);
+    size_t failed = 0;
+    if (!st || !a || !names)
+        goto out;
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "user%05d", i);
+        a[i] = (struct store_account){.user = names[i], .creds = make_creds((unsigned)i)};
+    }
+    CHECK_INT(store_account_import_sync(st, a, N, false, &failed), ==, N);
+    /* The last one exists: nothing of the second import stays. */
+    snprintf(names[0], sizeof names[0], "other");
+    CHECK_INT(store_account_import_sync(st, a, N, false, &failed), ==, -EEXIST);
+    CHECK_INT(failed, ==, 1);
+    CHECK_INT(store_account_exists_sync(st, "other"), ==, -ENOENT);
+    CHECK_INT(store_account_import_sync(st, a, N, true, &failed), ==, 1);
+    struct store_creds got, want = make_creds(N - 1);
+    CHECK_INT(store_creds_get_sync(st, "user19999", &got), ==, 0);
+    CHECK(creds_eq(&got, &want));
+out:
+    free(a);
+    free(names);
+    store_close(st);
+}
+
 /* ---- losing the connection --------------------------------------------------------------- */
 
 /* The backend of the store opened with application_name=`app`, or 0. */
@@ -486,6 +518,7 @@ int main(void)
         RUN(concurrent_opens_migrate_once);
         RUN(two_nodes_see_each_other);
         RUN(concurrent_offline_quota);
+        RUN(large_import);
         RUN(connection_killed_under_load);
         RUN(unreachable_then_back);
         RUN(password_from_file);
