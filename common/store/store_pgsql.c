@@ -53,11 +53,6 @@
 #define PG_BACKOFF_MIN_MS 50
 #define PG_BACKOFF_MAX_MS 2000
 #define PG_PASSWORD_MAX   1024 /* bytes of a password file's first line, NUL included */
-/* What each session sets first. Our statements find their rows by key, so one
- * generic plan serves every execution: without this the server plans each of the first
- * five anew and keeps re-planning those whose generic plan looks no cheaper, which
- * cost as much as running them (a roster get: 0.3 ms of each 0.6). */
-#define PG_SESSION_SQL "SET plan_cache_mode = force_generic_plan"
 /* The advisory lock migrations hold: any constant of ours ("stlg"). */
 #define PG_MIGRATION_LOCK 0x73746c67
 
@@ -378,8 +373,6 @@ static int pg_migrate(struct pg_be *be)
 static int pg_ready(struct pg_be *be, bool blocking)
 {
     char name[16], buf[256];
-    if (blocking && pg_exec_ok(be, PG_SESSION_SQL) < 0)
-        return -EIO;
     for (int i = 0; blocking && i < PG_STMT_COUNT_; i++) {
         snprintf(name, sizeof name, "s%d", i);
         PGresult *r = PQprepare(be->conn, name, pg_sql[i], 0, NULL);
@@ -400,8 +393,6 @@ static int pg_ready(struct pg_be *be, bool blocking)
         atomic_store_explicit(&be->up, true, memory_order_release);
         return 0;
     }
-    if (!PQsendQueryParams(be->conn, PG_SESSION_SQL, 0, NULL, NULL, NULL, NULL, 0))
-        return -EIO;
     for (int i = 0; i < PG_STMT_COUNT_; i++) {
         snprintf(name, sizeof name, "s%d", i);
         if (!PQsendPrepare(be->conn, name, pg_sql[i], 0, NULL))
