@@ -191,6 +191,8 @@ int main(int argc, char **argv)
         .backend = cfg->storage.backend,
         .path = cfg->storage.path,
         .dsn = cfg->storage.dsn,
+        .password_file = cfg->storage.password_file,
+        .timeout_ms = cfg->storage.timeout * 1000,
         .cache = cfg->storage.cache_size,
     };
     int rc = store_open(&so, &store);

@@ -108,6 +108,8 @@ struct config {
         enum store_backend backend;
         const char *path;
         const char *dsn;
+        const char *password_file;
+        uint32_t timeout;
         uint64_t cache_size;
     } storage;
     struct {

@@ -90,14 +90,25 @@ const struct config_directive config_table[] = {
          "How much goes to stderr. debug logs every stanza: never in production."),
     ENUM("storage.backend", storage.backend, "sqlite", config_backends, RESTART,
          "Where accounts, rosters and offline messages live: sqlite (one file, nothing to\n"
-         "set up) or postgresql (shared by a cluster; not built yet)."),
+         "set up) or postgresql (shared by a cluster: storage.dsn says where)."),
     STR("storage.path", storage.path, "starling.db", 1, 4095, PATH | RESTART,
         "The SQLite database file, created when missing (its folder must exist).\n"
         "starlingctl opens the same file while the server runs. Beside it, c2s keeps\n"
         "the secret that SCRAM's answers about unknown users derive from (PATH.secret)."),
     STR("storage.dsn", storage.dsn, "", 0, 4095, RESTART,
-        "The PostgreSQL connection string (\"host=db dbname=starling\"), used when\n"
-        "storage.backend is postgresql."),
+        "The PostgreSQL connection string (\"host=db dbname=starling user=starling\", or a\n"
+        "postgresql:// URI), used when storage.backend is postgresql. It may hold the\n"
+        "password; storage.password_file keeps it out of this file."),
+    STR("storage.password_file", storage.password_file, "", 0, 4095, PATH | RESTART,
+        "PostgreSQL: a file whose first line is the password (a mounted Kubernetes\n"
+        "Secret), read at every connection and never logged; it overrides the DSN's.\n"
+        "\"\": the DSN's, or libpq's usual ~/.pgpass and PGPASSWORD."),
+    NUM(DURATION, "storage.timeout", storage.timeout, "10", 1, 600, RESTART,
+        "PostgreSQL: how long a request waits for a connection while the database is\n"
+        "unreachable (the store reconnects by itself), and how long results may stop\n"
+        "coming before a connection counts as lost; then the request fails and the\n"
+        "client gets an error it can retry. Also how long start-up waits for the\n"
+        "database."),
     NUM(SIZE, "storage.cache_size", storage.cache_size, "256K", 64 * K, 1 * G, RESTART,
         "SQLite's page cache in each process that opens the database (c2s and router).\n"
         "The operating system caches the file as well: a page missed here costs a read\n"
