@@ -191,8 +191,9 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
         if (limit_failures_exhausted(LIMIT_ACCOUNT, limit_account(ev->user), limit_now_us(),
                                      cfg->c2s.auth_failures_per_account,
                                      cfg->c2s.auth_failure_window)) {
-            LOG_RL(LOG_LEVEL_WARN, "conn %u: too many failed logins on %s lately", c->fe.slot,
-                   ev->user);
+            char a[NET_ADDR_TEXT];
+            LOG_RL(LOG_LEVEL_WARN, "conn %u: %s: too many failed logins on %s lately", c->fe.slot,
+                   net_addr_text(&c->fe.peer, a), ev->user);
             struct sasl_event fe;
             enum sasl_ev fk = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &fe);
             handle(c, fk, &fe);
@@ -357,7 +358,9 @@ static void login(struct conn *c, const char *mech, const char *text)
     if (limit_failures_exhausted(LIMIT_ADDRESS, c->peer_hash, now,
                                  cfg->c2s.auth_failures_per_address,
                                  cfg->c2s.auth_failure_window)) {
-        LOG_RL(LOG_LEVEL_WARN, "conn %u: its address failed on too many accounts lately", c->fe.slot);
+        char a[NET_ADDR_TEXT];
+        LOG_RL(LOG_LEVEL_WARN, "conn %u: %s failed on too many accounts lately", c->fe.slot,
+               net_addr_text(&c->fe.peer, a));
         send_failure(c, SASL_TEMPORARY_AUTH_FAILURE);
         return;
     }
@@ -368,8 +371,9 @@ static void login(struct conn *c, const char *mech, const char *text)
     uint64_t left = end > t->fe.now + 2 ? (uint64_t)(end - t->fe.now - 2) * 1000000 : 0;
     int64_t wait = limit_login(c->peer_hash, now, cfg->c2s.login_rate, cfg->c2s.login_burst, left);
     if (wait < 0) {
-        LOG_RL(LOG_LEVEL_WARN, "conn %u: its address logs in too fast to have a turn in time",
-               c->fe.slot);
+        char a[NET_ADDR_TEXT];
+        LOG_RL(LOG_LEVEL_WARN, "conn %u: %s logs in too fast to have a turn in time", c->fe.slot,
+               net_addr_text(&c->fe.peer, a));
         send_failure(c, SASL_TEMPORARY_AUTH_FAILURE);
     } else if (wait == 0) {
         start(c, mech, text);

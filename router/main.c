@@ -91,6 +91,8 @@ int main(int argc, char **argv)
     struct store_opts so = {.backend = cfg->storage.backend,
                             .path = cfg->storage.path,
                             .dsn = cfg->storage.dsn,
+                            .password_file = cfg->storage.password_file,
+                            .timeout_ms = cfg->storage.timeout * 1000,
                             .cache = cfg->storage.cache_size};
     if ((rc = store_open(&so, &store)) < 0) {
         LOG_ERROR("storage: %s", strerror(-rc));

@@ -205,7 +205,9 @@ static int set_route(const struct config_directive *d, struct config_route *r, c
 
 static size_t item_size(enum config_type t)
 {
-    return t == CONFIG_T_ROUTE ? sizeof(struct config_route) : sizeof(struct config_addr);
+    return t == CONFIG_T_ROUTE    ? sizeof(struct config_route)
+           : t == CONFIG_T_PREFIX ? sizeof(struct net_prefix)
+                                  : sizeof(struct config_addr);
 }
 
 static void *item_at(enum config_type t, void *items, size_t i)
@@ -213,11 +215,13 @@ static void *item_at(enum config_type t, void *items, size_t i)
     return (char *)items + i * item_size(t);
 }
 
-/* What no two items of a list may share: the address, or the domain of a route. */
+/* What no two items of a list may share: the address, the domain of a route, or the
+ * prefix in its normal form. */
 static const char *item_key(enum config_type t, const void *item)
 {
-    return t == CONFIG_T_ROUTE ? ((const struct config_route *)item)->domain
-                               : ((const struct config_addr *)item)->text;
+    return t == CONFIG_T_ROUTE    ? ((const struct config_route *)item)->domain
+           : t == CONFIG_T_PREFIX ? ((const struct net_prefix *)item)->text
+                                  : ((const struct config_addr *)item)->text;
 }
 
 static void list_clear(enum config_type t, struct config_list *l)
@@ -323,6 +327,7 @@ static int set_text(const struct config_directive *d, struct config *c, const ch
         list_clear(d->item, field(c, d));
         return 0;
     case CONFIG_T_ROUTE:
+    case CONFIG_T_PREFIX:
         break;
     }
     snprintf(msg, n, "%s is not a valid value", quoted);
@@ -572,6 +577,7 @@ static const char *expected(enum config_type t)
     case CONFIG_T_ADDR:
         return "an address string such as \"127.0.0.1:5222\"";
     case CONFIG_T_ROUTE:
+    case CONFIG_T_PREFIX:
     case CONFIG_T_LIST:
         return "a list of strings, [ \"...\", \"...\" ]";
     }
@@ -608,8 +614,9 @@ static int set_list(struct config_loader *ld, const struct config_directive *d,
             goto out;
         }
         const char *text = config_setting_get_string(e);
-        rc = d->item == CONFIG_T_ROUTE ? set_route(d, item, text, why, sizeof why)
-                                       : set_addr(d, item, text, why, sizeof why);
+        rc = d->item == CONFIG_T_ROUTE    ? set_route(d, item, text, why, sizeof why)
+             : d->item == CONFIG_T_PREFIX ? net_prefix_parse(text, item, why, sizeof why)
+                                          : set_addr(d, item, text, why, sizeof why);
         if (rc == 0)
             l.n = i + 1;
         if (rc == -ENOMEM) {

@@ -30,6 +30,11 @@ void fe_stream_error_text(struct fe_conn *c, const char *condition, const char *
 {
     if (c->state == FE_CLOSING || c->state == FE_FREE)
         return;
+    if (c->state == FE_PROXY) {
+        /* A balancer before its header (system-shutdown, say): no XML is due to it. */
+        fe_close(c);
+        return;
+    }
     if (!(c->flags & FE_F_HDR_SENT))
         c->t->ops->send_header(c);
     struct buf b = {0};
@@ -46,7 +51,9 @@ void fe_stream_error_text(struct fe_conn *c, const char *condition, const char *
     }
     fe_write(c, buf_data(&b), buf_used(&b));
     buf_free(&b);
-    LOG_RL(LOG_LEVEL_INFO, "conn %u: stream error %s", c->slot, condition);
+    char a[NET_ADDR_TEXT];
+    LOG_RL(LOG_LEVEL_INFO, "conn %u: %s: stream error %s", c->slot, net_addr_text(&c->peer, a),
+           condition);
     fe_close(c);
 }
 

@@ -542,7 +542,12 @@ int main(int argc, char **argv)
         return status;
     }
     struct store_opts so = {
-        .backend = cfg->storage.backend, .path = cfg->storage.path, .dsn = cfg->storage.dsn};
+        .backend = cfg->storage.backend,
+        .path = cfg->storage.path,
+        .dsn = cfg->storage.dsn,
+        .password_file = cfg->storage.password_file,
+        .timeout_ms = cfg->storage.timeout * 1000,
+    };
     if ((rc = store_open(&so, &st)) < 0) {
         fprintf(stderr, "starlingctl: storage: %s\n", strerror(-rc));
         config_free(cfg);
