@@ -91,11 +91,6 @@ static inline struct conn *conn_by_id(struct c2s_thread *t, uint64_t id)
 /* ---- conn.c ---- */
 /* What c2s adds to the front-end layer. */
 extern const struct fe_ops c2s_ops;
-/* A client connection from an accepted socket, as the loop makes it (tests call it on a
- * thread that runs no loop): its PROXY header awaited from a balancer, else limits
- * checked, TLS started on the Direct TLS listener (1), the stream's header awaited. NULL:
- * no slot. */
-struct conn *conn_open(struct c2s_thread *t, int fd, unsigned listener);
 
 /* ---- stream.c ---- */
 /* The layer's hooks (fe_ops): a (re)started stream, a parser event, our header for an

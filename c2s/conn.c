@@ -41,14 +41,6 @@ static void accepted(struct fe_conn *c, unsigned listener)
     fe_arm_recv(c);
 }
 
-struct conn *conn_open(struct c2s_thread *t, int fd, unsigned listener)
-{
-    struct fe_conn *c = fe_conn_new(&t->fe, fd, false);
-    if (c)
-        fe_accepted(c, listener);
-    return (struct conn *)c;
-}
-
 static void closing(struct fe_conn *f)
 {
     struct conn *c = (struct conn *)f;
