@@ -7,9 +7,9 @@
  * libpq is loaded at run time, by the first store_open() of a PostgreSQL store, with
  * dlopen(RTLD_NOW | RTLD_LOCAL), never linked: Debian's libpq brings OpenSSL 3,
  * Kerberos, LDAP and GnuTLS, which a node on SQLite would map and pay for at rest, and
- * which must stay out of the global scope where programs find BoringSSL. They still
- * do not get TLS to the database (store_pgsql.c says why RTLD_DEEPBIND does not save
- * it), so libpq never calls into OpenSSL.
+ * which must stay out of the global scope where programs find BoringSSL. That does
+ * not keep libpq's own lookups from finding BoringSSL first, so there is still no TLS
+ * to the database (store_pgsql.c says why, and why RTLD_DEEPBIND does not save it).
  *
  * Every libpq function the back end calls is in PG_PQ_FUNCS and called through the
  * table pg_lib (pg_lib.PQexec(...)), each pointer typed after libpq-fe.h's prototype,
