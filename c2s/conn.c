@@ -73,9 +73,15 @@ static void release(struct fe_conn *f)
 static void control(struct fe_thread *ft, unsigned req)
 {
     struct c2s_thread *t = (struct c2s_thread *)ft;
+    if (req == FE_CTL_REHOME) {
+        /* The router is there (when it is not, its return registers everything). */
+        if (!ft->router_down)
+            route_reregister(t, false);
+        return;
+    }
     if (req != FE_CTL_ROUTER_UP)
         return;
-    route_reregister(t);
+    route_reregister(t, true);
     fe_port_resume(ft);
     /* Held input flows again and reading resumes. */
     for (uint32_t i = 0; i < ft->nslots; i++) {

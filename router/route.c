@@ -52,8 +52,11 @@ void route_forward(struct shard *s, const struct stanza *st)
     unsigned dst = shard_of(s, h->to_key);
     if (dst == s->idx)
         route_inbound(s, st);
-    else
+    else if (dst < s->nshards)
         out_to_shard(s, dst, RK_INBOUND, st->frame, frame_len(st));
+    else /* the recipient's home is another node: straight to its shard there */
+        node_send(s, dst - s->nshards, node_home_shard(s, dst - s->nshards, h->to_key),
+                  RK_INBOUND, st->frame, frame_len(st), NULL, 0);
 }
 
 void route_outbound(struct shard *s, const struct stanza *st)

@@ -163,6 +163,14 @@ struct config {
     struct {
         uint32_t max_items;
     } blocking;
+    struct {
+        const char *node;          /* this node's name; "": no cluster */
+        struct config_addr listen; /* this router's link socket (NN_PULL) */
+        struct config_list nodes;  /* of struct config_route: the other nodes, name=addr */
+        uint32_t heartbeat, dead_after; /* seconds */
+        uint64_t max_link_bytes;   /* what waits for one slow link, per node */
+        const char *status_file;   /* written each second; starlingctl cluster reads it */
+    } cluster;
 
     const char *path;       /* the file this snapshot was read from; NULL for the defaults */
     _Atomic unsigned refs_; /* private: see config_ref() */

@@ -22,6 +22,8 @@ enum ctl_type {
     CTL_SHUTDOWN,    /* supervisor -> child: drain and exit (c2s: system-shutdown) */
     CTL_RELOAD,      /* supervisor -> child: re-read what can change at run time */
     CTL_PEER_BROKEN, /* child -> supervisor: arg's process wrote a corrupt frame: replace it */
+    CTL_REHOME,      /* router -> supervisor -> c2s: the cluster lost a node; register every
+                        session again with its home (router/link.h) */
 };
 
 enum ctl_role { CTL_ROLE_ROUTER, CTL_ROLE_C2S, CTL_ROLE_S2S };

@@ -135,7 +135,7 @@ struct fe_ops {
 };
 
 /* Control requests from the process's main thread (fe_control()). */
-enum { FE_CTL_NONE, FE_CTL_STOP, FE_CTL_ROUTER_DOWN, FE_CTL_ROUTER_UP, FE_CTL_RELOAD };
+enum { FE_CTL_NONE, FE_CTL_STOP, FE_CTL_ROUTER_DOWN, FE_CTL_ROUTER_UP, FE_CTL_RELOAD, FE_CTL_REHOME };
 
 /* An eventfd read through the ring, and what to do when it fires. */
 struct fe_watch {

@@ -43,6 +43,8 @@ void fe_serve(int ctl_fd, int sfd, unsigned role, struct fe_thread *const *ts, u
             fe_request(ts, n, FE_CTL_ROUTER_DOWN);
             struct ctl_msg ack = {CTL_PEER_RESET, m.arg};
             send(ctl_fd, &ack, sizeof ack, MSG_NOSIGNAL);
+        } else if (m.type == CTL_REHOME) {
+            fe_request(ts, n, FE_CTL_REHOME);
         } else if (m.type == CTL_PEER_UP && m.arg == CTL_ROLE_ROUTER) {
             fe_request(ts, n, FE_CTL_ROUTER_UP);
             LOG_INFO("the router is back");
