@@ -20,6 +20,13 @@
  *     contact's sessions, and nobody else can say they ended); a contact with sessions on
  *     nodes still up comes back with them: their c2s registers them again (CTL_REHOME)
  *     at the new home, which broadcasts their presence once the state is there.
+ *   - a user whose home was on a lost node, and whose sessions on nodes still up register
+ *     again at its new home, is told there the same of its contacts homed on lost nodes
+ *     (node_rehomed()), then its contacts get its presence again.
+ * What is left: when a user and a contact with sessions on nodes still up were both
+ * homed on the lost node, the contact's presence sent again may reach the user before
+ * the goodbye made for the contact's lost sessions: the user then sees the contact
+ * unavailable until its next presence.
  */
 #include "router/router.h"
 #include "common/core/log.h"
@@ -345,6 +352,25 @@ static void contacts_gone(struct shard *s, struct user *u, const struct home_vie
         }
 }
 
+void node_rehomed(struct shard *s, struct user *u)
+{
+    if (!s->lost_mask || !(s->lost_mask >> home_node(s->lost_view, u->key) & 1))
+        return;
+    if (u->state != USER_READY) {
+        u->rehome_due = true; /* load.c calls again */
+        return;
+    }
+    u->rehome_due = false;
+    if (!u->rehome_done) {
+        u->rehome_done = true;
+        contacts_gone(s, u, s->lost_view, s->lost_mask);
+    }
+    for (size_t i = 0; u->roster.buckets && i <= u->roster.mask; i++)
+        for (struct roster_item *it = u->roster.buckets[i]; it; it = it->next)
+            if ((it->sub == 2 || it->sub == 3) && !block_blocks(&u->block, it->jid, it->jid_len))
+                presence_send_all(s, u, it->jid, it->jid_len, false);
+}
+
 void node_view_check(struct shard *s)
 {
     const struct home_view *v = cluster_view(s->cl), *old = s->view;
@@ -352,6 +378,10 @@ void node_view_check(struct shard *s)
         return;
     s->view = v;
     uint64_t gone = old ? old->up & ~v->up : 0;
+    if (gone) {
+        s->lost_view = old;
+        s->lost_mask = gone;
+    }
     struct user_table *t = &s->users;
     /* What follows may add users to the table (a goodbye to a contact of this shard) and
      * so grow it: the users are listed first, each held until its turn. */

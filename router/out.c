@@ -126,7 +126,8 @@ bool out_fe_frame(struct shard *s, unsigned fe, uint16_t kind, const void *a, ui
     char *d = fe_open(s, &o, fe, kind, alen + blen);
     if (d) {
         memcpy(d, a, alen);
-        memcpy(d + alen, b, blen);
+        if (blen)
+            memcpy(d + alen, b, blen);
     }
     return slot_close(s, &o);
 }

@@ -332,6 +332,8 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
             session_set_presence(ss, presence, b->presence_len, b->priority);
         session_restore(ss, b->flags, presence + b->presence_len, b->directed_len,
                         s->cfg->router.max_directed);
+        if (s->cl)
+            node_rehomed(s, u);
         /* What was stored while it was away from this router (load.c does it for a user
          * still loading). */
         if (u->state == USER_READY && ss->available && ss->priority >= 0)

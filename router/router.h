@@ -176,6 +176,9 @@ struct user {
     /* Offline messages may be stored: the store said so at load, or one was stored
      * since. Only the user's shard stores them, so while false a login fetches none. */
     bool offline_maybe;
+    /* In a cluster: its home was on a node that went down (node_rehomed()); told its
+     * lost contacts' end once (rehome_done). */
+    bool rehome_due, rehome_done;
     unsigned busy;   /* asynchronous calls that will find it again by pointer */
     struct session *sessions;
     struct pending *pend_head, *pend_tail;
@@ -266,6 +269,8 @@ struct shard {
     uint8_t link_hops;             /* of the frame from another node being handled */
     uint64_t nsessions;
     struct shard_pub pub;
+    const struct home_view *lost_view; /* the view before the last loss of nodes */
+    uint64_t lost_mask;                /* the nodes that loss took */
 };
 
 enum { ROUTER_CTL_NONE, ROUTER_CTL_FE_DOWN, ROUTER_CTL_STOP, ROUTER_CTL_RELOAD };
@@ -552,6 +557,11 @@ unsigned node_drain(struct shard *s);
  * to it (their sessions as re-registrations), sessions whose connection was on a node
  * that went down end, and the contacts homed there are reported unavailable. */
 void node_view_check(struct shard *s);
+/* A session registered again after the loss of a node that was its user's home: once
+ * the state is here (called again from load.c), the user hears that the contacts homed
+ * on lost nodes are gone, and its contacts get its sessions' presence again (from this
+ * home, after any goodbye the loss made). */
+void node_rehomed(struct shard *s, struct user *u);
 /* Publishes the counters the link thread reports (shard.pub). */
 void node_publish(struct shard *s);
 

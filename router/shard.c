@@ -86,8 +86,13 @@ static void from_sender(struct shard *s, uint16_t kind, const void *payload, uin
                         const struct stanza *st)
 {
     struct user *u = user_find(&s->users, st->h->key, st->from, st->from_bare_len);
-    if (!u || !session_by_conn(u, st->h->conn))
-        return; /* its session ended meanwhile */
+    if (!u || !session_by_conn(u, st->h->conn)) {
+        /* Its session ended meanwhile; or, in a cluster, its home just moved here and
+         * the session is on its way (node.c): the sender hears so and may try again. */
+        if (s->cl)
+            out_error(s, st, "wait", "remote-server-timeout");
+        return;
+    }
     if (!load_ready(s, u, kind, payload, len))
         return;
     route_outbound(s, st);

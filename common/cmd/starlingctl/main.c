@@ -94,7 +94,7 @@ static int cluster_status(const struct config *cfg)
                    "STATE", "HEARD", "SHARDS", "SESSIONS", "QUEUED", "BOUNCED", "OUT frames/bytes",
                    "IN frames/bytes");
         } else if (!strncmp(line, "node ", 5)) {
-            char name[64] = "", heard[32] = "-", out[40] = "-", in[40] = "-";
+            char name[64] = "", heard[32] = "-", out[140] = "-", in[140] = "-";
             sscanf(line + 5, "%63s", name);
             const char *ago = status_field(line, "heard_ms_ago", a[0], sizeof a[0]);
             if (strcmp(ago, "-") && atoll(ago) >= 0)
