@@ -58,10 +58,10 @@ bool link_kind_ok(uint16_t kind)
 int link_decode(const void *msg, size_t len, unsigned self, unsigned nnodes, unsigned nshards,
                 struct link_hdr *h, const void **payload)
 {
-    if (len < sizeof *h || len > LINK_MAX_MESSAGE)
+    if (len < sizeof *h)
         return -EBADMSG;
     memcpy(h, msg, sizeof *h);
-    if (h->magic != LINK_MAGIC || h->len != len - sizeof *h || h->src >= nnodes ||
+    if (h->magic != LINK_MAGIC || h->len > len - sizeof *h || h->src >= nnodes ||
         h->src == self || h->dst != self || h->hops > LINK_MAX_HOPS)
         return -EBADMSG;
     if (h->kind == LINK_HEARTBEAT ? h->shard != 0 : !link_kind_ok(h->kind) || h->shard >= nshards)
@@ -86,16 +86,16 @@ int link_decode_hb(const void *payload, uint32_t len, struct link_hb *hb, const 
 
 struct lmsg {
     struct lmsg *next;
-    unsigned shard; /* the sender, for a bounce */
     uint32_t len;
-    char data[]; /* struct link_hdr, then the payload */
+    char data[]; /* records: struct link_hdr, then the payload */
 };
 
 struct peer {
     char name[64];
     char url[96];
     int sock, sndfd; /* NN_PUSH to it; -1 for this node */
-    struct lmsg *head, *tail;
+    struct buf bundle; /* records of this round, not sent yet */
+    struct lmsg *head, *tail; /* messages that found the socket full, in order */
     size_t qbytes;
     uint64_t heard;       /* CLOCK_MONOTONIC ms of its last message, 0: never */
     uint64_t incarnation; /* of its router, from heartbeats */
@@ -257,15 +257,30 @@ static void bounce(struct cluster *cl, unsigned shard, const void *data, uint32_
     cl->dirty[shard] = true;
 }
 
+/* Each record of a message we made back to its shard. */
+static void bounce_records(struct cluster *cl, struct peer *p, const char *d, size_t len)
+{
+    while (len >= sizeof(struct link_hdr)) {
+        struct link_hdr h;
+        memcpy(&h, d, sizeof h);
+        size_t n = sizeof h + h.len;
+        bounce(cl, h.from < cl->nshards ? h.from : 0, d, (uint32_t)n);
+        atomic_fetch_add_explicit(&p->st.bounced, 1, memory_order_relaxed);
+        d += n;
+        len -= n;
+    }
+}
+
 static void peer_bounce_all(struct cluster *cl, struct peer *p)
 {
     while (p->head) {
         struct lmsg *m = p->head;
         p->head = m->next;
-        bounce(cl, m->shard, m->data, m->len);
-        atomic_fetch_add_explicit(&p->st.bounced, 1, memory_order_relaxed);
+        bounce_records(cl, p, m->data, m->len);
         free(m);
     }
+    bounce_records(cl, p, buf_data(&p->bundle), buf_used(&p->bundle));
+    p->bundle.off = p->bundle.len = 0;
     p->tail = NULL;
     p->qbytes = 0;
     atomic_store_explicit(&p->st.queued_bytes, 0, memory_order_relaxed);
@@ -275,9 +290,34 @@ static bool try_send(struct peer *p, const void *data, uint32_t len)
 {
     if (nn_send(p->sock, data, len, NN_DONTWAIT) < 0)
         return false; /* EAGAIN: no room, or nobody connected yet */
-    atomic_fetch_add_explicit(&p->st.frames_out, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->st.bytes_out, len, memory_order_relaxed);
     return true;
+}
+
+/* The round's records for p go: to the socket, or behind what waits for it. */
+static void peer_flush_bundle(struct peer *p)
+{
+    uint32_t len = buf_used(&p->bundle);
+    if (!len)
+        return;
+    if (!p->head && try_send(p, buf_data(&p->bundle), len)) {
+        p->bundle.off = p->bundle.len = 0;
+        return;
+    }
+    struct lmsg *m = malloc(sizeof *m + len);
+    if (!m)
+        return; /* kept in the bundle: tried again next round */
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->data, buf_data(&p->bundle), len);
+    p->bundle.off = p->bundle.len = 0;
+    if (p->tail)
+        p->tail->next = m;
+    else
+        p->head = m;
+    p->tail = m;
+    p->qbytes += len;
+    atomic_store_explicit(&p->st.queued_bytes, p->qbytes, memory_order_relaxed);
 }
 
 static void from_shard(struct cluster *cl, unsigned shard, const struct ring_frame *f)
@@ -288,30 +328,23 @@ static void from_shard(struct cluster *cl, unsigned shard, const struct ring_fra
     memcpy(&h, f->payload, sizeof h);
     struct peer *p = h.dst < cl->n && h.dst != cl->self ? &cl->peers[h.dst] : NULL;
     if (!p || !atomic_load_explicit(&p->st.up, memory_order_relaxed) ||
-        p->qbytes + f->len > cl->cfg->cluster.max_link_bytes) {
+        p->qbytes + buf_used(&p->bundle) + f->len > cl->cfg->cluster.max_link_bytes) {
         if (p)
             atomic_fetch_add_explicit(&p->st.bounced, 1, memory_order_relaxed);
         bounce(cl, shard, f->payload, f->len);
         return;
     }
-    if (!p->head && try_send(p, f->payload, f->len))
-        return;
-    struct lmsg *m = malloc(sizeof *m + f->len);
-    if (!m) {
+    if (buf_used(&p->bundle) && buf_used(&p->bundle) + f->len > LINK_BUNDLE)
+        peer_flush_bundle(p);
+    h.from = (uint8_t)shard;
+    uint32_t was = p->bundle.len;
+    if (buf_append(&p->bundle, &h, sizeof h) < 0 ||
+        buf_append(&p->bundle, (const char *)f->payload + sizeof h, f->len - sizeof h) < 0) {
+        p->bundle.len = was; /* no half record */
         bounce(cl, shard, f->payload, f->len);
         return;
     }
-    m->next = NULL;
-    m->shard = shard;
-    m->len = f->len;
-    memcpy(m->data, f->payload, f->len);
-    if (p->tail)
-        p->tail->next = m;
-    else
-        p->head = m;
-    p->tail = m;
-    p->qbytes += f->len;
-    atomic_store_explicit(&p->st.queued_bytes, p->qbytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st.frames_out, 1, memory_order_relaxed);
 }
 
 static unsigned drain_shards(struct cluster *cl)
@@ -331,6 +364,9 @@ static unsigned drain_shards(struct cluster *cl)
             LOG_RL(LOG_LEVEL_ERROR, "link: the ring from shard %u is corrupt", i);
         total += n;
     }
+    for (unsigned i = 0; i < cl->n; i++)
+        if (i != cl->self)
+            peer_flush_bundle(&cl->peers[i]);
     return total;
 }
 
@@ -413,24 +449,31 @@ static unsigned drain_links(struct cluster *cl, uint64_t now)
         if (len < 0)
             break;
         n++;
-        struct link_hdr h;
-        const void *payload;
-        if (link_decode(msg, (size_t)len, cl->self, cl->n, cl->nshards, &h, &payload) < 0) {
-            LOG_RL(LOG_LEVEL_ERROR, "link: a malformed message (%d bytes) is dropped", len);
-            nn_freemsg(msg);
-            continue;
-        }
-        struct peer *p = &cl->peers[h.src];
-        atomic_fetch_add_explicit(&p->st.frames_in, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&p->st.bytes_in, (uint64_t)len, memory_order_relaxed);
-        if (h.kind == LINK_HEARTBEAT) {
-            heartbeat_in(cl, p, payload, h.len, now);
-        } else {
-            heard(cl, p, now);
-            if (port_send(&cl->out[h.shard], &cl->q[h.shard], h.kind, msg, (uint32_t)len, NULL) <
-                0)
-                LOG_RL(LOG_LEVEL_ERROR, "link: out of memory: a frame from %s is lost", p->name);
-            cl->dirty[h.shard] = true;
+        const char *rec = msg;
+        size_t left = (size_t)len;
+        while (left) {
+            struct link_hdr h;
+            const void *payload;
+            if (link_decode(rec, left, cl->self, cl->n, cl->nshards, &h, &payload) < 0) {
+                LOG_RL(LOG_LEVEL_ERROR, "link: a malformed message (%zu bytes left of %d) is "
+                       "dropped", left, len);
+                break;
+            }
+            uint32_t rlen = (uint32_t)sizeof h + h.len;
+            struct peer *p = &cl->peers[h.src];
+            atomic_fetch_add_explicit(&p->st.frames_in, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&p->st.bytes_in, rlen, memory_order_relaxed);
+            if (h.kind == LINK_HEARTBEAT) {
+                heartbeat_in(cl, p, payload, h.len, now);
+            } else {
+                heard(cl, p, now);
+                if (port_send(&cl->out[h.shard], &cl->q[h.shard], h.kind, rec, rlen, NULL) < 0)
+                    LOG_RL(LOG_LEVEL_ERROR, "link: out of memory: a frame from %s is lost",
+                           p->name);
+                cl->dirty[h.shard] = true;
+            }
+            rec += rlen;
+            left -= rlen;
         }
         nn_freemsg(msg);
     }
@@ -473,6 +516,7 @@ static void send_heartbeats(struct cluster *cl)
             continue;
         struct link_hdr h = {LINK_MAGIC, LINK_HEARTBEAT, 0, (uint8_t)cl->self, (uint8_t)i, 0, 0,
                              (uint32_t)(sizeof hb + nlen)};
+        atomic_fetch_add_explicit(&cl->peers[i].st.frames_out, 1, memory_order_relaxed);
         memcpy(buf, &h, sizeof h);
         memcpy(buf + sizeof h, &hb, sizeof hb);
         memcpy(buf + sizeof h + sizeof hb, name, nlen);
@@ -740,6 +784,7 @@ void cluster_free(struct cluster *cl)
             p->head = m->next;
             free(m);
         }
+        buf_free(&p->bundle);
         if (p->sock >= 0)
             nn_close(p->sock);
     }

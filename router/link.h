@@ -9,10 +9,14 @@
  * in-process ring (shard.to_link, with its backlog, as between shards), and the link
  * thread hands what arrives to the destination shard through another (shard.from_link).
  *
- * Frames. One nanomsg message per port message: a struct link_hdr, then the payload of
+ * Frames. Each port message crosses as a record: a struct link_hdr, then the payload of
  * the same kind as on the shm rings and between shards (proto.h, router.h: PROTO_STANZA,
  * PROTO_BIND, RK_INBOUND, RK_FANOUT, PROTO_DELIVER...), never another framing. The same
  * header travels on the in-process rings, so the link thread copies, never re-encodes.
+ * A nanomsg message carries the records one round of the link thread took from the
+ * shards for that node, one after another (up to LINK_BUNDLE bytes; a larger record
+ * alone): one message per record cost a sendmsg() and a wake-up of nanomsg's worker on
+ * each side per frame, most of the link's CPU under load (bench/RESULTS.md).
  * Every LINK_HEARTBEAT seconds each link carries a LINK_HEARTBEAT (struct link_hb). A
  * node heard from (any message) within cluster.dead_after is up.
  *
@@ -50,6 +54,8 @@ struct shard;
 #define LINK_HEARTBEAT 0x7F00u
 /* The largest message a link accepts (NN_RCVMAXSIZE), header included. */
 #define LINK_MAX_MESSAGE (64u << 20)
+/* Records are put together into one message up to this many bytes. */
+#define LINK_BUNDLE (64u * 1024)
 
 struct link_hdr {
     uint32_t magic;
@@ -57,7 +63,7 @@ struct link_hdr {
     uint16_t shard; /* on the destination node, or LINK_SHARD_ANY */
     uint8_t src, dst; /* node indices */
     uint8_t hops;     /* times this frame was forwarded between nodes */
-    uint8_t pad;
+    uint8_t from;     /* the sending shard (its bounce goes back there) */
     uint32_t len;     /* payload bytes after the header */
 };
 
@@ -70,8 +76,10 @@ struct link_hb {
     uint32_t pad;
 };
 
-/* Checks a message from the network: header, kind, lengths, nodes (src a peer, dst us),
- * shard (below nshards, or any). 0 with *h a copy and *payload after it, or -EBADMSG. */
+/* Checks the record at the start of len bytes of a message from the network: header,
+ * kind, length (within len), nodes (src a peer, dst us), shard (below nshards). 0 with *h
+ * a copy and *payload after it (the next record, if any, at payload + h->len), or
+ * -EBADMSG: the rest of the message is not to be read. */
 int link_decode(const void *msg, size_t len, unsigned self, unsigned nnodes, unsigned nshards,
                 struct link_hdr *h, const void **payload);
 /* A heartbeat's payload: 0 with *hb a copy and *name its name, or -EBADMSG. */

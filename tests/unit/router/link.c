@@ -29,7 +29,17 @@ static void test_envelope(void)
     size_t n = frame(ok, "abc", 3);
     CHECK_INT(link_decode(msg, n, 0, 3, 2, &h, &p), ==, 0);
     CHECK(p == msg + sizeof h && h.kind == PROTO_STANZA && h.shard == 1 && h.src == 2);
-    CHECK_INT(link_decode(msg, n - 1, 0, 3, 2, &h, &p), ==, -EBADMSG); /* short */
+    CHECK_INT(link_decode(msg, n - 1, 0, 3, 2, &h, &p), ==, -EBADMSG); /* cut short */
+    /* Records follow each other in a message: the first one's length says where the
+     * next begins. */
+    size_t two = n + frame(ok, "de", 2);
+    memmove(msg + n, msg, two - n);
+    frame(ok, "abc", 3);
+    CHECK_INT(link_decode(msg, two, 0, 3, 2, &h, &p), ==, 0);
+    CHECK_INT(h.len, ==, 3);
+    CHECK_INT(link_decode(msg + n, two - n, 0, 3, 2, &h, &p), ==, 0);
+    CHECK(h.len == 2 && !memcmp(p, "de", 2));
+    frame(ok, "abc", 3);
     CHECK_INT(link_decode(msg, sizeof h - 1, 0, 3, 2, &h, &p), ==, -EBADMSG);
     CHECK_INT(link_decode(msg, n, 1, 3, 2, &h, &p), ==, -EBADMSG); /* not for us */
     CHECK_INT(link_decode(msg, n, 0, 2, 2, &h, &p), ==, -EBADMSG); /* no such node */
