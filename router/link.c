@@ -213,11 +213,6 @@ int cluster_new(const struct config *cfg, struct cluster **out, char *err, size_
     return 0;
 }
 
-unsigned cluster_self(const struct cluster *cl)
-{
-    return cl->self;
-}
-
 const struct home_view *cluster_view(const struct cluster *cl)
 {
     return atomic_load_explicit(&cl->view, memory_order_acquire);
@@ -402,7 +397,6 @@ static size_t rx_backlog(const struct cluster *cl)
 static void heard(struct cluster *cl, struct peer *p, uint64_t now)
 {
     p->heard = now;
-    atomic_store_explicit(&p->st.heard_ms, wall_ms(), memory_order_relaxed);
     if (atomic_load_explicit(&p->st.up, memory_order_relaxed) || !p->shards)
         return;
     atomic_store_explicit(&p->st.up, true, memory_order_relaxed);

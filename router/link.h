@@ -47,9 +47,6 @@ struct shard;
 /* A frame forwarded this many times (membership views that disagree for a moment) is
  * handled as undeliverable rather than sent round again. */
 #define LINK_MAX_HOPS 3
-/* The destination shard: whichever; the receiving shard sorts the frame out (fan-out
- * and probe lists, split by home; frames for connections). */
-#define LINK_SHARD_ANY 0xFFFFu
 /* The heartbeat's kind, never on a ring. */
 #define LINK_HEARTBEAT 0x7F00u
 /* The largest message a link accepts (NN_RCVMAXSIZE), header included. */
@@ -60,7 +57,8 @@ struct shard;
 struct link_hdr {
     uint32_t magic;
     uint16_t kind;
-    uint16_t shard; /* on the destination node, or LINK_SHARD_ANY */
+    uint16_t shard; /* on the destination node: the frame's home there, or for lists
+                       and connections a shard of the sender's choice, which sorts them out */
     uint8_t src, dst; /* node indices */
     uint8_t hops;     /* times this frame was forwarded between nodes */
     uint8_t from;     /* the sending shard (its bounce goes back there) */
@@ -77,7 +75,8 @@ struct link_hb {
 };
 
 /* Checks the record at the start of len bytes of a message from the network: header,
- * kind, length (within len), nodes (src a peer, dst us), shard (below nshards). 0 with *h
+ * kind, length (within len), nodes (src a peer, dst us), shard (below nshards), hops
+ * (at most LINK_MAX_HOPS). 0 with *h
  * a copy and *payload after it (the next record, if any, at payload + h->len), or
  * -EBADMSG: the rest of the message is not to be read. */
 int link_decode(const void *msg, size_t len, unsigned self, unsigned nnodes, unsigned nshards,
@@ -92,7 +91,6 @@ struct link_peer_stats {
     _Atomic uint64_t frames_out, bytes_out, frames_in, bytes_in;
     _Atomic uint64_t queued_bytes; /* waiting for the socket */
     _Atomic uint64_t bounced;      /* frames refused: queue full or node down */
-    _Atomic uint64_t heard_ms;     /* CLOCK_REALTIME of its last message, 0: never */
     _Atomic uint64_t sessions;     /* as its last heartbeat said */
     _Atomic bool up;
 };
@@ -102,8 +100,6 @@ struct cluster;
 /* Reads the cluster.* directives: the members, this node's index. 0, or -EINVAL with
  * why in err. *out is NULL when cluster.node is "" (no cluster). */
 int cluster_new(const struct config *cfg, struct cluster **out, char *err, size_t errlen);
-/* This node's index. */
-unsigned cluster_self(const struct cluster *cl);
 /* Connects the shards' rings to the link thread and starts it: the view first holds this
  * node alone. 0 or -errno. */
 int cluster_start(struct cluster *cl, struct shard *shards, unsigned nshards,

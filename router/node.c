@@ -397,26 +397,23 @@ void node_view_check(struct shard *s)
     for (size_t i = 0; i < n; i++) {
         struct user *u = all[i];
         u->busy--;
-        {
-            unsigned dst = shard_of(s, u->key);
-            if (dst != s->idx) {
-                move_user(s, u, dst);
-            } else if (gone) {
-                struct session **pp = &u->sessions;
-                while (*pp) {
-                    struct session *ss = *pp;
-                    if (!(gone >> PROTO_CONN_NODE(ss->conn) & 1)) {
-                        pp = &ss->next;
-                    } else if (u->state == USER_READY) {
-                        presence_end_session(s, u, ss); /* takes it off the list */
-                    } else {
-                        session_remove(u, ss);
-                    }
-                }
-                contacts_gone(s, u, old, gone);
+        unsigned dst = shard_of(s, u->key);
+        if (dst != s->idx) {
+            move_user(s, u, dst);
+        } else if (gone) {
+            struct session **pp = &u->sessions;
+            while (*pp) {
+                struct session *ss = *pp;
+                if (!(gone >> PROTO_CONN_NODE(ss->conn) & 1))
+                    pp = &ss->next;
+                else if (u->state == USER_READY)
+                    presence_end_session(s, u, ss); /* takes it off the list */
+                else
+                    session_remove(u, ss);
             }
-            user_release(t, u);
+            contacts_gone(s, u, old, gone);
         }
+        user_release(t, u);
     }
     free(all);
     /* Pairs with the link thread's acquire: what this view moved is on its way. */

@@ -98,3 +98,57 @@ def test_node_lost_and_back(tmp_path):
         finally:
             for p in peers.values():
                 p.close()
+
+
+def test_slow_link_refuses_past_its_bound(tmp_path):
+    """cluster.max_link_bytes: a node that stops reading (its router stopped, SIGSTOP)
+    while still counted up (cluster.dead_after long) makes the others queue for it up to
+    the bound; past it a stanza for it is answered remote-server-timeout, not dropped.
+    The sender is a user homed on the stopped node: its stanzas cross to it first."""
+    import os
+    import signal
+
+    from im import stanza_error
+
+    with Cluster(tmp_path, n=3, cluster={"dead_after": 120, "max_link_bytes": 65536}) as cl:
+        a, b, c = cl.nodes
+        cl.wait_whole()
+        names = cl.new_users(8, "slow")
+        peers = [connect(a, n, "r", available=True) for n in names]
+        stopped = c.router_pid()
+        try:
+            os.kill(stopped, signal.SIGSTOP)
+            # The users homed on node3 are those whose home no longer answers.
+            homed = []
+            for p in peers:
+                p.send_iq("get", "<ping xmlns='urn:xmpp:ping'/>", to=a.domain, iq_id="whose")
+            time.sleep(2)
+            for p in peers:
+                try:
+                    p.wait_for(lambda e: e.get("id") == "whose", timeout=0.2)
+                except AssertionError:
+                    homed.append(p)
+            assert homed, "no user of 8 homed on node3: most unlikely (1 in 400)"
+            u = homed[0]
+            body = "x" * 200000
+            errors = 0
+            for i in range(200):  # 40 MB: past the kernel's and nanomsg's buffers, then ours
+                u.send(f"<message to='{peers[0].bare}' id='m{i}' type='chat'><body>{body}</body></message>")
+                while True:
+                    try:
+                        e = u.wait_for(lambda e: e.get("type") == "error", timeout=0.01)
+                    except AssertionError:
+                        break
+                    assert stanza_error(e)[:2] == ("wait", "remote-server-timeout")
+                    errors += 1
+                if errors >= 3:
+                    break
+            assert errors >= 3
+            time.sleep(1.5)  # the status file is a second old at most
+            st = cl.status(a)
+            assert st["nodes"]["node3"]["bounced"] > 0, st
+            assert st["nodes"]["node3"]["queued_bytes"] <= 65536 + 220000, st
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+            for p in peers:
+                p.close()
