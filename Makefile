@@ -35,7 +35,7 @@ AR_LTO := gcc-ar
 endif
 
 # Headers of BoringSSL come first so the system OpenSSL headers are never seen.
-CPPFLAGS := -I/usr/include/android -I. -D_GNU_SOURCE -MMD -MP
+CPPFLAGS := -I/usr/include/android -I. -isystem /usr/include/postgresql -D_GNU_SOURCE -MMD -MP
 CFLAGS   := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wvla -fno-strict-aliasing -g -pthread
 LDFLAGS  := -pthread -Wl,--as-needed -L$(ANDROID_LIB) -Wl,-rpath,$(ANDROID_LIB)
@@ -178,15 +178,17 @@ $(O)/tests/integration/%: $(O)/obj/tests/integration/%.o
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libstrophe)
 
 # ---- tests -------------------------------------------------------------------------------
+# The store's tests run twice: on SQLite, and on a PostgreSQL that tests/pg-run starts.
+STORE_UNIT_BINS := $(filter $(O)/tests/unit/common/store/%,$(UNIT_BINS))
 unit: $(UNIT_BINS)
-	$(Q)tests/run-unit $(UNIT_BINS)
+	$(Q)tests/pg-run tests/run-unit $(UNIT_BINS) --pg $(STORE_UNIT_BINS)
 
 test: deps
 	$(Q)tests/run
 
 # ---- fuzzing -----------------------------------------------------------------------------
 FUZZ_CFLAGS := -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-               -I/usr/include/android -I. -D_GNU_SOURCE
+               -I/usr/include/android -I. -isystem /usr/include/postgresql -D_GNU_SOURCE
 fuzz_dir_srcs = $(call dir_srcs,$(1)) $(if $(filter-out common,$(1)),$(call dir_srcs,common)) \
                 $(if $(filter-out shm,$(1)),$(call dir_srcs,shm))
 

@@ -198,7 +198,7 @@ static struct result run(const struct opts *o, uint32_t size)
     struct seg_layout l;
     struct seg s;
     struct result r = {0};
-    int rc = seg_plan(&l, 1, 2, o->ring_kib * 1024, size > 4096 ? size : 4096);
+    int rc = seg_plan(&l, 1, 2, 0, o->ring_kib * 1024, size > 4096 ? size : 4096);
     if (rc < 0)
         die("seg_plan", rc);
     if ((rc = seg_create(&s, "ringbench", &l)) < 0)

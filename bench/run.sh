@@ -18,6 +18,9 @@ echo "== presence fan-out: one user, 1,000 online contacts (bench/fanout_main.c)
 "$O/bin/fanout" -k 1000 -n 2000
 "$O/bin/fanout" -k 1000 -n 2000 -s 4 -t 4
 echo
+echo "== the store: SQLite against PostgreSQL, one request at a time and 64 pipelined (bench/store.sh)"
+bench/store.sh "$O"
+echo
 echo "== side by side: starling, Prosody and ejabberd end to end (bench/compare.sh)"
 # COMPARE=0 skips it; QUICK=1 makes it short (see bench/compare.sh).
 if [ "${COMPARE:-1}" != 0 ]; then

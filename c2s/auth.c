@@ -19,6 +19,7 @@
 #include "c2s/c2s.h"
 #include "c2s/limit.h"
 #include "common/auth/creds.h"
+#include "common/core/ctl.h"
 #include "common/core/log.h"
 #include "common/auth/sasl.h"
 #include "common/store/store.h"
@@ -100,6 +101,8 @@ static void send_failure(struct conn *c, enum sasl_cond cond)
     buf_puts(&b, "/></failure>");
     fe_write(&c->fe, buf_data(&b), buf_used(&b));
     buf_free(&b);
+    if (cond != SASL_ABORTED)
+        stats_add(c->fe.t->stats, STAT_C2S_AUTH_FAILURES, 1);
     if (cond != SASL_ABORTED && ++c->auth_failures >= MAX_FAILURES)
         fe_stream_error(&c->fe, "policy-violation");
 }
@@ -171,6 +174,7 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
         free(c->user);
         c->user = user;
         c->fe.flags |= CONN_F_AUTHED;
+        stats_add(c->fe.t->stats, STAT_C2S_LOGINS, 1);
         LOG_DEBUG("conn %u: authenticated as %s", c->fe.slot, user);
         fe_restart(&c->fe); /* RFC 6120 §6.4.6: the client opens a new stream */
         break;
@@ -187,8 +191,9 @@ static void handle(struct conn *c, enum sasl_ev k, const struct sasl_event *ev)
         if (limit_failures_exhausted(LIMIT_ACCOUNT, limit_account(ev->user), limit_now_us(),
                                      cfg->c2s.auth_failures_per_account,
                                      cfg->c2s.auth_failure_window)) {
-            LOG_RL(LOG_LEVEL_WARN, "conn %u: too many failed logins on %s lately", c->fe.slot,
-                   ev->user);
+            char a[NET_ADDR_TEXT];
+            LOG_RL(LOG_LEVEL_WARN, "conn %u: %s: too many failed logins on %s lately", c->fe.slot,
+                   net_addr_text(&c->fe.peer, a), ev->user);
             struct sasl_event fe;
             enum sasl_ev fk = sasl_fail(c->sasl, SASL_TEMPORARY_AUTH_FAILURE, &fe);
             handle(c, fk, &fe);
@@ -346,10 +351,16 @@ static void login(struct conn *c, const char *mech, const char *text)
     const struct config *cfg = t->fe.cfg;
     uint64_t now = limit_now_us();
 
+    if (t->fe.drain != CTL_DRAIN_OFF) {
+        stream_drained(c); /* no new login on a draining node (stream.c) */
+        return;
+    }
     if (limit_failures_exhausted(LIMIT_ADDRESS, c->peer_hash, now,
                                  cfg->c2s.auth_failures_per_address,
                                  cfg->c2s.auth_failure_window)) {
-        LOG_RL(LOG_LEVEL_WARN, "conn %u: its address failed on too many accounts lately", c->fe.slot);
+        char a[NET_ADDR_TEXT];
+        LOG_RL(LOG_LEVEL_WARN, "conn %u: %s failed on too many accounts lately", c->fe.slot,
+               net_addr_text(&c->fe.peer, a));
         send_failure(c, SASL_TEMPORARY_AUTH_FAILURE);
         return;
     }
@@ -360,8 +371,9 @@ static void login(struct conn *c, const char *mech, const char *text)
     uint64_t left = end > t->fe.now + 2 ? (uint64_t)(end - t->fe.now - 2) * 1000000 : 0;
     int64_t wait = limit_login(c->peer_hash, now, cfg->c2s.login_rate, cfg->c2s.login_burst, left);
     if (wait < 0) {
-        LOG_RL(LOG_LEVEL_WARN, "conn %u: its address logs in too fast to have a turn in time",
-               c->fe.slot);
+        char a[NET_ADDR_TEXT];
+        LOG_RL(LOG_LEVEL_WARN, "conn %u: %s logs in too fast to have a turn in time", c->fe.slot,
+               net_addr_text(&c->fe.peer, a));
         send_failure(c, SASL_TEMPORARY_AUTH_FAILURE);
     } else if (wait == 0) {
         start(c, mech, text);

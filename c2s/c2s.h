@@ -47,7 +47,7 @@ struct conn {
     uint8_t auth_failures;
     uint8_t sasl_hash; /* enum scram_hash the SASL exchange waits for */
     int8_t priority;
-    uint32_t peer_hash; /* limit_peer(): the client's address, for the limits on it */
+    uint32_t peer_hash; /* limit_peer_of(fe.peer): the client's address, for its limits */
     struct sasl *sasl;
     char *user;      /* after SASL: the normalised localpart */
     char *jid;       /* after binding: the full JID; its first bare_len bytes are the bare JID */
@@ -91,10 +91,6 @@ static inline struct conn *conn_by_id(struct c2s_thread *t, uint64_t id)
 /* ---- conn.c ---- */
 /* What c2s adds to the front-end layer. */
 extern const struct fe_ops c2s_ops;
-/* A client connection from an accepted socket, as the loop makes it (tests call it on a
- * thread that runs no loop): limits checked, TLS started on the Direct TLS listener (1),
- * the stream's header awaited. NULL: no slot. */
-struct conn *conn_open(struct c2s_thread *t, int fd, unsigned listener);
 
 /* ---- stream.c ---- */
 /* The layer's hooks (fe_ops): a (re)started stream, a parser event, our header for an
@@ -109,6 +105,9 @@ void stream_stanza_error(struct conn *c, const struct xml_event *ev, const char 
                          const char *condition);
 /* Features after a (re)start of the stream. */
 void stream_features(struct conn *c);
+/* Draining (admin.h): ends the stream with <see-other-host/> naming admin.drain_redirect,
+ * or <system-shutdown/> when there is none. */
+void stream_drained(struct conn *c);
 
 /* ---- auth.c ---- */
 void auth_features(struct conn *c, struct buf *b);

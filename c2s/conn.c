@@ -1,13 +1,15 @@
 /*
  * conn.c: what c2s adds to the front-end layer's connection and thread (fe.h): a client
  * connection's own parts (SASL, the session's JIDs, the presence kept for a router
- * restart), given back when its slot is; the limits on its address; the unbind the
+ * restart), given back when its slot is; the limits on its address (the client's
+ * behind a balancer, c2s.proxy_from); the unbind the
  * router must hear when it closes; and the control requests only c2s has more to do for.
  */
 #include "c2s/c2s.h"
 #include "c2s/limit.h"
 #include "common/auth/sasl.h"
 #include "common/auth/tls.h"
+#include "common/core/ctl.h"
 #include "common/core/log.h"
 
 #include <stdlib.h>
@@ -16,12 +18,18 @@
 static void accepted(struct fe_conn *c, unsigned listener)
 {
     struct conn *cc = (struct conn *)c;
+    stats_add(c->t->stats, STAT_C2S_CONNECTIONS, 1);
     stream_start(c);
     /* Over its address's limit, a client still hears why, at its stream header (after
-     * the TLS handshake on the Direct TLS port). */
-    cc->peer_hash = limit_peer(c->fd);
-    if (!limit_conn_open(cc->peer_hash, c->t->cfg->c2s.max_connections_per_address))
+     * the TLS handshake on the Direct TLS port). The address is the client's, behind a
+     * balancer that sent a PROXY header. */
+    cc->peer_hash = limit_peer_of(&c->peer.sa);
+    if (!limit_conn_open(cc->peer_hash, c->t->cfg->c2s.max_connections_per_address)) {
+        char a[NET_ADDR_TEXT];
+        LOG_RL(LOG_LEVEL_WARN, "conn %u: %s has c2s.max_connections_per_address already: refused",
+               c->slot, net_addr_text(&c->peer, a));
         c->flags |= CONN_F_REFUSED;
+    }
     if (listener == 1) {
         c->flags |= FE_F_DIRECT;
         if (fe_start_tls(c) < 0) {
@@ -31,14 +39,6 @@ static void accepted(struct fe_conn *c, unsigned listener)
         c->state = FE_TLS;
     }
     fe_arm_recv(c);
-}
-
-struct conn *conn_open(struct c2s_thread *t, int fd, unsigned listener)
-{
-    struct fe_conn *c = fe_conn_new(&t->fe, fd, false);
-    if (c)
-        accepted(c, listener);
-    return (struct conn *)c;
 }
 
 static void closing(struct fe_conn *f)
@@ -54,6 +54,7 @@ static void closing(struct fe_conn *f)
 static void release(struct fe_conn *f)
 {
     struct conn *c = (struct conn *)f;
+    stats_sub(f->t->stats, STAT_C2S_CONNECTIONS, 1);
     limit_conn_close(c->peer_hash);
     free(c->presence);
     free(c->directed);
@@ -73,6 +74,14 @@ static void release(struct fe_conn *f)
 static void control(struct fe_thread *ft, unsigned req)
 {
     struct c2s_thread *t = (struct c2s_thread *)ft;
+    if (req == FE_CTL_DRAIN && ft->drain == CTL_DRAIN_ALL)
+        for (uint32_t i = 0; i < ft->nslots; i++) {
+            struct fe_conn *c = fe_slot(ft, i);
+            if (c->state != FE_FREE && c->state != FE_CLOSING)
+                stream_drained((struct conn *)c);
+        }
+    if (req == FE_CTL_RELOAD)
+        ft->proxy = &ft->cfg->c2s.proxy; /* the new snapshot's */
     if (req == FE_CTL_REHOME) {
         /* The router is there (when it is not, its return registers everything). */
         if (!ft->router_down)
@@ -87,7 +96,7 @@ static void control(struct fe_thread *ft, unsigned req)
     for (uint32_t i = 0; i < ft->nslots; i++) {
         struct fe_conn *c = fe_slot(ft, i);
         if (c->state != FE_FREE && c->state != FE_CLOSING && c->state != FE_TLS &&
-            !(c->flags & FE_F_PAUSED))
+            c->state != FE_PROXY && !(c->flags & FE_F_PAUSED))
             fe_input(c, NULL, 0);
     }
 }

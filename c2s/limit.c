@@ -81,14 +81,6 @@ uint32_t limit_peer_of(const struct sockaddr *sa)
     return h ? h : 1;
 }
 
-uint32_t limit_peer(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    return getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 ? limit_peer_of((struct sockaddr *)&ss)
-                                                             : 0;
-}
-
 uint64_t limit_account(const char *user)
 {
     return hash(user, strlen(user));

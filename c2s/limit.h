@@ -38,15 +38,14 @@
 struct sockaddr;
 
 enum limit_failures {
-    LIMIT_ADDRESS, /* keyed by limit_peer() */
+    LIMIT_ADDRESS, /* keyed by limit_peer_of() */
     LIMIT_ACCOUNT, /* keyed by limit_account() */
 };
 
 uint64_t limit_now_us(void);
 
-/* The key of the client address of socket fd; 0 when it has none (not a socket). */
-uint32_t limit_peer(int fd);
-/* The same for an address (AF_INET or AF_INET6; 0 for any other family). */
+/* The key of a client address (AF_INET or AF_INET6; 0, which no limit counts, for any
+ * other family): the connection's peer, which behind a balancer is the client's. */
 uint32_t limit_peer_of(const struct sockaddr *sa);
 
 /* The key of an account, by its normalised localpart. */

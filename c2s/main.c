@@ -128,7 +128,10 @@ static int attach(struct c2s_thread *t, const struct seg *seg, const struct conf
         return err;
     t->fe.ops = &c2s_ops;
     t->fe.fe = PROTO_FE_C2S;
+    t->fe.proxy = &cfg->c2s.proxy;
     t->fe.ctl_fd = ctl_fd;
+    t->fe.stats = seg_stats(seg, topo_stats_fe(cfg, topo_fe_index(cfg, PROTO_FE_C2S, t->fe.idx)));
+    store_client_stats(t->store, t->fe.stats);
     arena_init(&t->fe.arena, 8192);
     const struct config_addr *addrs[2] = {&cfg->c2s.listen, &cfg->c2s.listen_tls};
     for (unsigned i = 0; i < 2; i++) {
@@ -188,6 +191,8 @@ int main(int argc, char **argv)
         .backend = cfg->storage.backend,
         .path = cfg->storage.path,
         .dsn = cfg->storage.dsn,
+        .password_file = cfg->storage.password_file,
+        .timeout_ms = cfg->storage.timeout * 1000,
         .cache = cfg->storage.cache_size,
     };
     int rc = store_open(&so, &store);

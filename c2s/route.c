@@ -190,6 +190,7 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
         }
     }
     fe_port_commit(&c->fe, shard, held);
+    stats_add(t->fe.stats, (enum stats_id)(STAT_C2S_IN_MESSAGE + kind), 1);
 }
 
 /* A session frame (bind, unbind): any size, written now or queued in order behind
@@ -278,10 +279,19 @@ static void keep_state(struct conn *c, const struct decode_session_state *ps)
     c->router_flags = ps->h.flags;
 }
 
+/* The stats row of a stanza the router wrote: its kind from its name, which it starts
+ * with ('<' and the name: the router's own serialisation). */
+static enum stats_id out_stat(const struct decode_deliver *d)
+{
+    char c = d->h.stanza_len > 1 ? d->stanza[1] : 0;
+    return c == 'm' ? STAT_C2S_OUT_MESSAGE : c == 'p' ? STAT_C2S_OUT_PRESENCE : STAT_C2S_OUT_IQ;
+}
+
 /* Writes a delivery to its recipients. Every length in it was checked by decode_deliver();
  * each recipient's entry is copied out and checked before use (decode_rcpt()). */
 static int deliver(struct c2s_thread *t, const struct decode_deliver *d)
 {
+    uint64_t sent = 0;
     for (uint32_t i = 0; i < d->h.nrcpt; i++) {
         struct proto_rcpt rc;
         if (decode_rcpt(d, i, &rc) < 0)
@@ -289,6 +299,7 @@ static int deliver(struct c2s_thread *t, const struct decode_deliver *d)
         struct conn *c = conn_by_id(t, rc.conn);
         if (!c || !(c->fe.flags & CONN_F_BOUND))
             continue;
+        sent++;
         if (!rc.to_len) {
             fe_write(&c->fe, d->stanza, d->h.stanza_len);
             continue;
@@ -303,6 +314,8 @@ static int deliver(struct c2s_thread *t, const struct decode_deliver *d)
         buf_append(b, d->stanza + d->h.to_at, d->h.stanza_len - d->h.to_at);
         fe_write(&c->fe, buf_data(b), buf_used(b));
     }
+    if (sent)
+        stats_add(t->fe.stats, out_stat(d), sent);
     return 0;
 }
 

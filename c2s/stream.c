@@ -4,6 +4,7 @@
  * stanza passes before it is routed, stream errors (§4.9) and stanza errors (§8.3).
  */
 #include "c2s/c2s.h"
+#include "common/core/ctl.h"
 #include "common/xmpp/jid.h"
 #include "common/xmpp/stanza.h"
 #include "common/core/log.h"
@@ -129,6 +130,15 @@ void stream_features(struct conn *c)
     buf_free(&b);
 }
 
+void stream_drained(struct conn *c)
+{
+    const char *to = c->fe.t->cfg->admin.drain_redirect;
+    if (to[0])
+        fe_stream_error_text(&c->fe, "see-other-host", to); /* RFC 6120 §4.9.3.19 */
+    else
+        fe_stream_error(&c->fe, "system-shutdown");
+}
+
 void stream_send_header(struct fe_conn *c)
 {
     send_header((struct conn *)c, (struct xml_str){NULL, 0});
@@ -163,6 +173,14 @@ static void on_open(struct conn *c, const struct xml_event *ev)
     /* No version means a pre-1.0 peer; XMPP 1.0 is all we speak (§4.7.5). */
     if (!ver.p || ver.len < 3 || ver.p[0] < '1' || ver.p[0] > '9' || ver.p[1] != '.') {
         fe_stream_error(&c->fe, "unsupported-version");
+        return;
+    }
+    /* Draining: a client that would log in now hears where to go at its first header
+     * under TLS (so that it can trust a redirect), or at once on a node without TLS;
+     * one on a plaintext stream meets the same at its <auth/> (auth.c). */
+    if (c->fe.t->drain != CTL_DRAIN_OFF && !(c->fe.flags & CONN_F_AUTHED) &&
+        ((c->fe.flags & FE_F_TLS) || !c->fe.t->tls)) {
+        stream_drained(c);
         return;
     }
     c->fe.state = FE_OPEN;

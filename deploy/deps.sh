@@ -13,7 +13,7 @@ set -eu
 PKGS="gcc make pkg-config clang libclang-rt-14-dev
 liburing-dev android-libboringssl-dev libjemalloc-dev libxxhash-dev
 libidn-dev libsqlite3-dev libconfig-dev libexpat1-dev libc-ares-dev dnsmasq-base
-python3 python3-pytest python3-slixmpp python3-cryptography libstrophe-dev
+python3 python3-pytest python3-slixmpp python3-cryptography python3-prometheus-client libstrophe-dev
 prosody lua-unbound ejabberd erlang-base util-linux
 postgresql libpq-dev libnanomsg-dev haproxy"
 

@@ -93,6 +93,8 @@ int main(int argc, char **argv)
     struct store_opts so = {.backend = cfg->storage.backend,
                             .path = cfg->storage.path,
                             .dsn = cfg->storage.dsn,
+                            .password_file = cfg->storage.password_file,
+                            .timeout_ms = cfg->storage.timeout * 1000,
                             .cache = cfg->storage.cache_size};
     if ((rc = store_open(&so, &store)) < 0) {
         LOG_ERROR("storage: %s", strerror(-rc));
@@ -116,6 +118,8 @@ int main(int argc, char **argv)
             LOG_ERROR("shard %u: %s", i, strerror(-rc));
             return 1;
         }
+        shards[i].slot = seg_stats(&seg, topo_stats_shard(cfg, i));
+        store_client_stats(shards[i].store, shards[i].slot);
     }
     if ((rc = shard_link(shards, nshards, l.ring_data_size, l.max_frame)) < 0) {
         LOG_ERROR("cannot link the shards: %s", strerror(-rc));

@@ -52,6 +52,7 @@
 #include "shm/port.h"
 #include "shm/proto.h"
 #include "shm/ring.h"
+#include "shm/stats.h"
 #include "shm/topo.h"
 #include "router/home.h"
 #include "router/link.h"
@@ -193,7 +194,8 @@ struct user_table {
     size_t count;
 };
 
-/* Counters of one shard; RESULTS.md reads them from the fan-out benchmark. */
+/* Counters of one shard; RESULTS.md reads them from the fan-out benchmark, /metrics from
+ * the shard's stats slot (shard.c publishes them there). */
 struct shard_stats {
     uint64_t frames_in, frames_out;
     uint64_t deliveries;      /* recipients reached */
@@ -250,6 +252,7 @@ struct shard {
     struct arena arena; /* per stanza */
     char scratch[16384];
     struct shard_stats stats;
+    struct shm_stats *slot; /* the shard's stats slot (shm/stats.h): stats published there */
     struct rlog *rlog; /* [nfe]: frames s2s has not acknowledged (rlog.c); s2s threads only */
     uint64_t push_seq; /* ids of the pushes this shard sends */
     _Atomic unsigned ctl;      /* control request from main (ROUTER_CTL_*), 0: none */

@@ -543,6 +543,24 @@ static void log_stats(struct shard *s, struct shard_stats *last)
     *last = *n;
 }
 
+/* The counters into the shard's slot for /metrics: a store each, after work. */
+static void publish_stats(struct shard *s)
+{
+    const struct shard_stats *n = &s->stats;
+    if (!s->slot)
+        return;
+    stats_set(s->slot, STAT_SHARD_FRAMES_IN, n->frames_in);
+    stats_set(s->slot, STAT_SHARD_FRAMES_OUT, n->frames_out);
+    stats_set(s->slot, STAT_SHARD_DELIVERIES, n->deliveries);
+    stats_set(s->slot, STAT_SHARD_DELIVER_FRAMES, n->deliver_frames);
+    stats_set(s->slot, STAT_SHARD_FANOUT_FRAMES, n->fanout_frames);
+    stats_set(s->slot, STAT_SHARD_FANOUT_CONTACTS, n->fanout_contacts);
+    stats_set(s->slot, STAT_SHARD_REMOTE_FANOUT_FRAMES, n->remote_fanout_frames);
+    stats_set(s->slot, STAT_SHARD_REMOTE_FANOUT_CONTACTS, n->remote_fanout_contacts);
+    stats_set(s->slot, STAT_SHARD_REMOTE_FORGOTTEN, n->remote_forgotten);
+    stats_set(s->slot, STAT_SHARD_BACKLOG, backlog_total(s));
+}
+
 static uint32_t clock_s(void)
 {
     struct timespec ts;
@@ -617,6 +635,7 @@ void *shard_main(void *arg)
             log_stats(s, &logged);
         }
         if (shard_step(s) || s->retry_out) {
+            publish_stats(s);
             s->retry_out = false;
             s->trim_wakes = TRIM_WAKES;
             continue;

@@ -68,17 +68,14 @@ static void address_close(uint64_t key)
     pthread_mutex_unlock(&addrs.lock);
 }
 
-static uint64_t address_key(int fd)
+/* The peer as the layer recorded it (an IPv4-mapped address as its IPv4 address). */
+static uint64_t address_key(const union net_addr *a)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
     uint64_t k = 0;
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-        return 0;
-    if (ss.ss_family == AF_INET) {
-        memcpy(&k, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-    } else if (ss.ss_family == AF_INET6) {
-        memcpy(&k, &((struct sockaddr_in6 *)&ss)->sin6_addr, 8); /* the /64 */
+    if (a->sa.sa_family == AF_INET) {
+        memcpy(&k, &a->in.sin_addr, 4);
+    } else if (a->sa.sa_family == AF_INET6) {
+        memcpy(&k, &a->in6.sin6_addr, 8); /* the /64 */
         k ^= 1ull << 63;
     }
     return k;
@@ -87,8 +84,9 @@ static uint64_t address_key(int fd)
 static void accepted(struct fe_conn *f, unsigned listener)
 {
     struct s2s_conn *c = (struct s2s_conn *)f;
+    stats_add(f->t->stats, STAT_S2S_CONN_IN, 1);
     s2s_stream_start(f);
-    c->addr_key = address_key(f->fd);
+    c->addr_key = address_key(&f->peer);
     if (!address_open(c->addr_key, f->t->cfg->s2s.max_connections_per_address,
                       &c->addr_counted)) {
         LOG_RL(LOG_LEVEL_WARN, "s2s: too many connections from one address");
@@ -126,6 +124,7 @@ static void closing(struct fe_conn *f)
 static void release(struct fe_conn *f)
 {
     struct s2s_conn *c = (struct s2s_conn *)f;
+    stats_sub(f->t->stats, (f->flags & S2S_F_OUTBOUND) ? STAT_S2S_CONN_OUT : STAT_S2S_CONN_IN, 1);
     free(c->remote);
     c->remote = NULL;
     if (c->addr_counted)

@@ -364,5 +364,7 @@ int in_route(struct s2s_conn *c, const struct xml_event *ev, int kind, int type,
     }
     fe_port_commit(&c->fe, shard, held);
     s2s_thread(&c->fe)->received++;
+    if (kind >= PROTO_MESSAGE && kind <= PROTO_IQ)
+        stats_add(t->stats, (enum stats_id)(STAT_S2S_IN_MESSAGE + kind), 1);
     return 0;
 }

@@ -144,6 +144,7 @@ static int attach(struct s2s_thread *t, const struct seg *seg, const struct conf
     t->fe.ops = &s2s_ops;
     t->fe.fe = PROTO_FE_S2S;
     t->fe.ctl_fd = ctl_fd;
+    t->fe.stats = seg_stats(seg, topo_stats_fe(cfg, topo_fe_index(cfg, PROTO_FE_S2S, t->fe.idx)));
     arena_init(&t->fe.arena, 8192);
     t->db_cfg = &db_cfg;
     if (!(t->acks = calloc(topo_shards(cfg), sizeof *t->acks)))

@@ -421,6 +421,7 @@ bool mcast_fanout(struct s2s_conn *c, struct s2s_mcast *m, const struct decode_r
         left -= got;
     }
     t->sent += stanzas;
+    stats_add(t->fe.stats, STAT_S2S_OUT_PRESENCE, stanzas);
     t->fanout_frames++;
     t->fanout_stanzas += rcpts;
     t->mc_sent += stanzas;

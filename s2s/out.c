@@ -230,6 +230,15 @@ static void fail_verifies(struct s2s_thread *t, struct s2s_domain *d)
     }
 }
 
+/* d's queue is done with: sent or returned. */
+static void queue_gone(struct s2s_thread *t, struct s2s_domain *d)
+{
+    stats_sub(t->fe.stats, STAT_S2S_QUEUED, d->qn);
+    stats_sub(t->fe.stats, STAT_S2S_QUEUED_BYTES, buf_used(&d->q));
+    buf_free(&d->q);
+    d->qn = 0;
+}
+
 /* Stanzas go back to their senders; presence fan-out has nobody to tell (RFC 6121
  * §4.2.2 lets the server say nothing) and is counted. */
 static void bounce_queue(struct s2s_thread *t, struct s2s_domain *d, const char *cond)
@@ -248,8 +257,7 @@ static void bounce_queue(struct s2s_thread *t, struct s2s_domain *d, const char 
         remote_ack(t, q.shard, q.seq);
         p += q.len;
     }
-    buf_free(&d->q);
-    d->qn = 0;
+    queue_gone(t, d);
 }
 
 static void dom_start(struct s2s_thread *t, struct s2s_domain *d);
@@ -296,6 +304,7 @@ static void connect_next(struct s2s_thread *t, struct s2s_domain *d)
         }
         struct s2s_conn *c = (struct s2s_conn *)f;
         f->flags |= S2S_F_OUTBOUND | (a->direct_tls ? FE_F_DIRECT : 0);
+        stats_add(t->fe.stats, STAT_S2S_CONN_OUT, 1);
         f->deadline = t->fe.now + t->fe.cfg->s2s.connect_timeout;
         c->phase = OUT_CONNECTING;
         c->dom = d;
@@ -382,6 +391,7 @@ static void send_fanout(struct s2s_conn *c, const void *frame, uint32_t len)
         n++;
     }
     t->sent += n;
+    stats_add(t->fe.stats, STAT_S2S_OUT_PRESENCE, n); /* fan-out is presence */
     t->fanout_frames++;
     t->fanout_stanzas += n;
 }
@@ -397,6 +407,8 @@ static void send_frame(struct s2s_conn *c, uint16_t kind, const void *frame, uin
         return;
     fe_write(&c->fe, d.raw, d.h.stanza_len);
     s2s_thread(&c->fe)->sent++;
+    if (d.h.kind <= PROTO_IQ)
+        stats_add(c->fe.t->stats, (enum stats_id)(STAT_S2S_OUT_MESSAGE + d.h.kind), 1);
 }
 
 static void send_verifies(struct s2s_conn *c)
@@ -438,8 +450,7 @@ static void dom_use(struct s2s_domain *d, struct s2s_conn *c)
         remote_ack(s2s_thread(&c->fe), q.shard, q.seq);
         p += sizeof q + q.len;
     }
-    buf_free(&d->q);
-    d->qn = 0;
+    queue_gone(s2s_thread(&c->fe), d);
 }
 
 static void dom_ready(struct s2s_conn *c)
@@ -569,6 +580,8 @@ void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t 
     buf_append(&d->q, &q, sizeof q); /* reserved: these cannot fail */
     buf_append(&d->q, frame, len);
     d->qn++;
+    stats_add(t->fe.stats, STAT_S2S_QUEUED, 1);
+    stats_add(t->fe.stats, STAT_S2S_QUEUED_BYTES, sizeof q + len);
     dom_start(t, d);
 }
 

@@ -9,8 +9,8 @@
  * Byte order and alignment are the host's: a segment never leaves the machine.
  *
  * The code that reads and writes these layouts is in ring.h (struct shm_ring, struct
- * shm_frame), bell.h (struct shm_bell) and seg.h (struct shm_seg). Nothing else touches
- * them directly, except tests that corrupt them on purpose.
+ * shm_frame), bell.h (struct shm_bell), stats.h (struct shm_stats) and seg.h (struct
+ * shm_seg). Nothing else touches them directly, except tests that corrupt them on purpose.
  *
  * Fields written at run time by two processes are C11 atomics. They must be lock-free
  * (a lock inside a shared mapping would not be address-free), hence the asserts on
@@ -137,6 +137,26 @@ struct shm_bell {
 _Static_assert(offsetof(struct shm_bell, magic) == 4, "shm_bell.magic");
 _Static_assert(sizeof(struct shm_bell) == SHM_SLOT, "a bell fills one slot");
 
+/* ---- a stats slot --------------------------------------------------------------------------
+ *
+ *      0 +--------------------------------------------------------------+
+ *        | v[0] u64 | v[1] u64 | ...                  | v[63] u64         |  one writer thread
+ *    512 +--------------------------------------------------------------+  stores, anyone loads
+ *
+ * The counters and gauges of one thread (a c2s or s2s thread, a router shard, the router's
+ * own thread), indexed by enum stats_id (stats.h). A slot has exactly one writer, which
+ * stores relaxed (no read-modify-write: nobody else writes the line); readers (the
+ * supervisor's /metrics) load relaxed and sum the slots. Slots are four SHM_SLOTs apart, so
+ * two writers never share a line or a prefetched pair.
+ */
+#define SHM_STATS_MAX 64
+
+struct shm_stats {
+    _Atomic uint64_t v[SHM_STATS_MAX];
+};
+
+_Static_assert(sizeof(struct shm_stats) == 4 * SHM_SLOT, "a stats slot fills four slots");
+
 /* ---- a segment -----------------------------------------------------------------------------
  *
  *   offset
@@ -144,17 +164,19 @@ _Static_assert(sizeof(struct shm_bell) == SHM_SLOT, "a bell fills one slot");
  *        | struct shm_seg: magic "SSEG", version, counts, sizes, offsets |
  *   4096 +--------------------------------------------------------------+ bells_off
  *        | struct shm_bell [n_bells]            (128 bytes each)        |
+ *        +--------------------------------------------------------------+ stats_off
+ *        | struct shm_stats [n_stats]           (512 bytes each)        |
  *        +--------------------------------------------------------------+ rings_off (4096-aligned)
  *        | ring 0: struct shm_ring + data[ring_data_size]               |
  *        | ring 1 ...                           (ring_stride each)      |
  *        | ring n_rings - 1                                             |
  *        +--------------------------------------------------------------+ size
  *
- * Every offset is a pure function of (n_bells, n_rings, ring_data_size): seg_plan()
+ * Every offset is a pure function of (n_bells, n_stats, n_rings, ring_data_size): seg_plan()
  * computes it, and a process that maps a segment checks that the header agrees.
  */
 #define SHM_SEG_MAGIC   0x47455353u /* "SSEG" */
-#define SHM_SEG_VERSION 1u
+#define SHM_SEG_VERSION 2u
 #define SHM_SEG_HDR     4096u
 
 struct shm_seg {
@@ -169,12 +191,16 @@ struct shm_seg {
     uint64_t bells_off;
     uint64_t rings_off;
     uint64_t size;
+    uint32_t n_stats;
+    uint32_t pad_;
+    uint64_t stats_off;
 };
 
 _Static_assert(offsetof(struct shm_seg, n_rings) == 8, "shm_seg.n_rings");
 _Static_assert(offsetof(struct shm_seg, ring_stride) == 24, "shm_seg.ring_stride");
 _Static_assert(offsetof(struct shm_seg, size) == 48, "shm_seg.size");
-_Static_assert(sizeof(struct shm_seg) == 56, "shm_seg header is 56 bytes");
+_Static_assert(offsetof(struct shm_seg, stats_off) == 64, "shm_seg.stats_off");
+_Static_assert(sizeof(struct shm_seg) == 72, "shm_seg header is 72 bytes");
 _Static_assert(sizeof(struct shm_seg) <= SHM_SEG_HDR, "segment header fits its page");
 
 #endif

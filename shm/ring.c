@@ -17,6 +17,19 @@ size_t ring_footprint(uint32_t data_size)
     return sizeof(struct shm_ring) + data_size;
 }
 
+uint64_t ring_occupancy(const void *mem)
+{
+    const struct shm_ring *sh = mem;
+    if (sh->magic != SHM_RING_MAGIC || sh->version != SHM_RING_VERSION)
+        return 0;
+    /* tail first: head only grows and never passes tail + data_size, so a head loaded
+     * later is at least the tail loaded before; no ordering with either end is needed. */
+    uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&sh->head, memory_order_relaxed);
+    uint64_t used = head - tail;
+    return used > sh->data_size ? sh->data_size : used;
+}
+
 int ring_format(void *mem, uint32_t data_size, uint32_t max_frame)
 {
     struct shm_ring *sh = mem;

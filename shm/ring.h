@@ -109,6 +109,11 @@ size_t ring_footprint(uint32_t data_size);
  * 0, or -EINVAL for bad sizes or alignment. */
 int ring_format(void *mem, uint32_t data_size, uint32_t max_frame);
 
+/* Anyone, without attaching (the supervisor's /metrics): bytes published into the formatted
+ * ring at mem and not yet released, frames and padding included; 0 for memory that is not a
+ * ring. A moment's value: both ends go on moving. */
+uint64_t ring_occupancy(const void *mem);
+
 /* Either end, once per thread: binds r to the formatted ring at mem. peer is the bell of the
  * thread at the other end (the consumer's for a producer, the producer's for a consumer), or
  * NULL when that thread never sleeps. Frames of kind > max_kind are refused by both ends;

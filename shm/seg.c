@@ -16,8 +16,8 @@ static size_t round_up(size_t n, size_t to)
     return (n + to - 1) / to * to;
 }
 
-int seg_plan(struct seg_layout *l, uint32_t n_rings, uint32_t n_bells, uint32_t ring_data_size,
-             uint32_t max_frame)
+int seg_plan(struct seg_layout *l, uint32_t n_rings, uint32_t n_bells, uint32_t n_stats,
+             uint32_t ring_data_size, uint32_t max_frame)
 {
     size_t fp = ring_footprint(ring_data_size);
     if (!fp || max_frame < RING_MIN_FRAME || max_frame > ring_data_size / 2)
@@ -25,6 +25,7 @@ int seg_plan(struct seg_layout *l, uint32_t n_rings, uint32_t n_bells, uint32_t 
     memset(l, 0, sizeof *l);
     l->n_rings = n_rings;
     l->n_bells = n_bells;
+    l->n_stats = n_stats;
     l->ring_data_size = ring_data_size;
     l->max_frame = max_frame;
     l->ring_stride = round_up(fp, SHM_SLOT);
@@ -32,7 +33,9 @@ int seg_plan(struct seg_layout *l, uint32_t n_rings, uint32_t n_bells, uint32_t 
     /* Rings start on a page so that their data areas stay page-aligned relative to each
      * other: a ring's pages are then never shared with a bell's line. */
     size_t bells = (size_t)n_bells * sizeof(struct shm_bell);
-    l->rings_off = round_up(l->bells_off + bells, SEG_PAGE);
+    l->stats_off = l->bells_off + bells;
+    size_t stats = (size_t)n_stats * sizeof(struct shm_stats);
+    l->rings_off = round_up(l->stats_off + stats, SEG_PAGE);
     /* n_rings and the stride are < 2^32 and <= 2^30 + 512: the product fits in 64 bits. */
     uint64_t rings = (uint64_t)n_rings * l->ring_stride;
     if (rings > (uint64_t)INT64_MAX - l->rings_off - SEG_PAGE) /* off_t for ftruncate */
@@ -49,6 +52,8 @@ static int seg_format(struct seg *s)
     h->hdr_size = sizeof *h;
     h->n_rings = s->l.n_rings;
     h->n_bells = s->l.n_bells;
+    h->n_stats = s->l.n_stats;
+    h->stats_off = s->l.stats_off;
     h->ring_data_size = s->l.ring_data_size;
     h->max_frame = s->l.max_frame;
     h->ring_stride = s->l.ring_stride;
@@ -109,9 +114,10 @@ static int seg_header_layout(const struct shm_seg *h, struct seg_layout *l)
 {
     if (h->magic != SHM_SEG_MAGIC || h->version != SHM_SEG_VERSION || h->hdr_size != sizeof *h)
         return -EPROTO;
-    if (seg_plan(l, h->n_rings, h->n_bells, h->ring_data_size, h->max_frame) < 0)
+    if (seg_plan(l, h->n_rings, h->n_bells, h->n_stats, h->ring_data_size, h->max_frame) < 0)
         return -EBADMSG;
     if (h->ring_stride != l->ring_stride || h->bells_off != l->bells_off ||
+        h->stats_off != l->stats_off ||
         h->rings_off != l->rings_off || h->size != l->size)
         return -EBADMSG;
     return 0;
@@ -141,7 +147,7 @@ int seg_map(struct seg *s, int fd, const struct seg_layout *l)
     rc = -EBADMSG;
     if (got.size != size)
         goto err_unmap;
-    if (l && (l->n_rings != got.n_rings || l->n_bells != got.n_bells ||
+    if (l && (l->n_rings != got.n_rings || l->n_bells != got.n_bells || l->n_stats != got.n_stats ||
               l->ring_data_size != got.ring_data_size || l->max_frame != got.max_frame))
         goto err_unmap;
     s->l = got;

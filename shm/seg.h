@@ -1,6 +1,6 @@
 /*
- * seg: the shared-memory segment that holds a node's rings and bells (layout: struct shm_seg
- * in abi.h).
+ * seg: the shared-memory segment that holds a node's rings, bells and stats slots (layout:
+ * struct shm_seg in abi.h).
  *
  * The supervisor plans the layout from the counts and sizes in its config (seg_plan),
  * creates the segment (seg_create: memfd_create, ftruncate, seals, mmap MAP_SHARED, formats
@@ -26,12 +26,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Where everything is; a pure function of the four numbers seg_plan() takes. */
+/* Where everything is; a pure function of the five numbers seg_plan() takes. */
 struct seg_layout {
-    uint32_t n_rings, n_bells;
+    uint32_t n_rings, n_bells, n_stats;
     uint32_t ring_data_size, max_frame;
     size_t ring_stride; /* ring_footprint(ring_data_size), rounded up to SHM_SLOT */
-    size_t bells_off, rings_off, size;
+    size_t bells_off, stats_off, rings_off, size;
 };
 
 struct seg {
@@ -42,10 +42,11 @@ struct seg {
 };
 
 /* Plans a segment of n_rings rings (each with ring_data_size bytes of data, frames of at most
- * max_frame bytes, see ring_format()) and n_bells bells. 0, or -EINVAL for sizes ring_format()
- * would refuse, -EOVERFLOW when the total does not fit. */
-int seg_plan(struct seg_layout *l, uint32_t n_rings, uint32_t n_bells, uint32_t ring_data_size,
-             uint32_t max_frame);
+ * max_frame bytes, see ring_format()), n_bells bells and n_stats stats slots (zeroed by
+ * seg_create()). 0, or -EINVAL for sizes ring_format() would refuse, -EOVERFLOW when the
+ * total does not fit. */
+int seg_plan(struct seg_layout *l, uint32_t n_rings, uint32_t n_bells, uint32_t n_stats,
+             uint32_t ring_data_size, uint32_t max_frame);
 
 /* Supervisor: creates, maps and formats a segment laid out as l; name shows in
  * /proc/<pid>/fd (memfd:name). s owns the fd (not close-on-exec, for the children).
@@ -71,6 +72,14 @@ static inline void *seg_ring(const struct seg *s, uint32_t i)
 static inline struct shm_bell *seg_bell(const struct seg *s, uint32_t i)
 {
     return (struct shm_bell *)((unsigned char *)s->base + s->l.bells_off) + i;
+}
+
+/* Stats slot i (stats.h), or NULL past the plan's n_stats. */
+static inline struct shm_stats *seg_stats(const struct seg *s, uint32_t i)
+{
+    if (i >= s->l.n_stats)
+        return NULL;
+    return (struct shm_stats *)((unsigned char *)s->base + s->l.stats_off) + i;
 }
 
 #endif

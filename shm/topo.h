@@ -8,6 +8,9 @@
  *           [(T+U)*S, 2*(T+U)*S)   shard s -> front-end thread g      at (T+U)*S + g*S + s
  *   bells   [0, S)                 shard s
  *           [S, S+T+U)             front-end thread g
+ *   stats   [0, T+U)               front-end thread g (stats.h: its counters and gauges)
+ *           [T+U, T+U+S)           shard s
+ *           T+U+S                  the router's own thread (and the cluster's links)
  *
  * A frame holds a stanza of up to c2s.max_stanza_size plus its addresses, or a
  * delivery list; TOPO_FRAME_SLACK covers the rest. Larger messages go in pieces.
@@ -95,6 +98,27 @@ static inline uint32_t topo_bells(const struct config *c)
     return topo_shards(c) + topo_fe_threads(c);
 }
 
+static inline uint32_t topo_stats_fe(const struct config *c, unsigned g)
+{
+    (void)c;
+    return g;
+}
+
+static inline uint32_t topo_stats_shard(const struct config *c, unsigned s)
+{
+    return topo_fe_threads(c) + s;
+}
+
+static inline uint32_t topo_stats_router(const struct config *c)
+{
+    return topo_fe_threads(c) + topo_shards(c);
+}
+
+static inline uint32_t topo_stats(const struct config *c)
+{
+    return topo_stats_router(c) + 1;
+}
+
 /* The segment's plan. 0 or -EINVAL when the ring size cannot hold the largest frame. */
 static inline int topo_plan(const struct config *c, struct seg_layout *l)
 {
@@ -102,7 +126,8 @@ static inline int topo_plan(const struct config *c, struct seg_layout *l)
     uint32_t size = (uint32_t)c->shm.ring_size;
     while (size < 2 * frame)
         size *= 2; /* a ring must hold two of the largest frames */
-    return seg_plan(l, 2 * topo_fe_threads(c) * topo_shards(c), topo_bells(c), size, frame);
+    return seg_plan(l, 2 * topo_fe_threads(c) * topo_shards(c), topo_bells(c), topo_stats(c), size,
+                    frame);
 }
 
 /* Attaches one end of the node's rings: front-end thread g = idx (front_end) or shard idx.

@@ -205,7 +205,9 @@ static int set_route(const struct config_directive *d, struct config_route *r, c
 
 static size_t item_size(enum config_type t)
 {
-    return t == CONFIG_T_ROUTE ? sizeof(struct config_route) : sizeof(struct config_addr);
+    return t == CONFIG_T_ROUTE    ? sizeof(struct config_route)
+           : t == CONFIG_T_PREFIX ? sizeof(struct net_prefix)
+                                  : sizeof(struct config_addr);
 }
 
 static void *item_at(enum config_type t, void *items, size_t i)
@@ -213,11 +215,13 @@ static void *item_at(enum config_type t, void *items, size_t i)
     return (char *)items + i * item_size(t);
 }
 
-/* What no two items of a list may share: the address, or the domain of a route. */
+/* What no two items of a list may share: the address, the domain of a route, or the
+ * prefix in its normal form. */
 static const char *item_key(enum config_type t, const void *item)
 {
-    return t == CONFIG_T_ROUTE ? ((const struct config_route *)item)->domain
-                               : ((const struct config_addr *)item)->text;
+    return t == CONFIG_T_ROUTE    ? ((const struct config_route *)item)->domain
+           : t == CONFIG_T_PREFIX ? ((const struct net_prefix *)item)->text
+                                  : ((const struct config_addr *)item)->text;
 }
 
 static void list_clear(enum config_type t, struct config_list *l)
@@ -323,6 +327,7 @@ static int set_text(const struct config_directive *d, struct config *c, const ch
         list_clear(d->item, field(c, d));
         return 0;
     case CONFIG_T_ROUTE:
+    case CONFIG_T_PREFIX:
         break;
     }
     snprintf(msg, n, "%s is not a valid value", quoted);
@@ -572,6 +577,7 @@ static const char *expected(enum config_type t)
     case CONFIG_T_ADDR:
         return "an address string such as \"127.0.0.1:5222\"";
     case CONFIG_T_ROUTE:
+    case CONFIG_T_PREFIX:
     case CONFIG_T_LIST:
         return "a list of strings, [ \"...\", \"...\" ]";
     }
@@ -608,8 +614,9 @@ static int set_list(struct config_loader *ld, const struct config_directive *d,
             goto out;
         }
         const char *text = config_setting_get_string(e);
-        rc = d->item == CONFIG_T_ROUTE ? set_route(d, item, text, why, sizeof why)
-                                       : set_addr(d, item, text, why, sizeof why);
+        rc = d->item == CONFIG_T_ROUTE    ? set_route(d, item, text, why, sizeof why)
+             : d->item == CONFIG_T_PREFIX ? net_prefix_parse(text, item, why, sizeof why)
+                                          : set_addr(d, item, text, why, sizeof why);
         if (rc == 0)
             l.n = i + 1;
         if (rc == -ENOMEM) {
@@ -717,6 +724,38 @@ static int fail_at(struct config_loader *ld, const char *name, const char *fmt, 
 }
 
 /* Rules between directives, and on a value's form, which the table cannot express. */
+/* "host:port": a domain name (letters, digits, '-', '.'), an IPv4 address or an [IPv6] one,
+ * and a port 1..65535. What a client is sent to must be something it can connect to. */
+static bool config_host_port(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    unsigned long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (port < 1 || port > 65535)
+        return false;
+    if (s[0] == '[') {
+        char a[64];
+        struct in6_addr in6;
+        size_t n = (size_t)(colon - s);
+        if (n < 3 || colon[-1] != ']' || n - 2 >= sizeof a)
+            return false;
+        memcpy(a, s + 1, n - 2);
+        a[n - 2] = '\0';
+        return inet_pton(AF_INET6, a, &in6) == 1;
+    }
+    for (const char *p = s; p < colon; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.'))
+            return false;
+    return true;
+}
+
 static int cross_check(struct config_loader *ld)
 {
     const struct config *c = ld->c;
@@ -736,6 +775,8 @@ static int cross_check(struct config_loader *ld)
     if (c->c2s.listen.len && c->c2s.listen.len == c->c2s.listen_tls.len &&
         !memcmp(&c->c2s.listen.addr, &c->c2s.listen_tls.addr, c->c2s.listen.len))
         return fail_at(ld, "c2s.listen_tls", "\"%s\" is c2s.listen too", c->c2s.listen.text);
+    if (c->admin.drain_redirect[0] && !config_host_port(c->admin.drain_redirect))
+        return fail_at(ld, "admin.drain_redirect", "\"%s\" is not host:port", c->admin.drain_redirect);
     if (c->shm.ring_size < 2ull * c->c2s.max_stanza_size) {
         config_show_num(a, sizeof a, config_find("shm.ring_size"), c->shm.ring_size);
         config_show_num(b, sizeof b, config_find("c2s.max_stanza_size"), c->c2s.max_stanza_size);

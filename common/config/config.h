@@ -45,6 +45,7 @@
 #define STARLING_CONFIG_H
 
 #include "common/core/log.h"
+#include "common/net/addr.h"
 #include "common/store/store.h"
 
 #include <netinet/in.h>
@@ -79,7 +80,16 @@ struct config_list {
         void *items;
         struct config_addr *addrs;   /* a list of addresses */
         struct config_route *routes; /* a list of routes */
+        struct net_prefix *prefixes; /* a list of address prefixes */
     };
+};
+
+/* Who may open a connection with a PROXY protocol header (common/net/proxy.h), and the
+ * bounds on it: a front end's, which the front-end layer reads (fe_thread.proxy). */
+struct config_proxy {
+    struct config_list from; /* of struct net_prefix; empty: nobody */
+    uint32_t timeout;        /* seconds from the connection to the header's end */
+    uint32_t max_header;     /* bytes of a v2 header at most */
 };
 
 enum config_resource_conflict {
@@ -98,6 +108,8 @@ struct config {
         enum store_backend backend;
         const char *path;
         const char *dsn;
+        const char *password_file;
+        uint32_t timeout;
         uint64_t cache_size;
     } storage;
     struct {
@@ -116,6 +128,7 @@ struct config {
         uint32_t login_rate, login_burst;     /* per client address; rate 0: unlimited */
         uint32_t auth_failures_per_account, auth_failures_per_address, auth_failure_window;
         uint32_t max_plain_pending; /* per c2s thread */
+        struct config_proxy proxy;
     } c2s;
     struct {
         uint32_t shards;
@@ -171,6 +184,13 @@ struct config {
         uint64_t max_link_bytes;   /* what waits for one slow link, per node */
         const char *status_file;   /* written each second; starlingctl cluster reads it */
     } cluster;
+    struct {
+        struct config_addr listen; /* the HTTP admin listener (common/admin/); "": none */
+        uint32_t max_connections, max_request, timeout;
+        uint32_t drain_grace;
+        const char *drain_redirect; /* "host:port" for <see-other-host/>; "": none */
+        const char *pid_file;       /* "": none */
+    } admin;
 
     const char *path;       /* the file this snapshot was read from; NULL for the defaults */
     _Atomic unsigned refs_; /* private: see config_ref() */

@@ -52,10 +52,12 @@ static void put_values(FILE *f, const char *indent, const struct config_directiv
     case CONFIG_T_LIST:
         config_show_num(hi, sizeof hi, d, d->max);
         fprintf(f, "a list of at most %s %s", hi,
-                d->item == CONFIG_T_ROUTE ? "\"domain=IPv4:port\" or \"domain=[IPv6]:port\""
-                                          : "\"IPv4:port\" or \"[IPv6]:port\"");
+                d->item == CONFIG_T_ROUTE    ? "\"domain=IPv4:port\" or \"domain=[IPv6]:port\""
+                : d->item == CONFIG_T_PREFIX ? "addresses or prefixes, \"IP\" or \"IP/bits\""
+                                             : "\"IPv4:port\" or \"[IPv6]:port\"");
         break;
     case CONFIG_T_ROUTE:
+    case CONFIG_T_PREFIX:
         break;
     }
     fputs(d->flags & CONFIG_F_RESTART ? "; a restart applies it\n" : "; a reload applies it\n", f);

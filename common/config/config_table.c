@@ -62,15 +62,17 @@ static const char *const config_conflicts[] = {
             FIELD_SIZE(f), def_, 0, 0, NULL, doc_, 0                                               \
     }
 
-/* A list of `item`s (ADDR or ROUTE), at most hi of them; its default is the empty list. */
+/* A list of `item`s (ADDR, ROUTE or PREFIX), at most hi of them; its default is the empty
+ * list. */
 #define LIST(item_, n, f, hi, fl, doc_)                                                            \
     {                                                                                              \
         n, CONFIG_T_LIST, fl,                                                                      \
             FIELD_OK(                                                                              \
                 f,                                                                                 \
                 FIELD_SIZE(f) == sizeof(struct config_list) &&                                     \
-                    (CONFIG_T_##item_ == CONFIG_T_ADDR || CONFIG_T_##item_ == CONFIG_T_ROUTE),     \
-                n ": not a list of addresses or routes"),                                          \
+                    (CONFIG_T_##item_ == CONFIG_T_ADDR || CONFIG_T_##item_ == CONFIG_T_ROUTE ||    \
+                     CONFIG_T_##item_ == CONFIG_T_PREFIX),                                         \
+                n ": not a list of addresses, routes or prefixes"),                                \
             FIELD_SIZE(f), "", 0, hi, NULL, doc_, CONFIG_T_##item_                                 \
     }
 
@@ -88,14 +90,25 @@ const struct config_directive config_table[] = {
          "How much goes to stderr. debug logs every stanza: never in production."),
     ENUM("storage.backend", storage.backend, "sqlite", config_backends, RESTART,
          "Where accounts, rosters and offline messages live: sqlite (one file, nothing to\n"
-         "set up) or postgresql (shared by a cluster; not built yet)."),
+         "set up) or postgresql (shared by a cluster: storage.dsn says where)."),
     STR("storage.path", storage.path, "starling.db", 1, 4095, PATH | RESTART,
         "The SQLite database file, created when missing (its folder must exist).\n"
         "starlingctl opens the same file while the server runs. Beside it, c2s keeps\n"
         "the secret that SCRAM's answers about unknown users derive from (PATH.secret)."),
     STR("storage.dsn", storage.dsn, "", 0, 4095, RESTART,
-        "The PostgreSQL connection string (\"host=db dbname=starling\"), used when\n"
-        "storage.backend is postgresql."),
+        "The PostgreSQL connection string (\"host=db dbname=starling user=starling\", or a\n"
+        "postgresql:// URI), used when storage.backend is postgresql. It may hold the\n"
+        "password; storage.password_file keeps it out of this file."),
+    STR("storage.password_file", storage.password_file, "", 0, 4095, PATH | RESTART,
+        "PostgreSQL: a file whose first line is the password (a mounted Kubernetes\n"
+        "Secret), read at every connection and never logged; it overrides the DSN's.\n"
+        "\"\": the DSN's, or libpq's usual ~/.pgpass and PGPASSWORD."),
+    NUM(DURATION, "storage.timeout", storage.timeout, "10", 1, 600, RESTART,
+        "PostgreSQL: how long a request waits for a connection while the database is\n"
+        "unreachable (the store reconnects by itself), and how long results may stop\n"
+        "coming before a connection counts as lost; then the request fails and the\n"
+        "client gets an error it can retry. Also how long start-up waits for the\n"
+        "database."),
     NUM(SIZE, "storage.cache_size", storage.cache_size, "256K", 64 * K, 1 * G, RESTART,
         "SQLite's page cache in each process that opens the database (c2s and router).\n"
         "The operating system caches the file as well: a page missed here costs a read\n"
@@ -148,8 +161,8 @@ const struct config_directive config_table[] = {
         10000000, 0,
         "Client connections from one address (an IPv6 /64 counts as one) at once; one\n"
         "more gets policy-violation. 0: no limit. The default serves an office behind\n"
-        "one NAT address. There is no PROXY protocol yet: behind a load balancer every\n"
-        "client has the balancer's address, so set 0 there (or its client count)."),
+        "one NAT address. Behind a load balancer, list it in c2s.proxy_from, or every\n"
+        "client has the balancer's address (then set 0, or its client count)."),
     ENUM("c2s.resource_conflict", c2s.resource_conflict, "replace", config_conflicts, 0,
          "A client binds a resource that is in use: replace closes the older session\n"
          "(RFC 6120 §7.7.2.2), refuse fails the new bind."),
@@ -160,8 +173,8 @@ const struct config_directive config_table[] = {
         "Logins per second one client address (an IPv6 /64) may start, after a burst\n"
         "of login_burst. A login beyond it is not refused: the answer to its <auth/>\n"
         "waits for its turn, as long as handshake_timeout allows (past that:\n"
-        "temporary-auth-failure). 0: no limit. Behind a load balancer (no PROXY\n"
-        "protocol yet) every login comes from its address: raise it or set 0."),
+        "temporary-auth-failure). 0: no limit. Behind a load balancer not in\n"
+        "c2s.proxy_from every login comes from its address: raise it or set 0."),
     NUM(INT, "c2s.login_burst", c2s.login_burst, "200", 1, 1000000, 0,
         "Logins one client address may start at once before login_rate paces them:\n"
         "an office that reconnects after an outage logs in without waiting."),
@@ -177,13 +190,30 @@ const struct config_directive config_table[] = {
         "temporary-auth-failure until the window has room again. Bounds guessing\n"
         "across many accounts. Repeated failures on one account count once, so a\n"
         "device with a stale password does not lock out the rest of its office.\n"
-        "Behind a load balancer (no PROXY protocol yet), set 0. 0: no limit."),
+        "Behind a load balancer not in c2s.proxy_from, set 0. 0: no limit."),
     NUM(DURATION, "c2s.auth_failure_window", c2s.auth_failure_window, "10m", 1, 86400, 0,
         "The window of auth_failures_per_account and auth_failures_per_address."),
     NUM(INT, "c2s.max_plain_pending", c2s.max_plain_pending, "256", 1, 1000000, 0,
         "PLAIN logins one c2s thread may have waiting for the password worker (PBKDF2\n"
         "takes about half a millisecond each); more get temporary-auth-failure at once\n"
         "rather than waiting behind them. SCRAM logins do not queue there."),
+    LIST(PREFIX, "c2s.proxy_from", c2s.proxy.from, 1000, 0,
+         "Load balancers that speak the PROXY protocol to c2s (HAProxy's send-proxy or\n"
+         "send-proxy-v2; version 1 or 2, told apart by its first bytes), as addresses or\n"
+         "prefixes: [ \"10.0.0.0/8\", \"127.0.0.2\", \"::1/128\" ]. A connection from one of\n"
+         "them must start with a PROXY header, or it is closed (without a word: its peer\n"
+         "is a balancer); the client's address the header names is then the\n"
+         "connection's, for the logs and every per-address limit. A LOCAL header (a\n"
+         "balancer's health check) or one naming no TCP client keeps the balancer's\n"
+         "address. From any other address a header is never read: it fails as XML, so no\n"
+         "client can claim another's address. Empty: nobody."),
+    NUM(DURATION, "c2s.proxy_timeout", c2s.proxy.timeout, "5", 1, 600, 0,
+        "Time a connection from c2s.proxy_from has to send its whole PROXY header (a\n"
+        "balancer sends it at once); then it is closed."),
+    NUM(SIZE, "c2s.proxy_max_header", c2s.proxy.max_header, "1K", 256, 65551, 0,
+        "Bytes of the largest PROXY header v2 accepted (16, the addresses, the TLVs a\n"
+        "balancer adds, which are skipped); a longer one closes the connection. Version\n"
+        "1 has its own bound, 107 bytes."),
     NUM(INT, "router.shards", router.shards, "0", 0, 256, RESTART,
         "Shard workers of the router process; a bare JID lives in shard\n"
         "xxh3(jid) % shards. 0: half the cores, at least one."),
@@ -374,6 +404,29 @@ const struct config_directive config_table[] = {
     NUM(INT, "blocking.max_items", blocking.max_items, "1000", 1, 10000, 0,
         "JIDs one user's blocklist (XEP-0191) holds at most; a block request that would\n"
         "go past it is refused whole (not-allowed)."),
+    ADDR("admin.listen", admin.listen, "", EMPTY | RESTART,
+         "Where the supervisor answers HTTP GET /health (200 while every process runs),\n"
+         "/ready (200 while the node serves and is not draining: a load balancer's check)\n"
+         "and /metrics (Prometheus text format). No authentication: keep it on loopback or\n"
+         "a management network. \"\" disables it."),
+    NUM(INT, "admin.max_connections", admin.max_connections, "16", 1, 1000, RESTART,
+        "Admin connections open at once; one more gets 503 and is closed."),
+    NUM(SIZE, "admin.max_request", admin.max_request, "8K", 1 * K, 1 * M, 0,
+        "Bytes of an admin request's line and headers; a longer one gets 431."),
+    NUM(DURATION, "admin.timeout", admin.timeout, "10", 1, 600, 0,
+        "Time an admin connection has to send its request and read the answer; then it\n"
+        "gets 408 (when its request is not complete) and is closed."),
+    NUM(DURATION, "admin.drain_grace", admin.drain_grace, "30", 0, 86400, 0,
+        "After `starlingctl drain` (or SIGUSR1 to the supervisor) /ready fails at once and\n"
+        "no new client logs in; after this long every client stream still open is ended\n"
+        "with see-other-host (with admin.drain_redirect) or system-shutdown. The node\n"
+        "keeps running until stopped; `starlingctl undrain` (or SIGUSR2) serves again."),
+    STR("admin.drain_redirect", admin.drain_redirect, "", 0, 1023, 0,
+        "\"host:port\" (a name, an IPv4 address or an [IPv6] one) that draining sends\n"
+        "clients to with <see-other-host/> (RFC 6120 §4.9.3.19); \"\": system-shutdown."),
+    STR("admin.pid_file", admin.pid_file, "", 0, 4095, PATH | RESTART,
+        "A file the supervisor writes its process id to at start (and removes at exit),\n"
+        "where `starlingctl drain` and `undrain` find it. \"\": none."),
 };
 
 #undef RESTART

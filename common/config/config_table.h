@@ -17,6 +17,7 @@ enum config_type {
     CONFIG_T_ENUM,     /* enum field: the index of the value in `choices` */
     CONFIG_T_ADDR,     /* struct config_addr field */
     CONFIG_T_ROUTE,    /* struct config_route: a list item only */
+    CONFIG_T_PREFIX,   /* struct net_prefix: a list item only */
     CONFIG_T_LIST,     /* struct config_list field of `item`s; min..max is the count */
 };
 
@@ -34,7 +35,7 @@ struct config_directive {
     uint64_t min, max;          /* numbers: the value; strings: the length */
     const char *const *choices; /* CONFIG_T_ENUM: the names, NULL-terminated */
     const char *doc;            /* for the sample file; '\n' separates lines */
-    enum config_type item;      /* CONFIG_T_LIST: its items' type (ADDR or ROUTE) */
+    enum config_type item;      /* CONFIG_T_LIST: its items' type (ADDR, ROUTE or PREFIX) */
 };
 
 extern const struct config_directive config_table[];

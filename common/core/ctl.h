@@ -22,9 +22,14 @@ enum ctl_type {
     CTL_SHUTDOWN,    /* supervisor -> child: drain and exit (c2s: system-shutdown) */
     CTL_RELOAD,      /* supervisor -> child: re-read what can change at run time */
     CTL_PEER_BROKEN, /* child -> supervisor: arg's process wrote a corrupt frame: replace it */
+    CTL_DRAIN,       /* supervisor -> c2s: arg (enum ctl_drain) is what to refuse from now on */
     CTL_REHOME,      /* router -> supervisor -> c2s: the cluster lost a node; register every
                         session again with its home (router/link.h) */
 };
+
+/* Draining (`starlingctl drain`, common/admin/): LOGINS refuses new logins, ALL also ends
+ * every client stream (after admin.drain_grace); OFF serves again. */
+enum ctl_drain { CTL_DRAIN_OFF, CTL_DRAIN_LOGINS, CTL_DRAIN_ALL };
 
 enum ctl_role { CTL_ROLE_ROUTER, CTL_ROLE_C2S, CTL_ROLE_S2S };
 

@@ -9,6 +9,8 @@
  *     thread, slot, generation) as shm/proto.h draws them;
  *   - each connection's output (double-buffered: `out` is frozen while a send is in
  *     flight, `next` gathers behind it), under TLS when it has it;
+ *   - a PROXY protocol header first, on connections from the balancers the front end
+ *     names (fe_thread.proxy): their client's address becomes the connection's;
  *   - the stream's input: the XML parser fed with what arrives, input held while the
  *     router, the store or a full ring must answer first, stream errors;
  *   - its port to the router's shards: a ring each way per shard, a backlog of messages
@@ -20,8 +22,9 @@
  * connection is).
  *
  * Files, by job: loop.c (the io_uring), conn.c (the pool, output, TLS, the paused list),
- * stream.c (input, holding, stream errors), port.c (the rings to the shards), serve.c
- * (the process's main thread: the supervisor's messages and signals).
+ * proxy.c (a new connection's address, and its PROXY header), stream.c (input, holding,
+ * stream errors), port.c (the rings to the shards), serve.c (the process's main thread:
+ * the supervisor's messages and signals).
  *
  * Threads: everything here runs on the thread that owns the fe_thread or connection
  * given, but the fields the process's main thread sets before the thread starts, and
@@ -33,12 +36,14 @@
 #include "common/config/config.h"
 #include "common/core/arena.h"
 #include "common/core/buf.h"
+#include "common/net/addr.h"
 #include "common/xmpp/xml.h"
 
 #include "shm/backlog.h"
 #include "shm/bell.h"
 #include "shm/port.h"
 #include "shm/ring.h"
+#include "shm/stats.h"
 
 #include <liburing.h>
 #include <stdatomic.h>
@@ -55,6 +60,7 @@ enum fe_state {
     FE_HEADER,  /* waiting for the peer's stream header */
     FE_TLS,     /* TLS handshake in progress */
     FE_OPEN,    /* stream open */
+    FE_PROXY,   /* waiting for a balancer's PROXY header: not yet the front end's */
     FE_PROTO,   /* the first of a front end's own states */
     FE_CLOSING = 14, /* stream closed or errored: flushing, then closing the socket */
     FE_FREE = 15,
@@ -87,6 +93,10 @@ struct fe_conn {
     uint32_t last_rx;  /* thread clock (seconds) of the last byte received */
     uint32_t last_tx;  /* ... and sent */
     uint32_t deadline; /* thread clock by which the current phase must end; 0: none */
+    uint8_t listener;  /* the index in fe_thread.lfd of the listener that accepted it */
+    /* The peer: the socket's, or the client a PROXY header named; AF_UNSPEC when it
+     * has none that is IP. */
+    union net_addr peer;
     struct xml_parser xp;
     struct buf in;   /* received plaintext the parser has not released */
     struct buf out;  /* bytes being sent (ciphertext under TLS): frozen while a send is out */
@@ -109,7 +119,8 @@ struct fe_conn {
  * of these would make both harder to read. */
 struct fe_ops {
     size_t conn_size; /* of the front end's connection, struct fe_conn first */
-    /* A new connection from listener `listener` (its index in fe_thread.lfd). */
+    /* A new connection from listener `listener` (its index in fe_thread.lfd), its
+     * peer's address known: after its PROXY header when it must send one. */
     void (*accepted)(struct fe_conn *c, unsigned listener);
     /* The connect of fe_connect() finished: res 0, or -errno (the caller closes). */
     void (*connected)(struct fe_conn *c, int res);
@@ -134,8 +145,17 @@ struct fe_ops {
     void (*control)(struct fe_thread *t, unsigned req);
 };
 
-/* Control requests from the process's main thread (fe_control()). */
-enum { FE_CTL_NONE, FE_CTL_STOP, FE_CTL_ROUTER_DOWN, FE_CTL_ROUTER_UP, FE_CTL_RELOAD, FE_CTL_REHOME };
+/* Control requests from the process's main thread (fe_control()). FE_CTL_DRAIN: the
+ * supervisor's CTL_DRAIN, its level (enum ctl_drain) in fe_thread.next_drain. */
+enum {
+    FE_CTL_NONE,
+    FE_CTL_STOP,
+    FE_CTL_ROUTER_DOWN,
+    FE_CTL_ROUTER_UP,
+    FE_CTL_RELOAD,
+    FE_CTL_DRAIN,
+    FE_CTL_REHOME,
+};
 
 /* An eventfd read through the ring, and what to do when it fires. */
 struct fe_watch {
@@ -176,6 +196,12 @@ struct fe_thread {
     const struct config *next_cfg; /* FE_CTL_RELOAD: the snapshot to switch to */
     struct tls_ctx *next_tls;      /* ... and the TLS context (certificate renewed) */
     struct tls_ctx *tls;
+    unsigned next_drain;           /* FE_CTL_DRAIN: the level to switch to */
+    unsigned drain;                /* enum ctl_drain (common/core/ctl.h): what a front end refuses */
+    struct shm_stats *stats;       /* this thread's stats slot (shm/stats.h); NULL: none */
+    /* Who must open with a PROXY header, and its bounds: the front end's settings in
+     * cfg, set by the front end before fe_run() and at each FE_CTL_RELOAD; NULL: nobody. */
+    const struct config_proxy *proxy;
 
     struct io_uring ring;
     int lfd[2]; /* listeners (a front end's: plain and Direct TLS for c2s); -1 when off */
@@ -244,6 +270,9 @@ void fe_control(struct fe_thread *t, unsigned req);
 /* The process's main thread: hands req to each of n threads and waits until each has
  * done it (not for FE_CTL_STOP, which ends them: join them instead). */
 void fe_request(struct fe_thread *const *ts, unsigned n, unsigned req);
+/* Bytes from c's socket: its PROXY header (FE_PROXY), else ciphertext under TLS, else
+ * plaintext for fe_input(). */
+void fe_conn_input(struct fe_conn *c, const char *data, size_t n);
 void fe_arm_recv(struct fe_conn *c);
 void fe_cancel_recv(struct fe_conn *c);
 /* A connect in flight gives up (its completion comes back -ECANCELED). */
@@ -282,6 +311,18 @@ int fe_listen(const struct config_addr *a);
 /* The process's main thread, before the threads listen: 0 when nobody else listens on a
  * (waiting two seconds for a predecessor to let go), -EADDRINUSE or another -errno. */
 int fe_address_free(const struct config_addr *a);
+
+/* ---- proxy.c ---- */
+/* A socket accepted on listener `listener` into c: its peer recorded, then either
+ * ops->accepted() or, from an address in t->proxy->from, state FE_PROXY until its
+ * header has come (within proxy->timeout; anything else closes it without a word). */
+void fe_accepted(struct fe_conn *c, unsigned listener);
+/* Bytes from a connection in FE_PROXY (fe_conn_input() hands them on): held until the
+ * header is whole, then the peer replaced as it says, ops->accepted() called, and the
+ * bytes after it handed to fe_conn_input() as the stream's first. */
+void fe_proxy_input(struct fe_conn *c, const char *data, size_t n);
+/* The sweep's: a connection still in FE_PROXY past its deadline is closed. */
+void fe_proxy_tick(struct fe_conn *c);
 
 /* ---- serve.c ---- */
 /* The process's main thread, once the n threads ts run: tells the supervisor it is ready
@@ -342,6 +383,9 @@ static inline void fe_restart(struct fe_conn *c)
 }
 /* Sends <stream:error/> with this condition (and our header first if not yet sent). */
 void fe_stream_error(struct fe_conn *c, const char *condition);
+/* The same with text as the condition element's content (escaped): see-other-host's
+ * "host:port" (RFC 6120 §4.9.3.19). */
+void fe_stream_error_text(struct fe_conn *c, const char *condition, const char *text);
 /* Ends the stream (our closing tag if our header is out) and the connection. */
 void fe_stream_close(struct fe_conn *c);
 

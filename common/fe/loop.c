@@ -113,6 +113,8 @@ struct fe_conn *fe_connect(struct fe_thread *t, const struct sockaddr *sa, sockl
         *err = sqe ? -EMFILE : -EBUSY;
         return NULL;
     }
+    if (len <= sizeof c->peer)
+        memcpy(&c->peer, sa, len);
     io_uring_prep_connect(sqe, fd, sa, len);
     io_uring_sqe_set_data64(sqe, ud_pack(OP_CONNECT, c->slot, c->gen));
     c->ops |= FE_OP_CONNECT;
@@ -355,10 +357,13 @@ static uint32_t clock_s(void)
     return (uint32_t)ts.tv_sec;
 }
 
-/* Ciphertext or plaintext from the socket. */
-static void conn_input(struct fe_conn *c, const char *data, size_t n)
+void fe_conn_input(struct fe_conn *c, const char *data, size_t n)
 {
     c->last_rx = c->t->now;
+    if (c->state == FE_PROXY) {
+        fe_proxy_input(c, data, n);
+        return;
+    }
     if (!c->tls) {
         fe_input(c, data, n);
         return;
@@ -423,7 +428,7 @@ static void on_accept(struct fe_thread *t, unsigned which, const struct io_uring
         close(fd);
         return;
     }
-    t->ops->accepted(c, which);
+    fe_accepted(c, which);
     fe_maybe_release(c);
 }
 
@@ -433,7 +438,7 @@ static void on_recv(struct fe_thread *t, struct fe_conn *c, const struct io_urin
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         if (c && cqe->res > 0 && c->state != FE_CLOSING)
-            conn_input(c, t->bufs + (size_t)bid * t->bufsize, (size_t)cqe->res);
+            fe_conn_input(c, t->bufs + (size_t)bid * t->bufsize, (size_t)cqe->res);
         recycle(t, bid);
     }
     if (!c)
@@ -484,11 +489,18 @@ static void sweep(struct fe_thread *t)
             fe_maybe_release(c);
             continue;
         }
-        t->ops->tick(c);
+        if (c->state == FE_PROXY)
+            fe_proxy_tick(c);
+        else
+            t->ops->tick(c);
         if (c->state != FE_CLOSING && !(c->ops & FE_OP_SEND))
             fe_trim(c);
     }
     fe_port_trim(t);
+    uint64_t waiting = 0;
+    for (unsigned s = 0; s < t->nshards; s++)
+        waiting += t->backlog[s].bytes;
+    stats_set(t->stats, STAT_FE_BACKLOG, waiting);
 }
 
 int fe_listen(const struct config_addr *a)
@@ -718,6 +730,8 @@ void fe_control(struct fe_thread *t, unsigned req)
             t->tls = t->next_tls;
     } else if (req == FE_CTL_ROUTER_UP) {
         t->router_down = false;
+    } else if (req == FE_CTL_DRAIN) {
+        t->drain = t->next_drain;
     }
     /* The front end's part: after the router's return, its sessions registered again,
      * then what the old router had not finished, then held input flows. */

@@ -1,7 +1,8 @@
 /*
  * serve.c: a front-end process's main thread once its threads run: the supervisor's
  * control socket and the signals, which reach this thread only (the loops must never be
- * interrupted).
+ * interrupted). CTL_DRAIN goes to every thread as FE_CTL_DRAIN; what draining means is
+ * the front end's (c2s/stream.c).
  */
 #include "common/fe/fe.h"
 #include "common/core/ctl.h"
@@ -43,6 +44,13 @@ void fe_serve(int ctl_fd, int sfd, unsigned role, struct fe_thread *const *ts, u
             fe_request(ts, n, FE_CTL_ROUTER_DOWN);
             struct ctl_msg ack = {CTL_PEER_RESET, m.arg};
             send(ctl_fd, &ack, sizeof ack, MSG_NOSIGNAL);
+        } else if (m.type == CTL_DRAIN) {
+            for (unsigned i = 0; i < n; i++)
+                ts[i]->next_drain = m.arg;
+            fe_request(ts, n, FE_CTL_DRAIN);
+            LOG_INFO("%s", m.arg == CTL_DRAIN_OFF      ? "serving again: logins accepted"
+                           : m.arg == CTL_DRAIN_LOGINS ? "draining: new logins refused"
+                                                       : "draining: every stream ended");
         } else if (m.type == CTL_REHOME) {
             fe_request(ts, n, FE_CTL_REHOME);
         } else if (m.type == CTL_PEER_UP && m.arg == CTL_ROLE_ROUTER) {

@@ -7,6 +7,7 @@
  */
 #include "common/fe/fe.h"
 #include "common/core/log.h"
+#include "common/xmpp/xmlw.h"
 
 #include <string.h>
 
@@ -22,17 +23,37 @@
 
 void fe_stream_error(struct fe_conn *c, const char *condition)
 {
+    fe_stream_error_text(c, condition, NULL);
+}
+
+void fe_stream_error_text(struct fe_conn *c, const char *condition, const char *text)
+{
     if (c->state == FE_CLOSING || c->state == FE_FREE)
         return;
+    if (c->state == FE_PROXY) {
+        /* A balancer before its header (system-shutdown, say): no XML is due to it. */
+        fe_close(c);
+        return;
+    }
     if (!(c->flags & FE_F_HDR_SENT))
         c->t->ops->send_header(c);
     struct buf b = {0};
     buf_puts(&b, "<stream:error><");
     buf_puts(&b, condition);
-    buf_puts(&b, " xmlns='" NS_STREAM_ERR "'/></stream:error></stream:stream>");
+    if (text) {
+        buf_puts(&b, " xmlns='" NS_STREAM_ERR "'>");
+        xmlw_text(&b, text, strlen(text));
+        buf_puts(&b, "</");
+        buf_puts(&b, condition);
+        buf_puts(&b, "></stream:error></stream:stream>");
+    } else {
+        buf_puts(&b, " xmlns='" NS_STREAM_ERR "'/></stream:error></stream:stream>");
+    }
     fe_write(c, buf_data(&b), buf_used(&b));
     buf_free(&b);
-    LOG_RL(LOG_LEVEL_INFO, "conn %u: stream error %s", c->slot, condition);
+    char a[NET_ADDR_TEXT];
+    LOG_RL(LOG_LEVEL_INFO, "conn %u: %s: stream error %s", c->slot, net_addr_text(&c->peer, a),
+           condition);
     fe_close(c);
 }
 

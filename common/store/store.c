@@ -4,6 +4,7 @@
 #include "common/store/store.h"
 #include "common/core/log.h"
 #include "common/store/store_backend.h"
+#include "shm/stats.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -22,7 +24,10 @@
  *
  *   client thread            worker thread                 client thread
  *   submit() ──mu──► st->head..tail ──► ops->run() ──CAS──► cl->done ──xchg──► store_poll()
- *                    (FIFO, mutex)                 (LIFO stack, lock-free)     callbacks, free
+ *                    (FIFO, mutex)   or ops->serve()  (LIFO stack, lock-free)  callbacks, free
+ *
+ * A run() worker sleeps on cv; a serve() back end sleeps in its own poll(), on the
+ * bell among its sockets: submit() signals both, and only a serve() store has a bell.
  *
  * A request is malloc'd by the submitting thread and freed by it in store_poll(), so
  * memory returns to the thread cache it came from. Between submit() and the push onto
@@ -34,9 +39,10 @@ struct store {
     pthread_t worker;
 
     pthread_mutex_t mu; /* guards head, tail, stop; held only to link or unlink a list */
-    pthread_cond_t cv;  /* the worker waits here for head != NULL or stop */
+    pthread_cond_t cv;  /* a run() worker waits here for head != NULL or stop */
     struct store_req *head, *tail;
     bool stop;
+    int bell; /* a serve() worker's wake-up (an eventfd, written as cv is signalled); or -1 */
 
     pthread_mutex_t sync_mu; /* guards req->done of synchronous requests */
     pthread_cond_t sync_cv;
@@ -58,13 +64,14 @@ struct store_client {
      * so the worker never writes a closed eventfd or freed memory. */
     _Atomic unsigned inflight;
     unsigned pending; /* owner thread only: submitted, callback not yet run */
+    struct shm_stats *stats; /* store_client_stats() */
     const struct store_tag_ops *tags;
     void *tags_arg;
 };
 
 static const struct store_backend_ops *const store_backends[] = {
     [STORE_BACKEND_SQLITE] = &store_sqlite_ops,
-    /* [STORE_BACKEND_POSTGRESQL]: not built yet; store_open() says -ENOTSUP. */
+    [STORE_BACKEND_POSTGRESQL] = &store_pgsql_ops,
 };
 
 const char *store_op_name(enum store_op op)
@@ -142,6 +149,39 @@ static void *store_worker(void *arg)
     return NULL;
 }
 
+/* struct store_serve's two: a serve() back end's way into the queue. */
+static struct store_req *serve_take(struct store *st, bool *stop)
+{
+    uint64_t count;
+    /* Reset before taking, as drain() does: a submit after this read either lands in
+     * what we take or finds the queue empty and rings again. */
+    while (read(st->bell, &count, sizeof count) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&st->mu);
+    struct store_req *batch = st->head;
+    st->head = st->tail = NULL;
+    *stop = st->stop;
+    pthread_mutex_unlock(&st->mu);
+    return batch;
+}
+
+static void *store_server(void *arg)
+{
+    struct store *st = arg;
+    log_thread_set("store");
+    struct store_serve sv = {.st = st, .bell = st->bell, .take = serve_take, .done = deliver};
+    st->ops->serve(st->be, &sv);
+    return NULL;
+}
+
+static void ring_bell(struct store *st)
+{
+    uint64_t one = 1;
+    if (st->bell >= 0)
+        while (write(st->bell, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+}
+
 static void submit(struct store *st, struct store_req *req)
 {
     req->next = NULL;
@@ -154,8 +194,10 @@ static void submit(struct store *st, struct store_req *req)
     st->tail = req;
     pthread_mutex_unlock(&st->mu);
     /* The worker sleeps only on an empty queue; a non-empty one it will come back to. */
-    if (was_empty)
+    if (was_empty) {
         pthread_cond_signal(&st->cv);
+        ring_bell(st);
+    }
 }
 
 /* ---- opening and closing ----------------------------------------------------------------- */
@@ -173,12 +215,17 @@ int store_open(const struct store_opts *opts, struct store **out)
     if (!st)
         return -ENOMEM;
     st->ops = store_backends[opts->backend];
+    st->bell = -1;
     st->queue_max = opts->queue_max ? opts->queue_max : STORE_QUEUE_DEFAULT;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     pthread_mutex_init(&st->sync_mu, NULL);
     pthread_cond_init(&st->sync_cv, NULL);
 
+    if (st->ops->serve && (st->bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        rc = -errno;
+        goto fail_bell;
+    }
     rc = st->ops->open(opts, &st->be);
     if (rc < 0)
         goto fail_open;
@@ -187,7 +234,7 @@ int store_open(const struct store_opts *opts, struct store **out)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = -pthread_create(&st->worker, NULL, store_worker, st);
+    rc = -pthread_create(&st->worker, NULL, st->ops->serve ? store_server : store_worker, st);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc < 0)
         goto fail_thread;
@@ -198,6 +245,9 @@ int store_open(const struct store_opts *opts, struct store **out)
 fail_thread:
     st->ops->close(st->be);
 fail_open:
+    if (st->bell >= 0)
+        close(st->bell);
+fail_bell:
     pthread_cond_destroy(&st->sync_cv);
     pthread_mutex_destroy(&st->sync_mu);
     pthread_cond_destroy(&st->cv);
@@ -216,13 +266,21 @@ void store_close(struct store *st)
     st->stop = true;
     pthread_mutex_unlock(&st->mu);
     pthread_cond_signal(&st->cv);
+    ring_bell(st);
     pthread_join(st->worker, NULL);
     st->ops->close(st->be);
+    if (st->bell >= 0)
+        close(st->bell);
     pthread_cond_destroy(&st->sync_cv);
     pthread_mutex_destroy(&st->sync_mu);
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
     free(st);
+}
+
+bool store_reachable(const struct store *st)
+{
+    return !st->ops->reachable || st->ops->reachable(st->be);
 }
 
 /* ---- clients ----------------------------------------------------------------------------- */
@@ -276,6 +334,13 @@ unsigned store_client_pending(const struct store_client *cl)
     return cl->pending;
 }
 
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* Takes every completion waiting, oldest first. */
 static struct store_req *drain(struct store_client *cl)
 {
@@ -317,9 +382,12 @@ int store_poll(struct store_client *cl)
 {
     int n = 0;
     struct store_req *req = drain(cl);
+    uint64_t now = req && cl->stats ? now_us() : 0;
     while (req) {
         struct store_req *next = req->next;
         bool ok = req->res >= 0;
+        if (cl->stats)
+            stats_store_done(cl->stats, now > req->queued_us ? now - req->queued_us : 0);
         if (cl->tags)
             cl->tags->enter(cl->tags_arg, req->tag);
         switch (req->op) {
@@ -353,6 +421,8 @@ int store_poll(struct store_client *cl)
         req = next;
         n++;
     }
+    if (n)
+        stats_set(cl->stats, STAT_STORE_QUEUE, cl->pending);
     return n;
 }
 
@@ -498,11 +568,19 @@ void store_client_tags(struct store_client *cl, const struct store_tag_ops *ops,
     cl->tags_arg = arg;
 }
 
+void store_client_stats(struct store_client *cl, struct shm_stats *slot)
+{
+    cl->stats = slot;
+}
+
 void store_req_queue(struct store_client *cl, struct store_req *req)
 {
     if (cl->tags)
         req->tag = cl->tags->take(cl->tags_arg);
+    if (cl->stats)
+        req->queued_us = now_us();
     cl->pending++;
+    stats_set(cl->stats, STAT_STORE_QUEUE, cl->pending);
     atomic_fetch_add_explicit(&cl->inflight, 1, memory_order_relaxed);
     submit(cl->st, req);
 }

@@ -1,8 +1,8 @@
 /*
  * store: persistent data (accounts; rosters, subscription requests, offline messages and
  * blocklists for instant messaging) behind one asynchronous interface, whatever the
- * back end: an SQLite file (the embedded default) or, later, a PostgreSQL database
- * shared by a cluster. Nothing in this header is specific to a back end; errors are
+ * back end: an SQLite file (the embedded default) or a PostgreSQL database shared by a
+ * cluster. Nothing in this header is specific to a back end; errors are
  * -errno.
  *
  * Shape. A process that uses storage opens one struct store at start-up (store_open()
@@ -17,8 +17,14 @@
  * calls store_poll(), which runs the callbacks there, on the client's thread: a
  * callback may touch that thread's data freely and may submit new requests.
  *
- * Order. Requests about one user complete in the order they were submitted (today
- * every request does: one worker, first in first out).
+ * Order. Requests about one user complete in the order they were submitted (every
+ * request does: one worker, one connection, first in first out, pipelined or not).
+ *
+ * Reachability. A back end on a server (PostgreSQL) may lose its connection: it
+ * reconnects by itself, with backoff. A request whose result the loss made unknown
+ * completes with -EIO; one not yet sent waits for the connection up to opts.timeout_ms,
+ * then completes with -EIO. store_reachable() says whether the database is reachable
+ * now, so that a node can refuse work (logins) it could not complete.
  *
  * Back-pressure. At most opts.queue_max requests may be outstanding in a store
  * (submitted and not yet delivered by store_poll()); beyond that a submission returns
@@ -71,12 +77,19 @@ enum store_backend {
     STORE_BACKEND_POSTGRESQL,
 };
 
+#define STORE_TIMEOUT_DEFAULT 10000 /* ms when opts.timeout_ms is 0 */
+
 struct store_opts {
     enum store_backend backend;
-    const char *path;   /* SQLite: the database file, created when missing */
-    const char *dsn;    /* PostgreSQL: the connection string */
-    uint64_t cache;     /* SQLite: bytes of page cache at most; 0 means SQLite's default */
-    unsigned queue_max; /* outstanding requests at most; 0 means STORE_QUEUE_DEFAULT */
+    const char *path; /* SQLite: the database file, created when missing */
+    const char *dsn;  /* PostgreSQL: the connection string (a libpq conninfo or URI) */
+    /* PostgreSQL: a file whose first line is the password (a mounted secret), read at
+     * every connection; NULL or "": the DSN's, or libpq's usual places. */
+    const char *password_file;
+    uint64_t cache;      /* SQLite: bytes of page cache at most; 0 means SQLite's default */
+    unsigned queue_max;  /* outstanding requests at most; 0 means STORE_QUEUE_DEFAULT */
+    unsigned timeout_ms; /* PostgreSQL: how long a request waits for a connection, and
+                          * store_open() for the first; 0: STORE_TIMEOUT_DEFAULT */
 };
 
 /*
@@ -203,14 +216,20 @@ typedef void (*store_offline_fn)(void *arg, int res, const struct store_offline 
 
 /*
  * Opens the store and starts its worker. Errors: -ENOTSUP for a back end this build
- * does not have, -EPROTO when the database's schema is newer than this program's,
- * -EINVAL for missing options, an -errno of the file system or the connection.
+ * does not have (or a PostgreSQL DSN asking for TLS, which this build cannot do),
+ * -EPROTO when the database's schema is newer than this program's, -EINVAL for missing
+ * options, -ECONNREFUSED when the database stayed unreachable for opts.timeout_ms, an
+ * -errno of the file system or the connection.
  * Details go to the log.
  */
 int store_open(const struct store_opts *opts, struct store **out);
 
 /* Runs what is queued, stops the worker, disconnects. Every client must be freed. */
 void store_close(struct store *st);
+
+/* Whether the database is reachable now (always, for SQLite). Any thread; a load of an
+ * atomic the worker keeps. */
+bool store_reachable(const struct store *st);
 
 /* A completion queue for the calling thread. -ENOMEM, -EMFILE (no eventfd). */
 int store_client_new(struct store *st, struct store_client **out);
@@ -241,6 +260,12 @@ int store_poll(struct store_client *cl);
 
 /* Requests outstanding on this client: submitted, callback not yet run. */
 unsigned store_client_pending(const struct store_client *cl);
+
+/* Counts the client's requests in the owner thread's stats slot (shm/stats.h): each one's
+ * time from submission to callback (STAT_STORE_TIME_US and its histogram) and the
+ * requests outstanding (STAT_STORE_QUEUE). Before the first request; NULL: none. */
+struct shm_stats;
+void store_client_stats(struct store_client *cl, struct shm_stats *slot);
 
 /* A tag the owner attaches to each request: take() gives it when the request is queued
  * (with a reference, if tags are counted); enter() and leave() run around its callback

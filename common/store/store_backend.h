@@ -1,17 +1,33 @@
 /*
  * store_backend: the seam between the store's front end (store.c: queues, threads,
  * callbacks; store_im.c: the instant-messaging requests) and a storage back end
- * (store_sqlite.c and store_sqlite_im.c; a PostgreSQL one later). Only those files
- * include it.
+ * (store_sqlite.c and store_sqlite_im.c; store_pgsql.c and store_pgsql_req.c). Only
+ * those files include it.
  *
- * A back end is an ops table. open() connects and brings the schema up to date; run()
- * executes one request; close() disconnects. All three are called from one thread at
- * a time (open and close by store_open/store_close, run by the store's worker only),
- * so a back end needs no locks of its own. run() may block as long as it needs to: it
- * is on the worker thread, never on an event loop.
+ * A back end is an ops table. open() connects and brings the schema up to date; close()
+ * disconnects; in between, the store's worker thread hands it the requests in one of
+ * two ways:
+ *
+ *  - run() executes one request and returns when it is done (SQLite: a request is a
+ *    few calls into a library on the same thread). The worker takes the queue, runs
+ *    each request in turn and completes it.
+ *  - serve() is the worker's whole loop, for a back end that talks to a server and
+ *    keeps many requests in flight at once (PostgreSQL's pipeline): it takes what is
+ *    queued whenever it likes (struct store_serve's take(), which never blocks),
+ *    completes each request with done() in any order it likes (but in submission order
+ *    for requests about one user), sleeps in poll() on its own descriptors and on
+ *    `bell`, which is readable when take() has more, and returns once take() has said
+ *    stop and every request taken is done.
+ *
+ * All are called from one thread at a time (open and close by store_open/store_close,
+ * run or serve by the store's worker only), so a back end needs no locks of its own.
+ * run() may block as long as it needs to: it is on the worker thread, never on an
+ * event loop. reachable() is the exception: any thread may call it, so it reads an
+ * atomic the worker keeps; NULL means always (a file is always there).
  *
  * A new kind of request adds a value to enum store_op and its fields to struct
- * store_req; every back end handles it in run(). The ops table does not grow.
+ * store_req; every back end handles it (in run(), or in what serve() sends). The ops
+ * table does not grow.
  */
 #ifndef STARLING_STORE_BACKEND_H
 #define STARLING_STORE_BACKEND_H
@@ -53,6 +69,7 @@ struct store_req {
     struct store_client *client; /* where the completion goes; NULL: a *_sync caller */
     void *tag;                   /* store_tag_ops.take() at submission */
     enum store_op op;
+    uint64_t queued_us; /* CLOCK_MONOTONIC at store_req_queue(), for the client's stats */
     int res; /* set by run(): 0 or -errno */
     bool done;
 
@@ -102,16 +119,32 @@ struct store_req {
     _Alignas(void *) char text[];
 };
 
+/* What serve() gets from the front end. take() resets the bell and returns the requests
+ * queued, oldest first, linked by next (NULL when none), and sets *stop once
+ * store_close() has begun (the queue is then only ever emptied). done() completes one
+ * request (its res and out fields set): its callback will run, or its sync caller
+ * return. Both only from serve(). */
+struct store_serve {
+    struct store *st;
+    int bell;
+    struct store_req *(*take)(struct store *st, bool *stop);
+    void (*done)(struct store *st, struct store_req *req);
+};
+
 struct store_backend_ops {
     const char *name;
     /* Connects and migrates. Returns 0 and the back end's state in *be, or -errno. */
     int (*open)(const struct store_opts *opts, void **be);
-    /* Executes req->op; sets req->res and the request's out fields. */
+    /* One of the two. Executes req->op; sets req->res and the request's out fields. */
     void (*run)(void *be, struct store_req *req);
+    void (*serve)(void *be, const struct store_serve *sv);
+    /* Whether the back end can reach its database now; NULL: always. Any thread. */
+    bool (*reachable)(void *be);
     void (*close)(void *be);
 };
 
 extern const struct store_backend_ops store_sqlite_ops;
+extern const struct store_backend_ops store_pgsql_ops;
 
 /* "account create", ... for logs. */
 const char *store_op_name(enum store_op op);

@@ -3,11 +3,10 @@
  * offline messages, blocklists (store_backend.h's list). sqlite_run() in store_sqlite.c
  * hands them here through sq_im_run(), in the same transaction rules.
  *
- * Results. A roster, a list of subscription requests or of offline messages is built as
- * two growing buffers, the array of records and the bytes they point to (as offsets),
- * then joined into one block with the records first: one allocation that one free()
- * releases, which store_*_free() and a callback's end both rely on.
+ * Results (a roster, a list of subscription requests or of offline messages) are built
+ * as one block each, with store_flat.h.
  */
+#include "common/store/store_flat.h"
 #include "common/store/store_sqlite.h"
 
 #include <errno.h>
@@ -17,84 +16,6 @@
 #include <string.h>
 
 /* ---- results ----------------------------------------------------------------------------- */
-
-/*
- * A result being built: records of rec_size bytes in `rec`, and the bytes they point to
- * in `data`, where a record's pointer holds an offset. Offset 0 is never handed out, so a
- * NULL pointer stays NULL. flat_finish() makes one block of both, records first.
- */
-struct flat {
-    char *rec, *data;
-    size_t rec_size, nrec, rec_cap, len, cap;
-    bool nomem;
-};
-
-static void flat_init(struct flat *f, size_t rec_size)
-{
-    *f = (struct flat){.rec_size = rec_size, .len = 1};
-}
-
-static void flat_drop(struct flat *f)
-{
-    free(f->rec);
-    free(f->data);
-    f->rec = f->data = NULL;
-}
-
-/* A new zeroed record, valid until the next call; NULL when memory is short. */
-static void *flat_rec(struct flat *f)
-{
-    if (f->nomem)
-        return NULL;
-    if (f->nrec == f->rec_cap) {
-        size_t ncap = f->rec_cap ? f->rec_cap * 2 : 16;
-        char *p = realloc(f->rec, ncap * f->rec_size);
-        if (!p) {
-            f->nomem = true;
-            return NULL;
-        }
-        f->rec = p;
-        f->rec_cap = ncap;
-    }
-    void *r = f->rec + f->nrec++ * f->rec_size;
-    memset(r, 0, f->rec_size);
-    return r;
-}
-
-/* The newest record. */
-static void *flat_last(struct flat *f)
-{
-    return f->rec + (f->nrec - 1) * f->rec_size;
-}
-
-/* Appends n bytes, and a NUL when nul, at an offset aligned to `align` (a power of
- * two); returns the offset, or 0 when memory is short. */
-static size_t flat_put(struct flat *f, const void *p, size_t n, size_t align, bool nul)
-{
-    size_t at = (f->len + align - 1) & ~(align - 1), need = at + n + nul;
-    if (f->nomem)
-        return 0;
-    if (need > f->cap) {
-        /* Doubling, but never to more than what is needed when that is more: one large
-         * stanza must not cost twice its size. */
-        size_t ncap = f->cap ? f->cap * 2 : 256;
-        if (ncap < need)
-            ncap = need;
-        char *d = realloc(f->data, ncap);
-        if (!d) {
-            f->nomem = true;
-            return 0;
-        }
-        f->data = d;
-        f->cap = ncap;
-    }
-    if (n)
-        memcpy(f->data + at, p, n);
-    if (nul)
-        f->data[at + n] = '\0';
-    f->len = need;
-    return at;
-}
 
 /* Copies a column, text (with its NUL) or blob; its offset as a pointer, NULL for SQL
  * NULL. */
@@ -115,63 +36,13 @@ static const char *flat_col(struct flat *f, sqlite3_stmt *st, int col, bool text
     return (const char *)(uintptr_t)flat_put(f, p, n, 1, text);
 }
 
-/* Joins records and data into one block, records first. Returns -ENOMEM, or 0 with the
- * block (NULL when there are no records) and where the data went in it, to which the
- * records' offsets are relative. */
-static int flat_finish(struct flat *f, void **block, char **base)
-{
-    size_t rb = f->nrec * f->rec_size;
-    int rc = 0;
-    *block = NULL;
-    *base = NULL;
-    if (f->nomem) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    if (!f->nrec)
-        goto out;
-    /* The data buffer becomes the block, its bytes moved up to make room for the
-     * records: no second copy of the data (stanzas up to STORE_STANZA_MAX) is ever
-     * alive. rec_size is a multiple of 8 (records hold pointers), so the data stays
-     * aligned for the group arrays. */
-    char *b = realloc(f->data, rb + f->len);
-    if (!b) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    f->data = NULL;
-    memmove(b + rb, b, f->len);
-    memcpy(b, f->rec, rb);
-    *block = b;
-    *base = b + rb;
-out:
-    flat_drop(f);
-    return rc;
-}
-
-static const char *rebase(const char *base, const char *off)
-{
-    return off ? base + (uintptr_t)off : NULL;
-}
-
 /* ---- instant messaging ------------------------------------------------------------------- */
 
-_Static_assert(sizeof(size_t) == sizeof(char *), "a group array holds offsets, then pointers");
-
-/* Ends the newest item of a roster being built: the offsets of its groups, gathered in
- * goff, go into the data as its group array. */
-static void roster_end_item(struct flat *f, const size_t *goff, size_t ngroups)
+/* Reads the rows of SQ_ROSTER_ITEMS into r, one record per item. */
+static int roster_read(struct sqlite_be *be, sqlite3_stmt *st, struct flat_roster *r)
 {
-    size_t at = ngroups ? flat_put(f, goff, ngroups * sizeof *goff, sizeof(char *), false) : 0;
-    struct store_roster_item *it = flat_last(f);
-    it->groups = (const char *const *)(uintptr_t)at;
-    it->ngroups = at ? ngroups : 0;
-}
-
-/* Reads the rows of SQ_ROSTER_ITEMS into f, one record per item. */
-static int roster_read(struct sqlite_be *be, sqlite3_stmt *st, struct flat *f)
-{
-    size_t *goff = NULL, ngroups = 0, gcap = 0, jid_off = 0;
+    struct flat *f = &r->f;
+    size_t jid_off = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *jid = (const char *)sqlite3_column_text(st, 0);
@@ -180,9 +51,7 @@ static int roster_read(struct sqlite_be *be, sqlite3_stmt *st, struct flat *f)
             break;
         }
         if (!f->nrec || strcmp(jid, f->data + jid_off) != 0) {
-            if (f->nrec)
-                roster_end_item(f, goff, ngroups);
-            ngroups = 0;
+            flat_roster_item_end(r);
             struct store_roster_item *it = flat_rec(f);
             if (!it)
                 break;
@@ -200,21 +69,8 @@ static int roster_read(struct sqlite_be *be, sqlite3_stmt *st, struct flat *f)
         }
         if (sqlite3_column_type(st, 8) == SQLITE_NULL)
             continue; /* an item without groups */
-        if (ngroups == gcap) {
-            size_t ncap = gcap ? gcap * 2 : 16;
-            size_t *g = realloc(goff, ncap * sizeof *g);
-            if (!g) {
-                f->nomem = true;
-                break;
-            }
-            goff = g;
-            gcap = ncap;
-        }
-        goff[ngroups++] = (uintptr_t)flat_col(f, st, 8, true, NULL);
+        flat_roster_group(r, (uintptr_t)flat_col(f, st, 8, true, NULL));
     }
-    if (f->nrec && !f->nomem)
-        roster_end_item(f, goff, ngroups);
-    free(goff);
     if (f->nomem)
         return -ENOMEM;
     return rc == SQLITE_DONE ? 0 : sq_err(be, rc);
@@ -225,10 +81,8 @@ static int op_roster_get(struct sqlite_be *be, struct store_req *req)
     struct store_roster *r = &req->roster;
     sqlite3_int64 ver = 0;
     sqlite3_stmt *st;
-    struct flat f;
-    char *base;
-    void *block;
-    flat_init(&f, sizeof(struct store_roster_item));
+    struct flat_roster fr;
+    flat_roster_init(&fr);
     int rc = sq_tx_begin(be, false);
     if (rc < 0)
         return rc;
@@ -236,33 +90,12 @@ static int op_roster_get(struct sqlite_be *be, struct store_req *req)
     if (rc < 0)
         goto out;
     rc = sq_prep(be, SQ_ROSTER_ITEMS, &st, VALS(V_TEXT(req->user)));
-    rc = rc == SQLITE_OK ? roster_read(be, st, &f) : sq_err(be, rc);
+    rc = rc == SQLITE_OK ? roster_read(be, st, &fr) : sq_err(be, rc);
     if (rc < 0)
         goto out;
-    size_t n = f.nrec;
-    rc = flat_finish(&f, &block, &base);
-    if (rc < 0)
+    if ((rc = flat_roster_finish(&fr, r)) < 0)
         goto out;
-    r->items = block;
-    r->n = n;
     r->ver = (uint64_t)ver;
-    for (size_t i = 0; i < n; i++) {
-        struct store_roster_item *x = &r->items[i];
-        x->jid = rebase(base, x->jid);
-        x->name = rebase(base, x->name);
-        if (!x->ngroups) {
-            x->groups = NULL;
-            continue;
-        }
-        /* The array holds offsets (size_t); each becomes the pointer it stands for. */
-        const char **g = (const char **)(void *)(base + (uintptr_t)x->groups);
-        for (size_t k = 0; k < x->ngroups; k++) {
-            size_t off;
-            memcpy(&off, &g[k], sizeof off);
-            g[k] = base + off;
-        }
-        x->groups = g;
-    }
     /* What else a login needs, in the same snapshot. */
     sqlite3_int64 waiting = 0;
     if ((rc = sq_user_value(be, SQ_OFFLINE_COUNT, req->user, &waiting)) < 0)
@@ -271,7 +104,7 @@ static int op_roster_get(struct sqlite_be *be, struct store_req *req)
     rc = sq_prep(be, SQ_BLOCK_LIST, &st, VALS(V_TEXT(req->user)));
     rc = rc == SQLITE_OK ? sq_read_names(be, st, &r->blocked) : sq_err(be, rc);
 out:
-    flat_drop(&f);
+    flat_roster_drop(&fr);
     return sq_tx_end(be, rc);
 }
 
@@ -359,8 +192,6 @@ static int op_subreq_list(struct sqlite_be *be, struct store_req *req)
 {
     sqlite3_stmt *st;
     struct flat f;
-    char *base;
-    void *block;
     flat_init(&f, sizeof(struct store_subreq));
     int rc = sq_tx_begin(be, false);
     if (rc < 0)
@@ -378,19 +209,8 @@ static int op_subreq_list(struct sqlite_be *be, struct store_req *req)
         rc = SQLITE_OK;
     }
     rc = f.nomem ? -ENOMEM : rc == SQLITE_DONE ? 0 : sq_err(be, rc);
-    if (rc < 0)
-        goto out;
-    size_t n = f.nrec;
-    rc = flat_finish(&f, &block, &base);
-    if (rc < 0)
-        goto out;
-    req->subreqs.items = block;
-    req->subreqs.n = n;
-    for (size_t i = 0; i < n; i++) {
-        struct store_subreq *r = &req->subreqs.items[i];
-        r->jid = rebase(base, r->jid);
-        r->stanza = rebase(base, r->stanza);
-    }
+    if (rc == 0)
+        rc = flat_subreqs_finish(&f, &req->subreqs);
 out:
     flat_drop(&f);
     return sq_tx_end(be, rc);
@@ -428,8 +248,6 @@ static int op_offline_fetch(struct sqlite_be *be, struct store_req *req)
     sqlite3_stmt *st;
     struct flat f;
     size_t bytes = 0;
-    char *base;
-    void *block;
     flat_init(&f, sizeof(struct store_offline_msg));
     int rc = sq_tx_begin(be, false);
     if (rc < 0)
@@ -450,26 +268,15 @@ static int op_offline_fetch(struct sqlite_be *be, struct store_req *req)
         struct store_offline_msg *m = flat_rec(&f);
         if (!m)
             break;
-        sqlite3_int64 stamp = sqlite3_column_int64(st, 1);
         m->seq = (uint64_t)sqlite3_column_int64(st, 0);
-        /* Floor division: a stamp before 1970 still gets 0..999999 microseconds. */
-        m->stamp_s = stamp / 1000000 - (stamp % 1000000 < 0);
-        m->stamp_us = (uint32_t)(stamp - m->stamp_s * 1000000);
+        flat_offline_stamp(m, sqlite3_column_int64(st, 1));
         m->stanza = flat_col(&f, st, 2, false, &m->len);
         bytes += m->len;
         rc = SQLITE_OK;
     }
     rc = f.nomem ? -ENOMEM : rc == SQLITE_DONE ? 0 : sq_err(be, rc);
-    if (rc < 0)
-        goto out;
-    size_t n = f.nrec;
-    rc = flat_finish(&f, &block, &base);
-    if (rc < 0)
-        goto out;
-    req->offline.msgs = block;
-    req->offline.n = n;
-    for (size_t i = 0; i < n; i++)
-        req->offline.msgs[i].stanza = rebase(base, req->offline.msgs[i].stanza);
+    if (rc == 0)
+        rc = flat_offline_finish(&f, &req->offline);
 out:
     flat_drop(&f);
     return sq_tx_end(be, rc);

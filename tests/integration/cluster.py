@@ -8,10 +8,10 @@ A cluster of real starling nodes on loopback, for the cluster tests.
 
 Each node is a full starling (supervisor, router, c2s, s2s) in its own folder, with its
 own c2s ports on 127.0.0.1 and its link socket (cluster.listen) on an address of its
-own, 127.0.0.(11 + i). The nodes share one store: until the PostgreSQL back end is
-there, one SQLite file that every node's processes open (as one node's c2s, router and
-starlingctl already do), with the accounts of conftest.ACCOUNTS made once. Node i is
-named node<i+1>.
+own, 127.0.0.(11 + i). The nodes share one store: a PostgreSQL of the cluster's own
+(pg.py; store="sqlite": one SQLite file that every node's processes open instead), with
+the accounts of conftest.ACCOUNTS made once; the files kept beside storage.path (the
+SCRAM and dialback secrets) are one set for all. Node i is named node<i+1>.
 
 kill(node) sends SIGKILL to the node's supervisor and its children, by PID; start(node)
 brings it back on the same folder and ports.
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from conftest import ACCOUNTS, Server, free_port, pid_alive
+from pg import PostgreSQL
 
 WHOLE_TIMEOUT = 20.0
 
@@ -78,9 +79,14 @@ class ClusterNode(Server):
 
 
 class Cluster:
-    def __init__(self, workdir, n=3, **groups):
+    def __init__(self, workdir, n=3, store="postgresql", **groups):
         self.dir = Path(workdir)
         self.db = self.dir / "shared.db"
+        self.pg = None
+        shared = {"path": str(self.db)}
+        if store == "postgresql":
+            self.pg = PostgreSQL().start()
+            shared.update(backend="postgresql", dsn=self.pg.create_database("cluster"))
         links = [f"127.0.0.{11 + i}:{_free_port_on(f'127.0.0.{11 + i}')}" for i in range(n)]
         self.nodes = []
         for i in range(n):
@@ -91,22 +97,28 @@ class Cluster:
                 "nodes": [f"node{j + 1}={links[j]}" for j in range(n) if j != i],
             }
             cl.update(g.pop("cluster", {}))
-            storage = {"path": str(self.db)}
+            storage = dict(shared)
             storage.update(g.pop("storage", {}))
             self.nodes.append(ClusterNode(self.dir / f"node{i + 1}", i, self.db, cluster=cl,
                                           storage=storage, **g))
 
     def __enter__(self):
-        for i, node in enumerate(self.nodes):
-            node.setup(make_accounts=(i == 0))
-        for node in self.nodes:
-            node.start()
+        try:
+            for i, node in enumerate(self.nodes):
+                node.setup(make_accounts=(i == 0))
+            for node in self.nodes:
+                node.start()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
         for node in self.nodes:
             if node.proc is not None and node.proc.poll() is None:
                 node.stop()
+        if self.pg:
+            self.pg.remove()
 
     def new_users(self, n=1, prefix="u"):
         """Accounts nobody else uses, made on node 1 (the store is shared), known to all."""

@@ -13,13 +13,28 @@
  * does not answer within RESET_TIMEOUT_MS is killed too; rings whose processes at both
  * ends are dead the supervisor re-formats itself.
  *
- * Single-threaded: one poll loop over a signalfd and the children's control sockets.
+ * Draining (SIGUSR1, `starlingctl drain`): /ready fails at once and c2s hears CTL_DRAIN
+ * (CTL_DRAIN_LOGINS: no new login); admin.drain_grace later, CTL_DRAIN_ALL (every client
+ * stream ends with see-other-host or system-shutdown). The node goes on running, not
+ * ready, until it is stopped or SIGUSR2 (`starlingctl undrain`) sends CTL_DRAIN_OFF. A c2s
+ * that starts while the node drains hears the level at once. s2s is left alone: its peers'
+ * streams carry stanzas for users who may still be here, and a peer reconnects by itself
+ * to whichever node DNS names when this one stops.
+ *
+ * The admin listener (admin.listen, common/admin/admin.h) answers /health, /ready and
+ * /metrics from this loop.
+ *
+ * Single-threaded: one poll loop over a signalfd, the children's control sockets and the
+ * admin listener's sockets.
  */
+#include "common/admin/admin.h"
+#include "common/admin/metrics.h"
 #include "common/config/config.h"
 #include "common/core/ctl.h"
 #include "common/core/log.h"
 #include "shm/bell.h"
 #include "shm/ring.h"
+#include "shm/stats.h"
 #include "shm/topo.h"
 
 #include <dirent.h>
@@ -79,6 +94,10 @@ static struct {
     bool stopping;
     int exit_code;
     uint64_t stop_deadline;
+    struct admin admin;
+    unsigned drain;       /* enum ctl_drain */
+    uint64_t drain_until; /* CTL_DRAIN_LOGINS: when CTL_DRAIN_ALL is due */
+    bool wrote_pid;
 } S;
 
 static uint64_t now_ms(void)
@@ -170,19 +189,25 @@ static void fe_range(const struct child *c, unsigned *from, unsigned *to)
     *to = c == s2s() ? topo_fe_threads(S.cfg) : topo_threads(S.cfg);
 }
 
-/* Bells of the threads of a dead child may have been left "sleeping". */
+/* Bells of the threads of a dead child may have been left "sleeping", and its gauges
+ * (stats.h) say what it held. */
 static void format_bells(struct child *c)
 {
     const struct config *cfg = S.cfg;
     unsigned from, to;
     if (c == router()) {
-        for (unsigned s = 0; s < topo_shards(cfg); s++)
+        for (unsigned s = 0; s < topo_shards(cfg); s++) {
             bell_format(seg_bell(&S.seg, topo_bell_shard(cfg, s)));
+            stats_zero_gauges(seg_stats(&S.seg, topo_stats_shard(cfg, s)));
+        }
+        stats_zero_gauges(seg_stats(&S.seg, topo_stats_router(cfg)));
         return;
     }
     fe_range(c, &from, &to);
-    for (unsigned g = from; g < to; g++)
+    for (unsigned g = from; g < to; g++) {
         bell_format(seg_bell(&S.seg, topo_bell_fe(cfg, g)));
+        stats_zero_gauges(seg_stats(&S.seg, topo_stats_fe(cfg, g)));
+    }
 }
 
 /* The rings between the router and front end f, both dead: nobody is left to reset
@@ -280,6 +305,8 @@ static void on_message(struct child *c)
             if (peers(c, &S.kids[i]) && S.kids[i].state == CH_RUNNING)
                 send_ctl(&S.kids[i], CTL_PEER_UP, c->role);
         c->told_down = false;
+        if (c == c2s() && S.drain != CTL_DRAIN_OFF)
+            send_ctl(c, CTL_DRAIN, S.drain);
     } else if (m.type == CTL_PEER_BROKEN && peers(c, p) && p->pid > 0 && p->state == CH_RUNNING) {
         LOG_ERROR("%s reports that %s wrote a corrupt frame: replacing %s", c->name, p->name,
                   p->name);
@@ -334,10 +361,108 @@ static void reload(void)
         return;
     }
     log_set_level(fresh->log.level);
-    config_free(fresh);
+    /* What may change at run time (the admin listener's limits, drain_grace) comes from
+     * the new snapshot; the rest is the same in both. */
+    config_free(S.cfg);
+    S.cfg = fresh;
+    S.admin.cfg = fresh;
     for (int i = 0; i < NKIDS; i++)
         send_ctl(&S.kids[i], CTL_RELOAD, 0);
     LOG_INFO("reloading %s", S.config_path);
+}
+
+/* ---- draining and the admin listener ------------------------------------------------------ */
+
+static void drain_set(unsigned level)
+{
+    if (level == S.drain)
+        return;
+    S.drain = level;
+    if (level == CTL_DRAIN_LOGINS)
+        S.drain_until = now_ms() + (uint64_t)S.cfg->admin.drain_grace * 1000;
+    LOG_INFO("%s", level == CTL_DRAIN_OFF      ? "undrained: serving again"
+                   : level == CTL_DRAIN_LOGINS ? "draining: not ready, no new logins"
+                                               : "drain grace over: ending every client stream");
+    send_ctl(c2s(), CTL_DRAIN, level);
+}
+
+/* Are all processes up? Else why not, into why. */
+static bool healthy(struct buf *why)
+{
+    bool ok = true;
+    for (int i = 0; i < NKIDS; i++) {
+        const struct child *c = &S.kids[i];
+        if (c->state == CH_RUNNING && c->ready)
+            continue;
+        ok = false;
+        buf_puts(why, c->name);
+        buf_puts(why, c->state == CH_RUNNING ? " is starting\n" : " is down\n");
+    }
+    if (S.stopping) {
+        ok = false;
+        buf_puts(why, "stopping\n");
+    }
+    return ok;
+}
+
+/* /ready: serving and not draining. (Whether the store is reachable is the store's to
+ * say; /ready does not ask it yet.) */
+static bool ready(struct buf *why)
+{
+    bool ok = healthy(why);
+    if (S.drain != CTL_DRAIN_OFF) {
+        ok = false;
+        buf_puts(why, "draining\n");
+    }
+    return ok;
+}
+
+static int answer(void *arg, const char *path, size_t len, struct buf *body, const char **type)
+{
+    (void)arg;
+    struct buf why = {0};
+    int status = 404;
+    bool ok;
+    if (len == 7 && !memcmp(path, "/health", 7)) {
+        ok = healthy(&why);
+        status = ok ? 200 : 503;
+        buf_puts(body, ok ? "ok\n" : "");
+    } else if (len == 6 && !memcmp(path, "/ready", 6)) {
+        ok = ready(&why);
+        status = ok ? 200 : 503;
+        buf_puts(body, ok ? "ready\n" : "");
+    } else if (len == 8 && !memcmp(path, "/metrics", 8)) {
+        struct metrics_node n = {.seg = &S.seg, .cfg = S.cfg, .draining = S.drain != CTL_DRAIN_OFF};
+        for (int i = 0; i < NKIDS; i++) {
+            n.proc[i] = S.kids[i].name;
+            n.up[i] = S.kids[i].state == CH_RUNNING && S.kids[i].ready;
+        }
+        n.ready = ready(&why);
+        buf_free(&why);
+        status = metrics_write(body, &n) < 0 ? 500 : 200;
+        *type = METRICS_CONTENT_TYPE;
+    } else {
+        buf_puts(body, "not found: /health, /ready and /metrics are\n");
+    }
+    if (status == 503)
+        buf_append(body, buf_data(&why), buf_used(&why));
+    buf_free(&why);
+    return status;
+}
+
+/* admin.pid_file, when set: our pid, for starlingctl drain. 0 or -errno. */
+static int write_pid(const char *path)
+{
+    if (!path[0])
+        return 0;
+    FILE *f = fopen(path, "we");
+    if (!f)
+        return -errno;
+    fprintf(f, "%d\n", (int)getpid());
+    if (fclose(f) != 0)
+        return -errno;
+    S.wrote_pid = true;
+    return 0;
 }
 
 static void find_bins(const char *argv0)
@@ -422,9 +547,26 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
+    sigaddset(&mask, SIGUSR2);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     signal(SIGPIPE, SIG_IGN);
+
+    if ((rc = admin_open(&S.admin, S.cfg, answer, NULL)) < 0) {
+        LOG_ERROR("admin.listen %s: %s", S.cfg->admin.listen.text, strerror(-rc));
+        return 1;
+    }
+    if (S.admin.lfd >= 0)
+        LOG_INFO("admin listener on %s: /health /ready /metrics", S.cfg->admin.listen.text);
+    if ((rc = write_pid(S.cfg->admin.pid_file)) < 0) {
+        LOG_ERROR("admin.pid_file %s: %s", S.cfg->admin.pid_file, strerror(-rc));
+        return 1;
+    }
+    unsigned nfds = 1 + NKIDS + admin_nfds(&S.admin);
+    struct pollfd *pf = calloc(nfds, sizeof *pf);
+    if (!pf)
+        return 1;
 
     router()->name = "router";
     router()->role = CTL_ROLE_ROUTER;
@@ -463,6 +605,15 @@ int main(int argc, char **argv)
                 c->wait_until = now + RESET_TIMEOUT_MS;
             }
         }
+        if (S.drain == CTL_DRAIN_LOGINS && !S.stopping) {
+            if (now >= S.drain_until)
+                drain_set(CTL_DRAIN_ALL);
+            else if (S.drain_until - now < (uint64_t)timeout)
+                timeout = (int)(S.drain_until - now);
+        }
+        int at = admin_timeout(&S.admin, now);
+        if (at >= 0 && at < timeout)
+            timeout = at;
         if (S.stopping) {
             bool fronts = c2s()->state == CH_RUNNING || s2s()->state == CH_RUNNING;
             if (!fronts && router()->state == CH_RUNNING)
@@ -476,11 +627,16 @@ int main(int argc, char **argv)
             timeout = 100;
         }
 
-        struct pollfd pf[1 + NKIDS] = {{sfd, POLLIN, 0}};
+        pf[0] = (struct pollfd){sfd, POLLIN, 0};
         for (int i = 0; i < NKIDS; i++)
             pf[1 + i] = (struct pollfd){S.kids[i].ctl, POLLIN, 0};
-        if (poll(pf, 1 + NKIDS, timeout) < 0 && errno != EINTR)
-            break;
+        admin_fill(&S.admin, pf + 1 + NKIDS);
+        if (poll(pf, nfds, timeout) < 0) {
+            if (errno != EINTR)
+                break;
+            for (unsigned i = 0; i < nfds; i++)
+                pf[i].revents = 0;
+        }
         if (pf[0].revents & POLLIN) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
@@ -488,6 +644,10 @@ int main(int argc, char **argv)
                     reap();
                 else if (si.ssi_signo == SIGHUP)
                     reload();
+                else if (si.ssi_signo == SIGUSR1)
+                    drain_set(S.drain == CTL_DRAIN_OFF ? CTL_DRAIN_LOGINS : S.drain);
+                else if (si.ssi_signo == SIGUSR2)
+                    drain_set(CTL_DRAIN_OFF);
                 else
                     begin_stop();
             }
@@ -495,9 +655,14 @@ int main(int argc, char **argv)
         for (int i = 0; i < NKIDS; i++)
             if (pf[1 + i].revents & POLLIN)
                 on_message(&S.kids[i]);
+        admin_serve(&S.admin, pf + 1 + NKIDS, now_ms());
         reap();
     }
     LOG_INFO("stopped");
+    if (S.wrote_pid)
+        unlink(S.cfg->admin.pid_file);
+    admin_close(&S.admin);
+    free(pf);
     seg_close(&S.seg);
     config_free(S.cfg);
     return S.exit_code;

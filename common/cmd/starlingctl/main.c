@@ -11,8 +11,13 @@
  *   starlingctl --config FILE gencert [OPTIONS]        (for the domain, at c2s.certificate)
  *   starlingctl gencert [OPTIONS] DOMAIN CRT KEY       (for any domain, at CRT and KEY)
  *   starlingctl sample-config                          (the commented defaults, to stdout)
+ *   starlingctl --config FILE drain|undrain            (signals the running supervisor)
  *
  * JID is user@domain (the configured domain) or just the user.
+ *
+ * drain and undrain find the supervisor through admin.pid_file and send it SIGUSR1 or
+ * SIGUSR2 (common/cmd/starling/main.c says what draining does), after checking that the
+ * process named there is a starling supervisor.
  *
  * gencert writes a new key and a certificate naming DOMAIN (subjectAltName DNS:DOMAIN),
  * self-signed unless --ca DIR: then signed by the CA in DIR (ca.crt, ca.key), which is made
@@ -37,7 +42,9 @@
 #include "common/auth/tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -139,6 +146,7 @@ static int usage(void)
                     "       starlingctl --config FILE import-users [--replace] LIST|-\n"
                     "       starlingctl --config FILE gencert [--ca DIR] [--san NAME]... [--days N]\n"
                     "       starlingctl gencert [--ca DIR] [--san NAME]... [--days N] DOMAIN CRT KEY\n"
+                    "       starlingctl --config FILE drain|undrain\n"
                     "       starlingctl --config FILE cluster\n"
                     "       starlingctl sample-config\n");
     return 2;
@@ -542,6 +550,43 @@ out:
     return rc < 0 ? 1 : 0;
 }
 
+/* drain (SIGUSR1) or undrain (SIGUSR2) to the supervisor named by admin.pid_file. */
+static int signal_node(const struct config *cfg, const char *cmd, int sig)
+{
+    char exe[PATH_MAX], link[64];
+    long pid = 0;
+    if (!cfg->admin.pid_file[0]) {
+        fprintf(stderr, "starlingctl: %s: admin.pid_file is not set; send %s to the supervisor\n",
+                cmd, sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+        return 1;
+    }
+    FILE *f = fopen(cfg->admin.pid_file, "r");
+    if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+        fprintf(stderr, "starlingctl: %s: no process id in %s%s%s\n", cmd, cfg->admin.pid_file,
+                f ? "" : ": ", f ? "" : strerror(errno));
+        if (f)
+            fclose(f);
+        return 1;
+    }
+    fclose(f);
+    /* A stale file may name a process that is no starling now: leave that one alone. */
+    snprintf(link, sizeof link, "/proc/%ld/exe", pid);
+    ssize_t n = readlink(link, exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    const char *base = strrchr(exe, '/');
+    if (n <= 0 || strcmp(base ? base + 1 : exe, "starling") != 0) {
+        fprintf(stderr, "starlingctl: %s: process %ld (from %s) is not a running starling\n", cmd,
+                pid, cfg->admin.pid_file);
+        return 1;
+    }
+    if (kill((pid_t)pid, sig) < 0) {
+        fprintf(stderr, "starlingctl: %s: process %ld: %s\n", cmd, pid, strerror(errno));
+        return 1;
+    }
+    printf("%s: sent to starling (process %ld)\n", cmd, pid);
+    return 0;
+}
+
 static int read_password(const char *arg, char *out, size_t cap)
 {
     if (arg) {
@@ -572,6 +617,11 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[3];
+    if ((!strcmp(cmd, "drain") || !strcmp(cmd, "undrain")) && argc == 4) {
+        int status = signal_node(cfg, cmd, cmd[0] == 'd' ? SIGUSR1 : SIGUSR2);
+        config_free(cfg);
+        return status;
+    }
     if (!strcmp(cmd, "gencert")) {
         int status = gencert(argc - 4, argv + 4, cfg);
         config_free(cfg);
@@ -583,7 +633,12 @@ int main(int argc, char **argv)
         return status;
     }
     struct store_opts so = {
-        .backend = cfg->storage.backend, .path = cfg->storage.path, .dsn = cfg->storage.dsn};
+        .backend = cfg->storage.backend,
+        .path = cfg->storage.path,
+        .dsn = cfg->storage.dsn,
+        .password_file = cfg->storage.password_file,
+        .timeout_ms = cfg->storage.timeout * 1000,
+    };
     if ((rc = store_open(&so, &st)) < 0) {
         fprintf(stderr, "starlingctl: storage: %s\n", strerror(-rc));
         config_free(cfg);

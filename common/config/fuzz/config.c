@@ -6,7 +6,7 @@
  *   - every number of a loaded snapshot lies in its directive's range (a power of two
  *     where the table says so), every string within its length bounds, every enum names
  *     one of its choices, every list within its count with each item set (an address,
- *     a route's domain);
+ *     a route's domain, a prefix of its family's length);
  *   - a snapshot equals itself (config_changed) and survives config_ref()/config_free().
  * Files named by @include are not followed (libconfig 1.5 has no hook to confine them,
  * and a fuzzer must not read /dev/zero): such inputs are skipped.
@@ -76,7 +76,12 @@ static void check(const struct config *c)
         case CONFIG_T_LIST: {
             const struct config_list *l = f;
             FUZZ_CHECK(l->n <= d->max && (l->n == 0) == (l->items == NULL));
-            for (uint32_t j = 0; j < l->n; j++) {
+            for (uint32_t j = 0; j < l->n && d->item == CONFIG_T_PREFIX; j++) {
+                const struct net_prefix *p = &l->prefixes[j];
+                FUZZ_CHECK(p->bits <= (p->family == AF_INET ? 32 : 128));
+                FUZZ_CHECK(p->family == AF_INET || p->family == AF_INET6);
+            }
+            for (uint32_t j = 0; j < l->n && d->item != CONFIG_T_PREFIX; j++) {
                 const struct config_addr *a =
                     d->item == CONFIG_T_ROUTE ? &l->routes[j].addr : &l->addrs[j];
                 FUZZ_CHECK(a->len == sizeof a->addr.in || a->len == sizeof a->addr.in6);
@@ -87,6 +92,7 @@ static void check(const struct config *c)
         case CONFIG_T_BOOL:
         case CONFIG_T_ADDR:
         case CONFIG_T_ROUTE:
+        case CONFIG_T_PREFIX:
             break;
         }
     }

@@ -92,7 +92,7 @@ struct ct {
     struct worker *verify;
     struct sasl_config sasl;
     struct ct_shard sh[CT_MAX_SHARDS];
-    uint32_t peer; /* limit_peer() of the client address every ct_conn() gets */
+    uint32_t peer; /* limit_peer_of() of the client address every ct_conn() gets */
     struct buf out;
     struct ct_frame f;
     char dir[64];

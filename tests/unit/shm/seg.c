@@ -14,7 +14,7 @@
 static void test_plan(void)
 {
     struct seg_layout l, m;
-    CHECK_INT(seg_plan(&l, 6, 4, 65536, 4096), ==, 0);
+    CHECK_INT(seg_plan(&l, 6, 4, 0, 65536, 4096), ==, 0);
     CHECK_INT(l.bells_off, ==, 4096);
     CHECK_INT(l.rings_off, ==, 8192);
     CHECK_INT(l.ring_stride, ==, 65536 + 512);
@@ -22,21 +22,27 @@ static void test_plan(void)
     CHECK_INT(l.size % 4096, ==, 0);
     CHECK_INT(l.ring_stride % SHM_SLOT, ==, 0);
     /* The same inputs, the same offsets: that is the whole point. */
-    CHECK_INT(seg_plan(&m, 6, 4, 65536, 4096), ==, 0);
+    CHECK_INT(seg_plan(&m, 6, 4, 0, 65536, 4096), ==, 0);
     CHECK(memcmp(&l, &m, sizeof l) == 0);
+    /* Stats slots sit between the bells and the rings. */
+    CHECK_INT(seg_plan(&l, 6, 4, 3, 65536, 4096), ==, 0);
+    CHECK_INT(l.stats_off, ==, 4096 + 4 * 128);
+    CHECK_INT(l.rings_off, ==, 8192);
+    CHECK_INT(seg_plan(&l, 6, 4, 8, 65536, 4096), ==, 0);
+    CHECK_INT(l.rings_off, ==, 12288); /* 512 + 8 x 512 bytes spill into a second page */
     /* 33 bells spill into a second page; rings still start page-aligned. */
-    CHECK_INT(seg_plan(&l, 1, 33, 4096, 64), ==, 0);
+    CHECK_INT(seg_plan(&l, 1, 33, 0, 4096, 64), ==, 0);
     CHECK_INT(l.rings_off, ==, 4096 + 8192);
-    CHECK_INT(seg_plan(&l, 1, 1, 4095, 64), ==, -EINVAL);
-    CHECK_INT(seg_plan(&l, 1, 1, 4096, 2049), ==, -EINVAL);
-    CHECK_INT(seg_plan(&l, 0, 0, 4096, 64), ==, 0); /* empty is allowed */
+    CHECK_INT(seg_plan(&l, 1, 1, 0, 4095, 64), ==, -EINVAL);
+    CHECK_INT(seg_plan(&l, 1, 1, 0, 4096, 2049), ==, -EINVAL);
+    CHECK_INT(seg_plan(&l, 0, 0, 0, 4096, 64), ==, 0); /* empty is allowed */
 }
 
 static void test_create_and_map(void)
 {
     struct seg_layout l;
     struct seg s, t;
-    seg_plan(&l, 3, 2, 8192, 1024);
+    seg_plan(&l, 3, 2, 2, 8192, 1024);
     CHECK_INT(seg_create(&s, "starling-test", &l), ==, 0);
     CHECK_INT(s.fd, >=, 0);
 
@@ -74,9 +80,11 @@ static void test_create_and_map(void)
 
     /* A child with another plan refuses. */
     struct seg_layout other;
-    seg_plan(&other, 3, 2, 16384, 1024);
+    seg_plan(&other, 3, 2, 2, 16384, 1024);
     CHECK_INT(seg_map(&t, s.fd, &other), ==, -EBADMSG);
-    seg_plan(&other, 3, 3, 8192, 1024);
+    seg_plan(&other, 3, 3, 2, 8192, 1024);
+    CHECK_INT(seg_map(&t, s.fd, &other), ==, -EBADMSG);
+    seg_plan(&other, 3, 2, 3, 8192, 1024);
     CHECK_INT(seg_map(&t, s.fd, &other), ==, -EBADMSG);
 
     /* Sealed: nobody can shrink it under the others. */
@@ -114,7 +122,7 @@ static void test_fork_inherits(void)
 {
     struct seg_layout l;
     struct seg s;
-    seg_plan(&l, 1, 1, 4096, 256);
+    seg_plan(&l, 1, 1, 0, 4096, 256);
     CHECK_INT(seg_create(&s, "starling-test-fork", &l), ==, 0);
     int efd = bell_eventfd();
     pid_t pid = fork();

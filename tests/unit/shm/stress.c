@@ -313,7 +313,7 @@ struct end {
 
 static int world_open(struct world *w, uint32_t ring_size)
 {
-    int rc = seg_plan(&w->l, 1, 2, ring_size, 1024);
+    int rc = seg_plan(&w->l, 1, 2, 0, ring_size, 1024);
     if (rc < 0 || (rc = seg_create(&w->s, "starling-stress", &w->l)) < 0)
         return rc;
     w->cfd = bell_eventfd();

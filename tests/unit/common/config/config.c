@@ -113,6 +113,9 @@ static void defaults(void)
     CHECK_INT(c->c2s.auth_failures_per_address, ==, 20);
     CHECK_INT(c->c2s.auth_failure_window, ==, 600);
     CHECK_INT(c->c2s.max_plain_pending, ==, 256);
+    CHECK_INT(c->c2s.proxy.from.n, ==, 0); /* nobody may send a PROXY header */
+    CHECK_INT(c->c2s.proxy.timeout, ==, 5);
+    CHECK_INT(c->c2s.proxy.max_header, ==, 1024);
     CHECK_INT(c->router.shards, ==, c->c2s.threads);
     CHECK_INT(c->router.max_sessions, ==, 100);
     CHECK_INT(c->router.max_directed, ==, 500);
@@ -186,6 +189,9 @@ static void every_type(void)
                   "  resource_conflict = \"refuse\";\n" /* enum */
                   "  max_connections = 10000000;\n"     /* the maximum */
                   "  login_rate = 0;\n"                 /* 0: unlimited */
+                  "  proxy_from = [ \"127.0.0.2\", \"10.0.0.0/8\", \"::1\",\n" /* prefixes */
+                  "    \"2001:db8::/32\", \"::ffff:192.0.2.0/120\", \"0.0.0.0/0\" ];\n"
+                  "  proxy_timeout = \"10s\";\n"
                   "};\n"
                   "router = { shards = 256; };\n"
                   "s2s = { listen = \"0.0.0.0:5269\";\n"
@@ -222,6 +228,14 @@ static void every_type(void)
     CHECK_INT(c->c2s.max_connections, ==, 10000000);
     CHECK_INT(c->c2s.login_rate, ==, 0);
     CHECK_INT(c->router.shards, ==, 256);
+    /* Prefixes in normal form; an IPv4-mapped one is the IPv4 prefix it maps. */
+    static const char *const prefixes[] = {"127.0.0.2/32",  "10.0.0.0/8",   "::1/128",
+                                            "2001:db8::/32", "192.0.2.0/24", "0.0.0.0/0"};
+    CHECK_INT(c->c2s.proxy.from.n, ==, 6);
+    for (uint32_t i = 0; i < c->c2s.proxy.from.n && i < 6; i++)
+        CHECK_STR(c->c2s.proxy.from.prefixes[i].text, prefixes[i]);
+    CHECK_INT(c->c2s.proxy.timeout, ==, 10);
+    CHECK_INT(c->c2s.proxy.max_header, ==, 1024);
     check_addr4(&c->s2s.listen, "0.0.0.0:5269", "0.0.0.0", 5269);
     CHECK_INT(c->s2s.routes.n, ==, 2);
     if (c->s2s.routes.n == 2) {
@@ -236,6 +250,17 @@ static void every_type(void)
         check_addr4(&c->s2s.dns_servers.addrs[0], "127.0.0.53:5353", "127.0.0.53", 5353);
     CHECK_INT(c->shm.ring_size, ==, 4 * 1024 * 1024);
     CHECK_INT(c->offline.max_messages, ==, 0);
+    config_free(c);
+    c = load_text("admin = { listen = \"127.0.0.1:5280\"; drain_redirect = \"[::1]:5222\";\n"
+                  "  pid_file = \"s.pid\"; };\n",
+                  &rc, err, sizeof err);
+    CHECK_STR(err, "");
+    if (!c)
+        return;
+    check_addr4(&c->admin.listen, "127.0.0.1:5280", "127.0.0.1", 5280);
+    CHECK_STR(c->admin.drain_redirect, "[::1]:5222");
+    CHECK_BESIDE(c->admin.pid_file, "s.pid");
+    CHECK_INT(c->admin.drain_grace, ==, 30);
     /* Untouched directives keep their defaults. */
     CHECK_INT(c->c2s.max_attrs, ==, 64);
     CHECK_INT(c->roster.max_items, ==, 1000);
@@ -361,6 +386,25 @@ static const struct {
     {"s2s = { dns_servers = [ \"127.0.0.53\" ]; };",
      "@:1: s2s.dns_servers, item 1: \"127.0.0.53\" is not an address"},
     {"s2s = { dns_servers = [ \"\" ]; };", "@:1: s2s.dns_servers, item 1: must not be empty"},
+    /* prefixes: an address, or one with a length in range and no bits set past it */
+    {"c2s = { proxy_from = [ \"127.0.0.1:5222\" ]; };",
+     "@:1: c2s.proxy_from, item 1: \"127.0.0.1:5222\" is not an IPv4 or IPv6 address, or one "
+     "with a /prefix length"},
+    {"c2s = { proxy_from = [ \"10.0.0.0/33\" ]; };",
+     "@:1: c2s.proxy_from, item 1: \"10.0.0.0/33\" is not an IPv4 or IPv6 address, or one "
+     "with a /prefix length"},
+    {"c2s = { proxy_from = [ \"10.0.0.0/08\" ]; };",
+     "@:1: c2s.proxy_from, item 1: \"10.0.0.0/08\" is not an IPv4 or IPv6 address, or one "
+     "with a /prefix length"},
+    {"c2s = { proxy_from = [ \"[::1]\" ]; };",
+     "@:1: c2s.proxy_from, item 1: \"[::1]\" is not an IPv4 or IPv6 address, or one with a "
+     "/prefix length"},
+    {"c2s = { proxy_from = [ \"10.0.0.1/8\" ]; };",
+     "@:1: c2s.proxy_from, item 1: \"10.0.0.1/8\" has bits set past its /8 prefix"},
+    {"c2s = { proxy_from = [ \"2001:db8::1/64\" ]; };",
+     "@:1: c2s.proxy_from, item 1: \"2001:db8::1/64\" has bits set past its /64 prefix"},
+    {"c2s = { proxy_from = [ \"127.0.0.1\", \"127.0.0.1/32\" ]; };",
+     "@:1: c2s.proxy_from, item 2: \"127.0.0.1/32\" is item 1 too"},
     {"s2s = { dns_servers = [ \"127.0.0.1:53\", \"[::1]:53\", \"127.0.0.1:53\" ]; };",
      "@:1: s2s.dns_servers, item 3: \"127.0.0.1:53\" is item 1 too"},
     {"s2s = { dns_servers = [ \"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\", "
@@ -384,6 +428,14 @@ static const struct {
      "@:1: shm.ring_size: 256K is less than twice c2s.max_stanza_size (256K)"},
     {"c2s = { max_stanza_size = \"1M\"; };",
      "@: shm.ring_size: 1M is less than twice c2s.max_stanza_size (1M)"},
+    {"admin = { drain_redirect = \"xmpp.example\"; };",
+     "@:1: admin.drain_redirect: \"xmpp.example\" is not host:port"},
+    {"admin = { drain_redirect = \"xmpp.example:0\"; };",
+     "@:1: admin.drain_redirect: \"xmpp.example:0\" is not host:port"},
+    {"admin = { drain_redirect = \"a<b:5222\"; };",
+     "@:1: admin.drain_redirect: \"a<b:5222\" is not host:port"},
+    {"admin = { drain_redirect = \"[::1:5222\"; };",
+     "@:1: admin.drain_redirect: \"[::1:5222\" is not host:port"},
 };
 
 /* Replaces '@' in pattern with path. */

@@ -7,6 +7,9 @@
 
 #include "store_test.h"
 
+#define SCHEMA_VERSION_SQL BY_BACKEND("PRAGMA user_version", "SELECT version FROM schema_version")
+#define SCHEMA_VERSION     BY_BACKEND(3, 2)
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -20,9 +23,14 @@ static void open_creates_schema(void)
     struct store *st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 3);
-    CHECK_INT(sql1(path, "PRAGMA journal_mode"), ==, 'w'); /* "wal" */
-    CHECK_INT(sql1(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'accounts'"), ==, 1);
+    CHECK_INT(sql1(path, SCHEMA_VERSION_SQL), ==, SCHEMA_VERSION);
+    CHECK(store_reachable(st)); /* a file always is; a database once connected */
+    if (!test_pg)
+        CHECK_INT(sql1(path, "PRAGMA journal_mode"), ==, 'w'); /* "wal" */
+    CHECK_INT(sql1(path, BY_BACKEND("SELECT count(*) FROM sqlite_schema WHERE name = 'accounts'",
+                                    "SELECT count(*) FROM pg_tables WHERE tablename = 'accounts'"
+                                    " AND schemaname = current_schema()")),
+              ==, 1);
     store_close(st);
 }
 
@@ -40,7 +48,7 @@ static void reopen_keeps_data(void)
         return;
     CHECK_INT(store_creds_get_sync(st, "romeo", &got), ==, 0);
     CHECK(creds_eq(&got, &c));
-    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 3);
+    CHECK_INT(sql1(path, SCHEMA_VERSION_SQL), ==, SCHEMA_VERSION);
     store_close(st);
 }
 
@@ -51,8 +59,10 @@ static void newer_schema_refused(void)
     if (!st)
         return;
     store_close(st);
-    CHECK_INT(sql1(path, "PRAGMA user_version = 99"), ==, 0);
-    struct store_opts o = {.backend = STORE_BACKEND_SQLITE, .path = path};
+    CHECK_INT(sql1(path, BY_BACKEND("PRAGMA user_version = 99",
+                                    "UPDATE schema_version SET version = 99")),
+              ==, 0);
+    struct store_opts o = db_opts(path);
     st = (struct store *)1;
     CHECK_INT(store_open(&o, &st), ==, -EPROTO);
     CHECK(st == NULL);
@@ -69,8 +79,19 @@ static void open_errors(void)
     CHECK_INT(store_open(&o, &st), ==, -EINVAL);
     o.path = NULL;
     CHECK_INT(store_open(&o, &st), ==, -EINVAL);
-    /* No SQLite specifics in the interface: PostgreSQL is a back end this build lacks. */
-    o = (struct store_opts){.backend = STORE_BACKEND_POSTGRESQL, .dsn = "dbname=starling"};
+    o = (struct store_opts){.backend = STORE_BACKEND_POSTGRESQL, .dsn = ""};
+    CHECK_INT(store_open(&o, &st), ==, -EINVAL);
+    /* Nobody there: tried until the timeout, then refused. */
+    snprintf(path, sizeof path, "host=%s/nothing-here dbname=starling", tmpdir);
+    o = (struct store_opts){.backend = STORE_BACKEND_POSTGRESQL, .dsn = path, .timeout_ms = 200};
+    CHECK_INT(store_open(&o, &st), ==, -ECONNREFUSED);
+    /* TLS to PostgreSQL would crash (common/store/store_pgsql.c says why): refused. */
+    o = (struct store_opts){.backend = STORE_BACKEND_POSTGRESQL,
+                            .dsn = "host=db.example dbname=starling sslmode=require"};
+    CHECK_INT(store_open(&o, &st), ==, -ENOTSUP);
+    o.dsn = "host=db.example dbname='starling";
+    CHECK_INT(store_open(&o, &st), ==, -EINVAL);
+    o = (struct store_opts){.backend = (enum store_backend)7, .path = "x"};
     CHECK_INT(store_open(&o, &st), ==, -ENOTSUP);
     snprintf(path, sizeof path, "%s/notadb.db", tmpdir);
     FILE *f = fopen(path, "w");
@@ -551,15 +572,22 @@ static void backpressure_eagain(void)
     struct store *st = open_db(path, 8);
     struct store_client *cl;
     struct probe p[9] = {{0}};
-    sqlite3 *db;
     char name[32];
     if (!st)
         return;
     CHECK_INT(store_client_new(st, &cl), ==, 0);
     /* Hold the write lock from another connection: the worker waits on the first create,
      * nothing completes, and the ninth outstanding request is refused. */
-    CHECK_INT(sqlite3_open(path, &db), ==, SQLITE_OK);
-    CHECK_INT(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+    sqlite3 *db = NULL;
+    PGconn *pg = NULL;
+    if (test_pg) {
+        pg = PQconnectdb(path);
+        PQclear(PQexec(pg, "BEGIN; LOCK TABLE accounts IN EXCLUSIVE MODE"));
+        CHECK_INT(PQtransactionStatus(pg), ==, PQTRANS_INTRANS);
+    } else {
+        CHECK_INT(sqlite3_open(path, &db), ==, SQLITE_OK);
+        CHECK_INT(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+    }
     struct store_creds c = make_creds(1);
     for (int i = 0; i < 8; i++) {
         snprintf(name, sizeof name, "p%d", i);
@@ -569,8 +597,13 @@ static void backpressure_eagain(void)
     CHECK_INT(store_creds_get(cl, "p0", on_creds, &p[8]), ==, -EAGAIN);
     usleep(100 * 1000);
     CHECK_INT(store_poll(cl), ==, 0);
-    CHECK_INT(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
-    sqlite3_close(db);
+    if (test_pg) {
+        PQclear(PQexec(pg, "ROLLBACK"));
+        PQfinish(pg);
+    } else {
+        CHECK_INT(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+        sqlite3_close(db);
+    }
 
     int n = 0;
     for (int i = 0; n < 8 && i < 1000; i++) {
@@ -632,7 +665,7 @@ static void second_process_writes(void)
         if (read(go[0], &b, 1) != 1)
             _exit(2);
         struct store *cst;
-        struct store_opts o = {.backend = STORE_BACKEND_SQLITE, .path = path};
+        struct store_opts o = db_opts(path);
         if (store_open(&o, &cst) != 0)
             _exit(3);
         int bad = 0;
@@ -759,7 +792,10 @@ static void malformed_row_is_eio(void)
     if (!st)
         return;
     CHECK_INT(store_account_create_sync(st, "mallory", &c), ==, 0);
-    CHECK_INT(sql1(path, "UPDATE accounts SET sha1_stored_key = x'0102' WHERE user = 'mallory'"),
+    CHECK_INT(sql1(path, BY_BACKEND("UPDATE accounts SET sha1_stored_key = x'0102'"
+                                    " WHERE user = 'mallory'",
+                                    "UPDATE accounts SET sha1_stored_key = '\\x0102'"
+                                    " WHERE username = 'mallory'")),
               ==, 0);
     CHECK_INT(store_creds_get_sync(st, "mallory", &got), ==, -EIO);
     store_close(st);

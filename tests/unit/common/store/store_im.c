@@ -331,7 +331,7 @@ static void second_process_writes(void)
         if (read(go[0], &b, 1) != 1)
             _exit(2);
         struct store *cst;
-        struct store_opts o = {.backend = STORE_BACKEND_SQLITE, .path = path};
+        struct store_opts o = db_opts(path);
         if (store_open(&o, &cst) != 0)
             _exit(3);
         int bad = 0;

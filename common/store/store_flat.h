@@ -1,0 +1,78 @@
+/*
+ * store_flat: how a back end builds the results that come back as one block (a roster,
+ * a list of subscription requests or of offline messages): two growing buffers, the
+ * array of records and the bytes they point to (as offsets), then joined into one
+ * block with the records first, which one free() releases; store_*_free() and a
+ * callback's end both rely on that. Shared by the back ends (store_sqlite_im.c,
+ * store_pgsql_im.c); used by the store's worker thread only, one result at a time.
+ */
+#ifndef STARLING_STORE_FLAT_H
+#define STARLING_STORE_FLAT_H
+
+#include "common/store/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A result being built: records of rec_size bytes in `rec`, and the bytes they point to
+ * in `data`, where a record's pointer holds an offset. Offset 0 is never handed out, so a
+ * NULL pointer stays NULL. flat_finish() makes one block of both, records first.
+ */
+struct flat {
+    char *rec, *data;
+    size_t rec_size, nrec, rec_cap, len, cap;
+    bool nomem;
+};
+
+void flat_init(struct flat *f, size_t rec_size);
+void flat_drop(struct flat *f);
+
+/* A new zeroed record, valid until the next call; NULL when memory is short. */
+void *flat_rec(struct flat *f);
+
+/* The newest record. */
+void *flat_last(struct flat *f);
+
+/* Appends n bytes, and a NUL when nul, at an offset aligned to `align` (a power of
+ * two); returns the offset, or 0 when memory is short. */
+size_t flat_put(struct flat *f, const void *p, size_t n, size_t align, bool nul);
+
+/* Joins records and data into one block, records first. Returns -ENOMEM, or 0 with the
+ * block (NULL when there are no records) and where the data went in it, to which the
+ * records' offsets are relative. Leaves f empty either way. */
+int flat_finish(struct flat *f, void **block, char **base);
+
+/* A record's offset as a pointer into the block's data (NULL stays NULL). */
+const char *flat_rebase(const char *base, const char *off);
+
+/* The same for a list of subscription requests (records of struct store_subreq) and of
+ * offline messages (struct store_offline_msg): out gets the block, its pointers made
+ * real. -ENOMEM (also when building ran short). Leave f empty. */
+int flat_subreqs_finish(struct flat *f, struct store_subreqs *out);
+int flat_offline_finish(struct flat *f, struct store_offline *out);
+
+/* An offline message's stamp from UTC microseconds since the Unix epoch. */
+void flat_offline_stamp(struct store_offline_msg *m, int64_t stamp_us);
+
+/*
+ * A roster being built: one record (struct store_roster_item) per item, its strings as
+ * offsets; the offsets of the newest item's groups gather in goff until
+ * flat_roster_item_end() stores them in the data as its group array.
+ */
+struct flat_roster {
+    struct flat f;
+    size_t *goff, ngroups, gcap;
+};
+
+void flat_roster_init(struct flat_roster *r);
+/* A group (its offset, from flat_put()) of the newest item. */
+void flat_roster_group(struct flat_roster *r, size_t off);
+/* Ends the newest item. */
+void flat_roster_item_end(struct flat_roster *r);
+/* Ends the last item and makes out->items and out->n; -ENOMEM. Leaves r empty. */
+int flat_roster_finish(struct flat_roster *r, struct store_roster *out);
+void flat_roster_drop(struct flat_roster *r);
+
+#endif
