@@ -39,7 +39,7 @@ CPPFLAGS := -I/usr/include/android -I. -isystem /usr/include/postgresql -D_GNU_S
 CFLAGS   := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wvla -fno-strict-aliasing -g -pthread
 LDFLAGS  := -pthread -Wl,--as-needed -L$(ANDROID_LIB) -Wl,-rpath,$(ANDROID_LIB)
-LDLIBS   := -luring -lxxhash -lidn -lconfig -lsqlite3 -lcares -lpq -lnanomsg \
+LDLIBS   := -luring -lxxhash -lidn -lconfig -lsqlite3 -lcares -lnanomsg \
             -l:libssl.so.0 -l:libcrypto.so.0 -lm
 
 # jemalloc is the allocator of every program but the supervisor, linked from its static
@@ -173,6 +173,10 @@ $(O)/tests/unit/%: $(O)/obj/tests/unit/%.o $(LIBS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(call link_libs,$(firstword $(subst /, ,$*))) $(LDLIBS)
 
 $(O)/obj/tests/unit/%.o: CPPFLAGS += -Itests/unit
+
+# The store's tests speak SQL to PostgreSQL themselves; programs load libpq only when
+# they use it (common/store/store_pgsql.h).
+$(O)/tests/unit/common/store/%: LDLIBS += -lpq
 
 $(O)/tests/integration/%: $(O)/obj/tests/integration/%.o
 	$(call say,LD,$@)

@@ -130,8 +130,10 @@ int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, boo
 void route_unbind(struct conn *c);
 /* A frame from the router (fe_ops.frame). */
 void route_frame(struct fe_thread *t, const struct ring_frame *f);
-/* After a router restart: register every bound session again, then hand the new router
- * what the old one had not finished (fe_port_replay()). */
-void route_reregister(struct c2s_thread *t);
+/* Registers every bound session again. After a router restart (restarted), also the
+ * binds it lost, then hand the new router what the old one had not finished
+ * (fe_port_replay()); without (the cluster lost a node: CTL_REHOME), bound sessions only,
+ * which their new home takes in (a session it has already is replaced by the same). */
+void route_reregister(struct c2s_thread *t, bool restarted);
 
 #endif

@@ -82,9 +82,15 @@ static void control(struct fe_thread *ft, unsigned req)
         }
     if (req == FE_CTL_RELOAD)
         ft->proxy = &ft->cfg->c2s.proxy; /* the new snapshot's */
+    if (req == FE_CTL_REHOME) {
+        /* The router is there (when it is not, its return registers everything). */
+        if (!ft->router_down)
+            route_reregister(t, false);
+        return;
+    }
     if (req != FE_CTL_ROUTER_UP)
         return;
-    route_reregister(t);
+    route_reregister(t, true);
     fe_port_resume(ft);
     /* Held input flows again and reading resumes. */
     for (uint32_t i = 0; i < ft->nslots; i++) {

@@ -359,7 +359,7 @@ void route_frame(struct fe_thread *ft, const struct ring_frame *f)
            f->kind);
 }
 
-void route_reregister(struct c2s_thread *t)
+void route_reregister(struct c2s_thread *t, bool restarted)
 {
     for (uint32_t i = 0; i < t->fe.nslots; i++) {
         struct conn *c = (struct conn *)fe_slot(&t->fe, i);
@@ -367,9 +367,11 @@ void route_reregister(struct c2s_thread *t)
             continue;
         if (c->fe.flags & CONN_F_BOUND)
             route_bind(c, c->jid, c->jid_len, c->bare_len, true);
-        else if (c->fe.state == CONN_BINDING)
+        else if (restarted && c->fe.state == CONN_BINDING)
             route_bind(c, c->jid, c->jid_len, c->bare_len, false); /* its request was lost */
     }
+    if (!restarted)
+        return;
     /* Then what the old router had not finished, behind the sessions it needs. */
     fe_port_replay(&t->fe);
 }

@@ -41,6 +41,8 @@ static void loaded(struct shard *s, struct user *u)
             offline_deliver(s, u, ss);
             break;
         }
+    if (u->rehome_due)
+        node_rehomed(s, u);
     u->busy--;
     user_release(&s->users, u);
 }

@@ -1,7 +1,8 @@
 /*
  * starling-router: the router process. Started by the supervisor with the node's config,
  * the shared-memory segment and the bells' eventfds inherited (see common/core/args.h); runs
- * router.shards shard threads; its main thread only serves the control socket.
+ * router.shards shard threads, and in a cluster the link thread (link.h); its main thread
+ * only serves the control socket.
  */
 #include "common/core/args.h"
 #include "common/config/config.h"
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct shard *shards;
@@ -98,6 +100,11 @@ int main(int argc, char **argv)
         LOG_ERROR("storage: %s", strerror(-rc));
         return 1;
     }
+    struct cluster *cl;
+    if (cluster_new(cfg, &cl, err, sizeof err) < 0) {
+        LOG_ERROR("%s", err);
+        return 2;
+    }
     nshards = topo_shards(cfg);
     shards = calloc(nshards, sizeof *shards);
     if (!shards)
@@ -118,6 +125,10 @@ int main(int argc, char **argv)
         LOG_ERROR("cannot link the shards: %s", strerror(-rc));
         return 1;
     }
+    if (cl && (rc = cluster_start(cl, shards, nshards, l.ring_data_size, l.max_frame)) < 0) {
+        LOG_ERROR("cluster: %s", strerror(-rc));
+        return 1;
+    }
     for (unsigned i = 0; i < nshards; i++)
         if ((rc = shard_init(&shards[i])) < 0) {
             LOG_ERROR("shard %u: %s", i, strerror(-rc));
@@ -133,12 +144,22 @@ int main(int argc, char **argv)
 
     struct ctl_msg m = {CTL_READY, CTL_ROLE_ROUTER};
     send(a.ctl_fd, &m, sizeof m, MSG_NOSIGNAL);
+    time_t last_tick = time(NULL);
     for (;;) {
-        /* A tick a second between control messages: idle shards trim their rings. */
+        /* A tick a second between control messages: idle shards trim their rings. In a
+         * cluster, a look every 100 ms for a lost node whose users must re-register. */
         struct pollfd pf = {a.ctl_fd, POLLIN, 0};
-        if (poll(&pf, 1, 1000) == 0) {
-            for (unsigned i = 0; i < nshards; i++)
-                shard_trim_tick(&shards[i]);
+        int ready = poll(&pf, 1, cl ? 100 : 1000);
+        if (cl && cluster_rehome_due(cl)) {
+            LOG_INFO("cluster: a node left; c2s registers its sessions with their homes again");
+            ctl_tell(a.ctl_fd, CTL_REHOME, 0);
+        }
+        if (ready == 0) {
+            if (time(NULL) != last_tick) {
+                last_tick = time(NULL);
+                for (unsigned i = 0; i < nshards; i++)
+                    shard_trim_tick(&shards[i]);
+            }
             continue;
         }
         ssize_t n = recv(a.ctl_fd, &m, sizeof m, 0);
@@ -177,6 +198,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < nshards; i++)
         pthread_join(th[i], NULL);
     free(th);
+    cluster_free(cl);
     store_close(store);
     config_retired_free();
     LOG_INFO("stopped");

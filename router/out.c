@@ -6,6 +6,11 @@
  * and, for a broadcast, each recipient's `to` (filled in by c2s), not n frames. A ring
  * that is full keeps later frames in order in a backlog; the shard stops reading its
  * inbound rings while backlogs are large, which pushes back on the front ends in turn.
+ *
+ * In a cluster, what goes to a connection of another node (PROTO_CONN_NODE) crosses that
+ * node's link: a delivery once per node, listing every recipient there (the node splits
+ * it per thread), and a stanza for a remote domain goes to the node that owns the
+ * domain's streams. Single-node paths only pay conn_here(): an and and a compare.
  */
 #include "router/router.h"
 #include "common/xmpp/jid.h"
@@ -22,6 +27,8 @@
  * port_send() when the ring is full, its backlog not empty, or the frame larger than a
  * ring frame (then in pieces). */
 struct slot {
+    int node; /* >= 0: a frame for a connection of that node, built in dst */
+    uint64_t conn;
     struct ring *ring;
     struct backlog *backlog;
     bool *dirty;
@@ -34,6 +41,7 @@ struct slot {
 static void *slot_open(struct shard *s, struct slot *o, struct ring *r, struct backlog *q,
                        bool *dirty, uint16_t kind, uint32_t len)
 {
+    o->node = -1;
     o->ring = r;
     o->backlog = q;
     o->dirty = dirty;
@@ -55,6 +63,12 @@ static bool slot_close(struct shard *s, struct slot *o)
 {
     if (!o->dst)
         return false;
+    if (o->node >= 0) {
+        node_send(s, (unsigned)o->node, node_peer_shard(s, (unsigned)o->node), o->kind, o->dst,
+                  o->len, NULL, 0);
+        free(o->dst);
+        return true;
+    }
     *o->dirty = true;
     s->stats.frames_out++;
     if (!o->queued) {
@@ -83,6 +97,28 @@ static void *fe_open(struct shard *s, struct slot *o, unsigned fe, uint16_t kind
     return slot_open(s, o, &s->to_fe[fe], &s->backlog[fe], &s->dirty[fe], kind, len);
 }
 
+/* A frame for a connection, of this node or another. */
+static void *conn_open(struct shard *s, struct slot *o, uint64_t conn, uint16_t kind, uint32_t len)
+{
+    if (conn_here(s, conn))
+        return fe_open(s, o, shard_fe(s, conn), kind, len);
+    o->node = (int)PROTO_CONN_NODE(conn);
+    o->kind = kind;
+    o->len = len;
+    if (!(o->dst = malloc(len)))
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a frame is lost", s->idx);
+    return o->dst;
+}
+
+/* The node that owns a remote domain's streams, when it is not this one (or -1). */
+static int domain_elsewhere(const struct shard *s, const char *domain, size_t dlen)
+{
+    if (!s->view)
+        return -1;
+    unsigned n = home_node(s->view, jid_hash(domain, dlen));
+    return n == s->node ? -1 : (int)n;
+}
+
 bool out_fe_frame(struct shard *s, unsigned fe, uint16_t kind, const void *a, uint32_t alen,
                   const void *b, uint32_t blen)
 {
@@ -90,7 +126,8 @@ bool out_fe_frame(struct shard *s, unsigned fe, uint16_t kind, const void *a, ui
     char *d = fe_open(s, &o, fe, kind, alen + blen);
     if (d) {
         memcpy(d, a, alen);
-        memcpy(d + alen, b, blen);
+        if (blen)
+            memcpy(d + alen, b, blen);
     }
     return slot_close(s, &o);
 }
@@ -114,6 +151,13 @@ void out_remote(struct shard *s, const struct stanza *st)
     memcpy(d + sizeof *h, st->from, st->from_len);
     memcpy(d + sizeof *h + st->from_len, st->to, st->to_len);
     memcpy(d + sizeof *h + st->from_len + st->to_len, st->raw, st->raw_len);
+    int owner = domain_elsewhere(s, st->to + h->to_domain_off, h->to_domain_len);
+    if (owner >= 0) {
+        node_send(s, (unsigned)owner, node_peer_shard(s, (unsigned)owner), PROTO_REMOTE, d, len,
+                  NULL, 0);
+        free(d);
+        return;
+    }
     rlog_send(s, s2s_thread_of(s, st->to + h->to_domain_off, h->to_domain_len), PROTO_REMOTE, d,
               len);
 }
@@ -138,6 +182,13 @@ void out_remote_fanout(struct shard *s, const char *domain, size_t dlen, const c
     memcpy(d + sizeof h, domain, dlen);
     memcpy(d + sizeof h + dlen, stanza, len);
     memcpy(d + sizeof h + dlen + len, list, list_len);
+    int owner = domain_elsewhere(s, domain, dlen);
+    if (owner >= 0) {
+        node_send(s, (unsigned)owner, node_peer_shard(s, (unsigned)owner), PROTO_REMOTE_FANOUT,
+                  d, total, NULL, 0);
+        free(d);
+        return;
+    }
     rlog_send(s, s2s_thread_of(s, domain, dlen), PROTO_REMOTE_FANOUT, d, total);
     s->stats.remote_fanout_frames++;
     s->stats.remote_fanout_contacts += count;
@@ -145,6 +196,11 @@ void out_remote_fanout(struct shard *s, const char *domain, size_t dlen, const c
 
 void out_to_shard(struct shard *s, unsigned dst, uint16_t kind, const void *payload, uint32_t len)
 {
+    if (dst >= s->nshards) { /* another node's (shard_of()): it finds the shard */
+        unsigned node = dst - s->nshards;
+        node_send(s, node, node_peer_shard(s, node), kind, payload, len, NULL, 0);
+        return;
+    }
     struct ticket *t = ticket_hold(s->cur);
     struct slot o;
     char *d = slot_open(s, &o, &s->to_shard[dst], &s->shard_backlog[dst], &s->shard_dirty[dst],
@@ -166,7 +222,7 @@ static unsigned deliver_batch(struct shard *s, unsigned fe, const struct out_rcp
     unsigned k = 0, end = first;
     size_t attrs = 0, used = sizeof(struct proto_deliver) + len;
     for (; end < n; end++) {
-        if (shard_fe(s, rcpt[end].conn) != fe)
+        if (shard_fe(s, rcpt[end].conn) != fe || !conn_here(s, rcpt[end].conn))
             continue;
         size_t cost = sizeof(struct proto_rcpt) + rcpt[end].to_len;
         if (k && used + cost > room)
@@ -189,7 +245,7 @@ static unsigned deliver_batch(struct shard *s, unsigned fe, const struct out_rcp
         memcpy(st, stanza, len);
         uint32_t aoff = 0;
         for (unsigned i = first, m = 0; i < end; i++) {
-            if (shard_fe(s, rcpt[i].conn) != fe)
+            if (shard_fe(s, rcpt[i].conn) != fe || !conn_here(s, rcpt[i].conn))
                 continue;
             r[m].conn = rcpt[i].conn;
             r[m].to_off = aoff;
@@ -206,9 +262,57 @@ static unsigned deliver_batch(struct shard *s, unsigned fe, const struct out_rcp
     return end;
 }
 
+/* The recipients of other nodes: one PROTO_DELIVER per node, listing all of its own. */
+static void deliver_remote(struct shard *s, const struct out_rcpt *rcpt, unsigned n,
+                           const char *stanza, size_t len, uint32_t to_at)
+{
+    uint64_t nodes = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (!conn_here(s, rcpt[i].conn))
+            nodes |= 1ull << PROTO_CONN_NODE(rcpt[i].conn);
+    while (nodes) {
+        unsigned node = (unsigned)__builtin_ctzll(nodes);
+        nodes &= nodes - 1;
+        uint32_t k = 0, attrs = 0;
+        for (unsigned i = 0; i < n; i++)
+            if (PROTO_CONN_NODE(rcpt[i].conn) == node) {
+                k++;
+                attrs += rcpt[i].to_len;
+            }
+        uint32_t plen = (uint32_t)(sizeof(struct proto_deliver) + k * sizeof(struct proto_rcpt) +
+                                   len + attrs);
+        struct proto_deliver *d = malloc(plen);
+        if (!d) {
+            LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a delivery is lost", s->idx);
+            continue;
+        }
+        *d = (struct proto_deliver){k, (uint32_t)len, to_at, attrs};
+        struct proto_rcpt *r = (struct proto_rcpt *)(d + 1);
+        char *at = (char *)(r + k) + len;
+        memcpy(r + k, stanza, len);
+        uint32_t aoff = 0, m = 0;
+        for (unsigned i = 0; i < n; i++) {
+            if (PROTO_CONN_NODE(rcpt[i].conn) != node)
+                continue;
+            r[m++] = (struct proto_rcpt){rcpt[i].conn, aoff, rcpt[i].to_len};
+            if (rcpt[i].to_len)
+                memcpy(at + aoff, rcpt[i].to_attr, rcpt[i].to_len);
+            aoff += rcpt[i].to_len;
+        }
+        node_send(s, node, node_peer_shard(s, node), PROTO_DELIVER, d, plen, NULL, 0);
+        free(d);
+        s->stats.link_deliver_frames++;
+        s->stats.link_deliveries += k;
+        s->stats.link_bytes_saved += (uint64_t)(k - 1) * (sizeof(struct link_hdr) +
+                                                          sizeof *d + len);
+    }
+}
+
 void out_deliver_to(struct shard *s, const struct out_rcpt *rcpt, unsigned n, const char *stanza,
                     size_t len, uint32_t to_at)
 {
+    if (s->cl)
+        deliver_remote(s, rcpt, n, stanza, len, to_at);
     /* One frame per destination thread; front-end threads are few, so a pass per thread
      * costs less than sorting. A thread with more recipients than a frame holds gets
      * several frames. */
@@ -307,7 +411,7 @@ void out_bind_result(struct shard *s, uint64_t conn, int result, const char *jid
 {
     struct slot o;
     struct proto_bind_result *b =
-        fe_open(s, &o, shard_fe(s, conn), PROTO_BIND_RESULT, (uint32_t)(sizeof *b + len));
+        conn_open(s, &o, conn, PROTO_BIND_RESULT, (uint32_t)(sizeof *b + len));
     if (b) {
         memset(b, 0, sizeof *b);
         b->conn = conn;
@@ -322,8 +426,7 @@ void out_bind_result(struct shard *s, uint64_t conn, int result, const char *jid
 void out_close(struct shard *s, uint64_t conn, uint8_t condition)
 {
     struct slot o;
-    struct proto_close *c =
-        fe_open(s, &o, shard_fe(s, conn), PROTO_CLOSE, (uint32_t)sizeof *c);
+    struct proto_close *c = conn_open(s, &o, conn, PROTO_CLOSE, (uint32_t)sizeof *c);
     if (c) {
         memset(c, 0, sizeof *c);
         c->conn = conn;
@@ -336,8 +439,8 @@ void out_session_state(struct shard *s, const struct session *ss)
 {
     uint32_t dlen = ss->directed_bytes;
     struct slot o;
-    struct proto_session_state *st = fe_open(s, &o, shard_fe(s, ss->conn),
-                                             PROTO_SESSION_STATE, (uint32_t)sizeof *st + dlen);
+    struct proto_session_state *st =
+        conn_open(s, &o, ss->conn, PROTO_SESSION_STATE, (uint32_t)sizeof *st + dlen);
     if (st) {
         memset(st, 0, sizeof *st);
         st->conn = ss->conn;
@@ -452,4 +555,6 @@ void out_flush(struct shard *s)
     for (unsigned t = 0; t < s->nshards; t++)
         if (t != s->idx)
             flush_ring(s, &s->to_shard[t], &s->shard_backlog[t], &s->shard_dirty[t]);
+    if (s->cl)
+        flush_ring(s, &s->to_link, &s->link_backlog, &s->link_dirty);
 }

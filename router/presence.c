@@ -12,7 +12,8 @@
  * presence to (each costs an unavailable at its end); one more is refused with
  * resource-constraint and not sent.
  * Fan-out travels once per destination: contacts are grouped by shard, one RK_FANOUT
- * frame per other shard; each shard then writes one PROTO_DELIVER per front-end thread
+ * frame per other shard (in a cluster, one per other node, with every contact homed
+ * there: that node's receiving shard splits it among its shards); each shard then writes one PROTO_DELIVER per front-end thread
  * listing its recipients, each recipient's `to` (the contact's bare JID, §4.2.2) filled
  * in by c2s. A contact that is offline costs nothing: its shard skips it.
  *
@@ -47,6 +48,12 @@ struct groups {
     uint32_t *count;
 };
 
+/* Destinations: the shards, then in a cluster the other nodes (shard_of()). */
+static unsigned ngroups(const struct shard *s)
+{
+    return s->cl ? s->nshards + HOME_NODES_MAX : s->nshards;
+}
+
 static bool groups_init(struct groups *g, unsigned nshards)
 {
     g->per = calloc(nshards, sizeof *g->per);
@@ -62,13 +69,15 @@ static void groups_free(struct groups *g, unsigned nshards)
     free(g->count);
 }
 
+static void groups_put(struct groups *g, unsigned dst, const char *jid, uint16_t len)
+{
+    if (buf_append(&g->per[dst], &len, sizeof len) == 0 && buf_append(&g->per[dst], jid, len) == 0)
+        g->count[dst]++;
+}
+
 static void groups_add(struct shard *s, struct groups *g, const struct roster_item *it)
 {
-    unsigned dst = shard_of(s, it->hash);
-    uint16_t len = it->jid_len;
-    if (buf_append(&g->per[dst], &len, sizeof len) == 0 &&
-        buf_append(&g->per[dst], it->jid, len) == 0)
-        g->count[dst]++;
+    groups_put(g, shard_of(s, it->hash), it->jid, it->jid_len);
 }
 
 /* Contacts on other servers, grouped per domain: one PROTO_REMOTE_FANOUT frame each. A
@@ -169,6 +178,48 @@ static void fanout_local(struct shard *s, const char *from, size_t from_len, con
     out_list_free(&l);
 }
 
+/* A contact list from another node names contacts of every shard of this one (and, while
+ * the nodes' views of the cluster differ, of other nodes): split by home, the part of
+ * each other shard goes on as a frame of its own (head: what comes before the list, whose
+ * uint32_t at count_at is the count). The contacts of this shard are left in *mine. True
+ * when the list had contacts of other shards. */
+static bool split_list(struct shard *s, uint16_t kind, const void *head, size_t head_len,
+                       size_t count_at, const char *list, size_t list_len, struct buf *mine)
+{
+    const char *p = list, *end = list + list_len, *jid;
+    uint16_t jl;
+    bool all_mine = true;
+    while (all_mine && next_contact(&p, end, &jid, &jl))
+        all_mine = shard_of(s, jid_hash(jid, jl)) == s->idx;
+    if (all_mine)
+        return false;
+    struct groups g;
+    unsigned ng = ngroups(s);
+    if (!groups_init(&g, ng)) {
+        groups_free(&g, ng);
+        return true;
+    }
+    for (p = list; next_contact(&p, end, &jid, &jl);)
+        groups_put(&g, shard_of(s, jid_hash(jid, jl)), jid, jl);
+    for (unsigned dst = 0; dst < ng; dst++) {
+        if (!g.count[dst])
+            continue;
+        if (dst == s->idx) {
+            buf_append(mine, buf_data(&g.per[dst]), buf_used(&g.per[dst]));
+            continue;
+        }
+        struct buf fr = {0};
+        if (buf_append(&fr, head, head_len) == 0 &&
+            buf_append(&fr, buf_data(&g.per[dst]), buf_used(&g.per[dst])) == 0) {
+            memcpy(buf_data(&fr) + count_at, &g.count[dst], sizeof g.count[dst]);
+            node_relay(s, dst, 0, kind, buf_data(&fr), (uint32_t)buf_used(&fr));
+        }
+        buf_free(&fr);
+    }
+    groups_free(&g, ng);
+    return true;
+}
+
 void presence_fanout_in(struct shard *s, const struct rk_fanout *f, uint32_t len)
 {
     const char *p = (const char *)(f + 1);
@@ -176,8 +227,18 @@ void presence_fanout_in(struct shard *s, const struct rk_fanout *f, uint32_t len
     if (need > len || f->to_at > f->stanza_len)
         return;
     const char *from = p, *stanza = p + f->from_len, *exclude = stanza + f->stanza_len;
-    fanout_local(s, from, f->from_len, exclude + f->exclude_len, len - (size_t)need, stanza,
-                 f->stanza_len, f->to_at, exclude, f->exclude_len);
+    const char *list = exclude + f->exclude_len;
+    size_t list_len = len - (size_t)need;
+    struct buf mine = {0};
+    if (s->cl && split_list(s, RK_FANOUT, f, (size_t)need, offsetof(struct rk_fanout, ncontacts),
+                            list, list_len, &mine)) {
+        list = buf_data(&mine);
+        list_len = buf_used(&mine);
+    }
+    if (list_len)
+        fanout_local(s, from, f->from_len, list, list_len, stanza, f->stanza_len, f->to_at,
+                     exclude, f->exclude_len);
+    buf_free(&mine);
 }
 
 /* Sends a presence stanza (without `to`) from u to its contacts matching the filter. */
@@ -186,8 +247,9 @@ static void fanout(struct shard *s, struct user *u, const char *from, size_t fro
 {
     struct groups g;
     struct buf ex = {0}; /* blocked resources: sessions that do not get it (XEP-0191 §3.3) */
-    if (!groups_init(&g, s->nshards) || block_resources(&u->block, &ex) < 0) {
-        groups_free(&g, s->nshards);
+    unsigned ng = ngroups(s);
+    if (!groups_init(&g, ng) || block_resources(&u->block, &ex) < 0) {
+        groups_free(&g, ng);
         buf_free(&ex);
         return;
     }
@@ -205,7 +267,7 @@ static void fanout(struct shard *s, struct user *u, const char *from, size_t fro
         }
     (void)unavailable;
     remotes_send(s, &r, stanza, len);
-    for (unsigned dst = 0; dst < s->nshards; dst++) {
+    for (unsigned dst = 0; dst < ng; dst++) {
         if (!g.count[dst])
             continue;
         if (dst == s->idx) {
@@ -228,11 +290,19 @@ static void fanout(struct shard *s, struct user *u, const char *from, size_t fro
             buf_append(&fr, buf_data(&ex), buf_used(&ex)) == 0 &&
             buf_append(&fr, buf_data(&g.per[dst]), buf_used(&g.per[dst])) == 0)
             out_to_shard(s, dst, RK_FANOUT, buf_data(&fr), buf_used(&fr));
+        if (dst >= s->nshards) { /* to another node: once for all its contacts */
+            s->stats.link_fanout_frames++;
+            s->stats.link_fanout_contacts += g.count[dst];
+            s->stats.link_bytes_saved += (uint64_t)(g.count[dst] - 1) *
+                                         (sizeof(struct link_hdr) + buf_used(&fr) -
+                                          buf_used(&g.per[dst]));
+        } else {
+            s->stats.fanout_frames++;
+            s->stats.fanout_contacts += g.count[dst];
+        }
         buf_free(&fr);
-        s->stats.fanout_frames++;
-        s->stats.fanout_contacts += g.count[dst];
     }
-    groups_free(&g, s->nshards);
+    groups_free(&g, ng);
     buf_free(&ex);
 }
 
@@ -258,8 +328,9 @@ static void to_own(struct shard *s, struct user *u, const char *stanza, size_t l
 static void probe(struct shard *s, struct user *u, struct session *ss)
 {
     struct groups g;
-    if (!groups_init(&g, s->nshards)) {
-        groups_free(&g, s->nshards);
+    unsigned ng = ngroups(s);
+    if (!groups_init(&g, ng)) {
+        groups_free(&g, ng);
         return;
     }
     struct remotes r = {0};
@@ -283,7 +354,7 @@ static void probe(struct shard *s, struct user *u, struct session *ss)
         remotes_send(s, &r, buf_data(&b), buf_used(&b));
         buf_free(&b);
     }
-    for (unsigned dst = 0; dst < s->nshards; dst++) {
+    for (unsigned dst = 0; dst < ng; dst++) {
         if (!g.count[dst])
             continue;
         struct rk_probe p = {
@@ -302,7 +373,7 @@ static void probe(struct shard *s, struct user *u, struct session *ss)
         }
         buf_free(&fr);
     }
-    groups_free(&g, s->nshards);
+    groups_free(&g, ng);
 }
 
 void presence_probe_in(struct shard *s, const struct rk_probe *pr, uint32_t len)
@@ -313,6 +384,14 @@ void presence_probe_in(struct shard *s, const struct rk_probe *pr, uint32_t len)
     const char *prober = p, *end = (const char *)pr + len, *jid;
     uint16_t jl;
     p += pr->from_len;
+    struct buf mine = {0};
+    if (s->cl && split_list(s, RK_PROBE, pr, sizeof *pr + pr->from_len,
+                            offsetof(struct rk_probe, ncontacts), p, (size_t)(end - p), &mine)) {
+        if (!buf_used(&mine))
+            return;
+        p = buf_data(&mine);
+        end = p + buf_used(&mine);
+    }
     while (next_contact(&p, end, &jid, &jl)) {
         struct user *c = user_find(&s->users, jid_hash(jid, jl), jid, jl);
         if (!c || c->state != USER_READY)
@@ -337,6 +416,7 @@ void presence_probe_in(struct shard *s, const struct rk_probe *pr, uint32_t len)
             buf_free(&a);
         }
     }
+    buf_free(&mine);
 }
 
 void presence_broadcast(struct shard *s, struct user *u, struct session *ss,

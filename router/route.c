@@ -52,8 +52,11 @@ void route_forward(struct shard *s, const struct stanza *st)
     unsigned dst = shard_of(s, h->to_key);
     if (dst == s->idx)
         route_inbound(s, st);
-    else
+    else if (dst < s->nshards)
         out_to_shard(s, dst, RK_INBOUND, st->frame, frame_len(st));
+    else /* the recipient's home is another node: straight to its shard there */
+        node_send(s, dst - s->nshards, node_home_shard(s, dst - s->nshards, h->to_key),
+                  RK_INBOUND, st->frame, frame_len(st), NULL, 0);
 }
 
 void route_outbound(struct shard *s, const struct stanza *st)
@@ -329,6 +332,8 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
             session_set_presence(ss, presence, b->presence_len, b->priority);
         session_restore(ss, b->flags, presence + b->presence_len, b->directed_len,
                         s->cfg->router.max_directed);
+        if (s->cl)
+            node_rehomed(s, u);
         /* What was stored while it was away from this router (load.c does it for a user
          * still loading). */
         if (u->state == USER_READY && ss->available && ss->priority >= 0)

@@ -1,5 +1,6 @@
 /*
- * router: S shard worker threads. A bare JID belongs to shard jid_hash(bare) % S, which
+ * router: S shard worker threads. A bare JID belongs to shard jid_hash(bare) % S (in a
+ * cluster, of its home node: router/home.h says which node, the one rule), which
  * alone keeps its sessions (resources, priority, last presence, the connection of each),
  * its roster, pending subscription requests and blocklist, and applies the rules of
  * RFC 6120 §10 and RFC 6121 for it. Shards never touch each other's tables.
@@ -32,6 +33,10 @@
  *   carbons.c  message carbons (XEP-0280)
  *   iq.c       what the server answers itself: disco, ping, version, dispatch
  *   out.c      frames to front-end threads and to other shards; stanza errors
+ *   home.c     the cluster's consistent-hash ring: a key's home node (home.h)
+ *   link.c     the link thread: nanomsg sockets to the other nodes (link.h)
+ *   node.c     a shard's side of the cluster: frames to and from other nodes, and what
+ *              a membership change moves
  *
  * Everything here but main.c runs on the shard thread given.
  */
@@ -49,6 +54,8 @@
 #include "shm/ring.h"
 #include "shm/stats.h"
 #include "shm/topo.h"
+#include "router/home.h"
+#include "router/link.h"
 #include "router/ticket.h"
 
 #include <stdatomic.h>
@@ -64,6 +71,7 @@ enum {
     RK_INBOUND = PROTO_KIND_MAX, /* struct proto_stanza: the recipient's step */
     RK_FANOUT,                   /* struct rk_fanout: presence to contacts of one shard */
     RK_PROBE,                    /* struct rk_probe: a session asks contacts' presence */
+    RK_BOUNCE, /* link thread -> shard: a frame (struct link_hdr first) no link took */
     RK_KIND_MAX,
 };
 
@@ -169,6 +177,9 @@ struct user {
     /* Offline messages may be stored: the store said so at load, or one was stored
      * since. Only the user's shard stores them, so while false a login fetches none. */
     bool offline_maybe;
+    /* In a cluster: its home was on a node that went down (node_rehomed()); told its
+     * lost contacts' end once (rehome_done). */
+    bool rehome_due, rehome_done;
     unsigned busy;   /* asynchronous calls that will find it again by pointer */
     struct session *sessions;
     struct pending *pend_head, *pend_tail;
@@ -194,6 +205,22 @@ struct shard_stats {
     uint64_t remote_fanout_frames;   /* PROTO_REMOTE_FANOUT frames to s2s */
     uint64_t remote_fanout_contacts; /* remote contacts those frames listed */
     uint64_t remote_forgotten;       /* copies for s2s dropped past router.max_remote_unacked */
+    /* The cluster's links (node.c). */
+    uint64_t link_frames, link_bytes; /* frames (and their bytes) to other nodes */
+    uint64_t link_fanout_frames;      /* RK_FANOUT frames to other nodes: one per node */
+    uint64_t link_fanout_contacts;    /* contacts those frames listed */
+    uint64_t link_deliver_frames;     /* PROTO_DELIVER lists to other nodes' connections */
+    uint64_t link_deliveries;         /* recipients those lists named */
+    uint64_t link_bytes_saved;        /* what one copy per recipient would have added */
+    uint64_t link_forwarded;          /* frames that reached a shard not their home */
+    uint64_t link_bounced;            /* frames a link refused (node down, link full) */
+};
+
+/* The link counters a shard publishes for the link thread's status file. */
+struct shard_pub {
+    _Atomic uint64_t sessions;
+    _Atomic uint64_t link_frames, link_bytes, link_fanout_frames, link_fanout_contacts,
+        link_deliver_frames, link_deliveries, link_bytes_saved, link_forwarded, link_bounced;
 };
 
 struct shard {
@@ -232,6 +259,21 @@ struct shard {
     _Atomic unsigned ctl_done; /* last request handled */
     unsigned ctl_arg;
     const struct config *next_cfg; /* ROUTER_CTL_RELOAD */
+    /* The cluster (link.h); NULL on a node alone, and then none of what follows is used. */
+    struct cluster *cl;
+    unsigned node;                 /* this node's index (0 alone) */
+    uint64_t node_bits;            /* node << PROTO_CONN_NODE_SHIFT: on front ends' ids */
+    const struct home_view *view;  /* the ring this shard routes by */
+    _Atomic uint64_t view_seen;    /* view's epoch, for the link thread */
+    struct ring to_link, from_link; /* to and from the link thread, in-process */
+    struct port_rx rx_link;
+    struct backlog link_backlog;
+    bool link_dirty;
+    uint8_t link_hops;             /* of the frame from another node being handled */
+    uint64_t nsessions;
+    struct shard_pub pub;
+    const struct home_view *lost_view; /* the view before the last loss of nodes */
+    uint64_t lost_mask;                /* the nodes that loss took */
 };
 
 enum { ROUTER_CTL_NONE, ROUTER_CTL_FE_DOWN, ROUTER_CTL_STOP, ROUTER_CTL_RELOAD };
@@ -250,9 +292,23 @@ extern int router_ctl_fd;
 /* The shard this thread runs: store callbacks find their shard through it. */
 extern _Thread_local struct shard *shard_current;
 
+/* Where a key (jid_hash() of a bare JID) lives: its shard (< nshards) when its home is
+ * this node, else nshards + the home node. Every path that routes by a user's key asks
+ * here (home.h has the rule). */
 static inline unsigned shard_of(const struct shard *s, uint64_t key)
 {
+    if (s->view) {
+        unsigned n = home_node(s->view, key);
+        if (n != s->node)
+            return s->nshards + n;
+    }
     return topo_shard_of(key, s->nshards);
+}
+
+/* Is the connection one of this node's front ends'? */
+static inline bool conn_here(const struct shard *s, uint64_t conn)
+{
+    return (conn & PROTO_CONN_NODE_MASK) == s->node_bits;
 }
 
 /* The front-end thread (index g of shard.from_fe/to_fe, shm/topo.h) of a connection.
@@ -483,6 +539,34 @@ void out_remote_fanout(struct shard *s, const char *domain, size_t dlen, const c
 void out_to_shard(struct shard *s, unsigned dst, uint16_t kind, const void *payload, uint32_t len);
 /* Sends what the backlogs hold, publishes, wakes front ends and shards. */
 void out_flush(struct shard *s);
+
+/* ---- node.c ---- */
+/* A frame to shard `shard` of another node, through the link thread: a, then b (may be
+ * empty), after a struct link_hdr. */
+void node_send(struct shard *s, unsigned node, unsigned shard, uint16_t kind, const void *a,
+               uint32_t alen, const void *b, uint32_t blen);
+/* A frame for a key this shard is not the home of (dst: shard_of()): to its home, on
+ * this node or another; past LINK_MAX_HOPS a stanza is answered remote-server-timeout. */
+void node_relay(struct shard *s, unsigned dst, uint64_t key, uint16_t kind, const void *payload,
+                uint32_t len);
+/* The home shard of key on node `node`. */
+unsigned node_home_shard(const struct shard *s, unsigned node, uint64_t key);
+/* The shard of node `node` that a frame from this shard goes to when any would do:
+ * always the same one, so frames from here to there stay in order. */
+unsigned node_peer_shard(const struct shard *s, unsigned node);
+/* Handles a batch of what the link thread brought. Returns how many frames. */
+unsigned node_drain(struct shard *s);
+/* Takes the link thread's newest view, if it is new: users whose home moved are handed
+ * to it (their sessions as re-registrations), sessions whose connection was on a node
+ * that went down end, and the contacts homed there are reported unavailable. */
+void node_view_check(struct shard *s);
+/* A session registered again after the loss of a node that was its user's home: once
+ * the state is here (called again from load.c), the user hears that the contacts homed
+ * on lost nodes are gone, and its contacts get its sessions' presence again (from this
+ * home, after any goodbye the loss made). */
+void node_rehomed(struct shard *s, struct user *u);
+/* Publishes the counters the link thread reports (shard.pub). */
+void node_publish(struct shard *s);
 
 /* ---- rlog.c: frames to s2s until it acknowledges them ---- */
 struct rlog;

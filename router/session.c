@@ -167,6 +167,8 @@ struct session *session_add(struct user *u, uint64_t conn, const char *jid, size
     s->conn = conn;
     s->next = u->sessions;
     u->sessions = s;
+    if (shard_current)
+        shard_current->nsessions++;
     return s;
 }
 
@@ -175,8 +177,11 @@ void session_remove(struct user *u, struct session *s)
     struct session **pp = &u->sessions;
     while (*pp && *pp != s)
         pp = &(*pp)->next;
-    if (*pp)
+    if (*pp) {
         *pp = s->next;
+        if (shard_current)
+            shard_current->nsessions--;
+    }
     session_free(s);
 }
 

@@ -86,8 +86,13 @@ static void from_sender(struct shard *s, uint16_t kind, const void *payload, uin
                         const struct stanza *st)
 {
     struct user *u = user_find(&s->users, st->h->key, st->from, st->from_bare_len);
-    if (!u || !session_by_conn(u, st->h->conn))
-        return; /* its session ended meanwhile */
+    if (!u || !session_by_conn(u, st->h->conn)) {
+        /* Its session ended meanwhile; or, in a cluster, its home just moved here and
+         * the session is on its way (node.c): the sender hears so and may try again. */
+        if (s->cl)
+            out_error(s, st, "wait", "remote-server-timeout");
+        return;
+    }
     if (!load_ready(s, u, kind, payload, len))
         return;
     route_outbound(s, st);
@@ -98,9 +103,12 @@ void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t l
     struct stanza st;
     struct decode_session d;
 
+    unsigned dst;
     switch (kind) {
     case PROTO_STANZA:
-        if (stanza_parse(payload, len, &st) && shard_of(s, st.h->key) == s->idx) {
+        if (!stanza_parse(payload, len, &st))
+            break;
+        if ((dst = shard_of(s, st.h->key)) == s->idx) {
             /* A remote sender has no state here: only the recipient's step (its key is
              * the recipient's). */
             if (st.h->flags & PROTO_STANZA_REMOTE)
@@ -109,24 +117,39 @@ void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t l
                 from_sender(s, kind, payload, len, &st);
             return;
         }
+        if (s->cl) { /* its home is on another node, or moved */
+            node_relay(s, dst, st.h->key, kind, payload, len);
+            return;
+        }
         break;
     case PROTO_BIND:
     case PROTO_UNBIND:
         /* The frame is the shard's own copy (drain_fe()): checked once, read in place. */
-        if (decode_session(payload, len, &d) == 0 && shard_of(s, d.h.key) == s->idx) {
-            if (kind == PROTO_BIND)
-                route_bind(s, payload, d.jid, d.presence);
-            else
-                route_unbind(s, payload, d.jid);
-            return;
+        if (decode_session(payload, len, &d) < 0)
+            break;
+        if ((dst = shard_of(s, d.h.key)) != s->idx) {
+            if (s->cl) {
+                node_relay(s, dst, d.h.key, kind, payload, len);
+                return;
+            }
+            break;
         }
-        break;
+        if (kind == PROTO_BIND)
+            route_bind(s, payload, d.jid, d.presence);
+        else
+            route_unbind(s, payload, d.jid);
+        return;
     case PROTO_REMOTE_ACK:
         rlog_ack(s, payload, len);
         return;
     case RK_INBOUND:
         if (stanza_parse(payload, len, &st)) {
-            route_inbound(s, &st);
+            /* Sent to the home the sender's shard saw; a membership change may have moved
+             * it since. */
+            if (s->cl && (dst = shard_of(s, st.h->to_key)) != s->idx)
+                node_relay(s, dst, st.h->to_key, kind, payload, len);
+            else
+                route_inbound(s, &st);
             return;
         }
         break;
@@ -167,6 +190,11 @@ static bool from_front_end(struct shard *s, int fe, uint16_t kind, void *p, uint
     if (s2s ? kind != PROTO_STANZA && kind != PROTO_REMOTE_ACK : kind == PROTO_REMOTE_ACK) {
         LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d sent a frame of kind %u", s->idx, fe, kind);
         return false;
+    }
+    /* Our node's index in the id: replies find this node from any other. */
+    if (kind != PROTO_REMOTE_ACK) {
+        conn = (conn & ~PROTO_CONN_NODE_MASK) | s->node_bits;
+        memcpy(p, &conn, sizeof conn);
     }
     /* Only the router makes stanzas that are never answered with errors; a stanza from
      * s2s is a remote server's, and one from c2s never is. */
@@ -277,6 +305,8 @@ unsigned shard_drain_shards(struct shard *s)
 static unsigned drain(struct shard *s)
 {
     unsigned total = shard_drain_shards(s);
+    if (s->cl)
+        total += node_drain(s);
     for (unsigned fe = 0; fe < s->nfe; fe++)
         total += drain_fe(s, fe);
     return total;
@@ -289,11 +319,13 @@ static size_t backlog_total(const struct shard *s)
         b += s->backlog[fe].bytes;
     for (unsigned t = 0; t < s->nshards; t++)
         b += s->shard_backlog[t].bytes;
-    return b;
+    return b + s->link_backlog.bytes;
 }
 
 static bool inbound_pending(struct shard *s)
 {
+    if (s->cl && (!ring_empty(&s->from_link) || cluster_view(s->cl) != s->view))
+        return true;
     for (unsigned t = 0; t < s->nshards; t++)
         if (t != s->idx && !ring_empty(&s->from_shard[t]))
             return true;
@@ -349,11 +381,17 @@ static bool trim_out(struct shard *s)
             ring_trim(&s->to_shard[t]);
             done &= ring_trimmed(&s->to_shard[t]);
         }
+    if (s->cl) {
+        ring_trim(&s->to_link);
+        done &= ring_trimmed(&s->to_link);
+    }
     return done;
 }
 
 static void sleep_until_work(struct shard *s)
 {
+    if (s->cl)
+        node_publish(s);
     bell_prepare_sleep(&s->bell);
     if ((backlog_total(s) < BACKLOG_MAX && inbound_pending(s)) || store_client_ready(s->store) ||
         ticket_pending(s) ||
@@ -419,6 +457,9 @@ int shard_init(struct shard *s)
         s->shard_backlog[j].moved = on_moved;
         s->shard_backlog[j].moved_arg = s;
     }
+    s->rx_link.max = TOPO_MAX_MESSAGE + (uint32_t)sizeof(struct link_hdr);
+    s->link_backlog.moved = on_moved;
+    s->link_backlog.moved_arg = s;
     if (s->store)
         store_client_tags(s->store, &tag_ops, s);
     users_init(&s->users);
@@ -439,6 +480,8 @@ void shard_free(struct shard *s)
     }
     for (unsigned j = 0; s->rx_shard && j < s->nshards; j++)
         port_rx_free(&s->rx_shard[j]);
+    port_rx_free(&s->rx_link);
+    backlog_clear(&s->link_backlog);
     ticket_state_free(&s->tickets);
     free(s->rx_fe);
     free(s->held);
@@ -530,6 +573,8 @@ static uint32_t clock_s(void)
  * shards finish at the same time: frames between shards still get through. */
 unsigned shard_step(struct shard *s)
 {
+    if (s->cl)
+        node_view_check(s);
     unsigned n = store_poll(s->store) > 0;
     n += backlog_total(s) < BACKLOG_MAX ? drain(s) : 0;
     out_flush(s);

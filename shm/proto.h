@@ -12,27 +12,35 @@
  *
  * Connection ids name one connection of one front-end thread across processes:
  *
- *   63      56 55     48 47                  24 23                   0
- *  +----------+---------+----------------------+----------------------+
- *  | front end| thread  |        slot          |      generation      |
- *  +----------+---------+----------------------+----------------------+
+ *   63    58 57 56 55     48 47                  24 23                   0
+ *  +--------+-----+---------+----------------------+----------------------+
+ *  |  node  | fe  | thread  |        slot          |      generation      |
+ *  +--------+-----+---------+----------------------+----------------------+
  *
  * A slot is reused with a new generation, so a frame for a closed connection is
- * recognised and dropped (or bounced) by the front end.
+ * recognised and dropped (or bounced) by the front end. The node is the cluster's index
+ * of the node whose front end holds the connection (router/home.h): front ends make ids
+ * with node 0 and never look at it; their router stamps its own index on every frame
+ * they send, so replies find the node from any other (0 on a node without a cluster).
  */
 #ifndef STARLING_PROTO_H
 #define STARLING_PROTO_H
 
 #include <stdint.h>
 
-#define PROTO_VERSION 6
+#define PROTO_VERSION 7
 
 static inline uint64_t proto_conn_id(unsigned fe, unsigned thread, uint32_t slot, uint32_t gen)
 {
     return (uint64_t)fe << 56 | (uint64_t)(thread & 0xFF) << 48 |
            (uint64_t)(slot & 0xFFFFFF) << 24 | (gen & 0xFFFFFF);
 }
-#define PROTO_CONN_FE(id)     ((unsigned)((id) >> 56))
+#define PROTO_CONN_FE(id)     ((unsigned)((id) >> 56) & 0x3u)
+#define PROTO_CONN_NODE(id)   ((unsigned)((id) >> 58))
+#define PROTO_CONN_NODE_SHIFT 58
+#define PROTO_CONN_NODE_MASK  (0x3Full << PROTO_CONN_NODE_SHIFT)
+/* Nodes a connection id can name. */
+#define PROTO_NODES_MAX 64
 #define PROTO_CONN_THREAD(id) ((unsigned)((id) >> 48) & 0xFFu)
 #define PROTO_CONN_SLOT(id)   ((uint32_t)((id) >> 24) & 0xFFFFFFu)
 #define PROTO_CONN_GEN(id)    ((uint32_t)(id)&0xFFFFFFu)

@@ -177,6 +177,14 @@ struct config {
         uint32_t max_items;
     } blocking;
     struct {
+        const char *node;          /* this node's name; "": no cluster */
+        struct config_addr listen; /* this router's link socket (NN_PULL) */
+        struct config_list nodes;  /* of struct config_route: the other nodes, name=addr */
+        uint32_t heartbeat, dead_after; /* seconds */
+        uint64_t max_link_bytes;   /* what waits for one slow link, per node */
+        const char *status_file;   /* written each second; starlingctl cluster reads it */
+    } cluster;
+    struct {
         struct config_addr listen; /* the HTTP admin listener (common/admin/); "": none */
         uint32_t max_connections, max_request, timeout;
         uint32_t drain_grace;

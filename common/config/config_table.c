@@ -238,6 +238,29 @@ const struct config_directive config_table[] = {
         "(per s2s thread), so that a restarted s2s gets what the one before had not done.\n"
         "Past it the oldest copy is forgotten: that stanza would be lost only if s2s then\n"
         "crashed. It holds what waits for remote servers that are slow to connect."),
+    STR("cluster.node", cluster.node, "", 0, 63, RESTART,
+        "This node's name in a cluster (letters, digits, '-', '.'), the same on every\n"
+        "node's cluster.nodes list. \"\": no cluster, one node serves everything."),
+    ADDR("cluster.listen", cluster.listen, "", EMPTY | RESTART,
+         "Where this node's router takes the other nodes' links (nanomsg over TCP), such\n"
+         "as \"10.0.0.1:7711\". Needed with cluster.node."),
+    LIST(ROUTE, "cluster.nodes", cluster.nodes, 63, RESTART,
+         "The other nodes of the cluster, \"name=IPv4:port\" each (their cluster.listen),\n"
+         "such as [ \"node2=10.0.0.2:7711\", \"node3=10.0.0.3:7711\" ]. Every node lists\n"
+         "the same set (itself excepted): a node's index in connection ids is its place\n"
+         "in the sorted names."),
+    NUM(DURATION, "cluster.heartbeat", cluster.heartbeat, "1", 1, 60, RESTART,
+        "Seconds between heartbeats on each link."),
+    NUM(DURATION, "cluster.dead_after", cluster.dead_after, "3", 2, 600, RESTART,
+        "A node not heard from for this long is down: its users re-home to the nodes\n"
+        "left, its sessions end. At least twice cluster.heartbeat."),
+    NUM(SIZE, "cluster.max_link_bytes", cluster.max_link_bytes, "16M", 64 * K, 1 * G, 0,
+        "Bytes of frames waiting for one slow link (another node that reads slower than\n"
+        "this one sends). Past it stanzas for that node are refused with\n"
+        "remote-server-timeout, other frames are dropped and counted."),
+    STR("cluster.status_file", cluster.status_file, "cluster.status", 1, 4095, PATH | RESTART,
+        "The router rewrites this file each second with the nodes, links and sessions\n"
+        "it sees; `starlingctl cluster` prints it."),
     NUM(INT, "s2s.threads", s2s.threads, "1", 1, 64, RESTART,
         "Threads of the s2s process (federation), each with its own io_uring, listeners\n"
         "and server-to-server streams; a remote domain's outbound streams belong to one\n"

@@ -23,6 +23,8 @@ enum ctl_type {
     CTL_RELOAD,      /* supervisor -> child: re-read what can change at run time */
     CTL_PEER_BROKEN, /* child -> supervisor: arg's process wrote a corrupt frame: replace it */
     CTL_DRAIN,       /* supervisor -> c2s: arg (enum ctl_drain) is what to refuse from now on */
+    CTL_REHOME,      /* router -> supervisor -> c2s: the cluster lost a node; register every
+                        session again with its home (router/link.h) */
 };
 
 /* Draining (`starlingctl drain`, common/admin/): LOGINS refuses new logins, ALL also ends

@@ -147,7 +147,15 @@ struct fe_ops {
 
 /* Control requests from the process's main thread (fe_control()). FE_CTL_DRAIN: the
  * supervisor's CTL_DRAIN, its level (enum ctl_drain) in fe_thread.next_drain. */
-enum { FE_CTL_NONE, FE_CTL_STOP, FE_CTL_ROUTER_DOWN, FE_CTL_ROUTER_UP, FE_CTL_RELOAD, FE_CTL_DRAIN };
+enum {
+    FE_CTL_NONE,
+    FE_CTL_STOP,
+    FE_CTL_ROUTER_DOWN,
+    FE_CTL_ROUTER_UP,
+    FE_CTL_RELOAD,
+    FE_CTL_DRAIN,
+    FE_CTL_REHOME,
+};
 
 /* An eventfd read through the ring, and what to do when it fires. */
 struct fe_watch {

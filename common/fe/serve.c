@@ -51,6 +51,8 @@ void fe_serve(int ctl_fd, int sfd, unsigned role, struct fe_thread *const *ts, u
             LOG_INFO("%s", m.arg == CTL_DRAIN_OFF      ? "serving again: logins accepted"
                            : m.arg == CTL_DRAIN_LOGINS ? "draining: new logins refused"
                                                        : "draining: every stream ended");
+        } else if (m.type == CTL_REHOME) {
+            fe_request(ts, n, FE_CTL_REHOME);
         } else if (m.type == CTL_PEER_UP && m.arg == CTL_ROLE_ROUTER) {
             fe_request(ts, n, FE_CTL_ROUTER_UP);
             LOG_INFO("the router is back");

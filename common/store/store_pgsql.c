@@ -32,17 +32,28 @@
  *
  * No TLS to the database. Debian's libpq calls OpenSSL 3; c2s and starlingctl carry
  * BoringSSL, which exports the same symbol names without versions, and the dynamic
- * linker binds libpq's SSL_* calls to BoringSSL's: the first TLS handshake with the
- * server crashes the process. So the connection is made with sslmode=disable (whatever
- * PGSSLMODE says), and a DSN asking for any other sslmode is refused at store_open()
- * (-ENOTSUP). Reach the database over a Unix socket, a private network, or a tunnel.
+ * linker binds libpq's SSL_* calls to the first definition in the global scope,
+ * BoringSSL's, even with libpq opened RTLD_LOCAL: the first TLS handshake with the
+ * server crashes the process. RTLD_DEEPBIND would bind them to OpenSSL 3 (it does:
+ * sslmode=verify-full works so in a program on glibc's malloc), but it binds libpq's
+ * and OpenSSL's malloc and free to glibc's too, while glibc's own functions (strdup,
+ * which PQconninfoParse() uses) allocate from the jemalloc our programs export: the
+ * first free() aborts. (AddressSanitizer refuses RTLD_DEEPBIND for the same reason.)
+ * dlmopen() into a namespace of its own gets a handshake through, but its second libc
+ * hands out pthread keys that collide with the first's in each thread's descriptor:
+ * BoringSSL's thread-local state and Kerberos's crash. So the connection is made with
+ * sslmode=disable (whatever PGSSLMODE says), and a DSN asking for any other sslmode
+ * is refused at store_open() (-ENOTSUP). Reach the database over a Unix socket, a
+ * private network, or a tunnel.
  */
 #include "common/core/log.h"
 #include "common/store/store_pgsql.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +63,7 @@
 
 #define PG_BACKOFF_MIN_MS 50
 #define PG_BACKOFF_MAX_MS 2000
+#define PG_LIBPQ          "libpq.so.5"
 #define PG_PASSWORD_MAX   1024 /* bytes of a password file's first line, NUL included */
 /* The advisory lock migrations hold: any constant of ours ("stlg"). */
 #define PG_MIGRATION_LOCK 0x73746c67
@@ -192,6 +204,38 @@ static struct pg_flight *flight(struct pg_be *be, size_t i)
     return &be->fl[(be->head + i) & (be->cap - 1)];
 }
 
+/* ---- loading libpq ----------------------------------------------------------------------- */
+
+struct pg_lib pg_lib;
+
+static pthread_once_t pg_load_once = PTHREAD_ONCE_INIT;
+static int pg_load_rc;
+
+/* Opens libpq and fills pg_lib, once per process. libpq then stays: OpenSSL registers
+ * exit handlers once used, which must not outlive its code. */
+static void pg_load_lib(void)
+{
+    void *lib = dlopen(PG_LIBPQ, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        LOG_ERROR("postgresql: cannot load libpq: %s", dlerror());
+        pg_load_rc = -ELIBACC;
+        return;
+    }
+    struct pg_lib l;
+#define PG_PQ_SYM(f)                                                                               \
+    if (!(l.f = (__typeof__(l.f))dlsym(lib, #f))) {                                                \
+        LOG_ERROR("postgresql: %s has no %s (libpq 14 or later is needed)", PG_LIBPQ, #f);         \
+        goto missing;                                                                              \
+    }
+    PG_PQ_FUNCS(PG_PQ_SYM)
+#undef PG_PQ_SYM
+    pg_lib = l;
+    return;
+missing:
+    dlclose(lib);
+    pg_load_rc = -ENOSYS;
+}
+
 /* ---- errors ------------------------------------------------------------------------------ */
 
 /* Whether an error means the session is gone (SQLSTATE classes 08 and 57P). */
@@ -285,10 +329,11 @@ static PGconn *pg_connect(struct pg_be *be, bool blocking)
         vals[n++] = pw;
     }
     keys[n] = vals[n] = NULL;
-    PGconn *c = blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
+    PGconn *c = blocking ? pg_lib.PQconnectdbParams(keys, vals, 1)
+                         : pg_lib.PQconnectStartParams(keys, vals, 1);
     explicit_bzero(pw, sizeof pw);
     if (c)
-        PQsetNoticeProcessor(c, pg_notice, NULL);
+        pg_lib.PQsetNoticeProcessor(c, pg_notice, NULL);
     return c;
 }
 
@@ -297,19 +342,20 @@ static PGconn *pg_connect(struct pg_be *be, bool blocking)
 static PGresult *pg_exec(struct pg_be *be, const char *sql, ExecStatusType want)
 {
     char buf[256];
-    PGresult *r = PQexec(be->conn, sql);
-    if (PQresultStatus(r) == want)
+    PGresult *r = pg_lib.PQexec(be->conn, sql);
+    if (pg_lib.PQresultStatus(r) == want)
         return r;
-    LOG_ERROR("postgresql %s/%s: %.60s...: %s", PQhost(be->conn), PQdb(be->conn), sql,
-              pg_msg(r ? PQresultErrorMessage(r) : PQerrorMessage(be->conn), buf, sizeof buf));
-    PQclear(r);
+    LOG_ERROR("postgresql %s/%s: %.60s...: %s", pg_lib.PQhost(be->conn), pg_lib.PQdb(be->conn), sql,
+              pg_msg(r ? pg_lib.PQresultErrorMessage(r) : pg_lib.PQerrorMessage(be->conn), buf,
+                     sizeof buf));
+    pg_lib.PQclear(r);
     return NULL;
 }
 
 static int pg_exec_ok(struct pg_be *be, const char *sql)
 {
     PGresult *r = pg_exec(be, sql, PGRES_COMMAND_OK);
-    PQclear(r);
+    pg_lib.PQclear(r);
     return r ? 0 : -EIO;
 }
 
@@ -323,7 +369,7 @@ static int pg_migrate_one(struct pg_be *be)
         return rc;
     snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%d)", PG_MIGRATION_LOCK);
     PGresult *r = pg_exec(be, sql, PGRES_TUPLES_OK);
-    PQclear(r);
+    pg_lib.PQclear(r);
     /* Under the lock, IF NOT EXISTS is no race. */
     if (!r || (rc = pg_exec_ok(be, "CREATE TABLE IF NOT EXISTS schema_version"
                                    " (version integer NOT NULL)")) < 0)
@@ -331,11 +377,11 @@ static int pg_migrate_one(struct pg_be *be)
     r = pg_exec(be, "SELECT coalesce(max(version), 0) FROM schema_version", PGRES_TUPLES_OK);
     if (!r)
         goto rollback;
-    version = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
+    version = atoi(pg_lib.PQgetvalue(r, 0, 0));
+    pg_lib.PQclear(r);
     if (version > PG_SCHEMA_VERSION) {
         LOG_ERROR("postgresql %s/%s: the schema's version (%d) is newer than this program's (%d)",
-                  PQhost(be->conn), PQdb(be->conn), version, PG_SCHEMA_VERSION);
+                  pg_lib.PQhost(be->conn), pg_lib.PQdb(be->conn), version, PG_SCHEMA_VERSION);
         rc = -EPROTO;
         goto rollback;
     }
@@ -349,12 +395,12 @@ static int pg_migrate_one(struct pg_be *be)
     if ((rc = pg_exec_ok(be, "COMMIT")) < 0)
         goto rollback;
     if (version < PG_SCHEMA_VERSION)
-        LOG_INFO("postgresql %s/%s: schema migrated to version %d", PQhost(be->conn),
-                 PQdb(be->conn), version + 1);
+        LOG_INFO("postgresql %s/%s: schema migrated to version %d", pg_lib.PQhost(be->conn),
+                 pg_lib.PQdb(be->conn), version + 1);
     return version;
 
 rollback:
-    PQclear(PQexec(be->conn, "ROLLBACK"));
+    pg_lib.PQclear(pg_lib.PQexec(be->conn, "ROLLBACK"));
     return rc < 0 ? rc : -EIO;
 }
 
@@ -375,17 +421,17 @@ static int pg_ready(struct pg_be *be, bool blocking)
     char name[16], buf[256];
     for (int i = 0; blocking && i < PG_STMT_COUNT_; i++) {
         snprintf(name, sizeof name, "s%d", i);
-        PGresult *r = PQprepare(be->conn, name, pg_sql[i], 0, NULL);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        PGresult *r = pg_lib.PQprepare(be->conn, name, pg_sql[i], 0, NULL);
+        if (pg_lib.PQresultStatus(r) != PGRES_COMMAND_OK) {
             LOG_ERROR("postgresql: %s: %s", pg_sql[i],
-                      pg_msg(r ? PQresultErrorMessage(r) : PQerrorMessage(be->conn), buf,
-                             sizeof buf));
-            PQclear(r);
+                      pg_msg(r ? pg_lib.PQresultErrorMessage(r) : pg_lib.PQerrorMessage(be->conn),
+                             buf, sizeof buf));
+            pg_lib.PQclear(r);
             return -EIO;
         }
-        PQclear(r);
+        pg_lib.PQclear(r);
     }
-    if (PQsetnonblocking(be->conn, 1) != 0 || !PQenterPipelineMode(be->conn))
+    if (pg_lib.PQsetnonblocking(be->conn, 1) != 0 || !pg_lib.PQenterPipelineMode(be->conn))
         return -EIO;
     be->progress_ms = now_ms();
     if (blocking) {
@@ -395,10 +441,10 @@ static int pg_ready(struct pg_be *be, bool blocking)
     }
     for (int i = 0; i < PG_STMT_COUNT_; i++) {
         snprintf(name, sizeof name, "s%d", i);
-        if (!PQsendPrepare(be->conn, name, pg_sql[i], 0, NULL))
+        if (!pg_lib.PQsendPrepare(be->conn, name, pg_sql[i], 0, NULL))
             return -EIO;
     }
-    if (!PQpipelineSync(be->conn) || PQflush(be->conn) < 0)
+    if (!pg_lib.PQpipelineSync(be->conn) || pg_lib.PQflush(be->conn) < 0)
         return -EIO;
     be->state = PG_PREPARING;
     return 0;
@@ -441,12 +487,12 @@ static void pg_lost(struct pg_be *be, const struct store_serve *sv, const char *
     if (atomic_load_explicit(&be->up, memory_order_relaxed)) {
         LOG_ERROR("postgresql %s/%s: connection lost (%s); %zu requests in flight fail,"
                   " reconnecting",
-                  PQhost(be->conn), PQdb(be->conn),
-                  pg_msg(why ? why : PQerrorMessage(be->conn), buf, sizeof buf), be->nsent);
+                  pg_lib.PQhost(be->conn), pg_lib.PQdb(be->conn),
+                  pg_msg(why ? why : pg_lib.PQerrorMessage(be->conn), buf, sizeof buf), be->nsent);
         be->lost_ms = now_ms();
     }
     atomic_store_explicit(&be->up, false, memory_order_release);
-    PQfinish(be->conn);
+    pg_lib.PQfinish(be->conn);
     be->conn = NULL;
     be->state = PG_DOWN;
     be->want_write = false;
@@ -501,7 +547,7 @@ static void pg_send_waiting(struct pg_be *be, const struct store_serve *sv)
     while (be->nsent < be->count) {
         struct pg_flight *fl = flight(be, be->nsent);
         int rc = pg_req_send(be->conn, fl);
-        if (rc == -EIO || !PQpipelineSync(be->conn)) {
+        if (rc == -EIO || !pg_lib.PQpipelineSync(be->conn)) {
             pg_lost(be, sv, NULL);
             return;
         }
@@ -511,7 +557,7 @@ static void pg_send_waiting(struct pg_be *be, const struct store_serve *sv)
         }
         be->nsent++;
     }
-    int f = PQflush(be->conn);
+    int f = pg_lib.PQflush(be->conn);
     if (f < 0)
         pg_lost(be, sv, NULL);
     else
@@ -525,12 +571,12 @@ static void pg_read(struct pg_be *be, const struct store_serve *sv, bool readabl
     char buf[256], why[256];
     const char *gone = NULL;
     int nulls = 0;
-    if (readable && !PQconsumeInput(be->conn)) {
+    if (readable && !pg_lib.PQconsumeInput(be->conn)) {
         pg_lost(be, sv, NULL);
         return;
     }
-    while ((be->state == PG_PREPARING || be->nsent) && !PQisBusy(be->conn)) {
-        PGresult *r = PQgetResult(be->conn);
+    while ((be->state == PG_PREPARING || be->nsent) && !pg_lib.PQisBusy(be->conn)) {
+        PGresult *r = pg_lib.PQgetResult(be->conn);
         if (!r) {
             /* One NULL ends each statement's results; two in a row: nothing more yet. */
             if (++nulls > 1)
@@ -539,25 +585,26 @@ static void pg_read(struct pg_be *be, const struct store_serve *sv, bool readabl
         }
         nulls = 0;
         be->progress_ms = now_ms();
-        ExecStatusType status = PQresultStatus(r);
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        ExecStatusType status = pg_lib.PQresultStatus(r);
+        const char *state = pg_lib.PQresultErrorField(r, PG_DIAG_SQLSTATE);
         if (status == PGRES_FATAL_ERROR && pg_gone(state))
-            gone = pg_msg(PQresultErrorMessage(r), why, sizeof why);
+            gone = pg_msg(pg_lib.PQresultErrorMessage(r), why, sizeof why);
         if (be->state == PG_PREPARING) {
             if (status == PGRES_PIPELINE_SYNC) {
                 be->state = PG_UP;
                 be->backoff_ms = PG_BACKOFF_MIN_MS;
                 if (be->lost_ms)
-                    LOG_INFO("postgresql %s/%s: connection back after %lld ms", PQhost(be->conn),
-                             PQdb(be->conn), (long long)(now_ms() - be->lost_ms));
+                    LOG_INFO("postgresql %s/%s: connection back after %lld ms",
+                             pg_lib.PQhost(be->conn), pg_lib.PQdb(be->conn),
+                             (long long)(now_ms() - be->lost_ms));
                 be->lost_ms = 0;
                 atomic_store_explicit(&be->up, true, memory_order_release);
             } else if (status != PGRES_COMMAND_OK) {
                 LOG_ERROR("postgresql: preparing statements: %s",
-                          pg_msg(PQresultErrorMessage(r), buf, sizeof buf));
+                          pg_msg(pg_lib.PQresultErrorMessage(r), buf, sizeof buf));
                 gone = "cannot prepare statements";
             }
-            PQclear(r);
+            pg_lib.PQclear(r);
             if (gone)
                 break;
             continue;
@@ -580,15 +627,15 @@ static void pg_read(struct pg_be *be, const struct store_serve *sv, bool readabl
                 bool answer = fl->err == -ENOENT || fl->err == -EEXIST;
                 if (!answer && !gone)
                     LOG_RL(LOG_LEVEL_ERROR, "postgresql: %s: %s", store_op_name(fl->req->op),
-                           pg_msg(PQresultErrorMessage(r), buf, sizeof buf));
+                           pg_msg(pg_lib.PQresultErrorMessage(r), buf, sizeof buf));
             }
             fl->k++;
         }
-        PQclear(r);
+        pg_lib.PQclear(r);
         if (gone)
             break;
     }
-    if (gone || PQstatus(be->conn) == CONNECTION_BAD)
+    if (gone || pg_lib.PQstatus(be->conn) == CONNECTION_BAD)
         pg_lost(be, sv, gone);
 }
 
@@ -611,7 +658,7 @@ static void pg_connecting(struct pg_be *be, int64_t t, bool ready)
         /* libpq's rule: wait until the socket is writable before the first poll. */
         be->poll = PGRES_POLLING_WRITING;
         be->state = PG_CONNECTING;
-        if (!be->conn || PQstatus(be->conn) == CONNECTION_BAD)
+        if (!be->conn || pg_lib.PQstatus(be->conn) == CONNECTION_BAD)
             goto failed;
         return;
     }
@@ -619,7 +666,7 @@ static void pg_connecting(struct pg_be *be, int64_t t, bool ready)
         goto failed;
     if (!ready)
         return;
-    be->poll = PQconnectPoll(be->conn);
+    be->poll = pg_lib.PQconnectPoll(be->conn);
     if (be->poll == PGRES_POLLING_FAILED)
         goto failed;
     if (be->poll == PGRES_POLLING_OK && pg_ready(be, false) < 0)
@@ -627,8 +674,8 @@ static void pg_connecting(struct pg_be *be, int64_t t, bool ready)
     return;
 failed:
     LOG_DEBUG("postgresql: connecting: %s",
-              pg_msg(be->conn ? PQerrorMessage(be->conn) : "no memory", buf, sizeof buf));
-    PQfinish(be->conn);
+              pg_msg(be->conn ? pg_lib.PQerrorMessage(be->conn) : "no memory", buf, sizeof buf));
+    pg_lib.PQfinish(be->conn);
     be->conn = NULL;
     be->state = PG_DOWN;
     pg_backoff(be, t);
@@ -676,7 +723,7 @@ static void pg_serve(void *p, const struct store_serve *sv)
         }
         struct pollfd pfd[2] = {{.fd = sv->bell, .events = POLLIN}, {.fd = -1}};
         if (be->conn && be->state != PG_DOWN) {
-            pfd[1].fd = PQsocket(be->conn);
+            pfd[1].fd = pg_lib.PQsocket(be->conn);
             if (be->state == PG_CONNECTING)
                 pfd[1].events = be->poll == PGRES_POLLING_READING ? POLLIN : POLLOUT;
             else
@@ -695,7 +742,7 @@ static void pg_serve(void *p, const struct store_serve *sv)
             continue;
         }
         if (be->want_write && (pfd[1].revents & POLLOUT)) {
-            int f = PQflush(be->conn);
+            int f = pg_lib.PQflush(be->conn);
             if (f < 0) {
                 pg_lost(be, sv, NULL);
                 continue;
@@ -720,7 +767,7 @@ static void pg_close(void *p)
     struct pg_be *be = p;
     if (!be)
         return;
-    PQfinish(be->conn);
+    pg_lib.PQfinish(be->conn);
     free(be->fl);
     free(be->dsn);
     free(be->password_file);
@@ -732,11 +779,11 @@ static int pg_check_dsn(const char *dsn)
 {
     char *err = NULL;
     int rc = 0;
-    PQconninfoOption *opts = PQconninfoParse(dsn, &err);
+    PQconninfoOption *opts = pg_lib.PQconninfoParse(dsn, &err);
     if (!opts) {
         /* libpq's message quotes the offending part, which may be the password. */
         LOG_ERROR("postgresql: storage.dsn is not a connection string libpq understands");
-        PQfreemem(err);
+        pg_lib.PQfreemem(err);
         return -EINVAL;
     }
     for (PQconninfoOption *o = opts; o->keyword; o++) {
@@ -748,7 +795,7 @@ static int pg_check_dsn(const char *dsn)
             rc = -ENOTSUP;
         }
     }
-    PQconninfoFree(opts);
+    pg_lib.PQconninfoFree(opts);
     return rc;
 }
 
@@ -761,6 +808,10 @@ static int pg_open(const struct store_opts *opts, void **out)
         LOG_ERROR("postgresql: no storage.dsn configured");
         return -EINVAL;
     }
+    if ((rc = pthread_once(&pg_load_once, pg_load_lib)) != 0)
+        return -rc;
+    if (pg_load_rc < 0)
+        return pg_load_rc;
     if ((rc = pg_check_dsn(opts->dsn)) < 0)
         return rc;
     struct pg_be *be = calloc(1, sizeof *be);
@@ -782,24 +833,24 @@ static int pg_open(const struct store_opts *opts, void **out)
             rc = be->password_file ? -EACCES : -ENOMEM;
             goto fail;
         }
-        if (PQstatus(be->conn) == CONNECTION_OK)
+        if (pg_lib.PQstatus(be->conn) == CONNECTION_OK)
             break;
         if (now_ms() + be->backoff_ms >= until) {
             LOG_ERROR("postgresql: cannot connect: %s",
-                      pg_msg(PQerrorMessage(be->conn), buf, sizeof buf));
+                      pg_msg(pg_lib.PQerrorMessage(be->conn), buf, sizeof buf));
             rc = -ECONNREFUSED;
             goto fail;
         }
-        PQfinish(be->conn);
+        pg_lib.PQfinish(be->conn);
         be->conn = NULL;
         usleep((useconds_t)be->backoff_ms * 1000);
         pg_backoff(be, now_ms());
     }
     be->backoff_ms = PG_BACKOFF_MIN_MS;
-    const char *enc = PQparameterStatus(be->conn, "server_encoding");
+    const char *enc = pg_lib.PQparameterStatus(be->conn, "server_encoding");
     if (!enc || strcmp(enc, "UTF8") != 0) {
-        LOG_ERROR("postgresql %s/%s: the database's encoding is %s, not UTF8", PQhost(be->conn),
-                  PQdb(be->conn), enc ? enc : "unknown");
+        LOG_ERROR("postgresql %s/%s: the database's encoding is %s, not UTF8",
+                  pg_lib.PQhost(be->conn), pg_lib.PQdb(be->conn), enc ? enc : "unknown");
         rc = -EINVAL;
         goto fail;
     }
@@ -809,8 +860,8 @@ static int pg_open(const struct store_opts *opts, void **out)
         rc = -EIO;
         goto fail;
     }
-    LOG_INFO("postgresql %s/%s: connected, schema version %d", PQhost(be->conn), PQdb(be->conn),
-             PG_SCHEMA_VERSION);
+    LOG_INFO("postgresql %s/%s: connected, schema version %d", pg_lib.PQhost(be->conn),
+             pg_lib.PQdb(be->conn), PG_SCHEMA_VERSION);
     *out = be;
     return 0;
 

@@ -1,7 +1,20 @@
 /*
  * store_pgsql.h: what the PostgreSQL back end's two files share, and nothing else
- * includes: store_pgsql.c (the connection, the schema, the pipeline the worker drives,
- * errors) and store_pgsql_req.c (each request as statements, and its results).
+ * includes: store_pgsql.c (loading libpq, the connection, the schema, the pipeline the
+ * worker drives, errors) and store_pgsql_req.c (each request as statements, and its
+ * results).
+ *
+ * libpq is loaded at run time, by the first store_open() of a PostgreSQL store, with
+ * dlopen(RTLD_NOW | RTLD_LOCAL), never linked: Debian's libpq brings OpenSSL 3,
+ * Kerberos, LDAP and GnuTLS, which a node on SQLite would map and pay for at rest, and
+ * which must stay out of the global scope where programs find BoringSSL. That does
+ * not keep libpq's own lookups from finding BoringSSL first, so there is still no TLS
+ * to the database (store_pgsql.c says why, and why RTLD_DEEPBIND does not save it).
+ *
+ * Every libpq function the back end calls is in PG_PQ_FUNCS and called through the
+ * table pg_lib (pg_lib.PQexec(...)), each pointer typed after libpq-fe.h's prototype,
+ * so the compiler checks the calls as it would direct ones. A function to add goes in
+ * the list; one missing from the library fails store_open() with a line naming it.
  *
  * A request is a few prepared statements and a sync point: pg_req_send() sends them
  * (pg_send() each), store_pgsql.c adds the sync, and what lies between two syncs is one
@@ -21,6 +34,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* clang-format off */
+#define PG_PQ_FUNCS(X)                                                                             \
+    X(PQclear) X(PQcmdTuples) X(PQconnectPoll) X(PQconnectStartParams) X(PQconnectdbParams)        \
+    X(PQconninfoFree) X(PQconninfoParse) X(PQconsumeInput) X(PQdb) X(PQenterPipelineMode)          \
+    X(PQerrorMessage) X(PQexec) X(PQfinish) X(PQflush) X(PQfreemem) X(PQgetResult) X(PQgetisnull)  \
+    X(PQgetlength) X(PQgetvalue) X(PQhost) X(PQisBusy) X(PQntuples) X(PQparameterStatus)           \
+    X(PQpipelineSync) X(PQprepare) X(PQresultErrorField) X(PQresultErrorMessage)                   \
+    X(PQresultStatus) X(PQsendPrepare) X(PQsendQueryPrepared) X(PQsetNoticeProcessor)              \
+    X(PQsetnonblocking) X(PQsocket) X(PQstatus)
+/* clang-format on */
+
+/* libpq's functions, filled by pg_open() before any is called, then only read. */
+struct pg_lib {
+#define PG_PQ_FIELD(f) __typeof__(&f) f;
+    PG_PQ_FUNCS(PG_PQ_FIELD)
+#undef PG_PQ_FIELD
+};
+extern struct pg_lib pg_lib;
 
 enum pg_stmt {
     PG_CREATE,

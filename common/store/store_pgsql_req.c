@@ -172,15 +172,15 @@ int pg_send(PGconn *conn, enum pg_stmt which, const struct pg_val *v, size_t n)
         }
     }
     snprintf(name, sizeof name, "s%d", (int)which);
-    return PQsendQueryPrepared(conn, name, (int)n, vals, lens, fmts, 1) ? 0 : -EIO;
+    return pg_lib.PQsendQueryPrepared(conn, name, (int)n, vals, lens, fmts, 1) ? 0 : -EIO;
 }
 
 int64_t pg_int(const PGresult *r, int row, int col)
 {
-    if (PQgetisnull(r, row, col))
+    if (pg_lib.PQgetisnull(r, row, col))
         return 0;
-    const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
-    int len = PQgetlength(r, row, col);
+    const unsigned char *p = (const unsigned char *)pg_lib.PQgetvalue(r, row, col);
+    int len = pg_lib.PQgetlength(r, row, col);
     uint64_t x = len > 0 && (p[0] & 0x80) && len < 8 ? UINT64_MAX : 0; /* sign */
     for (int i = 0; i < len && i < 8; i++)
         x = x << 8 | p[i];
@@ -357,17 +357,17 @@ static void set_err(struct pg_flight *fl, size_t k, int err)
 
 static long changed(const PGresult *r)
 {
-    return strtol(PQcmdTuples((PGresult *)r), NULL, 10);
+    return strtol(pg_lib.PQcmdTuples((PGresult *)r), NULL, 10);
 }
 
 /* A copy of a bytea column of exactly len bytes (or at most, when up_to). */
 static bool col_blob(const PGresult *r, int col, uint8_t *dst, size_t len, bool up_to,
                      size_t *got)
 {
-    size_t n = (size_t)PQgetlength(r, 0, col);
+    size_t n = (size_t)pg_lib.PQgetlength(r, 0, col);
     if (n > len || (!up_to && n != len))
         return false;
-    memcpy(dst, PQgetvalue(r, 0, col), n);
+    memcpy(dst, pg_lib.PQgetvalue(r, 0, col), n);
     if (got)
         *got = n;
     return true;
@@ -393,7 +393,7 @@ static bool col_scram(const PGresult *r, int col, uint32_t *iter, uint8_t *salt,
 
 static int creds_read(const PGresult *r, struct store_creds *c)
 {
-    if (PQntuples(r) == 0)
+    if (pg_lib.PQntuples(r) == 0)
         return -ENOENT;
     memset(c, 0, sizeof *c);
     if (!col_scram(r, 0, &c->sha1.iterations, c->sha1.salt, &c->sha1.salt_len, c->sha1.stored_key,
@@ -409,9 +409,9 @@ static int creds_read(const PGresult *r, struct store_creds *c)
 /* Column col of rows first.. as malloc'd names (a NULL ends them: a LEFT JOIN's nothing). */
 static int names_read(const PGresult *r, int first, int col, struct store_list *l)
 {
-    int rows = PQntuples(r);
+    int rows = pg_lib.PQntuples(r);
     size_t n = 0;
-    for (int i = first; i < rows && !PQgetisnull(r, i, col); i++)
+    for (int i = first; i < rows && !pg_lib.PQgetisnull(r, i, col); i++)
         n++;
     if (!n)
         return 0;
@@ -420,7 +420,8 @@ static int names_read(const PGresult *r, int first, int col, struct store_list *
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         int row = first + (int)i;
-        if (!(l->names[i] = strndup(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col)))) {
+        if (!(l->names[i] = strndup(pg_lib.PQgetvalue(r, row, col),
+                                    (size_t)pg_lib.PQgetlength(r, row, col)))) {
             l->n = i;
             store_list_free(l);
             return -ENOMEM;
@@ -434,27 +435,27 @@ static int names_read(const PGresult *r, int first, int col, struct store_list *
 static const char *flat_pg(struct flat *f, const PGresult *r, int row, int col, bool text,
                            size_t *len)
 {
-    if (PQgetisnull(r, row, col))
+    if (pg_lib.PQgetisnull(r, row, col))
         return NULL;
-    size_t n = (size_t)PQgetlength(r, row, col);
+    size_t n = (size_t)pg_lib.PQgetlength(r, row, col);
     if (len)
         *len = n;
-    return (const char *)(uintptr_t)flat_put(f, PQgetvalue(r, row, col), n, 1, text);
+    return (const char *)(uintptr_t)flat_put(f, pg_lib.PQgetvalue(r, row, col), n, 1, text);
 }
 
 static int roster_read(const PGresult *r, struct store_roster *out)
 {
     struct flat_roster fr;
-    int rows = PQntuples(r), row = 1, rc;
+    int rows = pg_lib.PQntuples(r), row = 1, rc;
     if (rows == 0 || pg_int(r, 0, 0) != 0)
         return -ENOENT;
     out->ver = (uint64_t)pg_int(r, 0, 8);
     out->offline = pg_int(r, 0, 10) != 0;
     flat_roster_init(&fr);
     for (; row < rows && pg_int(r, row, 0) == 1; row++) {
-        bool same = row > 1 && PQgetlength(r, row, 1) == PQgetlength(r, row - 1, 1) &&
-                    !memcmp(PQgetvalue(r, row, 1), PQgetvalue(r, row - 1, 1),
-                            (size_t)PQgetlength(r, row, 1));
+        bool same = row > 1 && pg_lib.PQgetlength(r, row, 1) == pg_lib.PQgetlength(r, row - 1, 1) &&
+                    !memcmp(pg_lib.PQgetvalue(r, row, 1), pg_lib.PQgetvalue(r, row - 1, 1),
+                            (size_t)pg_lib.PQgetlength(r, row, 1));
         if (!same) {
             flat_roster_item_end(&fr);
             struct store_roster_item *it = flat_rec(&fr.f);
@@ -469,7 +470,7 @@ static int roster_read(const PGresult *r, struct store_roster *out)
             it->hidden = pg_int(r, row, 7);
             it->ver = (uint64_t)pg_int(r, row, 8);
         }
-        if (!PQgetisnull(r, row, 9))
+        if (!pg_lib.PQgetisnull(r, row, 9))
             flat_roster_group(&fr, (uintptr_t)flat_pg(&fr.f, r, row, 9, true, NULL));
     }
     if (fr.f.nomem) {
@@ -488,11 +489,11 @@ static int roster_read(const PGresult *r, struct store_roster *out)
 static int subreqs_read(const PGresult *r, struct store_subreqs *out)
 {
     struct flat f;
-    int rows = PQntuples(r);
+    int rows = pg_lib.PQntuples(r);
     if (rows == 0)
         return -ENOENT;
     flat_init(&f, sizeof(struct store_subreq));
-    for (int i = 0; i < rows && !PQgetisnull(r, i, 0); i++) {
+    for (int i = 0; i < rows && !pg_lib.PQgetisnull(r, i, 0); i++) {
         struct store_subreq *s = flat_rec(&f);
         if (!s)
             break;
@@ -505,11 +506,11 @@ static int subreqs_read(const PGresult *r, struct store_subreqs *out)
 static int offline_read(const PGresult *r, struct store_offline *out)
 {
     struct flat f;
-    int rows = PQntuples(r);
+    int rows = pg_lib.PQntuples(r);
     if (rows == 0)
         return -ENOENT;
     flat_init(&f, sizeof(struct store_offline_msg));
-    for (int i = 0; i < rows && !PQgetisnull(r, i, 0); i++) {
+    for (int i = 0; i < rows && !pg_lib.PQgetisnull(r, i, 0); i++) {
         struct store_offline_msg *m = flat_rec(&f);
         if (!m)
             break;
@@ -523,7 +524,7 @@ static int offline_read(const PGresult *r, struct store_offline *out)
 void pg_req_result(struct pg_flight *fl, size_t k, const PGresult *r)
 {
     struct store_req *req = fl->req;
-    int rows = PQntuples(r), rc = 0;
+    int rows = pg_lib.PQntuples(r), rc = 0;
     switch (req->op) {
     case STORE_OP_ACCOUNT_CREATE:
         break;

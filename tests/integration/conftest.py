@@ -37,6 +37,7 @@ kills) is checked after each test that used it: a crashed and restarted c2s or
 router fails the test even though the supervisor hid it from the clients.
 """
 import os
+import re
 import signal
 import itertools
 import socket
@@ -143,6 +144,15 @@ def proc_exe(pid):
                 return f.read().strip()
         except OSError:
             return None
+
+
+def proc_libs(pid):
+    """The shared objects pid maps, by name and major version (libpq.so.5 for the file
+    libpq.so.5.15)."""
+    with open(f"/proc/{pid}/maps") as f:
+        paths = (line.split(maxsplit=5)[5:] for line in f)
+        names = (os.path.basename(p[0].strip()) for p in paths if p)
+        return {m.group(1) for m in map(re.compile(r"(.+\.so(\.\d+)?)").match, names) if m}
 
 
 def pid_alive(pid):

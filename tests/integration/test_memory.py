@@ -6,6 +6,7 @@ check the mechanisms with margins no machine noise reaches.
 """
 import time
 
+from conftest import proc_libs
 from rawxmpp import login
 
 MiB = 1 << 20
@@ -56,3 +57,14 @@ def test_quiet_rings_give_their_pages_back(make_server):
     bob.wait_message("after")
     alice.close()
     bob.close()
+
+
+def test_a_node_on_sqlite_maps_no_libpq_nor_openssl(make_server):
+    # libpq, and through it OpenSSL 3, Kerberos and LDAP, are loaded by a PostgreSQL
+    # store only (common/store/store_pgsql.h): linked, they were MiBs of every process.
+    s = make_server()
+    kids = s.children()
+    assert {"starling-c2s", "starling-router"} <= kids.keys(), kids
+    for exe, pid in [("starling", s.proc.pid), *kids.items()]:
+        libs = proc_libs(pid)
+        assert libs & {"libpq.so.5", "libssl.so.3", "libcrypto.so.3"} == set(), (exe, sorted(libs))

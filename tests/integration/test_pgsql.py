@@ -6,6 +6,7 @@ restart of the node, and the node rides out the database restarting under it.
 """
 import pytest
 
+from conftest import proc_libs
 from im import connect, is_message, roster_items
 from pg import PostgreSQL
 from slixclient import Clients, run
@@ -81,3 +82,11 @@ def test_node_rides_out_a_database_restart(pg, pg_node):
     assert "connection lost" in s.log_text()
     assert "connection back" in s.log_text()
     s.assert_stable()
+
+
+def test_postgresql_node_loads_libpq(pg_node):
+    # Loaded at store_open() (common/store/store_pgsql.h), in each process with a store.
+    s = pg_node("libs")
+    kids = s.children()
+    for exe in ("starling-c2s", "starling-router"):
+        assert "libpq.so.5" in proc_libs(kids[exe]), exe

@@ -312,6 +312,9 @@ static void on_message(struct child *c)
         LOG_ERROR("%s reports that %s wrote a corrupt frame: replacing %s", c->name, p->name,
                   p->name);
         kill(p->pid, SIGKILL);
+    } else if (m.type == CTL_REHOME && c == router()) {
+        if (c2s()->state == CH_RUNNING)
+            send_ctl(c2s(), CTL_REHOME, 0);
     } else if (m.type == CTL_PEER_RESET && p->state == CH_WAITING && p->resets_due &&
                !--p->resets_due) {
         format_bells(p);

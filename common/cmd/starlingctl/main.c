@@ -51,7 +51,92 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* The value of key=... in a status line, or "-". */
+static const char *status_field(const char *line, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    for (const char *p = line; (p = strstr(p, key)); p += kl)
+        if ((p == line || p[-1] == ' ') && p[kl] == '=') {
+            size_t n = strcspn(p + kl + 1, " \n");
+            snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p + kl + 1);
+            return out;
+        }
+    return "-";
+}
+
+/* `starlingctl cluster`: the router's status file (cluster.status_file, rewritten each
+ * second by its link thread, router/link.c) as a table. A file older than a few seconds
+ * means the router is not running: said, exit status 1. */
+static int cluster_status(const struct config *cfg)
+{
+    if (!*cfg->cluster.node) {
+        fprintf(stderr, "starlingctl: no cluster: cluster.node is \"\"\n");
+        return 1;
+    }
+    FILE *f = fopen(cfg->cluster.status_file, "r");
+    if (!f) {
+        fprintf(stderr, "starlingctl: %s: %s (is the node running?)\n", cfg->cluster.status_file,
+                strerror(errno));
+        return 1;
+    }
+    char line[1024], a[8][64];
+    long long written = 0, epoch = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "written_ms %lld", &written) == 1) {
+            if (now_ms - written > 3000) {
+                printf("stale: written %.1f s ago, the router is not running\n",
+                       (double)(now_ms - written) / 1000);
+                rc = 1;
+            }
+        } else if (sscanf(line, "epoch %lld", &epoch) == 1) {
+            printf("membership view %lld (each change of who is up makes a new one)\n\n", epoch);
+            printf("%-16s %-22s %-5s %8s %6s %8s %10s %8s %16s %16s\n", "NODE", "ADDRESS",
+                   "STATE", "HEARD", "SHARDS", "SESSIONS", "QUEUED", "BOUNCED", "OUT frames/bytes",
+                   "IN frames/bytes");
+        } else if (!strncmp(line, "node ", 5)) {
+            char name[64] = "", heard[32] = "-", out[140] = "-", in[140] = "-";
+            sscanf(line + 5, "%63s", name);
+            const char *ago = status_field(line, "heard_ms_ago", a[0], sizeof a[0]);
+            if (strcmp(ago, "-") && atoll(ago) >= 0)
+                snprintf(heard, sizeof heard, "%.1fs", atoll(ago) / 1000.0);
+            if (strcmp(status_field(line, "frames_out", a[1], sizeof a[1]), "-")) {
+                snprintf(out, sizeof out, "%s/%s", a[1],
+                         status_field(line, "bytes_out", a[2], sizeof a[2]));
+                snprintf(in, sizeof in, "%s/%s", status_field(line, "frames_in", a[3], sizeof a[3]),
+                         status_field(line, "bytes_in", a[4], sizeof a[4]));
+            }
+            printf("%-16s %-22s %-5s %8s %6s %8s %10s %8s %16s %16s\n", name,
+                   status_field(line, "addr", a[5], sizeof a[5]),
+                   status_field(line, "state", a[6], sizeof a[6]), heard,
+                   status_field(line, "shards", a[7], sizeof a[7]),
+                   status_field(line, "sessions", a[0], sizeof a[0]),
+                   status_field(line, "queued_bytes", a[1], sizeof a[1]),
+                   status_field(line, "bounced", a[2], sizeof a[2]), out, in);
+        } else if (!strncmp(line, "shards ", 7)) {
+            printf("\nlinks from this node's shards: %s frames (%s bytes); presence fan-out %s "
+                   "frames for %s contacts; deliveries %s lists for %s connections; %s bytes "
+                   "saved by both; %s frames forwarded to a new home; %s refused\n",
+                   status_field(line, "link_frames", a[0], sizeof a[0]),
+                   status_field(line, "link_bytes", a[1], sizeof a[1]),
+                   status_field(line, "link_fanout_frames", a[2], sizeof a[2]),
+                   status_field(line, "link_fanout_contacts", a[3], sizeof a[3]),
+                   status_field(line, "link_deliver_frames", a[4], sizeof a[4]),
+                   status_field(line, "link_deliveries", a[5], sizeof a[5]),
+                   status_field(line, "link_bytes_saved", a[6], sizeof a[6]),
+                   status_field(line, "link_forwarded", a[7], sizeof a[7]),
+                   status_field(line, "link_bounced", a[0], sizeof a[0]));
+        }
+    }
+    fclose(f);
+    return rc;
+}
 
 static int usage(void)
 {
@@ -62,6 +147,7 @@ static int usage(void)
                     "       starlingctl --config FILE gencert [--ca DIR] [--san NAME]... [--days N]\n"
                     "       starlingctl gencert [--ca DIR] [--san NAME]... [--days N] DOMAIN CRT KEY\n"
                     "       starlingctl --config FILE drain|undrain\n"
+                    "       starlingctl --config FILE cluster\n"
                     "       starlingctl sample-config\n");
     return 2;
 }
@@ -538,6 +624,11 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "gencert")) {
         int status = gencert(argc - 4, argv + 4, cfg);
+        config_free(cfg);
+        return status;
+    }
+    if (!strcmp(cmd, "cluster") && argc == 4) {
+        int status = cluster_status(cfg);
         config_free(cfg);
         return status;
     }

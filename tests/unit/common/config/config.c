@@ -51,8 +51,9 @@ static struct config *load_text(const char *text, int *rc, char *err, size_t err
  * are relative, a loaded file's names absolute. */
 static void adopt_paths(struct config *d, const struct config *c)
 {
-    const char **dst[] = {&d->storage.path, &d->c2s.certificate, &d->c2s.key};
-    const char *src[] = {c->storage.path, c->c2s.certificate, c->c2s.key};
+    const char **dst[] = {&d->storage.path, &d->c2s.certificate, &d->c2s.key,
+                          &d->cluster.status_file};
+    const char *src[] = {c->storage.path, c->c2s.certificate, c->c2s.key, c->cluster.status_file};
     for (size_t i = 0; i < sizeof dst / sizeof dst[0]; i++) {
         free((char *)*dst[i]);
         *dst[i] = strdup(src[i]);
