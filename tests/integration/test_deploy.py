@@ -620,6 +620,12 @@ def packages_of(paths):
     return out
 
 
+def sources():
+    """The C files of the programs (what `make install` builds)."""
+    return [f for d in ("common", "router", "c2s", "s2s", "shm") for f in (REPO / d).rglob("*.[ch]")
+            if "fuzz" not in f.parts]
+
+
 def containerfile_problems(text):
     try:
         ins = containerfile_instructions(text)
@@ -662,6 +668,21 @@ def containerfile_problems(text):
     for path, pkg in packages_of(libs).items():
         if pkg not in build_pkgs and pkg + "-dev" not in build_pkgs and pkg != "libc6-dev":
             bad.append(f"the build stage lacks {pkg} (for -l{libs[path]})")
+    # ... and of every system header the programs include (libpq's, for one, is only
+    # included: the store loads libpq itself).
+    cppflags = re.search(r"^CPPFLAGS\s*:=(.*)", mk, re.M).group(1)
+    dirs = re.findall(r"(?:-I|-isystem\s+)(/\S+)", cppflags) + [
+        "/usr/include", "/usr/include/x86_64-linux-gnu"
+    ]
+    headers = {}
+    for src in sources():
+        for h in re.findall(r"^#include <([^>]+)>", src.read_text(), re.M):
+            found = next((f"{d}/{h}" for d in dirs if os.path.isfile(f"{d}/{h}")), None)
+            if found:
+                headers.setdefault(found, src.relative_to(REPO))
+    for path, pkg in packages_of(headers).items():
+        if pkg not in build_pkgs and pkg not in ("libc6-dev", "linux-libc-dev"):
+            bad.append(f"the build stage lacks {pkg} ({headers[path]} includes {path})")
     # The runtime stage has the package of every library the programs need (their
     # DT_NEEDED entries; what those need in turn their packages depend on).
     base = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"}  # in debian:12-slim
@@ -672,6 +693,12 @@ def containerfile_problems(text):
                                run(["readelf", "-d", RELEASE / prog]).stdout):
             if name in where:
                 loaded.setdefault(where[name], prog)
+    # ... and of every library they load themselves (dlopen of a "libX.so.N").
+    for src in sources():
+        for name in re.findall(r'"(lib[\w+-]+\.so\.\d+)"', src.read_text()):
+            path = f"/usr/lib/x86_64-linux-gnu/{name}"
+            if os.path.exists(path):
+                loaded.setdefault(path, f"{src.relative_to(REPO)} (dlopen)")
     for lib, pkg in packages_of(loaded).items():
         if pkg not in run_pkgs | base:
             bad.append(f"the runtime stage lacks {pkg} ({loaded[lib]} loads {lib})")
@@ -697,6 +724,7 @@ def test_containerfile_parses_and_fits_the_build():
     [
         ("FROM debian:12 AS build", "FROM debian:11 AS build"),
         (" liburing2 ", " "),  # a library the programs load, left out of the runtime
+        (" libpq5 ", " "),  # the one the store loads itself
         (" libpq-dev ", " "),  # a -dev package the Makefile links
         ("COPY deploy/container/entrypoint.sh", "COPY deploy/container/entry.sh"),
         ("COPY --from=build", "COPY --from=builder"),
