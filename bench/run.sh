@@ -21,6 +21,12 @@ echo
 echo "== the store: SQLite against PostgreSQL, one request at a time and 64 pipelined (bench/store.sh)"
 bench/store.sh "$O"
 echo
+echo "== the cluster: CPU per message in a node and across nodes, link bytes of a broadcast (bench/cluster.py)"
+/usr/bin/python3 bench/cluster.py "$O/bin"
+echo
+echo "== logins through HAProxy in front of make cluster's three nodes (bench/cluster_login.sh)"
+bench/cluster_login.sh "$O"
+echo
 echo "== side by side: starling, Prosody and ejabberd end to end (bench/compare.sh)"
 # COMPARE=0 skips it; QUICK=1 makes it short (see bench/compare.sh).
 if [ "${COMPARE:-1}" != 0 ]; then

@@ -217,6 +217,19 @@ for n in $NODES; do
     echo $! >"$DIR/node$n.pid"
     nodes="$nodes $!"
 done
+# HAProxy only once every node sees the two others up: a login while the nodes' views of
+# who is up still differ may have its bind lost between them (README, Cluster).
+i=0
+for n in $NODES; do
+    until [ "$(grep -c ' state=up ' "$DIR/node$n.status" 2>/dev/null)" = 2 ]; do
+        i=$((i + 1))
+        if [ $i -ge 300 ]; then
+            echo "run-cluster: node$n does not see the other nodes up after 30 s" >&2
+            break 2
+        fi
+        sleep 0.1
+    done
+done
 "$HAPROXY" -db -f "$DIR/haproxy.cfg" >"$DIR/haproxy.log" 2>&1 &
 haproxy=$!
 pids="$pids $haproxy"
