@@ -14,6 +14,7 @@
 #include "router/link.h"
 #include "router/router.h"
 #include "common/core/log.h"
+#include "shm/stats.h"
 #include "shm/topo.h"
 
 #include <errno.h>
@@ -126,6 +127,7 @@ struct cluster {
     _Atomic uint64_t rehome_want; /* epoch after which c2s must register again, 0: none */
     uint64_t rehome_done;
     uint64_t next_hb, next_status;
+    struct shm_stats *slot; /* the router's stats slot (shm/stats.h), or NULL */
 };
 
 static uint64_t now_ms(void)
@@ -218,6 +220,33 @@ const struct home_view *cluster_view(const struct cluster *cl)
     return atomic_load_explicit(&cl->view, memory_order_acquire);
 }
 
+/* The links' numbers into the router's stats slot for /metrics: at each view and each
+ * second (what a scrape every few seconds needs, at no cost per frame). */
+static void publish_stats(struct cluster *cl)
+{
+    uint64_t up = 0, bo = 0, bi = 0, fo = 0, fi = 0, q = 0, refused = 0;
+    for (unsigned i = 0; i < cl->n; i++) {
+        const struct link_peer_stats *st = &cl->peers[i].st;
+        if (i == cl->self)
+            continue;
+        up += atomic_load_explicit(&st->up, memory_order_relaxed);
+        bo += atomic_load_explicit(&st->bytes_out, memory_order_relaxed);
+        bi += atomic_load_explicit(&st->bytes_in, memory_order_relaxed);
+        fo += atomic_load_explicit(&st->frames_out, memory_order_relaxed);
+        fi += atomic_load_explicit(&st->frames_in, memory_order_relaxed);
+        q += atomic_load_explicit(&st->queued_bytes, memory_order_relaxed);
+        refused += atomic_load_explicit(&st->bounced, memory_order_relaxed);
+    }
+    stats_set(cl->slot, STAT_CLUSTER_LINKS_UP, up);
+    stats_set(cl->slot, STAT_CLUSTER_NODES_UP, up + 1);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_BYTES_OUT, bo);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_BYTES_IN, bi);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_FRAMES_OUT, fo);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_FRAMES_IN, fi);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_QUEUE_BYTES, q);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_REFUSED, refused);
+}
+
 /* A new view from who is up now; the shards take it at their next round. */
 static int publish_view(struct cluster *cl)
 {
@@ -234,6 +263,7 @@ static int publish_view(struct cluster *cl)
     v->older = cl->cur;
     cl->cur = v;
     atomic_store_explicit(&cl->view, v, memory_order_release);
+    publish_stats(cl);
     /* Pairs with the shards' bell_prepare_sleep(), as ring.c's wakers do. */
     atomic_thread_fence(memory_order_seq_cst);
     for (unsigned i = 0; cl->shards && i < cl->nshards; i++)
@@ -644,6 +674,7 @@ static void *link_main(void *arg)
         }
         if (now >= cl->next_status) {
             write_status(cl, now);
+            publish_stats(cl);
             cl->next_status = now + 1000;
         }
         if (work || retry)
@@ -689,8 +720,9 @@ static int getfd(int sock, int opt)
 }
 
 int cluster_start(struct cluster *cl, struct shard *shards, unsigned nshards, uint32_t ring_data,
-                  uint32_t max_frame)
+                  uint32_t max_frame, struct shm_stats *slot)
 {
+    cl->slot = slot;
     cl->shards = shards;
     cl->nshards = nshards;
     if (getrandom(&cl->incarnation, sizeof cl->incarnation, 0) != sizeof cl->incarnation)

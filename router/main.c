@@ -125,7 +125,8 @@ int main(int argc, char **argv)
         LOG_ERROR("cannot link the shards: %s", strerror(-rc));
         return 1;
     }
-    if (cl && (rc = cluster_start(cl, shards, nshards, l.ring_data_size, l.max_frame)) < 0) {
+    if (cl && (rc = cluster_start(cl, shards, nshards, l.ring_data_size, l.max_frame,
+                                       seg_stats(&seg, topo_stats_router(cfg)))) < 0) {
         LOG_ERROR("cluster: %s", strerror(-rc));
         return 1;
     }
