@@ -253,7 +253,9 @@ const struct config_directive config_table[] = {
         "Seconds between heartbeats on each link."),
     NUM(DURATION, "cluster.dead_after", cluster.dead_after, "3", 2, 600, RESTART,
         "A node not heard from for this long is down: its users re-home to the nodes\n"
-        "left, its sessions end. At least twice cluster.heartbeat."),
+        "left, its sessions end. At least twice cluster.heartbeat. A node whose\n"
+        "PostgreSQL store is unreachable this long takes no new logins and fails /ready\n"
+        "until it is back (the arbiter), in a cluster or not."),
     NUM(SIZE, "cluster.max_link_bytes", cluster.max_link_bytes, "16M", 64 * K, 1 * G, 0,
         "Bytes of frames waiting for one slow link (another node that reads slower than\n"
         "this one sends). Past it stanzas for that node are refused with\n"
