@@ -14,6 +14,7 @@
 #include "router/link.h"
 #include "router/router.h"
 #include "common/core/log.h"
+#include "common/store/store.h"
 #include "shm/stats.h"
 #include "shm/topo.h"
 
@@ -128,6 +129,16 @@ struct cluster {
     uint64_t rehome_done;
     uint64_t next_hb, next_status;
     struct shm_stats *slot; /* the router's stats slot (shm/stats.h), or NULL */
+    /* cluster.discovery = "postgresql": the discovery thread's findings, by slot, for
+     * the link thread (under mu; found_new says there is news). */
+    struct store *store;
+    pthread_t disc_th;
+    bool disc_started;
+    pthread_mutex_t mu;
+    struct {
+        char name[64], addr[96];
+    } found[HOME_NODES_MAX];
+    _Atomic bool found_new;
 };
 
 static uint64_t now_ms(void)
@@ -159,7 +170,110 @@ static bool name_ok(const char *s)
     return true;
 }
 
-int cluster_new(const struct config *cfg, struct cluster **out, char *err, size_t errlen)
+static int peer_connect(struct peer *p);
+
+static bool discovering(const struct cluster *cl)
+{
+    return cl->cfg->cluster.discovery == CONFIG_DISCOVERY_POSTGRESQL;
+}
+
+/* One heartbeat in the database: our row, and the live others into found[]. 0 or
+ * -errno; *self our slot. */
+static int beat(struct cluster *cl, unsigned *self)
+{
+    struct store_list live;
+    int rc = store_cluster_beat_sync(cl->store, cl->cfg->cluster.node, cl->cfg->cluster.listen.text,
+                                     topo_shards(cl->cfg), cl->incarnation,
+                                     cl->cfg->cluster.dead_after * 1000, self, &live);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&cl->mu);
+    for (size_t i = 0; i < live.n; i++) {
+        unsigned slot;
+        char name[64], addr[96];
+        if (sscanf(live.names[i], "%u %63s %95s", &slot, name, addr) != 3 ||
+            slot >= HOME_NODES_MAX || !name_ok(name))
+            continue;
+        memcpy(cl->found[slot].name, name, sizeof name);
+        memcpy(cl->found[slot].addr, addr, sizeof addr);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    store_list_free(&live);
+    return 0;
+}
+
+/* Link thread (and cluster_new, before it): nodes found in the database that we have
+ * no link to yet get one. A slot is a name's for good, so a known peer stays as it is. */
+static void take_found(struct cluster *cl)
+{
+    pthread_mutex_lock(&cl->mu);
+    for (unsigned i = 0; i < HOME_NODES_MAX; i++) {
+        struct peer *p = &cl->peers[i];
+        if (i == cl->self || p->name[0] || !cl->found[i].name[0])
+            continue;
+        snprintf(p->name, sizeof p->name, "%s", cl->found[i].name);
+        snprintf(p->url, sizeof p->url, "tcp://%s", cl->found[i].addr);
+        LOG_INFO("cluster: found node %s (%u) at %s", p->name, i, cl->found[i].addr);
+        if (cl->pull >= 0 && p->sock < 0 && peer_connect(p) < 0)
+            LOG_ERROR("link: cannot make a link to %s: %s", p->url, nn_strerror(nn_errno()));
+    }
+    pthread_mutex_unlock(&cl->mu);
+}
+
+static void *disc_main(void *arg)
+{
+    struct cluster *cl = arg;
+    log_thread_set("discovery");
+    while (!atomic_load_explicit(&cl->stop, memory_order_acquire)) {
+        unsigned self;
+        int rc = beat(cl, &self);
+        if (rc < 0)
+            LOG_RL(LOG_LEVEL_WARN, "cluster: no heartbeat in the database: %s", strerror(-rc));
+        else if (self != cl->self)
+            LOG_RL(LOG_LEVEL_ERROR, "cluster: the database gives %s slot %u, not %u",
+                   cl->cfg->cluster.node, self, cl->self);
+        atomic_store_explicit(&cl->found_new, true, memory_order_release);
+        bell_ring(&cl->bell);
+        uint64_t until = now_ms() + (uint64_t)cl->cfg->cluster.heartbeat * 1000;
+        while (now_ms() < until && !atomic_load_explicit(&cl->stop, memory_order_acquire))
+            usleep(50 * 1000);
+    }
+    return NULL;
+}
+
+/* Discovery: our slot from the database (retried for storage.timeout), and whoever is
+ * there already. */
+static int discover(struct cluster *cl, char *err, size_t errlen)
+{
+    if (cl->cfg->storage.backend != STORE_BACKEND_POSTGRESQL || cl->cfg->cluster.nodes.n) {
+        snprintf(err, errlen, "cluster.discovery = \"postgresql\" needs storage.backend = "
+                              "\"postgresql\" and an empty cluster.nodes");
+        return -EINVAL;
+    }
+    cl->n = HOME_NODES_MAX;
+    for (unsigned i = 0; i < HOME_NODES_MAX; i++) {
+        cl->peers[i].sock = cl->peers[i].sndfd = -1;
+        cl->names[i] = cl->peers[i].name;
+    }
+    unsigned self = 0;
+    int rc = -EIO;
+    uint64_t until = now_ms() + (uint64_t)cl->cfg->storage.timeout * 1000;
+    while ((rc = beat(cl, &self)) < 0 && rc != -ENOTSUP && rc != -ENOSPC && now_ms() < until)
+        usleep(200 * 1000);
+    if (rc < 0) {
+        snprintf(err, errlen, "cluster: no heartbeat in the database: %s", strerror(-rc));
+        return rc;
+    }
+    cl->self = self;
+    snprintf(cl->peers[self].name, sizeof cl->peers[self].name, "%s", cl->cfg->cluster.node);
+    snprintf(cl->peers[self].url, sizeof cl->peers[self].url, "tcp://%s",
+             cl->cfg->cluster.listen.text);
+    take_found(cl);
+    return 0;
+}
+
+int cluster_new(const struct config *cfg, struct store *store, struct cluster **out, char *err,
+                size_t errlen)
 {
     *out = NULL;
     if (!*cfg->cluster.node)
@@ -178,6 +292,19 @@ int cluster_new(const struct config *cfg, struct cluster **out, char *err, size_
         return -ENOMEM;
     cl->cfg = cfg;
     cl->pull = -1;
+    cl->store = store;
+    pthread_mutex_init(&cl->mu, NULL);
+    if (getrandom(&cl->incarnation, sizeof cl->incarnation, 0) != sizeof cl->incarnation)
+        cl->incarnation = wall_ms();
+    if (discovering(cl)) {
+        int rc = discover(cl, err, errlen);
+        if (rc < 0) {
+            free(cl);
+            return rc;
+        }
+        *out = cl;
+        return 0;
+    }
     const char *names[HOME_NODES_MAX];
     const struct config_list *l = &cfg->cluster.nodes;
     names[0] = cfg->cluster.node;
@@ -536,7 +663,7 @@ static void send_heartbeats(struct cluster *cl)
     char buf[sizeof(struct link_hdr) + sizeof(struct link_hb) + 64];
     struct link_hb hb = {cl->incarnation, sessions, (uint16_t)cl->nshards, (uint16_t)nlen, 0};
     for (unsigned i = 0; i < cl->n; i++) {
-        if (i == cl->self)
+        if (i == cl->self || cl->peers[i].sock < 0)
             continue;
         struct link_hdr h = {LINK_MAGIC, LINK_HEARTBEAT, 0, (uint8_t)cl->self, (uint8_t)i, 0, 0,
                              (uint32_t)(sizeof hb + nlen)};
@@ -608,6 +735,8 @@ static void write_status(struct cluster *cl, uint64_t now)
     for (unsigned i = 0; i < cl->n; i++) {
         struct peer *p = &cl->peers[i];
         const char *addr = p->url + 6; /* after tcp:// */
+        if (!p->name[0])
+            continue; /* a slot nobody holds (discovery) */
         if (i == cl->self) {
             fprintf(f, "node %s addr=%s state=self shards=%u sessions=%" PRIu64 "\n", p->name,
                     addr, cl->nshards, sessions);
@@ -663,6 +792,8 @@ static void *link_main(void *arg)
     uint64_t hb_ms = (uint64_t)cl->cfg->cluster.heartbeat * 1000;
     while (!atomic_load_explicit(&cl->stop, memory_order_acquire)) {
         uint64_t now = now_ms();
+        if (atomic_exchange_explicit(&cl->found_new, false, memory_order_acquire))
+            take_found(cl);
         unsigned work = drain_shards(cl);
         work += flush_peers(cl);
         work += drain_links(cl, now);
@@ -719,14 +850,22 @@ static int getfd(int sock, int opt)
     return nn_getsockopt(sock, NN_SOL_SOCKET, opt, &fd, &sz) < 0 ? -1 : fd;
 }
 
+/* The PUSH socket to p. 0, or -1 with nn_errno() (p->sock may be open: freed at exit). */
+static int peer_connect(struct peer *p)
+{
+    if ((p->sock = nn_socket(AF_SP, NN_PUSH)) < 0 || family(p->sock, p->url) < 0 ||
+        setopt(p->sock, NN_LINGER, 0) < 0 || nn_connect(p->sock, p->url) < 0 ||
+        (p->sndfd = getfd(p->sock, NN_SNDFD)) < 0)
+        return -1;
+    return 0;
+}
+
 int cluster_start(struct cluster *cl, struct shard *shards, unsigned nshards, uint32_t ring_data,
                   uint32_t max_frame, struct shm_stats *slot)
 {
     cl->slot = slot;
     cl->shards = shards;
     cl->nshards = nshards;
-    if (getrandom(&cl->incarnation, sizeof cl->incarnation, 0) != sizeof cl->incarnation)
-        cl->incarnation = wall_ms();
     cl->in = calloc(nshards, sizeof *cl->in);
     cl->out = calloc(nshards, sizeof *cl->out);
     cl->rx = calloc(nshards, sizeof *cl->rx);
@@ -768,15 +907,9 @@ int cluster_start(struct cluster *cl, struct shard *shards, unsigned nshards, ui
     }
     if ((cl->rcvfd = getfd(cl->pull, NN_RCVFD)) < 0)
         return -EIO;
-    for (unsigned i = 0; i < cl->n; i++) {
-        struct peer *p = &cl->peers[i];
-        if (i == cl->self)
-            continue;
-        if ((p->sock = nn_socket(AF_SP, NN_PUSH)) < 0 || family(p->sock, p->url) < 0 ||
-            setopt(p->sock, NN_LINGER, 0) < 0 || nn_connect(p->sock, p->url) < 0 ||
-            (p->sndfd = getfd(p->sock, NN_SNDFD)) < 0)
+    for (unsigned i = 0; i < cl->n; i++)
+        if (i != cl->self && cl->peers[i].name[0] && peer_connect(&cl->peers[i]) < 0)
             return -EIO;
-    }
     if ((rc = publish_view(cl)) < 0)
         return rc;
     for (unsigned i = 0; i < nshards; i++) {
@@ -789,6 +922,11 @@ int cluster_start(struct cluster *cl, struct shard *shards, unsigned nshards, ui
     if (pthread_create(&cl->th, NULL, link_main, cl) != 0)
         return -EAGAIN;
     cl->started = true;
+    if (discovering(cl)) {
+        if (pthread_create(&cl->disc_th, NULL, disc_main, cl) != 0)
+            return -EAGAIN;
+        cl->disc_started = true;
+    }
     LOG_INFO("cluster: node %s (%u of %u), links on %s", cl->peers[cl->self].name, cl->self,
              cl->n, url);
     return 0;
@@ -803,6 +941,9 @@ void cluster_free(struct cluster *cl)
         bell_ring(&cl->bell);
         pthread_join(cl->th, NULL);
     }
+    if (cl->disc_started)
+        pthread_join(cl->disc_th, NULL);
+    pthread_mutex_destroy(&cl->mu);
     for (unsigned i = 0; i < cl->n; i++) {
         struct peer *p = &cl->peers[i];
         while (p->head) {

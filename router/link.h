@@ -99,8 +99,14 @@ struct link_peer_stats {
 struct cluster;
 
 /* Reads the cluster.* directives: the members, this node's index. 0, or -EINVAL with
- * why in err. *out is NULL when cluster.node is "" (no cluster). */
-int cluster_new(const struct config *cfg, struct cluster **out, char *err, size_t errlen);
+ * why in err. *out is NULL when cluster.node is "" (no cluster). With cluster.discovery
+ * = "postgresql" the members and this node's index (its slot) come from the store
+ * instead (store_cluster_beat_sync(), retried for storage.timeout: -errno when it
+ * stays unreachable), and a discovery thread of the cluster's beats there each
+ * cluster.heartbeat; a node found later gets its link at once. */
+struct store;
+int cluster_new(const struct config *cfg, struct store *store, struct cluster **out, char *err,
+                size_t errlen);
 /* Connects the shards' rings to the link thread and starts it: the view first holds this
  * node alone. The thread writes the links' metrics into slot (shm/stats.h; NULL: none).
  * 0 or -errno. */

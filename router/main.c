@@ -136,7 +136,7 @@ int main(int argc, char **argv)
         return 1;
     }
     struct cluster *cl;
-    if (cluster_new(cfg, &cl, err, sizeof err) < 0) {
+    if (cluster_new(cfg, store, &cl, err, sizeof err) < 0) {
         LOG_ERROR("%s", err);
         return 2;
     }

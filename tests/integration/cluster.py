@@ -105,6 +105,7 @@ class Cluster:
             node = ClusterNode(self.dir / f"node{i + 1}", i, self.db, cluster=cl,
                                storage=storage, admin=admin, **g)
             node.admin_port = int(admin["listen"].rsplit(":", 1)[1])
+            node.link_port = int(links[i].rsplit(":", 1)[1])
             self.nodes.append(node)
 
     def __enter__(self):

@@ -216,3 +216,28 @@ def test_starlingctl_cluster(cl):
         assert node.name in out
     assert out.count(" up ") >= 2, out
     assert "self" in out
+
+
+def test_discovery_through_postgresql(tmp_path):
+    """cluster.discovery = "postgresql" and no cluster.nodes: each node writes its row
+    in cluster_nodes and finds the others there; they link up and chat across nodes."""
+    with Cluster(tmp_path, n=3, cluster={"discovery": "postgresql", "nodes": []}) as dc:
+        dc.wait_whole()
+        rows = dc.pg.sql("cluster", "SELECT name || '=' || address FROM cluster_nodes"
+                         " ORDER BY name").split()
+        assert rows == [f"{n.name}={n.link_host}:{n.link_port}" for n in dc.nodes], rows
+        slots = dc.pg.sql("cluster", "SELECT count(DISTINCT slot) FROM cluster_nodes")
+        assert slots == "3"
+        a, b, c = dc.nodes
+        un, vn, wn = dc.new_users(3, "disc")
+        with connect(a, un, "u", available=True) as u, \
+                connect(b, vn, "v", available=True) as v, \
+                connect(c, wn, "w", available=True) as w:
+            for x, y in ((u, v), (v, w), (w, u)):
+                x.message(y.jid, f"from {x.jid}")
+            for x, y in ((u, v), (v, w), (w, u)):
+                assert y.wait_message(f"from {x.jid}").get("from") == x.jid
+        for node in dc.nodes:
+            assert m(metrics(node), "starling_cluster_links_up") == 2
+            assert not node.restarts(), node.restarts()
+            assert not node.sanitizer_reports(), node.sanitizer_reports()
