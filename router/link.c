@@ -567,6 +567,8 @@ static void heartbeat_in(struct cluster *cl, struct peer *p, const void *payload
 {
     struct link_hb hb;
     const char *name;
+    if (!p->name[0])
+        return; /* a node our discovery has not found yet: its row comes at the next beat */
     if (link_decode_hb(payload, len, &hb, &name) < 0 || hb.name_len != strlen(p->name) ||
         memcmp(name, p->name, hb.name_len)) {
         LOG_RL(LOG_LEVEL_ERROR, "link: a heartbeat that is not %s's: are both configs alike?",
