@@ -110,7 +110,7 @@ FUZZ_SRCS := $(wildcard */fuzz/*.c common/*/fuzz/*.c)
 fuzz_bin   = build/fuzz/$(subst /,-,$(subst /fuzz/,-,$(basename $(1))))
 FUZZ_BINS := $(foreach f,$(FUZZ_SRCS),$(call fuzz_bin,$(f)))
 
-.PHONY: all deps test unit run bench fuzz fuzz-build clean help
+.PHONY: all deps test unit run cluster install bench fuzz fuzz-build clean help
 .DEFAULT_GOAL := all
 
 all: $(PROGS) $(BENCH_PROGS) $(INTEG_BINS)
@@ -118,6 +118,8 @@ all: $(PROGS) $(BENCH_PROGS) $(INTEG_BINS)
 help:
 	@echo 'make            build every program into build/$(BUILD)/bin'
 	@echo 'make run        install what is missing, build, start one node on localhost'
+	@echo 'make cluster    the same for three nodes behind HAProxy, with a PostgreSQL of their own'
+	@echo 'make install    copy the programs into $$(DESTDIR)$$(PREFIX)/bin (PREFIX=/usr/local)'
 	@echo 'make test       install what is missing, build, run every test (unit, ASan+UBSan, fuzz, integration)'
 	@echo 'make unit       build and run the unit tests of this flavour only'
 	@echo 'make bench      run the benchmarks and print their figures'
@@ -213,6 +215,16 @@ fuzz: fuzz-build
 # ---- running and measuring ---------------------------------------------------------------
 run: deps all
 	$(Q)deploy/run-local.sh $(O)
+
+cluster: deps all
+	$(Q)deploy/run-cluster.sh $(O)
+
+# The supervisor finds its children beside itself: the programs stay together.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: $(PROGS)
+	$(Q)install -d $(DESTDIR)$(PREFIX)/bin
+	$(Q)install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 
 bench: deps all
 	$(Q)bench/run.sh $(O)

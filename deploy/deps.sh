@@ -7,6 +7,8 @@
 # on an address of its own: the system services the prosody, ejabberd, erlang-base (epmd),
 # postgresql and haproxy packages would start on install are kept from
 # starting (policy-rc.d) and then disabled (systemctl, or update-rc.d without systemd).
+# tests/integration/test_deploy.py checks deploy/ with systemd-analyze (systemd; never
+# started here), haproxy -c and python3-yaml.
 # Nothing else of theirs (configs, data in /var/lib) is touched.
 set -eu
 
@@ -15,7 +17,7 @@ liburing-dev android-libboringssl-dev libjemalloc-dev libxxhash-dev
 libidn-dev libsqlite3-dev libconfig-dev libexpat1-dev libc-ares-dev dnsmasq-base
 python3 python3-pytest python3-slixmpp python3-cryptography python3-prometheus-client libstrophe-dev
 prosody lua-unbound ejabberd erlang-base util-linux
-postgresql libpq-dev libnanomsg-dev haproxy"
+postgresql libpq-dev libnanomsg-dev haproxy systemd python3-yaml"
 
 installed=" $(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $PKGS 2>/dev/null |
               awk '$2 ~ /^ii/ { printf "%s ", $1 }') "

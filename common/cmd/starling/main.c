@@ -3,7 +3,8 @@
  * creates the shared-memory segment and the bells, starts starling-router,
  * starling-c2s and starling-s2s, restarts a child that dies (with backoff), shuts
  * everything down cleanly on SIGTERM or SIGINT and has the children reload on SIGHUP. It
- * routes nothing.
+ * routes nothing. `starling --check --config FILE` only loads the config and says whether
+ * it is valid (exit 0, or 2 with the error).
  *
  * The router shares rings with each front end (c2s, s2s); the front ends share none.
  * When a child dies, each survivor that shares rings with it must reset them before a
@@ -533,14 +534,22 @@ int main(int argc, char **argv)
 {
     char err[512];
 
-    if (argc != 3 || strcmp(argv[1], "--config") != 0) {
-        fprintf(stderr, "usage: %s --config FILE\n", argv[0]);
+    /* --check (like nginx -t): load the config as a start would, report, start nothing.
+     * Deployment checks and `ExecStartPre=` run it. */
+    bool check = argc == 4 && !strcmp(argv[1], "--check");
+    if (argc != 3 + check || strcmp(argv[1 + check], "--config") != 0) {
+        fprintf(stderr, "usage: %s [--check] --config FILE\n", argv[0]);
         return 2;
     }
-    S.config_path = argv[2];
+    S.config_path = argv[2 + check];
     if (config_load(S.config_path, &S.cfg, err, sizeof err) < 0) {
         fprintf(stderr, "starling: %s\n", err);
         return 2;
+    }
+    if (check) {
+        printf("%s: ok\n", S.config_path);
+        config_free(S.cfg);
+        return 0;
     }
     log_init("starling", (enum log_level)S.cfg->log.level);
     find_bins(argv[0]);
