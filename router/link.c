@@ -14,6 +14,8 @@
 #include "router/link.h"
 #include "router/router.h"
 #include "common/core/log.h"
+#include "common/store/store.h"
+#include "shm/stats.h"
 #include "shm/topo.h"
 
 #include <errno.h>
@@ -126,6 +128,17 @@ struct cluster {
     _Atomic uint64_t rehome_want; /* epoch after which c2s must register again, 0: none */
     uint64_t rehome_done;
     uint64_t next_hb, next_status;
+    struct shm_stats *slot; /* the router's stats slot (shm/stats.h), or NULL */
+    /* cluster.discovery = "postgresql": the discovery thread's findings, by slot, for
+     * the link thread (under mu; found_new says there is news). */
+    struct store *store;
+    pthread_t disc_th;
+    bool disc_started;
+    pthread_mutex_t mu;
+    struct {
+        char name[64], addr[96];
+    } found[HOME_NODES_MAX];
+    _Atomic bool found_new;
 };
 
 static uint64_t now_ms(void)
@@ -157,7 +170,110 @@ static bool name_ok(const char *s)
     return true;
 }
 
-int cluster_new(const struct config *cfg, struct cluster **out, char *err, size_t errlen)
+static int peer_connect(struct peer *p);
+
+static bool discovering(const struct cluster *cl)
+{
+    return cl->cfg->cluster.discovery == CONFIG_DISCOVERY_POSTGRESQL;
+}
+
+/* One heartbeat in the database: our row, and the live others into found[]. 0 or
+ * -errno; *self our slot. */
+static int beat(struct cluster *cl, unsigned *self)
+{
+    struct store_list live;
+    int rc = store_cluster_beat_sync(cl->store, cl->cfg->cluster.node, cl->cfg->cluster.listen.text,
+                                     topo_shards(cl->cfg), cl->incarnation,
+                                     cl->cfg->cluster.dead_after * 1000, self, &live);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&cl->mu);
+    for (size_t i = 0; i < live.n; i++) {
+        unsigned slot;
+        char name[64], addr[96];
+        if (sscanf(live.names[i], "%u %63s %95s", &slot, name, addr) != 3 ||
+            slot >= HOME_NODES_MAX || !name_ok(name))
+            continue;
+        memcpy(cl->found[slot].name, name, sizeof name);
+        memcpy(cl->found[slot].addr, addr, sizeof addr);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    store_list_free(&live);
+    return 0;
+}
+
+/* Link thread (and cluster_new, before it): nodes found in the database that we have
+ * no link to yet get one. A slot is a name's for good, so a known peer stays as it is. */
+static void take_found(struct cluster *cl)
+{
+    pthread_mutex_lock(&cl->mu);
+    for (unsigned i = 0; i < HOME_NODES_MAX; i++) {
+        struct peer *p = &cl->peers[i];
+        if (i == cl->self || p->name[0] || !cl->found[i].name[0])
+            continue;
+        snprintf(p->name, sizeof p->name, "%s", cl->found[i].name);
+        snprintf(p->url, sizeof p->url, "tcp://%s", cl->found[i].addr);
+        LOG_INFO("cluster: found node %s (%u) at %s", p->name, i, cl->found[i].addr);
+        if (cl->pull >= 0 && p->sock < 0 && peer_connect(p) < 0)
+            LOG_ERROR("link: cannot make a link to %s: %s", p->url, nn_strerror(nn_errno()));
+    }
+    pthread_mutex_unlock(&cl->mu);
+}
+
+static void *disc_main(void *arg)
+{
+    struct cluster *cl = arg;
+    log_thread_set("discovery");
+    while (!atomic_load_explicit(&cl->stop, memory_order_acquire)) {
+        unsigned self;
+        int rc = beat(cl, &self);
+        if (rc < 0)
+            LOG_RL(LOG_LEVEL_WARN, "cluster: no heartbeat in the database: %s", strerror(-rc));
+        else if (self != cl->self)
+            LOG_RL(LOG_LEVEL_ERROR, "cluster: the database gives %s slot %u, not %u",
+                   cl->cfg->cluster.node, self, cl->self);
+        atomic_store_explicit(&cl->found_new, true, memory_order_release);
+        bell_ring(&cl->bell);
+        uint64_t until = now_ms() + (uint64_t)cl->cfg->cluster.heartbeat * 1000;
+        while (now_ms() < until && !atomic_load_explicit(&cl->stop, memory_order_acquire))
+            usleep(50 * 1000);
+    }
+    return NULL;
+}
+
+/* Discovery: our slot from the database (retried for storage.timeout), and whoever is
+ * there already. */
+static int discover(struct cluster *cl, char *err, size_t errlen)
+{
+    if (cl->cfg->storage.backend != STORE_BACKEND_POSTGRESQL || cl->cfg->cluster.nodes.n) {
+        snprintf(err, errlen, "cluster.discovery = \"postgresql\" needs storage.backend = "
+                              "\"postgresql\" and an empty cluster.nodes");
+        return -EINVAL;
+    }
+    cl->n = HOME_NODES_MAX;
+    for (unsigned i = 0; i < HOME_NODES_MAX; i++) {
+        cl->peers[i].sock = cl->peers[i].sndfd = -1;
+        cl->names[i] = cl->peers[i].name;
+    }
+    unsigned self = 0;
+    int rc = -EIO;
+    uint64_t until = now_ms() + (uint64_t)cl->cfg->storage.timeout * 1000;
+    while ((rc = beat(cl, &self)) < 0 && rc != -ENOTSUP && rc != -ENOSPC && now_ms() < until)
+        usleep(200 * 1000);
+    if (rc < 0) {
+        snprintf(err, errlen, "cluster: no heartbeat in the database: %s", strerror(-rc));
+        return rc;
+    }
+    cl->self = self;
+    snprintf(cl->peers[self].name, sizeof cl->peers[self].name, "%s", cl->cfg->cluster.node);
+    snprintf(cl->peers[self].url, sizeof cl->peers[self].url, "tcp://%s",
+             cl->cfg->cluster.listen.text);
+    take_found(cl);
+    return 0;
+}
+
+int cluster_new(const struct config *cfg, struct store *store, struct cluster **out, char *err,
+                size_t errlen)
 {
     *out = NULL;
     if (!*cfg->cluster.node)
@@ -176,6 +292,19 @@ int cluster_new(const struct config *cfg, struct cluster **out, char *err, size_
         return -ENOMEM;
     cl->cfg = cfg;
     cl->pull = -1;
+    cl->store = store;
+    pthread_mutex_init(&cl->mu, NULL);
+    if (getrandom(&cl->incarnation, sizeof cl->incarnation, 0) != sizeof cl->incarnation)
+        cl->incarnation = wall_ms();
+    if (discovering(cl)) {
+        int rc = discover(cl, err, errlen);
+        if (rc < 0) {
+            free(cl);
+            return rc;
+        }
+        *out = cl;
+        return 0;
+    }
     const char *names[HOME_NODES_MAX];
     const struct config_list *l = &cfg->cluster.nodes;
     names[0] = cfg->cluster.node;
@@ -218,6 +347,33 @@ const struct home_view *cluster_view(const struct cluster *cl)
     return atomic_load_explicit(&cl->view, memory_order_acquire);
 }
 
+/* The links' numbers into the router's stats slot for /metrics: at each view and each
+ * second (what a scrape every few seconds needs, at no cost per frame). */
+static void publish_stats(struct cluster *cl)
+{
+    uint64_t up = 0, bo = 0, bi = 0, fo = 0, fi = 0, q = 0, refused = 0;
+    for (unsigned i = 0; i < cl->n; i++) {
+        const struct link_peer_stats *st = &cl->peers[i].st;
+        if (i == cl->self)
+            continue;
+        up += atomic_load_explicit(&st->up, memory_order_relaxed);
+        bo += atomic_load_explicit(&st->bytes_out, memory_order_relaxed);
+        bi += atomic_load_explicit(&st->bytes_in, memory_order_relaxed);
+        fo += atomic_load_explicit(&st->frames_out, memory_order_relaxed);
+        fi += atomic_load_explicit(&st->frames_in, memory_order_relaxed);
+        q += atomic_load_explicit(&st->queued_bytes, memory_order_relaxed);
+        refused += atomic_load_explicit(&st->bounced, memory_order_relaxed);
+    }
+    stats_set(cl->slot, STAT_CLUSTER_LINKS_UP, up);
+    stats_set(cl->slot, STAT_CLUSTER_NODES_UP, up + 1);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_BYTES_OUT, bo);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_BYTES_IN, bi);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_FRAMES_OUT, fo);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_FRAMES_IN, fi);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_QUEUE_BYTES, q);
+    stats_set(cl->slot, STAT_CLUSTER_LINK_REFUSED, refused);
+}
+
 /* A new view from who is up now; the shards take it at their next round. */
 static int publish_view(struct cluster *cl)
 {
@@ -234,6 +390,7 @@ static int publish_view(struct cluster *cl)
     v->older = cl->cur;
     cl->cur = v;
     atomic_store_explicit(&cl->view, v, memory_order_release);
+    publish_stats(cl);
     /* Pairs with the shards' bell_prepare_sleep(), as ring.c's wakers do. */
     atomic_thread_fence(memory_order_seq_cst);
     for (unsigned i = 0; cl->shards && i < cl->nshards; i++)
@@ -410,6 +567,8 @@ static void heartbeat_in(struct cluster *cl, struct peer *p, const void *payload
 {
     struct link_hb hb;
     const char *name;
+    if (!p->name[0])
+        return; /* a node our discovery has not found yet: its row comes at the next beat */
     if (link_decode_hb(payload, len, &hb, &name) < 0 || hb.name_len != strlen(p->name) ||
         memcmp(name, p->name, hb.name_len)) {
         LOG_RL(LOG_LEVEL_ERROR, "link: a heartbeat that is not %s's: are both configs alike?",
@@ -506,7 +665,7 @@ static void send_heartbeats(struct cluster *cl)
     char buf[sizeof(struct link_hdr) + sizeof(struct link_hb) + 64];
     struct link_hb hb = {cl->incarnation, sessions, (uint16_t)cl->nshards, (uint16_t)nlen, 0};
     for (unsigned i = 0; i < cl->n; i++) {
-        if (i == cl->self)
+        if (i == cl->self || cl->peers[i].sock < 0)
             continue;
         struct link_hdr h = {LINK_MAGIC, LINK_HEARTBEAT, 0, (uint8_t)cl->self, (uint8_t)i, 0, 0,
                              (uint32_t)(sizeof hb + nlen)};
@@ -578,6 +737,8 @@ static void write_status(struct cluster *cl, uint64_t now)
     for (unsigned i = 0; i < cl->n; i++) {
         struct peer *p = &cl->peers[i];
         const char *addr = p->url + 6; /* after tcp:// */
+        if (!p->name[0])
+            continue; /* a slot nobody holds (discovery) */
         if (i == cl->self) {
             fprintf(f, "node %s addr=%s state=self shards=%u sessions=%" PRIu64 "\n", p->name,
                     addr, cl->nshards, sessions);
@@ -633,6 +794,8 @@ static void *link_main(void *arg)
     uint64_t hb_ms = (uint64_t)cl->cfg->cluster.heartbeat * 1000;
     while (!atomic_load_explicit(&cl->stop, memory_order_acquire)) {
         uint64_t now = now_ms();
+        if (atomic_exchange_explicit(&cl->found_new, false, memory_order_acquire))
+            take_found(cl);
         unsigned work = drain_shards(cl);
         work += flush_peers(cl);
         work += drain_links(cl, now);
@@ -644,6 +807,7 @@ static void *link_main(void *arg)
         }
         if (now >= cl->next_status) {
             write_status(cl, now);
+            publish_stats(cl);
             cl->next_status = now + 1000;
         }
         if (work || retry)
@@ -688,13 +852,22 @@ static int getfd(int sock, int opt)
     return nn_getsockopt(sock, NN_SOL_SOCKET, opt, &fd, &sz) < 0 ? -1 : fd;
 }
 
-int cluster_start(struct cluster *cl, struct shard *shards, unsigned nshards, uint32_t ring_data,
-                  uint32_t max_frame)
+/* The PUSH socket to p. 0, or -1 with nn_errno() (p->sock may be open: freed at exit). */
+static int peer_connect(struct peer *p)
 {
+    if ((p->sock = nn_socket(AF_SP, NN_PUSH)) < 0 || family(p->sock, p->url) < 0 ||
+        setopt(p->sock, NN_LINGER, 0) < 0 || nn_connect(p->sock, p->url) < 0 ||
+        (p->sndfd = getfd(p->sock, NN_SNDFD)) < 0)
+        return -1;
+    return 0;
+}
+
+int cluster_start(struct cluster *cl, struct shard *shards, unsigned nshards, uint32_t ring_data,
+                  uint32_t max_frame, struct shm_stats *slot)
+{
+    cl->slot = slot;
     cl->shards = shards;
     cl->nshards = nshards;
-    if (getrandom(&cl->incarnation, sizeof cl->incarnation, 0) != sizeof cl->incarnation)
-        cl->incarnation = wall_ms();
     cl->in = calloc(nshards, sizeof *cl->in);
     cl->out = calloc(nshards, sizeof *cl->out);
     cl->rx = calloc(nshards, sizeof *cl->rx);
@@ -736,15 +909,9 @@ int cluster_start(struct cluster *cl, struct shard *shards, unsigned nshards, ui
     }
     if ((cl->rcvfd = getfd(cl->pull, NN_RCVFD)) < 0)
         return -EIO;
-    for (unsigned i = 0; i < cl->n; i++) {
-        struct peer *p = &cl->peers[i];
-        if (i == cl->self)
-            continue;
-        if ((p->sock = nn_socket(AF_SP, NN_PUSH)) < 0 || family(p->sock, p->url) < 0 ||
-            setopt(p->sock, NN_LINGER, 0) < 0 || nn_connect(p->sock, p->url) < 0 ||
-            (p->sndfd = getfd(p->sock, NN_SNDFD)) < 0)
+    for (unsigned i = 0; i < cl->n; i++)
+        if (i != cl->self && cl->peers[i].name[0] && peer_connect(&cl->peers[i]) < 0)
             return -EIO;
-    }
     if ((rc = publish_view(cl)) < 0)
         return rc;
     for (unsigned i = 0; i < nshards; i++) {
@@ -757,6 +924,11 @@ int cluster_start(struct cluster *cl, struct shard *shards, unsigned nshards, ui
     if (pthread_create(&cl->th, NULL, link_main, cl) != 0)
         return -EAGAIN;
     cl->started = true;
+    if (discovering(cl)) {
+        if (pthread_create(&cl->disc_th, NULL, disc_main, cl) != 0)
+            return -EAGAIN;
+        cl->disc_started = true;
+    }
     LOG_INFO("cluster: node %s (%u of %u), links on %s", cl->peers[cl->self].name, cl->self,
              cl->n, url);
     return 0;
@@ -771,6 +943,9 @@ void cluster_free(struct cluster *cl)
         bell_ring(&cl->bell);
         pthread_join(cl->th, NULL);
     }
+    if (cl->disc_started)
+        pthread_join(cl->disc_th, NULL);
+    pthread_mutex_destroy(&cl->mu);
     for (unsigned i = 0; i < cl->n; i++) {
         struct peer *p = &cl->peers[i];
         while (p->head) {

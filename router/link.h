@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 struct shard;
+struct shm_stats;
 
 #define LINK_MAGIC 0x314B4C53u /* "SLK1" */
 /* A frame forwarded this many times (membership views that disagree for a moment) is
@@ -98,12 +99,19 @@ struct link_peer_stats {
 struct cluster;
 
 /* Reads the cluster.* directives: the members, this node's index. 0, or -EINVAL with
- * why in err. *out is NULL when cluster.node is "" (no cluster). */
-int cluster_new(const struct config *cfg, struct cluster **out, char *err, size_t errlen);
+ * why in err. *out is NULL when cluster.node is "" (no cluster). With cluster.discovery
+ * = "postgresql" the members and this node's index (its slot) come from the store
+ * instead (store_cluster_beat_sync(), retried for storage.timeout: -errno when it
+ * stays unreachable), and a discovery thread of the cluster's beats there each
+ * cluster.heartbeat; a node found later gets its link at once. */
+struct store;
+int cluster_new(const struct config *cfg, struct store *store, struct cluster **out, char *err,
+                size_t errlen);
 /* Connects the shards' rings to the link thread and starts it: the view first holds this
- * node alone. 0 or -errno. */
+ * node alone. The thread writes the links' metrics into slot (shm/stats.h; NULL: none).
+ * 0 or -errno. */
 int cluster_start(struct cluster *cl, struct shard *shards, unsigned nshards,
-                  uint32_t ring_data, uint32_t max_frame);
+                  uint32_t ring_data, uint32_t max_frame, struct shm_stats *slot);
 /* The view the shards route by (acquire). */
 const struct home_view *cluster_view(const struct cluster *cl);
 /* Stops the thread (the shards have stopped) and frees everything. */

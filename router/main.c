@@ -2,7 +2,7 @@
  * starling-router: the router process. Started by the supervisor with the node's config,
  * the shared-memory segment and the bells' eventfds inherited (see common/core/args.h); runs
  * router.shards shard threads, and in a cluster the link thread (link.h); its main thread
- * only serves the control socket.
+ * serves the control socket and is the arbiter (arbiter()).
  */
 #include "common/core/args.h"
 #include "common/config/config.h"
@@ -26,6 +26,41 @@
 
 static struct shard *shards;
 static unsigned nshards;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The arbiter: a node that has not reached its store (PostgreSQL) for cluster.dead_after
+ * tells the supervisor (CTL_STORE), which stops new logins and fails /ready until it is
+ * reachable again, so that a node cut off from the shared database sends its clients to
+ * the nodes that still reach it instead of serving users whose state it cannot load or
+ * save. *lost_since: when it was first seen unreachable (0: reachable); *fenced: told. */
+static void arbiter(const struct store *st, const struct config *cfg, int ctl_fd,
+                    uint64_t *lost_since, bool *fenced)
+{
+    uint64_t now = mono_ms();
+    if (store_reachable(st)) {
+        *lost_since = 0;
+        if (*fenced) {
+            *fenced = false;
+            LOG_INFO("storage reachable again: taking logins");
+            ctl_tell(ctl_fd, CTL_STORE, 0);
+        }
+        return;
+    }
+    if (!*lost_since)
+        *lost_since = now;
+    if (!*fenced && now - *lost_since >= (uint64_t)cfg->cluster.dead_after * 1000) {
+        *fenced = true;
+        LOG_WARN("storage unreachable for %u s (cluster.dead_after): no new logins until it "
+                 "is back", cfg->cluster.dead_after);
+        ctl_tell(ctl_fd, CTL_STORE, 1);
+    }
+}
 
 /* Hands a control request to every shard and waits until each has handled it. */
 static void to_shards(unsigned req, unsigned arg)
@@ -101,7 +136,7 @@ int main(int argc, char **argv)
         return 1;
     }
     struct cluster *cl;
-    if (cluster_new(cfg, &cl, err, sizeof err) < 0) {
+    if (cluster_new(cfg, store, &cl, err, sizeof err) < 0) {
         LOG_ERROR("%s", err);
         return 2;
     }
@@ -125,7 +160,8 @@ int main(int argc, char **argv)
         LOG_ERROR("cannot link the shards: %s", strerror(-rc));
         return 1;
     }
-    if (cl && (rc = cluster_start(cl, shards, nshards, l.ring_data_size, l.max_frame)) < 0) {
+    if (cl && (rc = cluster_start(cl, shards, nshards, l.ring_data_size, l.max_frame,
+                                       seg_stats(&seg, topo_stats_router(cfg)))) < 0) {
         LOG_ERROR("cluster: %s", strerror(-rc));
         return 1;
     }
@@ -145,11 +181,16 @@ int main(int argc, char **argv)
     struct ctl_msg m = {CTL_READY, CTL_ROLE_ROUTER};
     send(a.ctl_fd, &m, sizeof m, MSG_NOSIGNAL);
     time_t last_tick = time(NULL);
+    bool pg = cfg->storage.backend == STORE_BACKEND_POSTGRESQL, fenced = false;
+    uint64_t lost_since = 0;
     for (;;) {
         /* A tick a second between control messages: idle shards trim their rings. In a
-         * cluster, a look every 100 ms for a lost node whose users must re-register. */
+         * cluster, a look every 100 ms for a lost node whose users must re-register; with
+         * PostgreSQL, at the store's reachability. */
         struct pollfd pf = {a.ctl_fd, POLLIN, 0};
-        int ready = poll(&pf, 1, cl ? 100 : 1000);
+        int ready = poll(&pf, 1, cl || pg ? 100 : 1000);
+        if (pg)
+            arbiter(store, cfg, a.ctl_fd, &lost_since, &fenced);
         if (cl && cluster_rehome_due(cl)) {
             LOG_INFO("cluster: a node left; c2s registers its sessions with their homes again");
             ctl_tell(a.ctl_fd, CTL_REHOME, 0);

@@ -559,6 +559,15 @@ static void publish_stats(struct shard *s)
     stats_set(s->slot, STAT_SHARD_REMOTE_FANOUT_CONTACTS, n->remote_fanout_contacts);
     stats_set(s->slot, STAT_SHARD_REMOTE_FORGOTTEN, n->remote_forgotten);
     stats_set(s->slot, STAT_SHARD_BACKLOG, backlog_total(s));
+    if (!s->cl)
+        return;
+    stats_set(s->slot, STAT_CLUSTER_FANOUT_FRAMES, n->link_fanout_frames);
+    stats_set(s->slot, STAT_CLUSTER_FANOUT_CONTACTS, n->link_fanout_contacts);
+    stats_set(s->slot, STAT_CLUSTER_DELIVER_FRAMES, n->link_deliver_frames);
+    stats_set(s->slot, STAT_CLUSTER_DELIVERIES, n->link_deliveries);
+    stats_set(s->slot, STAT_CLUSTER_BYTES_SAVED, n->link_bytes_saved);
+    stats_set(s->slot, STAT_CLUSTER_FORWARDED, n->link_forwarded);
+    stats_set(s->slot, STAT_CLUSTER_BOUNCED, n->link_bounced);
 }
 
 static uint32_t clock_s(void)

@@ -90,9 +90,38 @@ struct seg;
       "to=\"s2s\"", "")                                                                            \
     X(SHARD_REMOTE_FORGOTTEN, COUNTER, "starling_router_remote_forgotten_total", "",               \
       "Copies of frames for s2s forgotten past router.max_remote_unacked.")                        \
-    /* The cluster's links (router/link*.c) add their rows here, written from the router's         \
-     * slot (topo_stats_router()) or a shard's: e.g.                                               \
-     * X(CLUSTER_LINKS_UP, GAUGE, "starling_cluster_links_up", "", "Links to other nodes up.") */
+    /* The cluster (router/link.c from the router's slot, topo_stats_router(); the shards'  \
+     * rows from theirs). */                                                                   \
+    X(CLUSTER_LINKS_UP, GAUGE, "starling_cluster_links_up", "",                                    \
+      "Links to other nodes that are up (heard from within cluster.dead_after).")                  \
+    X(CLUSTER_NODES_UP, GAUGE, "starling_cluster_nodes_up", "",                                    \
+      "Nodes in this node's ring, itself included (0 outside a cluster).")                         \
+    X(CLUSTER_LINK_BYTES_OUT, COUNTER, "starling_cluster_link_bytes_total", "direction=\"out\"",   \
+      "Bytes sent and received on the links to other nodes, records and headers.")                 \
+    X(CLUSTER_LINK_BYTES_IN, COUNTER, "starling_cluster_link_bytes_total", "direction=\"in\"", "") \
+    X(CLUSTER_LINK_FRAMES_OUT, COUNTER, "starling_cluster_link_frames_total", "direction=\"out\"", \
+      "Frames (records, heartbeats included) sent and received on the links.")                     \
+    X(CLUSTER_LINK_FRAMES_IN, COUNTER, "starling_cluster_link_frames_total", "direction=\"in\"",   \
+      "")                                                                                          \
+    X(CLUSTER_LINK_QUEUE_BYTES, GAUGE, "starling_cluster_link_queue_bytes", "",                    \
+      "Bytes waiting for slow links' sockets, all links together (cluster.max_link_bytes each).")  \
+    X(CLUSTER_LINK_REFUSED, COUNTER, "starling_cluster_link_refused_total", "",                    \
+      "Frames the link thread sent back to their shard: link full or node down.")                  \
+    X(CLUSTER_FANOUT_FRAMES, COUNTER, "starling_cluster_fanout_frames_total", "kind=\"presence\"", \
+      "Frames to other nodes listing many recipients: presence fan-out (one per node) and "        \
+      "delivery lists (one per node's front-end thread).")                                         \
+    X(CLUSTER_DELIVER_FRAMES, COUNTER, "starling_cluster_fanout_frames_total", "kind=\"deliver\"", \
+      "")                                                                                          \
+    X(CLUSTER_FANOUT_CONTACTS, COUNTER, "starling_cluster_fanout_recipients_total",                \
+      "kind=\"presence\"", "Recipients those frames listed.")                                      \
+    X(CLUSTER_DELIVERIES, COUNTER, "starling_cluster_fanout_recipients_total", "kind=\"deliver\"", \
+      "")                                                                                          \
+    X(CLUSTER_BYTES_SAVED, COUNTER, "starling_cluster_link_bytes_saved_total", "",                 \
+      "Link bytes the recipient lists saved against one copy per recipient.")                      \
+    X(CLUSTER_FORWARDED, COUNTER, "starling_cluster_frames_forwarded_total", "",                   \
+      "Frames a shard sent on to another node (the sender's view of homes was older).")            \
+    X(CLUSTER_BOUNCED, COUNTER, "starling_cluster_frames_bounced_total", "",                       \
+      "Frames for other nodes that came back to the shards undelivered (link full, node down).")
 
 /* The store's request times: a histogram of STATS_STORE_BUCKETS buckets and one past the
  * last bound (each counts the requests whose time was at most its bound and more than the

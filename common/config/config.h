@@ -99,6 +99,9 @@ enum config_resource_conflict {
 
 /* The snapshot. Each field is documented in the directive table (config_table.c) and in the
  * sample file it generates (deploy/starling.conf.sample). Durations are seconds. */
+/* cluster.discovery: the members from cluster.nodes, or from PostgreSQL's cluster_nodes. */
+enum config_discovery { CONFIG_DISCOVERY_STATIC, CONFIG_DISCOVERY_POSTGRESQL };
+
 struct config {
     const char *domain;
     struct {
@@ -180,6 +183,7 @@ struct config {
         const char *node;          /* this node's name; "": no cluster */
         struct config_addr listen; /* this router's link socket (NN_PULL) */
         struct config_list nodes;  /* of struct config_route: the other nodes, name=addr */
+        unsigned discovery;        /* enum config_discovery */
         uint32_t heartbeat, dead_after; /* seconds */
         uint64_t max_link_bytes;   /* what waits for one slow link, per node */
         const char *status_file;   /* written each second; starlingctl cluster reads it */

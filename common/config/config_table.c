@@ -10,6 +10,12 @@ static const char *const config_levels[] = {
     [LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARN] = "warn",    [LOG_LEVEL_INFO] = "info",
     [LOG_LEVEL_DEBUG] = "debug", [LOG_LEVEL_DEBUG + 1] = NULL,
 };
+static const char *const config_discovery[] = {
+    [CONFIG_DISCOVERY_STATIC] = "static",
+    [CONFIG_DISCOVERY_POSTGRESQL] = "postgresql",
+    [CONFIG_DISCOVERY_POSTGRESQL + 1] = NULL,
+};
+
 static const char *const config_backends[] = {
     [STORE_BACKEND_SQLITE] = "sqlite",
     [STORE_BACKEND_POSTGRESQL] = "postgresql",
@@ -249,11 +255,18 @@ const struct config_directive config_table[] = {
          "such as [ \"node2=10.0.0.2:7711\", \"node3=10.0.0.3:7711\" ]. Every node lists\n"
          "the same set (itself excepted): a node's index in connection ids is its place\n"
          "in the sorted names."),
+    ENUM("cluster.discovery", cluster.discovery, "static", config_discovery, RESTART,
+         "How the nodes find each other: static (cluster.nodes) or postgresql (each node\n"
+         "writes a row with its address to the cluster_nodes table of the shared\n"
+         "storage.dsn every cluster.heartbeat, and links to the nodes whose rows are\n"
+         "fresher than cluster.dead_after; cluster.nodes stays empty)."),
     NUM(DURATION, "cluster.heartbeat", cluster.heartbeat, "1", 1, 60, RESTART,
         "Seconds between heartbeats on each link."),
     NUM(DURATION, "cluster.dead_after", cluster.dead_after, "3", 2, 600, RESTART,
         "A node not heard from for this long is down: its users re-home to the nodes\n"
-        "left, its sessions end. At least twice cluster.heartbeat."),
+        "left, its sessions end. At least twice cluster.heartbeat. A node whose\n"
+        "PostgreSQL store is unreachable this long takes no new logins and fails /ready\n"
+        "until it is back (the arbiter), in a cluster or not."),
     NUM(SIZE, "cluster.max_link_bytes", cluster.max_link_bytes, "16M", 64 * K, 1 * G, 0,
         "Bytes of frames waiting for one slow link (another node that reads slower than\n"
         "this one sends). Past it stanzas for that node are refused with\n"

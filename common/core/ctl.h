@@ -25,11 +25,15 @@ enum ctl_type {
     CTL_DRAIN,       /* supervisor -> c2s: arg (enum ctl_drain) is what to refuse from now on */
     CTL_REHOME,      /* router -> supervisor -> c2s: the cluster lost a node; register every
                         session again with its home (router/link.h) */
+    CTL_STORE,       /* router -> supervisor: arg 1: the store (PostgreSQL) has been unreachable
+                        for cluster.dead_after, so the node takes no new logins (not ready,
+                        c2s at CTL_DRAIN_STORE); 0: reachable again */
 };
 
 /* Draining (`starlingctl drain`, common/admin/): LOGINS refuses new logins, ALL also ends
- * every client stream (after admin.drain_grace); OFF serves again. */
-enum ctl_drain { CTL_DRAIN_OFF, CTL_DRAIN_LOGINS, CTL_DRAIN_ALL };
+ * every client stream (after admin.drain_grace); OFF serves again. STORE refuses new
+ * logins as LOGINS does, for another reason: the store is unreachable (CTL_STORE). */
+enum ctl_drain { CTL_DRAIN_OFF, CTL_DRAIN_LOGINS, CTL_DRAIN_ALL, CTL_DRAIN_STORE };
 
 enum ctl_role { CTL_ROLE_ROUTER, CTL_ROLE_C2S, CTL_ROLE_S2S };
 

@@ -50,6 +50,7 @@ void fe_serve(int ctl_fd, int sfd, unsigned role, struct fe_thread *const *ts, u
             fe_request(ts, n, FE_CTL_DRAIN);
             LOG_INFO("%s", m.arg == CTL_DRAIN_OFF      ? "serving again: logins accepted"
                            : m.arg == CTL_DRAIN_LOGINS ? "draining: new logins refused"
+                           : m.arg == CTL_DRAIN_STORE  ? "storage unreachable: new logins refused"
                                                        : "draining: every stream ended");
         } else if (m.type == CTL_REHOME) {
             fe_request(ts, n, FE_CTL_REHOME);

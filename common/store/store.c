@@ -88,6 +88,7 @@ const char *store_op_name(enum store_op op)
         [STORE_OP_OFFLINE_COUNT] = "offline count",   [STORE_OP_BLOCK_ADD] = "block add",
         [STORE_OP_BLOCK_REMOVE] = "block remove",     [STORE_OP_BLOCK_CLEAR] = "block clear",
         [STORE_OP_BLOCK_LIST] = "block list",         [STORE_OP_ACCOUNT_IMPORT] = "account import",
+        [STORE_OP_CLUSTER_BEAT] = "cluster beat",
     };
     return (unsigned)op < STORE_OP_COUNT_ ? names[op] : "?";
 }

@@ -331,6 +331,20 @@ struct store_account {
 int store_account_import_sync(struct store *st, const struct store_account *accounts, size_t n,
                               bool replace, size_t *failed);
 
+/*
+ * The cluster's membership through the database (cluster.discovery = "postgresql",
+ * router/link.h): the node's heartbeat, which writes its row (name, link address,
+ * shards, incarnation, the database's time) and reads back the other nodes whose
+ * heartbeat is within fresh_ms. *slot: the node's index in the cluster, the same for
+ * good (below STORE_CLUSTER_SLOTS); *live: "slot name address" lines, freed with
+ * store_list_free(). Synchronous (the router's discovery thread). -ENOTSUP on SQLite,
+ * -ENOSPC when every slot is taken, -EIO when the database is unreachable.
+ */
+#define STORE_CLUSTER_SLOTS 64
+int store_cluster_beat_sync(struct store *st, const char *name, const char *addr,
+                            unsigned shards, uint64_t incarnation, unsigned fresh_ms,
+                            unsigned *slot, struct store_list *live);
+
 /* Frees the names of a list filled by store_account_list_sync() or store_block_list_sync();
  * leaves it empty. */
 void store_list_free(struct store_list *list);

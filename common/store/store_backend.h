@@ -61,6 +61,11 @@ enum store_op {
     STORE_OP_BLOCK_REMOVE,   /* in: user, jids, njids; res: removed (all or none) */
     STORE_OP_BLOCK_CLEAR,    /* in: user; res: removed */
     STORE_OP_BLOCK_LIST,     /* in: user; out: list */
+    /* cluster.discovery = "postgresql": in: user (the node's name), jid (its link address),
+     * limit (shards), seq (incarnation), stamp_us (how fresh a live row is, in ms);
+     * out: ver (its slot), list ("slot name address" of the other live nodes). SQLite:
+     * -ENOTSUP. */
+    STORE_OP_CLUSTER_BEAT,
     STORE_OP_COUNT_,
 };
 

@@ -492,3 +492,26 @@ void store_offline_free(struct store_offline *msgs)
     msgs->msgs = NULL;
     msgs->n = 0;
 }
+
+/* ---- the cluster's membership ------------------------------------------------------------ */
+
+int store_cluster_beat_sync(struct store *st, const char *name, const char *addr,
+                            unsigned shards, uint64_t incarnation, unsigned fresh_ms,
+                            unsigned *slot, struct store_list *live)
+{
+    struct store_req req = {.op = STORE_OP_CLUSTER_BEAT,
+                            .user = name,
+                            .jid = addr,
+                            .limit = shards,
+                            .seq = incarnation,
+                            .stamp_us = fresh_ms};
+    *live = (struct store_list){0};
+    int rc = store_req_sync(st, &req);
+    if (rc < 0) {
+        store_list_free(&req.list);
+        return rc;
+    }
+    *slot = (unsigned)req.ver;
+    *live = req.list;
+    return 0;
+}

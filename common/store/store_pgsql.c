@@ -165,6 +165,16 @@ static const char *const pg_migrations[] = {
     " FOR EACH ROW EXECUTE FUNCTION offline_counted();"
     "CREATE TRIGGER offline_uncounted AFTER DELETE ON offline"
     " FOR EACH ROW EXECUTE FUNCTION offline_uncounted();",
+    /* 3: the cluster's members (cluster.discovery = "postgresql"): a row per node ever
+     * seen, its slot (the node's index in the cluster, for good) and its last heartbeat
+     * by the database's clock. */
+    "CREATE TABLE cluster_nodes ("
+    " name text COLLATE \"C\" PRIMARY KEY,"
+    " slot smallint NOT NULL UNIQUE,"
+    " address text NOT NULL,"
+    " shards integer NOT NULL,"
+    " incarnation bigint NOT NULL,"
+    " heartbeat timestamptz NOT NULL);",
 };
 #define PG_SCHEMA_VERSION (int)(sizeof pg_migrations / sizeof pg_migrations[0])
 

@@ -81,6 +81,8 @@ enum pg_stmt {
     PG_BLOCK_REMOVE,
     PG_BLOCK_CLEAR,
     PG_BLOCK_LIST,
+    PG_CLUSTER_BEAT,
+    PG_CLUSTER_LIVE,
     PG_STMT_COUNT_,
 };
 

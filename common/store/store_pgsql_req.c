@@ -135,6 +135,23 @@ const char *const pg_sql[PG_STMT_COUNT_] = {
     [PG_BLOCK_CLEAR] = "DELETE FROM blocklist WHERE username = $1::text",
     [PG_BLOCK_LIST] = "SELECT b.jid FROM accounts AS a LEFT JOIN blocklist AS b"
                       " ON b.username = a.username WHERE a.username = $1::text ORDER BY b.jid",
+    /* A node's heartbeat: its row, with its slot kept or else the lowest free one (two
+     * nodes new at once may pick the same: one fails on the UNIQUE and tries again at
+     * its next beat). */
+    [PG_CLUSTER_BEAT] =
+        "INSERT INTO cluster_nodes (name, slot, address, shards, incarnation, heartbeat)"
+        " SELECT $1::text, coalesce((SELECT slot FROM cluster_nodes WHERE name = $1::text),"
+        " (SELECT min(s) FROM generate_series(0, $5::bigint - 1) AS s"
+        "  WHERE s NOT IN (SELECT slot FROM cluster_nodes))),"
+        " $2::text, $3::bigint, $4::bigint, now()"
+        " ON CONFLICT (name) DO UPDATE SET address = excluded.address,"
+        " shards = excluded.shards, incarnation = excluded.incarnation,"
+        " heartbeat = excluded.heartbeat RETURNING slot",
+    /* The others whose heartbeat is within $2 ms, as "slot name address". */
+    [PG_CLUSTER_LIVE] =
+        "SELECT slot::text || ' ' || name || ' ' || address FROM cluster_nodes"
+        " WHERE name <> $1::text AND heartbeat > now() - $2::bigint * interval '1 millisecond'"
+        " ORDER BY slot",
 };
 
 /* ---- parameters and columns -------------------------------------------------------------- */
@@ -335,6 +352,11 @@ int pg_req_send(PGconn *conn, const struct pg_flight *fl)
         break;
     case STORE_OP_BLOCK_LIST:
         SEND(PG_BLOCK_LIST, USER);
+        break;
+    case STORE_OP_CLUSTER_BEAT:
+        SEND(PG_CLUSTER_BEAT, USER, P_TEXT(req->jid), P_INT8(req->limit),
+             P_INT8((int64_t)(req->seq >> 1)), P_INT8(STORE_CLUSTER_SLOTS));
+        SEND(PG_CLUSTER_LIVE, USER, P_INT8(req->stamp_us));
         break;
     default:
         rc = -ENOSYS;
@@ -550,6 +572,13 @@ void pg_req_result(struct pg_flight *fl, size_t k, const PGresult *r)
         break;
     case STORE_OP_BLOCK_LIST:
         rc = rows ? names_read(r, 0, 0, &req->list) : -ENOENT;
+        break;
+    case STORE_OP_CLUSTER_BEAT:
+        if (k == 0)
+            rc = rows && !pg_lib.PQgetisnull(r, 0, 0) ? (req->ver = (uint64_t)pg_int(r, 0, 0), 0)
+                                                       : -ENOSPC; /* every slot taken */
+        else
+            rc = names_read(r, 0, 0, &req->list);
         break;
     case STORE_OP_ROSTER_PUT:
         if (k == 0)

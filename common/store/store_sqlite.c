@@ -698,6 +698,9 @@ static void sqlite_run(void *p, struct store_req *req)
     case STORE_OP_ACCOUNT_EXISTS:
         req->res = sq_user_exists(be, req->user);
         break;
+    case STORE_OP_CLUSTER_BEAT:
+        req->res = -ENOTSUP; /* a file is no meeting place for nodes */
+        break;
     default:
         if (!sq_im_run(be, req)) {
             req->res = -ENOSYS;

@@ -7,7 +7,8 @@ A cluster of real starling nodes on loopback, for the cluster tests.
         cl.status(a)                # a's status file, parsed
 
 Each node is a full starling (supervisor, router, c2s, s2s) in its own folder, with its
-own c2s ports on 127.0.0.1 and its link socket (cluster.listen) on an address of its
+own c2s ports and admin listener (node.admin_port, for test_admin.get()) on 127.0.0.1
+and its link socket (cluster.listen) on an address of its
 own, 127.0.0.(11 + i). The nodes share one store: a PostgreSQL of the cluster's own
 (pg.py; store="sqlite": one SQLite file that every node's processes open instead), with
 the accounts of conftest.ACCOUNTS made once; the files kept beside storage.path (the
@@ -99,8 +100,13 @@ class Cluster:
             cl.update(g.pop("cluster", {}))
             storage = dict(shared)
             storage.update(g.pop("storage", {}))
-            self.nodes.append(ClusterNode(self.dir / f"node{i + 1}", i, self.db, cluster=cl,
-                                          storage=storage, **g))
+            admin = {"listen": f"127.0.0.1:{free_port()}"}
+            admin.update(g.pop("admin", {}))
+            node = ClusterNode(self.dir / f"node{i + 1}", i, self.db, cluster=cl,
+                               storage=storage, admin=admin, **g)
+            node.admin_port = int(admin["listen"].rsplit(":", 1)[1])
+            node.link_port = int(links[i].rsplit(":", 1)[1])
+            self.nodes.append(node)
 
     def __enter__(self):
         try:

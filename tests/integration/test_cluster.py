@@ -13,6 +13,7 @@ import pytest
 
 from cluster import Cluster
 from im import NS_CLIENT, befriend, connect, is_message, is_presence, q, stanza_error
+from test_admin import m, metrics
 from test_server_basics import carbon, enable_carbons
 
 
@@ -36,16 +37,34 @@ def totals(cl):
     return out
 
 
+def link_metrics(node):
+    v = metrics(node)
+    return {k: m(v, f"starling_cluster_{k}") for k in ("links_up", "nodes_up")} | {
+        f"{k}_{d}": m(v, f"starling_cluster_link_{k}_total", direction=d)
+        for k in ("bytes", "frames") for d in ("in", "out")}
+
+
 def test_chat_across_nodes(cl):
     a, b, c = cl.nodes
     un, vn = cl.new_users(2, "chat")
+    before = {n.name: link_metrics(n) for n in cl.nodes}
+    for n in cl.nodes:  # /metrics sees the whole cluster from every node
+        assert before[n.name]["links_up"] == 2 and before[n.name]["nodes_up"] == 3, before
     with connect(a, un, "u", available=True) as u, connect(b, vn, "v", available=True) as v:
         for i in range(5):
-            u.message(v.jid, f"to v {i}")
+            u.message(v.jid, f"to v {i} " + "x" * 4000)
             v.message(u.jid, f"to u {i}")
         for i in range(5):  # in order, both ways
-            assert v.wait_message(f"to v {i}").get("from") == u.jid
+            assert v.wait_message(f"to v {i} " + "x" * 4000).get("from") == u.jid
             assert u.wait_message(f"to u {i}").get("from") == v.jid
+        time.sleep(1.5)  # the link threads publish each second
+        after = {n.name: link_metrics(n) for n in cl.nodes}
+        # 20 KB of messages crossed at least one link (a's connection to b's at least once,
+        # whatever the homes), besides heartbeats: more than the heartbeats add in 1.5 s.
+        sent = sum(after[k]["bytes_out"] - before[k]["bytes_out"] for k in after)
+        got = sum(after[k]["bytes_in"] - before[k]["bytes_in"] for k in after)
+        assert sent >= 20000 and got >= 20000, (before, after)
+        assert after[a.name]["frames_out"] > before[a.name]["frames_out"]
         # An iq answered by the server on the other user's behalf, and one to a user
         # that does not exist, from whichever node.
         assert u.ping(v.bare).get("type") == "result"
@@ -175,6 +194,15 @@ def test_broadcast_crosses_each_link_once(cl):
         assert d["link_deliver_frames"] <= d["link_deliveries"], d
         assert d["link_bytes_saved"] > 0, d
         assert d["link_bounced"] == 0, d
+        # /metrics counts the same as the status files.
+        mv = [metrics(node) for node in cl.nodes]
+        tot = lambda name, **lb: sum(m(v, name, **lb) for v in mv)
+        assert tot("starling_cluster_fanout_frames_total", kind="presence") == \
+            after["link_fanout_frames"]
+        assert tot("starling_cluster_fanout_recipients_total", kind="presence") == \
+            after["link_fanout_contacts"]
+        assert tot("starling_cluster_link_bytes_saved_total") == after["link_bytes_saved"]
+        assert tot("starling_cluster_frames_bounced_total") == after["link_bounced"]
     finally:
         for p in peers:
             p.close()
@@ -188,3 +216,28 @@ def test_starlingctl_cluster(cl):
         assert node.name in out
     assert out.count(" up ") >= 2, out
     assert "self" in out
+
+
+def test_discovery_through_postgresql(tmp_path):
+    """cluster.discovery = "postgresql" and no cluster.nodes: each node writes its row
+    in cluster_nodes and finds the others there; they link up and chat across nodes."""
+    with Cluster(tmp_path, n=3, cluster={"discovery": "postgresql", "nodes": []}) as dc:
+        dc.wait_whole()
+        rows = dc.pg.sql("cluster", "SELECT name || '=' || address FROM cluster_nodes"
+                         " ORDER BY name").split()
+        assert rows == [f"{n.name}={n.link_host}:{n.link_port}" for n in dc.nodes], rows
+        slots = dc.pg.sql("cluster", "SELECT count(DISTINCT slot) FROM cluster_nodes")
+        assert slots == "3"
+        a, b, c = dc.nodes
+        un, vn, wn = dc.new_users(3, "disc")
+        with connect(a, un, "u", available=True) as u, \
+                connect(b, vn, "v", available=True) as v, \
+                connect(c, wn, "w", available=True) as w:
+            for x, y in ((u, v), (v, w), (w, u)):
+                x.message(y.jid, f"from {x.jid}")
+            for x, y in ((u, v), (v, w), (w, u)):
+                assert y.wait_message(f"from {x.jid}").get("from") == x.jid
+        for node in dc.nodes:
+            assert m(metrics(node), "starling_cluster_links_up") == 2
+            assert not node.restarts(), node.restarts()
+            assert not node.sanitizer_reports(), node.sanitizer_reports()

@@ -11,6 +11,12 @@ import time
 
 from cluster import Cluster
 from im import befriend, connect, is_presence, roster_items
+from test_admin import m, metrics, wait_until
+
+
+def links_up(node):
+    v = metrics(node)
+    return m(v, "starling_cluster_links_up"), m(v, "starling_cluster_nodes_up")
 
 
 def test_node_lost_and_back(tmp_path):
@@ -47,6 +53,9 @@ def test_node_lost_and_back(tmp_path):
                                       timeout=15, what=f"{w} unavailable")
             assert time.monotonic() - killed_at < 12
             cl.wait(lambda: cl.sees(a, [c], "down") and cl.sees(b, [c], "down"), what="node3 down")
+            # /metrics says so too: one link up of two, two nodes in the ring.
+            for node in (a, b):
+                wait_until(lambda: links_up(node) == (1, 2), what=f"{node.name}'s links_up 1")
             time.sleep(1.0)  # the sessions whose home was node3 register again
 
             # The nodes left route among themselves, whoever's home was node3.
@@ -75,6 +84,8 @@ def test_node_lost_and_back(tmp_path):
             # node3 comes back: it rejoins, and nobody on node1 and node2 is disconnected.
             cl.start(c)
             cl.wait_whole()
+            for node in cl.nodes:
+                wait_until(lambda: links_up(node) == (2, 3), what=f"{node.name}'s links_up 2")
             for n in un:
                 assert peers[n].ping(a.domain).get("type") == "result"
             with connect(c, wn[0], "back", available=True) as p:

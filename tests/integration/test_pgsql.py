@@ -6,7 +6,7 @@ restart of the node, and the node rides out the database restarting under it.
 """
 import pytest
 
-from conftest import proc_libs
+from conftest import free_port, proc_libs
 from im import connect, is_message, roster_items
 from pg import PostgreSQL
 from slixclient import Clients, run
@@ -31,7 +31,7 @@ def test_accounts_roster_offline_in_postgresql(pg, pg_node):
     s = pg_node()
     # The accounts starlingctl made (the node's setup) are rows in PostgreSQL.
     assert pg.sql("node", "SELECT count(*) FROM accounts") == str(len(s.accounts))
-    assert pg.sql("node", "SELECT version FROM schema_version") == "2"
+    assert pg.sql("node", "SELECT version FROM schema_version") == "3"
     rn, = s.new_users(1, "pgu")  # made while the node runs: seen at once
     R = f"{rn}@localhost"
 
@@ -90,3 +90,38 @@ def test_postgresql_node_loads_libpq(pg_node):
     kids = s.children()
     for exe in ("starling-c2s", "starling-router"):
         assert "libpq.so.5" in proc_libs(kids[exe]), exe
+
+
+def test_arbiter_refuses_logins_while_the_database_is_away(pg, pg_node, make_server):
+    """The arbiter (README "Cluster"): unreachable PostgreSQL for cluster.dead_after (2 s
+    here) fails /ready with the reason and refuses new logins as a drain does, while the
+    sessions there go on; once it is back, /ready and logins are too."""
+    import time
+    from test_admin import get, new_login_refused, wait_until
+    port = free_port()
+    s = make_server(storage={"backend": "postgresql", "dsn": pg.create_database("arbiter"),
+                             "timeout": 5},
+                    admin={"listen": f"127.0.0.1:{port}"},
+                    cluster={"heartbeat": 1, "dead_after": 2})
+    s.admin_port = port
+    wait_until(lambda: get(s, "/ready")[0] == 200, what="/ready at start")
+    held = connect(s, "alice", "held")
+    try:
+        pg.stop()
+        t0 = time.monotonic()
+        wait_until(lambda: get(s, "/ready")[0] == 503, timeout=20, what="/ready failing")
+        assert time.monotonic() - t0 >= 1.5  # not before dead_after
+        assert get(s, "/ready")[::2] == (503, "storage unreachable\n")
+        assert get(s, "/health")[0] == 200
+        cond, c = new_login_refused(s)
+        assert cond == "system-shutdown"
+        c.close()
+        assert s.log_text().count("storage unreachable for 2 s") == 1
+    finally:
+        pg.start()
+    wait_until(lambda: get(s, "/ready")[0] == 200, timeout=20, what="/ready back")
+    with connect(s, "alice", "back") as a:
+        assert a.ping("localhost").get("type") == "result"
+    assert s.log_text().count("storage reachable again") == 1
+    held.close()
+    s.assert_stable()

@@ -22,6 +22,10 @@
  * streams carry stanzas for users who may still be here, and a peer reconnects by itself
  * to whichever node DNS names when this one stops.
  *
+ * The arbiter (router/main.c): while the router says the store is unreachable
+ * (CTL_STORE), /ready fails with "storage unreachable" and c2s refuses new logins
+ * (CTL_DRAIN_STORE) unless a drain says more; a new router starts again from reachable.
+ *
  * The admin listener (admin.listen, common/admin/admin.h) answers /health, /ready and
  * /metrics from this loop.
  *
@@ -97,6 +101,7 @@ static struct {
     uint64_t stop_deadline;
     struct admin admin;
     unsigned drain;       /* enum ctl_drain */
+    bool store_lost;      /* CTL_STORE from the router */
     uint64_t drain_until; /* CTL_DRAIN_LOGINS: when CTL_DRAIN_ALL is due */
     bool wrote_pid;
 } S;
@@ -106,6 +111,12 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* What c2s refuses: a drain's level, else the arbiter's. */
+static unsigned c2s_drain(void)
+{
+    return S.drain != CTL_DRAIN_OFF ? S.drain : S.store_lost ? CTL_DRAIN_STORE : CTL_DRAIN_OFF;
 }
 
 static struct child *router(void)
@@ -306,12 +317,19 @@ static void on_message(struct child *c)
             if (peers(c, &S.kids[i]) && S.kids[i].state == CH_RUNNING)
                 send_ctl(&S.kids[i], CTL_PEER_UP, c->role);
         c->told_down = false;
-        if (c == c2s() && S.drain != CTL_DRAIN_OFF)
-            send_ctl(c, CTL_DRAIN, S.drain);
+        if (c == router() && S.store_lost) {
+            S.store_lost = false; /* a new router tells again if it must */
+            send_ctl(c2s(), CTL_DRAIN, c2s_drain());
+        }
+        if (c == c2s() && c2s_drain() != CTL_DRAIN_OFF)
+            send_ctl(c, CTL_DRAIN, c2s_drain());
     } else if (m.type == CTL_PEER_BROKEN && peers(c, p) && p->pid > 0 && p->state == CH_RUNNING) {
         LOG_ERROR("%s reports that %s wrote a corrupt frame: replacing %s", c->name, p->name,
                   p->name);
         kill(p->pid, SIGKILL);
+    } else if (m.type == CTL_STORE && c == router() && S.store_lost != !!m.arg) {
+        S.store_lost = m.arg;
+        send_ctl(c2s(), CTL_DRAIN, c2s_drain());
     } else if (m.type == CTL_REHOME && c == router()) {
         if (c2s()->state == CH_RUNNING)
             send_ctl(c2s(), CTL_REHOME, 0);
@@ -384,7 +402,7 @@ static void drain_set(unsigned level)
     LOG_INFO("%s", level == CTL_DRAIN_OFF      ? "undrained: serving again"
                    : level == CTL_DRAIN_LOGINS ? "draining: not ready, no new logins"
                                                : "drain grace over: ending every client stream");
-    send_ctl(c2s(), CTL_DRAIN, level);
+    send_ctl(c2s(), CTL_DRAIN, c2s_drain());
 }
 
 /* Are all processes up? Else why not, into why. */
@@ -406,14 +424,17 @@ static bool healthy(struct buf *why)
     return ok;
 }
 
-/* /ready: serving and not draining. (Whether the store is reachable is the store's to
- * say; /ready does not ask it yet.) */
+/* /ready: serving, not draining, and the store reachable (as the router last said). */
 static bool ready(struct buf *why)
 {
     bool ok = healthy(why);
     if (S.drain != CTL_DRAIN_OFF) {
         ok = false;
         buf_puts(why, "draining\n");
+    }
+    if (S.store_lost) {
+        ok = false;
+        buf_puts(why, "storage unreachable\n");
     }
     return ok;
 }

@@ -78,10 +78,11 @@ static void migrates_from_empty(void)
     struct store *st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 2);
+    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 3);
     CHECK_INT(sql1(path, "SELECT count(*) FROM schema_version"), ==, 1);
     CHECK_INT(sql1(path, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"),
-              ==, 10); /* schema_version, accounts, 6 of instant messaging, 2 of usage */
+              ==, 11); /* schema_version, accounts, 6 of instant messaging, 2 of usage,
+                          cluster_nodes */
     store_close(st);
     /* Reopening finds nothing to do. */
     st = open_db(path, 0);
@@ -96,7 +97,7 @@ static void migrates_from_v1(void)
     struct store *st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 2);
+    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 3);
     /* The usage the new tables keep starts from the messages already there. */
     CHECK_INT(sql1(path, "SELECT messages * 100 + bytes FROM offline_usage"), ==, 316);
     CHECK_INT(sql1(path, "SELECT messages * 100 + bytes FROM offline_sender_usage"
@@ -148,7 +149,7 @@ static void concurrent_opens_migrate_once(void)
         pthread_join(t[i], NULL);
         CHECK_INT(o[i].rc, ==, 0);
     }
-    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 2);
+    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 3);
     CHECK_INT(sql1(path, "SELECT count(*) FROM schema_version"), ==, 1);
     for (int i = 0; i < N; i++)
         store_close(o[i].st);
@@ -507,6 +508,43 @@ static void password_from_file(void)
     CHECK_INT(store_open(&o, &st), ==, -EACCES);
 }
 
+/* The cluster's heartbeats (cluster.discovery): a slot each, for good; the others live. */
+static void cluster_beats(void)
+{
+    const char *path = db_path("beats");
+    struct store *st = open_db(path, 0);
+    if (!st)
+        return;
+    unsigned a, b, again;
+    struct store_list live;
+    CHECK_INT(store_cluster_beat_sync(st, "node-a", "127.0.0.11:7711", 2, 1, 3000, &a, &live), ==,
+              0);
+    CHECK_INT((int)live.n, ==, 0); /* alone */
+    store_list_free(&live);
+    CHECK_INT(store_cluster_beat_sync(st, "node-b", "127.0.0.12:7711", 4, 2, 3000, &b, &live), ==,
+              0);
+    CHECK(a != b && a < STORE_CLUSTER_SLOTS && b < STORE_CLUSTER_SLOTS);
+    CHECK_INT((int)live.n, ==, 1);
+    char want[64];
+    snprintf(want, sizeof want, "%u node-a 127.0.0.11:7711", a);
+    CHECK(live.n == 1 && !strcmp(live.names[0], want));
+    store_list_free(&live);
+    /* node-a's heartbeat gets old: no longer live for node-b; its slot stays its own. */
+    CHECK_INT(sql1(path, "UPDATE cluster_nodes SET heartbeat = now() - interval '1 hour'"
+                         " WHERE name = 'node-a'"), ==, 0);
+    CHECK_INT(store_cluster_beat_sync(st, "node-b", "127.0.0.12:7711", 4, 2, 3000, &again, &live),
+              ==, 0);
+    CHECK_INT((int)live.n, ==, 0);
+    CHECK_INT((int)again, ==, (int)b);
+    store_list_free(&live);
+    CHECK_INT(store_cluster_beat_sync(st, "node-a", "127.0.0.11:7711", 2, 3, 3000, &again, &live),
+              ==, 0);
+    CHECK_INT((int)again, ==, (int)a);
+    CHECK_INT((int)live.n, ==, 1);
+    store_list_free(&live);
+    store_close(st);
+}
+
 int main(void)
 {
     if (tmpdir_make() < 0)
@@ -517,6 +555,7 @@ int main(void)
         RUN(migrates_from_v1);
         RUN(concurrent_opens_migrate_once);
         RUN(two_nodes_see_each_other);
+        RUN(cluster_beats);
         RUN(concurrent_offline_quota);
         RUN(large_import);
         RUN(connection_killed_under_load);
