@@ -7,7 +7,8 @@
 # runs starling-bench's login scenario (STARTTLS, SCRAM-SHA-256) twice: through HAProxy
 # (PROXY protocol v2 to the nodes) and to node1 directly. The CPU counted is every process
 # run-cluster.sh started: PostgreSQL, HAProxy, the three nodes and their children.
-# Prints both and their ratio; writes nothing into the tree.
+# Prints both and their ratio; with REPORT=FILE also writes the HTML report of both runs
+# there (bench/report; bench/cluster-report.html is one).
 set -eu
 O=${1:-build/release}
 cd "$(dirname "$0")/.."
@@ -60,7 +61,7 @@ done
 
 run() { # LABEL HOST
     "$BIN/starling-bench" login -H "$2" -p 5222 --tls starttls -c "$CLIENTS" -d "$DURATION" \
-        --server-pid "$cluster" -q -o "$TMP/$1.json" >"$TMP/$1.out" 2>&1 || true
+        --server-pid "$cluster" -l "$1" -q -o "$TMP/$1.json" >"$TMP/$1.out" 2>&1 || true
     /usr/bin/python3 - "$TMP/$1.json" "$1" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
@@ -76,3 +77,7 @@ run haproxy "$FRONT"
 /usr/bin/python3 -c "
 d = float(open('$TMP/direct.json.cpu').read()); h = float(open('$TMP/haproxy.json.cpu').read())
 print(f'through HAProxy / direct: {h / d:.2f}x server CPU per login')"
+if [ -n "${REPORT:-}" ]; then
+    bench/report -o "$REPORT" --title "Logins: one node directly, and make cluster's three behind HAProxy" \
+        "$TMP/direct.json" "$TMP/haproxy.json"
+fi
