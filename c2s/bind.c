@@ -40,7 +40,7 @@ static void iq_reply(struct conn *c, const char *id, size_t id_len, const char *
     } else {
         buf_puts(&b, "/>");
     }
-    fe_write(&c->fe, buf_data(&b), buf_used(&b));
+    conn_stanza(c, buf_data(&b), buf_used(&b));
     buf_free(&b);
 }
 
@@ -55,7 +55,7 @@ static void iq_error(struct conn *c, const char *id, size_t id_len, const char *
     buf_puts(&b, "'><");
     buf_puts(&b, condition);
     buf_puts(&b, " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
-    fe_write(&c->fe, buf_data(&b), buf_used(&b));
+    conn_stanza(c, buf_data(&b), buf_used(&b));
     buf_free(&b);
 }
 

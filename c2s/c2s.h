@@ -11,6 +11,10 @@
  *   auth.c    SASL negotiation around the sasl core; credentials come from the store
  *   limit.c   what one client address or account may do, across threads (limit.h)
  *   bind.c    resource binding and the legacy session iq
+ *   sm.c      stream management (XEP-0198): acks, the unacknowledged queue, sessions
+ *             kept when their connection drops, resumption
+ *   csi.c     client state indication (XEP-0352), and conn_stanza(), the one way a
+ *             stanza is written to a client
  *   route.c   frames to and from the router: `from` stamping, delivery, re-registration
  *   main.c    process start, threads, control messages from the supervisor
  *
@@ -20,12 +24,16 @@
 #define STARLING_C2S_H
 
 #include "common/fe/fe.h"
+#include "common/xmpp/jid.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
 struct auth_wait;
+struct csi;
 struct sasl;
+struct sm;
+struct sm_park;
 struct store_client;
 struct worker_client;
 
@@ -33,6 +41,7 @@ struct worker_client;
 enum conn_state {
     CONN_SASL = FE_PROTO, /* SASL exchange in progress (waiting for the client or the store) */
     CONN_BINDING,         /* bind request at the router */
+    CONN_RESUMING,        /* XEP-0198 resumption at the router: deliveries wait */
 };
 
 /* conn.fe.flags: c2s's bits (FE_F_PROTO_MASK); the layer's are FE_F_*. */
@@ -41,6 +50,7 @@ enum conn_state {
 #define CONN_F_AVAILABLE 0x0040 /* sent available presence */
 #define CONN_F_PINGED    0x0080 /* idle: we sent a ping and wait for any byte */
 #define CONN_F_REFUSED   0x2000 /* over c2s.max_connections_per_address: refused at its header */
+#define CONN_F_PARKED    0x4000 /* a session kept without a connection (struct sm_park) */
 
 struct conn {
     struct fe_conn fe; /* first: the layer's part */
@@ -63,6 +73,8 @@ struct conn {
     char *directed; /* the router's PROTO_SESSION_STATE, handed back at re-registration */
     uint32_t directed_len;
     uint8_t router_flags;
+    struct sm *sm;   /* XEP-0198 enabled (or a resumption under way); NULL: not */
+    struct csi *csi; /* XEP-0352 said something; NULL: active, nothing held */
 };
 
 struct c2s_thread {
@@ -73,6 +85,11 @@ struct c2s_thread {
     uint32_t verify_pending;      /* jobs of ours the worker has not handed back */
     struct auth_wait *waits;      /* logins waiting for their turn (auth.c): a min-heap */
     uint32_t nwaits, waits_cap;
+    /* Sessions kept while their clients may resume them (sm.c): a hash table by the
+     * connection id the router knows them by, and the timer that ends them. */
+    struct sm_park **parks;
+    uint32_t parks_mask, nparks;
+    struct fe_timer park_timer;
 };
 
 /* The c2s thread running the calling code (store and worker callbacks find it so). */
@@ -135,5 +152,60 @@ void route_frame(struct fe_thread *t, const struct ring_frame *f);
  * (fe_port_replay()); without (the cluster lost a node: CTL_REHOME), bound sessions only,
  * which their new home takes in (a session it has already is replaced by the same). */
 void route_reregister(struct c2s_thread *t, bool restarted);
+/* The session's JID and the ` from='...'` stamped on its stanzas. 0 or -ENOMEM. */
+int route_set_jid(struct conn *c, const char *jid, size_t len, size_t bare_len);
+
+/* ---- sm.c ---- */
+void sm_features(struct conn *c, struct buf *b);
+/* An element of urn:xmpp:sm:3 from the client. */
+void sm_element(struct conn *c, const struct xml_event *ev);
+/* The client sent a stanza that the server handled: counted for <a/>. */
+void sm_handled(struct conn *c);
+/* The sweep: <r/> when stanzas wait for their ack and none was asked. */
+void sm_tick(struct conn *c);
+/* A stanza for the client, after CSI: counted and queued until acknowledged when SM is
+ * on, written unless the session is parked. */
+void sm_out(struct conn *c, const char *p, size_t n);
+/* The connection closes (fe_ops.closing): true when the session was parked to await a
+ * resumption, so the router must not hear of its end. Otherwise, when the session ends
+ * after route_unbind(), sm_orphans() gives the router what it never acknowledged. */
+bool sm_closing(struct conn *c);
+void sm_orphans(struct conn *c);
+/* The ping got no answer: a resumable session is parked, not ended. */
+bool sm_resumable(const struct conn *c);
+/* The session's resumption token (re-registration carries it), or NULL. */
+const uint8_t *sm_token(const struct conn *c);
+void sm_free(struct conn *c);
+/* The parked session the router knows by connection id `id`, or NULL. */
+struct conn *sm_parked(struct c2s_thread *t, uint64_t id);
+/* The router ended a parked session (PROTO_CLOSE: another took its resource). */
+void sm_park_closed(struct conn *p);
+/* PROTO_SM_TAKEOVER, PROTO_SM_HANDOFF from the router (checked here). */
+void sm_takeover(struct c2s_thread *t, const void *frame, uint32_t len);
+void sm_handoff(struct c2s_thread *t, const void *frame, uint32_t len);
+/* Registers the parked sessions again (route_reregister()). */
+void sm_reregister(struct c2s_thread *t);
+/* The thread ends: parked sessions are dropped (the router ends with c2s's sessions). */
+void sm_parks_free(struct c2s_thread *t);
+/* The start tag of a stanza written to a client: its kind (-1: not a stanza), type, and
+ * its from and to normalised (from_len, to_len 0: absent or not a JID). */
+struct stanza_head {
+    int kind, type;
+    char from[JID_BUF], to[JID_BUF];
+    size_t from_len, from_bare_len, to_len, to_bare_len;
+};
+void stanza_head(struct c2s_thread *t, const char *p, size_t n, struct stanza_head *h);
+
+/* ---- csi.c ---- */
+void csi_features(struct conn *c, struct buf *b);
+/* <active/> or <inactive/> (urn:xmpp:csi:0). */
+void csi_element(struct conn *c, const struct xml_event *ev);
+/* The one way a stanza goes to a client: held while it is inactive (presence and chat
+ * states, the latest per sender), else through sm_out(). */
+void conn_stanza(struct conn *c, const char *p, size_t n);
+/* Held stanzas go out now (in order), or into the SM queue when the session is parked. */
+void csi_flush(struct conn *c);
+void csi_free(struct conn *c);
+
 
 #endif

@@ -44,10 +44,15 @@ static void accepted(struct fe_conn *c, unsigned listener)
 static void closing(struct fe_conn *f)
 {
     struct conn *c = (struct conn *)f;
+    if (sm_closing(c))
+        return; /* parked: the session waits for its client to resume it */
     /* A bind in flight makes a session in the router whether or not its answer is
-     * back: the unbind follows the bind through the same ring, so in order. */
-    if ((f->flags & CONN_F_BOUND) || f->state == CONN_BINDING)
+     * back: the unbind follows the bind through the same ring, so in order; then what
+     * the client never acknowledged. */
+    if ((f->flags & CONN_F_BOUND) || f->state == CONN_BINDING) {
         route_unbind(c);
+        sm_orphans(c);
+    }
     f->flags &= (uint16_t)~CONN_F_BOUND;
 }
 
@@ -56,6 +61,8 @@ static void release(struct fe_conn *f)
     struct conn *c = (struct conn *)f;
     stats_sub(f->t->stats, STAT_C2S_CONNECTIONS, 1);
     limit_conn_close(c->peer_hash);
+    sm_free(c);
+    csi_free(c);
     free(c->presence);
     free(c->directed);
     c->directed_len = 0;

@@ -38,6 +38,7 @@ static void *thread_main(void *arg)
     log_thread_set(label);
     int err = fe_run(&t->fe);
     auth_waits_free(t);
+    sm_parks_free(t);
     if (err < 0) {
         LOG_ERROR("c2s thread %u stopped: %s", t->fe.idx, strerror(-err));
         exit(1); /* the supervisor restarts the process */

@@ -196,41 +196,64 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
 /* A session frame (bind, unbind): any size, written now or queued in order behind
  * others for that shard. */
 static int session_frame(struct c2s_thread *t, uint16_t kind, const struct proto_session *s,
-                         const char *jid, const char *presence, const char *directed)
+                         const char *jid, const char *presence, const char *directed,
+                         const uint8_t *token)
 {
-    uint32_t len = (uint32_t)(sizeof *s + s->jid_len + s->presence_len + s->directed_len);
-    char *tmp = malloc(len);
+    size_t tlen = (s->flags & PROTO_SESSION_SM) ? PROTO_SM_TOKEN_LEN : 0;
+    uint32_t len = (uint32_t)(sizeof *s + s->jid_len + s->presence_len + s->directed_len + tlen);
+    char *tmp = malloc(len), *o = tmp;
     if (!tmp)
         return -ENOMEM;
-    memcpy(tmp, s, sizeof *s);
-    memcpy(tmp + sizeof *s, jid, s->jid_len);
+    memcpy(o, s, sizeof *s);
+    memcpy(o += sizeof *s, jid, s->jid_len);
+    o += s->jid_len;
     if (s->presence_len)
-        memcpy(tmp + sizeof *s + s->jid_len, presence, s->presence_len);
+        memcpy(o, presence, s->presence_len);
+    o += s->presence_len;
     if (s->directed_len)
-        memcpy(tmp + sizeof *s + s->jid_len + s->presence_len, directed, s->directed_len);
+        memcpy(o, directed, s->directed_len);
+    if (tlen)
+        memcpy(o + s->directed_len, token, tlen);
     int err = fe_port_send(&t->fe, fe_shard_of(&t->fe, s->key), kind, tmp, len);
     free(tmp);
     return err;
 }
 
-int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, bool rereg)
+int route_set_jid(struct conn *c, const char *jid, size_t len, size_t bare_len)
 {
     /* ` from='...'` for every stanza of the session, escaped once here. */
-    if (!rereg) {
-        struct buf b = {0};
-        if (xmlw_attr(&b, "from", jid, len) < 0 || buf_append(&b, "", 1) < 0) {
-            buf_free(&b);
-            return -ENOMEM;
-        }
-        /* The buffer's allocation becomes the string, cut to size: every session keeps
-         * it, and the buffer reserved 256 bytes. */
-        char *attr = realloc(b.p, b.len);
-        free(c->from_attr);
-        c->from_attr = attr ? attr : b.p;
-        c->from_attr_len = (uint16_t)(b.len - 1);
-        /* The bare JID (no quote can occur in it) is the same text up to the '/'. */
-        c->from_bare_len = (uint16_t)(7 + bare_len);
+    struct buf b = {0};
+    if (xmlw_attr(&b, "from", jid, len) < 0 || buf_append(&b, "", 1) < 0) {
+        buf_free(&b);
+        return -ENOMEM;
     }
+    /* The buffer's allocation becomes the string, cut to size: every session keeps
+     * it, and the buffer reserved 256 bytes. */
+    char *attr = realloc(b.p, b.len);
+    free(c->from_attr);
+    c->from_attr = attr ? attr : b.p;
+    c->from_attr_len = (uint16_t)(b.len - 1);
+    /* The bare JID (no quote can occur in it) is the same text up to the '/'. */
+    c->from_bare_len = (uint16_t)(7 + bare_len);
+    if (c->jid != jid) {
+        char *j = malloc(len + 1);
+        if (!j)
+            return -ENOMEM;
+        memcpy(j, jid, len);
+        j[len] = '\0';
+        free(c->jid);
+        c->jid = j;
+    }
+    c->jid_len = (uint16_t)len;
+    c->bare_len = (uint16_t)bare_len;
+    c->key = jid_hash(jid, bare_len);
+    return 0;
+}
+
+int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, bool rereg)
+{
+    if (!rereg && route_set_jid(c, jid, len, bare_len) < 0)
+        return -ENOMEM;
     struct proto_session s = {
         .conn = fe_conn_id(&c->fe),
         .key = c->key,
@@ -238,6 +261,7 @@ int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, boo
         .bare_len = (uint16_t)bare_len,
     };
     const char *presence = NULL;
+    const uint8_t *token = NULL;
     if (rereg) {
         s.flags = PROTO_SESSION_REREGISTER | c->router_flags;
         s.directed_len = c->directed_len;
@@ -246,8 +270,10 @@ int route_bind(struct conn *c, const char *jid, size_t len, size_t bare_len, boo
             s.presence_len = c->presence_len;
             presence = c->presence;
         }
+        if ((token = sm_token(c)))
+            s.flags |= PROTO_SESSION_SM;
     }
-    return session_frame(conn_thread(c), PROTO_BIND, &s, jid, presence, c->directed);
+    return session_frame(conn_thread(c), PROTO_BIND, &s, jid, presence, c->directed, token);
 }
 
 void route_unbind(struct conn *c)
@@ -258,7 +284,7 @@ void route_unbind(struct conn *c)
         .jid_len = c->jid_len,
         .bare_len = c->bare_len,
     };
-    if (session_frame(conn_thread(c), PROTO_UNBIND, &s, c->jid, NULL, NULL) < 0)
+    if (session_frame(conn_thread(c), PROTO_UNBIND, &s, c->jid, NULL, NULL, NULL) < 0)
         LOG_ERROR("conn %u: out of memory reporting its end to the router", c->fe.slot);
 }
 
@@ -297,11 +323,13 @@ static int deliver(struct c2s_thread *t, const struct decode_deliver *d)
         if (decode_rcpt(d, i, &rc) < 0)
             return -EBADMSG;
         struct conn *c = conn_by_id(t, rc.conn);
-        if (!c || !(c->fe.flags & CONN_F_BOUND))
+        if (!c)
+            c = sm_parked(t, rc.conn); /* its client may resume it: the stanza waits */
+        if (!c || !(c->fe.flags & CONN_F_BOUND || c->fe.state == CONN_RESUMING))
             continue;
         sent++;
         if (!rc.to_len) {
-            fe_write(&c->fe, d->stanza, d->h.stanza_len);
+            conn_stanza(c, d->stanza, d->h.stanza_len);
             continue;
         }
         /* One write, so TLS makes one record of it. */
@@ -312,7 +340,7 @@ static int deliver(struct c2s_thread *t, const struct decode_deliver *d)
         buf_append(b, d->stanza, d->h.to_at);
         buf_append(b, d->attrs + rc.to_off, rc.to_len);
         buf_append(b, d->stanza + d->h.to_at, d->h.stanza_len - d->h.to_at);
-        fe_write(&c->fe, buf_data(b), buf_used(b));
+        conn_stanza(c, buf_data(b), buf_used(b));
     }
     if (sent)
         stats_add(t->fe.stats, out_stat(d), sent);
@@ -342,7 +370,9 @@ void route_frame(struct fe_thread *ft, const struct ring_frame *f)
         break;
     case PROTO_SESSION_STATE:
         if (decode_session_state(f->payload, f->len, &ss) == 0) {
-            if ((c = conn_by_id(t, ss.h.conn)) && (c->fe.flags & CONN_F_BOUND))
+            if (!(c = conn_by_id(t, ss.h.conn)))
+                c = sm_parked(t, ss.h.conn);
+            if (c && (c->fe.flags & CONN_F_BOUND))
                 keep_state(c, &ss);
             return;
         }
@@ -351,9 +381,17 @@ void route_frame(struct fe_thread *ft, const struct ring_frame *f)
         if (decode_close(f->payload, f->len, &cl) == 0) {
             if ((c = conn_by_id(t, cl.conn)))
                 fe_stream_error(&c->fe, stream_errors[cl.condition]);
+            else if ((c = sm_parked(t, cl.conn)))
+                sm_park_closed(c);
             return;
         }
         break;
+    case PROTO_SM_TAKEOVER:
+        sm_takeover(t, f->payload, f->len);
+        return;
+    case PROTO_SM_HANDOFF:
+        sm_handoff(t, f->payload, f->len);
+        return;
     }
     LOG_RL(LOG_LEVEL_ERROR, "c2s thread %u: malformed frame of kind %u from the router", t->fe.idx,
            f->kind);
@@ -370,6 +408,7 @@ void route_reregister(struct c2s_thread *t, bool restarted)
         else if (restarted && c->fe.state == CONN_BINDING)
             route_bind(c, c->jid, c->jid_len, c->bare_len, false); /* its request was lost */
     }
+    sm_reregister(t);
     if (!restarted)
         return;
     /* Then what the old router had not finished, behind the sessions it needs. */

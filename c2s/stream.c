@@ -102,7 +102,7 @@ void stream_stanza_error(struct conn *c, const struct xml_event *ev, const char 
     buf_puts(&b, " xmlns='" NS_STANZA_ERR "'/></error></");
     buf_append(&b, ev->name.p, ev->name.len);
     buf_puts(&b, ">");
-    fe_write(&c->fe, buf_data(&b), buf_used(&b));
+    conn_stanza(c, buf_data(&b), buf_used(&b));
     buf_free(&b);
 }
 
@@ -124,6 +124,8 @@ void stream_features(struct conn *c)
             auth_features(c, &b);
     } else {
         bind_features(c, &b);
+        sm_features(c, &b);
+        csi_features(c, &b);
     }
     buf_puts(&b, "</stream:features>");
     fe_write(&c->fe, buf_data(&b), buf_used(&b));
@@ -218,6 +220,14 @@ static void on_stanza(struct conn *c, const struct xml_event *ev)
         }
         return;
     }
+    if (str_is(ev->ns, "urn:xmpp:sm:3")) {
+        sm_element(c, ev);
+        return;
+    }
+    if (str_is(ev->ns, "urn:xmpp:csi:0") && (c->fe.flags & CONN_F_BOUND)) {
+        csi_element(c, ev);
+        return;
+    }
     if (!str_is(ev->ns, XML_NS_CLIENT)) {
         fe_stream_error(&c->fe, "unsupported-stanza-type");
         return;
@@ -227,6 +237,7 @@ static void on_stanza(struct conn *c, const struct xml_event *ev)
         fe_stream_error(&c->fe, "unsupported-stanza-type");
         return;
     }
+    sm_handled(c); /* from here on, every stanza is answered or routed */
     if (kind == PROTO_IQ && bind_iq(c, ev))
         return;
     if (!(c->fe.flags & CONN_F_BOUND)) {
@@ -274,10 +285,16 @@ void stream_tick(struct fe_conn *f)
     if ((c->fe.flags & CONN_F_PINGED) && idle < (uint32_t)cfg->c2s.idle_timeout)
         c->fe.flags &= (uint16_t)~CONN_F_PINGED; /* it answered, or sent anything */
     if (c->fe.flags & CONN_F_PINGED) {
-        if (idle >= (uint32_t)cfg->c2s.idle_timeout + PING_GRACE)
+        if (idle < (uint32_t)cfg->c2s.idle_timeout + PING_GRACE)
+            return;
+        /* A session its client may resume waits for it: the connection is what died. */
+        if (sm_resumable(c))
+            fe_close(&c->fe);
+        else
             fe_stream_error(&c->fe, "connection-timeout");
         return;
     }
+    sm_tick(c);
     if (cfg->c2s.idle_timeout && idle >= (uint32_t)cfg->c2s.idle_timeout) {
         /* XEP-0199: any answer (or any byte) proves the client is there. */
         struct buf b = {0};
@@ -285,7 +302,7 @@ void stream_tick(struct fe_conn *f)
         xmlw_attr(&b, "from", cfg->domain, strlen(cfg->domain));
         xmlw_attr(&b, "to", c->jid, c->jid_len);
         buf_puts(&b, "><ping xmlns='urn:xmpp:ping'/></iq>");
-        fe_write(&c->fe, buf_data(&b), buf_used(&b));
+        conn_stanza(c, buf_data(&b), buf_used(&b));
         buf_free(&b);
         c->fe.flags |= CONN_F_PINGED;
     } else if (cfg->c2s.keepalive && now - c->fe.last_tx >= (uint32_t)cfg->c2s.keepalive) {

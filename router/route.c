@@ -29,6 +29,7 @@
 #include "common/xmpp/jid.h"
 #include "common/core/log.h"
 #include "common/xmpp/xmlw.h"
+#include "shm/decode.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -288,9 +289,7 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
     }
     /* Frames of this user wait for its state (an unbind among them, say): a bind goes
      * behind them, or it would find a session that is already on its way out. */
-    if (u->pend_head &&
-        !load_ready(s, u, PROTO_BIND, b,
-                    (uint32_t)(sizeof *b + b->jid_len + b->presence_len + b->directed_len)))
+    if (u->pend_head && !load_ready(s, u, PROTO_BIND, b, decode_session_len(b)))
         return;
     const char *res = jid + b->bare_len + 1;
     size_t rlen = b->jid_len - b->bare_len - 1u;
@@ -332,6 +331,10 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
             session_set_presence(ss, presence, b->presence_len, b->priority);
         session_restore(ss, b->flags, presence + b->presence_len, b->directed_len,
                         s->cfg->router.max_directed);
+        if (b->flags & PROTO_SESSION_SM) { /* decode_session() counted the token in */
+            ss->sm = true;
+            memcpy(ss->sm_token, presence + b->presence_len + b->directed_len, PROTO_SM_TOKEN_LEN);
+        }
         if (s->cl)
             node_rehomed(s, u);
         /* What was stored while it was away from this router (load.c does it for a user
@@ -350,8 +353,7 @@ void route_unbind(struct shard *s, const struct proto_session *b, const char *ji
     if (!ss)
         return;
     /* The goodbye broadcast needs the roster: wait for it like any other frame. */
-    if (!load_ready(s, u, PROTO_UNBIND, b,
-                    (uint32_t)(sizeof *b + b->jid_len + b->presence_len + b->directed_len)))
+    if (!load_ready(s, u, PROTO_UNBIND, b, decode_session_len(b)))
         return;
     presence_end_session(s, u, ss);
     user_release(&s->users, u);

@@ -31,6 +31,8 @@
  *   offline.c  offline messages (XEP-0160, XEP-0203)
  *   block.c    blocking (XEP-0191)
  *   carbons.c  message carbons (XEP-0280)
+ *   sm.c       stream management (XEP-0198): resumable sessions, their move to a new
+ *              connection, what a session that ended never acknowledged
  *   iq.c       what the server answers itself: disco, ping, version, dispatch
  *   out.c      frames to front-end threads and to other shards; stanza errors
  *   home.c     the cluster's consistent-hash ring: a key's home node (home.h)
@@ -122,6 +124,10 @@ struct session {
     uint32_t presence_len;
     struct directed *directed;
     uint32_t ndirected, directed_bytes; /* the list's length, and its bytes as sent */
+    /* XEP-0198 (sm.c): the session may be resumed with this token; it is being handed
+     * from its old connection to conn (a resumption) until the old one's state passes. */
+    bool sm, sm_moving;
+    uint8_t sm_token[PROTO_SM_TOKEN_LEN];
 };
 
 /* One contact in a user's roster (RFC 6121 §2.1). */
@@ -473,6 +479,12 @@ void carbons_received(struct shard *s, struct user *v, const struct stanza *st,
                       struct session *const *got, unsigned ngot);
 void carbons_iq(struct shard *s, struct session *ss, const struct stanza *st, const char *id,
                 const struct xml_node *q);
+
+/* ---- sm.c ---- */
+/* PROTO_SM_ENABLE, PROTO_SM_RESUME, PROTO_SM_HANDOFF from a front end (the shard's own
+ * copy, its conn checked by from_front_end()); PROTO_SM_ORPHAN: the recipient's step
+ * again, errors going back by JID. false: malformed. */
+bool sm_frame(struct shard *s, uint16_t kind, void *payload, uint32_t len);
 
 /* ---- iq.c ---- */
 /* An iq for the server, or for an account's bare JID (its own user, or another). */

@@ -142,6 +142,14 @@ void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t l
     case PROTO_REMOTE_ACK:
         rlog_ack(s, payload, len);
         return;
+    case PROTO_SM_ENABLE:
+    case PROTO_SM_RESUME:
+    case PROTO_SM_HANDOFF:
+    case PROTO_SM_ORPHAN:
+        /* The shard's own copy (drain_fe()): sm.c may mark it. */
+        if (sm_frame(s, kind, (void *)payload, len))
+            return;
+        break;
     case RK_INBOUND:
         if (stanza_parse(payload, len, &st)) {
             /* Sent to the home the sender's shard saw; a membership change may have moved
@@ -173,11 +181,11 @@ void shard_frame(struct shard *s, uint16_t kind, const void *payload, uint32_t l
 static bool from_front_end(struct shard *s, int fe, uint16_t kind, void *p, uint32_t len)
 {
     uint64_t conn;
-    if (kind >= PROTO_BIND_RESULT) {
+    if (!proto_kind_from_fe(kind)) {
         LOG_RL(LOG_LEVEL_ERROR, "shard %u: thread %d sent a frame of kind %u", s->idx, fe, kind);
         return false;
     }
-    /* conn comes first in both struct proto_stanza and struct proto_session. */
+    /* conn comes first in every payload a front end sends. */
     if (len < sizeof conn)
         return true; /* too short for anything: shard_frame() says so */
     memcpy(&conn, p, sizeof conn);

@@ -83,7 +83,8 @@ int decode_session(const void *frame, uint32_t len, struct decode_session *out)
     struct proto_session *h = &out->h;
     if (head(frame, len, h, sizeof *h) < 0)
         return -EBADMSG;
-    uint64_t need = sizeof *h + (uint64_t)h->jid_len + h->presence_len + h->directed_len;
+    uint64_t need = sizeof *h + (uint64_t)h->jid_len + h->presence_len + h->directed_len +
+                    ((h->flags & PROTO_SESSION_SM) ? PROTO_SM_TOKEN_LEN : 0);
     /* A full JID: the bare part, '/', a resource. */
     if (need > len || !h->bare_len || h->bare_len >= h->jid_len)
         return -EBADMSG;
@@ -92,6 +93,9 @@ int decode_session(const void *frame, uint32_t len, struct decode_session *out)
         return -EBADMSG;
     out->presence = out->jid + h->jid_len;
     out->directed = out->presence + h->presence_len;
+    out->token = (h->flags & PROTO_SESSION_SM)
+                     ? (const uint8_t *)out->directed + h->directed_len
+                     : NULL;
     return 0;
 }
 

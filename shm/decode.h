@@ -56,7 +56,14 @@ bool decode_fanout_next(const char **p, const char *end, const char **jid, uint1
 struct decode_session {
     struct proto_session h;
     const char *jid, *presence, *directed; /* jid_len, presence_len, directed_len bytes */
+    const uint8_t *token; /* PROTO_SESSION_SM: PROTO_SM_TOKEN_LEN bytes; else NULL */
 };
+/* The bytes of a BIND or UNBIND frame whose header is s. */
+static inline uint32_t decode_session_len(const struct proto_session *s)
+{
+    return (uint32_t)(sizeof *s + s->jid_len + s->presence_len + s->directed_len +
+                      ((s->flags & PROTO_SESSION_SM) ? PROTO_SM_TOKEN_LEN : 0));
+}
 int decode_session(const void *frame, uint32_t len, struct decode_session *out);
 
 /* The next entry of a directed-presence list (struct proto_session_state): false at

@@ -28,7 +28,7 @@
 
 #include <stdint.h>
 
-#define PROTO_VERSION 7
+#define PROTO_VERSION 8
 
 static inline uint64_t proto_conn_id(unsigned fe, unsigned thread, uint32_t slot, uint32_t gen)
 {
@@ -62,6 +62,16 @@ enum proto_kind {
     PROTO_SESSION_STATE, /* what to hand back at re-registration: struct proto_session_state */
     PROTO_REMOTE, /* router -> s2s: a stanza for a remote domain, as a struct proto_stanza */
     PROTO_REMOTE_FANOUT, /* router -> s2s: one stanza for many JIDs of one remote domain */
+    /* Stream management (XEP-0198), c2s and the router; c2s/sm.c and router/sm.c tell
+     * the story. */
+    PROTO_SM_ENABLE,   /* c2s -> router: a session may be resumed by this token:
+                          struct proto_sm_token */
+    PROTO_SM_RESUME,   /* c2s -> router: a new connection presents a token: struct proto_sm_token */
+    PROTO_SM_TAKEOVER, /* router -> c2s: hand the session of conn over: struct proto_sm_takeover */
+    PROTO_SM_HANDOFF,  /* c2s -> router -> c2s: a session's stream state, or a resumption's
+                          failure: struct proto_sm_state */
+    PROTO_SM_ORPHAN,   /* c2s -> router: a stanza a session that ended never acknowledged, for
+                          its recipient's step again: struct proto_stanza */
     PROTO_KIND_MAX
 };
 
@@ -111,6 +121,16 @@ struct proto_session {
 #define PROTO_SESSION_ROSTER 0x2
 #define PROTO_SESSION_BLOCKLIST 0x4
 #define PROTO_SESSION_CARBONS 0x8
+/* Re-registration: the session may be resumed (XEP-0198); its PROTO_SM_TOKEN_LEN bytes of
+ * token follow the directed-presence list. */
+#define PROTO_SESSION_SM 0x10
+
+/* Does a front end send frames of this kind? */
+static inline int proto_kind_from_fe(unsigned kind)
+{
+    return (kind >= PROTO_BIND && kind <= PROTO_REMOTE_ACK) || kind == PROTO_SM_ENABLE ||
+           kind == PROTO_SM_RESUME || kind == PROTO_SM_HANDOFF || kind == PROTO_SM_ORPHAN;
+}
 
 /* STANZA. Followed by the sender's full JID (from_len, its first from_bare_len bytes
  * are the bare JID), the normalised destination (to_len, 0 when the stanza had no
@@ -217,6 +237,52 @@ struct proto_session_state {
     uint8_t flags;
     uint8_t pad[3];
     uint32_t directed_len;
+};
+
+/* Random bytes naming a resumable session (XEP-0198's id is their hex): the router keeps
+ * them with the session and matches a resumption against the sessions of the user who
+ * presents them, so a token is worth nothing to another account. */
+#define PROTO_SM_TOKEN_LEN 16
+
+/* SM_ENABLE, SM_RESUME. Followed by the bare JID (bare_len bytes). conn is the session's
+ * (ENABLE) or the connection that would resume one (RESUME). */
+struct proto_sm_token {
+    uint64_t conn;
+    uint64_t key; /* jid_hash() of the bare JID */
+    uint8_t token[PROTO_SM_TOKEN_LEN];
+    uint16_t bare_len;
+    uint8_t pad[6];
+};
+
+/* SM_TAKEOVER. conn: the session's connection now (open, or detached in c2s); to: the
+ * connection that resumes it, which the router has given the session already. */
+struct proto_sm_takeover {
+    uint64_t conn;
+    uint64_t to;
+    uint64_t key;
+};
+
+/* SM_HANDOFF. From c2s (conn: the old connection, answering SM_TAKEOVER) through the
+ * user's shard, unchanged, to the thread of `to`; or made by the router (conn == to) for a
+ * resumption that failed. result 0: followed by the full JID (jid_len, its first bare_len
+ * bytes the bare JID), the last available presence (presence_len), the directed-presence
+ * list of the last PROTO_SESSION_STATE (directed_len), then the stanzas not acknowledged
+ * (queue_len bytes: each a uint32_t length and the stanza as written). result -ENOENT:
+ * nothing follows, and the resumption gets item-not-found. */
+struct proto_sm_state {
+    uint64_t conn;
+    uint64_t to;
+    uint64_t key;
+    int32_t result;
+    uint32_t in_h;      /* stanzas the server handled from the client */
+    uint32_t out_acked; /* the client's last acknowledgement */
+    uint32_t out_sent;  /* stanzas sent it; out_sent - out_acked are queued */
+    uint16_t jid_len, bare_len;
+    int8_t priority;
+    uint8_t router_flags; /* PROTO_SESSION_ROSTER... */
+    uint8_t available;    /* it had sent available presence */
+    uint8_t pad;
+    uint32_t presence_len, directed_len, queue_len;
 };
 
 enum proto_stream_error {

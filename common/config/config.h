@@ -132,6 +132,10 @@ struct config {
         uint32_t auth_failures_per_account, auth_failures_per_address, auth_failure_window;
         uint32_t max_plain_pending; /* per c2s thread */
         struct config_proxy proxy;
+        uint32_t resume_timeout;        /* XEP-0198: seconds a dropped session waits; 0: none */
+        uint32_t sm_max_unacked;        /* stanzas a stream keeps until its client acks */
+        uint32_t sm_max_unacked_bytes;  /* ... and their bytes */
+        uint32_t csi_max_queued;        /* XEP-0352: stanzas held for an inactive client */
     } c2s;
     struct {
         uint32_t shards;

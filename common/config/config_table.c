@@ -220,6 +220,24 @@ const struct config_directive config_table[] = {
         "Bytes of the largest PROXY header v2 accepted (16, the addresses, the TLVs a\n"
         "balancer adds, which are skipped); a longer one closes the connection. Version\n"
         "1 has its own bound, 107 bytes."),
+    NUM(DURATION, "c2s.resume_timeout", c2s.resume_timeout, "300", 0, 86400, 0,
+        "Stream management (XEP-0198): how long a session whose connection dropped\n"
+        "without closing its stream stays, available to its contacts, for its client to\n"
+        "resume it (a client may ask for less). What it was sent meanwhile waits; when\n"
+        "the time is up, messages it never acknowledged go to offline storage (or\n"
+        "another resource) and iqs are answered with errors. 0: no resumption."),
+    NUM(INT, "c2s.sm_max_unacked", c2s.sm_max_unacked, "5000", 16, 1000000, 0,
+        "Stanzas sent to a client with stream management that it has not acknowledged\n"
+        "yet (or that wait for it to resume), per session. One more ends the session\n"
+        "(policy-violation): what it holds goes to offline storage as at the end of a\n"
+        "resumption's time."),
+    NUM(SIZE, "c2s.sm_max_unacked_bytes", c2s.sm_max_unacked_bytes, "8M", 64 * K, 32 * M, 0,
+        "The same bound in bytes (the stanzas as written). At most 32M: a resumption\n"
+        "hands them between c2s threads in one frame."),
+    NUM(INT, "c2s.csi_max_queued", c2s.csi_max_queued, "500", 1, 100000, 0,
+        "Client State Indication (XEP-0352): presence updates and chat states held for a\n"
+        "client that said it is inactive, the latest per sender only. One more sends\n"
+        "them all."),
     NUM(INT, "router.shards", router.shards, "0", 0, 256, RESTART,
         "Shard workers of the router process; a bare JID lives in shard\n"
         "xxh3(jid) % shards. 0: half the cores, at least one."),

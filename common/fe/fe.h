@@ -94,6 +94,9 @@ struct fe_conn {
     uint32_t last_tx;  /* ... and sent */
     uint32_t deadline; /* thread clock by which the current phase must end; 0: none */
     uint8_t listener;  /* the index in fe_thread.lfd of the listener that accepted it */
+    /* Our </stream:stream> is out (a stream error, or the peer's close answered): the
+     * stream ended, not only its connection (which a front end may outlive: c2s/sm.c). */
+    bool ended;
     /* The peer: the socket's, or the client a PROXY header named; AF_UNSPEC when it
      * has none that is IP. */
     union net_addr peer;

@@ -51,6 +51,7 @@ void fe_stream_error_text(struct fe_conn *c, const char *condition, const char *
     }
     fe_write(c, buf_data(&b), buf_used(&b));
     buf_free(&b);
+    c->ended = true;
     char a[NET_ADDR_TEXT];
     LOG_RL(LOG_LEVEL_INFO, "conn %u: %s: stream error %s", c->slot, net_addr_text(&c->peer, a),
            condition);
@@ -63,6 +64,7 @@ void fe_stream_close(struct fe_conn *c)
         return;
     if (c->flags & FE_F_HDR_SENT)
         fe_puts(c, "</stream:stream>");
+    c->ended = true;
     fe_close(c);
 }
 

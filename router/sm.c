@@ -1,0 +1,153 @@
+/*
+ * sm.c: the router's part of stream management (XEP-0198). c2s keeps a stream's counts
+ * and the stanzas its client has not acknowledged, and keeps a session whose connection
+ * dropped (c2s/sm.c); the router keeps what must be found from any c2s thread: which
+ * session a resumption token names, and where the session is.
+ *
+ * A resumption, all through the user's shard, so that each step is ordered behind
+ * what came before it on the same rings:
+ *   1. the new connection B sends PROTO_SM_RESUME with the token, for its user;
+ *   2. the shard finds the user's session of that token (none, or one already moving:
+ *      a PROTO_SM_HANDOFF with -ENOENT goes back to B), gives the session to B at once
+ *      (what is routed to it from now on goes to B, which holds it) and sends
+ *      PROTO_SM_TAKEOVER to the old connection A's thread, behind every delivery to A;
+ *   3. A's thread answers with the session's stream state and unacknowledged stanzas
+ *      (PROTO_SM_HANDOFF), which the shard passes to B's thread unchanged.
+ * The session never leaves the router meanwhile: its contacts see nothing.
+ *
+ * A session that ends for good with stanzas never acknowledged gets them back as
+ * PROTO_SM_ORPHAN frames after its unbind: each takes the recipient's step again, to a
+ * full JID that has no session now (route.c: a message goes to another resource or to
+ * offline storage; an iq is answered service-unavailable), errors going to the original
+ * sender by JID, as for a stanza from another server.
+ */
+#include "router/router.h"
+#include "common/core/log.h"
+#include "common/xmpp/jid.h"
+#include "shm/decode.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* A token compared in constant time: how far a guess got must not show in the timing. */
+static bool token_is(const uint8_t *a, const uint8_t *b)
+{
+    uint8_t d = 0;
+    for (unsigned i = 0; i < PROTO_SM_TOKEN_LEN; i++)
+        d |= a[i] ^ b[i];
+    return d == 0;
+}
+
+static struct user *token_user(struct shard *s, const struct proto_sm_token *t, uint32_t len)
+{
+    if (len < sizeof *t || t->bare_len > len - sizeof *t || !t->bare_len)
+        return NULL;
+    return user_find(&s->users, t->key, (const char *)(t + 1), t->bare_len);
+}
+
+static void resume_failed(struct shard *s, uint64_t conn, uint64_t key)
+{
+    struct proto_sm_state f = {.conn = conn, .to = conn, .key = key, .result = -ENOENT};
+    if (conn_here(s, conn))
+        out_fe_frame(s, shard_fe(s, conn), PROTO_SM_HANDOFF, &f, sizeof f, NULL, 0);
+}
+
+static void resume(struct shard *s, const struct proto_sm_token *t, uint32_t len)
+{
+    struct user *u = token_user(s, t, len);
+    struct session *ss = NULL;
+    for (struct session *x = u ? u->sessions : NULL; x; x = x->next)
+        if (x->sm && token_is(x->sm_token, t->token)) {
+            ss = x;
+            break;
+        }
+    /* A session on another node's c2s would need its state carried over the link: not
+     * done, so such a resumption fails and the client binds anew. */
+    if (!ss || ss->sm_moving || !conn_here(s, ss->conn) || ss->conn == t->conn) {
+        resume_failed(s, t->conn, t->key);
+        return;
+    }
+    struct proto_sm_takeover tk = {.conn = ss->conn, .to = t->conn, .key = t->key};
+    ss->conn = t->conn;
+    ss->sm_moving = true;
+    out_fe_frame(s, shard_fe(s, tk.conn), PROTO_SM_TAKEOVER, &tk, sizeof tk, NULL, 0);
+}
+
+/* The session that connection `conn` of a user of this key has (any user of the key: the
+ * connection tells them apart), or NULL. */
+static struct session *session_of(struct shard *s, uint64_t key, uint64_t conn, struct user **up)
+{
+    struct user_table *t = &s->users;
+    for (struct user *u = t->buckets ? t->buckets[key & t->mask] : NULL; u; u = u->next) {
+        struct session *ss = u->key == key ? session_by_conn(u, conn) : NULL;
+        if (ss) {
+            *up = u;
+            return ss;
+        }
+    }
+    return NULL;
+}
+
+static bool handoff(struct shard *s, const struct proto_sm_state *h, uint32_t len)
+{
+    if (len < sizeof *h)
+        return false;
+    struct user *u;
+    struct session *ss = session_of(s, h->key, h->to, &u);
+    if (!ss || !ss->sm_moving) {
+        /* The session ended meanwhile (another took its resource). */
+        resume_failed(s, h->to, h->key);
+        return true;
+    }
+    if (h->result < 0) {
+        /* The old connection had nothing to give (it was gone, its end on its way): the
+         * session ends here, and the new connection hears item-not-found. */
+        struct {
+            struct proto_session b;
+            char jid[JID_BUF];
+        } m = {.b = {.conn = ss->conn, .key = u->key, .bare_len = u->bare_len}};
+        size_t n = ss->jid_len < sizeof m.jid ? ss->jid_len : 0;
+        memcpy(m.jid, ss->jid, n);
+        m.b.jid_len = (uint16_t)n;
+        resume_failed(s, h->to, h->key);
+        if (n)
+            route_unbind(s, &m.b, m.jid);
+        return true;
+    }
+    ss->sm_moving = false;
+    if (conn_here(s, h->to))
+        out_fe_frame(s, shard_fe(s, h->to), PROTO_SM_HANDOFF, h, len, NULL, 0);
+    return true;
+}
+
+bool sm_frame(struct shard *s, uint16_t kind, void *payload, uint32_t len)
+{
+    struct user *u;
+    struct session *ss;
+    const struct proto_sm_token *t = payload;
+    switch (kind) {
+    case PROTO_SM_ENABLE:
+        if (!(u = token_user(s, t, len)))
+            return len >= sizeof *t && t->bare_len <= len - sizeof *t;
+        if ((ss = session_by_conn(u, t->conn))) {
+            ss->sm = true;
+            memcpy(ss->sm_token, t->token, sizeof ss->sm_token);
+        }
+        return true;
+    case PROTO_SM_RESUME:
+        if (len < sizeof *t || t->bare_len > len - sizeof *t)
+            return false;
+        resume(s, t, len);
+        return true;
+    case PROTO_SM_HANDOFF:
+        return handoff(s, payload, len);
+    case PROTO_SM_ORPHAN:
+        if (len < sizeof(struct proto_stanza))
+            return false;
+        /* Errors go back by JID: the sender's connection is not this one. */
+        ((struct proto_stanza *)payload)->flags |= PROTO_STANZA_REMOTE;
+        shard_frame(s, RK_INBOUND, payload, len);
+        return true;
+    }
+    return false;
+}
