@@ -176,7 +176,8 @@ bool sm_resumable(const struct conn *c);
 /* The session's resumption token (re-registration carries it), or NULL. */
 const uint8_t *sm_token(const struct conn *c);
 void sm_free(struct conn *c);
-/* The parked session the router knows by connection id `id`, or NULL. */
+/* The parked session the router knows by connection id `id`, or NULL. Ask before
+ * conn_by_id(): the slot it left may still be closing under the same id. */
 struct conn *sm_parked(struct c2s_thread *t, uint64_t id);
 /* The router ended a parked session (PROTO_CLOSE: another took its resource). */
 void sm_park_closed(struct conn *p);

@@ -322,9 +322,10 @@ static int deliver(struct c2s_thread *t, const struct decode_deliver *d)
         struct proto_rcpt rc;
         if (decode_rcpt(d, i, &rc) < 0)
             return -EBADMSG;
-        struct conn *c = conn_by_id(t, rc.conn);
+        /* A parked session first: its old slot may still be closing under the same id. */
+        struct conn *c = sm_parked(t, rc.conn); /* its client may resume it: the stanza waits */
         if (!c)
-            c = sm_parked(t, rc.conn); /* its client may resume it: the stanza waits */
+            c = conn_by_id(t, rc.conn);
         if (!c || !(c->fe.flags & CONN_F_BOUND || c->fe.state == CONN_RESUMING))
             continue;
         sent++;
@@ -370,8 +371,8 @@ void route_frame(struct fe_thread *ft, const struct ring_frame *f)
         break;
     case PROTO_SESSION_STATE:
         if (decode_session_state(f->payload, f->len, &ss) == 0) {
-            if (!(c = conn_by_id(t, ss.h.conn)))
-                c = sm_parked(t, ss.h.conn);
+            if (!(c = sm_parked(t, ss.h.conn)))
+                c = conn_by_id(t, ss.h.conn);
             if (c && (c->fe.flags & CONN_F_BOUND))
                 keep_state(c, &ss);
             return;
@@ -379,10 +380,10 @@ void route_frame(struct fe_thread *ft, const struct ring_frame *f)
         break;
     case PROTO_CLOSE:
         if (decode_close(f->payload, f->len, &cl) == 0) {
-            if ((c = conn_by_id(t, cl.conn)))
-                fe_stream_error(&c->fe, stream_errors[cl.condition]);
-            else if ((c = sm_parked(t, cl.conn)))
+            if ((c = sm_parked(t, cl.conn)))
                 sm_park_closed(c);
+            else if ((c = conn_by_id(t, cl.conn)))
+                fe_stream_error(&c->fe, stream_errors[cl.condition]);
             return;
         }
         break;

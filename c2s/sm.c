@@ -765,10 +765,10 @@ void sm_takeover(struct c2s_thread *t, const void *frame, uint32_t len)
     if (len < sizeof tk)
         return;
     memcpy(&tk, frame, sizeof tk);
-    struct conn *c = conn_by_id(t, tk.conn);
-    bool parked = false;
-    if (!c && (c = sm_parked(t, tk.conn)))
-        parked = true;
+    struct conn *c = sm_parked(t, tk.conn);
+    bool parked = c != NULL;
+    if (!c)
+        c = conn_by_id(t, tk.conn);
     if (c && (!(c->fe.flags & CONN_F_BOUND) || !c->sm || !c->sm->resume))
         c = NULL;
     if (c && !parked) {

@@ -226,6 +226,7 @@ def test_not_resumed_in_time_goes_offline(node):
         el = a.enable(max_=2)
         assert el.get("max") == "2", el.attrib
         previd = el.get("id")
+        t0 = time.monotonic()
         a.cut()
         for i in range(3):
             b.message(a.jid, f"late {i}")
@@ -233,6 +234,7 @@ def test_not_resumed_in_time_goes_offline(node):
         b.send(f"<iq type='get' id='{iq_id}' to='{a.jid}'><query xmlns='jabber:iq:version'/></iq>")
         # The session ends: bob hears alice is gone and his iq is answered with an error.
         b.wait_for(is_presence(frm=a.jid, ptype="unavailable"), timeout=10)
+        assert time.monotonic() - t0 >= 0.9  # not before its time (2 s, give or take the sweep)
         err = b.wait_for(lambda e: e.get("id") == iq_id, timeout=10)
         assert err.get("type") == "error", ET.tostring(err)
         assert err.find(f"{{{NS_CLIENT}}}error/{{{NS_STANZAS}}}service-unavailable") is not None
