@@ -390,7 +390,7 @@ void route_frame(struct fe_thread *ft, const struct ring_frame *f)
     case PROTO_SM_TAKEOVER:
         sm_takeover(t, f->payload, f->len);
         return;
-    case PROTO_SM_HANDOFF:
+    case PROTO_SM_RESUMED:
         sm_handoff(t, f->payload, f->len);
         return;
     }

@@ -28,7 +28,8 @@
  * Resumption (router/sm.c has the protocol): <resume/> on a new connection B asks the
  * user's shard, which moves the session to B and asks the old connection's thread for
  * its state (PROTO_SM_TAKEOVER); the answer (PROTO_SM_HANDOFF: the counts, the queue,
- * the JID, presence and router state) comes back through the shard. Meanwhile B keeps
+ * the JID, presence and router state) comes back through the shard (PROTO_SM_RESUMED).
+ * In a cluster the three may be on three nodes: the shard's frames cross the links. Meanwhile B keeps
  * what is delivered to it (CONN_RESUMING). B then writes <resumed/> and every stanza the
  * client's h says it did not get, in order, then what it kept. An old connection still
  * open is closed with <conflict/>.
@@ -547,6 +548,7 @@ struct conn *sm_parked(struct c2s_thread *t, uint64_t id)
 {
     if (!t->nparks)
         return NULL;
+    id &= ~PROTO_CONN_NODE_MASK; /* the router's copies carry its node (proto.h) */
     for (struct sm_park *p = *park_bucket(t, id); p; p = p->next)
         if (p->id == id)
             return &p->c;

@@ -49,6 +49,11 @@ bool link_kind_ok(uint16_t kind)
     case PROTO_SESSION_STATE:
     case PROTO_REMOTE:
     case PROTO_REMOTE_FANOUT:
+    case PROTO_SM_ENABLE:
+    case PROTO_SM_RESUME:
+    case PROTO_SM_TAKEOVER:
+    case PROTO_SM_HANDOFF:
+    case PROTO_SM_RESUMED:
     case RK_INBOUND:
     case RK_FANOUT:
     case RK_PROBE:

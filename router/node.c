@@ -194,6 +194,10 @@ static void frame_in(struct shard *s, uint16_t kind, const void *p, uint32_t len
     case PROTO_SESSION_STATE:
         conn_frame_in(s, kind, p, len);
         return;
+    case PROTO_SM_TAKEOVER:
+    case PROTO_SM_RESUMED:
+        sm_conn_frame_in(s, kind, p, len);
+        return;
     case PROTO_REMOTE: /* this node owns the domain's streams (or knows who does) */
         if (stanza_parse(p, len, &st))
             out_remote(s, &st);

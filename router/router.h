@@ -485,6 +485,9 @@ void carbons_iq(struct shard *s, struct session *ss, const struct stanza *st, co
  * copy, its conn checked by from_front_end()); PROTO_SM_ORPHAN: the recipient's step
  * again, errors going back by JID. false: malformed. */
 bool sm_frame(struct shard *s, uint16_t kind, void *payload, uint32_t len);
+/* PROTO_SM_TAKEOVER, PROTO_SM_RESUMED from the user's home on another node, for a
+ * connection of ours: to its thread. */
+void sm_conn_frame_in(struct shard *s, uint16_t kind, const void *payload, uint32_t len);
 
 /* ---- iq.c ---- */
 /* An iq for the server, or for an account's bare JID (its own user, or another). */

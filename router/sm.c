@@ -8,12 +8,17 @@
  * what came before it on the same rings:
  *   1. the new connection B sends PROTO_SM_RESUME with the token, for its user;
  *   2. the shard finds the user's session of that token (none, or one already moving:
- *      a PROTO_SM_HANDOFF with -ENOENT goes back to B), gives the session to B at once
+ *      a PROTO_SM_RESUMED with -ENOENT goes back to B), gives the session to B at once
  *      (what is routed to it from now on goes to B, which holds it) and sends
  *      PROTO_SM_TAKEOVER to the old connection A's thread, behind every delivery to A;
  *   3. A's thread answers with the session's stream state and unacknowledged stanzas
- *      (PROTO_SM_HANDOFF), which the shard passes to B's thread unchanged.
- * The session never leaves the router meanwhile: its contacts see nothing.
+ *      (PROTO_SM_HANDOFF), which the shard passes to B's thread unchanged
+ *      (PROTO_SM_RESUMED).
+ * The session never leaves the router meanwhile: its contacts see nothing. In a cluster
+ * the frames of steps 1 and 3 go to the user's home (node_relay()), and those for A and B
+ * to their nodes, which hand them to the connections' threads (sm_conn_frame_in()): A,
+ * B and the home may be three nodes. A re-homed user's sessions (node.c) come without
+ * their tokens, so they can no longer be resumed.
  *
  * A session that ends for good with stanzas never acknowledged gets them back as
  * PROTO_SM_ORPHAN frames after its unbind: each takes the recipient's step again, to a
@@ -27,6 +32,7 @@
 #include "shm/decode.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 /* A token compared in constant time: how far a guess got must not show in the timing. */
@@ -45,11 +51,20 @@ static struct user *token_user(struct shard *s, const struct proto_sm_token *t, 
     return user_find(&s->users, t->key, (const char *)(t + 1), t->bare_len);
 }
 
+/* A frame for the thread of connection `conn`, on this node or another. */
+static void to_conn(struct shard *s, uint64_t conn, uint16_t kind, const void *p, uint32_t len)
+{
+    if (conn_here(s, conn))
+        out_fe_frame(s, shard_fe(s, conn), kind, p, len, NULL, 0);
+    else if (s->cl)
+        node_send(s, PROTO_CONN_NODE(conn), node_peer_shard(s, PROTO_CONN_NODE(conn)), kind, p,
+                  len, NULL, 0);
+}
+
 static void resume_failed(struct shard *s, uint64_t conn, uint64_t key)
 {
     struct proto_sm_state f = {.conn = conn, .to = conn, .key = key, .result = -ENOENT};
-    if (conn_here(s, conn))
-        out_fe_frame(s, shard_fe(s, conn), PROTO_SM_HANDOFF, &f, sizeof f, NULL, 0);
+    to_conn(s, conn, PROTO_SM_RESUMED, &f, sizeof f);
 }
 
 static void resume(struct shard *s, const struct proto_sm_token *t, uint32_t len)
@@ -61,16 +76,14 @@ static void resume(struct shard *s, const struct proto_sm_token *t, uint32_t len
             ss = x;
             break;
         }
-    /* A session on another node's c2s would need its state carried over the link: not
-     * done, so such a resumption fails and the client binds anew. */
-    if (!ss || ss->sm_moving || !conn_here(s, ss->conn) || ss->conn == t->conn) {
+    if (!ss || ss->sm_moving || ss->conn == t->conn) {
         resume_failed(s, t->conn, t->key);
         return;
     }
     struct proto_sm_takeover tk = {.conn = ss->conn, .to = t->conn, .key = t->key};
     ss->conn = t->conn;
     ss->sm_moving = true;
-    out_fe_frame(s, shard_fe(s, tk.conn), PROTO_SM_TAKEOVER, &tk, sizeof tk, NULL, 0);
+    to_conn(s, tk.conn, PROTO_SM_TAKEOVER, &tk, sizeof tk);
 }
 
 /* The session that connection `conn` of a user of this key has (any user of the key: the
@@ -115,8 +128,20 @@ static bool handoff(struct shard *s, const struct proto_sm_state *h, uint32_t le
         return true;
     }
     ss->sm_moving = false;
-    if (conn_here(s, h->to))
-        out_fe_frame(s, shard_fe(s, h->to), PROTO_SM_HANDOFF, h, len, NULL, 0);
+    to_conn(s, h->to, PROTO_SM_RESUMED, h, len);
+    return true;
+}
+
+/* The key a frame of ours is routed by (the user's): its home decides. */
+static bool frame_key(uint16_t kind, const void *payload, uint32_t len, uint64_t *key)
+{
+    if (kind == PROTO_SM_HANDOFF ? len < sizeof(struct proto_sm_state)
+                                 : len < sizeof(struct proto_sm_token))
+        return false;
+    /* Copied: a frame from a link may sit at any alignment. */
+    size_t at = kind == PROTO_SM_HANDOFF ? offsetof(struct proto_sm_state, key)
+                                         : offsetof(struct proto_sm_token, key);
+    memcpy(key, (const char *)payload + at, sizeof *key);
     return true;
 }
 
@@ -125,6 +150,17 @@ bool sm_frame(struct shard *s, uint16_t kind, void *payload, uint32_t len)
     struct user *u;
     struct session *ss;
     const struct proto_sm_token *t = payload;
+    uint64_t key;
+    unsigned dst;
+    if (kind != PROTO_SM_ORPHAN) {
+        if (!frame_key(kind, payload, len, &key))
+            return false;
+        if ((dst = shard_of(s, key)) != s->idx) {
+            if (s->cl)
+                node_relay(s, dst, key, kind, payload, len);
+            return s->cl != NULL; /* one node: the front end chose this shard */
+        }
+    }
     switch (kind) {
     case PROTO_SM_ENABLE:
         if (!(u = token_user(s, t, len)))
@@ -150,4 +186,20 @@ bool sm_frame(struct shard *s, uint16_t kind, void *payload, uint32_t len)
         return true;
     }
     return false;
+}
+
+void sm_conn_frame_in(struct shard *s, uint16_t kind, const void *payload, uint32_t len)
+{
+    uint64_t conn;
+    if (kind == PROTO_SM_TAKEOVER ? len < sizeof(struct proto_sm_takeover)
+                                  : len < sizeof(struct proto_sm_state)) {
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: malformed frame of kind %u from another node", s->idx,
+               kind);
+        return;
+    }
+    size_t at = kind == PROTO_SM_TAKEOVER ? offsetof(struct proto_sm_takeover, conn)
+                                          : offsetof(struct proto_sm_state, to);
+    memcpy(&conn, (const char *)payload + at, sizeof conn);
+    if (conn_here(s, conn))
+        out_fe_frame(s, shard_fe(s, conn), kind, payload, len, NULL, 0);
 }

@@ -68,10 +68,11 @@ enum proto_kind {
                           struct proto_sm_token */
     PROTO_SM_RESUME,   /* c2s -> router: a new connection presents a token: struct proto_sm_token */
     PROTO_SM_TAKEOVER, /* router -> c2s: hand the session of conn over: struct proto_sm_takeover */
-    PROTO_SM_HANDOFF,  /* c2s -> router -> c2s: a session's stream state, or a resumption's
-                          failure: struct proto_sm_state */
+    PROTO_SM_HANDOFF,  /* c2s -> router: a session's stream state: struct proto_sm_state */
     PROTO_SM_ORPHAN,   /* c2s -> router: a stanza a session that ended never acknowledged, for
                           its recipient's step again: struct proto_stanza */
+    PROTO_SM_RESUMED,  /* router -> c2s: the HANDOFF for the connection that resumes, or a
+                          resumption's failure: struct proto_sm_state */
     PROTO_KIND_MAX
 };
 
@@ -262,9 +263,10 @@ struct proto_sm_takeover {
     uint64_t key;
 };
 
-/* SM_HANDOFF. From c2s (conn: the old connection, answering SM_TAKEOVER) through the
- * user's shard, unchanged, to the thread of `to`; or made by the router (conn == to) for a
- * resumption that failed. result 0: followed by the full JID (jid_len, its first bare_len
+/* SM_HANDOFF, SM_RESUMED. From c2s (conn: the old connection, answering SM_TAKEOVER) to
+ * the user's shard, which passes it on unchanged as SM_RESUMED to the thread of `to`
+ * (any node's); or SM_RESUMED made by the router (conn == to) for a resumption that
+ * failed. result 0: followed by the full JID (jid_len, its first bare_len
  * bytes the bare JID), the last available presence (presence_len), the directed-presence
  * list of the last PROTO_SESSION_STATE (directed_len), then the stanzas not acknowledged
  * (queue_len bytes: each a uint32_t length and the stanza as written). result -ENOENT:

@@ -241,3 +241,45 @@ def test_discovery_through_postgresql(tmp_path):
             assert m(metrics(node), "starling_cluster_links_up") == 2
             assert not node.restarts(), node.restarts()
             assert not node.sanitizer_reports(), node.sanitizer_reports()
+
+
+def test_resume_on_another_node(cl):
+    """XEP-0198: a session whose connection to one node is cut resumes on another node,
+    with everything it had not acknowledged, whichever node is its user's home."""
+    from test_sm import NS_SM, SMPeer, bodies
+
+    a, b, c = cl.nodes
+    un, vn = cl.new_users(2, "smc")
+    u = SMPeer(a)
+    u.login(un, a.password(un), "phone")
+    u.available()
+    with connect(c, vn, "v", available=True) as v:
+        previd = u.enable().get("id")
+        v.message(u.jid, "one")
+        assert bodies(u, {"one"}) == {"one": 1}
+        h = u.h
+        u.cut()
+        for i in range(3):
+            v.message(u.jid, f"away {i}")
+        assert v.ping(u.bare).get("type") == "result"  # u's home has them
+        for node in (b, a):  # another node; then, resumed there and cut again, the first
+            u2 = SMPeer(node)
+            u2.open()
+            u2.starttls()
+            u2.open()
+            assert u2.auth_plain(un, node.password(un)).tag.endswith("success")
+            u2.restart()
+            u2.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='{h}'/>")
+            el = u2.wait_for(lambda e: e.tag in (q(NS_SM, "resumed"), q(NS_SM, "failed")))
+            assert el.tag == q(NS_SM, "resumed"), (node.name, el.tag)
+            u2.h = h
+            want = {f"away {i}" for i in range(3)} if node is b else set()
+            v.message(u.jid, f"on {node.name}")
+            want.add(f"on {node.name}")
+            assert bodies(u2, want) == {w: 1 for w in want}, node.name
+            u2.message(v.jid, f"from {node.name}")
+            assert v.wait_message(f"from {node.name}").get("from") == u.jid
+            u2.send(f"<a xmlns='{NS_SM}' h='{u2.h}'/>")
+            h = u2.h
+            u2.cut()
+        assert not v.take(is_presence(frm=u.jid, ptype="unavailable"))
