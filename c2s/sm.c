@@ -669,34 +669,39 @@ static bool park(struct conn *c)
     p->next = *pp;
     *pp = p;
     t->nparks++;
-    if (!t->park_timer.pprev_)
+    if (t->nparks == 1) /* the first: the sweep starts (it stops when none is left) */
         fe_timer_at(&t->fe, &t->park_timer, fe_now_us() + 1000000, park_sweep);
     LOG_DEBUG("conn %u: %.*s parked for %u s", c->fe.slot, (int)p->c.jid_len, p->c.jid,
               p->c.sm->max);
     return true;
 }
 
+/* A connection that asked to resume ends: the router may have moved the session to it
+ * already, so the session ends with it (the unbind names the connection; the router
+ * reads only the bare JID of the JID it carries), and what it was given goes back. */
+static void resume_abandoned(struct conn *c)
+{
+    struct owner o;
+    char bare[JID_BUF];
+    if (!owner_of(c, &o, bare))
+        return;
+    struct {
+        struct proto_session h;
+        char jid[JID_BUF + 2];
+    } m = {.h = {.conn = o.conn, .key = o.key, .jid_len = (uint16_t)(o.bare_len + 2),
+                 .bare_len = (uint16_t)o.bare_len}};
+    memcpy(m.jid, bare, o.bare_len);
+    memcpy(m.jid + o.bare_len, "/r", 2);
+    if (fe_port_send(c->fe.t, fe_shard_of(c->fe.t, o.key), PROTO_UNBIND, &m,
+                     (uint32_t)(sizeof m.h + o.bare_len + 2)) < 0)
+        LOG_RL(LOG_LEVEL_ERROR, "conn %u: out of memory reporting its end to the router", c->fe.slot);
+    sm_orphans(c);
+}
+
 bool sm_closing(struct conn *c)
 {
     if (c->fe.state == CONN_RESUMING) {
-        /* The router may have moved the session here already: it ends with us (the
-         * unbind names the connection; the router reads only the bare JID of its JID). */
-        struct owner o;
-        char bare[JID_BUF + 2];
-        if (owner_of(c, &o, bare)) {
-            memcpy(bare + o.bare_len, "/r", 3);
-            struct proto_session u = {.conn = o.conn, .key = o.key,
-                                      .jid_len = (uint16_t)(o.bare_len + 2),
-                                      .bare_len = (uint16_t)o.bare_len};
-            struct {
-                struct proto_session h;
-                char jid[JID_BUF + 2];
-            } m = {.h = u};
-            memcpy(m.jid, bare, o.bare_len + 2);
-            fe_port_send(c->fe.t, fe_shard_of(c->fe.t, o.key), PROTO_UNBIND, &m,
-                         (uint32_t)(sizeof u + o.bare_len + 2));
-            sm_orphans(c);
-        }
+        resume_abandoned(c);
         return false;
     }
     /* A stream that ended (the client's close, our error) ends its session; one whose
@@ -816,10 +821,14 @@ void sm_handoff(struct c2s_thread *t, const void *frame, uint32_t len)
     struct conn *c = conn_by_id(t, h.to);
     const char *jid = (const char *)frame + sizeof h;
     uint64_t need = sizeof h + (uint64_t)h.jid_len + h.presence_len + h.directed_len + h.queue_len;
-    if (!c || c->fe.state != CONN_RESUMING || !c->sm) {
-        /* It went away: its unbind ended the session the router had moved to it, and
-         * what the old connection handed over goes back as at any end. */
-        if (h.result == 0 && need <= len && h.bare_len < h.jid_len) {
+    bool whole = need <= len && h.bare_len && h.bare_len < h.jid_len && jid[h.bare_len] == '/';
+    if (c && (c->fe.state != CONN_RESUMING || !c->sm))
+        c = NULL;
+    if (!c || h.result == -ESRCH) {
+        /* It went away (its unbind ended the session the router had moved to it), or
+         * the session ended meanwhile: what the old connection handed over goes back as
+         * at any end. */
+        if (h.result != -ENOENT && whole) {
             struct owner o = {.conn = h.to, .key = h.key, .jid = jid, .bare_len = h.bare_len};
             const char *at = memchr(jid, '@', h.bare_len);
             o.local_len = at ? (size_t)(at - jid) : 0;
@@ -828,17 +837,19 @@ void sm_handoff(struct c2s_thread *t, const void *frame, uint32_t len)
                 orphans_of(t, &o, &q);
             buf_free(&q);
         }
+        if (c)
+            adopt_failed(c, &h);
         return;
     }
     if (h.result < 0) {
         adopt_failed(c, &h);
         return;
     }
-    if (need > len || !h.bare_len || h.bare_len >= h.jid_len || jid[h.bare_len] != '/' ||
-        route_set_jid(c, jid, h.jid_len, h.bare_len) < 0) {
-        LOG_RL(LOG_LEVEL_ERROR, "c2s thread %u: a malformed session handoff", t->fe.idx);
-        c->fe.flags |= CONN_F_BOUND; /* the router gave it to us: its end is ours to say */
-        fe_stream_error(&c->fe, "internal-server-error");
+    if (!whole || route_set_jid(c, jid, h.jid_len, h.bare_len) < 0) {
+        LOG_RL(LOG_LEVEL_ERROR, "c2s thread %u: a session handoff malformed or out of memory",
+               t->fe.idx);
+        resume_abandoned(c); /* the router gave the session to us: it ends here */
+        adopt_failed(c, &h);
         return;
     }
     const char *pres = jid + h.jid_len, *dir = pres + h.presence_len, *q = dir + h.directed_len;

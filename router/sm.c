@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A token compared in constant time: how far a guess got must not show in the timing. */
@@ -108,8 +109,22 @@ static bool handoff(struct shard *s, const struct proto_sm_state *h, uint32_t le
     struct user *u;
     struct session *ss = session_of(s, h->key, h->to, &u);
     if (!ss || !ss->sm_moving) {
-        /* The session ended meanwhile (another took its resource). */
-        resume_failed(s, h->to, h->key);
+        /* The session ended meanwhile (another took its resource, or the new connection
+         * went away): the new connection's thread gets what the old one held, marked
+         * so, to hand it back as at any end. */
+        if (h->result < 0) {
+            resume_failed(s, h->to, h->key);
+            return true;
+        }
+        char *copy = malloc(len);
+        if (!copy) {
+            LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a session's queue is lost", s->idx);
+            return true;
+        }
+        memcpy(copy, h, len);
+        ((struct proto_sm_state *)(void *)copy)->result = -ESRCH;
+        to_conn(s, h->to, PROTO_SM_RESUMED, copy, len);
+        free(copy);
         return true;
     }
     if (h->result < 0) {

@@ -270,7 +270,9 @@ struct proto_sm_takeover {
  * bytes the bare JID), the last available presence (presence_len), the directed-presence
  * list of the last PROTO_SESSION_STATE (directed_len), then the stanzas not acknowledged
  * (queue_len bytes: each a uint32_t length and the stanza as written). result -ENOENT:
- * nothing follows, and the resumption gets item-not-found. */
+ * nothing follows, and the resumption gets item-not-found. -ESRCH (SM_RESUMED only): as
+ * for 0, but the session ended meanwhile: the resumption fails and the stanzas go back
+ * to the router as at the end of a session (PROTO_SM_ORPHAN). */
 struct proto_sm_state {
     uint64_t conn;
     uint64_t to;
