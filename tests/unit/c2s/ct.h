@@ -79,10 +79,10 @@ struct ct_shard {
 /* A frame c2s wrote, copied out of its ring and decoded. */
 struct ct_frame {
     unsigned shard;
-    uint16_t kind;           /* PROTO_BIND, PROTO_UNBIND, PROTO_STANZA */
+    uint16_t kind;           /* PROTO_BIND, PROTO_UNBIND, PROTO_STANZA, PROTO_SM_* */
     struct decode_session s; /* BIND, UNBIND */
-    struct decode_stanza st; /* STANZA */
-    struct buf bytes;        /* the payload the spans point into */
+    struct decode_stanza st; /* STANZA, SM_ORPHAN */
+    struct buf bytes;        /* the payload the spans point into (and SM frames as sent) */
 };
 
 struct ct {
@@ -356,8 +356,12 @@ static inline bool ct_frame_ex(struct ct *ct, bool keep)
         int bad = 0;
         if (f->kind == PROTO_BIND || f->kind == PROTO_UNBIND)
             bad = decode_session(buf_data(&f->bytes), rf.len, &f->s);
-        else if (f->kind == PROTO_STANZA)
+        else if (f->kind == PROTO_STANZA || f->kind == PROTO_SM_ORPHAN)
             bad = decode_stanza(buf_data(&f->bytes), rf.len, &f->st);
+        else if (f->kind == PROTO_SM_ENABLE || f->kind == PROTO_SM_RESUME)
+            bad = rf.len < sizeof(struct proto_sm_token);
+        else if (f->kind == PROTO_SM_HANDOFF)
+            bad = rf.len < sizeof(struct proto_sm_state);
         else
             bad = -1;
         if (bad)

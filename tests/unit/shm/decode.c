@@ -94,6 +94,16 @@ static void test_session(void)
     n = session_frame("a@x/r", 3, "");
     ((struct proto_session *)frame)->directed_len = 1;
     CHECK_INT(decode_session(frame, n, &d), ==, -EBADMSG);
+    /* A resumable session's token follows: counted in, located. */
+    n = session_frame("a@x/r", 3, "<presence/>");
+    CHECK_INT(decode_session(frame, n, &d), ==, 0);
+    CHECK(d.token == NULL);
+    ((struct proto_session *)frame)->flags = PROTO_SESSION_REREGISTER | PROTO_SESSION_SM;
+    CHECK_INT(decode_session(frame, n, &d), ==, -EBADMSG);
+    memset(frame + n, 0x7e, PROTO_SM_TOKEN_LEN);
+    CHECK_INT(decode_session(frame, n + PROTO_SM_TOKEN_LEN, &d), ==, 0);
+    CHECK(d.token == frame + n && d.token[0] == 0x7e);
+    CHECK_INT(decode_session_len(&d.h), ==, n + PROTO_SM_TOKEN_LEN);
 }
 
 static void test_directed_list(void)
