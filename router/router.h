@@ -31,7 +31,8 @@
  *   offline.c  offline messages (XEP-0160, XEP-0203)
  *   block.c    blocking (XEP-0191)
  *   carbons.c  message carbons (XEP-0280)
- *   iq.c       what the server answers itself: disco, ping, version, dispatch
+ *   module.c   the table of modules and the calls that run their hooks (module.h)
+ *   iq.c       iq dispatch by namespace to the modules; disco, ping, version
  *   out.c      frames to front-end threads and to other shards; stanza errors
  *   home.c     the cluster's consistent-hash ring: a key's home node (home.h)
  *   link.c     the link thread: nanomsg sockets to the other nodes (link.h)
@@ -56,6 +57,7 @@
 #include "shm/topo.h"
 #include "router/home.h"
 #include "router/link.h"
+#include "router/module.h"
 #include "router/ticket.h"
 
 #include <stdatomic.h>
@@ -186,9 +188,11 @@ struct user {
     uint32_t pend_bytes; /* of the frames queued */
     struct roster roster;
     struct blocklist block;
+    void *mod[MOD_SLOTS]; /* each module's state of the user (module.h) */
 };
 
 struct user_table {
+    struct shard *shard; /* whose table: modules free their state of a user there */
     struct user **buckets;
     size_t mask; /* buckets - 1, a power of two minus one */
     size_t count;
@@ -274,6 +278,7 @@ struct shard {
     struct shard_pub pub;
     const struct home_view *lost_view; /* the view before the last loss of nodes */
     uint64_t lost_mask;                /* the nodes that loss took */
+    void *mod[MOD_SLOTS];              /* each module's state of the shard (module.h) */
 };
 
 enum { ROUTER_CTL_NONE, ROUTER_CTL_FE_DOWN, ROUTER_CTL_STOP, ROUTER_CTL_RELOAD };
@@ -478,6 +483,11 @@ void carbons_iq(struct shard *s, struct session *ss, const struct stanza *st, co
 /* An iq for the server, or for an account's bare JID (its own user, or another). */
 void iq_to_server(struct shard *s, struct user *u, struct session *ss, const struct stanza *st);
 void iq_to_account(struct shard *s, struct user *v, const struct stanza *st);
+/* Is q the element name in namespace ns? */
+bool iq_is(const struct xml_node *q, const char *name, const char *ns);
+/* An iq_other hook (module.h) for what only the account itself may ask: forbidden. */
+void iq_forbidden(struct shard *s, struct user *v, const struct stanza *st,
+                  const struct xml_node *iq, const struct xml_node *q);
 /* <iq type='result'/> with payload (may be NULL) to the sender of st. */
 void iq_result(struct shard *s, const struct stanza *st, const char *id, const char *payload,
                size_t payload_len);
