@@ -272,6 +272,7 @@ unsigned node_drain(struct shard *s)
 /* A session of a user that leaves this shard, as its front end would register it again. */
 static void hand_over(struct shard *s, struct user *u, struct session *ss, unsigned dst)
 {
+    const uint8_t *token = sm_token_of(u, ss->conn);
     struct proto_session b = {
         .conn = ss->conn,
         .key = u->key,
@@ -281,7 +282,7 @@ static void hand_over(struct shard *s, struct user *u, struct session *ss, unsig
                            (ss->interested ? PROTO_SESSION_ROSTER : 0) |
                            (ss->blocklist_req ? PROTO_SESSION_BLOCKLIST : 0) |
                            (ss->carbons ? PROTO_SESSION_CARBONS : 0) |
-                           (ss->sm ? PROTO_SESSION_SM : 0)),
+                           (token ? PROTO_SESSION_SM : 0)),
         .priority = ss->priority,
         .presence_len = ss->available ? ss->presence_len : 0,
         .directed_len = ss->directed_bytes,
@@ -295,8 +296,8 @@ static void hand_over(struct shard *s, struct user *u, struct session *ss, unsig
     for (const struct directed *d = ss->directed; d && !rc; d = d->next)
         if (!(rc = buf_append(&fr, &d->len, sizeof d->len)))
             rc = buf_append(&fr, d->jid, d->len);
-    if (!rc && ss->sm) /* its resumption token (XEP-0198, sm.c) */
-        rc = buf_append(&fr, ss->sm_token, sizeof ss->sm_token);
+    if (!rc && token) /* its resumption token (XEP-0198, sm.c) */
+        rc = buf_append(&fr, token, PROTO_SM_TOKEN_LEN);
     if (!rc)
         node_relay(s, dst, u->key, PROTO_BIND, buf_data(&fr), (uint32_t)buf_used(&fr));
     else

@@ -36,6 +36,77 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The user's resumable sessions (its MOD_SLOT_SM): few, so a small array. */
+struct sm_entry {
+    uint64_t conn;
+    bool moving; /* given to conn by a resumption; the old connection's state is due */
+    uint8_t token[PROTO_SM_TOKEN_LEN];
+};
+struct sm_user {
+    uint32_t n, cap;
+    struct sm_entry e[];
+};
+
+static struct sm_entry *entry_of(const struct user *u, uint64_t conn)
+{
+    struct sm_user *su = u->mod[MOD_SLOT_SM];
+    for (uint32_t i = 0; su && i < su->n; i++)
+        if (su->e[i].conn == conn)
+            return &su->e[i];
+    return NULL;
+}
+
+bool sm_token_set(struct user *u, uint64_t conn, const uint8_t *token)
+{
+    struct sm_entry *e = entry_of(u, conn);
+    if (!e) {
+        struct sm_user *su = u->mod[MOD_SLOT_SM];
+        if (!su || su->n == su->cap) {
+            uint32_t cap = su ? 2 * su->cap : 2;
+            struct sm_user *b = realloc(su, sizeof *su + cap * sizeof su->e[0]);
+            if (!b)
+                return false;
+            if (!su)
+                b->n = 0;
+            b->cap = cap;
+            u->mod[MOD_SLOT_SM] = su = b;
+        }
+        e = &su->e[su->n++];
+    }
+    e->conn = conn;
+    e->moving = false;
+    memcpy(e->token, token, sizeof e->token);
+    return true;
+}
+
+const uint8_t *sm_token_of(const struct user *u, uint64_t conn)
+{
+    const struct sm_entry *e = entry_of(u, conn);
+    return e ? e->token : NULL;
+}
+
+static void session_end(struct shard *s, struct user *u, struct session *ss)
+{
+    (void)s;
+    struct sm_user *su = u->mod[MOD_SLOT_SM];
+    struct sm_entry *e = entry_of(u, ss->conn);
+    if (e)
+        *e = su->e[--su->n];
+}
+
+static void user_free(struct shard *s, struct user *u)
+{
+    (void)s;
+    free(u->mod[MOD_SLOT_SM]);
+    u->mod[MOD_SLOT_SM] = NULL;
+}
+
+const struct module mod_sm = {
+    .name = "sm",
+    .session_end = session_end,
+    .user_free = user_free,
+};
+
 /* A token compared in constant time: how far a guess got must not show in the timing. */
 static bool token_is(const uint8_t *a, const uint8_t *b)
 {
@@ -71,19 +142,21 @@ static void resume_failed(struct shard *s, uint64_t conn, uint64_t key)
 static void resume(struct shard *s, const struct proto_sm_token *t, uint32_t len)
 {
     struct user *u = token_user(s, t, len);
+    struct sm_user *su = u ? u->mod[MOD_SLOT_SM] : NULL;
+    struct sm_entry *e = NULL;
     struct session *ss = NULL;
-    for (struct session *x = u ? u->sessions : NULL; x; x = x->next)
-        if (x->sm && token_is(x->sm_token, t->token)) {
-            ss = x;
+    for (uint32_t i = 0; su && i < su->n; i++)
+        if (token_is(su->e[i].token, t->token) && (ss = session_by_conn(u, su->e[i].conn))) {
+            e = &su->e[i];
             break;
         }
-    if (!ss || ss->sm_moving || ss->conn == t->conn) {
+    if (!e || e->moving || ss->conn == t->conn) {
         resume_failed(s, t->conn, t->key);
         return;
     }
     struct proto_sm_takeover tk = {.conn = ss->conn, .to = t->conn, .key = t->key};
-    ss->conn = t->conn;
-    ss->sm_moving = true;
+    ss->conn = e->conn = t->conn;
+    e->moving = true;
     to_conn(s, tk.conn, PROTO_SM_TAKEOVER, &tk, sizeof tk);
 }
 
@@ -108,7 +181,8 @@ static bool handoff(struct shard *s, const struct proto_sm_state *h, uint32_t le
         return false;
     struct user *u;
     struct session *ss = session_of(s, h->key, h->to, &u);
-    if (!ss || !ss->sm_moving) {
+    struct sm_entry *e = ss ? entry_of(u, h->to) : NULL;
+    if (!e || !e->moving) {
         /* The session ended meanwhile (another took its resource, or the new connection
          * went away): the new connection's thread gets what the old one held, marked
          * so, to hand it back as at any end. */
@@ -142,7 +216,7 @@ static bool handoff(struct shard *s, const struct proto_sm_state *h, uint32_t le
             route_unbind(s, &m.b, m.jid);
         return true;
     }
-    ss->sm_moving = false;
+    e->moving = false;
     to_conn(s, h->to, PROTO_SM_RESUMED, h, len);
     return true;
 }
@@ -163,7 +237,6 @@ static bool frame_key(uint16_t kind, const void *payload, uint32_t len, uint64_t
 bool sm_frame(struct shard *s, uint16_t kind, void *payload, uint32_t len)
 {
     struct user *u;
-    struct session *ss;
     const struct proto_sm_token *t = payload;
     uint64_t key;
     unsigned dst;
@@ -180,10 +253,9 @@ bool sm_frame(struct shard *s, uint16_t kind, void *payload, uint32_t len)
     case PROTO_SM_ENABLE:
         if (!(u = token_user(s, t, len)))
             return len >= sizeof *t && t->bare_len <= len - sizeof *t;
-        if ((ss = session_by_conn(u, t->conn))) {
-            ss->sm = true;
-            memcpy(ss->sm_token, t->token, sizeof ss->sm_token);
-        }
+        if (session_by_conn(u, t->conn) && !sm_token_set(u, t->conn, t->token))
+            LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a session cannot be resumed",
+                   s->idx);
         return true;
     case PROTO_SM_RESUME:
         if (len < sizeof *t || t->bare_len > len - sizeof *t)
