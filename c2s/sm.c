@@ -633,6 +633,16 @@ static int parks_grow(struct c2s_thread *t)
     return 0;
 }
 
+/* What CSI holds for c goes in the queue, unwritten: the client's, not sent yet, for
+ * its session's next connection (sm_out() writes nothing for a parked one). */
+static void held_to_queue(struct conn *c)
+{
+    c->fe.flags |= CONN_F_PARKED;
+    csi_flush(c);
+    csi_free(c);
+    c->fe.flags &= (uint16_t)~CONN_F_PARKED;
+}
+
 /* c's session leaves its connection for a park; c keeps none of it. */
 static bool park(struct conn *c)
 {
@@ -642,12 +652,9 @@ static bool park(struct conn *c)
     struct sm_park *p = malloc(sizeof *p);
     if (!p)
         return false;
-    /* Whatever CSI held goes in the queue: it is the client's, not sent yet. */
-    c->fe.flags |= CONN_F_PARKED;
-    csi_flush(c);
-    csi_free(c);
+    held_to_queue(c);
     memcpy(&p->c, c, sizeof *c);
-    c->fe.flags &= (uint16_t)~(CONN_F_PARKED | CONN_F_BOUND);
+    c->fe.flags &= (uint16_t)~CONN_F_BOUND;
     /* The copy keeps only what names the old slot (its id) and the session. */
     struct fe_conn *f = &p->c.fe;
     memset(f, 0, sizeof *f);
@@ -778,13 +785,8 @@ void sm_takeover(struct c2s_thread *t, const void *frame, uint32_t len)
         c = conn_by_id(t, tk.conn);
     if (c && (!(c->fe.flags & CONN_F_BOUND) || !c->sm || !c->sm->resume))
         c = NULL;
-    if (c && !parked) {
-        /* Its connection is still open (the client saw it fail first): what CSI holds
-         * was never sent, so it joins the queue. */
-        c->fe.flags |= CONN_F_PARKED;
-        csi_flush(c);
-        c->fe.flags &= (uint16_t)~CONN_F_PARKED;
-    }
+    if (c && !parked)
+        held_to_queue(c); /* its connection is still open: the client saw it fail first */
     send_handoff(t, &tk, c);
     if (!c)
         return;
@@ -799,9 +801,8 @@ void sm_takeover(struct c2s_thread *t, const void *frame, uint32_t len)
     fe_stream_error(&c->fe, "conflict");
 }
 
-static void adopt_failed(struct conn *c, const struct proto_sm_state *h)
+static void adopt_failed(struct conn *c)
 {
-    (void)h;
     /* The router ended the session it had moved here, if it had: what it delivered
      * meanwhile goes back as at any end. */
     sm_orphans(c);
@@ -838,18 +839,18 @@ void sm_handoff(struct c2s_thread *t, const void *frame, uint32_t len)
             buf_free(&q);
         }
         if (c)
-            adopt_failed(c, &h);
+            adopt_failed(c);
         return;
     }
     if (h.result < 0) {
-        adopt_failed(c, &h);
+        adopt_failed(c);
         return;
     }
     if (!whole || route_set_jid(c, jid, h.jid_len, h.bare_len) < 0) {
         LOG_RL(LOG_LEVEL_ERROR, "c2s thread %u: a session handoff malformed or out of memory",
                t->fe.idx);
         resume_abandoned(c); /* the router gave the session to us: it ends here */
-        adopt_failed(c, &h);
+        adopt_failed(c);
         return;
     }
     const char *pres = jid + h.jid_len, *dir = pres + h.presence_len, *q = dir + h.directed_len;
