@@ -258,6 +258,7 @@ struct fe_thread {
     bool stopping; /* FE_CTL_STOP: system-shutdown sent to everyone */
     struct arena arena;  /* trees of stanzas the front end reads itself; reset after each */
     struct buf tmp;      /* a delivery with its recipient's `to` filled in */
+    struct buf ws_out;   /* a WebSocket message on its way out (ws.c) */
     char scratch[16384]; /* parser scratch, shared by the thread's parsers */
     char plain[16384];   /* TLS plaintext out of one record */
 };

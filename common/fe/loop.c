@@ -719,6 +719,7 @@ int fe_run(struct fe_thread *t)
         io_uring_cq_advance(&t->ring, seen);
     }
     io_uring_queue_exit(&t->ring);
+    buf_free(&t->ws_out);
     free(t->polls);
     t->polls = NULL;
     t->npolls = 0;

@@ -62,9 +62,6 @@ struct fe_ws {
     struct buf out; /* stream output that is not a whole element yet */
 };
 
-/* Where a message is assembled on its way out (frame header, element, namespace). */
-static _Thread_local struct buf frame;
-
 static bool live(const struct fe_conn *c)
 {
     return c->state != FE_CLOSING && c->state != FE_FREE;
@@ -92,20 +89,21 @@ void fe_ws_trim(struct fe_conn *c)
         return;
     buf_trim(&c->ws->msg);
     buf_trim(&c->ws->out);
-    buf_free(&frame); /* idle: the thread's too */
+    buf_trim(&c->t->ws_out);
 }
 
 /* One frame of ours (final, unmasked) with payload p[0..n), onto the wire. */
 static void send_frame(struct fe_conn *c, unsigned opcode, const void *p, size_t n)
 {
+    struct buf *b = &c->t->ws_out;
     uint8_t h[10];
     size_t hl = ws_frame_header(h, opcode, n);
-    frame.off = frame.len = 0;
-    if (buf_append(&frame, h, hl) < 0 || buf_append(&frame, p, n) < 0) {
+    buf_consume(b, buf_used(b));
+    if (buf_append(b, h, hl) < 0 || buf_append(b, p, n) < 0) {
         fe_close(c);
         return;
     }
-    fe_write_wire(c, buf_data(&frame), buf_used(&frame));
+    fe_write_wire(c, buf_data(b), buf_used(b));
 }
 
 void fe_ws_close(struct fe_conn *c)
@@ -295,16 +293,16 @@ static void message(struct fe_conn *c, const char *p, size_t n, const struct ele
         break;
     }
     size_t il = ins ? strlen(ins) : 0;
+    struct buf *f = &c->t->ws_out;
     uint8_t h[10];
     size_t hl = ws_frame_header(h, WS_OP_TEXT, n + il);
-    frame.off = frame.len = 0;
-    if (buf_append(&frame, h, hl) < 0 || buf_append(&frame, p, e->name_end) < 0 ||
-        buf_append(&frame, ins, il) < 0 ||
-        buf_append(&frame, p + e->name_end, n - e->name_end) < 0) {
+    buf_consume(f, buf_used(f));
+    if (buf_append(f, h, hl) < 0 || buf_append(f, p, e->name_end) < 0 ||
+        buf_append(f, ins, il) < 0 || buf_append(f, p + e->name_end, n - e->name_end) < 0) {
         fe_close(c);
         return;
     }
-    fe_write_wire(c, buf_data(&frame), buf_used(&frame));
+    fe_write_wire(c, buf_data(f), buf_used(f));
 }
 
 /* The whole elements at the start of p[0..n), sent; returns the bytes they took. */

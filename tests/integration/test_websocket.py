@@ -264,3 +264,23 @@ def test_oversize_fragments(node):
         c.send_frame(OP_TEXT if _ == 0 else OP_CONT, b"<a>" + b"y" * 4000, fin=False)
     assert c.close_code() == 1009
     c.close()
+
+
+def test_behind_proxy_protocol(make_server):
+    """c2s.proxy_from applies to the WebSocket listener too: a balancer's PROXY header
+    comes first, the upgrade after it."""
+    port = free_port()
+    s = make_server(c2s={"websocket_listen": f"127.0.0.1:{port}", "proxy_from": ["127.0.0.1"]},
+                    log={"level": "debug"})
+    c = WSClient(port, upgrade=False)
+    c.sock.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 5290\r\n")
+    status, _, _ = c.request()
+    assert status == 101
+    assert c.login("alice", s.password("alice"), "proxied") == "alice@localhost/proxied"
+    c.close()
+    assert "client 192.0.2.7" in s.log_text()
+    # Without the header, the balancer's connection is closed without a word.
+    c = WSClient(port, upgrade=False)
+    c.sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    assert c.wait_eof() and c.rx == b""
+    c.close()
