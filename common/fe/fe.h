@@ -25,9 +25,8 @@
  *
  * Files, by job: loop.c (the io_uring), conn.c (the pool, output, TLS, the paused list),
  * proxy.c (a new connection's address, and its PROXY header), ws.c (the WebSocket
- * transport), stream.c (input, holding,
- * stream errors), port.c (the rings to the shards), serve.c (the process's main thread:
- * the supervisor's messages and signals).
+ * transport), stream.c (input, holding, stream errors), port.c (the rings to the
+ * shards), serve.c (the process's main thread: the supervisor's messages and signals).
  *
  * Threads: everything here runs on the thread that owns the fe_thread or connection
  * given, but the fields the process's main thread sets before the thread starts, and
@@ -282,7 +281,7 @@ void fe_control(struct fe_thread *t, unsigned req);
  * done it (not for FE_CTL_STOP, which ends them: join them instead). */
 void fe_request(struct fe_thread *const *ts, unsigned n, unsigned req);
 /* Bytes from c's socket: its PROXY header (FE_PROXY), else ciphertext under TLS, else
- * plaintext for fe_input(). */
+ * plaintext for fe_input() (through fe_ws_input() on a WebSocket connection). */
 void fe_conn_input(struct fe_conn *c, const char *data, size_t n);
 void fe_arm_recv(struct fe_conn *c);
 void fe_cancel_recv(struct fe_conn *c);
