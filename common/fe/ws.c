@@ -387,9 +387,30 @@ static void open_header(struct fe_conn *c, struct xml_parser *fp, const char *p)
     buf_free(&b);
 }
 
+/* Might the element starting p[0..n) be <open/> or <close/> (of any prefix)? The
+ * parser then says whether it is; every other message is a stanza, fed as it is. */
+static bool maybe_framing(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && space(p[i]))
+        i++;
+    if (i == n || p[i] != '<')
+        return false;
+    size_t s = ++i;
+    while (i < n && !space(p[i]) && p[i] != '/' && p[i] != '>')
+        i++;
+    const char *name = memchr(p + s, ':', i - s);
+    size_t ns = name ? (size_t)(name + 1 - p) : s, len = i - ns;
+    return (len == 4 && !memcmp(p + ns, "open", 4)) || (len == 5 && !memcmp(p + ns, "close", 5));
+}
+
 /* A whole message from the client. */
 static void dispatch(struct fe_conn *c, const char *p, size_t n)
 {
+    if (!maybe_framing(p, n)) {
+        fe_input(c, p, n);
+        return;
+    }
     struct xml_parser fp;
     struct xml_event ev;
     xml_init_fragment(&fp, NULL, c->t->scratch, sizeof c->t->scratch);
