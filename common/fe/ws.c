@@ -450,7 +450,8 @@ static void frame_done(struct fe_conn *c)
         if (!w->f.fin)
             break;
         w->msg_op = 0;
-        dispatch(c, buf_data(&w->msg), buf_used(&w->msg));
+        if (buf_used(&w->msg)) /* an empty message says nothing */
+            dispatch(c, buf_data(&w->msg), buf_used(&w->msg));
         buf_consume(&w->msg, buf_used(&w->msg));
         break;
     }
@@ -524,7 +525,9 @@ static void frames(struct fe_conn *c, const uint8_t *p, size_t n)
             w->got = 0;
         }
         size_t take = w->f.len - w->got < n ? (size_t)(w->f.len - w->got) : n;
-        if (w->f.opcode & 0x8) {
+        if (!take) {
+            /* a header alone, or an empty payload: nothing to copy */
+        } else if (w->f.opcode & 0x8) {
             memcpy(w->ctl + w->ctl_n, p, take);
             ws_unmask(w->ctl + w->ctl_n, take, w->f.mask, w->got);
             w->ctl_n = (uint8_t)(w->ctl_n + take);
