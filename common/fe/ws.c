@@ -33,6 +33,9 @@
  * RFC 6455 (unmasked, RSV bits, unknown opcode, fragmented control frame, continuation
  * without a start, a new message inside a fragmented one) closes with 1002, a binary
  * message with 1003, without a stream error: the framing, not the stream, is broken.
+ *
+ * Tests: tests/unit/common/fe/ws.c drives a connection in-process; the fuzz driver
+ * common/net/fuzz/ws_frame.c feeds one whatever a client could send after the upgrade.
  */
 #include "common/fe/fe.h"
 #include "common/core/log.h"
