@@ -1,0 +1,151 @@
+#!/bin/bash
+# muc.sh [BUILD_DIR]: group chat side by side (issue 12). One room with OCCUPANTS
+# occupants on starling, Prosody (mod_muc) and ejabberd (mod_muc), each server on a
+# loopback address of its own (127.0.12.1, .2, .3; the floor relay on .4), driven in turn
+# by starling-bench's muc scenario: every client joins bench@conference.localhost (the
+# first creates it, an instant room), then SENDERS of them post and every occupant counts
+# what reaches it.
+#
+# Measurements, interleaved (each round: starling, Prosody, ejabberd; each run against a
+# freshly started server, after its start-up work):
+#   sat    closed loop: each sender keeps WINDOW posts in flight, the next one leaving when
+#          the room reflects one back: delivered stanzas/s (groupchat messages received by
+#          all occupants per second) and server CPU per delivered stanza
+#   rate   open loop: RATE posts/s in total (RATE x OCCUPANTS deliveries/s): latency of
+#          each delivery, from when its post was due, and CPU per delivered stanza
+#   floor  the relay (bench/relay_main.c) only: chat, 100 clients, 10 in flight each, its
+#          CPU per message: issue 12's goal is starling's CPU per delivered stanza at most
+#          twice it (and at least 10x ejabberd's delivered stanzas/s)
+# Server CPU is that of every process of the server (starling: supervisor, router, c2s;
+# Prosody: lua; ejabberd: beam.smp and its children), read from /proc by starling-bench
+# --server-pid over the measured interval only.
+#
+# starling takes part when its sample config has a muc group (MUC is being built in
+# parallel); STARLING_SED (sed expressions for its config, e.g. to raise the room's
+# occupant limit) is applied after the set-up's own.
+#
+# Output: OUT/muc/ (every run's JSON and output, runs.tsv, the servers' configs,
+# summary.md: medians of the rounds, their spread, ratios to starling). Exit status 0 when
+# every run ended cleanly, 1 otherwise.
+#
+# Environment (defaults in parentheses):
+#   ROUNDS (3)  DURATION seconds measured per run (10)  OCCUPANTS (1000)  SENDERS (10)
+#   WINDOW (1)  RATE posts/s (5)  SERVERS ("starling prosody ejabberd relay")
+#   MEASUREMENTS ("sat rate floor")  OUT (build/bench)  KEEP=1 keeps the servers' folders
+#   STARLING_SED (none)
+# Every process it starts is stopped by its PID when it exits, however it exits.
+set -u
+O=${1:-build/release}
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$PWD
+case $O in /*) ;; *) O=$ROOT/$O ;; esac
+BIN=$O/bin
+PY=/usr/bin/python3
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+OCCUPANTS=${OCCUPANTS:-1000}
+SENDERS=${SENDERS:-10}
+WINDOW=${WINDOW:-1}
+RATE=${RATE:-5}
+SERVERS=${SERVERS:-starling prosody ejabberd relay}
+MEASUREMENTS=${MEASUREMENTS:-sat rate floor}
+OUT=${OUT:-$ROOT/build/bench}
+case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
+RES=$OUT/muc
+PW=password
+NUSERS=$OCCUPANTS
+[ "$NUSERS" -lt 100 ] && NUSERS=100 # the floor's 100 clients
+T_START=$(date +%s)
+
+say() { printf 'muc: %s\n' "$*"; }
+die() { say "$*" >&2; exit 1; }
+
+for p in starling starlingctl starling-bench relay; do
+    [ -x "$BIN/$p" ] || die "$BIN/$p is missing (make first)"
+done
+if [[ " $SERVERS " == *" starling "* ]] && ! "$BIN/starlingctl" sample-config | grep -q '^muc = {'; then
+    say "starling: no muc group in its sample config (no MUC yet): left out"
+    SERVERS=$(echo "$SERVERS" | tr ' ' '\n' | grep -vx starling | tr '\n' ' ')
+fi
+
+STARTED="" TMP=""
+. bench/procs.sh
+
+ADDR_starling=127.0.12.1 ADDR_prosody=127.0.12.2 ADDR_ejabberd=127.0.12.3 ADDR_relay=127.0.12.4
+ST_SED=${STARLING_SED:-}
+# Prosody: the MUC component with its defaults (rooms locked until configured, no
+# occupant limit). ejabberd: mod_muc with its limits above the room's size (by default a
+# room takes 200 users and stops broadcasting presence beyond 1,000).
+PR_EXTRA='Component "conference.localhost" "muc"'
+EJ_MODULES="  mod_muc:
+    host: conference.localhost
+    access_create: all
+    max_users: $((OCCUPANTS + 100))
+    max_users_presence: $((OCCUPANTS + 100))
+    default_room_options:
+      max_users: $((OCCUPANTS + 100))"
+. bench/servers.sh
+
+mkdir -p "$OUT" || exit 1
+rm -rf "$RES"
+mkdir -p "$RES" || exit 1
+install_servers
+servers_init muc
+servers_start
+
+B="$BIN/starling-bench"
+args_of() {
+    case $1 in
+        sat) echo "muc -c $OCCUPANTS --senders $SENDERS -w $WINDOW -d $DURATION" ;;
+        rate) echo "muc -c $OCCUPANTS --senders $SENDERS -r $RATE -d $DURATION" ;;
+        floor) echo "chat -c 100 -w 10 -d $DURATION" ;;
+    esac
+}
+printf 'measurement\tserver\tround\tstatus\tjson\tcommand\n' >"$RES/runs.tsv"
+FAILED=0
+run() { # run MEASUREMENT SERVER ROUND
+    local m=$1 s=$2 r=$3 addr port pid mech json rc
+    addr=$(eval echo \$ADDR_$s) port=$(eval echo \$PORT_$s) pid=$(eval echo \$PID_$s)
+    mech=$(eval echo \$MECH_$s)
+    json=$RES/$m-$s-r$r.json
+    # shellcheck disable=SC2046
+    timeout -k 5 $((DURATION + 400)) "$B" $(args_of "$m") -H "$addr" -p "$port" --mech "$mech" \
+        --password "$PW" --timeout 60 --server-pid "$pid" -q -l "$s" -o "$json" \
+        >"$RES/$m-$s-r$r.out" 2>&1
+    rc=$?
+    [ $rc = 0 ] || FAILED=1
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$s" "$r" "$rc" "$json" \
+        "starling-bench $(args_of "$m") -H $addr -p $port --mech $mech --server-pid $pid" >>"$RES/runs.tsv"
+    printf 'muc: %-5s %-8s round %s: %s\n' "$m" "$s" "$r" \
+        "$($PY bench/ratio-summary --one "$json" 2>/dev/null || echo "no result (exit $rc)")"
+}
+
+say "$ROUNDS round(s) of $MEASUREMENTS, $DURATION s each, $OCCUPANTS occupants, servers:$SERVERS"
+for r in $(seq 1 "$ROUNDS"); do
+    for m in $MEASUREMENTS; do
+        for s in $SERVERS; do
+            case $m/$s in floor/relay) ;; floor/* | */relay) continue ;; esac
+            fresh "$s" && run "$m" "$s" "$r"
+        done
+    done
+done
+for s in $SERVERS; do stop_pid "$(eval echo \$PID_$s)"; done
+
+{
+    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "elapsed_s=$(($(date +%s) - T_START))"
+    printf '%s\n' "rounds=$ROUNDS" "duration=$DURATION" "occupants=$OCCUPANTS" "senders=$SENDERS" \
+        "window=$WINDOW" "rate=$RATE"
+    echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+    echo "ncpu=$(nproc)"
+    echo "starling=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+    echo "prosody=$(dpkg-query -W -f='${Version}' prosody 2>/dev/null)"
+    echo "ejabberd=$(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null)"
+    echo "servers=$SERVERS"
+} >"$RES/meta.env"
+cp "$ST_DIR/starling.conf" "$PR_CFG" "$EJ_DIR/ejabberd.yml" "$RES/" 2>/dev/null
+$PY bench/ratio-summary --muc "$RES" >"$RES/summary.md" || die "the summary failed"
+echo
+cat "$RES/summary.md"
+say "summary: $RES/summary.md; raw results: $RES/ ($(($(date +%s) - T_START)) s in all)"
+exit $FAILED
