@@ -21,14 +21,27 @@ int muc_join(struct buf *b, const char *room, const char *nick)
     return err;
 }
 
-int muc_instant(struct buf *b, const char *room)
+int muc_instant(struct buf *b, const char *room, const char *broadcast)
 {
     int err = buf_puts(b, "<iq type='set' id='" MUC_ID_CREATE "'");
     err = err ? err : xmlw_attr(b, "to", room, strlen(room));
     err = err ? err
               : buf_puts(b, "><query xmlns='" MUC_NS_OWNER "'><x xmlns='jabber:x:data' "
-                            "type='submit'/></query></iq>");
-    return err;
+                            "type='submit'>");
+    if (broadcast) {
+        err = err ? err
+                  : buf_puts(b, "<field var='FORM_TYPE'><value>" MUC_NS "#roomconfig</value>"
+                                "</field><field var='muc#roomconfig_presencebroadcast'>");
+        for (const char *r = broadcast; !err && *r;) {
+            size_t n = strcspn(r, ",");
+            err = buf_puts(b, "<value>");
+            err = err ? err : xmlw_text(b, r, n);
+            err = err ? err : buf_puts(b, "</value>");
+            r += n + (r[n] == ',');
+        }
+        err = err ? err : buf_puts(b, "</field>");
+    }
+    return err ? err : buf_puts(b, "</x></query></iq>");
 }
 
 bool muc_is_self(struct xml_str from, const char *room, const char *nick)

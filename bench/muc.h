@@ -24,8 +24,10 @@
  * </presence> to b. 0 or -ENOMEM. */
 int muc_join(struct buf *b, const char *room, const char *nick);
 
-/* Appends the owner's <iq type='set'> submitting an empty form to ROOM (§10.1.2). */
-int muc_instant(struct buf *b, const char *room);
+/* Appends the owner's <iq type='set'> accepting the default configuration of ROOM
+ * (§10.1.2), but for the roles whose presence the room broadcasts when broadcast is not
+ * NULL: muc#roomconfig_presencebroadcast, one value per comma-separated role. */
+int muc_instant(struct buf *b, const char *room, const char *broadcast);
 
 /* Whether from is ROOM/NICK, our own occupant. */
 bool muc_is_self(struct xml_str from, const char *room, const char *nick);

@@ -89,7 +89,8 @@ void opts_usage(FILE *f)
         "  -s, --size B            bytes of a message body (64)\n"
         "      --ramp R            connections started per second (no limit)\n"
         "      --pending N         logins in progress at once (200)\n"
-        "      --timeout S         seconds a login may take (30)\n"
+        "      --timeout S         seconds a login may take (30); muc: also how long the\n"
+        "                          room may fill without a join completing\n"
         "      --drain S           seconds to wait for stanzas in flight at the end (5)\n"
         "\n"
         "presence and mixed:\n"
@@ -105,6 +106,10 @@ void opts_usage(FILE *f)
         "muc and sm:\n"
         "      --room JID          muc: the room (bench@conference.DOMAIN)\n"
         "      --senders N         muc: how many occupants post, the first N (10)\n"
+        "      --broadcast ROLES   muc: the roles whose presence the new room broadcasts, set\n"
+        "                          in its configuration (moderator: the owner's only, so the\n"
+        "                          room fills in O(N) stanzas); 'all' keeps the server's\n"
+        "                          default, every role (N*N/2 presences to fill it) (moderator)\n"
         "      --ack-every K       sm: request an ack every K stanzas sent, 0 never (1)\n"
         "\n"
         "output:\n"
@@ -275,6 +280,7 @@ enum {
     OPT_ROOM,
     OPT_SENDERS,
     OPT_ACK_EVERY,
+    OPT_BROADCAST,
 };
 
 static const struct option longopts[] = {
@@ -313,6 +319,7 @@ static const struct option longopts[] = {
     {"room", required_argument, NULL, OPT_ROOM},
     {"senders", required_argument, NULL, OPT_SENDERS},
     {"ack-every", required_argument, NULL, OPT_ACK_EVERY},
+    {"broadcast", required_argument, NULL, OPT_BROADCAST},
     {"json", required_argument, NULL, 'o'},
     {"label", required_argument, NULL, 'l'},
     {"server-pid", required_argument, NULL, OPT_PID},
@@ -346,6 +353,7 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
     o->think = 5;
     o->senders = 10;
     o->ack_every = 1;
+    o->broadcast = "moderator";
     o->mix[OPTS_MIX_CHAT] = 50;
     o->mix[OPTS_MIX_PRESENCE] = 20;
     o->mix[OPTS_MIX_IDLE] = 20;
@@ -512,6 +520,9 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
             if (!num(optarg, 1, 10000000, &v))
                 return bad(err, errlen, "--senders: 1..10000000");
             o->senders = (uint32_t)v;
+            break;
+        case OPT_BROADCAST:
+            o->broadcast = strcmp(optarg, "all") ? optarg : NULL;
             break;
         case OPT_ACK_EVERY:
             if (!num(optarg, 0, 1000000, &v))

@@ -71,6 +71,7 @@ struct opts {
     double think;       /* mixed: seconds a churning user stays online */
     const char *room;   /* muc: the room's bare JID */
     uint32_t senders;   /* muc: occupants that post (the first ones) */
+    const char *broadcast; /* muc: roles whose presence the room broadcasts; NULL: all */
     unsigned ack_every; /* sm: an <r/> after this many stanzas sent; 0: never */
     const char *label;
     const char *json;

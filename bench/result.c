@@ -215,7 +215,8 @@ void result_print(const struct result *r, FILE *f)
         fprintf(f, ", body %u B", o->body);
     }
     if (o->scenario == OPTS_MUC)
-        fprintf(f, ", room %s, %u senders", o->room, o->senders);
+        fprintf(f, ", room %s, %u senders, presence of %s broadcast", o->room, o->senders,
+                o->broadcast ? o->broadcast : "all roles");
     if (o->scenario == OPTS_SM)
         fprintf(f, ", XEP-0198 with an <r/> every %u stanzas", o->ack_every);
     if (o->scenario == OPTS_PRESENCE)
@@ -373,6 +374,7 @@ static void json_params(struct json *j, const struct opts *o)
     if (o->scenario == OPTS_MUC) {
         json_str(j, "room", o->room);
         json_u64(j, "senders", o->senders);
+        json_str(j, "broadcast", o->broadcast ? o->broadcast : "all");
     }
     if (o->scenario == OPTS_SM)
         json_u64(j, "ack_every", o->ack_every);

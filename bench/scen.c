@@ -533,7 +533,7 @@ static void muc_presence(struct load_conn *c, const struct xml_event *x)
     case MUC_SELF_CREATED: {
         /* Locked until its owner accepts a configuration (§10.1.2): the defaults. */
         struct buf b = {0};
-        if (muc_instant(&b, o->room) == 0)
+        if (muc_instant(&b, o->room, o->broadcast) == 0)
             xmppc_send(&c->xc, buf_data(&b), buf_used(&b));
         buf_free(&b);
         break;

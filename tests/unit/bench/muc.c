@@ -34,11 +34,20 @@ static void build_test(void)
                "<x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x>"
                "</presence>");
     buf_consume(&b, buf_used(&b));
-    CHECK_INT(muc_instant(&b, "coven@chat.shakespeare.lit"), ==, 0);
+    CHECK_INT(muc_instant(&b, "coven@chat.shakespeare.lit", NULL), ==, 0);
     CHECK_SPAN(buf_data(&b), buf_used(&b),
                "<iq type='set' id='bm-muc-create' to='coven@chat.shakespeare.lit'>"
                "<query xmlns='http://jabber.org/protocol/muc#owner'>"
-               "<x xmlns='jabber:x:data' type='submit'/></query></iq>");
+               "<x xmlns='jabber:x:data' type='submit'></x></query></iq>");
+    buf_consume(&b, buf_used(&b));
+    CHECK_INT(muc_instant(&b, "coven@chat.shakespeare.lit", "moderator,<p>"), ==, 0);
+    CHECK_SPAN(buf_data(&b), buf_used(&b),
+               "<iq type='set' id='bm-muc-create' to='coven@chat.shakespeare.lit'>"
+               "<query xmlns='http://jabber.org/protocol/muc#owner'>"
+               "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'>"
+               "<value>http://jabber.org/protocol/muc#roomconfig</value></field>"
+               "<field var='muc#roomconfig_presencebroadcast'><value>moderator</value>"
+               "<value>&lt;p&gt;</value></field></x></query></iq>");
     buf_free(&b);
 }
 
