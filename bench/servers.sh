@@ -317,6 +317,13 @@ start_ejabberd() {
 # its passwd record written again under the other names. try_register takes ~7.6 ms an
 # account (PBKDF2 in Erlang), over a minute for 10,000.
 make_accounts_ejabberd() {
+    # The port opens before the auth tables exist: a busy machine gets a few tries.
+    local i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        ej_rpc "rpc:call(N, mnesia, wait_for_tables, [[passwd], 1000]) =:= ok orelse halt(1)" \
+            >/dev/null 2>&1 && break
+        sleep 1
+    done
     ej_rpc "
         U1 = {<<\"user1\">>, <<\"localhost\">>},
         case rpc:call(N, ejabberd_auth, try_register, [<<\"user1\">>, <<\"localhost\">>, <<\"$PW\">>]) of
