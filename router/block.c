@@ -433,3 +433,18 @@ out:
         free(jids[i]);
     free(jids);
 }
+
+static void block_features(const struct shard *s, bool remote, struct buf *b)
+{
+    (void)s, (void)remote;
+    buf_puts(b, "<feature var='" NS_BLOCKING "'/>");
+}
+
+static const char *const block_ns[] = {NS_BLOCKING, NULL};
+const struct module mod_blocking = {
+    .name = "blocking",
+    .iq_ns = block_ns,
+    .iq_own = block_iq,
+    .iq_other = iq_forbidden,
+    .disco_server = block_features,
+};

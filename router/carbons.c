@@ -169,3 +169,25 @@ void carbons_iq(struct shard *s, struct session *ss, const struct stanza *st, co
     }
     iq_result(s, st, id, NULL, 0);
 }
+
+static void carbons_own(struct shard *s, struct user *u, struct session *ss,
+                        const struct stanza *st, const struct xml_node *iq,
+                        const struct xml_node *q)
+{
+    (void)u;
+    carbons_iq(s, ss, st, xml_node_attr(iq, "id"), q);
+}
+
+static void carbons_features(const struct shard *s, bool remote, struct buf *b)
+{
+    (void)s, (void)remote;
+    buf_puts(b, "<feature var='" NS_CARBONS "'/>");
+}
+
+static const char *const carbons_ns[] = {NS_CARBONS, NULL};
+const struct module mod_carbons = {
+    .name = "carbons",
+    .iq_ns = carbons_ns,
+    .iq_own = carbons_own,
+    .disco_server = carbons_features,
+};

@@ -17,6 +17,7 @@
 static void loaded(struct shard *s, struct user *u)
 {
     u->state = USER_READY;
+    mod_user_loaded(s, u); /* before the frames that waited for the state */
     /* Replay in order. A replayed frame may queue nothing new: the state is here. */
     u->busy++;
     while (u->pend_head) {

@@ -304,3 +304,14 @@ void offline_subreqs(struct shard *s, struct user *u, struct session *ss)
     if (store_subreq_list(s->store, user, on_subreqs, c) < 0)
         on_subreqs(c, -EIO, NULL);
 }
+
+static void offline_features(const struct shard *s, bool remote, struct buf *b)
+{
+    (void)s, (void)remote;
+    buf_puts(b, "<feature var='msgoffline'/>");
+}
+
+const struct module mod_offline = {
+    .name = "offline",
+    .disco_server = offline_features,
+};

@@ -571,5 +571,6 @@ void presence_end_session(struct shard *s, struct user *u, struct session *ss)
         }
         buf_free(&b);
     }
+    mod_session_end(s, u, ss);
     session_remove(u, ss);
 }

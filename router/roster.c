@@ -438,3 +438,28 @@ void roster_iq(struct shard *s, struct user *u, struct session *ss, const struct
     else
         roster_set(s, u, st, id, q);
 }
+
+static void roster_own(struct shard *s, struct user *u, struct session *ss,
+                       const struct stanza *st, const struct xml_node *iq,
+                       const struct xml_node *q)
+{
+    if (!strcmp(q->name.p, "query"))
+        roster_iq(s, u, ss, st, iq, q);
+    else
+        out_error(s, st, "cancel", "service-unavailable");
+}
+
+static void roster_features(const struct shard *s, bool remote, struct buf *b)
+{
+    (void)s, (void)remote;
+    buf_puts(b, "<feature var='" NS_ROSTER "'/>");
+}
+
+static const char *const roster_ns[] = {NS_ROSTER, NULL};
+const struct module mod_roster = {
+    .name = "roster",
+    .iq_ns = roster_ns,
+    .iq_own = roster_own,
+    .iq_other = iq_forbidden,
+    .disco_server = roster_features,
+};

@@ -59,13 +59,15 @@ void route_forward(struct shard *s, const struct stanza *st)
                   RK_INBOUND, st->frame, frame_len(st), NULL, 0);
 }
 
-void route_outbound(struct shard *s, const struct stanza *st)
+void route_outbound(struct shard *s, const struct stanza *in)
 {
-    const struct proto_stanza *h = st->h;
-    struct user *u = user_find(&s->users, h->key, st->from, st->from_bare_len);
+    const struct proto_stanza *h = in->h;
+    struct user *u = user_find(&s->users, h->key, in->from, in->from_bare_len);
     struct session *ss = u ? session_by_conn(u, h->conn) : NULL;
     if (!ss)
         return;
+    struct stanza m = *in; /* a module may point raw at a changed copy */
+    const struct stanza *st = &m;
 
     if (h->flags & PROTO_STANZA_TO_SERVER) {
         if (h->kind == PROTO_PRESENCE && !st->to_len)
@@ -84,6 +86,8 @@ void route_outbound(struct shard *s, const struct stanza *st)
                             "<blocked xmlns='urn:xmpp:blocking:errors'/>");
         return;
     }
+    if (mod_outbound(s, u, ss, &m))
+        return;
     if (h->kind == PROTO_PRESENCE) {
         if (h->type >= PROTO_PRES_SUBSCRIBE && h->type <= PROTO_PRES_UNSUBSCRIBED)
             sub_outbound(s, u, st);
@@ -179,14 +183,16 @@ static void no_account(struct shard *s, const struct stanza *st)
     }
 }
 
-void route_inbound(struct shard *s, const struct stanza *st)
+void route_inbound(struct shard *s, const struct stanza *in)
 {
-    const struct proto_stanza *h = st->h;
-    struct user *u = user_get(&s->users, h->to_key, st->to, st->to_bare_len);
+    const struct proto_stanza *h = in->h;
+    struct user *u = user_get(&s->users, h->to_key, in->to, in->to_bare_len);
     if (!u)
         return;
-    if (!load_ready(s, u, RK_INBOUND, st->frame, frame_len(st)))
+    if (!load_ready(s, u, RK_INBOUND, in->frame, frame_len(in)))
         return; /* processed again once u's state is here */
+    struct stanza m = *in; /* a module may point raw at a changed copy */
+    const struct stanza *st = &m;
 
     if (!u->exists) {
         no_account(s, st);
@@ -194,6 +200,8 @@ void route_inbound(struct shard *s, const struct stanza *st)
         /* XEP-0191 §3.4: the recipient blocked the sender; nothing is delivered. */
         if (h->kind == PROTO_MESSAGE || (h->kind == PROTO_IQ && h->type <= PROTO_IQ_SET))
             out_error(s, st, "cancel", "service-unavailable");
+    } else if (mod_inbound(s, u, &m)) {
+        /* a module took it */
     } else if (h->kind == PROTO_PRESENCE) {
         if (h->type >= PROTO_PRES_SUBSCRIBE && h->type <= PROTO_PRES_UNSUBSCRIBED)
             sub_inbound(s, u, st);

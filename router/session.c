@@ -29,8 +29,10 @@ static void session_free(struct session *s)
     free(s);
 }
 
-static void user_free(struct user *u)
+static void user_free(struct user_table *t, struct user *u)
 {
+    if (t->shard)
+        mod_user_free(t->shard, u);
     while (u->sessions) {
         struct session *s = u->sessions;
         u->sessions = s->next;
@@ -53,7 +55,7 @@ void users_free(struct user_table *t)
         struct user *u = t->buckets[i];
         while (u) {
             struct user *next = u->next;
-            user_free(u);
+            user_free(t, u);
             u = next;
         }
     }
@@ -131,7 +133,7 @@ void user_release(struct user_table *t, struct user *u)
     if (*pp)
         *pp = u->next;
     t->count--;
-    user_free(u);
+    user_free(t, u);
 }
 
 struct session *session_find(struct user *u, const char *res, size_t len)

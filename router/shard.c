@@ -463,13 +463,17 @@ int shard_init(struct shard *s)
     if (s->store)
         store_client_tags(s->store, &tag_ops, s);
     users_init(&s->users);
+    s->users.shard = s;
     arena_init(&s->arena, 16384);
-    return s->users.buckets ? 0 : -ENOMEM;
+    if (!s->users.buckets)
+        return -ENOMEM;
+    return mod_shard_init(s);
 }
 
 void shard_free(struct shard *s)
 {
     users_free(&s->users);
+    mod_shard_free(s);
     rlog_free(s);
     store_client_free(s->store);
     s->store = NULL;
