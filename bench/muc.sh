@@ -103,7 +103,6 @@ install_servers
 servers_init muc
 servers_start
 
-B="$BIN/starling-bench"
 # Logins 50 at a time: 1,000 at once on a loaded machine keep ejabberd's presence echo
 # past the generator's 2 s wait. --timeout is also how long the room may fill without
 # progress; a slow room gets 30 s to deliver what was posted before the end.
@@ -117,47 +116,22 @@ args_of() {
 }
 printf 'measurement\tserver\tround\tstatus\tjson\tcommand\n' >"$RES/runs.tsv"
 FAILED=0
-run() { # run MEASUREMENT SERVER ROUND
-    local m=$1 s=$2 r=$3 addr port pid mech json rc
-    addr=$(eval echo \$ADDR_$s) port=$(eval echo \$PORT_$s) pid=$(eval echo \$PID_$s)
-    mech=$(eval echo \$MECH_$s)
-    json=$RES/$m-$s-r$r.json
-    # shellcheck disable=SC2046
-    timeout -k 5 $((DURATION + 3 * JOIN_TIMEOUT + 120)) "$B" $(args_of "$m") -H "$addr" -p "$port" \
-        --mech "$mech" --password "$PW" --server-pid "$pid" -q -l "$s" -o "$json" \
-        >"$RES/$m-$s-r$r.out" 2>&1
-    rc=$?
-    [ $rc = 0 ] || FAILED=1
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$s" "$r" "$rc" "$json" \
-        "starling-bench $(args_of "$m") -H $addr -p $port --mech $mech --server-pid $pid" >>"$RES/runs.tsv"
-    printf 'muc: %-5s %-8s round %s: %s\n' "$m" "$s" "$r" \
-        "$($PY bench/ratio-summary --one "$json" 2>/dev/null || echo "no result (exit $rc)")"
-}
-
 say "$ROUNDS round(s) of $MEASUREMENTS, $DURATION s each, $OCCUPANTS occupants, servers:$SERVERS"
 for r in $(seq 1 "$ROUNDS"); do
     for m in $MEASUREMENTS; do
         for s in $SERVERS; do
             case $m/$s in floor/relay) ;; floor/* | */relay) continue ;; esac
-            fresh "$s" && run "$m" "$s" "$r"
+            fresh "$s" || continue
+            # shellcheck disable=SC2046
+            run_one "$m" "$s" "$r" $((DURATION + 3 * JOIN_TIMEOUT + 120)) $(args_of "$m")
+            [ $RC = 0 ] || FAILED=1
         done
     done
 done
 for s in $SERVERS; do stop_pid "$(eval echo \$PID_$s)"; done
 
-{
-    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "elapsed_s=$(($(date +%s) - T_START))"
-    printf '%s\n' "rounds=$ROUNDS" "duration=$DURATION" "occupants=$OCCUPANTS" "senders=$SENDERS" \
-        "window=$WINDOW" "rate=$RATE" "broadcast=$BROADCAST"
-    echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-    echo "ncpu=$(nproc)"
-    echo "starling=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
-    echo "prosody=$(dpkg-query -W -f='${Version}' prosody 2>/dev/null)"
-    echo "ejabberd=$(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null)"
-    echo "servers=$SERVERS"
-} >"$RES/meta.env"
-cp "$ST_DIR/starling.conf" "$PR_CFG" "$EJ_DIR/ejabberd.yml" "$RES/" 2>/dev/null
+write_meta "rounds=$ROUNDS" "duration=$DURATION" "occupants=$OCCUPANTS" "senders=$SENDERS" \
+    "window=$WINDOW" "rate=$RATE" "broadcast=$BROADCAST"
 $PY bench/ratio-summary --muc "$RES" >"$RES/summary.md" || die "the summary failed"
 echo
 cat "$RES/summary.md"

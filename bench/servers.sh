@@ -17,7 +17,8 @@
 # Then: install_servers, servers_init NAME (TMP, a fresh /tmp/starling-NAME.*, the servers'
 # folders in it, free ports), servers_start (sets up and starts each of SERVERS,
 # checks a login on the last account, and keeps in SERVERS those that work, with
-# PORT_s, PID_s, MECH_s, ADDR_s), fresh S (restarts server S and waits until it is quiet).
+# PORT_s, PID_s, MECH_s, ADDR_s), fresh S (restarts server S and waits until it is quiet);
+# for muc.sh and sm.sh, run_one (one starling-bench run recorded in RES) and write_meta.
 # Processes are recorded in STARTED for bench/procs.sh, which must be sourced too.
 
 SUDO=
@@ -339,10 +340,18 @@ make_accounts_ejabberd() {
 # ---- the floor ------------------------------------------------------------------------------
 # No accounts: it takes any PLAIN login on trust, so the login check below settles on PLAIN.
 start_relay() {
-    "$BIN/relay" -H "$ADDR_relay" -p "$RL_PORT" >>"$TMP/relay.log" 2>&1 &
-    PID_relay=$!
-    STARTED="$STARTED $PID_relay"
-    wait_port "$ADDR_relay" "$RL_PORT" "$PID_relay" || { tail -n 20 "$TMP/relay.log"; return 1; }
+    # A relay just stopped may hold its port for a moment after it exited (the kernel
+    # tears its io_uring, and the listening socket with it, down afterwards): a few tries.
+    local i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        "$BIN/relay" -H "$ADDR_relay" -p "$RL_PORT" >>"$TMP/relay.log" 2>&1 &
+        PID_relay=$!
+        STARTED="$STARTED $PID_relay"
+        wait_port "$ADDR_relay" "$RL_PORT" "$PID_relay" && return 0
+        sleep 0.5
+    done
+    tail -n 20 "$TMP/relay.log"
+    return 1
 }
 
 # ---- start everything ------------------------------------------------------------------------
@@ -416,3 +425,39 @@ fresh() {
     fi
 }
 
+
+# ---- runs of bench/muc.sh and bench/sm.sh ----------------------------------------------------
+# run_one MEASUREMENT SERVER ROUND LIMIT ARGS...: starling-bench ARGS against SERVER (its
+# address, port, mechanism and PID added), at most LIMIT seconds; its JSON and output go
+# to RES, a line to RES/runs.tsv (which the caller starts with its header), one about the
+# result to stdout. The exit status is left in RC.
+run_one() {
+    local m=$1 s=$2 r=$3 limit=$4 addr port pid mech json
+    shift 4
+    addr=$(eval echo \$ADDR_$s) port=$(eval echo \$PORT_$s) pid=$(eval echo \$PID_$s)
+    mech=$(eval echo \$MECH_$s)
+    json=$RES/$m-$s-r$r.json
+    timeout -k 5 "$limit" "$BIN/starling-bench" "$@" -H "$addr" -p "$port" --mech "$mech" \
+        --password "$PW" --server-pid "$pid" -q -l "$s" -o "$json" >"$RES/$m-$s-r$r.out" 2>&1
+    RC=$?
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$s" "$r" "$RC" "$json" \
+        "starling-bench $* -H $addr -p $port --mech $mech --server-pid $pid" >>"$RES/runs.tsv"
+    say "$(printf '%-5s %-8s round %s: %s' "$m" "$s" "$r" \
+        "$($PY bench/ratio-summary --one "$json" 2>/dev/null || echo "no result (exit $RC)")")"
+}
+
+# write_meta KEY=VALUE...: RES/meta.env, the machine and versions with the caller's keys.
+write_meta() {
+    {
+        echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "elapsed_s=$(($(date +%s) - T_START))"
+        printf '%s\n' "$@"
+        echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+        echo "ncpu=$(nproc)"
+        echo "starling=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+        echo "prosody=$(dpkg-query -W -f='${Version}' prosody 2>/dev/null)"
+        echo "ejabberd=$(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null)"
+        echo "servers=$SERVERS"
+    } >"$RES/meta.env"
+    cp "$ST_DIR/starling.conf" "$PR_CFG" "$EJ_DIR/ejabberd.yml" "$RES/" 2>/dev/null
+}

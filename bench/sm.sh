@@ -94,7 +94,6 @@ install_servers
 servers_init sm
 servers_start
 
-B="$BIN/starling-bench"
 args_of() {
     case $1 in
         chat | mam) echo "chat -c $CLIENTS $LOAD -d $DURATION" ;;
@@ -103,26 +102,6 @@ args_of() {
 }
 printf 'measurement\tserver\tround\tstatus\tjson\tcommand\n' >"$RES/runs.tsv"
 FAILED=0
-run() { # run MEASUREMENT SERVER ROUND
-    local m=$1 s=$2 r=$3 addr port pid mech json rc
-    addr=$(eval echo \$ADDR_$s) port=$(eval echo \$PORT_$s) pid=$(eval echo \$PID_$s)
-    mech=$(eval echo \$MECH_$s)
-    json=$RES/$m-$s-r$r.json
-    # shellcheck disable=SC2046
-    timeout -k 5 $((DURATION + 120)) "$B" $(args_of "$m") -H "$addr" -p "$port" --mech "$mech" \
-        --password "$PW" --server-pid "$pid" -q -l "$s" -o "$json" >"$RES/$m-$s-r$r.out" 2>&1
-    rc=$?
-    case $rc/$m/$s in
-        0/*) ;;
-        3/sm/starling) say "starling: no stream management yet (exit 3)" ;;
-        *) FAILED=1 ;;
-    esac
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$s" "$r" "$rc" "$json" \
-        "starling-bench $(args_of "$m") -H $addr -p $port --mech $mech --server-pid $pid" >>"$RES/runs.tsv"
-    printf 'sm: %-4s %-8s round %s: %s\n' "$m" "$s" "$r" \
-        "$($PY bench/ratio-summary --one "$json" 2>/dev/null || echo "no result (exit $rc)")"
-}
-
 say "$ROUNDS round(s) of $MEASUREMENTS, $DURATION s each, $CLIENTS clients $LOAD, servers:$SERVERS"
 for r in $(seq 1 "$ROUNDS"); do
     for s in $SERVERS; do
@@ -132,25 +111,23 @@ for r in $(seq 1 "$ROUNDS"); do
                 continue
             fi
             [ "$m" = mam ] && configure "$s" mam
-            fresh "$s" && run "$m" "$s" "$r"
+            if fresh "$s"; then
+                # shellcheck disable=SC2046
+                run_one "$m" "$s" "$r" $((DURATION + 120)) $(args_of "$m")
+                case $RC/$m/$s in
+                    0/*) ;;
+                    3/sm/starling) say "starling: no stream management yet (exit 3)" ;;
+                    *) FAILED=1 ;;
+                esac
+            fi
             [ "$m" = mam ] && configure "$s" base
         done
     done
 done
 for s in $SERVERS; do stop_pid "$(eval echo \$PID_$s)"; done
 
-{
-    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "elapsed_s=$(($(date +%s) - T_START))"
-    printf '%s\n' "rounds=$ROUNDS" "duration=$DURATION" "clients=$CLIENTS" \
-        "load=$LOAD, an <r/> every $ACK_EVERY stanzas in the sm runs"
-    echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-    echo "starling=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
-    echo "prosody=$(dpkg-query -W -f='${Version}' prosody 2>/dev/null)"
-    echo "ejabberd=$(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null)"
-    echo "servers=$SERVERS"
-} >"$RES/meta.env"
-cp "$ST_DIR/starling.conf" "$PR_CFG" "$EJ_DIR/ejabberd.yml" "$RES/" 2>/dev/null
+write_meta "rounds=$ROUNDS" "duration=$DURATION" "clients=$CLIENTS" \
+    "load=$LOAD, an <r/> every $ACK_EVERY stanzas in the sm runs"
 $PY bench/ratio-summary --sm "$RES" >"$RES/summary.md" || die "the summary failed"
 echo
 cat "$RES/summary.md"

@@ -157,44 +157,33 @@ done
 SERVER=$RELAY LABEL=relay run relay-chat 0 chat -p "$RELAY_PORT" -c 10 -w 5 -d 1 --mech PLAIN
 SERVER=$RELAY LABEL=relay run relay-login 0 login -p "$RELAY_PORT" -c 4 --users 20 -d 1 --mech PLAIN
 
-# Federation: bench/federation.sh with a starling pair only, a second of each run.
-echo "== federation: ROUNDS=1 DURATION=1 CLIENTS=20 SERVERS=starling bench/federation.sh"
-if ROUNDS=1 DURATION=1 CLIENTS=20 PRATE=5 SERVERS=starling OUT="$DIR/federation" \
-    bench/federation.sh "$BIN/.." >"$DIR/federation.out" 2>&1; then
-    grep '^federation: ' "$DIR/federation.out" | sed 's/^/   /'
-    echo "   PASS"
-    passed=$((passed + 1))
-else
-    sed 's/^/   /' "$DIR/federation.out" | tail -n 40
-    echo "   FAIL"
-    failed=$((failed + 1))
-fi
-
-# bench/sm.sh (and through it bench/servers.sh, which compare.sh and muc.sh share) with
-# starling alone; its sm run may end with status 3 until the server has XEP-0198.
-echo "== sm.sh: ROUNDS=1 DURATION=1 CLIENTS=10 SERVERS=starling bench/sm.sh"
-if ROUNDS=1 DURATION=1 CLIENTS=10 SERVERS=starling OUT="$DIR/sm" \
-    bench/sm.sh "$BIN/.." >"$DIR/sm.out" 2>&1; then
-    grep '^sm: \|^| starling' "$DIR/sm.out" | sed 's/^/   /'
-    echo "   PASS"
-    passed=$((passed + 1))
-else
-    sed 's/^/   /' "$DIR/sm.out" | tail -n 40
-    echo "   FAIL"
-    failed=$((failed + 1))
-fi
-if [ $HAVE_MUC = 1 ]; then
-    echo "== muc.sh: ROUNDS=1 DURATION=1 OCCUPANTS=20 SERVERS='starling relay' bench/muc.sh"
-    if ROUNDS=1 DURATION=1 OCCUPANTS=20 SERVERS="starling relay" OUT="$DIR/muc" \
-        bench/muc.sh "$BIN/.." >"$DIR/muc.out" 2>&1; then
-        grep '^muc: ' "$DIR/muc.out" | sed 's/^/   /'
+# script NAME PATTERN CMD...: one of bench/'s side-by-side scripts, briefly; the lines of
+# its output matching PATTERN are shown when it passes, its tail when it fails.
+script() {
+    name=$1 pat=$2
+    shift 2
+    echo "== $name: $*"
+    if "$@" >"$DIR/$name.out" 2>&1; then
+        grep "$pat" "$DIR/$name.out" | sed 's/^/   /'
         echo "   PASS"
         passed=$((passed + 1))
     else
-        sed 's/^/   /' "$DIR/muc.out" | tail -n 40
+        sed 's/^/   /' "$DIR/$name.out" | tail -n 40
         echo "   FAIL"
         failed=$((failed + 1))
     fi
+}
+
+# Federation: bench/federation.sh with a starling pair only, a second of each run.
+script federation '^federation: ' env ROUNDS=1 DURATION=1 CLIENTS=20 PRATE=5 SERVERS=starling \
+    OUT="$DIR/federation" bench/federation.sh "$BIN/.."
+# bench/sm.sh (and through it bench/servers.sh, which compare.sh and muc.sh share) with
+# starling alone; its sm run may end with status 3 until the server has XEP-0198.
+script sm.sh '^sm: \|^| starling' env ROUNDS=1 DURATION=1 CLIENTS=10 SERVERS=starling \
+    OUT="$DIR/sm" bench/sm.sh "$BIN/.."
+if [ $HAVE_MUC = 1 ]; then
+    script muc.sh '^muc: ' env ROUNDS=1 DURATION=1 OCCUPANTS=20 SERVERS="starling relay" \
+        OUT="$DIR/muc" bench/muc.sh "$BIN/.."
 else
     skip muc.sh "no MUC in this starling yet"
 fi
