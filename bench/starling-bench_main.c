@@ -310,8 +310,8 @@ static void control(struct ctl *c)
             break;
         case LOAD_VERIFY:
             if (o->scenario == OPTS_MUC) {
-                /* Everybody joins; each join is broadcast to the occupants before it, so
-                 * a big room takes a while: wait while joins keep coming. */
+                /* Everybody joins; a room that broadcasts every occupant's presence
+                 * costs N*N/2 stanzas to fill: wait while joins keep completing. */
                 uint64_t settled = v[ST_MUC_JOINED] + v[ST_MUC_REFUSED];
                 if (settled != progress) {
                     progress = settled;
