@@ -598,6 +598,11 @@ static void caps_presence_in(struct shard *s, struct user *v, const char *from, 
     size_t bl = slash ? (size_t)(slash - from) : from_len;
     if (!p || !slash || (bl == v->bare_len && !memcmp(from, v->bare, bl)))
         return; /* nobody here cares (no session came online), or one of v's own */
+    /* Most presence has no capabilities and comes from nobody tracked: not parsed. (The
+     * namespace can only be declared in the stanza: standalone, it binds no prefix.) */
+    if (!memmem(stanza, len, NS_CAPS, sizeof NS_CAPS - 1) &&
+        !res_find(&p->contacts, from, from_len, NULL))
+        return;
     if (!pres_caps_read(s, stanza, len, &pc))
         return;
     res_seen(s, v, &p->contacts, 0, from, from_len, &pc, true);

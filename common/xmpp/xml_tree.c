@@ -182,10 +182,12 @@ int xml_node_write(struct buf *b, const struct xml_node *n, const char *parent_n
     unsigned prefixes = 0;
     for (unsigned i = 0; i < n->nattrs; i++) {
         const struct xml_tree_attr *at = &n->attrs[i];
+        char name[16 + 1024];
+        if (at->name.len > 1000)
+            return -EINVAL; /* longer than any name a stanza within limits carries */
         if ((!at->ns.len && !strcmp(at->name.p, "xmlns")) ||
             (at->ns.len && !strcmp(at->ns.p, XML_NS_XMLNS)))
             continue; /* declarations: written where needed */
-        char name[16 + 1024];
         if (!at->ns.len) {
             snprintf(name, sizeof name, "%s", at->name.p);
         } else if (!strcmp(at->ns.p, XML_NS_XML)) {
@@ -196,15 +198,14 @@ int xml_node_write(struct buf *b, const struct xml_node *n, const char *parent_n
             rc |= xmlw_attr(b, decl, at->ns.p, at->ns.len);
             snprintf(name, sizeof name, "a%u:%s", prefixes++, at->name.p);
         }
-        if (at->name.len > 1000)
-            return -EINVAL;
         rc |= xmlw_attr(b, name, at->value.p, at->value.len);
     }
     if (!n->children)
-        return rc | buf_puts(b, "/>");
+        return rc || buf_puts(b, "/>") ? -ENOMEM : 0;
     rc |= buf_puts(b, ">");
     for (const struct xml_node *c = n->children; c && !rc; c = c->next)
-        rc |= xml_node_write(b, c, n->ns.p);
+        if ((rc = xml_node_write(b, c, n->ns.p)) == -EINVAL)
+            return rc;
     rc |= buf_puts(b, "</");
     rc |= buf_append(b, n->name.p, n->name.len);
     rc |= buf_puts(b, ">");
