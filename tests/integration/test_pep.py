@@ -311,6 +311,59 @@ def test_notifications_follow_caps(node):
             assert [i for i, _ in event_items(e)] == ["g2"]
 
 
+def caps_ver_full(identities, features, forms):
+    """XEP-0115 §5.1 with xml:lang and extended forms (§5.4): identities as (category,
+    type, lang, name), forms as {FORM_TYPE: {var: [values]}}."""
+    s = "".join("/".join(i) + "<" for i in sorted(identities))
+    s += "".join(f + "<" for f in sorted(features))
+    for ft in sorted(forms):
+        s += ft + "<"
+        for var in sorted(forms[ft]):
+            s += var + "<" + "".join(v + "<" for v in sorted(forms[ft][var]))
+    return base64.b64encode(hashlib.sha1(s.encode()).digest()).decode()
+
+
+SOFTWARE = "urn:xmpp:dataforms:softwareinfo"
+PSI_IDS = [("client", "pc", "en", "Psi 0.11"), ("client", "pc", "el", "Ψ 0.11")]
+PSI_FORM = {SOFTWARE: {"ip_version": ["ipv4", "ipv6"], "os": ["Mac"], "os_version": ["10.5.1"],
+                       "software": ["Psi"], "software_version": ["0.11"]}}
+
+
+def disco_answer(ids, features, forms):
+    body = "".join(f"<identity category='{c}' type='{t}' xml:lang='{l}' name={quoteattr(n)}/>" for c, t, l, n in ids)
+    body += "".join(f"<feature var={quoteattr(f)}/>" for f in features)
+    for ft, fields in forms.items():
+        body += f"<x xmlns='{DATA}' type='result'><field var='FORM_TYPE' type='hidden'><value>{ft}</value></field>"
+        for var, vals in fields.items():
+            body += f"<field var='{var}'>" + "".join(f"<value>{v}</value>" for v in vals) + "</field>"
+        body += "</x>"
+    return body
+
+
+def test_caps_with_forms_verified(node):
+    """§5.3's complex example: identities with xml:lang, an extended form. The answer that
+    hashes to the 'ver' is trusted (the resource gets notifications), one whose form
+    differs is not."""
+    assert caps_ver_full(PSI_IDS, [CAPS, DISCO_INFO, DISCO_ITEMS, "http://jabber.org/protocol/muc"],
+                         PSI_FORM) == "q07IKJEyjvHSyhy//CH0CxmKi8w="  # the example's own
+    on, cn = node.new_users(2, "pepf")
+    feats = [CAPS, DISCO_INFO, GEOLOC + "+notify", "urn:test:" + new_id("f")]
+    ver = caps_ver_full(PSI_IDS, feats, PSI_FORM)
+    with connect(node, on, "o") as o, connect(node, cn, "good") as good, connect(node, cn, "bad") as bad:
+        befriend(o, good)
+        for c, form in ((good, PSI_FORM), (bad, {SOFTWARE: dict(PSI_FORM[SOFTWARE], os=["Linux"])})):
+            v = ver if c is good else caps_ver_full(PSI_IDS, feats + ["urn:test:bad"], PSI_FORM)
+            c.send(f"<presence><c xmlns='{CAPS}' hash='sha-1' node='urn:psi' ver='{v}'/></presence>")
+            ask = c.wait_for(lambda e: e.tag == q(NS_CLIENT, "iq") and e.get("type") == "get", what="the query")
+            fs = feats + (["urn:test:bad"] if c is bad else [])
+            c.send(f"<iq type='result' id={quoteattr(ask.get('id'))} to={quoteattr(ask.get('from'))}>"
+                   f"<query xmlns='{DISCO_INFO}' node='urn:psi#{v}'>{disco_answer(PSI_IDS, fs, form)}</query></iq>")
+            c.settle()
+        assert publish(o, GEOLOC, geo("psi"), "p1").get("type") == "result"
+        good.wait_for(is_event(GEOLOC), what="the event")
+        no_event(bad, GEOLOC)
+
+
 def test_last_items_when_the_owner_comes(node):
     """The owner's first session loads its nodes: contacts online with +notify get the
     last items then (XEP-0163 §4.3.2), the owner's resource too."""
