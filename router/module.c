@@ -7,8 +7,8 @@
 #include <string.h>
 
 const struct module *const mod_table[] = {
-    &mod_disco, &mod_ping,   &mod_version, &mod_roster,
-    &mod_blocking, &mod_carbons, &mod_offline, &mod_pep, &mod_pep_caps, &mod_private, &mod_vcard, NULL,
+    &mod_disco,   &mod_ping, &mod_version,  &mod_roster,  &mod_blocking, &mod_carbons,
+    &mod_offline, &mod_pep,  &mod_pep_caps, &mod_private, &mod_vcard,    NULL,
 };
 
 const struct module *mod_for_ns(const char *ns)

@@ -252,8 +252,8 @@ static void conf_apply(struct shard *s, struct user *u, struct pep_node *n,
     pep_store(s, u, STORE_PEP_CONFIG, n->name, "", row, strlen(row), 0);
     if (was_persist != n->persist) {
         for (struct pep_item *it = n->oldest; it; it = it->next)
-            pep_store(s, u, STORE_PEP_ITEM, n->name, it->id, n->persist ? it->xml : NULL,
-                      it->len, 0);
+            pep_store(s, u, STORE_PEP_ITEM, n->name, it->id, n->persist ? it->xml : NULL, it->len,
+                      0);
     }
     node_trim(s, u, n, true);
 }
@@ -314,8 +314,8 @@ static void refuse(struct shard *s, const struct stanza *st, const struct pep_no
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
-static void err_pubsub(struct shard *s, const struct stanza *st, const char *type,
-                       const char *cond, const char *pubsub_cond)
+static void err_pubsub(struct shard *s, const struct stanza *st, const char *type, const char *cond,
+                       const char *pubsub_cond)
 {
     char extra[128];
     snprintf(extra, sizeof extra, "<%s xmlns='" NS_PUBSUB_ERRORS "'/>", pubsub_cond);
@@ -329,20 +329,34 @@ static void result_buf(struct shard *s, const struct stanza *st, const struct xm
     buf_free(b);
 }
 
+/* The node req names; NULL after answering when it names none or one that is not. */
+static struct pep_node *node_of(struct shard *s, struct pep_user *p, const struct stanza *st,
+                                const struct xml_node *req)
+{
+    const char *name = xml_node_attr(req, "node");
+    struct pep_node *n = name && name[0] ? pep_node_find(p, name) : NULL;
+    if (!name || !name[0])
+        err_pubsub(s, st, "modify", "bad-request", "nodeid-required");
+    else if (!n)
+        out_error(s, st, "cancel", "item-not-found");
+    return n;
+}
+
+void pep_item_xml(struct buf *b, const struct pep_item *it)
+{
+    buf_puts(b, "<item");
+    xmlw_attr(b, "id", it->id, strlen(it->id));
+    buf_puts(b, ">");
+    buf_append(b, it->xml, it->len);
+    buf_puts(b, "</item>");
+}
+
 static void items_get(struct shard *s, struct user *u, const struct stanza *st,
                       const struct xml_node *iq, const struct xml_node *req)
 {
-    struct pep_user *p = u->mod[MOD_SLOT_PEP];
-    const char *name = xml_node_attr(req, "node");
-    if (!name || !name[0]) {
-        err_pubsub(s, st, "modify", "bad-request", "nodeid-required");
+    struct pep_node *n = node_of(s, u->mod[MOD_SLOT_PEP], st, req);
+    if (!n)
         return;
-    }
-    struct pep_node *n = pep_node_find(p, name);
-    if (!n) {
-        out_error(s, st, "cancel", "item-not-found");
-        return;
-    }
     if (!pep_allowed(u, n, st->from, st->from_bare_len)) {
         refuse(s, st, n);
         return;
@@ -370,11 +384,7 @@ static void items_get(struct shard *s, struct user *u, const struct stanza *st,
             if (!asked)
                 continue;
         }
-        buf_puts(&b, "<item");
-        xmlw_attr(&b, "id", it->id, strlen(it->id));
-        buf_puts(&b, ">");
-        buf_append(&b, it->xml, it->len);
-        buf_puts(&b, "</item>");
+        pep_item_xml(&b, it);
     }
     buf_puts(&b, "</items></pubsub>");
     result_buf(s, st, iq, &b);
@@ -479,11 +489,7 @@ static void publish(struct shard *s, struct user *u, const struct stanza *st,
     result_buf(s, st, iq, &b);
 
     struct buf ev = {0};
-    buf_puts(&ev, "<item");
-    xmlw_attr(&ev, "id", id, strlen(id));
-    buf_puts(&ev, ">");
-    buf_append(&ev, xml, len);
-    buf_puts(&ev, "</item>");
+    pep_item_xml(&ev, n->newest);
     pep_notify(s, u, n, buf_data(&ev), buf_used(&ev));
     buf_free(&ev);
 }
@@ -526,8 +532,7 @@ static void retract(struct shard *s, struct user *u, const struct stanza *st,
 }
 
 static void create(struct shard *s, struct user *u, const struct stanza *st,
-                   const struct xml_node *iq, const struct xml_node *ps,
-                   const struct xml_node *req)
+                   const struct xml_node *iq, const struct xml_node *ps, const struct xml_node *req)
 {
     struct pep_user *p = u->mod[MOD_SLOT_PEP];
     const char *name = xml_node_attr(req, "node");
@@ -567,22 +572,15 @@ static void owner(struct shard *s, struct user *u, const struct stanza *st,
     for (struct xml_node *c = q->children; c && !req; c = c->next)
         if (c->name.p)
             req = c;
-    const char *name = req ? xml_node_attr(req, "node") : NULL;
     bool get = st->h->type == PROTO_IQ_GET;
     if (!req || (strcmp(req->name.p, "configure") && strcmp(req->name.p, "delete"))) {
         out_error_extra(s, st, "cancel", "feature-not-implemented",
                         "<unsupported xmlns='" NS_PUBSUB_ERRORS "' feature='config-node'/>");
         return;
     }
-    if (!name || !name[0]) {
-        err_pubsub(s, st, "modify", "bad-request", "nodeid-required");
+    struct pep_node *n = node_of(s, p, st, req);
+    if (!n)
         return;
-    }
-    struct pep_node *n = pep_node_find(p, name);
-    if (!n) {
-        out_error(s, st, "cancel", "item-not-found");
-        return;
-    }
     if (!strcmp(req->name.p, "delete")) {
         if (get) {
             out_error(s, st, "modify", "bad-request");
@@ -659,12 +657,11 @@ static void pep_own(struct shard *s, struct user *u, struct session *ss, const s
         create(s, u, st, iq, q, req);
     else {
         char extra[160];
-        snprintf(extra, sizeof extra,
-                 "<unsupported xmlns='" NS_PUBSUB_ERRORS "' feature='%s'/>",
+        snprintf(extra, sizeof extra, "<unsupported xmlns='" NS_PUBSUB_ERRORS "' feature='%s'/>",
                  !strcmp(what, "subscribe") || !strcmp(what, "unsubscribe") ? "subscribe"
-                 : !strcmp(what, "subscriptions")                            ? "retrieve-subscriptions"
-                 : !strcmp(what, "affiliations") ? "retrieve-affiliations"
-                                                 : "publish");
+                 : !strcmp(what, "subscriptions") ? "retrieve-subscriptions"
+                 : !strcmp(what, "affiliations")  ? "retrieve-affiliations"
+                                                  : "publish");
         out_error_extra(s, st, "cancel", "feature-not-implemented", extra);
     }
 }
@@ -690,10 +687,14 @@ static void pep_features(const struct shard *s, struct buf *b)
 {
     (void)s;
     static const char *const f[] = {
-        "access-open",     "access-presence", "access-roster",     "access-whitelist",
-        "auto-create",     "create-nodes",    "config-node",       "delete-items",
-        "delete-nodes",    "filtered-notifications", "item-ids",   "last-published",
-        "persistent-items", "publish",        "publish-options",   "retract-items",
+        "access-open",      "access-presence",
+        "access-roster",    "access-whitelist",
+        "auto-create",      "create-nodes",
+        "config-node",      "delete-items",
+        "delete-nodes",     "filtered-notifications",
+        "item-ids",         "last-published",
+        "persistent-items", "publish",
+        "publish-options",  "retract-items",
         "retrieve-items",
     };
     buf_puts(b, "<identity category='pubsub' type='pep'/>");
@@ -704,8 +705,8 @@ static void pep_features(const struct shard *s, struct buf *b)
     }
 }
 
-static bool pep_account_items(struct shard *s, struct user *v, const struct stanza *st,
-                              bool own, struct buf *b)
+static bool pep_account_items(struct shard *s, struct user *v, const struct stanza *st, bool own,
+                              struct buf *b)
 {
     struct pep_user *p = pep_of(v);
     if (p && p->state != PEP_READY && !pep_ready(s, v, st, own))

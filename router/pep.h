@@ -38,9 +38,9 @@ struct session;
 struct stanza;
 struct xml_node;
 
-#define NS_PUBSUB       "http://jabber.org/protocol/pubsub"
-#define NS_PUBSUB_OWNER "http://jabber.org/protocol/pubsub#owner"
-#define NS_PUBSUB_EVENT "http://jabber.org/protocol/pubsub#event"
+#define NS_PUBSUB        "http://jabber.org/protocol/pubsub"
+#define NS_PUBSUB_OWNER  "http://jabber.org/protocol/pubsub#owner"
+#define NS_PUBSUB_EVENT  "http://jabber.org/protocol/pubsub#event"
 #define NS_PUBSUB_ERRORS "http://jabber.org/protocol/pubsub#errors"
 
 /* pubsub#access_model (XEP-0060 §4.5); roster is "anyone in the roster": groups are not
@@ -57,8 +57,8 @@ struct pep_item {
 struct pep_node {
     struct pep_node *next;
     char *name;
-    uint8_t access; /* enum pep_access */
-    bool persist;   /* pubsub#persist_items: items go to the store */
+    uint8_t access;     /* enum pep_access */
+    bool persist;       /* pubsub#persist_items: items go to the store */
     uint32_t max_items; /* 1..pep.max_items */
     struct pep_item *oldest, *newest;
     uint32_t nitems;
@@ -126,6 +126,8 @@ void pep_node_config_parse(struct pep_node *n, const char *s, size_t len, uint32
  * the oldest past max_items. Takes id and xml (malloc'd). */
 void pep_node_put(struct pep_user *p, struct pep_node *n, char *id, char *xml, uint32_t len);
 struct pep_node *pep_node_new(struct pep_user *p, const char *name);
+/* <item id='...'>payload</item>, appended to b. */
+void pep_item_xml(struct buf *b, const struct pep_item *it);
 
 /* ---- pep_caps.c ---- */
 /* A publish or a retraction: the event (inner: <item id>payload</item> or <retract

@@ -49,8 +49,8 @@
 /* ---- the shard's cache ------------------------------------------------------------------- */
 
 struct caps {
-    struct caps *hnext;        /* hash chain */
-    struct caps *prev, *next;  /* least recently used last */
+    struct caps *hnext;       /* hash chain */
+    struct caps *prev, *next; /* least recently used last */
     uint64_t hash;
     char ver[64];
     bool known;     /* answered (features may be empty: a bad or failed answer) */
@@ -215,8 +215,8 @@ static int caps_verify(struct shard *s, const struct xml_node *q, const char *ve
             if (c->attrs[i].ns.len && !strcmp(c->attrs[i].ns.p, XML_NS_XML) &&
                 !strcmp(c->attrs[i].name.p, "lang"))
                 lang = c->attrs[i].value.p;
-        size_t len = strlen(cat ? cat : "") + strlen(type ? type : "") +
-                     strlen(lang ? lang : "") + strlen(name ? name : "") + 4;
+        size_t len = strlen(cat ? cat : "") + strlen(type ? type : "") + strlen(lang ? lang : "") +
+                     strlen(name ? name : "") + 4;
         char *one = arena_alloc(&s->arena, len);
         if (!one)
             goto out;
@@ -447,11 +447,7 @@ static void last_items(struct shard *s, struct user *u, const struct pep_res *r)
             !pep_allowed(u, n, r->jid, bare_len_of(r->jid)))
             continue;
         struct buf in = {0}, b = {0};
-        buf_puts(&in, "<item");
-        xmlw_attr(&in, "id", n->newest->id, strlen(n->newest->id));
-        buf_puts(&in, ">");
-        buf_append(&in, n->newest->xml, n->newest->len);
-        buf_puts(&in, "</item>");
+        pep_item_xml(&in, n->newest);
         event(&b, u, n, r->jid, strlen(r->jid), buf_data(&in), buf_used(&in));
         send_to(s, u, r, buf_data(&b), buf_used(&b));
         buf_free(&in);
@@ -467,15 +463,13 @@ static void to_local_contacts(struct shard *s, struct user *u, const struct pep_
         for (struct roster_item *it = u->roster.buckets[i]; it; it = it->next) {
             /* Notifications follow presence: only contacts who get ours (XEP-0163 §4). */
             if ((it->sub != STORE_SUB_FROM && it->sub != STORE_SUB_BOTH) ||
-                !is_local(s, it->jid, it->jid_len) ||
-                !pep_allowed(u, n, it->jid, it->jid_len) ||
+                !is_local(s, it->jid, it->jid_len) || !pep_allowed(u, n, it->jid, it->jid_len) ||
                 block_blocks(&u->block, it->jid, it->jid_len))
                 continue;
             struct buf b = {0};
             event(&b, u, n, it->jid, it->jid_len, inner, len);
-            route_generated(s, u->bare, u->bare_len, u->bare_len, it->jid, it->jid_len,
-                            it->jid_len, PROTO_MESSAGE, PROTO_MSG_HEADLINE, buf_data(&b),
-                            buf_used(&b));
+            route_generated(s, u->bare, u->bare_len, u->bare_len, it->jid, it->jid_len, it->jid_len,
+                            PROTO_MESSAGE, PROTO_MSG_HEADLINE, buf_data(&b), buf_used(&b));
             buf_free(&b);
         }
 }
@@ -520,11 +514,7 @@ void pep_caps_loaded(struct shard *s, struct user *u)
         if (!n->newest)
             continue;
         struct buf in = {0};
-        buf_puts(&in, "<item");
-        xmlw_attr(&in, "id", n->newest->id, strlen(n->newest->id));
-        buf_puts(&in, ">");
-        buf_append(&in, n->newest->xml, n->newest->len);
-        buf_puts(&in, "</item>");
+        pep_item_xml(&in, n->newest);
         to_local_contacts(s, u, n, buf_data(&in), buf_used(&in));
         buf_free(&in);
     }

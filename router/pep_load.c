@@ -88,8 +88,7 @@ static void on_load(void *arg, int res, const struct store_pep *rows)
     if (res == 0) {
         take_rows(s, p, rows);
     } else if (res != -ENOENT) {
-        LOG_ERROR("shard %u: cannot load the PEP data of %s: %s", s->idx, u->bare,
-                  strerror(-res));
+        LOG_ERROR("shard %u: cannot load the PEP data of %s: %s", s->idx, u->bare, strerror(-res));
         p->failed = true;
     }
     p->state = PEP_READY;
@@ -138,8 +137,7 @@ bool pep_ready(struct shard *s, struct user *u, const struct stanza *st, bool ow
     for (struct pep_wait *w = p->wait_head; w; w = w->next)
         queued += w->len;
     struct pep_wait *w = NULL;
-    if (!st->frame || queued + len > s->cfg->router.max_pending ||
-        !(w = malloc(sizeof *w + len))) {
+    if (!st->frame || queued + len > s->cfg->router.max_pending || !(w = malloc(sizeof *w + len))) {
         out_error(s, st, "wait", "resource-constraint");
         return false;
     }

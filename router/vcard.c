@@ -27,9 +27,8 @@ static void vcard_get(struct shard *s, struct user *v, const struct stanza *st,
         iq_result(s, st, xml_node_attr(iq, "id"), empty, sizeof empty - 1);
 }
 
-static void vcard_own(struct shard *s, struct user *u, struct session *ss,
-                      const struct stanza *st, const struct xml_node *iq,
-                      const struct xml_node *q)
+static void vcard_own(struct shard *s, struct user *u, struct session *ss, const struct stanza *st,
+                      const struct xml_node *iq, const struct xml_node *q)
 {
     (void)ss;
     if (!u || (st->to_len && !memchr(st->to, '@', st->to_len)) || strcmp(q->name.p, "vCard")) {

@@ -129,8 +129,7 @@ int store_pep_load_sync(struct store *st, const char *user, struct store_pep *ou
 }
 
 int store_pep_put_sync(struct store *st, const char *user, enum store_pep_kind kind,
-                       const char *node, const char *id, const char *data, size_t len,
-                       size_t keep)
+                       const char *node, const char *id, const char *data, size_t len, size_t keep)
 {
     struct store_req req = {.op = STORE_OP_PEP_PUT,
                             .user = user,

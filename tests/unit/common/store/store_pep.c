@@ -20,8 +20,8 @@ static const char *rows_of(struct store *st, const char *user)
         return t.s;
     }
     for (size_t i = 0; i < p.n; i++)
-        text_add(&t, "%s%u:%s:%s=%.*s", i ? " " : "", p.rows[i].kind, p.rows[i].node,
-                 p.rows[i].id, (int)p.rows[i].len, p.rows[i].data);
+        text_add(&t, "%s%u:%s:%s=%.*s", i ? " " : "", p.rows[i].kind, p.rows[i].node, p.rows[i].id,
+                 (int)p.rows[i].len, p.rows[i].data);
     store_pep_free(&p);
     return t.s;
 }
@@ -36,9 +36,9 @@ static void put_load_delete(void)
     CHECK_INT(store_pep_put_sync(st, "juliet", STORE_PEP_CONFIG, "n", "", "<c/>", 4, 0), ==, 0);
     CHECK_INT(store_pep_put_sync(st, "juliet", STORE_PEP_ITEM, "n", "a", "<a/>", 4, 0), ==, 0);
     CHECK_INT(store_pep_put_sync(st, "juliet", STORE_PEP_ITEM, "n", "b", "<b/>", 4, 0), ==, 0);
-    CHECK_INT(store_pep_put_sync(st, "juliet", STORE_PEP_PRIVATE, "", "storage:bookmarks",
-                                 "<s/>", 4, 0),
-              ==, 0);
+    CHECK_INT(
+        store_pep_put_sync(st, "juliet", STORE_PEP_PRIVATE, "", "storage:bookmarks", "<s/>", 4, 0),
+        ==, 0);
     CHECK_INT(store_pep_put_sync(st, "juliet", STORE_PEP_VCARD, "", "", "<v/>", 4, 0), ==, 0);
     CHECK_TEXT(rows_of(st, "juliet"),
                "0:n:=<c/> 1:n:a=<a/> 1:n:b=<b/> 2::storage:bookmarks=<s/> 3::=<v/>");
@@ -104,8 +104,8 @@ static void async_path(void)
         return;
     CHECK_INT(store_client_new(st, &cl), ==, 0);
     struct got put = {0}, load = {0};
-    CHECK_INT(store_pep_put(cl, "juliet", STORE_PEP_ITEM, "urn:xmpp:avatar:metadata", "h1",
-                            "<m/>", 4, 1, on_done, &put),
+    CHECK_INT(store_pep_put(cl, "juliet", STORE_PEP_ITEM, "urn:xmpp:avatar:metadata", "h1", "<m/>",
+                            4, 1, on_done, &put),
               ==, 0);
     CHECK_INT(store_pep_load(cl, "juliet", on_load, &load), ==, 0);
     CHECK_INT(store_pep_load(cl, "", on_load, &load), ==, -EINVAL);
