@@ -133,6 +133,19 @@ static void disco_items_server(struct shard *s, const struct stanza *st, const c
     buf_free(&b);
 }
 
+/* An account's items: what the modules show st's sender (own: the account's own). */
+static void disco_items_account(struct shard *s, struct user *v, const struct stanza *st,
+                                const char *id, bool own)
+{
+    struct buf b = {0};
+    buf_puts(&b, "<query xmlns='" NS_DISCO_ITEMS "'>");
+    if (mod_disco_account_items(s, v, st, own, &b)) {
+        buf_puts(&b, "</query>");
+        iq_result(s, st, id, buf_data(&b), buf_used(&b));
+    }
+    buf_free(&b);
+}
+
 static void disco_own(struct shard *s, struct user *u, struct session *ss, const struct stanza *st,
                       const struct xml_node *iq, const struct xml_node *q)
 {
@@ -144,8 +157,7 @@ static void disco_own(struct shard *s, struct user *u, struct session *ss, const
     else if (!strcmp(q->ns.p, NS_DISCO_INFO))
         own_account ? disco_info_account(s, st, id, q) : disco_info_server(s, st, id, q);
     else if (own_account)
-        iq_result(s, st, id, "<query xmlns='" NS_DISCO_ITEMS "'/>",
-                  sizeof "<query xmlns='" NS_DISCO_ITEMS "'/>" - 1);
+        disco_items_account(s, u, st, id, true);
     else
         disco_items_server(s, st, id);
 }
@@ -153,11 +165,15 @@ static void disco_own(struct shard *s, struct user *u, struct session *ss, const
 static void disco_other(struct shard *s, struct user *v, const struct stanza *st,
                         const struct xml_node *iq, const struct xml_node *q)
 {
-    /* Only a subscriber learns about the account: its presence is theirs to see. */
+    /* Only a subscriber learns about the account: its presence is theirs to see. Its
+     * items are what each module lets the asker see (PEP nodes it may read). */
     struct roster_item *it = roster_find(&v->roster, st->from, st->from_bare_len);
     bool subscriber = it && (it->sub == STORE_SUB_FROM || it->sub == STORE_SUB_BOTH);
     if (st->h->type == PROTO_IQ_GET && subscriber && iq_is(q, "query", NS_DISCO_INFO))
         disco_info_account(s, st, xml_node_attr(iq, "id"), q);
+    else if (st->h->type == PROTO_IQ_GET && iq_is(q, "query", NS_DISCO_ITEMS) &&
+             !xml_node_attr(q, "node"))
+        disco_items_account(s, v, st, xml_node_attr(iq, "id"), false); /* what they may see */
     else
         out_error(s, st, "cancel", "service-unavailable");
 }
@@ -257,8 +273,10 @@ const struct module mod_version = {
 
 void iq_to_server(struct shard *s, struct user *u, struct session *ss, const struct stanza *st)
 {
-    if (st->h->type >= PROTO_IQ_RESULT)
+    if (st->h->type >= PROTO_IQ_RESULT) {
+        mod_iq_response(s, u, st);
         return;
+    }
     struct xml_node *iq;
     struct xml_node *q = payload(s, st, &iq);
     if (q) {
@@ -273,8 +291,10 @@ void iq_to_server(struct shard *s, struct user *u, struct session *ss, const str
 
 void iq_to_account(struct shard *s, struct user *v, const struct stanza *st)
 {
-    if (st->h->type >= PROTO_IQ_RESULT)
+    if (st->h->type >= PROTO_IQ_RESULT) {
+        mod_iq_response(s, v, st);
         return;
+    }
     struct xml_node *iq;
     struct xml_node *q = payload(s, st, &iq);
     if (q) {

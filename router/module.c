@@ -18,6 +18,10 @@ const struct module *const mod_table[] = {
     &mod_carbons,
     &mod_offline,
     &mod_sm,
+    &mod_pep,
+    &mod_pep_caps,
+    &mod_private,
+    &mod_vcard,
     &mod_sub,
     NULL,
 };
@@ -49,6 +53,23 @@ bool mod_inbound(struct shard *s, struct user *v, struct stanza *st)
     return false;
 }
 
+void mod_iq_response(struct shard *s, struct user *u, const struct stanza *st)
+{
+    EACH(iq_response)(*m_)->iq_response(s, u, st);
+}
+
+void mod_presence_own(struct shard *s, struct user *u, struct session *ss,
+                      const struct stanza *st)
+{
+    EACH(presence_own)(*m_)->presence_own(s, u, ss, st);
+}
+
+void mod_presence_in(struct shard *s, struct user *v, const char *from, size_t from_len,
+                     const char *stanza, size_t len)
+{
+    EACH(presence_in)(*m_)->presence_in(s, v, from, from_len, stanza, len);
+}
+
 void mod_user_loaded(struct shard *s, struct user *u)
 {
     EACH(user_loaded)(*m_)->user_loaded(s, u);
@@ -77,6 +98,13 @@ void mod_disco_account(const struct shard *s, struct buf *b)
 void mod_disco_items(const struct shard *s, struct buf *b)
 {
     EACH(disco_items)(*m_)->disco_items(s, b);
+}
+
+bool mod_disco_account_items(struct shard *s, struct user *v, const struct stanza *st, bool own,
+                             struct buf *b)
+{
+    EACH(disco_account_items) if (!(*m_)->disco_account_items(s, v, st, own, b)) return false;
+    return true;
 }
 
 int mod_shard_init(struct shard *s)

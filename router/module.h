@@ -32,6 +32,13 @@
  *                  see it), or to another account's bare JID (iq_other; NULL: the
  *                  request is answered forbidden when the module serves it for the
  *                  account itself, else service-unavailable).
+ *   iq_response    a result or error for the server or an account (u: whose; NULL when
+ *                  for the server and not from one of its users' sessions): answers to
+ *                  requests a module sent.
+ *   presence_own   a session's broadcast presence (available or unavailable), after it
+ *                  went out.
+ *   presence_in    available or unavailable presence from a full JID delivered to v's
+ *                  sessions (a contact's broadcast, a directed presence, a remote one).
  * Points of a user's and a session's life:
  *   user_state     the store's answer to the user's load (store_roster_get: roster,
  *                  blocklist, whether offline messages wait): res 0 and r, or -ENOENT
@@ -50,7 +57,10 @@
  *   disco          the features the module adds to disco#info of the server (remote:
  *                  asked by another server) or of an account, and the items it adds to
  *                  the server's disco#items; disco#info is made of these alone, so it
- *                  lists exactly what the modules present serve.
+ *                  lists exactly what the modules present serve. disco_account_items
+ *                  adds the items of account v that st's sender may see (own: v's
+ *                  own request); false when st waits for the module's state (the
+ *                  request comes again, the module took it).
  * Any hook may be NULL. A module's iq handler answers every request it is given
  * (result or error, RFC 6120 §8.2.3).
  */
@@ -89,6 +99,11 @@ struct module {
                      const struct xml_node *iq, const struct xml_node *q);
     bool (*outbound)(struct shard *s, struct user *u, struct session *ss, struct stanza *st);
     bool (*inbound)(struct shard *s, struct user *v, struct stanza *st);
+    void (*iq_response)(struct shard *s, struct user *u, const struct stanza *st);
+    void (*presence_own)(struct shard *s, struct user *u, struct session *ss,
+                         const struct stanza *st);
+    void (*presence_in)(struct shard *s, struct user *v, const char *from, size_t from_len,
+                        const char *stanza, size_t len);
     void (*user_loaded)(struct shard *s, struct user *u);
     void (*session_end)(struct shard *s, struct user *u, struct session *ss);
     void (*user_free)(struct shard *s, struct user *u);
@@ -97,6 +112,8 @@ struct module {
     void (*disco_account)(const struct shard *s, struct buf *b);
     /* Appends <item jid='...'/> elements to b. */
     void (*disco_items)(const struct shard *s, struct buf *b);
+    bool (*disco_account_items)(struct shard *s, struct user *v, const struct stanza *st,
+                                bool own, struct buf *b);
     /* A shard starts (0 or -errno: the router does not start) and stops. */
     int (*shard_init)(struct shard *s);
     void (*shard_free)(struct shard *s);
@@ -123,12 +140,19 @@ const struct module *mod_for_ns(const char *ns);
  * at the first that returns true and return true. */
 bool mod_outbound(struct shard *s, struct user *u, struct session *ss, struct stanza *st);
 bool mod_inbound(struct shard *s, struct user *v, struct stanza *st);
+void mod_iq_response(struct shard *s, struct user *u, const struct stanza *st);
+void mod_presence_own(struct shard *s, struct user *u, struct session *ss,
+                      const struct stanza *st);
+void mod_presence_in(struct shard *s, struct user *v, const char *from, size_t from_len,
+                     const char *stanza, size_t len);
 void mod_user_loaded(struct shard *s, struct user *u);
 void mod_session_end(struct shard *s, struct user *u, struct session *ss);
 void mod_user_free(struct shard *s, struct user *u);
 void mod_disco_server(const struct shard *s, bool remote, struct buf *b);
 void mod_disco_account(const struct shard *s, struct buf *b);
 void mod_disco_items(const struct shard *s, struct buf *b);
+bool mod_disco_account_items(struct shard *s, struct user *v, const struct stanza *st, bool own,
+                             struct buf *b);
 int mod_shard_init(struct shard *s);
 void mod_shard_free(struct shard *s);
 void mod_user_state(struct shard *s, struct user *u, int res, const struct store_roster *r);
@@ -140,6 +164,6 @@ void mod_receiving(struct shard *s, struct user *u, struct session *ss);
 
 /* The modules of the core features (their files say what each serves). */
 extern const struct module mod_disco, mod_ping, mod_version, mod_roster, mod_blocking,
-    mod_carbons, mod_offline, mod_sub;
+    mod_carbons, mod_offline, mod_sub, mod_pep, mod_pep_caps, mod_private, mod_vcard;
 
 #endif

@@ -169,10 +169,15 @@ static void fanout_local(struct shard *s, const char *from, size_t from_len, con
             continue; /* offline: presence is not stored (§4.2.4) */
         if (block_blocks(&c->block, from, from_len))
             continue;
+        bool got = false;
         for (struct session *ss = c->sessions; ss; ss = ss->next)
             if (ss->available &&
-                !(exclude_len && block_list_matches(exclude, exclude_len, ss->jid, ss->jid_len)))
+                !(exclude_len && block_list_matches(exclude, exclude_len, ss->jid, ss->jid_len))) {
                 out_list_add(&l, ss->conn, c->bare, c->bare_len);
+                got = true;
+            }
+        if (got)
+            mod_presence_in(s, c, from, from_len, stanza, len);
     }
     out_list_send(s, &l, stanza, len, to_at);
     out_list_free(&l);
@@ -434,6 +439,7 @@ void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
             /* A resource that stops refusing messages gets the stored ones (XEP-0160 §3). */
             if (was_negative && ss->priority >= 0)
                 mod_receiving(s, u, ss);
+            mod_presence_own(s, u, ss, st);
             return;
         }
         probe(s, u, ss);
@@ -444,6 +450,7 @@ void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
         if (ss->priority >= 0)
             mod_receiving(s, u, ss); /* stored messages (offline.c) */
         mod_initial_presence(s, u, ss); /* unanswered subscription requests (offline.c) */
+        mod_presence_own(s, u, ss, st);
     } else if (type == PROTO_PRES_UNAVAILABLE) {
         bool was = ss->available;
         ss->available = false;
@@ -471,6 +478,7 @@ void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
         }
         if (had_directed)
             out_session_state(s, ss);
+        mod_presence_own(s, u, ss, st);
     }
 }
 
@@ -522,11 +530,15 @@ void presence_inbound(struct shard *s, struct user *v, const struct stanza *st)
     if (st->to_len > st->to_bare_len) {
         struct session *ss = session_find(v, st->to + st->to_bare_len + 1,
                                           st->to_len - st->to_bare_len - 1);
-        if (ss)
-            out_deliver(s, &ss->conn, 1, st->raw, st->raw_len);
-        return; /* no such resource: dropped (§8.5.3.2.3) */
+        if (!ss)
+            return; /* no such resource: dropped (§8.5.3.2.3) */
+        out_deliver(s, &ss->conn, 1, st->raw, st->raw_len);
+    } else {
+        out_to_available(s, v, st->raw, st->raw_len);
     }
-    out_to_available(s, v, st->raw, st->raw_len);
+    if ((type == PROTO_PRES_AVAILABLE || type == PROTO_PRES_UNAVAILABLE) &&
+        st->from_len > st->from_bare_len)
+        mod_presence_in(s, v, st->from, st->from_len, st->raw, st->raw_len);
 }
 
 void presence_send_all(struct shard *s, struct user *u, const char *to, size_t to_len,

@@ -183,6 +183,13 @@ void route_inbound(struct shard *s, const struct stanza *in)
     struct user *u = user_get(&s->users, h->to_key, in->to, in->to_bare_len);
     if (!u)
         return;
+    if ((h->flags & ROUTE_GENERATED) && h->kind == PROTO_MESSAGE &&
+        h->type == PROTO_MSG_HEADLINE && !u->sessions) {
+        /* A notification the server made (PEP) for a user with nobody online: a headline
+         * is not stored (§8.5.2.1.1 and XEP-0160), so its state need not be loaded. */
+        user_release(&s->users, u);
+        return;
+    }
     if (!load_ready(s, u, RK_INBOUND, in->frame, frame_len(in)))
         return; /* processed again once u's state is here */
     struct stanza m = *in; /* a module may point raw at a changed copy */

@@ -193,6 +193,21 @@ struct config {
         uint32_t max_items;
     } blocking;
     struct {
+        uint32_t max_nodes;      /* per user */
+        uint32_t max_items;      /* per node: what max_items 'max' means */
+        uint32_t max_item_bytes; /* of one item's payload */
+        uint32_t max_bytes;      /* of one user's items in all */
+        uint32_t max_caps;       /* entity capabilities a shard remembers (XEP-0115) */
+        uint32_t max_contacts;   /* contacts' resources a user's service watches */
+    } pep;
+    struct {
+        uint32_t max_elements; /* per user */
+        uint32_t max_bytes;    /* of one element */
+    } private_xml;
+    struct {
+        uint32_t max_bytes;
+    } vcard;
+    struct {
         const char *node;          /* this node's name; "": no cluster */
         struct config_addr listen; /* this router's link socket (NN_PULL) */
         struct config_list nodes;  /* of struct config_route: the other nodes, name=addr */

@@ -455,6 +455,38 @@ const struct config_directive config_table[] = {
     NUM(INT, "blocking.max_items", blocking.max_items, "1000", 1, 10000, 0,
         "JIDs one user's blocklist (XEP-0191) holds at most; a block request that would\n"
         "go past it is refused whole (not-allowed)."),
+    NUM(INT, "pep.max_nodes", pep.max_nodes, "64", 1, 10000, 0,
+        "PEP nodes (XEP-0163) one user may have; publishing to one more is refused with\n"
+        "resource-constraint (and <max-nodes-exceeded/>, XEP-0060)."),
+    NUM(INT, "pep.max_items", pep.max_items, "256", 1, 100000, 0,
+        "Items one PEP node keeps at most: what pubsub#max_items 'max' means (bookmarks,\n"
+        "XEP-0402). A node configured for more is refused with not-acceptable (or\n"
+        "precondition-not-met through publish-options); past its max_items the oldest\n"
+        "item goes."),
+    NUM(SIZE, "pep.max_item_bytes", pep.max_item_bytes, "192K", 1 * K, 16 * M, 0,
+        "Bytes of one published item: an avatar's data (XEP-0084, base64) or an OMEMO\n"
+        "bundle must fit, and c2s.max_stanza_size bounds what a client can send anyway.\n"
+        "A larger one is refused with not-acceptable and <payload-too-big/> (XEP-0060)."),
+    NUM(SIZE, "pep.max_bytes", pep.max_bytes, "4M", 4 * K, 1 * G, 0,
+        "Bytes of one user's PEP items in all (kept in memory while the user is in use);\n"
+        "a publish past it is refused with resource-constraint."),
+    NUM(INT, "pep.max_caps", pep.max_caps, "4096", 16, 1000000, 0,
+        "Entity capabilities (XEP-0115: a 'ver' and its features) each router shard\n"
+        "remembers, verified, to know which resources want which PEP notifications; past\n"
+        "it the least recently used is forgotten (and asked again when seen)."),
+    NUM(INT, "pep.max_contacts", pep.max_contacts, "2000", 16, 1000000, 0,
+        "Contacts' available resources (with their capabilities) one user's PEP service\n"
+        "keeps track of, to send them the last items when they come online; past it one\n"
+        "more is not tracked (it can still fetch items)."),
+    NUM(INT, "private.max_elements", private_xml.max_elements, "64", 1, 10000, 0,
+        "Elements (one per namespace) one user may keep in private XML storage\n"
+        "(XEP-0049); one more is refused with resource-constraint."),
+    NUM(SIZE, "private.max_bytes", private_xml.max_bytes, "64K", 1 * K, 16 * M, 0,
+        "Bytes of one element in private XML storage; a larger one is refused with\n"
+        "not-acceptable."),
+    NUM(SIZE, "vcard.max_bytes", vcard.max_bytes, "192K", 1 * K, 16 * M, 0,
+        "Bytes of one user's vCard (XEP-0054, a photo included); a larger one is refused\n"
+        "with not-acceptable."),
     ADDR("admin.listen", admin.listen, "", EMPTY | RESTART,
          "Where the supervisor answers HTTP GET /health (200 while every process runs),\n"
          "/ready (200 while the node serves and is not draining: a load balancer's check)\n"

@@ -89,6 +89,8 @@ const char *store_op_name(enum store_op op)
         [STORE_OP_BLOCK_REMOVE] = "block remove",     [STORE_OP_BLOCK_CLEAR] = "block clear",
         [STORE_OP_BLOCK_LIST] = "block list",         [STORE_OP_ACCOUNT_IMPORT] = "account import",
         [STORE_OP_CLUSTER_BEAT] = "cluster beat",
+        [STORE_OP_PEP_LOAD] = "pep load",             [STORE_OP_PEP_PUT] = "pep put",
+        [STORE_OP_PEP_DELETE] = "pep delete",
     };
     return (unsigned)op < STORE_OP_COUNT_ ? names[op] : "?";
 }
@@ -374,6 +376,7 @@ static void req_release(struct store_client *cl, struct store_req *req)
     store_roster_free(&req->roster);
     store_subreqs_free(&req->subreqs);
     store_offline_free(&req->offline);
+    store_pep_free(&req->pep);
     free(req);
     cl->pending--;
     atomic_fetch_sub_explicit(&cl->st->outstanding, 1, memory_order_relaxed);
@@ -411,6 +414,9 @@ int store_poll(struct store_client *cl)
             break;
         case STORE_OP_OFFLINE_FETCH:
             req->cb.offline(req->arg, req->res, ok ? &req->offline : NULL);
+            break;
+        case STORE_OP_PEP_LOAD:
+            req->cb.pep(req->arg, req->res, ok ? &req->pep : NULL);
             break;
         default:
             req->cb.done(req->arg, req->res);

@@ -465,4 +465,53 @@ void store_roster_free(struct store_roster *roster);
 void store_subreqs_free(struct store_subreqs *reqs);
 void store_offline_free(struct store_offline *msgs);
 
+/*
+ * A user's own data the router serves (store_pep.c): PEP nodes (XEP-0163) with their
+ * configuration and items, private XML (XEP-0049) and the vCard (XEP-0054), as rows of
+ * one kind each, keyed by (kind, node, id):
+ *   STORE_PEP_CONFIG   node, id "": the node's configuration, as the router writes it
+ *   STORE_PEP_ITEM     node, id: one published item's payload
+ *   STORE_PEP_PRIVATE  node "", id: the element's namespace; the element
+ *   STORE_PEP_VCARD    node "", id "": the <vCard/> element
+ * node and id are 0..STORE_PEP_NAME_MAX bytes of UTF-8 (a PEP node's name is never
+ * empty: the router refuses it); data is 1..STORE_STANZA_MAX bytes, kept as given.
+ * A load returns every row of the user, oldest first (a put makes its row the newest).
+ */
+#define STORE_PEP_NAME_MAX 1023
+enum store_pep_kind { STORE_PEP_CONFIG, STORE_PEP_ITEM, STORE_PEP_PRIVATE, STORE_PEP_VCARD };
+
+struct store_pep_row {
+    uint8_t kind; /* enum store_pep_kind */
+    const char *node, *id;
+    const char *data;
+    size_t len;
+};
+
+struct store_pep {
+    size_t n;
+    struct store_pep_row *rows; /* oldest first */
+};
+
+typedef void (*store_pep_fn)(void *arg, int res, const struct store_pep *rows);
+
+/* Every row of the user. */
+int store_pep_load(struct store_client *cl, const char *user, store_pep_fn done, void *arg);
+/* Inserts or replaces the row (kind, node, id), which becomes the newest; with keep > 0
+ * and an item, the node's items past the newest `keep` are deleted in the same
+ * transaction. */
+int store_pep_put(struct store_client *cl, const char *user, enum store_pep_kind kind,
+                  const char *node, const char *id, const char *data, size_t len, size_t keep,
+                  store_done_fn done, void *arg);
+/* Deletes the row (kind, node, id), or with id NULL and kind STORE_PEP_CONFIG the node
+ * whole: its configuration and items. Completes with the rows deleted. */
+int store_pep_delete(struct store_client *cl, const char *user, enum store_pep_kind kind,
+                     const char *node, const char *id, store_done_fn done, void *arg);
+int store_pep_load_sync(struct store *st, const char *user, struct store_pep *out);
+int store_pep_put_sync(struct store *st, const char *user, enum store_pep_kind kind,
+                       const char *node, const char *id, const char *data, size_t len,
+                       size_t keep);
+int store_pep_delete_sync(struct store *st, const char *user, enum store_pep_kind kind,
+                          const char *node, const char *id);
+void store_pep_free(struct store_pep *rows);
+
 #endif

@@ -66,6 +66,10 @@ enum store_op {
      * out: ver (its slot), list ("slot name address" of the other live nodes). SQLite:
      * -ENOTSUP. */
     STORE_OP_CLUSTER_BEAT,
+    /* store_pep.c. in: user, pep_kind, node, id; put: data, len, limit (keep); out: pep */
+    STORE_OP_PEP_LOAD,
+    STORE_OP_PEP_PUT,
+    STORE_OP_PEP_DELETE,
     STORE_OP_COUNT_,
 };
 
@@ -86,6 +90,7 @@ struct store_req {
         store_roster_fn roster;
         store_subreqs_fn subreqs;
         store_offline_fn offline;
+        store_pep_fn pep;
     } cb;
     void *arg;
 
@@ -108,6 +113,8 @@ struct store_req {
     const struct store_account *accounts;
     size_t naccounts;
     bool replace;
+    uint8_t pep_kind;
+    const char *node, *id; /* id NULL: a whole node (pep delete) */
 
     /* Out, filled by run() when res >= 0. list has malloc'd names; roster, subreqs and
      * offline are each one malloc'd block (their array, with every string in its
@@ -117,6 +124,7 @@ struct store_req {
     struct store_roster roster;
     struct store_subreqs subreqs;
     struct store_offline offline;
+    struct store_pep pep;
     size_t failed; /* an import's: the index of the account at fault, or naccounts */
 
     /* An async request's copies of its in-arguments: pointer arrays first, which this

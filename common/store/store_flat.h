@@ -52,6 +52,8 @@ const char *flat_rebase(const char *base, const char *off);
  * real. -ENOMEM (also when building ran short). Leave f empty. */
 int flat_subreqs_finish(struct flat *f, struct store_subreqs *out);
 int flat_offline_finish(struct flat *f, struct store_offline *out);
+/* And of a user's PEP rows (struct store_pep_row; store_pep.c). */
+int flat_pep_finish(struct flat *f, struct store_pep *out);
 
 /* An offline message's stamp from UTC microseconds since the Unix epoch. */
 void flat_offline_stamp(struct store_offline_msg *m, int64_t stamp_us);

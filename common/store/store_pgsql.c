@@ -175,6 +175,17 @@ static const char *const pg_migrations[] = {
     " shards integer NOT NULL,"
     " incarnation bigint NOT NULL,"
     " heartbeat timestamptz NOT NULL);",
+    /* A user's own data (store_pep.c): PEP nodes and items, private XML, the vCard.
+     * seq orders the rows (a put deletes and inserts: its row becomes the newest). */
+    "CREATE TABLE pep ("
+    " seq bigserial PRIMARY KEY,"
+    " username text COLLATE \"C\" NOT NULL REFERENCES accounts ON DELETE CASCADE,"
+    " kind smallint NOT NULL CHECK (kind BETWEEN 0 AND 3),"
+    " node text COLLATE \"C\" NOT NULL,"
+    " id text COLLATE \"C\" NOT NULL,"
+    " stamp bigint NOT NULL," /* UTC microseconds since the Unix epoch */
+    " data bytea NOT NULL,"
+    " UNIQUE (username, kind, node, id));",
 };
 #define PG_SCHEMA_VERSION (int)(sizeof pg_migrations / sizeof pg_migrations[0])
 
@@ -476,6 +487,7 @@ static void pg_complete(const struct store_serve *sv, struct pg_flight *fl)
         store_roster_free(&req->roster);
         store_subreqs_free(&req->subreqs);
         store_offline_free(&req->offline);
+        store_pep_free(&req->pep);
     }
     sv->done(sv->st, req);
 }

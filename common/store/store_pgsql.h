@@ -83,6 +83,11 @@ enum pg_stmt {
     PG_BLOCK_LIST,
     PG_CLUSTER_BEAT,
     PG_CLUSTER_LIVE,
+    PG_PEP_LOAD,
+    PG_PEP_DELETE,
+    PG_PEP_DELETE_NODE,
+    PG_PEP_INSERT,
+    PG_PEP_TRIM,
     PG_STMT_COUNT_,
 };
 
@@ -135,6 +140,17 @@ void pg_req_result(struct pg_flight *fl, size_t k, const PGresult *r);
 
 /* Sets fl->req->res (and its out fields) once every result is in. */
 void pg_req_finish(struct pg_flight *fl);
+
+/* The PEP requests (store_pgsql_pep.c): pg_req_send()'s and pg_req_result()'s part for
+ * them; -ENOSYS, false: not one. */
+int pg_pep_send(PGconn *conn, const struct pg_flight *fl);
+bool pg_pep_result(struct pg_flight *fl, size_t k, const PGresult *r);
+
+/* A column's bytes into f (store_flat.h), with a NUL when text: its offset as a pointer,
+ * NULL for SQL NULL. */
+struct flat;
+const char *pg_flat_col(struct flat *f, const PGresult *r, int row, int col, bool text,
+                        size_t *len);
 
 /* A column in binary format: an integer of any width (bool, int2, int4, int8); 0 for
  * NULL. */

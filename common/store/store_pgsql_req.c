@@ -152,6 +152,19 @@ const char *const pg_sql[PG_STMT_COUNT_] = {
         "SELECT slot::text || ' ' || name || ' ' || address FROM cluster_nodes"
         " WHERE name <> $1::text AND heartbeat > now() - $2::bigint * interval '1 millisecond'"
         " ORDER BY slot",
+    /* No row: no account; one row of NULLs: no data. */
+    [PG_PEP_LOAD] = "SELECT p.kind, p.node, p.id, p.data FROM accounts AS a LEFT JOIN pep AS p"
+                    " ON p.username = a.username WHERE a.username = $1::text ORDER BY p.seq",
+    [PG_PEP_DELETE] = "DELETE FROM pep WHERE username = $1::text AND kind = $2::smallint"
+                      " AND node = $3::text AND id = $4::text",
+    [PG_PEP_DELETE_NODE] =
+        "DELETE FROM pep WHERE username = $1::text AND kind IN (0, 1) AND node = $2::text",
+    [PG_PEP_INSERT] = "INSERT INTO pep (username, kind, node, id, stamp, data) VALUES ($1::text,"
+                      " $2::smallint, $3::text, $4::text, $5::bigint, $6::bytea)",
+    /* The node's items but the newest $3. */
+    [PG_PEP_TRIM] = "DELETE FROM pep WHERE username = $1::text AND kind = 1 AND node = $2::text"
+                    " AND seq NOT IN (SELECT seq FROM pep WHERE username = $1::text AND kind = 1"
+                    " AND node = $2::text ORDER BY seq DESC LIMIT $3::bigint)",
 };
 
 /* ---- parameters and columns -------------------------------------------------------------- */
@@ -359,7 +372,7 @@ int pg_req_send(PGconn *conn, const struct pg_flight *fl)
         SEND(PG_CLUSTER_LIVE, USER, P_INT8(req->stamp_us));
         break;
     default:
-        rc = -ENOSYS;
+        rc = pg_pep_send(conn, fl);
         break;
     }
 #undef SEND
@@ -454,8 +467,8 @@ static int names_read(const PGresult *r, int first, int col, struct store_list *
 }
 
 /* A column's bytes into f (with a NUL when text): its offset as a pointer. */
-static const char *flat_pg(struct flat *f, const PGresult *r, int row, int col, bool text,
-                           size_t *len)
+const char *pg_flat_col(struct flat *f, const PGresult *r, int row, int col, bool text,
+                        size_t *len)
 {
     if (pg_lib.PQgetisnull(r, row, col))
         return NULL;
@@ -483,8 +496,8 @@ static int roster_read(const PGresult *r, struct store_roster *out)
             struct store_roster_item *it = flat_rec(&fr.f);
             if (!it)
                 break;
-            it->jid = flat_pg(&fr.f, r, row, 1, true, NULL);
-            it->name = flat_pg(&fr.f, r, row, 2, true, NULL);
+            it->jid = pg_flat_col(&fr.f, r, row, 1, true, NULL);
+            it->name = pg_flat_col(&fr.f, r, row, 2, true, NULL);
             it->sub = (uint8_t)pg_int(r, row, 3);
             it->ask = pg_int(r, row, 4);
             it->pending_in = pg_int(r, row, 5);
@@ -493,7 +506,7 @@ static int roster_read(const PGresult *r, struct store_roster *out)
             it->ver = (uint64_t)pg_int(r, row, 8);
         }
         if (!pg_lib.PQgetisnull(r, row, 9))
-            flat_roster_group(&fr, (uintptr_t)flat_pg(&fr.f, r, row, 9, true, NULL));
+            flat_roster_group(&fr, (uintptr_t)pg_flat_col(&fr.f, r, row, 9, true, NULL));
     }
     if (fr.f.nomem) {
         flat_roster_drop(&fr);
@@ -519,8 +532,8 @@ static int subreqs_read(const PGresult *r, struct store_subreqs *out)
         struct store_subreq *s = flat_rec(&f);
         if (!s)
             break;
-        s->jid = flat_pg(&f, r, i, 0, true, NULL);
-        s->stanza = flat_pg(&f, r, i, 1, false, &s->len);
+        s->jid = pg_flat_col(&f, r, i, 0, true, NULL);
+        s->stanza = pg_flat_col(&f, r, i, 1, false, &s->len);
     }
     return flat_subreqs_finish(&f, out);
 }
@@ -538,7 +551,7 @@ static int offline_read(const PGresult *r, struct store_offline *out)
             break;
         m->seq = (uint64_t)pg_int(r, i, 0);
         flat_offline_stamp(m, pg_int(r, i, 1));
-        m->stanza = flat_pg(&f, r, i, 2, false, &m->len);
+        m->stanza = pg_flat_col(&f, r, i, 2, false, &m->len);
     }
     return flat_offline_finish(&f, out);
 }
@@ -613,6 +626,7 @@ void pg_req_result(struct pg_flight *fl, size_t k, const PGresult *r)
     case STORE_OP_SUBREQ_DELETE:
     case STORE_OP_OFFLINE_DELETE:
     case STORE_OP_BLOCK_CLEAR:
+    case STORE_OP_PEP_DELETE:
         /* The delete, then whether there is an account (an answer only when the delete
          * removed nothing). */
         if (k == 0)
@@ -621,6 +635,7 @@ void pg_req_result(struct pg_flight *fl, size_t k, const PGresult *r)
             fl->flag = rows != 0;
         break;
     default:
+        pg_pep_result(fl, k, r);
         break;
     }
     if (rc < 0)
@@ -651,6 +666,7 @@ void pg_req_finish(struct pg_flight *fl)
     case STORE_OP_SUBREQ_DELETE:
     case STORE_OP_OFFLINE_DELETE:
     case STORE_OP_BLOCK_CLEAR:
+    case STORE_OP_PEP_DELETE:
         req->res = n ? (int)n : fl->flag ? 0 : -ENOENT;
         break;
     default:

@@ -141,6 +141,19 @@ static const char *const sqlite_migrations[] = {
     " UPDATE offline_sender_usage SET messages = messages - 1, bytes = bytes - old.len"
     "  WHERE user = old.user AND sender = old.sender;"
     " END;",
+
+    /* 4: a user's own data (store_pep.c): PEP nodes and items, private XML, the vCard.
+     * seq orders the rows (a put deletes and inserts: its row becomes the newest). */
+    "CREATE TABLE pep ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " user TEXT NOT NULL REFERENCES accounts (user) ON DELETE CASCADE,"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 3),"
+    " node TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " stamp INTEGER NOT NULL," /* UTC microseconds since the Unix epoch */
+    " data BLOB NOT NULL,"
+    " UNIQUE (user, kind, node, id)"
+    ") STRICT;",
 };
 #define SQLITE_SCHEMA_VERSION (int)(sizeof sqlite_migrations / sizeof sqlite_migrations[0])
 
@@ -210,6 +223,15 @@ static const char *const sqlite_sql[SQ_COUNT_] = {
     [SQ_BLOCK_REMOVE] = "DELETE FROM blocklist WHERE user = ?1 AND jid = ?2",
     [SQ_BLOCK_CLEAR] = "DELETE FROM blocklist WHERE user = ?1",
     [SQ_BLOCK_LIST] = "SELECT jid FROM blocklist WHERE user = ?1 ORDER BY jid",
+    [SQ_PEP_LOAD] = "SELECT kind, node, id, data FROM pep WHERE user = ?1 ORDER BY seq",
+    [SQ_PEP_DELETE] = "DELETE FROM pep WHERE user = ?1 AND kind = ?2 AND node = ?3 AND id = ?4",
+    [SQ_PEP_DELETE_NODE] = "DELETE FROM pep WHERE user = ?1 AND kind IN (0, 1) AND node = ?2",
+    [SQ_PEP_INSERT] = "INSERT INTO pep (user, kind, node, id, stamp, data)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* The node's items but the newest ?3 (-1: all of them). */
+    [SQ_PEP_TRIM] = "DELETE FROM pep WHERE user = ?1 AND kind = 1 AND node = ?2 AND seq NOT IN"
+                    " (SELECT seq FROM pep WHERE user = ?1 AND kind = 1 AND node = ?2"
+                    " ORDER BY seq DESC LIMIT ?3)",
 };
 
 /* An SQLite result as -errno. The file system's errno when SQLite has one. */
@@ -702,7 +724,7 @@ static void sqlite_run(void *p, struct store_req *req)
         req->res = -ENOTSUP; /* a file is no meeting place for nodes */
         break;
     default:
-        if (!sq_im_run(be, req)) {
+        if (!sq_im_run(be, req) && !sq_pep_run(be, req)) {
             req->res = -ENOSYS;
             return;
         }
@@ -721,6 +743,7 @@ static void sqlite_run(void *p, struct store_req *req)
         store_roster_free(&req->roster);
         store_subreqs_free(&req->subreqs);
         store_offline_free(&req->offline);
+        store_pep_free(&req->pep);
     }
     /* Ready for the next request; the bindings point into this one, which is about to go. */
     for (int i = 0; i < SQ_COUNT_; i++) {

@@ -44,6 +44,11 @@ enum sqlite_stmt {
     SQ_BLOCK_REMOVE,
     SQ_BLOCK_CLEAR,
     SQ_BLOCK_LIST,
+    SQ_PEP_LOAD,
+    SQ_PEP_DELETE,
+    SQ_PEP_DELETE_NODE,
+    SQ_PEP_INSERT,
+    SQ_PEP_TRIM,
     SQ_COUNT_,
 };
 _Static_assert(SQ_COUNT_ <= 64, "struct sqlite_be's used mask has 64 bits");
@@ -108,5 +113,12 @@ int sq_read_names(struct sqlite_be *be, sqlite3_stmt *st, struct store_list *l);
 /* Runs an instant-messaging request (store_sqlite_im.c) into req->res; false when op is
  * not one. */
 bool sq_im_run(struct sqlite_be *be, struct store_req *req);
+/* The same for a PEP request (store_sqlite_pep.c). */
+bool sq_pep_run(struct sqlite_be *be, struct store_req *req);
+
+/* Column col of the current row into f (store_flat.h): its offset, NULL for SQL NULL;
+ * text adds a NUL, len (may be NULL) gets the bytes. */
+struct flat;
+const char *sq_flat_col(struct flat *f, sqlite3_stmt *st, int col, bool text, size_t *len);
 
 #endif

@@ -19,7 +19,7 @@
 
 /* Copies a column, text (with its NUL) or blob; its offset as a pointer, NULL for SQL
  * NULL. */
-static const char *flat_col(struct flat *f, sqlite3_stmt *st, int col, bool text, size_t *len)
+const char *sq_flat_col(struct flat *f, sqlite3_stmt *st, int col, bool text, size_t *len)
 {
     if (sqlite3_column_type(st, col) == SQLITE_NULL)
         return NULL;
@@ -55,8 +55,8 @@ static int roster_read(struct sqlite_be *be, sqlite3_stmt *st, struct flat_roste
             struct store_roster_item *it = flat_rec(f);
             if (!it)
                 break;
-            it->jid = flat_col(f, st, 0, true, NULL);
-            it->name = flat_col(f, st, 1, true, NULL);
+            it->jid = sq_flat_col(f, st, 0, true, NULL);
+            it->name = sq_flat_col(f, st, 1, true, NULL);
             it->sub = (uint8_t)sqlite3_column_int(st, 2);
             it->ask = sqlite3_column_int(st, 3);
             it->pending_in = sqlite3_column_int(st, 4);
@@ -69,7 +69,7 @@ static int roster_read(struct sqlite_be *be, sqlite3_stmt *st, struct flat_roste
         }
         if (sqlite3_column_type(st, 8) == SQLITE_NULL)
             continue; /* an item without groups */
-        flat_roster_group(r, (uintptr_t)flat_col(f, st, 8, true, NULL));
+        flat_roster_group(r, (uintptr_t)sq_flat_col(f, st, 8, true, NULL));
     }
     if (f->nomem)
         return -ENOMEM;
@@ -204,8 +204,8 @@ static int op_subreq_list(struct sqlite_be *be, struct store_req *req)
         struct store_subreq *r = flat_rec(&f);
         if (!r)
             break;
-        r->jid = flat_col(&f, st, 0, true, NULL);
-        r->stanza = flat_col(&f, st, 1, false, &r->len);
+        r->jid = sq_flat_col(&f, st, 0, true, NULL);
+        r->stanza = sq_flat_col(&f, st, 1, false, &r->len);
         rc = SQLITE_OK;
     }
     rc = f.nomem ? -ENOMEM : rc == SQLITE_DONE ? 0 : sq_err(be, rc);
@@ -270,7 +270,7 @@ static int op_offline_fetch(struct sqlite_be *be, struct store_req *req)
             break;
         m->seq = (uint64_t)sqlite3_column_int64(st, 0);
         flat_offline_stamp(m, sqlite3_column_int64(st, 1));
-        m->stanza = flat_col(&f, st, 2, false, &m->len);
+        m->stanza = sq_flat_col(&f, st, 2, false, &m->len);
         bytes += m->len;
         rc = SQLITE_OK;
     }

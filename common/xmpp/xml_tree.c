@@ -1,4 +1,9 @@
 #include "common/xmpp/xml_tree.h"
+#include "common/core/buf.h"
+#include "common/xmpp/xmlw.h"
+
+#include <errno.h>
+#include <stdio.h>
 
 #include <string.h>
 
@@ -163,4 +168,46 @@ const char *xml_node_text(const struct xml_node *n, struct arena *a)
         }
     *o = '\0';
     return d;
+}
+
+int xml_node_write(struct buf *b, const struct xml_node *n, const char *parent_ns)
+{
+    int rc = 0;
+    if (!n->name.p)
+        return xmlw_text(b, n->text.p, n->text.len);
+    rc |= buf_puts(b, "<");
+    rc |= buf_append(b, n->name.p, n->name.len);
+    if (!parent_ns || strcmp(parent_ns, n->ns.p))
+        rc |= xmlw_attr(b, "xmlns", n->ns.p, n->ns.len);
+    unsigned prefixes = 0;
+    for (unsigned i = 0; i < n->nattrs; i++) {
+        const struct xml_tree_attr *at = &n->attrs[i];
+        char name[16 + 1024];
+        if (at->name.len > 1000)
+            return -EINVAL; /* longer than any name a stanza within limits carries */
+        if ((!at->ns.len && !strcmp(at->name.p, "xmlns")) ||
+            (at->ns.len && !strcmp(at->ns.p, XML_NS_XMLNS)))
+            continue; /* declarations: written where needed */
+        if (!at->ns.len) {
+            snprintf(name, sizeof name, "%s", at->name.p);
+        } else if (!strcmp(at->ns.p, XML_NS_XML)) {
+            snprintf(name, sizeof name, "xml:%s", at->name.p);
+        } else {
+            char decl[24];
+            snprintf(decl, sizeof decl, "xmlns:a%u", prefixes);
+            rc |= xmlw_attr(b, decl, at->ns.p, at->ns.len);
+            snprintf(name, sizeof name, "a%u:%s", prefixes++, at->name.p);
+        }
+        rc |= xmlw_attr(b, name, at->value.p, at->value.len);
+    }
+    if (!n->children)
+        return rc || buf_puts(b, "/>") ? -ENOMEM : 0;
+    rc |= buf_puts(b, ">");
+    for (const struct xml_node *c = n->children; c && !rc; c = c->next)
+        if ((rc = xml_node_write(b, c, n->ns.p)) == -EINVAL)
+            return rc;
+    rc |= buf_puts(b, "</");
+    rc |= buf_append(b, n->name.p, n->name.len);
+    rc |= buf_puts(b, ">");
+    return rc ? -ENOMEM : 0;
 }

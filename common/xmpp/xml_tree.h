@@ -45,4 +45,11 @@ const char *xml_node_attr(const struct xml_node *n, const char *name);
  * "" when it has none, NULL when memory ran out. */
 const char *xml_node_text(const struct xml_node *n, struct arena *a);
 
+/* Appends n and its subtree to b as well-formed XML: each element's namespace declared
+ * where it differs from parent_ns (the namespace the element's parent is in, "" or NULL
+ * at the top: declared there), prefixed attributes with a prefix of their own (xml:
+ * for the XML namespace), text and values escaped. 0 or -ENOMEM. */
+struct buf;
+int xml_node_write(struct buf *b, const struct xml_node *n, const char *parent_ns);
+
 #endif

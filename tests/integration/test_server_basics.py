@@ -30,6 +30,8 @@ FEATURES = {
     "urn:xmpp:blocking",
     NS_CARBONS,
     "msgoffline",
+    "jabber:iq:private",  # XEP-0049 (router/private.c)
+    "vcard-temp",  # XEP-0054 (router/vcard.c)
 }
 
 
@@ -84,7 +86,7 @@ def test_disco_info_of_an_account(server):
     un, cn, sn = server.new_users(3, "disco")
     with connect(server, un, "u") as u, connect(server, cn, "c") as c, connect(server, sn, "s") as s:
         ids, feats = info_of(disco_info(u, u.bare))
-        assert ids == [("account", "registered")]
+        assert ids == [("account", "registered"), ("pubsub", "pep")]  # XEP-0163 §1
         assert NS_DISCO_INFO in feats
         res = disco_info(s, u.bare)
         assert stanza_error(res)[:2] == ("cancel", "service-unavailable")
@@ -92,7 +94,7 @@ def test_disco_info_of_an_account(server):
         befriend(u, c)
         res = disco_info(c, u.bare)
         assert res.get("from") == u.bare
-        assert info_of(res)[0] == [("account", "registered")]
+        assert info_of(res)[0] == [("account", "registered"), ("pubsub", "pep")]
         res = disco_info(s, u.bare)
         assert stanza_error(res)[:2] == ("cancel", "service-unavailable")
 
