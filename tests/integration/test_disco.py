@@ -55,8 +55,11 @@ def served(c, ns):
     return cond[1] != "service-unavailable"
 
 
-def features(c):
-    res = c.iq("get", f"<query xmlns='{NS_DISCO_INFO}'/>", to="localhost")
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+
+
+def features(c, to="localhost"):
+    res = c.iq("get", f"<query xmlns='{NS_DISCO_INFO}'/>", to=to)
     assert res.get("type") == "result", ET.tostring(res)
     feats = [f.get("var") for f in res.find(q(NS_DISCO_INFO, "query")).findall(
         q(NS_DISCO_INFO, "feature"))]
@@ -64,9 +67,19 @@ def features(c):
     return set(feats)
 
 
+def account_features(c):
+    """PEP lives at the account (XEP-0163 §3): its pubsub#... features there say that
+    the pubsub namespace is served at the user's own bare JID."""
+    feats = features(c, to=c.bare)
+    ns = {f for f in feats if not f.startswith(NS_PUBSUB + "#")}
+    if len(ns) < len(feats):
+        ns.add(NS_PUBSUB)
+    return ns - {NS_DISCO_INFO}
+
+
 def test_disco_lists_exactly_what_is_served(server):
     with connect(server, "alice") as a:
-        listed = features(a)
+        listed = features(a) | account_features(a)
         unknown = listed - NOT_IQ - REQUESTS.keys()
         assert not unknown, f"listed, and no request here to try it with: {unknown}"
         wrong = {ns for ns in listed - NOT_IQ if not served(a, ns)}
