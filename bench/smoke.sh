@@ -14,11 +14,9 @@
 # compare.sh does not find it broken; bench/federation.sh runs once briefly with a
 # starling pair (about 15 s), and bench/sm.sh with starling alone (about 15 s).
 #
-# The muc and sm scenarios (and bench/muc.sh) need MUC and XEP-0198 in the server, which
-# are built in other branches: HAVE_MUC and HAVE_SM below turn their runs on when the
-# sample config shows them (a muc group; c2s.resume_timeout) and skip them otherwise.
-# Once both are merged, set HAVE_MUC=1 and HAVE_SM=1 unconditionally, so that a server
-# that loses either fails here instead of being skipped.
+# The sm scenario always runs: a starling without XEP-0198 fails here. The muc scenario
+# (and bench/muc.sh) runs when the sample config has a muc group (HAVE_MUC), and is
+# skipped otherwise.
 #
 # A run that ends with status 3 ("the server lacks what the scenario needs") would count
 # as skipped; none is expected to.
@@ -126,9 +124,8 @@ run presence 0 presence -p "$C2S" -c 12 -k 4 --presence-rate 20 -d 2 --drain 1
 run mixed 0 mixed -p "$C2S" -c 20 -r 100 --mix chat=60,idle=20,login=20 --think 0.5 -d 3
 run mixed-presence 0 mixed -p "$C2S" -c 20 -r 100 --presence-rate 20 --think 0.5 -d 2 --drain 1
 
-HAVE_MUC=0 HAVE_SM=0
+HAVE_MUC=0 HAVE_SM=1
 "$BIN/starlingctl" sample-config | grep -q '^muc = {' && HAVE_MUC=1
-"$BIN/starlingctl" sample-config | grep -q 'resume_timeout' && HAVE_SM=1
 # skip NAME WHY: a run left out, counted as skipped.
 skip() {
     echo "== $1: SKIP ($2)"
