@@ -89,6 +89,9 @@ const char *store_op_name(enum store_op op)
         [STORE_OP_BLOCK_REMOVE] = "block remove",     [STORE_OP_BLOCK_CLEAR] = "block clear",
         [STORE_OP_BLOCK_LIST] = "block list",         [STORE_OP_ACCOUNT_IMPORT] = "account import",
         [STORE_OP_CLUSTER_BEAT] = "cluster beat",
+        [STORE_OP_MAM_APPEND] = "mam append",         [STORE_OP_MAM_QUERY] = "mam query",
+        [STORE_OP_MAM_PREFS_GET] = "mam prefs get",   [STORE_OP_MAM_PREFS_SET] = "mam prefs set",
+        [STORE_OP_MAM_EXPIRE] = "mam expire",         [STORE_OP_MAM_LAST] = "mam last",
     };
     return (unsigned)op < STORE_OP_COUNT_ ? names[op] : "?";
 }
@@ -374,6 +377,8 @@ static void req_release(struct store_client *cl, struct store_req *req)
     store_roster_free(&req->roster);
     store_subreqs_free(&req->subreqs);
     store_offline_free(&req->offline);
+    store_mam_page_free(&req->mam_page);
+    store_mam_prefs_free(&req->mam_prefs_out);
     free(req);
     cl->pending--;
     atomic_fetch_sub_explicit(&cl->st->outstanding, 1, memory_order_relaxed);
@@ -411,6 +416,12 @@ int store_poll(struct store_client *cl)
             break;
         case STORE_OP_OFFLINE_FETCH:
             req->cb.offline(req->arg, req->res, ok ? &req->offline : NULL);
+            break;
+        case STORE_OP_MAM_QUERY:
+            req->cb.mam(req->arg, req->res, ok ? &req->mam_page : NULL);
+            break;
+        case STORE_OP_MAM_PREFS_GET:
+            req->cb.mam_prefs(req->arg, req->res, ok ? &req->mam_prefs_out : NULL);
             break;
         default:
             req->cb.done(req->arg, req->res);

@@ -33,6 +33,7 @@
 #define STARLING_STORE_BACKEND_H
 
 #include "common/store/store.h"
+#include "common/store/store_mam.h"
 
 #include <stdbool.h>
 
@@ -66,6 +67,13 @@ enum store_op {
      * out: ver (its slot), list ("slot name address" of the other live nodes). SQLite:
      * -ENOTSUP. */
     STORE_OP_CLUSTER_BEAT,
+    /* The message archive (store_mam.h); owner in `user`, not an account's. */
+    STORE_OP_MAM_APPEND,    /* in: mam_rows, mam_nrows; res: stored (one transaction) */
+    STORE_OP_MAM_QUERY,     /* in: user, mam_query; out: mam_page */
+    STORE_OP_MAM_PREFS_GET, /* in: user; out: mam_prefs */
+    STORE_OP_MAM_PREFS_SET, /* in: user, mam_prefs */
+    STORE_OP_MAM_EXPIRE,    /* in: seq (ids below), limit; res: deleted */
+    STORE_OP_MAM_LAST,      /* out: seq (the highest id, 0: none) */
     STORE_OP_COUNT_,
 };
 
@@ -86,6 +94,8 @@ struct store_req {
         store_roster_fn roster;
         store_subreqs_fn subreqs;
         store_offline_fn offline;
+        store_mam_fn mam;
+        store_mam_prefs_fn mam_prefs;
     } cb;
     void *arg;
 
@@ -108,6 +118,11 @@ struct store_req {
     const struct store_account *accounts;
     size_t naccounts;
     bool replace;
+    /* The archive's (store_mam.c copies them into text[]). */
+    const struct store_mam_row *mam_rows;
+    size_t mam_nrows;
+    struct store_mam_query mam_query;
+    struct store_mam_prefs mam_prefs;
 
     /* Out, filled by run() when res >= 0. list has malloc'd names; roster, subreqs and
      * offline are each one malloc'd block (their array, with every string in its
@@ -118,6 +133,8 @@ struct store_req {
     struct store_subreqs subreqs;
     struct store_offline offline;
     size_t failed; /* an import's: the index of the account at fault, or naccounts */
+    struct store_mam_page mam_page; /* one malloc'd block, as offline */
+    struct store_mam_prefs mam_prefs_out; /* one malloc'd block */
 
     /* An async request's copies of its in-arguments: pointer arrays first, which this
      * alignment keeps aligned, then strings and bytes. */

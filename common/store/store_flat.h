@@ -53,6 +53,18 @@ const char *flat_rebase(const char *base, const char *off);
 int flat_subreqs_finish(struct flat *f, struct store_subreqs *out);
 int flat_offline_finish(struct flat *f, struct store_offline *out);
 
+/* An archive page (records of struct store_mam_msg, oldest first) fetched with one
+ * message more than max: the extra one, when there, is dropped (the newest; the oldest
+ * when `last`) and makes the page not complete. out's count and index are set already.
+ * -ENOMEM. Leaves f empty. */
+struct store_mam_page;
+struct store_mam_prefs;
+int flat_mam_finish(struct flat *f, size_t max, bool last, struct store_mam_page *out);
+/* Archive preferences from their stored form (lines of '+' or '-' and a JID) as one
+ * block; and that form, malloc'd (NULL: no memory). */
+int flat_mam_prefs(const char *lists, uint8_t dflt, struct store_mam_prefs *out);
+char *flat_mam_lists(const struct store_mam_prefs *p);
+
 /* An offline message's stamp from UTC microseconds since the Unix epoch. */
 void flat_offline_stamp(struct store_offline_msg *m, int64_t stamp_us);
 

@@ -14,6 +14,7 @@
  */
 #include "common/core/log.h"
 #include "common/store/store_flat.h"
+#include "common/store/store_mam_sql.h"
 #include "common/store/store_pgsql.h"
 
 #include <errno.h>
@@ -152,6 +153,21 @@ const char *const pg_sql[PG_STMT_COUNT_] = {
         "SELECT slot::text || ' ' || name || ' ' || address FROM cluster_nodes"
         " WHERE name <> $1::text AND heartbeat > now() - $2::bigint * interval '1 millisecond'"
         " ORDER BY slot",
+    [PG_MAM_APPEND] = "INSERT INTO mam (owner, id, with_bare, with_full, stanza)"
+                      " VALUES ($1::text, $2::bigint, $3::text, $4::text, $5::bytea)"
+                      " ON CONFLICT DO NOTHING",
+    [PG_MAM_QUERY] = MAM_QUERY_SQL("$1::text", "$2::text", "$3::text", "$4::bigint",
+                                   "$5::bigint", "$6::bigint", "$7::bigint", "$8::bigint", ""),
+    [PG_MAM_QUERY_LAST] = MAM_QUERY_SQL("$1::text", "$2::text", "$3::text", "$4::bigint",
+                                        "$5::bigint", "$6::bigint", "$7::bigint", "$8::bigint",
+                                        " DESC"),
+    [PG_MAM_PREFS_GET] = "SELECT dflt, lists FROM mam_prefs WHERE owner = $1::text",
+    [PG_MAM_PREFS_SET] = "INSERT INTO mam_prefs (owner, dflt, lists)"
+                         " VALUES ($1::text, $2::smallint, $3::text) ON CONFLICT (owner)"
+                         " DO UPDATE SET dflt = excluded.dflt, lists = excluded.lists",
+    [PG_MAM_EXPIRE] = "DELETE FROM mam WHERE ctid IN"
+                      " (SELECT ctid FROM mam WHERE id < $1::bigint LIMIT $2::bigint)",
+    [PG_MAM_LAST] = "SELECT coalesce(max(id), 0) FROM mam",
 };
 
 /* ---- parameters and columns -------------------------------------------------------------- */
@@ -359,7 +375,7 @@ int pg_req_send(PGconn *conn, const struct pg_flight *fl)
         SEND(PG_CLUSTER_LIVE, USER, P_INT8(req->stamp_us));
         break;
     default:
-        rc = -ENOSYS;
+        rc = pg_mam_send(conn, fl);
         break;
     }
 #undef SEND
@@ -621,6 +637,7 @@ void pg_req_result(struct pg_flight *fl, size_t k, const PGresult *r)
             fl->flag = rows != 0;
         break;
     default:
+        pg_mam_result(fl, k, r);
         break;
     }
     if (rc < 0)
@@ -637,6 +654,8 @@ void pg_req_finish(struct pg_flight *fl)
         req->res = fl->err;
         return;
     }
+    if (pg_mam_finish(fl))
+        return;
     switch (req->op) {
     case STORE_OP_ACCOUNT_IMPORT:
     case STORE_OP_ROSTER_COUNT:

@@ -25,6 +25,7 @@
  * store_sqlite.h.
  */
 #include "common/core/log.h"
+#include "common/store/store_mam_sql.h"
 #include "common/store/store_sqlite.h"
 
 #include <errno.h>
@@ -141,6 +142,30 @@ static const char *const sqlite_migrations[] = {
     " UPDATE offline_sender_usage SET messages = messages - 1, bytes = bytes - old.len"
     "  WHERE user = old.user AND sender = old.sender;"
     " END;",
+
+    /* 4: the message archive (store_mam.h). The owner is no account's foreign key (a
+     * room owns an archive too), so a trigger takes an account's archive with it. An id
+     * is a time (store_mam.h), so mam_id serves retention and the router's first id. */
+    "CREATE TABLE mam ("
+    " owner TEXT NOT NULL,"
+    " id INTEGER NOT NULL,"
+    " with_bare TEXT NOT NULL,"
+    " with_full TEXT NOT NULL,"
+    " stanza BLOB NOT NULL,"
+    " PRIMARY KEY (owner, id)"
+    ") STRICT;"
+    "CREATE INDEX mam_with ON mam (owner, with_bare, id);"
+    "CREATE INDEX mam_id ON mam (id);"
+    /* lists: one line per JID, '+' (always) or '-' (never) then the JID. */
+    "CREATE TABLE mam_prefs ("
+    " owner TEXT NOT NULL PRIMARY KEY,"
+    " dflt INTEGER NOT NULL CHECK (dflt BETWEEN 0 AND 2),"
+    " lists TEXT NOT NULL"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TRIGGER mam_account_gone AFTER DELETE ON accounts BEGIN"
+    " DELETE FROM mam WHERE owner = old.user;"
+    " DELETE FROM mam_prefs WHERE owner = old.user;"
+    " END;",
 };
 #define SQLITE_SCHEMA_VERSION (int)(sizeof sqlite_migrations / sizeof sqlite_migrations[0])
 
@@ -210,6 +235,19 @@ static const char *const sqlite_sql[SQ_COUNT_] = {
     [SQ_BLOCK_REMOVE] = "DELETE FROM blocklist WHERE user = ?1 AND jid = ?2",
     [SQ_BLOCK_CLEAR] = "DELETE FROM blocklist WHERE user = ?1",
     [SQ_BLOCK_LIST] = "SELECT jid FROM blocklist WHERE user = ?1 ORDER BY jid",
+    [SQ_MAM_APPEND] = "INSERT INTO mam (owner, id, with_bare, with_full, stanza)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    /* One statement, one snapshot: the count row (k = 0) and the page (k = 1). */
+    [SQ_MAM_QUERY] = MAM_QUERY_SQL("?1", "?2", "?3", "?4", "?5", "?6", "?7", "?8", ""),
+    [SQ_MAM_QUERY_LAST] =
+        MAM_QUERY_SQL("?1", "?2", "?3", "?4", "?5", "?6", "?7", "?8", " DESC"),
+    [SQ_MAM_PREFS_GET] = "SELECT dflt, lists FROM mam_prefs WHERE owner = ?1",
+    [SQ_MAM_PREFS_SET] = "INSERT INTO mam_prefs (owner, dflt, lists) VALUES (?1, ?2, ?3)"
+                         " ON CONFLICT (owner) DO UPDATE SET dflt = excluded.dflt,"
+                         " lists = excluded.lists",
+    [SQ_MAM_EXPIRE] =
+        "DELETE FROM mam WHERE rowid IN (SELECT rowid FROM mam WHERE id < ?1 LIMIT ?2)",
+    [SQ_MAM_LAST] = "SELECT coalesce(max(id), 0) FROM mam",
 };
 
 /* An SQLite result as -errno. The file system's errno when SQLite has one. */
@@ -702,7 +740,7 @@ static void sqlite_run(void *p, struct store_req *req)
         req->res = -ENOTSUP; /* a file is no meeting place for nodes */
         break;
     default:
-        if (!sq_im_run(be, req)) {
+        if (!sq_im_run(be, req) && !sq_mam_run(be, req)) {
             req->res = -ENOSYS;
             return;
         }
@@ -721,6 +759,8 @@ static void sqlite_run(void *p, struct store_req *req)
         store_roster_free(&req->roster);
         store_subreqs_free(&req->subreqs);
         store_offline_free(&req->offline);
+        store_mam_page_free(&req->mam_page);
+        store_mam_prefs_free(&req->mam_prefs_out);
     }
     /* Ready for the next request; the bindings point into this one, which is about to go. */
     for (int i = 0; i < SQ_COUNT_; i++) {

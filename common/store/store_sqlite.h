@@ -44,6 +44,13 @@ enum sqlite_stmt {
     SQ_BLOCK_REMOVE,
     SQ_BLOCK_CLEAR,
     SQ_BLOCK_LIST,
+    SQ_MAM_APPEND,
+    SQ_MAM_QUERY,
+    SQ_MAM_QUERY_LAST,
+    SQ_MAM_PREFS_GET,
+    SQ_MAM_PREFS_SET,
+    SQ_MAM_EXPIRE,
+    SQ_MAM_LAST,
     SQ_COUNT_,
 };
 _Static_assert(SQ_COUNT_ <= 64, "struct sqlite_be's used mask has 64 bits");
@@ -108,5 +115,8 @@ int sq_read_names(struct sqlite_be *be, sqlite3_stmt *st, struct store_list *l);
 /* Runs an instant-messaging request (store_sqlite_im.c) into req->res; false when op is
  * not one. */
 bool sq_im_run(struct sqlite_be *be, struct store_req *req);
+
+/* The same for the archive's requests (store_sqlite_mam.c). */
+bool sq_mam_run(struct sqlite_be *be, struct store_req *req);
 
 #endif
