@@ -2,13 +2,14 @@
  * module.c: the table of modules and the calls that run their hooks (module.h).
  */
 #include "router/module.h"
+#include "router/mam.h"
 #include "router/router.h"
 
 #include <string.h>
 
 const struct module *const mod_table[] = {
     &mod_disco, &mod_ping,   &mod_version, &mod_roster,
-    &mod_blocking, &mod_carbons, &mod_offline, NULL,
+    &mod_blocking, &mod_carbons, &mod_offline, &mod_mam, NULL,
 };
 
 const struct module *mod_for_ns(const char *ns)
