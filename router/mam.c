@@ -267,7 +267,7 @@ static uint64_t archive(struct shard *s, struct mam_user *mu, const char *owner,
                owner);
         return 0;
     }
-    it->row.id = next_id(ms);
+    uint64_t id = it->row.id = next_id(ms);
     ms->archived++;
     if (mu && mu->state != PREFS_READY) {
         list_push(&mu->held, it);
@@ -275,9 +275,9 @@ static uint64_t archive(struct shard *s, struct mam_user *mu, const char *owner,
     } else {
         list_push(&ms->queue, it);
         if (!ms->inflight)
-            send_batch(s);
+            send_batch(s); /* which may free it */
     }
-    return it->row.id;
+    return id;
 }
 
 uint64_t mam_archive(struct shard *s, const char *owner, const char *with, size_t with_len,

@@ -526,7 +526,8 @@ static void prefs_set(struct shard *s, struct user *u, const struct stanza *st, 
     const char **jids = (const char **)(void *)block;
     bool *always = (bool *)(block + n * sizeof(char *));
     char *t = (char *)(always + n);
-    memcpy(t, buf_data(&text), buf_used(&text));
+    if (n)
+        memcpy(t, buf_data(&text), buf_used(&text));
     for (size_t i = 0; i < n; i++) {
         jids[i] = t + offs[i];
         always[i] = alw[i];
