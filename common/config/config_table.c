@@ -470,8 +470,8 @@ const struct config_directive config_table[] = {
         "wait and go together in the next."),
     NUM(INT, "mam.max_queue", mam.max_queue, "20000", 1, 1000000, 0,
         "Archive rows one shard holds while the store is busy, at most. Past it (a store\n"
-        "that cannot keep up) messages are still delivered but not archived: each such\n"
-        "row is counted (mam_dropped in the log's shard statistics) and logged."),
+        "that cannot keep up) messages are still delivered but not archived: each one is\n"
+        "logged (rate-limited) with the count so far, and the count again at exit."),
     NUM(INT, "mam.max_prefs", mam.max_prefs, "1000", 0, STORE_MAM_PREFS_MAX, 0,
         "JIDs of one user's always and never lists together; archive preferences with\n"
         "more are refused (policy-violation)."),
