@@ -52,8 +52,16 @@ struct mam_shard {
 
 enum { PREFS_UNKNOWN, PREFS_LOADING, PREFS_READY };
 
+/* Work (a query) waiting for the preferences. */
+struct mam_wait {
+    struct mam_wait *next;
+    void (*go)(struct shard *s, void *arg);
+    void *arg;
+};
+
 struct mam_user {
     uint8_t state;
+    struct mam_wait *waiting, **waiting_tail;
     struct store_mam_prefs prefs; /* READY: what the store said, a copy we own (jids block) */
     struct mam_list held;         /* rows archived before the preferences came */
 };
@@ -315,6 +323,28 @@ static bool wants(const struct shard *s, struct user *u, const struct mam_user *
     return dflt == STORE_MAM_ALWAYS;
 }
 
+bool mam_prefs_copy(const struct store_mam_prefs *p, struct store_mam_prefs *out)
+{
+    size_t n = p->n, bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(p->jids[i]) + 1;
+    char *block = malloc(n * (sizeof(char *) + sizeof(bool)) + bytes + 1);
+    if (!block)
+        return false;
+    const char **jids = (const char **)(void *)block;
+    bool *always = (bool *)(block + n * sizeof(char *));
+    char *t = (char *)(always + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(p->jids[i]) + 1;
+        jids[i] = memcpy(t, p->jids[i], l);
+        always[i] = p->always[i];
+        t += l;
+    }
+    *out = (struct store_mam_prefs){
+        .dflt = p->dflt, .stored = true, .n = n, .jids = jids, .always = always};
+    return true;
+}
+
 static void on_prefs(void *arg, int res, const struct store_mam_prefs *p)
 {
     struct user *u = arg;
@@ -329,22 +359,10 @@ static void on_prefs(void *arg, int res, const struct store_mam_prefs *p)
         mu->state = PREFS_READY;
         /* The store's block is only lent: the JIDs are copied into one of our own. */
         if (res == 0 && p->stored) {
-            size_t n = p->n, bytes = 0;
-            for (size_t i = 0; i < n; i++)
-                bytes += strlen(p->jids[i]) + 1;
-            char *block = malloc(n * (sizeof(char *) + sizeof(bool)) + bytes);
-            if (block) {
-                const char **jids = (const char **)(void *)block;
-                bool *always = (bool *)(block + n * sizeof(char *));
-                char *t = (char *)(always + n);
-                for (size_t i = 0; i < n; i++) {
-                    size_t l = strlen(p->jids[i]) + 1;
-                    jids[i] = memcpy(t, p->jids[i], l);
-                    always[i] = p->always[i];
-                    t += l;
-                }
-                mu->prefs = (struct store_mam_prefs){
-                    .dflt = p->dflt, .stored = true, .n = n, .jids = jids, .always = always};
+            struct store_mam_prefs copy;
+            if (mam_prefs_copy(p, &copy)) {
+                free((void *)mu->prefs.jids);
+                mu->prefs = copy;
             }
         }
         /* What waited is decided now. */
@@ -359,6 +377,12 @@ static void on_prefs(void *arg, int res, const struct store_mam_prefs *p)
         mu->held = (struct mam_list){0};
         if (!ms->inflight)
             send_batch(s);
+        for (struct mam_wait *w = mu->waiting, *next; w; w = next) {
+            next = w->next;
+            w->go(s, w->arg);
+            free(w);
+        }
+        mu->waiting = NULL;
     }
     user_release(&s->users, u);
 }
@@ -382,16 +406,29 @@ static void mam_user_loaded(struct shard *s, struct user *u)
         prefs_load(s, u, mu);
 }
 
-void mam_prefs_replace(struct user *u, const struct store_mam_prefs *p, void *block)
+bool mam_prefs_wait(struct user *u, void (*go)(struct shard *s, void *arg), void *arg)
+{
+    struct mam_user *mu = u->mod[MOD_SLOT_MAM];
+    struct mam_wait *w;
+    if (!mu || mu->state != PREFS_LOADING || !mu->held.n || !(w = malloc(sizeof *w)))
+        return false;
+    *w = (struct mam_wait){.go = go, .arg = arg};
+    if (!mu->waiting)
+        mu->waiting_tail = &mu->waiting;
+    *mu->waiting_tail = w;
+    mu->waiting_tail = &w->next;
+    return true;
+}
+
+void mam_prefs_replace(struct user *u, const struct store_mam_prefs *p)
 {
     struct mam_user *mu = user_mam(u);
     if (!mu) {
-        free(block);
+        free((void *)p->jids);
         return;
     }
     free((void *)mu->prefs.jids);
     mu->prefs = *p;
-    mu->prefs.stored = true;
     if (mu->state != PREFS_LOADING)
         mu->state = PREFS_READY;
 }

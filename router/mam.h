@@ -102,9 +102,14 @@ void mam_iq(struct shard *s, struct user *u, struct session *ss, const struct st
  * none). */
 const struct store_mam_prefs *mam_prefs_of(const struct shard *s, struct user *u,
                                            struct store_mam_prefs *dflt);
-/* The preferences just stored: block holds p's arrays and strings, and is the user's
- * now. */
-void mam_prefs_replace(struct user *u, const struct store_mam_prefs *p, void *block);
+/* While u's preferences are on their way (rows wait for them), go(s, arg) is kept and
+ * called once they came and the rows are queued: true. Else false (call it now). */
+bool mam_prefs_wait(struct user *u, void (*go)(struct shard *s, void *arg), void *arg);
+/* A copy of p (stored set) in one block, which free(out->jids) releases; false when
+ * memory is short. */
+bool mam_prefs_copy(const struct store_mam_prefs *p, struct store_mam_prefs *out);
+/* The preferences just stored, a mam_prefs_copy() the user takes. */
+void mam_prefs_replace(struct user *u, const struct store_mam_prefs *p);
 
 /* Sends every queued row to the store now (a query must see them). */
 void mam_flush(struct shard *s);

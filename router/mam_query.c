@@ -118,6 +118,9 @@ struct query_ctx {
     struct user *u;      /* a user's archive: held (busy) until the answer; NULL: a room's */
     char *jid;           /* the archive's JID: the results' from */
     char *queryid, *id;  /* NULL: none */
+    struct store_mam_query q; /* its owner and with point into the two below */
+    char *owner;
+    char with[JID_BUF];
     uint64_t len;        /* 64 bits: the frame after it is read as a struct proto_stanza */
     char frame[];
 };
@@ -139,6 +142,7 @@ static char *dup_or_null(const char *s)
 
 static void ctx_free(struct query_ctx *c)
 {
+    free(c->owner);
     free(c->jid);
     free(c->queryid);
     free(c->id);
@@ -350,6 +354,15 @@ static const char *parse_query(struct shard *s, const struct xml_node *qn,
     return NULL;
 }
 
+/* The query to the store, after every row archived before it. */
+static void submit(struct shard *s, void *arg)
+{
+    struct query_ctx *c = arg;
+    mam_flush(s);
+    if (store_mam_query(s->store, &c->q, on_page, c) < 0)
+        on_page(c, -EAGAIN, NULL);
+}
+
 static void query(struct shard *s, struct user *u, const char *owner, const char *jid,
                   size_t jid_len, const struct stanza *st, const struct xml_node *iq,
                   const struct xml_node *qn)
@@ -379,20 +392,24 @@ static void query(struct shard *s, struct user *u, const char *owner, const char
             q.start = oldest;
     }
     struct query_ctx *c = ctx_new(st, jid, jid_len, id, xml_node_attr(qn, "queryid"));
+    if (c && !(c->owner = strdup(owner))) {
+        ctx_free(c);
+        c = NULL;
+    }
     if (!c) {
         out_error(s, st, "wait", "resource-constraint");
         return;
     }
+    c->q = q;
+    c->q.owner = c->owner;
+    if (q.with)
+        c->q.with = strcpy(c->with, q.with);
     if ((c->u = u))
         u->busy++;
-    mam_flush(s); /* the query sees every row archived before it */
-    int rc = store_mam_query(s->store, &q, on_page, c);
-    if (rc < 0) {
-        out_error(s, st, "wait", "resource-constraint");
-        if (u)
-            u->busy--;
-        ctx_free(c);
-    }
+    /* Rows that wait for the user's preferences would reach the store after the query:
+     * it waits for them. */
+    if (!u || !mam_prefs_wait(u, submit, c))
+        submit(s, c);
 }
 
 void mam_query(struct shard *s, const char *owner, const char *jid, size_t jid_len,
@@ -429,12 +446,20 @@ static void prefs_xml(struct buf *b, const struct store_mam_prefs *p)
 
 struct prefs_ctx {
     struct user *u;
-    struct store_mam_prefs p; /* its arrays and strings in block */
-    void *block;
+    struct store_mam_prefs p; /* a mam_prefs_copy(): the user's once stored */
     char *id;
     uint64_t len;
     char frame[];
 };
+
+static void prefs_ctx_free(struct prefs_ctx *c)
+{
+    if (!c)
+        return;
+    free((void *)c->p.jids);
+    free(c->id);
+    free(c);
+}
 
 static void on_prefs_set(void *arg, int res)
 {
@@ -452,20 +477,18 @@ static void on_prefs_set(void *arg, int res)
         }
     }
     if (res >= 0) {
-        mam_prefs_replace(c->u, &c->p, c->block);
-        c->block = NULL;
+        mam_prefs_replace(c->u, &c->p);
+        c->p.jids = NULL;
     }
     c->u->busy--;
     user_release(&s->users, c->u);
-    free(c->block);
-    free(c->id);
-    free(c);
+    prefs_ctx_free(c);
 }
 
-/* The JIDs of one list, normalised bare, appended to jids/always (cap entries); -1 when
- * one is not a JID, -2 past cap. */
-static int prefs_list(struct shard *s, const struct xml_node *l, bool always, struct buf *text,
-                      size_t *offs, bool *alw, size_t *n, size_t cap)
+/* The JIDs of one list, normalised bare (copies in the shard's arena), added to p (room
+ * for cap); -1 when one is not a JID, -2 past cap. */
+static int prefs_list(struct shard *s, const struct xml_node *l, bool always,
+                      struct store_mam_prefs *p, const char **jids, bool *alw, size_t cap)
 {
     for (const struct xml_node *j = l ? xml_node_child(l, "jid", NS_MAM) : NULL; j;
          j = xml_node_next(j, "jid", NS_MAM)) {
@@ -474,13 +497,11 @@ static int prefs_list(struct shard *s, const struct xml_node *l, bool always, st
         struct jid jd;
         if (!v || jid_parse(&jd, v, strlen(v), norm, sizeof norm) < 0)
             return -1;
-        if (*n >= cap)
+        if (p->n >= cap)
             return -2;
-        offs[*n] = buf_used(text);
-        alw[*n] = always;
-        (*n)++;
-        buf_append(text, jd.str, jid_bare_len(&jd));
-        buf_append(text, "", 1);
+        if (!(jids[p->n] = arena_strndup(&s->arena, jd.str, jid_bare_len(&jd))))
+            return -1;
+        alw[p->n++] = always;
     }
     return 0;
 }
@@ -497,63 +518,40 @@ static void prefs_set(struct shard *s, struct user *u, const struct stanza *st, 
         out_error(s, st, "modify", "bad-request");
         return;
     }
-    size_t cap = s->cfg->mam.max_prefs, n = 0;
-    size_t *offs = malloc((cap + 1) * sizeof *offs);
+    size_t cap = s->cfg->mam.max_prefs;
+    const char **jids = malloc((cap + 1) * sizeof *jids);
     bool *alw = malloc(cap + 1);
-    struct buf text = {0};
-    struct prefs_ctx *c = NULL;
-    const char *err = NULL;
-    int rc = 0;
-    if (!offs || !alw) {
-        err = "resource-constraint";
+    struct store_mam_prefs p = {.dflt = (uint8_t)dflt, .stored = true, .jids = jids, .always = alw};
+    uint32_t len = (uint32_t)(sizeof *st->h + st->h->from_len + st->h->to_len + st->h->stanza_len);
+    struct prefs_ctx *c = st->frame ? calloc(1, sizeof *c + len) : NULL;
+    const char *err = "resource-constraint";
+    char user[USER_LOCAL_MAX];
+    if (!jids || !alw || !c)
         goto out;
-    }
-    rc = prefs_list(s, xml_node_child(q, "always", NS_MAM), true, &text, offs, alw, &n, cap);
+    int rc = prefs_list(s, xml_node_child(q, "always", NS_MAM), true, &p, jids, alw, cap);
     if (rc == 0)
-        rc = prefs_list(s, xml_node_child(q, "never", NS_MAM), false, &text, offs, alw, &n, cap);
+        rc = prefs_list(s, xml_node_child(q, "never", NS_MAM), false, &p, jids, alw, cap);
     if (rc < 0) {
         err = rc == -1 ? "jid-malformed" : "policy-violation";
         goto out;
     }
-    uint32_t len = (uint32_t)(sizeof *st->h + st->h->from_len + st->h->to_len + st->h->stanza_len);
-    c = calloc(1, sizeof *c + len);
-    char *block = malloc(n * (sizeof(char *) + sizeof(bool)) + buf_used(&text) + 1);
-    if (!c || !block || (id && !(c->id = strdup(id)))) {
-        free(block);
-        err = "resource-constraint";
+    if (!mam_prefs_copy(&p, &c->p) || (id && !(c->id = strdup(id))))
         goto out;
-    }
-    const char **jids = (const char **)(void *)block;
-    bool *always = (bool *)(block + n * sizeof(char *));
-    char *t = (char *)(always + n);
-    if (n)
-        memcpy(t, buf_data(&text), buf_used(&text));
-    for (size_t i = 0; i < n; i++) {
-        jids[i] = t + offs[i];
-        always[i] = alw[i];
-    }
-    c->p = (struct store_mam_prefs){
-        .dflt = (uint8_t)dflt, .stored = true, .n = n, .jids = jids, .always = always};
-    c->block = block;
     c->u = u;
     c->len = len;
     memcpy(c->frame, st->frame, len);
-    char user[USER_LOCAL_MAX];
     user_localpart(u, user, sizeof user);
     u->busy++;
     if (store_mam_prefs_set(s->store, user, &c->p, on_prefs_set, c) < 0) {
         u->busy--;
-        err = "resource-constraint";
-        free(c->block);
-        free(c->id);
         goto out;
     }
     c = NULL;
+    err = NULL;
 out:
-    free(c);
-    free(offs);
+    prefs_ctx_free(c);
+    free(jids);
     free(alw);
-    buf_free(&text);
     if (err)
         out_error(s, st, !strcmp(err, "resource-constraint") ? "wait" : "modify", err);
 }
