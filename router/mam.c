@@ -22,7 +22,7 @@
 #define NS_HINTS   "urn:xmpp:hints"
 #define NS_CARBONS "urn:xmpp:carbons:2"
 #define SWEEP_CHUNK 10000
-/* Copies of changed stanzas a shard keeps at once (see changed()). */
+/* Copies of changed stanzas a shard keeps at once (mam_inbound()). */
 #define OUT_BUFS 8
 
 /* A row on its way to the store: the row's strings in data[]. */
