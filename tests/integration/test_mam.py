@@ -284,6 +284,11 @@ def test_preferences_never_roster_always(server):
         chat(c, a.bare, "c again")
         a.wait_for(is_message(body="c again"))
         assert bodies(query(a)[0])[-1] == "c again"
+        # mam.max_prefs (1000) JIDs at most: one more is refused, and nothing changes.
+        many = "".join(f"<jid>u{i}@example.com</jid>" for i in range(1001))
+        r = a.iq("set", f"<prefs xmlns='{NS_MAM}' default='never'><always>{many}</always><never/></prefs>")
+        assert stanza_error(r)[1] == "policy-violation"
+        assert prefs(a) == ("always", [], [])
     # Preferences persist: a new login (after the user left the shard) has them.
     with connect(server, an, "a2") as a:
         assert prefs(a) == ("always", [], [])
@@ -348,6 +353,23 @@ def test_slixmpp_mam_plugin(server):
     seen, back = run(scenario())
     assert seen == [f"sx{i}" for i in range(5)], seen
     assert back[0] == ["sx3", "sx4"], back
+
+
+def test_archive_and_ids_across_a_restart(make_server):
+    """The archive is in the store; ids after a restart are above those before (they
+    start above the store's highest)."""
+    s = make_server()
+    an, bn = s.new_users(2, "mamrs")
+    with connect(s, an, "a", available=True) as a, connect(s, bn, "b", available=True) as b:
+        chat(a, b.bare, "before")
+        first = stanza_ids(b.wait_for(is_message(body="before")))[0][1]
+    s.restart()
+    with connect(s, an, "a", available=True) as a, connect(s, bn, "b", available=True) as b:
+        chat(a, b.bare, "after")
+        second = stanza_ids(b.wait_for(is_message(body="after")))[0][1]
+        assert int(second) > int(first)
+        got, _ = query(b)
+        assert [(i, body(m)) for i, m in got] == [(first, "before"), (second, "after")]
 
 
 def test_retention(make_server):
