@@ -143,9 +143,10 @@ struct load_run {
     uint32_t nkeys;
     unsigned nworkers;
     struct load_worker *workers;
-    _Atomic uint8_t *online; /* [clients] by home: online now (read by any worker) */
-    uint64_t t_start;        /* load_init's clock: stamps older than this are not ours */
-    _Atomic unsigned phase;  /* enum load_phase */
+    _Atomic uint8_t *online;    /* [clients] by home: online now (read by any worker) */
+    _Atomic uint32_t occupants; /* muc: clients in the room now (scen.c) */
+    uint64_t t_start;           /* load_init's clock: stamps older than this are not ours */
+    _Atomic unsigned phase;     /* enum load_phase */
 };
 
 /* Creates the workers' state for run (connections assigned, scenario prepared), without

@@ -11,8 +11,10 @@
 #include <string.h>
 
 static const char *const scenario_names[] = {
-    [OPTS_LOGIN] = "login",       [OPTS_IDLE] = "idle",   [OPTS_CHAT] = "chat",
-    [OPTS_PRESENCE] = "presence", [OPTS_MIXED] = "mixed",
+    [OPTS_LOGIN] = "login", [OPTS_IDLE] = "idle",
+    [OPTS_CHAT] = "chat",   [OPTS_PRESENCE] = "presence",
+    [OPTS_MIXED] = "mixed", [OPTS_MUC] = "muc",
+    [OPTS_SM] = "sm",
 };
 
 static const char *const mix_names[OPTS_MIX_COUNT] = {
@@ -50,6 +52,12 @@ void opts_usage(FILE *f)
         "            missing) and changes presence at --presence-rate in total: fan-out\n"
         "  mixed     pairs of users chat, change presence, idle or log in and out again,\n"
         "            in the proportions of --mix\n"
+        "  muc       every client joins one room (XEP-0045; the first creates it, an\n"
+        "            instant room); --senders of them post groupchat messages, open loop\n"
+        "            (-r in total) or closed loop (-w in flight per sender, until the room\n"
+        "            reflects it back); every occupant counts what reaches it\n"
+        "  sm        chat, with XEP-0198 stream management enabled on every stream: the\n"
+        "            server's <r/> answered, an <r/> every --ack-every stanzas sent\n"
         "\n"
         "server and accounts:\n"
         "  -H, --host HOST         server address (127.0.0.1)\n"
@@ -81,7 +89,8 @@ void opts_usage(FILE *f)
         "  -s, --size B            bytes of a message body (64)\n"
         "      --ramp R            connections started per second (no limit)\n"
         "      --pending N         logins in progress at once (200)\n"
-        "      --timeout S         seconds a login may take (30)\n"
+        "      --timeout S         seconds a login may take (30); muc: also how long the\n"
+        "                          room may fill without a join completing\n"
         "      --drain S           seconds to wait for stanzas in flight at the end (5)\n"
         "\n"
         "presence and mixed:\n"
@@ -94,6 +103,15 @@ void opts_usage(FILE *f)
         "      --mix SPEC          mixed: pair weights, e.g. chat=50,presence=20,idle=20,login=10\n"
         "      --think S           mixed: seconds a churning user stays online (5)\n"
         "\n"
+        "muc and sm:\n"
+        "      --room JID          muc: the room (bench@conference.DOMAIN)\n"
+        "      --senders N         muc: how many occupants post, the first N (10)\n"
+        "      --broadcast ROLES   muc: the roles whose presence the new room broadcasts, set\n"
+        "                          in its configuration (moderator: the owner's only, so the\n"
+        "                          room fills in O(N) stanzas); 'all' keeps the server's\n"
+        "                          default, every role (N*N/2 presences to fill it) (moderator)\n"
+        "      --ack-every K       sm: request an ack every K stanzas sent, 0 never (1)\n"
+        "\n"
         "output:\n"
         "  -o, --json FILE         results as JSON (for bench/report)\n"
         "  -l, --label TEXT        the server's name in results (host:port)\n"
@@ -103,7 +121,8 @@ void opts_usage(FILE *f)
         "  -h, --help\n"
         "\n"
         "Exit status: 0 stanzas flowed and nothing was lost or failed; 1 losses or errors;\n"
-        "2 bad usage or set-up; 3 the server lacks what the scenario needs (rosters).\n",
+        "2 bad usage or set-up; 3 the server lacks what the scenario needs (rosters, MUC,\n"
+        "stream management).\n",
         f);
 }
 
@@ -258,6 +277,10 @@ enum {
     OPT_PEER,
     OPT_PEER_DOMAIN,
     OPT_HUB,
+    OPT_ROOM,
+    OPT_SENDERS,
+    OPT_ACK_EVERY,
+    OPT_BROADCAST,
 };
 
 static const struct option longopts[] = {
@@ -293,6 +316,10 @@ static const struct option longopts[] = {
     {"no-roster-setup", no_argument, NULL, OPT_NO_RSETUP},
     {"mix", required_argument, NULL, OPT_MIX},
     {"think", required_argument, NULL, OPT_THINK},
+    {"room", required_argument, NULL, OPT_ROOM},
+    {"senders", required_argument, NULL, OPT_SENDERS},
+    {"ack-every", required_argument, NULL, OPT_ACK_EVERY},
+    {"broadcast", required_argument, NULL, OPT_BROADCAST},
     {"json", required_argument, NULL, 'o'},
     {"label", required_argument, NULL, 'l'},
     {"server-pid", required_argument, NULL, OPT_PID},
@@ -324,6 +351,9 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
     o->drain = 5;
     o->contacts = 10;
     o->think = 5;
+    o->senders = 10;
+    o->ack_every = 1;
+    o->broadcast = "moderator";
     o->mix[OPTS_MIX_CHAT] = 50;
     o->mix[OPTS_MIX_PRESENCE] = 20;
     o->mix[OPTS_MIX_IDLE] = 20;
@@ -483,6 +513,22 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
                 return bad(err, errlen, "--think: 0..86400 seconds");
             o->think = v;
             break;
+        case OPT_ROOM:
+            o->room = optarg;
+            break;
+        case OPT_SENDERS:
+            if (!num(optarg, 1, 10000000, &v))
+                return bad(err, errlen, "--senders: 1..10000000");
+            o->senders = (uint32_t)v;
+            break;
+        case OPT_BROADCAST:
+            o->broadcast = strcmp(optarg, "all") ? optarg : NULL;
+            break;
+        case OPT_ACK_EVERY:
+            if (!num(optarg, 0, 1000000, &v))
+                return bad(err, errlen, "--ack-every: 0..1000000");
+            o->ack_every = (unsigned)v;
+            break;
         case 'o':
             o->json = optarg;
             break;
@@ -513,7 +559,7 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
         }
     }
     if (optind != argc - 1)
-        return bad(err, errlen, "name one scenario: login, idle, chat, presence or mixed");
+        return bad(err, errlen, "name one scenario: login, idle, chat, presence, mixed, muc or sm");
     int s = -1;
     for (int i = 0; i < (int)(sizeof scenario_names / sizeof scenario_names[0]); i++)
         if (!strcmp(argv[optind], scenario_names[i]))
@@ -530,7 +576,7 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
         return bad(err, errlen,
                    "--users must be at least --clients: two connections "
                    "logging into one account at once would replace each other");
-    if ((o->scenario == OPTS_CHAT || o->scenario == OPTS_MIXED) && o->clients % 2)
+    if ((opts_pairs_chat(o) || o->scenario == OPTS_MIXED) && o->clients % 2)
         return bad(err, errlen, "--clients must be even: users chat in pairs");
     if (o->rate && window_set)
         return bad(err, errlen, "-r (open loop) and -w (closed loop) exclude each other");
@@ -550,8 +596,18 @@ int opts_parse(struct opts *o, int argc, char **argv, char *err, size_t errlen)
         return bad(err, errlen, "--user or --password pattern too long");
     if (!o->peer_host != !o->peer_domain)
         return bad(err, errlen, "--peer and --peer-domain go together");
-    if (o->peer_host && o->scenario == OPTS_MIXED)
-        return bad(err, errlen, "--peer: not with the mixed scenario");
+    if (o->peer_host && (o->scenario == OPTS_MIXED || o->scenario == OPTS_MUC))
+        return bad(err, errlen, "--peer: not with the mixed or muc scenario");
+    if (o->scenario == OPTS_MUC) {
+        if (o->senders > o->clients)
+            o->senders = o->clients;
+        if (!o->room) {
+            snprintf(o->room_buf, sizeof o->room_buf, "bench@conference.%s", o->domain);
+            o->room = o->room_buf;
+        }
+        if (!strchr(o->room, '@') || strchr(o->room, '/'))
+            return bad(err, errlen, "--room: a bare JID, room@service");
+    }
     if ((r = resolve(o->host, o->port, &o->addr, &o->addr_len, err, errlen)) < 0)
         return r;
     if (o->peer_host &&

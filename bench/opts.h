@@ -21,6 +21,8 @@ enum opts_scenario {
     OPTS_CHAT,
     OPTS_PRESENCE,
     OPTS_MIXED,
+    OPTS_MUC, /* one room, every client an occupant, --senders post groupchat messages */
+    OPTS_SM,  /* chat with XEP-0198 stream management on every stream */
 };
 
 /* Behaviours of a pair of users in the mixed scenario. */
@@ -66,7 +68,11 @@ struct opts {
     double presence_rate; /* presence changes per second in total */
     int roster_setup;     /* 1: always, 0: when rosters lack contacts, -1: never */
     unsigned mix[OPTS_MIX_COUNT];
-    double think; /* mixed: seconds a churning user stays online */
+    double think;       /* mixed: seconds a churning user stays online */
+    const char *room;   /* muc: the room's bare JID */
+    uint32_t senders;   /* muc: occupants that post (the first ones) */
+    const char *broadcast; /* muc: roles whose presence the room broadcasts; NULL: all */
+    unsigned ack_every; /* sm: an <r/> after this many stanzas sent; 0: never */
     const char *label;
     const char *json;
     const char *adduser;
@@ -77,7 +83,14 @@ struct opts {
     bool quiet;
     char label_buf[300];
     char peer_buf[256];
+    char room_buf[300];
 };
+
+/* Scenarios whose users chat in pairs (user 2k+1 <-> 2k+2). */
+static inline bool opts_pairs_chat(const struct opts *o)
+{
+    return o->scenario == OPTS_CHAT || o->scenario == OPTS_SM;
+}
 
 /* "login", "idle", ... */
 const char *opts_scenario_name(enum opts_scenario s);

@@ -51,7 +51,10 @@ static const char *unit_of(const struct opts *o)
 {
     switch (o->scenario) {
     case OPTS_CHAT:
+    case OPTS_SM:
         return "message";
+    case OPTS_MUC:
+        return "groupchat delivery";
     case OPTS_PRESENCE:
         return "presence delivery";
     case OPTS_LOGIN:
@@ -68,7 +71,10 @@ static uint64_t units(const struct result *r)
     const uint64_t *a = r->go, *b = r->end;
     switch (r->o->scenario) {
     case OPTS_CHAT:
+    case OPTS_SM:
         return b[ST_MSG_RECV] - a[ST_MSG_RECV];
+    case OPTS_MUC:
+        return b[ST_MUC_RECV] - a[ST_MUC_RECV];
     case OPTS_PRESENCE:
         return b[ST_PRES_RECV] - a[ST_PRES_RECV];
     case OPTS_LOGIN:
@@ -84,7 +90,7 @@ void result_judge(struct result *r)
 {
     const struct opts *o = r->o;
     const uint64_t *t = r->totals;
-    bool no_roster = false;
+    bool no_roster = false, no_feature = false;
     uint64_t errors = 0;
     char which[160] = "";
     for (unsigned i = 0; i < ST_COUNT; i++) {
@@ -112,10 +118,27 @@ void result_judge(struct result *r)
     }
     if (plost)
         problem(r, "%" PRIu64 " of %" PRIu64 " presence deliveries lost", plost, t[ST_PRES_EXPECT]);
+    uint64_t glost = sub0(t[ST_MUC_EXPECT], t[ST_MUC_RECV]);
+    if (glost)
+        problem(r, "%" PRIu64 " of %" PRIu64 " groupchat deliveries lost", glost, t[ST_MUC_EXPECT]);
+    if (o->scenario == OPTS_MUC && (!t[ST_MUC_READY] || t[ST_MUC_REFUSED])) {
+        no_feature = !t[ST_MUC_READY];
+        problem(r, "%s: %" PRIu64 " joins refused%s", o->room, t[ST_MUC_REFUSED],
+                t[ST_MUC_READY] ? "" : ", the room never opened (no MUC service there?)");
+    }
+    if (t[ST_ERR_XMPP + XMPPC_FAIL_UNSUPPORTED]) {
+        no_feature = true;
+        problem(r, "the server lacks what the scenario needs (stream management)");
+    }
     switch (o->scenario) {
     case OPTS_CHAT:
+    case OPTS_SM:
         if (!t[ST_MSG_RECV])
             problem(r, "no message was delivered");
+        break;
+    case OPTS_MUC:
+        if (!t[ST_MUC_RECV])
+            problem(r, "no groupchat message was delivered");
         break;
     case OPTS_PRESENCE:
         if (!t[ST_PRES_RECV])
@@ -134,7 +157,7 @@ void result_judge(struct result *r)
             problem(r, "no message was delivered");
         break;
     }
-    r->exit_status = no_roster ? 3 : r->nproblems ? 1 : 0;
+    r->exit_status = no_roster || no_feature ? 3 : r->nproblems ? 1 : 0;
 }
 
 /* 1234567 -> "1,234,567" (one of eight rotating buffers, for use in one printf). */
@@ -184,13 +207,18 @@ void result_print(const struct result *r, FILE *f)
             o->label, o->host, o->port, o->domain, when);
     fprintf(f, "  clients %s, threads %u, tls %s, %s", n3(o->clients), o->threads, tls_name(o->tls),
             saslc_mech_name(o->mech));
-    if (o->scenario == OPTS_CHAT || o->scenario == OPTS_MIXED) {
+    if (opts_pairs_chat(o) || o->scenario == OPTS_MIXED || o->scenario == OPTS_MUC) {
         if (o->rate > 0)
             fprintf(f, ", open loop %s msgs/s", n3((uint64_t)o->rate));
         else
             fprintf(f, ", window %u", o->window);
         fprintf(f, ", body %u B", o->body);
     }
+    if (o->scenario == OPTS_MUC)
+        fprintf(f, ", room %s, %u senders, presence of %s broadcast", o->room, o->senders,
+                o->broadcast ? o->broadcast : "all roles");
+    if (o->scenario == OPTS_SM)
+        fprintf(f, ", XEP-0198 with an <r/> every %u stanzas", o->ack_every);
     if (o->scenario == OPTS_PRESENCE)
     {
         if (o->hub)
@@ -218,6 +246,14 @@ void result_print(const struct result *r, FILE *f)
                 n3(t[ST_MSG_BOUNCED]), n3(sub0(t[ST_MSG_SENT], t[ST_MSG_RECV] + t[ST_MSG_BOUNCED])),
                 n3(t[ST_MSG_LATE]), n3(t[ST_MSG_SKIPPED]));
     }
+    if (o->scenario == OPTS_MUC)
+        fprintf(f, "  groupchat: %s occupants joined, %s of %s deliveries (%.0f/s), %s lost\n",
+                n3(t[ST_MUC_JOINED]), n3(t[ST_MUC_RECV]), n3(t[ST_MUC_EXPECT]),
+                secs > 0 ? (b[ST_MUC_RECV] - a[ST_MUC_RECV]) / secs : 0,
+                n3(sub0(t[ST_MUC_EXPECT], t[ST_MUC_RECV])));
+    if (o->scenario == OPTS_SM)
+        fprintf(f, "  stream management: %s acks received, %s ack requests answered\n",
+                n3(t[ST_SM_ACK_RECV]), n3(t[ST_SM_REQ_RECV]));
     if (t[ST_PRES_SENT])
         fprintf(f, "  presence: %s changes, %s of %s deliveries (%.0f/s)\n", n3(t[ST_PRES_SENT]),
                 n3(t[ST_PRES_RECV]), n3(t[ST_PRES_EXPECT]),
@@ -335,6 +371,13 @@ static void json_params(struct json *j, const struct opts *o)
     json_str(j, "peer_domain", o->peer_domain);
     json_num(j, "presence_rate", o->presence_rate);
     json_i64(j, "roster_setup", o->roster_setup);
+    if (o->scenario == OPTS_MUC) {
+        json_str(j, "room", o->room);
+        json_u64(j, "senders", o->senders);
+        json_str(j, "broadcast", o->broadcast ? o->broadcast : "all");
+    }
+    if (o->scenario == OPTS_SM)
+        json_u64(j, "ack_every", o->ack_every);
     if (o->scenario == OPTS_MIXED) {
         json_obj(j, "mix");
         for (unsigned m = 0; m < OPTS_MIX_COUNT; m++)
@@ -392,6 +435,9 @@ int result_write_json(const struct result *r, const char *path)
     json_num(j, "presence_per_s", secs > 0 ? (b[ST_PRES_RECV] - a[ST_PRES_RECV]) / secs : 0);
     json_u64(j, "msg_lost", sub0(t[ST_MSG_SENT], t[ST_MSG_RECV] + t[ST_MSG_BOUNCED]));
     json_u64(j, "presence_lost", sub0(t[ST_PRES_EXPECT], t[ST_PRES_RECV]));
+    json_u64(j, "groupchat_received", b[ST_MUC_RECV] - a[ST_MUC_RECV]);
+    json_num(j, "groupchat_per_s", secs > 0 ? (b[ST_MUC_RECV] - a[ST_MUC_RECV]) / secs : 0);
+    json_u64(j, "groupchat_lost", sub0(t[ST_MUC_EXPECT], t[ST_MUC_RECV]));
     json_end(j);
 
     const char *unit = unit_of(o);

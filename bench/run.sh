@@ -38,3 +38,15 @@ echo "== federation side by side: starling, Prosody, ejabberd each with itself (
 if [ "${FEDERATION:-1}" != 0 ]; then
     bench/federation.sh "$O"
 fi
+echo
+echo "== group chat side by side: a room of 1,000 occupants on starling, Prosody, ejabberd (bench/muc.sh)"
+# MUC=0 skips it; ROUNDS, DURATION, OCCUPANTS... shorten it (see bench/muc.sh).
+if [ "${MUC:-1}" != 0 ]; then
+    bench/muc.sh "$O"
+fi
+echo
+echo "== what stream management and archiving cost per message (bench/sm.sh)"
+# SM=0 skips it; STARLING_MAM_ON turns starling's archiving on (see bench/sm.sh).
+if [ "${SM:-1}" != 0 ]; then
+    bench/sm.sh "$O"
+fi

@@ -1,6 +1,7 @@
 #include "bench/scen.h"
 #include "bench/bid.h"
 #include "bench/load.h"
+#include "bench/muc.h"
 #include "common/xmpp/xmlw.h"
 
 #include <errno.h>
@@ -52,7 +53,7 @@ unsigned scen_mix_kind(uint32_t p, const unsigned *w)
     return OPTS_MIX_IDLE;
 }
 
-int scen_template(const char *to, size_t body, char **out, uint16_t *id_off)
+int scen_template(const char *to, const char *type, size_t body, char **out, uint16_t *id_off)
 {
     static const char fill[] = "The quick brown fox jumps over the lazy dog. ";
     struct buf b = {0};
@@ -60,7 +61,9 @@ int scen_template(const char *to, size_t body, char **out, uint16_t *id_off)
     memset(id, '0', sizeof id);
     int err = buf_puts(&b, "<message");
     err = err ? err : xmlw_attr(&b, "to", to, strlen(to));
-    err = err ? err : buf_puts(&b, " type='chat' id='");
+    err = err ? err : buf_puts(&b, " type='");
+    err = err ? err : buf_puts(&b, type);
+    err = err ? err : buf_puts(&b, "' id='");
     size_t off = buf_used(&b);
     err = err ? err : buf_append(&b, id, sizeof id);
     err = err ? err : buf_puts(&b, "'><body>");
@@ -81,6 +84,7 @@ static unsigned pair_kind(const struct opts *o, uint32_t p)
 {
     switch (o->scenario) {
     case OPTS_CHAT:
+    case OPTS_SM:
         return OPTS_MIX_CHAT;
     case OPTS_PRESENCE:
         return OPTS_MIX_PRESENCE;
@@ -99,6 +103,16 @@ static void census(const struct opts *o, unsigned T, unsigned k, unsigned kind, 
                    uint64_t *mine, uint64_t *total)
 {
     *before = *mine = *total = 0;
+    if (o->scenario == OPTS_MUC) {
+        /* The senders are users 0 .. senders - 1, on the worker of their pair. */
+        for (uint32_t h = 0; kind == OPTS_MIX_CHAT && h < o->senders; h++) {
+            unsigned wk = h / 2 % T;
+            *total += 1;
+            *before += wk < k;
+            *mine += wk == k;
+        }
+        return;
+    }
     for (uint32_t p = 0; p < (o->clients + 1) / 2; p++) {
         if (pair_kind(o, p) != kind)
             continue;
@@ -173,13 +187,23 @@ int scen_init(struct load_worker *w)
         if (c->home >= o->clients)
             continue;
         c->sc.kind = (uint8_t)pair_kind(o, c->home / 2);
+        if (o->scenario == OPTS_MUC) {
+            if (c->home < o->senders) {
+                int n = scen_template(o->room, "groupchat", o->body, &c->sc.tmpl, &c->sc.id_off);
+                if (n < 0)
+                    return n;
+                c->sc.tmpl_len = (uint32_t)n;
+                sw->msg.senders[sw->msg.nsenders++] = s;
+            }
+            continue;
+        }
         struct load_conn *pc = partner(c);
         /* Across two servers, the first of a pair sends and the second receives. */
         if (c->sc.kind == OPTS_MIX_CHAT && pc && !opts_on_peer(o, c->account)) {
             char to[600];
             if (jid_of(o, pc->account, to, sizeof to) < 0)
                 return -ENOSPC;
-            int n = scen_template(to, o->body, &c->sc.tmpl, &c->sc.id_off);
+            int n = scen_template(to, "chat", o->body, &c->sc.tmpl, &c->sc.id_off);
             if (n < 0)
                 return n;
             c->sc.tmpl_len = (uint32_t)n;
@@ -223,7 +247,11 @@ static bool chat_send(struct load_conn *c, uint64_t t)
     struct bid b = {.kind = BID_MESSAGE, .idx = c->home, .seq = sc->msg_seq++, .t = t};
     bid_write(p + sc->id_off, &b);
     load_commit(c, sc->tmpl_len);
+    xmppc_sent(&c->xc, 1);
     stats_add(&c->w->st, ST_MSG_SENT, 1);
+    if (c->w->run->o->scenario == OPTS_MUC)
+        stats_add(&c->w->st, ST_MUC_EXPECT,
+                  atomic_load_explicit(&c->w->run->occupants, memory_order_relaxed));
     c->w->sw.pairs[c->slot / 2].inflight[c->slot & 1]++;
     return true;
 }
@@ -247,6 +275,7 @@ static bool presence_send(struct load_conn *c, uint64_t t)
     bid_write(p + hl, &b);
     memcpy(p + hl + BID_LEN, tl, strlen(tl));
     load_commit(c, n);
+    xmppc_sent(&c->xc, 1);
     /* Deliveries owed: every contact online now (any worker may own it). */
     uint64_t expect = 0;
     if (o->scenario == OPTS_PRESENCE) {
@@ -344,12 +373,36 @@ static void subscribe_contacts(struct load_conn *c)
     }
 }
 
+/* The account name of c: its nick in the room. */
+static void nick_of(const struct load_conn *c, char *out, size_t cap)
+{
+    const struct opts *o = c->w->run->o;
+    if (opts_expand(o->user, o->first + c->account, out, cap) < 0)
+        *out = '\0';
+}
+
+static void muc_join_send(struct load_conn *c)
+{
+    char nick[512];
+    struct buf b = {0};
+    nick_of(c, nick, sizeof nick);
+    if (muc_join(&b, c->w->run->o->room, nick) == 0)
+        xmppc_send(&c->xc, buf_data(&b), buf_used(&b));
+    buf_free(&b);
+}
+
 void scen_phase(struct load_worker *w, unsigned p, uint64_t now)
 {
     const struct opts *o = w->run->o;
     struct scen_worker *sw = &w->sw;
+    /* A phase the run has left already (the control thread skipped it: no room to join,
+     * say) is passed through without doing anything. Pairs with load_set_phase(). */
+    if (p < LOAD_STOP && atomic_load_explicit(&w->run->phase, memory_order_acquire) > p)
+        return;
     for (uint32_t s = 0; s < w->nconns && (p == LOAD_SETUP || p == LOAD_VERIFY); s++) {
         struct load_conn *c = &w->conns[s];
+        if (c->state == LC_ONLINE && o->scenario == OPTS_MUC && (p == LOAD_SETUP) == (c->home == 0))
+            muc_join_send(c); /* the creator first; the others once the room is open */
         if (c->state != LC_ONLINE || c->sc.kind != OPTS_MIX_PRESENCE)
             continue;
         if (p == LOAD_SETUP && (o->roster_setup > 0 || !c->sc.roster_ok))
@@ -412,6 +465,10 @@ void scen_down(struct load_conn *c, uint64_t now)
     struct load_worker *w = c->w;
     const struct opts *o = w->run->o;
     c->sc.logout_at = 0;
+    if (c->sc.joined) {
+        c->sc.joined = false;
+        atomic_fetch_sub_explicit(&w->run->occupants, 1, memory_order_relaxed);
+    }
     if (w->phase >= LOAD_STOP || c->sc.kind != OPTS_MIX_LOGIN)
         return;
     uint64_t when = c->failed ? now + RETRY_NS : now;
@@ -429,6 +486,70 @@ static bool is(struct xml_str s, const char *lit)
 {
     size_t n = strlen(lit);
     return s.p && s.len == n && memcmp(s.p, lit, n) == 0;
+}
+
+/* The muc scenario: a post of ours reached occupant c (the sender's own copy, reflected
+ * by the room, included); when c sent it, the copy or its error closes c's window. */
+static void muc_message(struct load_conn *c, const struct xml_event *x, uint64_t now)
+{
+    struct load_worker *w = c->w;
+    struct xml_str id = x->attr[XML_ATTR_ID];
+    bool error = is(x->attr[XML_ATTR_TYPE], "error");
+    struct bid b;
+    if (!id.p || !bid_parse(id.p, id.len, &b) || b.kind != BID_MESSAGE || b.t < w->run->t_start) {
+        stats_add(&w->st, ST_OTHER, 1); /* history, or the subject */
+        return;
+    }
+    if (!error) {
+        hist_record(&w->h_msg, now > b.t ? now - b.t : 0);
+        stats_add(&w->st, ST_MUC_RECV, 1);
+    }
+    if (b.idx != c->home)
+        return;
+    stats_add(&w->st, error ? ST_MSG_BOUNCED : ST_MSG_RECV, 1);
+    struct scen_pair *pr = &w->sw.pairs[c->slot / 2];
+    if (pr->inflight[c->slot & 1])
+        pr->inflight[c->slot & 1]--;
+    if (closed_loop(w))
+        window_fill(c, now);
+}
+
+/* The muc scenario: a presence about our own occupant (anything else from the room, the
+ * other occupants' presence, is just counted). */
+static void muc_presence(struct load_conn *c, const struct xml_event *x)
+{
+    struct load_worker *w = c->w;
+    const struct opts *o = w->run->o;
+    char nick[512];
+    nick_of(c, nick, sizeof nick);
+    if (!muc_is_self(x->attr[XML_ATTR_FROM], o->room, nick)) {
+        stats_add(&w->st, ST_OTHER, 1);
+        return;
+    }
+    switch (muc_self_of(xmppc_tree(&c->xc, x), is(x->attr[XML_ATTR_TYPE], "error"))) {
+    case MUC_SELF_REFUSED:
+        stats_add(&w->st, ST_MUC_REFUSED, 1);
+        return;
+    case MUC_SELF_CREATED: {
+        /* Locked until its owner accepts a configuration (§10.1.2): the defaults. */
+        struct buf b = {0};
+        if (muc_instant(&b, o->room, o->broadcast) == 0)
+            xmppc_send(&c->xc, buf_data(&b), buf_used(&b));
+        buf_free(&b);
+        break;
+    }
+    case MUC_SELF_JOINED:
+        if (c->home == 0 && !c->sc.joined)
+            stats_add(&w->st, ST_MUC_READY, 1); /* the room was there already */
+        break;
+    default:
+        return;
+    }
+    if (!c->sc.joined) {
+        c->sc.joined = true;
+        atomic_fetch_add_explicit(&w->run->occupants, 1, memory_order_relaxed);
+        stats_add(&w->st, ST_MUC_JOINED, 1);
+    }
 }
 
 static void on_message(struct load_conn *c, const struct xml_event *x, uint64_t now)
@@ -483,12 +604,32 @@ static void on_presence(struct load_conn *c, const struct xml_event *x, uint64_t
 void scen_event(struct load_conn *c, const struct xmppc_ev *ev, uint64_t now)
 {
     struct load_worker *w = c->w;
+    bool muc = w->run->o->scenario == OPTS_MUC;
     switch (ev->kind) {
     case XMPPC_EV_MESSAGE:
-        on_message(c, ev->x, now);
+        if (muc)
+            muc_message(c, ev->x, now);
+        else
+            on_message(c, ev->x, now);
         break;
     case XMPPC_EV_PRESENCE:
-        on_presence(c, ev->x, now);
+        if (muc && c->state == LC_ONLINE)
+            muc_presence(c, ev->x);
+        else
+            on_presence(c, ev->x, now);
+        break;
+    case XMPPC_EV_IQ:
+        if (muc && is(ev->x->attr[XML_ATTR_ID], MUC_ID_CREATE))
+            stats_add(&w->st,
+                      is(ev->x->attr[XML_ATTR_TYPE], "result") ? ST_MUC_READY : ST_MUC_REFUSED, 1);
+        else
+            stats_add(&w->st, ST_OTHER, 1);
+        break;
+    case XMPPC_EV_SM_REQ:
+        stats_add(&w->st, ST_SM_REQ_RECV, 1);
+        break;
+    case XMPPC_EV_SM_ACK:
+        stats_add(&w->st, ST_SM_ACK_RECV, 1);
         break;
     case XMPPC_EV_ROSTER:
         stats_add(&w->st, ST_ROSTERS, 1);

@@ -19,6 +19,15 @@
  * lost when it was sent but neither received nor bounced (type='error') once the run has
  * drained; a presence delivery is lost when a contact that was online did not get it.
  *
+ * MUC (the muc scenario). Every client is an occupant of one room, its nick its account
+ * name. Set-up phase: user 0 joins, which creates the room, and accepts the default
+ * configuration (an instant room); the verify phase: everybody else joins. Users
+ * 0 .. --senders - 1 post; a groupchat message is owed to every occupant in the room when
+ * it is sent (the sender too, whose copy, reflected by the room, closes its window) and
+ * lost when one of them did not get it. Latency is taken at each delivery.
+ *
+ * SM (the sm scenario) is chat over streams with XEP-0198 on (xmppc.h, sm.h).
+ *
  * Every function runs on the worker's thread.
  */
 #ifndef STARLING_BENCH_SCEN_H
@@ -41,6 +50,7 @@ struct scen_conn {
     uint16_t id_off;
     uint8_t kind;       /* enum opts_mix: the user's behaviour */
     bool roster_ok;     /* presence: the roster holds every contact with subscription both */
+    bool joined;        /* muc: in the room (counted in load_run.occupants) */
     uint64_t logout_at; /* mixed churn: when to log out; 0: not scheduled */
 };
 
@@ -108,9 +118,9 @@ uint32_t scen_contact_of(const struct opts *o, uint32_t i, unsigned k);
  * golden-ratio sequence, so any prefix of pairs has close to the asked proportions. */
 unsigned scen_mix_kind(uint32_t p, const unsigned *w);
 
-/* Writes the chat message template `<message to='TO' type='chat' id='<BID_LEN bytes>'>
+/* Writes the message template `<message to='TO' type='TYPE' id='<BID_LEN bytes>'>
  * <body>...</body></message>` (to escaped; body bytes of filler) into a new allocation;
  * *id_off is where the id goes. The length, or -ENOMEM. */
-int scen_template(const char *to, size_t body, char **out, uint16_t *id_off);
+int scen_template(const char *to, const char *type, size_t body, char **out, uint16_t *id_off);
 
 #endif

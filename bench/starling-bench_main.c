@@ -195,8 +195,8 @@ static void second(struct ctl *c, double t, unsigned phase)
                 "[%6.1fs] %-6s online %" PRIu64 "/%u  sent %.0f/s  recv %.0f/s  logins %.0f/s  "
                 "presence %.0f/s  errors %" PRIu64 "  cpu %.0f%%",
                 t, phase_names[phase], s.v[ST_ONLINE], c->o->clients, R(ST_MSG_SENT),
-                R(ST_MSG_RECV), R(ST_LOGINS), R(ST_PRES_RECV), errors(s.v),
-                100 * (s.gen_cpu - p->gen_cpu) / dt);
+                R(c->o->scenario == OPTS_MUC ? ST_MUC_RECV : ST_MSG_RECV), R(ST_LOGINS),
+                R(ST_PRES_RECV), errors(s.v), 100 * (s.gen_cpu - p->gen_cpu) / dt);
         if (c->res.have_server)
             fprintf(stderr, "  server cpu %.0f%%", 100 * (s.srv_cpu - p->srv_cpu) / dt);
         fputc('\n', stderr);
@@ -262,7 +262,8 @@ static void control(struct ctl *c)
                         v[ST_ONLINE], o->clients, now, login_failures(v),
                         stalled ? ", the rest stalled" : "");
                 bool setup =
-                    pusers && o->roster_setup >= 0 && (o->roster_setup > 0 || v[ST_NEED_SETUP] > 0);
+                    o->scenario == OPTS_MUC || (pusers && o->roster_setup >= 0 &&
+                                                (o->roster_setup > 0 || v[ST_NEED_SETUP] > 0));
                 if (pusers) {
                     /* The rosters fetched at login tell whether contacts are in place. */
                     r->roster_checked = true;
@@ -280,6 +281,18 @@ static void control(struct ctl *c)
             break;
         }
         case LOAD_SETUP:
+            if (o->scenario == OPTS_MUC) {
+                /* The creator's join and the room's configuration, within a login's time. */
+                if (v[ST_MUC_READY] || v[ST_MUC_REFUSED] || now - t_phase > o->timeout ||
+                    interrupted) {
+                    fprintf(stderr, "starling-bench: room %s: %s\n", o->room,
+                            v[ST_MUC_READY]     ? "ready"
+                            : v[ST_MUC_REFUSED] ? "join refused"
+                                                : "no answer");
+                    next = v[ST_MUC_READY] ? LOAD_VERIFY : LOAD_STOP; /* nothing to measure */
+                }
+                break;
+            }
             if (v[ST_SUB_ACKED] != progress) {
                 progress = v[ST_SUB_ACKED];
                 t_progress = now;
@@ -296,6 +309,25 @@ static void control(struct ctl *c)
             }
             break;
         case LOAD_VERIFY:
+            if (o->scenario == OPTS_MUC) {
+                /* Everybody joins; a room that broadcasts every occupant's presence
+                 * costs N*N/2 stanzas to fill: wait while joins keep completing. */
+                uint64_t settled = v[ST_MUC_JOINED] + v[ST_MUC_REFUSED];
+                if (settled != progress) {
+                    progress = settled;
+                    t_progress = now;
+                }
+                if (settled >= v[ST_ONLINE] || now - t_progress > o->timeout ||
+                    now - t_phase > SETUP_MAX_S || interrupted) {
+                    fprintf(stderr,
+                            "starling-bench: %" PRIu64 " of %" PRIu64 " online joined %s after "
+                            "%.2f s (%" PRIu64 " refused)\n",
+                            v[ST_MUC_JOINED], v[ST_ONLINE], o->room, now - t_phase,
+                            v[ST_MUC_REFUSED]);
+                    next = LOAD_GO;
+                }
+                break;
+            }
             if (v[ST_ROSTERS] - rosters0 >= v[ST_ONLINE] * pusers / o->clients ||
                 now - t_phase > VERIFY_MAX_S || interrupted) {
                 r->roster_users = v[ST_ROSTERS] - rosters0;
@@ -324,7 +356,8 @@ static void control(struct ctl *c)
         }
         case LOAD_STOP: {
             bool drained = v[ST_MSG_SENT] <= v[ST_MSG_RECV] + v[ST_MSG_BOUNCED] &&
-                           v[ST_PRES_EXPECT] <= v[ST_PRES_RECV];
+                           v[ST_PRES_EXPECT] <= v[ST_PRES_RECV] &&
+                           v[ST_MUC_EXPECT] <= v[ST_MUC_RECV];
             if (drained || now - r->t_stop >= o->drain || o->scenario == OPTS_LOGIN ||
                 o->scenario == OPTS_IDLE || interrupted > 1)
                 next = LOAD_QUIT;
@@ -335,7 +368,7 @@ static void control(struct ctl *c)
         }
 
         if (next != ph) {
-            if (next == LOAD_GO) {
+            if (next == LOAD_GO || (next == LOAD_STOP && ph < LOAD_GO)) {
                 sample(c);
                 r->t_go = now;
                 memcpy(r->go, v, sizeof r->go);
@@ -399,7 +432,9 @@ int main(int argc, char **argv)
                                       .tls = o.tls,
                                       .mech = o.mech,
                                       .roster = rosters,
-                                      .accept_subs = rosters};
+                                      .accept_subs = rosters,
+                                      .sm = o.scenario == OPTS_SM,
+                                      .ack_every = o.ack_every};
     run->xcfg_peer = run->xcfg;
     if (o.peer_domain)
         run->xcfg_peer.domain = o.peer_domain;

@@ -20,6 +20,13 @@ static const char *const names[ST_ERR_XMPP] = {
     [ST_ROSTER_ERR] = "roster_errors",
     [ST_NEED_SETUP] = "rosters_incomplete",
     [ST_OTHER] = "other_stanzas",
+    [ST_MUC_READY] = "muc_room_ready",
+    [ST_MUC_JOINED] = "muc_joined",
+    [ST_MUC_REFUSED] = "muc_join_refused",
+    [ST_MUC_EXPECT] = "groupchat_expected",
+    [ST_MUC_RECV] = "groupchat_received",
+    [ST_SM_REQ_RECV] = "sm_requests_answered",
+    [ST_SM_ACK_RECV] = "sm_acks_received",
     [ST_BYTES_IN] = "bytes_in",
     [ST_BYTES_OUT] = "bytes_out",
     [ST_ERR_CONNECT] = "err_connect",
@@ -32,11 +39,17 @@ static const char *const names[ST_ERR_XMPP] = {
 
 /* xmppc's failure reasons, in enum xmppc_fail order. */
 static const char *const xmpp_names[XMPPC_FAIL_COUNT] = {
-    [XMPPC_FAIL_NONE] = "err_none",         [XMPPC_FAIL_STREAM] = "err_stream",
-    [XMPPC_FAIL_TLS] = "err_starttls",      [XMPPC_FAIL_MECH] = "err_mechanism",
-    [XMPPC_FAIL_AUTH] = "err_auth",         [XMPPC_FAIL_SASL] = "err_sasl_protocol",
-    [XMPPC_FAIL_BIND] = "err_bind",         [XMPPC_FAIL_CLOSED] = "err_closed_by_server",
-    [XMPPC_FAIL_PROTOCOL] = "err_protocol", [XMPPC_FAIL_MEMORY] = "err_memory",
+    [XMPPC_FAIL_NONE] = "err_none",
+    [XMPPC_FAIL_STREAM] = "err_stream",
+    [XMPPC_FAIL_TLS] = "err_starttls",
+    [XMPPC_FAIL_MECH] = "err_mechanism",
+    [XMPPC_FAIL_AUTH] = "err_auth",
+    [XMPPC_FAIL_SASL] = "err_sasl_protocol",
+    [XMPPC_FAIL_BIND] = "err_bind",
+    [XMPPC_FAIL_CLOSED] = "err_closed_by_server",
+    [XMPPC_FAIL_PROTOCOL] = "err_protocol",
+    [XMPPC_FAIL_MEMORY] = "err_memory",
+    [XMPPC_FAIL_UNSUPPORTED] = "err_unsupported",
 };
 
 const char *stats_name(enum stats_id i)

@@ -35,6 +35,13 @@ enum stats_id {
     ST_ROSTER_ERR,  /* roster requests answered with an error */
     ST_NEED_SETUP,  /* presence users whose roster lacked contacts at login */
     ST_OTHER,       /* stanzas that were none of ours */
+    ST_MUC_READY,   /* muc: the room was created and unlocked (or existed) */
+    ST_MUC_JOINED,  /* muc: self-presences (status 110) received: occupants joined */
+    ST_MUC_REFUSED, /* muc: joins answered with an error (no MUC there?) */
+    ST_MUC_EXPECT,  /* muc: deliveries owed: occupants in the room at each post */
+    ST_MUC_RECV,    /* muc: groupchat messages of ours received by occupants */
+    ST_SM_REQ_RECV, /* sm: the server's <r/>, answered */
+    ST_SM_ACK_RECV, /* sm: the server's <a/>, checked */
     ST_BYTES_IN,    /* from the sockets (ciphertext under TLS) */
     ST_BYTES_OUT,   /* to the sockets */
     ST_ERR_CONNECT, /* connect() failed */

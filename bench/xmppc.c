@@ -24,11 +24,17 @@ static const struct xml_limits limits = {
     .max_stanza = 1u << 20, .max_depth = 32, .max_attrs = 64, .max_name = 255};
 
 static const char *const fail_names[XMPPC_FAIL_COUNT] = {
-    [XMPPC_FAIL_NONE] = "none",         [XMPPC_FAIL_STREAM] = "stream-error",
-    [XMPPC_FAIL_TLS] = "tls",           [XMPPC_FAIL_MECH] = "mechanism-not-offered",
-    [XMPPC_FAIL_AUTH] = "auth-failed",  [XMPPC_FAIL_SASL] = "sasl-protocol",
-    [XMPPC_FAIL_BIND] = "bind-failed",  [XMPPC_FAIL_CLOSED] = "closed-by-server",
-    [XMPPC_FAIL_PROTOCOL] = "protocol", [XMPPC_FAIL_MEMORY] = "memory",
+    [XMPPC_FAIL_NONE] = "none",
+    [XMPPC_FAIL_STREAM] = "stream-error",
+    [XMPPC_FAIL_TLS] = "tls",
+    [XMPPC_FAIL_MECH] = "mechanism-not-offered",
+    [XMPPC_FAIL_AUTH] = "auth-failed",
+    [XMPPC_FAIL_SASL] = "sasl-protocol",
+    [XMPPC_FAIL_BIND] = "bind-failed",
+    [XMPPC_FAIL_CLOSED] = "closed-by-server",
+    [XMPPC_FAIL_PROTOCOL] = "protocol",
+    [XMPPC_FAIL_MEMORY] = "memory",
+    [XMPPC_FAIL_UNSUPPORTED] = "feature-not-offered",
 };
 
 const char *xmppc_fail_name(enum xmppc_fail f)
@@ -145,6 +151,27 @@ static void outb(struct xmppc *x, struct buf *b)
     else
         x->dead = true; /* building it ran out of memory */
     buf_free(b);
+}
+
+void xmppc_sent(struct xmppc *x, uint32_t n)
+{
+    if (sm_sent(&x->sm, n, x->cfg->ack_every)) {
+        outs(x, SM_REQUEST);
+        sm_requested(&x->sm);
+    }
+}
+
+/* A stanza (not a stream-level element): counted for stream management. */
+static void stanza_outs(struct xmppc *x, const char *s)
+{
+    outs(x, s);
+    xmppc_sent(x, 1);
+}
+
+static void stanza_outb(struct xmppc *x, struct buf *b)
+{
+    outb(x, b);
+    xmppc_sent(x, 1);
 }
 
 static void send_header(struct xmppc *x)
@@ -266,17 +293,28 @@ static void send_presence(struct xmppc *x)
         snprintf(p, sizeof p, "<presence><priority>%d</priority></presence>", x->cfg->priority);
     else
         snprintf(p, sizeof p, "<presence/>");
-    outs(x, p);
+    stanza_outs(x, p);
     x->state = XMPPC_PRESENCE;
+}
+
+/* Bound (and stream management on, when asked for): the roster, or presence at once. */
+static void after_sm(struct xmppc *x)
+{
+    if (x->cfg->roster) {
+        stanza_outs(x, "<iq type='get' id='" ID_ROSTER "'><query xmlns='" NS_ROSTER "'/></iq>");
+        x->state = XMPPC_ROSTER;
+    } else {
+        send_presence(x);
+    }
 }
 
 static void after_bind(struct xmppc *x)
 {
-    if (x->cfg->roster) {
-        outs(x, "<iq type='get' id='" ID_ROSTER "'><query xmlns='" NS_ROSTER "'/></iq>");
-        x->state = XMPPC_ROSTER;
+    if (x->cfg->sm) {
+        outs(x, SM_ENABLE);
+        x->state = XMPPC_SM;
     } else {
-        send_presence(x);
+        after_sm(x);
     }
 }
 
@@ -322,6 +360,8 @@ static enum xmppc_ev_kind on_features(struct xmppc *x, struct xmppc_ev *ev)
     }
     if (!xml_node_child(f, "bind", NS_BIND))
         return fail(x, ev, XMPPC_FAIL_BIND, "bind not offered");
+    if (x->cfg->sm && !xml_node_child(f, "sm", SM_NS))
+        return fail(x, ev, XMPPC_FAIL_UNSUPPORTED, "stream management not offered");
     /* RFC 6121 dropped the session iq; servers that still list it without <optional/>
      * (RFC 3921 §3) get one. */
     struct xml_node *s = xml_node_child(f, "session", NS_SESSION);
@@ -420,7 +460,7 @@ static enum xmppc_ev_kind on_iq(struct xmppc *x, struct xmppc_ev *ev)
         else
             buf_puts(&b, "><error type='cancel'><service-unavailable "
                          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
-        outb(x, &b);
+        stanza_outb(x, &b);
         return XMPPC_EV_NONE;
     }
     bool result = is(type, "result");
@@ -474,7 +514,7 @@ static enum xmppc_ev_kind on_presence(struct xmppc *x, struct xmppc_ev *ev)
         xmlw_attr(&b, "to", from.p, bl);
         if (buf_puts(&b, "/>") < 0)
             buf_free(&b);
-        outb(x, &b);
+        stanza_outb(x, &b);
     }
     ev->kind = XMPPC_EV_PRESENCE;
     ev->x = &x->ev;
@@ -488,6 +528,45 @@ static enum xmppc_ev_kind on_presence(struct xmppc *x, struct xmppc_ev *ev)
         ev->kind = XMPPC_EV_ONLINE;
     }
     return ev->kind;
+}
+
+/* XEP-0198's elements (sm.h). */
+static enum xmppc_ev_kind on_sm(struct xmppc *x, struct xmppc_ev *ev)
+{
+    const struct xml_event *e = &x->ev;
+    switch (sm_elem_of(e->name.p, e->name.len)) {
+    case SM_EL_ENABLED:
+        if (x->state != XMPPC_SM)
+            return fail(x, ev, XMPPC_FAIL_PROTOCOL, "<enabled/> out of turn");
+        x->sm.on = true;
+        after_sm(x);
+        return XMPPC_EV_NONE;
+    case SM_EL_FAILED:
+        return fail(x, ev, XMPPC_FAIL_UNSUPPORTED, "stream management refused");
+    case SM_EL_R: {
+        if (!x->sm.on)
+            return fail(x, ev, XMPPC_FAIL_PROTOCOL, "<r/> before <enabled/>");
+        char a[SM_ACK_MAX];
+        int n = sm_ack(&x->sm, a, sizeof a);
+        if (n > 0)
+            out(x, a, (size_t)n);
+        ev->kind = XMPPC_EV_SM_REQ;
+        return ev->kind;
+    }
+    case SM_EL_A: {
+        struct xml_node *n = xmppc_tree(x, e);
+        const char *h = n ? xml_node_attr(n, "h") : NULL;
+        if (!n)
+            return fail(x, ev, XMPPC_FAIL_MEMORY, "sm");
+        if (!x->sm.on || !h || sm_on_ack(&x->sm, h, strlen(h)) < 0)
+            return fail(x, ev, XMPPC_FAIL_PROTOCOL, "bad <a/>: h missing, or beyond what was sent");
+        ev->kind = XMPPC_EV_SM_ACK;
+        ev->h = x->sm.acked;
+        return ev->kind;
+    }
+    default:
+        return fail(x, ev, XMPPC_FAIL_PROTOCOL, "unexpected stream management element");
+    }
 }
 
 static enum xmppc_ev_kind on_stanza(struct xmppc *x, struct xmppc_ev *ev)
@@ -516,8 +595,12 @@ static enum xmppc_ev_kind on_stanza(struct xmppc *x, struct xmppc_ev *ev)
     }
     if (is(e->ns, NS_SASL))
         return on_sasl(x, ev);
+    if (is(e->ns, SM_NS) && x->cfg->sm)
+        return on_sm(x, ev);
     if (!is(e->ns, XML_NS_CLIENT) || x->state < XMPPC_BIND)
         return fail(x, ev, XMPPC_FAIL_PROTOCOL, "unexpected element");
+    if (x->sm.on)
+        x->sm.in++; /* a stanza handled (XEP-0198 §4) */
     if (is(e->name, "iq"))
         return on_iq(x, ev);
     if (is(e->name, "presence"))
@@ -583,13 +666,16 @@ enum xmppc_ev_kind xmppc_next(struct xmppc *x, struct xmppc_ev *ev)
 
 int xmppc_send(struct xmppc *x, const char *p, size_t n)
 {
-    return x->write(x->ud, p, n);
+    int err = x->write(x->ud, p, n);
+    if (!err)
+        xmppc_sent(x, 1);
+    return err;
 }
 
 int xmppc_roster_get(struct xmppc *x)
 {
     static const char q[] = "<iq type='get' id='" ID_ROSTER "'><query xmlns='" NS_ROSTER "'/></iq>";
-    return x->write(x->ud, q, sizeof q - 1);
+    return xmppc_send(x, q, sizeof q - 1);
 }
 
 void xmppc_close(struct xmppc *x)

@@ -7,12 +7,18 @@
  * The login runs inside the module, as any client does it:
  *   stream header -> features -> [<starttls/> -> <proceed/> -> (caller runs TLS) -> header
  *   -> features] -> SASL (PLAIN, SCRAM-SHA-1/256, saslc.h) -> stream restart -> features
- *   -> bind -> [session, when the server lists it without <optional/>] -> [roster get]
- *   -> initial presence -> the server's echo of it (RFC 6121 §4.2.2) -> XMPPC_EV_ONLINE.
+ *   -> bind -> [session, when the server lists it without <optional/>] -> [XEP-0198
+ *   <enable/> -> <enabled/>, when configured] -> [roster get] -> initial presence -> the
+ *   server's echo of it (RFC 6121 §4.2.2) -> XMPPC_EV_ONLINE.
  * Online, it answers what a client must answer (XEP-0199 pings, roster pushes, other
  * requests with service-unavailable; subscription requests when configured) and hands
  * messages, presences and iq responses to the caller as events carrying the parser's
  * event (common/xmpp/xml.h: to/from/type/id decoded, no copy, no tree).
+ *
+ * Stream management (sm.h), when configured: the module counts the stanzas of both
+ * directions, answers the server's <r/> and checks its <a/>. Stanzas the caller writes
+ * past it (the engine's prebuilt messages) are announced with xmppc_sent(), which also
+ * sends an <r/> every ack_every stanzas.
  *
  * Buffers: xmppc_feed() lends the bytes until xmppc_next() returns XMPPC_EV_NONE; an
  * incomplete stanza at the end is copied into the client's own buffer. Spans in an event
@@ -29,6 +35,7 @@
 #define STARLING_BENCH_XMPPC_H
 
 #include "bench/saslc.h"
+#include "bench/sm.h"
 #include "common/core/arena.h"
 #include "common/core/buf.h"
 #include "common/xmpp/xml.h"
@@ -52,6 +59,8 @@ struct xmppc_config {
     bool roster;            /* fetch the roster before initial presence (as clients do) */
     bool accept_subs;       /* approve every subscription request (presence scenarios) */
     int priority;           /* of initial presence; 0 sends none */
+    bool sm;                /* enable XEP-0198 stream management after binding */
+    unsigned ack_every;     /* sm: an <r/> after this many stanzas sent; 0: never */
     const char *test_nonce; /* tests only: a fixed SCRAM client nonce; NULL in real runs */
 };
 
@@ -70,6 +79,7 @@ enum xmppc_state {
     XMPPC_SASL,     /* <auth/> sent; challenges until <success/> */
     XMPPC_BIND,     /* bind iq sent */
     XMPPC_SESSION,  /* session iq sent */
+    XMPPC_SM,       /* <enable/> sent (XEP-0198) */
     XMPPC_ROSTER,   /* roster get sent */
     XMPPC_PRESENCE, /* initial presence sent; waiting for its echo */
     XMPPC_ONLINE,
@@ -89,6 +99,7 @@ enum xmppc_fail {
     XMPPC_FAIL_CLOSED,   /* the server ended the stream unasked */
     XMPPC_FAIL_PROTOCOL, /* something a login cannot go on from */
     XMPPC_FAIL_MEMORY,
+    XMPPC_FAIL_UNSUPPORTED, /* the server lacks a feature asked for (stream management) */
     XMPPC_FAIL_COUNT
 };
 
@@ -101,6 +112,8 @@ enum xmppc_ev_kind {
     XMPPC_EV_MESSAGE,  /* x: the stanza */
     XMPPC_EV_PRESENCE, /* x: the stanza (subscription requests are already approved) */
     XMPPC_EV_IQ,       /* x: a result or error for an iq the caller sent */
+    XMPPC_EV_SM_ACK,   /* the server's <a/>, checked: h */
+    XMPPC_EV_SM_REQ,   /* the server's <r/>, answered */
     XMPPC_EV_CLOSED,   /* the server closed the stream after xmppc_close() */
     XMPPC_EV_FAILED,   /* fail, detail; the stream is dead, close the connection */
 };
@@ -111,6 +124,7 @@ struct xmppc_ev {
     const char *detail;        /* FAILED: the error condition, or a static explanation */
     const struct xml_event *x; /* MESSAGE, PRESENCE, IQ */
     uint32_t items, both;      /* ROSTER: items, and those with subscription='both' */
+    uint32_t h;                /* SM_ACK: the stanzas of ours the server has handled */
     bool error;                /* ROSTER: the server answered with an error */
 };
 
@@ -142,8 +156,12 @@ void xmppc_feed(struct xmppc *x, const char *p, size_t n);
 /* The next event from what was fed. Call until XMPPC_EV_NONE. */
 enum xmppc_ev_kind xmppc_next(struct xmppc *x, struct xmppc_ev *ev);
 
-/* Sends stanza bytes (online). 0 or the write callback's error. */
+/* Sends one stanza's bytes (online). 0 or the write callback's error. */
 int xmppc_send(struct xmppc *x, const char *p, size_t n);
+
+/* The caller wrote n stanzas to the server itself: counted for stream management, and
+ * an <r/> follows when one is due. */
+void xmppc_sent(struct xmppc *x, uint32_t n);
 
 /* Asks for the roster again (online); its result comes as XMPPC_EV_ROSTER. */
 int xmppc_roster_get(struct xmppc *x);
@@ -188,6 +206,7 @@ struct xmppc {
     char *jid;             /* the bound full JID */
     struct saslc_keys *keys;
     struct saslc sasl;
+    struct sm sm;
     struct xml_event ev;
     struct xml_parser xp;
 };

@@ -44,8 +44,8 @@ static void transport(const struct conn *c, struct sasl_tls *st)
      * the core offers PLAIN on "encrypted" streams only, so that is what it is told.
      * No channel binding exists there, so no -PLUS mechanism is offered. */
     st->active = (c->fe.flags & FE_F_TLS) || c->fe.t->cfg->c2s.allow_plain_without_tls;
-    if (!(c->fe.flags & FE_F_TLS))
-        return;
+    if (!(c->fe.flags & FE_F_TLS) || !c->fe.tls)
+        return; /* no TLS, or a proxy's in front of a plain WebSocket listener */
     if (tls_cb_exporter(c->fe.tls, st->exporter) == 0)
         st->cb |= SASL_CB_TLS_EXPORTER;
     if (tls_cb_server_end_point(c->fe.tls, st->end_point, &st->end_point_len) == 0)

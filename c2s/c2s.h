@@ -29,6 +29,14 @@ struct sasl;
 struct store_client;
 struct worker_client;
 
+/* c2s's listeners: indexes in fe_thread.lfd and the `listener` of fe_ops.accepted. */
+enum c2s_listener {
+    C2S_LISTEN,        /* c2s.listen: STARTTLS */
+    C2S_LISTEN_TLS,    /* c2s.listen_tls: Direct TLS (XEP-0368) */
+    C2S_LISTEN_WS,     /* c2s.websocket_listen: WebSocket, TLS terminated in front */
+    C2S_LISTEN_WS_TLS, /* c2s.websocket_tls_listen: WebSocket over TLS */
+};
+
 /* conn.fe.state: c2s's own states, between the layer's FE_OPEN and FE_CLOSING. */
 enum conn_state {
     CONN_SASL = FE_PROTO, /* SASL exchange in progress (waiting for the client or the store) */

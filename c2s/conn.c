@@ -30,7 +30,15 @@ static void accepted(struct fe_conn *c, unsigned listener)
                c->slot, net_addr_text(&c->peer, a));
         c->flags |= CONN_F_REFUSED;
     }
-    if (listener == 1) {
+    if ((listener == C2S_LISTEN_WS || listener == C2S_LISTEN_WS_TLS) && fe_ws_start(c) < 0) {
+        fe_close(c);
+        return;
+    }
+    /* c2s.websocket_listen sits behind a proxy that terminated TLS (or serves a browser
+     * on this machine): its streams count as encrypted, without channel bindings. */
+    if (listener == C2S_LISTEN_WS)
+        c->flags |= FE_F_TLS;
+    if (listener == C2S_LISTEN_TLS || listener == C2S_LISTEN_WS_TLS) {
         c->flags |= FE_F_DIRECT;
         if (fe_start_tls(c) < 0) {
             fe_close(c);
@@ -80,8 +88,10 @@ static void control(struct fe_thread *ft, unsigned req)
             if (c->state != FE_FREE && c->state != FE_CLOSING)
                 stream_drained((struct conn *)c);
         }
-    if (req == FE_CTL_RELOAD)
+    if (req == FE_CTL_RELOAD) {
         ft->proxy = &ft->cfg->c2s.proxy; /* the new snapshot's */
+        ft->ws_cfg = &ft->cfg->c2s.ws;
+    }
     if (req == FE_CTL_REHOME) {
         /* The router is there (when it is not, its return registers everything). */
         if (!ft->router_down)

@@ -129,14 +129,20 @@ static int attach(struct c2s_thread *t, const struct seg *seg, const struct conf
     t->fe.ops = &c2s_ops;
     t->fe.fe = PROTO_FE_C2S;
     t->fe.proxy = &cfg->c2s.proxy;
+    t->fe.ws_cfg = &cfg->c2s.ws;
     t->fe.ctl_fd = ctl_fd;
     t->fe.stats = seg_stats(seg, topo_stats_fe(cfg, topo_fe_index(cfg, PROTO_FE_C2S, t->fe.idx)));
     store_client_stats(t->store, t->fe.stats);
     arena_init(&t->fe.arena, 8192);
-    const struct config_addr *addrs[2] = {&cfg->c2s.listen, &cfg->c2s.listen_tls};
-    for (unsigned i = 0; i < 2; i++) {
+    const struct config_addr *addrs[FE_LISTENERS] = {
+        [C2S_LISTEN] = &cfg->c2s.listen,
+        [C2S_LISTEN_TLS] = &cfg->c2s.listen_tls,
+        [C2S_LISTEN_WS] = &cfg->c2s.websocket_listen,
+        [C2S_LISTEN_WS_TLS] = &cfg->c2s.websocket_tls_listen,
+    };
+    for (unsigned i = 0; i < FE_LISTENERS; i++) {
         t->fe.lfd[i] = -1;
-        if (!addrs[i]->len || (i == 1 && !t->fe.tls))
+        if (!addrs[i]->len || ((i == C2S_LISTEN_TLS || i == C2S_LISTEN_WS_TLS) && !t->fe.tls))
             continue;
         if ((t->fe.lfd[i] = fe_listen(addrs[i])) < 0) {
             LOG_ERROR("cannot listen on %s: %s", addrs[i]->text, strerror(-t->fe.lfd[i]));
@@ -225,8 +231,13 @@ int main(int argc, char **argv)
         LOG_ERROR("shared memory: %s", strerror(-rc));
         return 1;
     }
-    const struct config_addr *addrs[2] = {&cfg->c2s.listen, tls ? &cfg->c2s.listen_tls : NULL};
-    for (int i = 0; i < 2; i++)
+    const struct config_addr *addrs[FE_LISTENERS] = {
+        [C2S_LISTEN] = &cfg->c2s.listen,
+        [C2S_LISTEN_TLS] = tls ? &cfg->c2s.listen_tls : NULL,
+        [C2S_LISTEN_WS] = &cfg->c2s.websocket_listen,
+        [C2S_LISTEN_WS_TLS] = tls ? &cfg->c2s.websocket_tls_listen : NULL,
+    };
+    for (int i = 0; i < FE_LISTENERS; i++)
         if (addrs[i] && addrs[i]->len && (rc = fe_address_free(addrs[i])) < 0) {
             LOG_ERROR("cannot listen on %s: %s%s", addrs[i]->text, strerror(-rc),
                       rc == -EADDRINUSE ? " (another server, or another starling, is there)" : "");
@@ -268,6 +279,11 @@ int main(int argc, char **argv)
     LOG_INFO("listening on %s (STARTTLS) and %s (Direct TLS) with %u threads",
              cfg->c2s.listen.len ? cfg->c2s.listen.text : "-",
              tls && cfg->c2s.listen_tls.len ? cfg->c2s.listen_tls.text : "-", nthreads);
+    if (cfg->c2s.websocket_listen.len || (tls && cfg->c2s.websocket_tls_listen.len))
+        LOG_INFO("WebSocket (RFC 7395) on %s (plain, behind a TLS proxy) and %s (TLS)",
+                 cfg->c2s.websocket_listen.len ? cfg->c2s.websocket_listen.text : "-",
+                 tls && cfg->c2s.websocket_tls_listen.len ? cfg->c2s.websocket_tls_listen.text
+                                                          : "-");
 
     struct fe_thread *fes[256];
     for (unsigned i = 0; i < nthreads; i++)

@@ -9,6 +9,8 @@
 # starting (policy-rc.d) and then disabled (systemctl, or update-rc.d without systemd).
 # tests/integration/test_deploy.py checks deploy/ with systemd-analyze (systemd; never
 # started here), haproxy -c and python3-yaml.
+# tests/integration/test_converse.py runs Converse.js (from npm, see converse() below) in
+# Debian's Chromium, driven by chromium-driver and python3-selenium.
 # Nothing else of theirs (configs, data in /var/lib) is touched.
 set -eu
 
@@ -17,7 +19,25 @@ liburing-dev android-libboringssl-dev libjemalloc-dev libxxhash-dev
 libidn-dev libsqlite3-dev libconfig-dev libexpat1-dev libc-ares-dev dnsmasq-base
 python3 python3-pytest python3-slixmpp python3-cryptography python3-prometheus-client libstrophe-dev
 prosody lua-unbound ejabberd erlang-base util-linux
-postgresql libpq-dev libnanomsg-dev haproxy systemd python3-yaml"
+postgresql libpq-dev libnanomsg-dev haproxy systemd python3-yaml
+chromium chromium-driver python3-selenium"
+# npm fetches Converse.js (below); a machine whose nodejs brings its own npm keeps it.
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
+
+# Converse.js, the browser client tests/integration/test_converse.py runs in Chromium:
+# pinned, from the npm registry, unpacked into build/converse/package (build/ is not the
+# tree's). Fetched again only when the version changes.
+CONVERSE_VERSION=14.0.0
+converse() {
+    dir="$(dirname "$0")/../build/converse"
+    [ "$(cat "$dir/version" 2>/dev/null)" = "$CONVERSE_VERSION" ] && return 0
+    echo "deps: Converse.js $CONVERSE_VERSION from npm"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    (cd "$dir" && npm pack --silent "converse.js@$CONVERSE_VERSION" >/dev/null &&
+        tar xzf "converse.js-$CONVERSE_VERSION.tgz" && rm "converse.js-$CONVERSE_VERSION.tgz")
+    echo "$CONVERSE_VERSION" >"$dir/version"
+}
 
 installed=" $(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $PKGS 2>/dev/null |
               awk '$2 ~ /^ii/ { printf "%s ", $1 }') "
@@ -28,7 +48,10 @@ for p in $PKGS; do
     *) missing="$missing $p" ;;
     esac
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+    converse
+    exit 0
+fi
 
 echo "deps: installing$missing"
 SUDO=""
@@ -70,3 +93,5 @@ for p in $missing; do
         fi
     done
 done
+
+converse

@@ -2,7 +2,8 @@
 # `make run`: one node on localhost in the foreground, with the embedded store.
 # Everything it makes stays under var/: the config (var/starling.conf, written once from
 # the commented defaults, with the admin listener on 127.0.0.1:5280 and the pid file
-# var/starling.pid), a self-signed certificate for localhost, the SQLite database with two
+# var/starling.pid, and a WebSocket listener on 127.0.0.1:5290 for browser clients), a
+# self-signed certificate for localhost, the SQLite database with two
 # demo accounts. The config's file names are relative to its folder, so the defaults put
 # the rest beside it in var/. Ctrl-C stops the node cleanly.
 set -eu
@@ -13,13 +14,17 @@ CONF=var/starling.conf
 mkdir -p var
 
 ADMIN_LISTEN=127.0.0.1:5280
+WS_LISTEN=127.0.0.1:5290
 if [ ! -f "$CONF" ]; then
-    # The defaults, but for the admin group's listener and pid file.
-    "$BIN/starlingctl" sample-config | awk -v listen="$ADMIN_LISTEN" '
+    # The defaults, but for the admin group's listener and pid file, and c2s's WebSocket
+    # listener (plain: a browser on this machine connects to it directly).
+    "$BIN/starlingctl" sample-config | awk -v listen="$ADMIN_LISTEN" -v ws="$WS_LISTEN" '
         /^admin = \{/ { admin = 1 }
+        /^c2s = \{/ { c2s = 1 }
         admin && /^    listen = "";/ { sub(/""/, "\"" listen "\"") }
         admin && /^    pid_file = "";/ { sub(/""/, "\"starling.pid\"") }
-        /^};/ { admin = 0 }
+        c2s && /^    websocket_listen = "";/ { sub(/""/, "\"" ws "\"") }
+        /^};/ { admin = 0; c2s = 0 }
         { print }' >"$CONF"
     echo "wrote $CONF (the defaults; edit it and restart, or send SIGHUP)"
 elif grep -q '^ *[a-z]* = "var/' "$CONF"; then
@@ -49,6 +54,8 @@ cat <<MSG
 starling is starting on localhost:
   STARTTLS   127.0.0.1:5222     Direct TLS   127.0.0.1:5223
   admin      http://$ADMIN_LISTEN/health, /ready, /metrics (admin.listen in $CONF)
+  WebSocket  ws://$WS_LISTEN/xmpp-websocket for browser clients such as Converse.js
+             (c2s.websocket_listen in $CONF; a config written before it has none)
 Log in with any XMPP client as alice@localhost / alice or bob@localhost / bob
 (the certificate is self-signed: accept it, or pin var/localhost.crt).
 More accounts:  $BIN/starlingctl --config $CONF adduser carol@localhost secret

@@ -2,9 +2,10 @@
  * block.c: blocking (XEP-0191). The user's blocklist is in memory with the rest of its
  * state (load.c) and saved in the store. A blocked JID matches a sender when it is the
  * sender's full JID, bare JID, domain/resource or domain (the matching of XEP-0016
- * §2.1 that XEP-0191 §3.4 refers to). Effects, applied in route.c: nothing from a
- * blocked JID reaches the user (message and iq requests get service-unavailable), and
- * nothing of the user's reaches it (not-acceptable with <blocked/>; presence silently).
+ * §2.1 that XEP-0191 §3.4 refers to). Effects, by the module's outbound and inbound
+ * hooks (module.h), which run before every other module's: nothing from a blocked JID
+ * reaches the user (message and iq requests get service-unavailable), and nothing of
+ * the user's reaches it (not-acceptable with <blocked/>; presence silently).
  *
  * The iq: get the list (the resource then receives pushes), block items, unblock items
  * or everything; each change is pushed to every resource that asked for the list, and
@@ -440,11 +441,54 @@ static void block_features(const struct shard *s, bool remote, struct buf *b)
     buf_puts(b, "<feature var='" NS_BLOCKING "'/>");
 }
 
+/* XEP-0191 §3.4: the user blocked this JID, so nothing goes to it. */
+static bool block_outbound(struct shard *s, struct user *u, struct session *ss, struct stanza *st)
+{
+    (void)ss;
+    if (!st->to_len || !block_blocks(&u->block, st->to, st->to_len))
+        return false;
+    if (st->h->kind != PROTO_PRESENCE)
+        out_error_extra(s, st, "cancel", "not-acceptable",
+                        "<blocked xmlns='urn:xmpp:blocking:errors'/>");
+    return true;
+}
+
+/* XEP-0191 §3.4: the recipient blocked the sender; nothing is delivered. */
+static bool block_inbound(struct shard *s, struct user *v, struct stanza *st)
+{
+    if (!block_blocks(&v->block, st->from, st->from_len))
+        return false;
+    const struct proto_stanza *h = st->h;
+    if (h->kind == PROTO_MESSAGE || (h->kind == PROTO_IQ && h->type <= PROTO_IQ_SET))
+        out_error(s, st, "cancel", "service-unavailable");
+    return true;
+}
+
+/* The user's blocklist from the store's answer, whole even past blocking.max_items (a
+ * bound lowered since): it only stops additions. A short one when memory is. */
+static void block_state(struct shard *s, struct user *u, int res, const struct store_roster *r)
+{
+    (void)s;
+    for (size_t i = 0; res == 0 && i < r->blocked.n; i++)
+        if (block_add(&u->block, r->blocked.names[i], strlen(r->blocked.names[i])) < 0)
+            break;
+}
+
+static void block_user_free(struct shard *s, struct user *u)
+{
+    (void)s;
+    block_free(&u->block);
+}
+
 static const char *const block_ns[] = {NS_BLOCKING, NULL};
 const struct module mod_blocking = {
     .name = "blocking",
     .iq_ns = block_ns,
     .iq_own = block_iq,
     .iq_other = iq_forbidden,
+    .outbound = block_outbound,
+    .inbound = block_inbound,
+    .user_state = block_state,
+    .user_free = block_user_free,
     .disco_server = block_features,
 };

@@ -1,9 +1,12 @@
 /*
  * block: blocking (XEP-0191): a user's blocklist in memory (struct user.block, a hash
- * set), urn:xmpp:blocking, and the checks route.c makes on a stanza's two steps.
- * Shard thread only.
+ * set), urn:xmpp:blocking, and the checks on a stanza's two steps. Shard thread only.
  *
- * Module mod_blocking (iq urn:xmpp:blocking).
+ * Module mod_blocking: iq and disco feature urn:xmpp:blocking; outbound and inbound
+ * stop what the sender's or the recipient's list blocks (first in the table, so no other
+ * module sees it); user_state (the list from the load), user_free. presence.c, node.c
+ * and offline.c read the list too (block_blocks(), block_resources()): who gets a
+ * presence broadcast or a stored message.
  * Config: blocking.max_items.
  * Store: store_block_add, store_block_remove, store_block_clear (common/store/
  * store_im.c); the list comes with the user's state (store_roster_get, load.c).

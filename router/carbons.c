@@ -184,10 +184,21 @@ static void carbons_features(const struct shard *s, bool remote, struct buf *b)
     buf_puts(b, "<feature var='" NS_CARBONS "'/>");
 }
 
+static bool carbons_outbound(struct shard *s, struct user *u, struct session *ss,
+                             struct stanza *st)
+{
+    (void)ss;
+    if (st->h->kind == PROTO_MESSAGE)
+        carbons_sent(s, u, st);
+    return false; /* the message goes on */
+}
+
 static const char *const carbons_ns[] = {NS_CARBONS, NULL};
 const struct module mod_carbons = {
     .name = "carbons",
     .iq_ns = carbons_ns,
     .iq_own = carbons_own,
+    .outbound = carbons_outbound,
+    .delivered = carbons_received,
     .disco_server = carbons_features,
 };

@@ -3,7 +3,8 @@
  * copies in the recipient's, enabled per session (struct session.carbons).
  * Shard thread only.
  *
- * Module mod_carbons (iq urn:xmpp:carbons:2). Config: none. Store: none.
+ * Module mod_carbons: iq and disco feature urn:xmpp:carbons:2; outbound sends the sent
+ * copies, delivered the received ones. Config: none. Store: none.
  */
 #ifndef STARLING_ROUTER_CARBONS_H
 #define STARLING_ROUTER_CARBONS_H

@@ -1,7 +1,8 @@
 /*
  * load.c: a user's state (roster, blocklist, whether offline messages wait) comes from
  * the store in one request when first needed: when a session binds, or when a stanza
- * arrives for a user of this shard that is not in memory. Until the answer is in, every
+ * arrives for a user of this shard that is not in memory; each module takes its part of
+ * the answer (the user_state hook: roster.c, block.c, offline.c). Until it is in, every
  * frame for that user waits in the user's queue (a copy: the ring's bytes are released),
  * and is then processed in arrival order, so nothing is reordered or lost. The queue
  * holds router.max_pending bytes of stanzas; past that a stanza gets resource-constraint.
@@ -38,23 +39,12 @@ static void loaded(struct shard *s, struct user *u)
      * never "initial": messages stored while they were away from this router (one sent
      * before the owner's re-registration reached it) go to them now. */
     for (struct session *ss = u->sessions; ss; ss = ss->next)
-        if (ss->available && ss->priority >= 0) {
-            offline_deliver(s, u, ss);
-            break;
-        }
+        if (ss->available && ss->priority >= 0)
+            mod_receiving(s, u, ss);
     if (u->rehome_due)
         node_rehomed(s, u);
     u->busy--;
     user_release(&s->users, u);
-}
-
-/* The user's blocklist from the store's answer, whole even past blocking.max_items (a
- * bound lowered since): it only stops additions. A short one when memory is. */
-static void block_take(struct user *u, const struct store_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (block_add(&u->block, l->names[i], strlen(l->names[i])) < 0)
-            break;
 }
 
 static void on_roster(void *arg, int res, const struct store_roster *r)
@@ -64,21 +54,6 @@ static void on_roster(void *arg, int res, const struct store_roster *r)
     u->busy--;
     if (res == 0) {
         u->exists = true;
-        u->roster.ver = r->ver;
-        u->offline_maybe = r->offline;
-        block_take(u, &r->blocked);
-        for (size_t i = 0; i < r->n; i++) {
-            const struct store_roster_item *si = &r->items[i];
-            struct roster_item *it = roster_add(&u->roster, si->jid, strlen(si->jid));
-            if (!it)
-                continue;
-            roster_item_label(&u->roster, it, si->name, si->groups, si->ngroups);
-            it->sub = si->sub;
-            it->ask = si->ask;
-            it->pending_in = si->pending_in;
-            it->approved = si->approved;
-            it->hidden = si->hidden;
-        }
     } else if (res == -ENOENT) {
         u->exists = false; /* no such account: inbound stanzas get errors */
     } else {
@@ -86,8 +61,8 @@ static void on_roster(void *arg, int res, const struct store_roster *r)
         LOG_ERROR("shard %u: cannot load the roster of %s: %s", s->idx, u->bare, strerror(-res));
         u->exists = u->sessions != NULL;
         u->load_failed = true;
-        u->offline_maybe = true; /* unknown: a login asks */
     }
+    mod_user_state(s, u, res, res == 0 ? r : NULL); /* the roster, blocklist, offline flag */
     loaded(s, u);
 }
 

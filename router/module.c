@@ -7,14 +7,27 @@
 
 #include <string.h>
 
+/* Blocking first: every later module's stanza hooks see only what passed both
+ * blocklists (XEP-0191 §3.4). Subscriptions last: they take every subscription presence
+ * left, so a module that wants to see one goes above them. */
 const struct module *const mod_table[] = {
-    &mod_disco, &mod_ping,   &mod_version, &mod_roster,
-    &mod_blocking, &mod_carbons, &mod_offline, &mod_mam, NULL,
+    &mod_blocking,
+    &mod_disco,
+    &mod_ping,
+    &mod_version,
+    &mod_roster,
+    &mod_mam, /* before carbons: copies carry the stanza-id */
+    &mod_carbons,
+    &mod_offline,
+    &mod_sub,
+    NULL,
 };
+
+const struct module *const *mod_active = mod_table;
 
 const struct module *mod_for_ns(const char *ns)
 {
-    for (const struct module *const *m = mod_table; *m; m++)
+    for (const struct module *const *m = mod_active; *m; m++)
         for (const char *const *n = (*m)->iq_ns; n && *n; n++)
             if (!strcmp(*n, ns))
                 return *m;
@@ -22,7 +35,7 @@ const struct module *mod_for_ns(const char *ns)
 }
 
 #define EACH(hook) \
-    for (const struct module *const *m_ = mod_table; *m_; m_++) \
+    for (const struct module *const *m_ = mod_active; *m_; m_++) \
         if ((*m_)->hook)
 
 bool mod_outbound(struct shard *s, struct user *u, struct session *ss, struct stanza *st)
@@ -69,10 +82,10 @@ void mod_disco_items(const struct shard *s, struct buf *b)
 
 int mod_shard_init(struct shard *s)
 {
-    for (const struct module *const *m = mod_table; *m; m++) {
+    for (const struct module *const *m = mod_active; *m; m++) {
         int rc = (*m)->shard_init ? (*m)->shard_init(s) : 0;
         if (rc < 0) {
-            while (m-- > mod_table)
+            while (m-- > mod_active)
                 if ((*m)->shard_free)
                     (*m)->shard_free(s);
             return rc;
@@ -84,4 +97,31 @@ int mod_shard_init(struct shard *s)
 void mod_shard_free(struct shard *s)
 {
     EACH(shard_free)(*m_)->shard_free(s);
+}
+
+void mod_user_state(struct shard *s, struct user *u, int res, const struct store_roster *r)
+{
+    EACH(user_state)(*m_)->user_state(s, u, res, r);
+}
+
+void mod_delivered(struct shard *s, struct user *v, const struct stanza *st,
+                   struct session *const *got, unsigned ngot)
+{
+    EACH(delivered)(*m_)->delivered(s, v, st, got, ngot);
+}
+
+bool mod_undeliverable(struct shard *s, struct user *v, const struct stanza *st)
+{
+    EACH(undeliverable) if ((*m_)->undeliverable(s, v, st)) return true;
+    return false;
+}
+
+void mod_initial_presence(struct shard *s, struct user *u, struct session *ss)
+{
+    EACH(initial_presence)(*m_)->initial_presence(s, u, ss);
+}
+
+void mod_receiving(struct shard *s, struct user *u, struct session *ss)
+{
+    EACH(receiving)(*m_)->receiving(s, u, ss);
 }

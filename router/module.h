@@ -8,20 +8,43 @@
  * store, and its own state, hung off a user or a shard in the slot module.h gives it.
  *
  * Points of the way, all on the shard thread, in the order a stanza meets them:
- *   outbound       a stanza leaves its sender's shard (route_outbound(), after the
- *                  sender's blocklist): return true when the module took it (answered,
- *                  forwarded or dropped it itself); false lets it go on.
+ *   outbound       a stanza leaves its sender's shard (route_outbound(); not those to
+ *                  the server itself): return true when the module took it (answered,
+ *                  forwarded or dropped it itself); false lets it go on. Blocking is
+ *                  first in the table: a later module sees only what passed the
+ *                  sender's blocklist. What no module takes, the core routes: presence
+ *                  as directed presence (presence.c), the rest to its recipient.
  *   inbound        a stanza arrives at its recipient's shard, the recipient's state
- *                  loaded, the account existing and the sender not blocked: as above.
- *                  A module that must change the stanza (add an element) may point
- *                  st->raw at a new copy in the shard's arena; later steps use it.
+ *                  loaded and the account existing: as above (blocking first: later
+ *                  modules see only what passed the recipient's blocklist). A module
+ *                  that must change the stanza (add an element) may point st->raw at a
+ *                  new copy in the shard's arena; later steps use it. What no module
+ *                  takes, the core delivers (presence to the available resources,
+ *                  messages by priority, iq to a resource or to iq_other below).
+ *   delivered      a message reached sessions got[0..ngot) of v (inbound step).
+ *   undeliverable  a chat or normal message for v found no session that takes it:
+ *                  true when the module took it (stored it, or answered the sender);
+ *                  when none does, the sender gets service-unavailable (RFC 6121
+ *                  §8.5.2.1.1).
  *   iq             a request (get or set) in one of the module's namespaces: to the
  *                  server or to the sender's own bare JID (iq_own; u and ss are NULL
  *                  when a remote server asks, and then only modules with iq_remote
  *                  see it), or to another account's bare JID (iq_other; NULL: the
  *                  request is answered forbidden when the module serves it for the
  *                  account itself, else service-unavailable).
- *   user_loaded    a user's state came from the store (it is USER_READY).
+ * Points of a user's and a session's life:
+ *   user_state     the store's answer to the user's load (store_roster_get: roster,
+ *                  blocklist, whether offline messages wait): res 0 and r, or -ENOENT
+ *                  (no such account) or another -errno (the store failed: the user is
+ *                  served from an empty state) and r NULL. Then user_loaded.
+ *   user_loaded    a user's state came from the store (it is USER_READY), before the
+ *                  frames that waited for it.
+ *   initial_presence  ss sent its initial presence (RFC 6121 §4.2), after its broadcast,
+ *                  its probes and its siblings' presence (after receiving, when both).
+ *   receiving      ss now takes messages to the bare JID (available, priority >= 0)
+ *                  where it did not: its initial presence, a priority raised from
+ *                  negative, or its return with such a presence after a router restart
+ *                  (re-registration; also when the user's state arrives later).
  *   session_end    a session ends (its goodbye presence already sent).
  *   user_free      a user leaves the shard's table: free the module's slot.
  *   disco          the features the module adds to disco#info of the server (remote:
@@ -42,6 +65,7 @@ struct shard;
 struct user;
 struct session;
 struct stanza;
+struct store_roster;
 struct xml_node;
 
 /* The slots of module state in struct user and struct shard (mod[]), one per module
@@ -76,10 +100,21 @@ struct module {
     /* A shard starts (0 or -errno: the router does not start) and stops. */
     int (*shard_init)(struct shard *s);
     void (*shard_free)(struct shard *s);
+    /* Added as the core features moved behind the table (see above for each). */
+    void (*user_state)(struct shard *s, struct user *u, int res, const struct store_roster *r);
+    void (*delivered)(struct shard *s, struct user *v, const struct stanza *st,
+                      struct session *const *got, unsigned ngot);
+    bool (*undeliverable)(struct shard *s, struct user *v, const struct stanza *st);
+    void (*initial_presence)(struct shard *s, struct user *u, struct session *ss);
+    void (*receiving)(struct shard *s, struct user *u, struct session *ss);
 };
 
 /* The modules, in the order their hooks run; NULL-terminated. */
 extern const struct module *const mod_table[];
+
+/* The table the calls below run: mod_table. A unit test may point it at a table of its
+ * own while no shard runs (tests/unit/router/module.c). */
+extern const struct module *const *mod_active;
 
 /* The module serving an iq payload's namespace; NULL: none (service-unavailable). */
 const struct module *mod_for_ns(const char *ns);
@@ -96,9 +131,15 @@ void mod_disco_account(const struct shard *s, struct buf *b);
 void mod_disco_items(const struct shard *s, struct buf *b);
 int mod_shard_init(struct shard *s);
 void mod_shard_free(struct shard *s);
+void mod_user_state(struct shard *s, struct user *u, int res, const struct store_roster *r);
+void mod_delivered(struct shard *s, struct user *v, const struct stanza *st,
+                   struct session *const *got, unsigned ngot);
+bool mod_undeliverable(struct shard *s, struct user *v, const struct stanza *st);
+void mod_initial_presence(struct shard *s, struct user *u, struct session *ss);
+void mod_receiving(struct shard *s, struct user *u, struct session *ss);
 
 /* The modules of the core features (their files say what each serves). */
 extern const struct module mod_disco, mod_ping, mod_version, mod_roster, mod_blocking,
-    mod_carbons, mod_offline;
+    mod_carbons, mod_offline, mod_sub;
 
 #endif

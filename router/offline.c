@@ -312,7 +312,26 @@ static void offline_features(const struct shard *s, bool remote, struct buf *b)
     buf_puts(b, "<feature var='msgoffline'/>");
 }
 
+static bool offline_undeliverable(struct shard *s, struct user *v, const struct stanza *st)
+{
+    offline_store(s, v, st);
+    return true; /* stored, dropped as not worth it, or its sender answered */
+}
+
+static void offline_state(struct shard *s, struct user *u, int res, const struct store_roster *r)
+{
+    (void)s;
+    if (res == 0)
+        u->offline_maybe = r->offline;
+    else if (res != -ENOENT)
+        u->offline_maybe = true; /* unknown: a login asks */
+}
+
 const struct module mod_offline = {
     .name = "offline",
+    .user_state = offline_state,
+    .undeliverable = offline_undeliverable,
+    .receiving = offline_deliver,
+    .initial_presence = offline_subreqs,
     .disco_server = offline_features,
 };

@@ -3,7 +3,9 @@
  * delays), and unanswered subscription requests shown again at initial presence.
  * Shard thread only.
  *
- * Module mod_offline (disco feature msgoffline).
+ * Module mod_offline: disco feature msgoffline; undeliverable stores the message;
+ * receiving delivers what is stored; initial_presence shows the subscription requests;
+ * user_state (whether messages wait).
  * Config: offline.* (max_messages, max_bytes, sender_share).
  * Store: store_offline_push, store_offline_fetch, store_offline_delete,
  * store_subreq_list (common/store/store_im.c); whether messages wait comes with the

@@ -433,7 +433,7 @@ void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
         if (!initial) {
             /* A resource that stops refusing messages gets the stored ones (XEP-0160 §3). */
             if (was_negative && ss->priority >= 0)
-                offline_deliver(s, u, ss);
+                mod_receiving(s, u, ss);
             return;
         }
         probe(s, u, ss);
@@ -442,8 +442,8 @@ void presence_broadcast(struct shard *s, struct user *u, struct session *ss,
             if (o != ss && o->available && o->presence)
                 out_deliver(s, &ss->conn, 1, o->presence, o->presence_len);
         if (ss->priority >= 0)
-            offline_deliver(s, u, ss);
-        offline_subreqs(s, u, ss);
+            mod_receiving(s, u, ss); /* stored messages (offline.c) */
+        mod_initial_presence(s, u, ss); /* unanswered subscription requests (offline.c) */
     } else if (type == PROTO_PRES_UNAVAILABLE) {
         bool was = ss->available;
         ss->available = false;

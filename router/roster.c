@@ -455,11 +455,39 @@ static void roster_features(const struct shard *s, bool remote, struct buf *b)
     buf_puts(b, "<feature var='" NS_ROSTER "'/>");
 }
 
+static void roster_state(struct shard *s, struct user *u, int res, const struct store_roster *r)
+{
+    (void)s;
+    if (res < 0)
+        return;
+    u->roster.ver = r->ver;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct store_roster_item *si = &r->items[i];
+        struct roster_item *it = roster_add(&u->roster, si->jid, strlen(si->jid));
+        if (!it)
+            continue;
+        roster_item_label(&u->roster, it, si->name, si->groups, si->ngroups);
+        it->sub = si->sub;
+        it->ask = si->ask;
+        it->pending_in = si->pending_in;
+        it->approved = si->approved;
+        it->hidden = si->hidden;
+    }
+}
+
+static void roster_user_free(struct shard *s, struct user *u)
+{
+    (void)s;
+    roster_free(&u->roster);
+}
+
 static const char *const roster_ns[] = {NS_ROSTER, NULL};
 const struct module mod_roster = {
     .name = "roster",
     .iq_ns = roster_ns,
     .iq_own = roster_own,
     .iq_other = iq_forbidden,
+    .user_state = roster_state,
+    .user_free = roster_user_free,
     .disco_server = roster_features,
 };

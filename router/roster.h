@@ -4,7 +4,8 @@
  * user's shard is the only writer (struct user.roster); the store keeps a copy.
  * Shard thread only.
  *
- * Module mod_roster (iq and disco feature jabber:iq:roster).
+ * Module mod_roster: iq and disco feature jabber:iq:roster; user_state (the roster from
+ * the load), user_free.
  * Config: roster.* (max_items, max_bytes, max_item_bytes).
  * Store: store_roster_put, store_roster_delete (common/store/store_im.c); the roster
  * comes with the user's state in load.c's store_roster_get.

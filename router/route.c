@@ -1,27 +1,33 @@
 /*
- * route.c: where a stanza goes (RFC 6120 §10, RFC 6121 §8), in two steps.
+ * route.c: where a stanza goes (RFC 6120 §10, RFC 6121 §8), in two steps. The features
+ * on the way are modules (module.h): the core asks them at each point, in table order,
+ * and routes what none of them took.
  *
  * The sender's step (route_outbound, in the sender's shard): stanzas for the server go
- * to iq.c and presence.c; the user's own blocklist stops stanzas to blocked JIDs
- * (XEP-0191 §3.4: not-acceptable with <blocked/>); subscription presence updates the
- * sender's roster (sub.c); directed presence is remembered; sent carbons go out; then
- * the stanza is forwarded to its recipient's shard.
+ * to iq.c and presence.c; then the modules' outbound hooks: the user's own blocklist
+ * stops stanzas to blocked JIDs (block.c, XEP-0191 §3.4: not-acceptable with
+ * <blocked/>), sent carbons go out (carbons.c), subscription presence updates the
+ * sender's roster (sub.c); directed presence is remembered (presence.c); then the stanza
+ * is forwarded to its recipient's shard.
  *
  * The recipient's step (route_inbound, in the recipient's shard), once the recipient's
  * state is loaded:
  *   no such account                 message, iq get/set: service-unavailable; subscribe:
  *                                   unsubscribed back (RFC 6121 §3.1.3); else dropped
- *   sender blocked by recipient     message, iq get/set: service-unavailable; else dropped
- *   full JID, session exists        deliver (and received carbons)
+ *   (modules' inbound hooks)        sender blocked by recipient (block.c): message, iq
+ *                                   get/set: service-unavailable; else dropped;
+ *                                   subscription presence (sub.c)
+ *   full JID, session exists        deliver (then the delivered hooks: received carbons)
  *   full JID, no such session       message normal/chat/headline: as to the bare JID;
  *                                   groupchat: service-unavailable; presence: dropped;
  *                                   iq get/set: service-unavailable (§8.5.3.2)
  *   bare JID, message chat/normal   the available resources of highest non-negative
  *                                   priority, every one of them when tied (§8.5.2.1.1);
- *                                   none: stored offline (XEP-0160)
+ *                                   none: the undeliverable hooks (stored offline,
+ *                                   XEP-0160), service-unavailable when none takes it
  *   bare JID, message headline      every available resource of non-negative priority
  *   bare JID, message groupchat     service-unavailable
- *   bare JID, presence              every available resource (subscriptions: sub.c)
+ *   bare JID, presence              every available resource
  *   bare JID, iq                    answered by the server for the account (iq.c)
  * Errors are never answered with errors; results and errors that find nobody are dropped.
  */
@@ -79,27 +85,13 @@ void route_outbound(struct shard *s, const struct stanza *in)
             out_error(s, st, "cancel", "service-unavailable");
         return;
     }
-    if (st->to_len && block_blocks(&u->block, st->to, st->to_len)) {
-        /* XEP-0191 §3.4: the user blocked this JID, so nothing goes to it. */
-        if (h->kind != PROTO_PRESENCE)
-            out_error_extra(s, st, "cancel", "not-acceptable",
-                            "<blocked xmlns='urn:xmpp:blocking:errors'/>");
-        return;
-    }
     if (mod_outbound(s, u, ss, &m))
-        return;
-    if (h->kind == PROTO_PRESENCE) {
-        if (h->type >= PROTO_PRES_SUBSCRIBE && h->type <= PROTO_PRES_UNSUBSCRIBED)
-            sub_outbound(s, u, st);
-        else if (h->type == PROTO_PRES_AVAILABLE || h->type == PROTO_PRES_UNAVAILABLE)
-            presence_directed(s, u, ss, st);
-        else
-            route_forward(s, st);
-        return;
-    }
-    if (h->kind == PROTO_MESSAGE)
-        carbons_sent(s, u, st);
-    route_forward(s, st);
+        return; /* blocked (block.c), a subscription (sub.c), or another module's */
+    if (h->kind == PROTO_PRESENCE &&
+        (h->type == PROTO_PRES_AVAILABLE || h->type == PROTO_PRES_UNAVAILABLE))
+        presence_directed(s, u, ss, st);
+    else
+        route_forward(s, st);
 }
 
 /* Available sessions with the highest non-negative priority (all when `all`), into the
@@ -157,9 +149,10 @@ void route_message_to_user(struct shard *s, struct user *u, const struct stanza 
     unsigned n = pick(s, u, type == PROTO_MSG_HEADLINE);
     if (n) {
         deliver_sessions(s, s->targets, n, st);
-        carbons_received(s, u, st, s->targets, n);
-    } else if (type == PROTO_MSG_NORMAL || type == PROTO_MSG_CHAT) {
-        offline_store(s, u, st);
+        mod_delivered(s, u, st, s->targets, n); /* received carbons */
+    } else if ((type == PROTO_MSG_NORMAL || type == PROTO_MSG_CHAT) &&
+               !mod_undeliverable(s, u, st)) { /* offline storage */
+        out_error(s, st, "cancel", "service-unavailable");
     }
 }
 
@@ -196,17 +189,10 @@ void route_inbound(struct shard *s, const struct stanza *in)
 
     if (!u->exists) {
         no_account(s, st);
-    } else if (block_blocks(&u->block, st->from, st->from_len)) {
-        /* XEP-0191 §3.4: the recipient blocked the sender; nothing is delivered. */
-        if (h->kind == PROTO_MESSAGE || (h->kind == PROTO_IQ && h->type <= PROTO_IQ_SET))
-            out_error(s, st, "cancel", "service-unavailable");
     } else if (mod_inbound(s, u, &m)) {
-        /* a module took it */
+        /* blocked (block.c), a subscription (sub.c), or another module's */
     } else if (h->kind == PROTO_PRESENCE) {
-        if (h->type >= PROTO_PRES_SUBSCRIBE && h->type <= PROTO_PRES_UNSUBSCRIBED)
-            sub_inbound(s, u, st);
-        else
-            presence_inbound(s, u, st);
+        presence_inbound(s, u, st);
     } else {
         bool full = st->to_len > st->to_bare_len;
         struct session *ss = NULL;
@@ -215,7 +201,7 @@ void route_inbound(struct shard *s, const struct stanza *in)
         if (ss) {
             deliver_sessions(s, &ss, 1, st);
             if (h->kind == PROTO_MESSAGE)
-                carbons_received(s, u, st, &ss, 1);
+                mod_delivered(s, u, st, &ss, 1);
         } else if (h->kind == PROTO_MESSAGE) {
             if (full && h->type == PROTO_MSG_GROUPCHAT)
                 out_error(s, st, "cancel", "service-unavailable");
@@ -345,7 +331,7 @@ void route_bind(struct shard *s, const struct proto_session *b, const char *jid,
         /* What was stored while it was away from this router (load.c does it for a user
          * still loading). */
         if (u->state == USER_READY && ss->available && ss->priority >= 0)
-            offline_deliver(s, u, ss);
+            mod_receiving(s, u, ss);
         return;
     }
     out_bind_result(s, b->conn, 0, jid, b->jid_len);

@@ -175,6 +175,8 @@ struct user {
     struct session *sessions;
     struct pending *pend_head, *pend_tail;
     uint32_t pend_bytes; /* of the frames queued */
+    /* mod_roster's and mod_blocking's state, as fields rather than slots: presence
+     * fan-out, probes and offline delivery read them on every stanza (roster.h, block.h). */
     struct roster roster;
     struct blocklist block;
     void *mod[MOD_SLOTS]; /* each module's state of the user (module.h) */

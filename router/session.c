@@ -43,8 +43,6 @@ static void user_free(struct user_table *t, struct user *u)
         u->pend_head = p->next;
         free(p);
     }
-    roster_free(&u->roster);
-    block_free(&u->block);
     free(u->bare);
     free(u);
 }
@@ -115,7 +113,6 @@ struct user *user_get(struct user_table *t, uint64_t key, const char *bare, size
     u->bare_len = (uint16_t)len;
     u->local_len = (uint16_t)(at - bare);
     u->key = key;
-    roster_init(&u->roster);
     u->next = t->buckets[key & t->mask];
     t->buckets[key & t->mask] = u;
     if (++t->count > t->mask + 1)

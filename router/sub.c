@@ -271,3 +271,33 @@ void sub_inbound(struct shard *s, struct user *v, const struct stanza *st)
         return;
     }
 }
+
+static bool is_sub(const struct stanza *st)
+{
+    return st->h->kind == PROTO_PRESENCE && st->h->type >= PROTO_PRES_SUBSCRIBE &&
+           st->h->type <= PROTO_PRES_UNSUBSCRIBED;
+}
+
+static bool sub_out(struct shard *s, struct user *u, struct session *ss, struct stanza *st)
+{
+    (void)ss;
+    if (!is_sub(st))
+        return false;
+    sub_outbound(s, u, st);
+    return true;
+}
+
+static bool sub_in(struct shard *s, struct user *v, struct stanza *st)
+{
+    if (!is_sub(st))
+        return false;
+    sub_inbound(s, v, st);
+    return true;
+}
+
+/* Presence subscriptions: no iq, no feature of their own (the roster's). */
+const struct module mod_sub = {
+    .name = "sub",
+    .outbound = sub_out,
+    .inbound = sub_in,
+};

@@ -3,6 +3,9 @@
  * subscriber's shard and the inbound step in the contact's (sub.c has the state table).
  * Shard thread only.
  *
+ * Module mod_sub: outbound and inbound take subscription presence; last in the table
+ * of those hooks (module.c), so every other module sees such presence before it.
+ *
  * Config: roster.max_items, roster.max_bytes (an inbound request adds a hidden item).
  * Store: store_subreq_put, store_subreq_delete; the roster's through roster_changed().
  */

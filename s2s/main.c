@@ -152,7 +152,8 @@ static int attach(struct s2s_thread *t, const struct seg *seg, const struct conf
     t->authz_lim = (struct authz_limits){cfg->s2s.max_domain_pairs, cfg->s2s.max_dialback_pending};
     if ((err = out_init(t)) < 0 || (err = s2s_resolve_init(t)) < 0)
         return err;
-    t->fe.lfd[0] = t->fe.lfd[1] = -1;
+    for (unsigned i = 0; i < FE_LISTENERS; i++)
+        t->fe.lfd[i] = -1;
     const struct config_addr *ls[2] = {&cfg->s2s.listen, &cfg->s2s.listen_tls};
     for (unsigned i = 0; i < 2; i++)
         if (ls[i]->len && (t->fe.lfd[i] = fe_listen(ls[i])) < 0) {

@@ -92,6 +92,13 @@ struct config_proxy {
     uint32_t max_header;     /* bytes of a v2 header at most */
 };
 
+/* The WebSocket opening handshake's policy (common/net/ws.h): a front end's, which the
+ * front-end layer reads (fe_thread.ws_cfg). */
+struct config_ws {
+    const char *origins;  /* Origin values allowed, separated by spaces; "": any */
+    uint32_t max_request; /* bytes of the HTTP request at most */
+};
+
 enum config_resource_conflict {
     CONFIG_CONFLICT_REPLACE, /* the older session is closed with <conflict/> */
     CONFIG_CONFLICT_REFUSE,  /* the newer bind request fails with <conflict/> */
@@ -132,6 +139,8 @@ struct config {
         uint32_t auth_failures_per_account, auth_failures_per_address, auth_failure_window;
         uint32_t max_plain_pending; /* per c2s thread */
         struct config_proxy proxy;
+        struct config_addr websocket_listen, websocket_tls_listen;
+        struct config_ws ws;
     } c2s;
     struct {
         uint32_t shards;

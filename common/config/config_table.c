@@ -227,6 +227,26 @@ const struct config_directive config_table[] = {
         "Bytes of the largest PROXY header v2 accepted (16, the addresses, the TLVs a\n"
         "balancer adds, which are skipped); a longer one closes the connection. Version\n"
         "1 has its own bound, 107 bytes."),
+    ADDR("c2s.websocket_listen", c2s.websocket_listen, "", EMPTY | RESTART,
+         "Where browser clients connect over WebSocket (RFC 7395, subprotocol xmpp), in\n"
+         "plain text: for a reverse proxy in front that terminates TLS (wss://) and\n"
+         "forwards to it, or a browser on this machine (ws://127.0.0.1:PORT/). Streams\n"
+         "there count as encrypted (require_encryption, PLAIN), so bind it to loopback\n"
+         "or to the proxy's network only. Any request path is accepted. \"\" disables."),
+    ADDR("c2s.websocket_tls_listen", c2s.websocket_tls_listen, "", EMPTY | RESTART,
+         "Where browser clients connect over WebSocket with TLS (wss://), with the\n"
+         "certificate of c2s.certificate. \"\" disables."),
+    STR("c2s.websocket_origins", c2s.ws.origins, "", 0, 4095, 0,
+        "The Origin values a browser's WebSocket request may carry, separated by spaces\n"
+        "(\"https://chat.example.com https://example.com\"), compared without regard to\n"
+        "case; another gets 403. A request without Origin (no browser) is accepted.\n"
+        "\"\": any origin."),
+    NUM(SIZE, "c2s.websocket_max_request", c2s.ws.max_request, "8K", 1024, 64 * K, 0,
+        "Bytes of a WebSocket upgrade request (request line and headers) at most; a\n"
+        "longer one gets 431. The request must come within c2s.handshake_timeout, as the\n"
+        "rest of the login. Each message after it is bounded as a stanza is\n"
+        "(max_stanza_size, max_stanza_size_preauth before authentication): longer gets\n"
+        "policy-violation and close code 1009."),
     NUM(INT, "router.shards", router.shards, "0", 0, 256, RESTART,
         "Shard workers of the router process; a bare JID lives in shard\n"
         "xxh3(jid) % shards. 0: half the cores, at least one."),

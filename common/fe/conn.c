@@ -114,6 +114,14 @@ static int queue(void *ud, const void *p, size_t n)
 
 void fe_write(struct fe_conn *c, const char *p, size_t n)
 {
+    if (c->ws)
+        fe_ws_write(c, p, n);
+    else
+        fe_write_wire(c, p, n);
+}
+
+void fe_write_wire(struct fe_conn *c, const char *p, size_t n)
+{
     if (c->state == FE_FREE || (c->flags & FE_F_DEAD))
         return;
     int err = c->tls && (c->flags & FE_F_TLS) ? tls_write(c->tls, p, n) : queue(c, p, n);
@@ -179,6 +187,8 @@ void fe_close(struct fe_conn *c)
     c->state = FE_CLOSING;
     /* Give a slow reader a few seconds to take our last words. */
     c->deadline = c->t->now + 5;
+    if (c->ws)
+        fe_ws_close(c);
     if (c->tls && (c->flags & FE_F_TLS))
         tls_close_notify(c->tls);
     fe_cancel_recv(c);
@@ -207,6 +217,7 @@ static void release(struct fe_conn *c)
     buf_free(&c->held);
     tls_free(c->tls);
     c->tls = NULL;
+    fe_ws_free(c);
     c->state = FE_FREE;
     c->gen = (c->gen + 1) & 0xFFFFFFu;
     c->next_free = t->free;
@@ -227,6 +238,7 @@ void fe_trim(struct fe_conn *c)
         return;
     xml_trim(&c->xp);
     buf_trim(&c->in);
+    fe_ws_trim(c);
     if (!(c->ops & FE_OP_SEND))
         buf_trim(&c->out);
     buf_trim(&c->next);

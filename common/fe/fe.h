@@ -11,6 +11,8 @@
  *     flight, `next` gathers behind it), under TLS when it has it;
  *   - a PROXY protocol header first, on connections from the balancers the front end
  *     names (fe_thread.proxy): their client's address becomes the connection's;
+ *   - on a connection the front end makes a WebSocket one (fe_ws_start()), the HTTP
+ *     upgrade and WebSocket frames between TLS and the stream (RFC 7395);
  *   - the stream's input: the XML parser fed with what arrives, input held while the
  *     router, the store or a full ring must answer first, stream errors;
  *   - its port to the router's shards: a ring each way per shard, a backlog of messages
@@ -22,9 +24,9 @@
  * connection is).
  *
  * Files, by job: loop.c (the io_uring), conn.c (the pool, output, TLS, the paused list),
- * proxy.c (a new connection's address, and its PROXY header), stream.c (input, holding,
- * stream errors), port.c (the rings to the shards), serve.c (the process's main thread:
- * the supervisor's messages and signals).
+ * proxy.c (a new connection's address, and its PROXY header), ws.c (the WebSocket
+ * transport), stream.c (input, holding, stream errors), port.c (the rings to the
+ * shards), serve.c (the process's main thread: the supervisor's messages and signals).
  *
  * Threads: everything here runs on the thread that owns the fe_thread or connection
  * given, but the fields the process's main thread sets before the thread starts, and
@@ -67,7 +69,8 @@ enum fe_state {
 };
 
 /* fe_conn.flags: the layer's bits; the others (FE_F_PROTO_MASK) are a front end's. */
-#define FE_F_TLS      0x0001 /* TLS established */
+#define FE_F_TLS      0x0001 /* TLS established (or terminated by a proxy in front of a
+                                plain WebSocket listener: the front end says so) */
 #define FE_F_DIRECT   0x0002 /* accepted on a Direct TLS listener (XEP-0368) */
 #define FE_F_HDR_SENT 0x0010 /* our stream header is out */
 #define FE_F_PAUSED   0x0020 /* input held back: a ring to the router is full */
@@ -104,6 +107,7 @@ struct fe_conn {
     struct buf held; /* a frame for a full ring, sent when it drains */
     uint16_t held_shard, held_kind;
     struct tls *tls;
+    struct fe_ws *ws; /* a WebSocket connection's framing (ws.c); NULL: a plain stream */
     /* On a list of paused connections (t->paused, or fe_port_resume()'s own while it
      * runs) exactly while FE_F_PAUSED is set: pprev_paused points at whatever points at
      * us, so a connection that closes leaves its list at once. */
@@ -183,6 +187,8 @@ struct fe_timer {
 };
 
 #define FE_WATCHES 4
+/* Listeners per thread (c2s: STARTTLS, Direct TLS, WebSocket, WebSocket over TLS). */
+#define FE_LISTENERS 4
 /* Slots come in chunks of this many, allocated as connections first need them. */
 #define FE_CONN_CHUNK 256
 
@@ -202,9 +208,12 @@ struct fe_thread {
     /* Who must open with a PROXY header, and its bounds: the front end's settings in
      * cfg, set by the front end before fe_run() and at each FE_CTL_RELOAD; NULL: nobody. */
     const struct config_proxy *proxy;
+    /* The WebSocket handshake's policy, set as proxy is; NULL when no connection is ever
+     * a WebSocket one. */
+    const struct config_ws *ws_cfg;
 
     struct io_uring ring;
-    int lfd[2]; /* listeners (a front end's: plain and Direct TLS for c2s); -1 when off */
+    int lfd[FE_LISTENERS]; /* listeners (a front end's, by index); -1 when off */
     struct io_uring_buf_ring *br;
     char *bufs;
     unsigned nbufs, bufsize;
@@ -248,6 +257,7 @@ struct fe_thread {
     bool stopping; /* FE_CTL_STOP: system-shutdown sent to everyone */
     struct arena arena;  /* trees of stanzas the front end reads itself; reset after each */
     struct buf tmp;      /* a delivery with its recipient's `to` filled in */
+    struct buf ws_out;   /* a WebSocket message on its way out (ws.c) */
     char scratch[16384]; /* parser scratch, shared by the thread's parsers */
     char plain[16384];   /* TLS plaintext out of one record */
 };
@@ -271,7 +281,7 @@ void fe_control(struct fe_thread *t, unsigned req);
  * done it (not for FE_CTL_STOP, which ends them: join them instead). */
 void fe_request(struct fe_thread *const *ts, unsigned n, unsigned req);
 /* Bytes from c's socket: its PROXY header (FE_PROXY), else ciphertext under TLS, else
- * plaintext for fe_input(). */
+ * plaintext for fe_input() (through fe_ws_input() on a WebSocket connection). */
 void fe_conn_input(struct fe_conn *c, const char *data, size_t n);
 void fe_arm_recv(struct fe_conn *c);
 void fe_cancel_recv(struct fe_conn *c);
@@ -324,6 +334,22 @@ void fe_proxy_input(struct fe_conn *c, const char *data, size_t n);
 /* The sweep's: a connection still in FE_PROXY past its deadline is closed. */
 void fe_proxy_tick(struct fe_conn *c);
 
+/* ---- ws.c ---- */
+/* c, just accepted on a WebSocket listener, speaks RFC 7395: an HTTP upgrade first
+ * (t->ws_cfg's policy), then one stream element per text message. 0 or -ENOMEM. */
+int fe_ws_start(struct fe_conn *c);
+/* Plaintext from the peer of a WebSocket connection (fe_conn_input() hands it on): the
+ * request, then frames; whole messages go to fe_input() as stream bytes. */
+void fe_ws_input(struct fe_conn *c, const char *data, size_t n);
+/* fe_write()'s on a WebSocket connection: each first-level element of the stream one
+ * message (nothing before the upgrade). */
+void fe_ws_write(struct fe_conn *c, const char *p, size_t n);
+/* fe_close()'s: the close frame, once, after the upgrade. */
+void fe_ws_close(struct fe_conn *c);
+/* fe_trim()'s and the slot's release. */
+void fe_ws_trim(struct fe_conn *c);
+void fe_ws_free(struct fe_conn *c);
+
 /* ---- serve.c ---- */
 /* The process's main thread, once the n threads ts run: tells the supervisor it is ready
  * (as `role`, CTL_ROLE_*), then serves the control socket ctl_fd and the signals blocked
@@ -342,8 +368,12 @@ void fe_pool_free(struct fe_thread *t);
 struct fe_conn *fe_conn_new(struct fe_thread *t, int fd, bool direct_tls);
 struct fe_conn *fe_conn_by_id(struct fe_thread *t, uint64_t id);
 uint64_t fe_conn_id(const struct fe_conn *c);
-/* Queues bytes for the peer (encrypting under TLS) and makes sure a send is going. */
+/* Queues stream bytes for the peer (a WebSocket connection's framed first, ws.c;
+ * encrypted under TLS) and makes sure a send is going. */
 void fe_write(struct fe_conn *c, const char *p, size_t n);
+/* The same for bytes as they go on the connection (encrypted under TLS only): the
+ * WebSocket transport's frames and HTTP answers. */
+void fe_write_wire(struct fe_conn *c, const char *p, size_t n);
 void fe_puts(struct fe_conn *c, const char *s);
 /* The next bytes are a TLS handshake (we are the server). 0 or -errno. */
 int fe_start_tls(struct fe_conn *c);

@@ -357,6 +357,15 @@ static uint32_t clock_s(void)
     return (uint32_t)ts.tv_sec;
 }
 
+/* Plaintext, to the stream or to the WebSocket transport under it. */
+static void plain_input(struct fe_conn *c, const char *data, size_t n)
+{
+    if (c->ws)
+        fe_ws_input(c, data, n);
+    else
+        fe_input(c, data, n);
+}
+
 void fe_conn_input(struct fe_conn *c, const char *data, size_t n)
 {
     c->last_rx = c->t->now;
@@ -365,7 +374,7 @@ void fe_conn_input(struct fe_conn *c, const char *data, size_t n)
         return;
     }
     if (!c->tls) {
-        fe_input(c, data, n);
+        plain_input(c, data, n);
         return;
     }
     if (tls_feed(c->tls, data, n) < 0) {
@@ -385,7 +394,7 @@ void fe_conn_input(struct fe_conn *c, const char *data, size_t n)
             fe_kick_send(c); /* the handshake's last flight */
         }
         if (r > 0) {
-            fe_input(c, c->t->plain, (size_t)r);
+            plain_input(c, c->t->plain, (size_t)r);
             continue;
         }
         if (r == 0 || r == -EAGAIN) {
@@ -579,7 +588,7 @@ static int setup(struct fe_thread *t)
                               (unsigned short)i, io_uring_buf_ring_mask(t->nbufs), (int)i);
     io_uring_buf_ring_advance(t->br, (int)t->nbufs);
 
-    for (unsigned i = 0; i < 2; i++)
+    for (unsigned i = 0; i < FE_LISTENERS; i++)
         if (t->lfd[i] >= 0)
             arm_accept(t, i);
     t->now = clock_s();
@@ -594,7 +603,7 @@ static int setup(struct fe_thread *t)
 /* Stops accepting and tells every peer the server is going down (RFC 6120 §4.9.3.20). */
 static void begin_stop(struct fe_thread *t)
 {
-    for (unsigned i = 0; i < 2; i++)
+    for (unsigned i = 0; i < FE_LISTENERS; i++)
         if (t->lfd[i] >= 0) {
             close(t->lfd[i]);
             t->lfd[i] = -1;
@@ -710,6 +719,7 @@ int fe_run(struct fe_thread *t)
         io_uring_cq_advance(&t->ring, seen);
     }
     io_uring_queue_exit(&t->ring);
+    buf_free(&t->ws_out);
     free(t->polls);
     t->polls = NULL;
     t->npolls = 0;

@@ -101,7 +101,7 @@ static void template_test(void)
 {
     char *t;
     uint16_t off;
-    int n = scen_template("us'er2@example.org", 10, &t, &off);
+    int n = scen_template("us'er2@example.org", "chat", 10, &t, &off);
     CHECK_INT(n, >, 0);
     if (n <= 0)
         return;

@@ -1,8 +1,9 @@
 /*
  * Tests of bench/xmppc.c and bench/bid.c: whole logins against canned server
  * transcripts (SCRAM-SHA-256 with RFC 7677's exchange, STARTTLS with PLAIN, a session iq,
- * a roster), what the client answers online (pings, unknown requests, subscription
- * requests), and how each kind of failure is reported. Every transcript is fed whole and
+ * a roster, XEP-0198 stream management), what the client answers online (pings, unknown
+ * requests, subscription requests, ack requests), and how each kind of failure is
+ * reported. Every transcript is fed whole and
  * in chunks of 1, 2, 3 and 7 bytes and must give the same events and the same output.
  */
 #include "bench/bid.h"
@@ -74,6 +75,13 @@ static void feed(struct xmppc *x, const char *s, size_t chunk)
                          ev.x->attr[XML_ATTR_ID].p ? (int)ev.x->attr[XML_ATTR_ID].len : 1,
                          ev.x->attr[XML_ATTR_ID].p ? ev.x->attr[XML_ATTR_ID].p : "-");
                 tr(tmp);
+                break;
+            case XMPPC_EV_SM_ACK:
+                snprintf(tmp, sizeof tmp, "ACK[%u]", ev.h);
+                tr(tmp);
+                break;
+            case XMPPC_EV_SM_REQ:
+                tr("R");
                 break;
             case XMPPC_EV_CLOSED:
                 tr("CLOSED");
@@ -246,6 +254,80 @@ static void starttls_plain_roster_test(void)
     }
 }
 
+#define NS_SM "xmlns='urn:xmpp:sm:3'"
+/* A PLAIN login up to the bind result, the server offering stream management. */
+#define SM_LOGIN                                                                                   \
+    SRV_HDR "<stream:features>" MECHS(                                                             \
+        "<mechanism>PLAIN</mechanism>") "</stream:features>"                                       \
+                                        "<success " NS_SASL "/>" SRV_HDR                           \
+                                        "<stream:features><bind " NS_BIND "/><sm " NS_SM           \
+                                        "/></stream:features><iq type='result' "                   \
+                                        "id='xc-bind'><bind " NS_BIND                              \
+                                        "><jid>user@localhost/r</jid></bind></iq>"
+
+static void sm_test(void)
+{
+    struct xmppc_config cfg = {
+        .domain = "localhost", .mech = SASLC_PLAIN, .sm = true, .ack_every = 2};
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        struct xmppc x;
+        trace[0] = '\0';
+        xmppc_init(&x, &cfg, &sh, write_cb, NULL);
+        xmppc_start(&x, "user", "pencil", NULL);
+        feed(&x, SM_LOGIN, chunks[c]);
+        took();
+        /* Enabled after binding, before presence; counting starts with <enabled/>. */
+        CHECK_INT(xmppc_state(&x), ==, XMPPC_SM);
+        feed(&x, "<enabled " NS_SM " id='q1' resume='true'/>", chunks[c]);
+        CHECK_SENT("<presence/>");
+        feed(&x, "<presence from='user@localhost/r'/>", chunks[c]);
+        CHECK_INT(xmppc_state(&x), ==, XMPPC_ONLINE);
+        /* The caller's stanza is the second sent: an <r/> is due (every 2). */
+        xmppc_sent(&x, 1);
+        CHECK_SENT("<r " NS_SM "/>");
+        /* The server's <r/> gets our h: one stanza (the echo) so far. */
+        feed(&x, "<r " NS_SM "/>", chunks[c]);
+        CHECK_SENT("<a " NS_SM " h='1'/>");
+        feed(&x,
+             "<message from='user2@localhost/r' id='m1'><body>x</body></message>"
+             "<a " NS_SM " h='2'/><r " NS_SM "/>",
+             chunks[c]);
+        CHECK_SENT("<a " NS_SM " h='2'/>");
+        /* A ping's answer is a stanza too: the third sent, no <r/> yet. */
+        feed(&x, "<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>", chunks[c]);
+        CHECK_SENT("<iq type='result' id='p1'/>");
+        /* Acknowledging more than was sent is the server's error. */
+        feed(&x, "<a " NS_SM " h='4'/>", chunks[c]);
+        CHECK_STR(trace, "ONLINE R MSG[m1] ACK[2] R "
+                         "FAILED[protocol:bad <a/>: h missing, or beyond what was sent]");
+        xmppc_free(&x);
+    }
+    /* A server without it, or refusing it. */
+    cfg.ack_every = 0;
+    struct xmppc x;
+    trace[0] = '\0';
+    xmppc_init(&x, &cfg, &sh, write_cb, NULL);
+    xmppc_start(&x, "user", "pencil", NULL);
+    feed(&x,
+         SRV_HDR "<stream:features>" MECHS(
+             "<mechanism>PLAIN</mechanism>") "</stream:features><success " NS_SASL "/>" SRV_HDR
+                                             "<stream:features><bind " NS_BIND
+                                             "/></stream:features>",
+         0);
+    CHECK_STR(trace, "FAILED[feature-not-offered:stream management not offered]");
+    xmppc_free(&x);
+    trace[0] = '\0';
+    xmppc_init(&x, &cfg, &sh, write_cb, NULL);
+    xmppc_start(&x, "user", "pencil", NULL);
+    feed(&x,
+         SM_LOGIN "<failed " NS_SM "><unexpected-request "
+                  "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>",
+         0);
+    CHECK_STR(trace, "FAILED[feature-not-offered:stream management refused]");
+    took();
+    xmppc_free(&x);
+}
+
 /* A login from the first features on, ended by `server`; the trace it gives. */
 static const char *failure(enum xmppc_tls tls, enum saslc_mech mech, const char *server)
 {
@@ -377,6 +459,7 @@ int main(void)
     RUN(starttls_plain_roster_test);
     RUN(failures_test);
     RUN(no_echo_test);
+    RUN(sm_test);
     RUN(bid_test);
     buf_free(&sent);
     xmppc_shared_free(&sh);

@@ -165,7 +165,8 @@ static inline void ct_open_ex(struct ct *ct, unsigned nshards, uint32_t ring_dat
     t->fe.idx = 0;
     t->fe.cfg = cfg;
     t->fe.tls = NULL;
-    t->fe.lfd[0] = t->fe.lfd[1] = -1;
+    for (unsigned i = 0; i < FE_LISTENERS; i++)
+        t->fe.lfd[i] = -1;
     t->sasl_cfg = &ct->sasl;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);

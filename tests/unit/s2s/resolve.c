@@ -89,7 +89,8 @@ static void run(const char *server, const char *which)
     t->fe.ops = &ops;
     t->fe.fe = PROTO_FE_S2S;
     t->fe.cfg = c;
-    t->fe.lfd[0] = t->fe.lfd[1] = -1;
+    for (unsigned i = 0; i < FE_LISTENERS; i++)
+        t->fe.lfd[i] = -1;
     bell_format(&bell_sh);
     CHECK_INT(bell_attach(&t->fe.bell, &bell_sh, bell_eventfd()), ==, 0);
     CHECK_INT(fe_port_init(&t->fe, 0), ==, 0);

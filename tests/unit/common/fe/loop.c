@@ -30,7 +30,8 @@ static void thread_open(void)
     t.ops = &ops;
     t.fe = PROTO_FE_C2S;
     t.cfg = config_defaults();
-    t.lfd[0] = t.lfd[1] = -1;
+    for (unsigned i = 0; i < FE_LISTENERS; i++)
+        t.lfd[i] = -1;
     bell_format(&bell_sh);
     CHECK(t.cfg != NULL);
     CHECK_INT(bell_attach(&t.bell, &bell_sh, bell_eventfd()), ==, 0);

@@ -66,7 +66,8 @@ static void thread_open(const char *from)
     t.ops = &ops;
     t.fe = PROTO_FE_C2S;
     t.cfg = config_defaults();
-    t.lfd[0] = t.lfd[1] = -1;
+    for (unsigned i = 0; i < FE_LISTENERS; i++)
+        t.lfd[i] = -1;
     CHECK_INT(net_prefix_parse(from, &prefix, why, sizeof why), ==, 0);
     proxy = (struct config_proxy){.from = {.n = 1, .prefixes = &prefix}, .timeout = 5, .max_header = 512};
     t.proxy = &proxy;
