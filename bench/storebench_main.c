@@ -11,10 +11,15 @@
  * (submitted, polled to completion, then the next: p50, p99) and the throughput with
  * 1 and with 64 requests outstanding (the next submitted as each completes), N requests
  * per figure (default 5000), each figure the best of 3 rounds (this machine is shared:
- * the best round is the one least disturbed). bench/store.sh runs it on both back ends.
+ * the best round is the one least disturbed). Then the message archive's appends
+ * (store_mam.h): N rows of that stanza written one row per request (1 and 64
+ * outstanding) and in batches of 16 and 256 rows with one request outstanding (what a
+ * router shard does, mam.batch), in rows per second. bench/store.sh runs it on both back
+ * ends.
  */
 #include "common/core/log.h"
 #include "common/store/store.h"
+#include "common/store/store_mam.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -116,6 +121,43 @@ static int throughput(struct store_client *cl, int op, int n, int window, double
     return x.failed ? -EIO : 0;
 }
 
+static void on_rows(void *arg, int res)
+{
+    struct run *x = arg;
+    x->done++;
+    x->failed += res < 0;
+}
+
+/* n archive rows, `batch` to a request, `window` requests outstanding: rows per second. */
+static int mam_rows(struct store_client *cl, int n, int batch, int window, double *rows_s)
+{
+    static uint64_t id;
+    struct store_mam_row *rows = malloc((size_t)batch * sizeof *rows);
+    struct run x = {0};
+    int sent = 0, reqs = (n + batch - 1) / batch;
+    if (!rows)
+        return -ENOMEM;
+    int64_t t0 = now_ns();
+    while (x.done < reqs) {
+        while (sent < reqs && sent - x.done < window) {
+            for (int i = 0; i < batch; i++)
+                rows[i] = (struct store_mam_row){.owner = "juliet",
+                                                 .id = ++id,
+                                                 .with = "romeo@localhost/balcony",
+                                                 .with_bare_len = 15,
+                                                 .stanza = stanza,
+                                                 .len = sizeof stanza - 1};
+            if (store_mam_append(cl, rows, (size_t)batch, on_rows, &x) < 0)
+                break;
+            sent++;
+        }
+        wait_some(cl);
+    }
+    *rows_s = (double)reqs * batch * 1e9 / (double)(now_ns() - t0);
+    free(rows);
+    return x.failed ? -EIO : 0;
+}
+
 static int setup(struct store *st)
 {
     struct store_creds c = {.sha256 = {.iterations = 4096, .salt_len = 16}};
@@ -183,6 +225,25 @@ int main(int argc, char **argv)
         }
         printf("%-15s %10.1f %10.1f %14.0f %14.0f %8.2f\n", names[op], p50, p99, r1, r64,
                r64 / r1);
+    }
+    printf("\n%-26s %14s\n", "archive append", "rows/s");
+    static const int shapes[][2] = {{1, 1}, {1, 64}, {16, 1}, {256, 1}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        double best = 0;
+        for (int round = 0; rc == 0 && round < 3; round++) {
+            double r;
+            rc = mam_rows(cl, n, shapes[k][0], shapes[k][1], &r);
+            best = r > best ? r : best;
+            store_mam_expire_sync(st, INT64_MAX, STORE_LIST_MAX * 10);
+        }
+        if (rc < 0) {
+            fprintf(stderr, "storebench: archive append: %s\n", strerror(-rc));
+            return 1;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "%d row%s a request, %d out", shapes[k][0],
+                 shapes[k][0] > 1 ? "s" : "", shapes[k][1]);
+        printf("%-26s %14.0f\n", what, best);
     }
     store_client_free(cl);
     store_close(st);

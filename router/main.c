@@ -9,6 +9,7 @@
 #include "common/core/ctl.h"
 #include "common/core/log.h"
 #include "common/store/store.h"
+#include "router/mam.h"
 #include "router/router.h"
 #include "shm/topo.h"
 
@@ -135,6 +136,10 @@ int main(int argc, char **argv)
         LOG_ERROR("storage: %s", strerror(-rc));
         return 1;
     }
+    if ((rc = mam_router_start(store)) < 0) {
+        LOG_ERROR("storage: the archive's last id: %s", strerror(-rc));
+        return 1;
+    }
     struct cluster *cl;
     if (cluster_new(cfg, store, &cl, err, sizeof err) < 0) {
         LOG_ERROR("%s", err);
@@ -200,6 +205,7 @@ int main(int argc, char **argv)
                 last_tick = time(NULL);
                 for (unsigned i = 0; i < nshards; i++)
                     shard_trim_tick(&shards[i]);
+                mam_router_tick(store, cfg);
             }
             continue;
         }

@@ -2,6 +2,7 @@
  * module.c: the table of modules and the calls that run their hooks (module.h).
  */
 #include "router/module.h"
+#include "router/mam.h"
 #include "router/router.h"
 
 #include <string.h>
@@ -15,6 +16,7 @@ const struct module *const mod_table[] = {
     &mod_ping,
     &mod_version,
     &mod_roster,
+    &mod_mam, /* before carbons: copies carry the stanza-id */
     &mod_carbons,
     &mod_offline,
     &mod_sm,

@@ -90,7 +90,8 @@ void offline_store(struct shard *s, struct user *u, const struct stanza *st)
     if (!worth_storing(s, st))
         return;
     char user[USER_LOCAL_MAX];
-    uint32_t len = (uint32_t)(sizeof *st->h + st->from_len + st->to_len + st->raw_len);
+    /* The frame as it came: a module may have pointed st->raw at a longer copy. */
+    uint32_t len = (uint32_t)(sizeof *st->h + st->h->from_len + st->h->to_len + st->h->stanza_len);
     struct push_ctx *c = malloc(sizeof *c + len);
     if (!c) {
         out_error(s, st, "wait", "resource-constraint");

@@ -223,6 +223,16 @@ struct config {
         const char *drain_redirect; /* "host:port" for <see-other-host/>; "": none */
         const char *pid_file;       /* "": none */
     } admin;
+    struct {
+        bool enabled;
+        unsigned dflt;            /* enum store_mam_default: the preference of a user who set none */
+        uint32_t max_page;        /* messages of one page; a larger RSM <max/> is clamped */
+        uint32_t retention;       /* seconds a message is kept; 0: for ever */
+        uint32_t sweep_interval;  /* seconds between retention sweeps */
+        uint32_t batch;           /* rows of one store request */
+        uint32_t max_queue;       /* rows a shard holds for the store at most */
+        uint32_t max_prefs;       /* JIDs of one user's always and never lists */
+    } mam;
 
     const char *path;       /* the file this snapshot was read from; NULL for the defaults */
     _Atomic unsigned refs_; /* private: see config_ref() */

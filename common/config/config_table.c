@@ -3,6 +3,7 @@
  * change, regenerate deploy/starling.conf.sample (the config unit test says how). */
 #include "common/config/config_table.h"
 #include "common/auth/tls.h"
+#include "common/store/store_mam.h"
 
 #include <stdio.h>
 
@@ -20,6 +21,12 @@ static const char *const config_backends[] = {
     [STORE_BACKEND_SQLITE] = "sqlite",
     [STORE_BACKEND_POSTGRESQL] = "postgresql",
     [STORE_BACKEND_POSTGRESQL + 1] = NULL,
+};
+static const char *const config_mam_defaults[] = {
+    [STORE_MAM_ALWAYS] = "always",
+    [STORE_MAM_NEVER] = "never",
+    [STORE_MAM_ROSTER] = "roster",
+    [STORE_MAM_ROSTER + 1] = NULL,
 };
 static const char *const config_conflicts[] = {
     [CONFIG_CONFLICT_REPLACE] = "replace",
@@ -510,6 +517,34 @@ const struct config_directive config_table[] = {
     STR("admin.pid_file", admin.pid_file, "", 0, 4095, PATH | RESTART,
         "A file the supervisor writes its process id to at start (and removes at exit),\n"
         "where `starlingctl drain` and `undrain` find it. \"\": none."),
+    BOOL("mam.enabled", mam.enabled, "true", 0,
+         "The message archive (XEP-0313): every chat message (and normal one with a body)\n"
+         "a user sends or receives is kept, with a XEP-0359 stanza-id added to the copy\n"
+         "delivered, and the user's clients page through it. false: nothing archived,\n"
+         "no stanza-id added, and urn:xmpp:mam:2 is not served or advertised."),
+    ENUM("mam.default", mam.dflt, "always", config_mam_defaults, 0,
+         "What is archived for a user who set no preference (XEP-0313 §6.1): always,\n"
+         "never, or roster (only messages with contacts in the user's roster)."),
+    NUM(INT, "mam.max_page", mam.max_page, "50", 1, STORE_MAM_PAGE_MAX, 0,
+        "Messages of one page of an archive query; a larger RSM <max/> is lowered to\n"
+        "it (XEP-0059 §2.1 lets the server), and a query without <max/> gets this many."),
+    NUM(DURATION, "mam.retention", mam.retention, "365d", 0, 36500u * 86400u, 0,
+        "How long an archived message is kept; older ones are not returned, and the\n"
+        "retention sweep deletes them. 0: for ever."),
+    NUM(DURATION, "mam.sweep_interval", mam.sweep_interval, "1h", 1, 86400, 0,
+        "Time between two retention sweeps; a sweep deletes in chunks of 10000 rows, one\n"
+        "chunk a second, until nothing is older than mam.retention."),
+    NUM(INT, "mam.batch", mam.batch, "256", 1, STORE_MAM_BATCH_MAX, 0,
+        "Archive rows one store request writes (one transaction) at most. A shard writes\n"
+        "its rows off the routing path: while one request is under way, the next rows\n"
+        "wait and go together in the next."),
+    NUM(INT, "mam.max_queue", mam.max_queue, "20000", 1, 1000000, 0,
+        "Archive rows one shard holds while the store is busy, at most. Past it (a store\n"
+        "that cannot keep up) messages are still delivered but not archived: each one is\n"
+        "logged (rate-limited) with the count so far, and the count again at exit."),
+    NUM(INT, "mam.max_prefs", mam.max_prefs, "1000", 0, STORE_MAM_PREFS_MAX, 0,
+        "JIDs of one user's always and never lists together; archive preferences with\n"
+        "more are refused (policy-violation)."),
 };
 
 #undef RESTART

@@ -91,6 +91,9 @@ const char *store_op_name(enum store_op op)
         [STORE_OP_CLUSTER_BEAT] = "cluster beat",
         [STORE_OP_PEP_LOAD] = "pep load",             [STORE_OP_PEP_PUT] = "pep put",
         [STORE_OP_PEP_DELETE] = "pep delete",
+        [STORE_OP_MAM_APPEND] = "mam append",         [STORE_OP_MAM_QUERY] = "mam query",
+        [STORE_OP_MAM_PREFS_GET] = "mam prefs get",   [STORE_OP_MAM_PREFS_SET] = "mam prefs set",
+        [STORE_OP_MAM_EXPIRE] = "mam expire",         [STORE_OP_MAM_LAST] = "mam last",
     };
     return (unsigned)op < STORE_OP_COUNT_ ? names[op] : "?";
 }
@@ -377,6 +380,8 @@ static void req_release(struct store_client *cl, struct store_req *req)
     store_subreqs_free(&req->subreqs);
     store_offline_free(&req->offline);
     store_pep_free(&req->pep);
+    store_mam_page_free(&req->mam_page);
+    store_mam_prefs_free(&req->mam_prefs_out);
     free(req);
     cl->pending--;
     atomic_fetch_sub_explicit(&cl->st->outstanding, 1, memory_order_relaxed);
@@ -417,6 +422,12 @@ int store_poll(struct store_client *cl)
             break;
         case STORE_OP_PEP_LOAD:
             req->cb.pep(req->arg, req->res, ok ? &req->pep : NULL);
+            break;
+        case STORE_OP_MAM_QUERY:
+            req->cb.mam(req->arg, req->res, ok ? &req->mam_page : NULL);
+            break;
+        case STORE_OP_MAM_PREFS_GET:
+            req->cb.mam_prefs(req->arg, req->res, ok ? &req->mam_prefs_out : NULL);
             break;
         default:
             req->cb.done(req->arg, req->res);

@@ -33,6 +33,7 @@
 #define STARLING_STORE_BACKEND_H
 
 #include "common/store/store.h"
+#include "common/store/store_mam.h"
 
 #include <stdbool.h>
 
@@ -70,6 +71,13 @@ enum store_op {
     STORE_OP_PEP_LOAD,
     STORE_OP_PEP_PUT,
     STORE_OP_PEP_DELETE,
+    /* The message archive (store_mam.h); owner in `user`, not an account's. */
+    STORE_OP_MAM_APPEND,    /* in: mam_rows, mam_nrows; res: stored (one transaction) */
+    STORE_OP_MAM_QUERY,     /* in: user, mam_query; out: mam_page */
+    STORE_OP_MAM_PREFS_GET, /* in: user; out: mam_prefs */
+    STORE_OP_MAM_PREFS_SET, /* in: user, mam_prefs */
+    STORE_OP_MAM_EXPIRE,    /* in: seq (ids below), limit; res: deleted */
+    STORE_OP_MAM_LAST,      /* out: seq (the highest id, 0: none) */
     STORE_OP_COUNT_,
 };
 
@@ -91,6 +99,8 @@ struct store_req {
         store_subreqs_fn subreqs;
         store_offline_fn offline;
         store_pep_fn pep;
+        store_mam_fn mam;
+        store_mam_prefs_fn mam_prefs;
     } cb;
     void *arg;
 
@@ -115,6 +125,11 @@ struct store_req {
     bool replace;
     uint8_t pep_kind;
     const char *node, *id; /* id NULL: a whole node (pep delete) */
+    /* The archive's (store_mam.c copies them into text[]). */
+    const struct store_mam_row *mam_rows;
+    size_t mam_nrows;
+    struct store_mam_query mam_query;
+    struct store_mam_prefs mam_prefs;
 
     /* Out, filled by run() when res >= 0. list has malloc'd names; roster, subreqs and
      * offline are each one malloc'd block (their array, with every string in its
@@ -126,6 +141,8 @@ struct store_req {
     struct store_offline offline;
     struct store_pep pep;
     size_t failed; /* an import's: the index of the account at fault, or naccounts */
+    struct store_mam_page mam_page; /* one malloc'd block, as offline */
+    struct store_mam_prefs mam_prefs_out; /* one malloc'd block */
 
     /* An async request's copies of its in-arguments: pointer arrays first, which this
      * alignment keeps aligned, then strings and bytes. */

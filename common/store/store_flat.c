@@ -1,5 +1,6 @@
 /* Building one-block results (store_flat.h). */
 #include "common/store/store_flat.h"
+#include "common/store/store_mam.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -228,4 +229,78 @@ int flat_roster_finish(struct flat_roster *r, struct store_roster *out)
         x->groups = g;
     }
     return 0;
+}
+
+int flat_mam_finish(struct flat *f, size_t max, bool last, struct store_mam_page *out)
+{
+    char *base;
+    void *block;
+    size_t n = f->nrec;
+    int rc = flat_finish(f, &block, &base);
+    if (rc < 0)
+        return rc;
+    struct store_mam_msg *m = block;
+    for (size_t i = 0; i < n; i++)
+        m[i].stanza = flat_rebase(base, m[i].stanza);
+    out->complete = n <= max;
+    if (n > max) {
+        if (last) {
+            memmove(m, m + 1, (n - 1) * sizeof *m); /* the stanzas stay where they are */
+            out->index++;
+        }
+        n--;
+    }
+    out->msgs = block;
+    out->n = n;
+    if (!n) {
+        free(block);
+        out->msgs = NULL;
+    }
+    return 0;
+}
+
+int flat_mam_prefs(const char *lists, uint8_t dflt, struct store_mam_prefs *out)
+{
+    size_t n = 0, len = strlen(lists);
+    for (const char *p = lists; *p; p++)
+        n += *p == '\n';
+    char *block = malloc(n * (sizeof(char *) + sizeof(bool)) + len + 1);
+    if (!block)
+        return -ENOMEM;
+    const char **jids = (const char **)(void *)block;
+    bool *always = (bool *)(block + n * sizeof(char *));
+    char *text = memcpy((char *)(always + n), lists, len + 1);
+    size_t i = 0;
+    for (char *line = text; i < n && *line; i++) {
+        char *nl = strchr(line, '\n');
+        *nl = '\0';
+        always[i] = line[0] == '+';
+        jids[i] = line + 1;
+        line = nl + 1;
+    }
+    out->dflt = dflt;
+    out->stored = true;
+    out->n = i;
+    out->jids = jids;
+    out->always = always;
+    return 0;
+}
+
+char *flat_mam_lists(const struct store_mam_prefs *p)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < p->n; i++)
+        len += strlen(p->jids[i]) + 2;
+    char *s = malloc(len), *at = s;
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < p->n; i++) {
+        *at++ = p->always[i] ? '+' : '-';
+        size_t l = strlen(p->jids[i]);
+        memcpy(at, p->jids[i], l);
+        at += l;
+        *at++ = '\n';
+    }
+    *at = '\0';
+    return s;
 }

@@ -55,6 +55,18 @@ int flat_offline_finish(struct flat *f, struct store_offline *out);
 /* And of a user's PEP rows (struct store_pep_row; store_pep.c). */
 int flat_pep_finish(struct flat *f, struct store_pep *out);
 
+/* An archive page (records of struct store_mam_msg, oldest first) fetched with one
+ * message more than max: the extra one, when there, is dropped (the newest; the oldest
+ * when `last`) and makes the page not complete. out's count and index are set already.
+ * -ENOMEM. Leaves f empty. */
+struct store_mam_page;
+struct store_mam_prefs;
+int flat_mam_finish(struct flat *f, size_t max, bool last, struct store_mam_page *out);
+/* Archive preferences from their stored form (lines of '+' or '-' and a JID) as one
+ * block; and that form, malloc'd (NULL: no memory). */
+int flat_mam_prefs(const char *lists, uint8_t dflt, struct store_mam_prefs *out);
+char *flat_mam_lists(const struct store_mam_prefs *p);
+
 /* An offline message's stamp from UTC microseconds since the Unix epoch. */
 void flat_offline_stamp(struct store_offline_msg *m, int64_t stamp_us);
 

@@ -186,6 +186,28 @@ static const char *const pg_migrations[] = {
     " stamp bigint NOT NULL," /* UTC microseconds since the Unix epoch */
     " data bytea NOT NULL,"
     " UNIQUE (username, kind, node, id));",
+    /* 5: the message archive (store_mam.h), as SQLite's schema 5: the owner is no
+     * account's foreign key (rooms own archives too), so a trigger takes an account's
+     * archive with it. */
+    "CREATE TABLE mam ("
+    " owner text COLLATE \"C\" NOT NULL,"
+    " id bigint NOT NULL,"
+    " with_bare text COLLATE \"C\" NOT NULL,"
+    " with_full text COLLATE \"C\" NOT NULL,"
+    " stanza bytea NOT NULL,"
+    " PRIMARY KEY (owner, id));"
+    "CREATE INDEX mam_with ON mam (owner, with_bare, id);"
+    "CREATE INDEX mam_id ON mam (id);"
+    "CREATE TABLE mam_prefs ("
+    " owner text COLLATE \"C\" PRIMARY KEY,"
+    " dflt smallint NOT NULL CHECK (dflt BETWEEN 0 AND 2),"
+    " lists text NOT NULL);"
+    "CREATE FUNCTION mam_account_gone() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " DELETE FROM mam WHERE owner = old.username;"
+    " DELETE FROM mam_prefs WHERE owner = old.username;"
+    " RETURN NULL; END $$;"
+    "CREATE TRIGGER mam_account_gone AFTER DELETE ON accounts"
+    " FOR EACH ROW EXECUTE FUNCTION mam_account_gone();",
 };
 #define PG_SCHEMA_VERSION (int)(sizeof pg_migrations / sizeof pg_migrations[0])
 
@@ -488,6 +510,8 @@ static void pg_complete(const struct store_serve *sv, struct pg_flight *fl)
         store_subreqs_free(&req->subreqs);
         store_offline_free(&req->offline);
         store_pep_free(&req->pep);
+        store_mam_page_free(&req->mam_page);
+        store_mam_prefs_free(&req->mam_prefs_out);
     }
     sv->done(sv->st, req);
 }

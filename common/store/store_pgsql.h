@@ -88,6 +88,13 @@ enum pg_stmt {
     PG_PEP_DELETE_NODE,
     PG_PEP_INSERT,
     PG_PEP_TRIM,
+    PG_MAM_APPEND,
+    PG_MAM_QUERY,
+    PG_MAM_QUERY_LAST,
+    PG_MAM_PREFS_GET,
+    PG_MAM_PREFS_SET,
+    PG_MAM_EXPIRE,
+    PG_MAM_LAST,
     PG_STMT_COUNT_,
 };
 
@@ -151,6 +158,11 @@ bool pg_pep_result(struct pg_flight *fl, size_t k, const PGresult *r);
 struct flat;
 const char *pg_flat_col(struct flat *f, const PGresult *r, int row, int col, bool text,
                         size_t *len);
+/* The same three for the archive's requests (store_pgsql_mam.c): pg_mam_send() returns
+ * -ENOSYS for a request that is not one, pg_mam_result() and pg_mam_finish() false. */
+int pg_mam_send(PGconn *conn, const struct pg_flight *fl);
+bool pg_mam_result(struct pg_flight *fl, size_t k, const PGresult *r);
+bool pg_mam_finish(struct pg_flight *fl);
 
 /* A column in binary format: an integer of any width (bool, int2, int4, int8); 0 for
  * NULL. */

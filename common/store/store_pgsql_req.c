@@ -14,6 +14,7 @@
  */
 #include "common/core/log.h"
 #include "common/store/store_flat.h"
+#include "common/store/store_mam_sql.h"
 #include "common/store/store_pgsql.h"
 
 #include <errno.h>
@@ -165,6 +166,21 @@ const char *const pg_sql[PG_STMT_COUNT_] = {
     [PG_PEP_TRIM] = "DELETE FROM pep WHERE username = $1::text AND kind = 1 AND node = $2::text"
                     " AND seq NOT IN (SELECT seq FROM pep WHERE username = $1::text AND kind = 1"
                     " AND node = $2::text ORDER BY seq DESC LIMIT $3::bigint)",
+    [PG_MAM_APPEND] = "INSERT INTO mam (owner, id, with_bare, with_full, stanza)"
+                      " VALUES ($1::text, $2::bigint, $3::text, $4::text, $5::bytea)"
+                      " ON CONFLICT DO NOTHING",
+    [PG_MAM_QUERY] = MAM_QUERY_SQL("$1::text", "$2::text", "$3::text", "$4::bigint",
+                                   "$5::bigint", "$6::bigint", "$7::bigint", "$8::bigint", ""),
+    [PG_MAM_QUERY_LAST] = MAM_QUERY_SQL("$1::text", "$2::text", "$3::text", "$4::bigint",
+                                        "$5::bigint", "$6::bigint", "$7::bigint", "$8::bigint",
+                                        " DESC"),
+    [PG_MAM_PREFS_GET] = "SELECT dflt, lists FROM mam_prefs WHERE owner = $1::text",
+    [PG_MAM_PREFS_SET] = "INSERT INTO mam_prefs (owner, dflt, lists)"
+                         " VALUES ($1::text, $2::smallint, $3::text) ON CONFLICT (owner)"
+                         " DO UPDATE SET dflt = excluded.dflt, lists = excluded.lists",
+    [PG_MAM_EXPIRE] = "DELETE FROM mam WHERE ctid IN"
+                      " (SELECT ctid FROM mam WHERE id < $1::bigint LIMIT $2::bigint)",
+    [PG_MAM_LAST] = "SELECT coalesce(max(id), 0) FROM mam",
 };
 
 /* ---- parameters and columns -------------------------------------------------------------- */
@@ -373,6 +389,8 @@ int pg_req_send(PGconn *conn, const struct pg_flight *fl)
         break;
     default:
         rc = pg_pep_send(conn, fl);
+        if (rc == -ENOSYS)
+            rc = pg_mam_send(conn, fl);
         break;
     }
 #undef SEND
@@ -635,7 +653,8 @@ void pg_req_result(struct pg_flight *fl, size_t k, const PGresult *r)
             fl->flag = rows != 0;
         break;
     default:
-        pg_pep_result(fl, k, r);
+        if (!pg_pep_result(fl, k, r))
+            pg_mam_result(fl, k, r);
         break;
     }
     if (rc < 0)
@@ -652,6 +671,8 @@ void pg_req_finish(struct pg_flight *fl)
         req->res = fl->err;
         return;
     }
+    if (pg_mam_finish(fl))
+        return;
     switch (req->op) {
     case STORE_OP_ACCOUNT_IMPORT:
     case STORE_OP_ROSTER_COUNT:

@@ -25,6 +25,7 @@
  * store_sqlite.h.
  */
 #include "common/core/log.h"
+#include "common/store/store_mam_sql.h"
 #include "common/store/store_sqlite.h"
 
 #include <errno.h>
@@ -154,6 +155,29 @@ static const char *const sqlite_migrations[] = {
     " data BLOB NOT NULL,"
     " UNIQUE (user, kind, node, id)"
     ") STRICT;",
+    /* 5: the message archive (store_mam.h). The owner is no account's foreign key (a
+     * room owns an archive too), so a trigger takes an account's archive with it. An id
+     * is a time (store_mam.h), so mam_id serves retention and the router's first id. */
+    "CREATE TABLE mam ("
+    " owner TEXT NOT NULL,"
+    " id INTEGER NOT NULL,"
+    " with_bare TEXT NOT NULL,"
+    " with_full TEXT NOT NULL,"
+    " stanza BLOB NOT NULL,"
+    " PRIMARY KEY (owner, id)"
+    ") STRICT;"
+    "CREATE INDEX mam_with ON mam (owner, with_bare, id);"
+    "CREATE INDEX mam_id ON mam (id);"
+    /* lists: one line per JID, '+' (always) or '-' (never) then the JID. */
+    "CREATE TABLE mam_prefs ("
+    " owner TEXT NOT NULL PRIMARY KEY,"
+    " dflt INTEGER NOT NULL CHECK (dflt BETWEEN 0 AND 2),"
+    " lists TEXT NOT NULL"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TRIGGER mam_account_gone AFTER DELETE ON accounts BEGIN"
+    " DELETE FROM mam WHERE owner = old.user;"
+    " DELETE FROM mam_prefs WHERE owner = old.user;"
+    " END;",
 };
 #define SQLITE_SCHEMA_VERSION (int)(sizeof sqlite_migrations / sizeof sqlite_migrations[0])
 
@@ -232,6 +256,19 @@ static const char *const sqlite_sql[SQ_COUNT_] = {
     [SQ_PEP_TRIM] = "DELETE FROM pep WHERE user = ?1 AND kind = 1 AND node = ?2 AND seq NOT IN"
                     " (SELECT seq FROM pep WHERE user = ?1 AND kind = 1 AND node = ?2"
                     " ORDER BY seq DESC LIMIT ?3)",
+    [SQ_MAM_APPEND] = "INSERT INTO mam (owner, id, with_bare, with_full, stanza)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    /* One statement, one snapshot: the count row (k = 0) and the page (k = 1). */
+    [SQ_MAM_QUERY] = MAM_QUERY_SQL("?1", "?2", "?3", "?4", "?5", "?6", "?7", "?8", ""),
+    [SQ_MAM_QUERY_LAST] =
+        MAM_QUERY_SQL("?1", "?2", "?3", "?4", "?5", "?6", "?7", "?8", " DESC"),
+    [SQ_MAM_PREFS_GET] = "SELECT dflt, lists FROM mam_prefs WHERE owner = ?1",
+    [SQ_MAM_PREFS_SET] = "INSERT INTO mam_prefs (owner, dflt, lists) VALUES (?1, ?2, ?3)"
+                         " ON CONFLICT (owner) DO UPDATE SET dflt = excluded.dflt,"
+                         " lists = excluded.lists",
+    [SQ_MAM_EXPIRE] =
+        "DELETE FROM mam WHERE rowid IN (SELECT rowid FROM mam WHERE id < ?1 LIMIT ?2)",
+    [SQ_MAM_LAST] = "SELECT coalesce(max(id), 0) FROM mam",
 };
 
 /* An SQLite result as -errno. The file system's errno when SQLite has one. */
@@ -724,7 +761,7 @@ static void sqlite_run(void *p, struct store_req *req)
         req->res = -ENOTSUP; /* a file is no meeting place for nodes */
         break;
     default:
-        if (!sq_im_run(be, req) && !sq_pep_run(be, req)) {
+        if (!sq_im_run(be, req) && !sq_pep_run(be, req) && !sq_mam_run(be, req)) {
             req->res = -ENOSYS;
             return;
         }
@@ -744,6 +781,8 @@ static void sqlite_run(void *p, struct store_req *req)
         store_subreqs_free(&req->subreqs);
         store_offline_free(&req->offline);
         store_pep_free(&req->pep);
+        store_mam_page_free(&req->mam_page);
+        store_mam_prefs_free(&req->mam_prefs_out);
     }
     /* Ready for the next request; the bindings point into this one, which is about to go. */
     for (int i = 0; i < SQ_COUNT_; i++) {

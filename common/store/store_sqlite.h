@@ -49,6 +49,13 @@ enum sqlite_stmt {
     SQ_PEP_DELETE_NODE,
     SQ_PEP_INSERT,
     SQ_PEP_TRIM,
+    SQ_MAM_APPEND,
+    SQ_MAM_QUERY,
+    SQ_MAM_QUERY_LAST,
+    SQ_MAM_PREFS_GET,
+    SQ_MAM_PREFS_SET,
+    SQ_MAM_EXPIRE,
+    SQ_MAM_LAST,
     SQ_COUNT_,
 };
 _Static_assert(SQ_COUNT_ <= 64, "struct sqlite_be's used mask has 64 bits");
@@ -120,5 +127,8 @@ bool sq_pep_run(struct sqlite_be *be, struct store_req *req);
  * text adds a NUL, len (may be NULL) gets the bytes. */
 struct flat;
 const char *sq_flat_col(struct flat *f, sqlite3_stmt *st, int col, bool text, size_t *len);
+
+/* The same for the archive's requests (store_sqlite_mam.c). */
+bool sq_mam_run(struct sqlite_be *be, struct store_req *req);
 
 #endif
