@@ -42,7 +42,7 @@ REQUESTS = {
 }
 
 # Features that are no iq namespace: nothing to ask in them.
-NOT_IQ = {"msgoffline"}
+NOT_IQ = {"msgoffline", "urn:xmpp:sid:0"}
 
 
 def served(c, ns):

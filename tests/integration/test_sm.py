@@ -268,7 +268,10 @@ def test_resume_after_router_restart(make_server):
             assert el.tag == q(NS_SM, "resumed"), ET.tostring(el)
             a2.h = h
             got = bodies(a2, {"two", "three"})
-            assert got.get("two", 0) >= 1 and got.get("three") == 1 and "one" not in got, got
+            # A router crash replays what it had not finished, and "one" is not finished
+            # until its archive row is stored (router/mam.c): either may come again; none
+            # is lost.
+            assert got.get("two", 0) >= 1 and got.get("three") == 1 and got.get("one", 0) <= 1, got
             b.message(a.jid, "four")
             assert bodies(a2, {"four"}) == {"four": 1}
 
