@@ -8,7 +8,7 @@
 
 const struct module *const mod_table[] = {
     &mod_disco, &mod_ping,   &mod_version, &mod_roster,
-    &mod_blocking, &mod_carbons, &mod_offline, NULL,
+    &mod_blocking, &mod_carbons, &mod_offline, &mod_muc, NULL,
 };
 
 const struct module *mod_for_ns(const char *ns)
@@ -27,6 +27,12 @@ const struct module *mod_for_ns(const char *ns)
 bool mod_outbound(struct shard *s, struct user *u, struct session *ss, struct stanza *st)
 {
     EACH(outbound) if ((*m_)->outbound(s, u, ss, st)) return true;
+    return false;
+}
+
+bool mod_home(struct shard *s, const struct stanza *st)
+{
+    EACH(home) if ((*m_)->home(s, st)) return true;
     return false;
 }
 

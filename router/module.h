@@ -11,6 +11,9 @@
  *   outbound       a stanza leaves its sender's shard (route_outbound(), after the
  *                  sender's blocklist): return true when the module took it (answered,
  *                  forwarded or dropped it itself); false lets it go on.
+ *   home           a stanza arrives at the home shard of its `to` (route_inbound()),
+ *                  before the recipient is looked up as an account: a module serving
+ *                  the recipient's domain (the chat service, muc.h) takes it (true).
  *   inbound        a stanza arrives at its recipient's shard, the recipient's state
  *                  loaded, the account existing and the sender not blocked: as above.
  *                  A module that must change the stanza (add an element) may point
@@ -64,6 +67,7 @@ struct module {
     void (*iq_other)(struct shard *s, struct user *v, const struct stanza *st,
                      const struct xml_node *iq, const struct xml_node *q);
     bool (*outbound)(struct shard *s, struct user *u, struct session *ss, struct stanza *st);
+    bool (*home)(struct shard *s, const struct stanza *st);
     bool (*inbound)(struct shard *s, struct user *v, struct stanza *st);
     void (*user_loaded)(struct shard *s, struct user *u);
     void (*session_end)(struct shard *s, struct user *u, struct session *ss);
@@ -87,6 +91,7 @@ const struct module *mod_for_ns(const char *ns);
 /* Each runs the hook of every module that has it, in table order; the bool ones stop
  * at the first that returns true and return true. */
 bool mod_outbound(struct shard *s, struct user *u, struct session *ss, struct stanza *st);
+bool mod_home(struct shard *s, const struct stanza *st);
 bool mod_inbound(struct shard *s, struct user *v, struct stanza *st);
 void mod_user_loaded(struct shard *s, struct user *u);
 void mod_session_end(struct shard *s, struct user *u, struct session *ss);
@@ -99,6 +104,6 @@ void mod_shard_free(struct shard *s);
 
 /* The modules of the core features (their files say what each serves). */
 extern const struct module mod_disco, mod_ping, mod_version, mod_roster, mod_blocking,
-    mod_carbons, mod_offline;
+    mod_carbons, mod_offline, mod_muc;
 
 #endif
