@@ -78,8 +78,8 @@ void route_stanza(struct conn *c, const struct xml_event *ev, uint8_t kind, uint
             return;
         }
         bool local = j.domain_len == dlen && memcmp(j.str + j.domain_off, domain, dlen) == 0;
-        if (local)
-            flags |= PROTO_STANZA_LOCAL;
+        if (local || config_is_muc(t->fe.cfg, j.str + j.domain_off, j.domain_len))
+            flags |= PROTO_STANZA_LOCAL; /* the chat service is the router's too */
         if (local && !j.local_len && !j.res_len)
             flags |= PROTO_STANZA_TO_SERVER;
         else if (kind == PROTO_IQ && jid_bare_len(&j) == c->bare_len &&

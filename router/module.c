@@ -24,6 +24,7 @@ const struct module *const mod_table[] = {
     &mod_pep_caps,
     &mod_private,
     &mod_vcard,
+    &mod_muc,
     &mod_sub,
     NULL,
 };
@@ -46,6 +47,12 @@ const struct module *mod_for_ns(const char *ns)
 bool mod_outbound(struct shard *s, struct user *u, struct session *ss, struct stanza *st)
 {
     EACH(outbound) if ((*m_)->outbound(s, u, ss, st)) return true;
+    return false;
+}
+
+bool mod_home(struct shard *s, const struct stanza *st)
+{
+    EACH(home) if ((*m_)->home(s, st)) return true;
     return false;
 }
 

@@ -14,6 +14,9 @@
  *                  first in the table: a later module sees only what passed the
  *                  sender's blocklist. What no module takes, the core routes: presence
  *                  as directed presence (presence.c), the rest to its recipient.
+ *   home           a stanza arrives at the home shard of its `to` (route_inbound()),
+ *                  before the recipient is looked up as an account: a module serving
+ *                  the recipient's domain (the chat service, muc.h) takes it (true).
  *   inbound        a stanza arrives at its recipient's shard, the recipient's state
  *                  loaded and the account existing: as above (blocking first: later
  *                  modules see only what passed the recipient's blocklist). A module
@@ -98,6 +101,7 @@ struct module {
     void (*iq_other)(struct shard *s, struct user *v, const struct stanza *st,
                      const struct xml_node *iq, const struct xml_node *q);
     bool (*outbound)(struct shard *s, struct user *u, struct session *ss, struct stanza *st);
+    bool (*home)(struct shard *s, const struct stanza *st);
     bool (*inbound)(struct shard *s, struct user *v, struct stanza *st);
     void (*iq_response)(struct shard *s, struct user *u, const struct stanza *st);
     void (*presence_own)(struct shard *s, struct user *u, struct session *ss,
@@ -139,6 +143,7 @@ const struct module *mod_for_ns(const char *ns);
 /* Each runs the hook of every module that has it, in table order; the bool ones stop
  * at the first that returns true and return true. */
 bool mod_outbound(struct shard *s, struct user *u, struct session *ss, struct stanza *st);
+bool mod_home(struct shard *s, const struct stanza *st);
 bool mod_inbound(struct shard *s, struct user *v, struct stanza *st);
 void mod_iq_response(struct shard *s, struct user *u, const struct stanza *st);
 void mod_presence_own(struct shard *s, struct user *u, struct session *ss,
@@ -164,6 +169,6 @@ void mod_receiving(struct shard *s, struct user *u, struct session *ss);
 
 /* The modules of the core features (their files say what each serves). */
 extern const struct module mod_disco, mod_ping, mod_version, mod_roster, mod_blocking,
-    mod_carbons, mod_offline, mod_sub, mod_pep, mod_pep_caps, mod_private, mod_vcard;
+    mod_carbons, mod_offline, mod_sub, mod_muc, mod_pep, mod_pep_caps, mod_private, mod_vcard;
 
 #endif

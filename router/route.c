@@ -180,6 +180,8 @@ static void no_account(struct shard *s, const struct stanza *st)
 void route_inbound(struct shard *s, const struct stanza *in)
 {
     const struct proto_stanza *h = in->h;
+    if (mod_home(s, in))
+        return; /* not an account's: a room's, say */
     struct user *u = user_get(&s->users, h->to_key, in->to, in->to_bare_len);
     if (!u)
         return;
@@ -258,7 +260,8 @@ void route_generated(struct shard *s, const char *from, size_t from_len, size_t 
     const char *at = memchr(to, '@', to_bare_len);
     const char *dom = at ? at + 1 : to;
     size_t dlen = (size_t)(to + to_bare_len - dom);
-    if (dlen == strlen(s->cfg->domain) && !memcmp(dom, s->cfg->domain, dlen))
+    if ((dlen == strlen(s->cfg->domain) && !memcmp(dom, s->cfg->domain, dlen)) ||
+        config_is_muc(s->cfg, dom, dlen))
         h->flags |= PROTO_STANZA_LOCAL;
     h->to_domain_off = (uint16_t)(dom - to);
     h->to_domain_len = (uint16_t)dlen;

@@ -212,6 +212,10 @@ struct shard_stats {
     uint64_t link_bytes_saved;        /* what one copy per recipient would have added */
     uint64_t link_forwarded;          /* frames that reached a shard not their home */
     uint64_t link_bounced;            /* frames a link refused (node down, link full) */
+    /* Multi-user chat (muc.c). */
+    uint64_t muc_messages;       /* groupchat messages rooms broadcast */
+    uint64_t muc_deliveries;     /* occupants those reached */
+    uint64_t muc_deliver_frames; /* frames that took: to c2s threads and other nodes */
 };
 
 /* The link counters a shard publishes for the link thread's status file. */

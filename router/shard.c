@@ -571,6 +571,9 @@ static void publish_stats(struct shard *s)
     stats_set(s->slot, STAT_SHARD_REMOTE_FANOUT_CONTACTS, n->remote_fanout_contacts);
     stats_set(s->slot, STAT_SHARD_REMOTE_FORGOTTEN, n->remote_forgotten);
     stats_set(s->slot, STAT_SHARD_BACKLOG, backlog_total(s));
+    stats_set(s->slot, STAT_MUC_MESSAGES, n->muc_messages);
+    stats_set(s->slot, STAT_MUC_DELIVERIES, n->muc_deliveries);
+    stats_set(s->slot, STAT_MUC_DELIVER_FRAMES, n->muc_deliver_frames);
     if (!s->cl)
         return;
     stats_set(s->slot, STAT_CLUSTER_FANOUT_FRAMES, n->link_fanout_frames);

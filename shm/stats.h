@@ -121,7 +121,13 @@ struct seg;
     X(CLUSTER_FORWARDED, COUNTER, "starling_cluster_frames_forwarded_total", "",                   \
       "Frames a shard sent on to another node (the sender's view of homes was older).")            \
     X(CLUSTER_BOUNCED, COUNTER, "starling_cluster_frames_bounced_total", "",                       \
-      "Frames for other nodes that came back to the shards undelivered (link full, node down).")
+      "Frames for other nodes that came back to the shards undelivered (link full, node down).") \
+    X(MUC_MESSAGES, COUNTER, "starling_muc_messages_total", "",                                    \
+      "Groupchat messages rooms broadcast (XEP-0045).")                                            \
+    X(MUC_DELIVERIES, COUNTER, "starling_muc_deliveries_total", "",                                \
+      "Occupants those messages reached.")                                                         \
+    X(MUC_DELIVER_FRAMES, COUNTER, "starling_muc_deliver_frames_total", "",                        \
+      "Frames those deliveries took: one per c2s thread and per other node with occupants.")
 
 /* The store's request times: a histogram of STATS_STORE_BUCKETS buckets and one past the
  * last bound (each counts the requests whose time was at most its bound and more than the

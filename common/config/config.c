@@ -390,12 +390,30 @@ static void config_resolve_auto(struct config *c)
         c->router.shards = half;
 }
 
+/* muc.domain "" is conference.<domain>. 0 or -ENOMEM. */
+static int config_resolve_muc(struct config *c)
+{
+    if (c->muc.domain[0])
+        return 0;
+    char *d;
+    if (asprintf(&d, "conference.%s", c->domain) < 0)
+        return -ENOMEM;
+    free((char *)c->muc.domain);
+    c->muc.domain = d;
+    return 0;
+}
+
 struct config *config_defaults(void)
 {
     char msg[256];
     struct config *c = config_new(msg, sizeof msg);
-    if (c)
+    if (c) {
         config_resolve_auto(c);
+        if (config_resolve_muc(c) < 0) {
+            config_destroy_snapshot(c);
+            c = NULL;
+        }
+    }
     return c;
 }
 
@@ -767,6 +785,11 @@ static int cross_check(struct config_loader *ld)
         return fail_at(ld, "domain", "\"%s\" is not a domain", c->domain);
     if (strcmp(dom, c->domain) != 0)
         return fail_at(ld, "domain", "\"%s\" is not in normal form: write \"%s\"", c->domain, dom);
+    if (jid_prep_domain(c->muc.domain, strlen(c->muc.domain), dom, sizeof dom) < 0 ||
+        strcmp(dom, c->muc.domain) != 0)
+        return fail_at(ld, "muc.domain", "\"%s\" is not a domain in normal form", c->muc.domain);
+    if (!strcmp(c->muc.domain, c->domain))
+        return fail_at(ld, "muc.domain", "\"%s\" is the domain itself", c->muc.domain);
     if (c->storage.backend == STORE_BACKEND_POSTGRESQL && !c->storage.dsn[0])
         return fail_at(ld, "storage.backend", "postgresql needs storage.dsn");
     if (!c->c2s.listen.len && !c->c2s.listen_tls.len)
@@ -984,7 +1007,7 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
         rc = resolve_paths(&ld);
     if (rc == 0) {
         config_resolve_auto(ld.c);
-        rc = cross_check(&ld);
+        rc = config_resolve_muc(ld.c) < 0 ? fail_nomem(&ld) : cross_check(&ld);
     }
     if (rc < 0)
         goto out_config;

@@ -53,6 +53,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 
 /* An address to listen on. len == 0 means disabled (configured as ""). */
@@ -233,6 +234,17 @@ struct config {
         uint32_t max_queue;       /* rows a shard holds for the store at most */
         uint32_t max_prefs;       /* JIDs of one user's always and never lists */
     } mam;
+    struct {
+        bool enabled;
+        const char *domain;          /* resolved at load: "" becomes conference.<domain> */
+        uint32_t max_rooms;          /* per router shard */
+        uint32_t max_occupants;      /* per room */
+        uint32_t max_affiliations;   /* per room */
+        uint32_t history;            /* messages kept per room */
+        uint32_t max_history_bytes;  /* per room */
+        uint32_t max_nick_bytes;
+        uint32_t max_subject_bytes;
+    } muc;
 
     const char *path;       /* the file this snapshot was read from; NULL for the defaults */
     _Atomic unsigned refs_; /* private: see config_ref() */
@@ -276,5 +288,12 @@ const char *config_changed(const struct config *a, const struct config *b, bool 
  * or -errno of the stream.
  */
 int config_write_sample(FILE *f);
+
+/* Is d[0..len) the chat service's domain (muc.domain, when muc.enabled)? Front ends and
+ * the router treat it as one of ours. */
+static inline bool config_is_muc(const struct config *c, const char *d, size_t len)
+{
+    return c->muc.enabled && strlen(c->muc.domain) == len && !memcmp(d, c->muc.domain, len);
+}
 
 #endif

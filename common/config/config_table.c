@@ -545,6 +545,29 @@ const struct config_directive config_table[] = {
     NUM(INT, "mam.max_prefs", mam.max_prefs, "1000", 0, STORE_MAM_PREFS_MAX, 0,
         "JIDs of one user's always and never lists together; archive preferences with\n"
         "more are refused (policy-violation)."),
+    BOOL("muc.enabled", muc.enabled, "true", RESTART,
+         "Multi-user chat (XEP-0045) at muc.domain, listed in the domain's disco#items."),
+    STR("muc.domain", muc.domain, "", 0, 1023, RESTART,
+        "The chat service's domain, in normal form; rooms are room@muc.domain. \"\":\n"
+        "conference.<domain>. Clients reach it through this server; remote servers\n"
+        "need s2s support for it (not there yet)."),
+    NUM(INT, "muc.max_rooms", muc.max_rooms, "10000", 1, 10000000, 0,
+        "Rooms one router shard holds at once (rooms spread over the shards like users);\n"
+        "creating one more is refused with resource-constraint."),
+    NUM(INT, "muc.max_occupants", muc.max_occupants, "2000", 1, 1000000, 0,
+        "Occupants of one room at most, and the largest max occupants an owner may\n"
+        "configure; one more is refused with service-unavailable (XEP-0045 §7.2.9)."),
+    NUM(INT, "muc.max_affiliations", muc.max_affiliations, "10000", 1, 1000000, 0,
+        "Affiliations (owners, admins, members, outcasts) one room keeps; one more is\n"
+        "refused with resource-constraint."),
+    NUM(INT, "muc.history", muc.history, "20", 0, 10000, 0,
+        "Groupchat messages a room keeps to send to a new occupant (XEP-0045 §7.2.15)."),
+    NUM(SIZE, "muc.max_history_bytes", muc.max_history_bytes, "256K", 0, 64 * M, 0,
+        "Bytes of the messages one room keeps for history; the oldest go first."),
+    NUM(SIZE, "muc.max_nick_bytes", muc.max_nick_bytes, "128", 1, 1023, 0,
+        "Bytes of an occupant's nickname; a longer one is refused with not-acceptable."),
+    NUM(SIZE, "muc.max_subject_bytes", muc.max_subject_bytes, "4K", 1, 1 * M, 0,
+        "Bytes of a room's subject; a longer one is refused with not-acceptable."),
 };
 
 #undef RESTART

@@ -72,11 +72,23 @@ def test_disco_info_lists_version_when_enabled(make_server):
 
 
 def test_disco_items_of_the_server(server):
+    """The chat service (muc.enabled, at conference.<domain>) is the one item."""
     with connect(server, "alice") as a:
         res = a.iq("get", f"<query xmlns='{NS_DISCO_ITEMS}'/>", to="localhost")
         assert res.get("type") == "result", ET.tostring(res)
         qq = res.find(q(NS_DISCO_ITEMS, "query"))
+        assert qq is not None and [i.get("jid") for i in qq] == ["conference.localhost"], ET.tostring(res)
+
+
+def test_disco_items_without_muc(make_server):
+    s = make_server(muc={"enabled": False})
+    with connect(s, "alice") as a:
+        res = a.iq("get", f"<query xmlns='{NS_DISCO_ITEMS}'/>", to="localhost")
+        qq = res.find(q(NS_DISCO_ITEMS, "query"))
         assert qq is not None and len(qq) == 0, ET.tostring(res)
+        # Not ours then: the domain is looked up as a remote one (and is not found).
+        r = a.iq("get", "<query xmlns='http://jabber.org/protocol/disco#info'/>", to="conference.localhost")
+        assert r.get("type") == "error", ET.tostring(r)
 
 
 def test_disco_info_of_an_account(server):

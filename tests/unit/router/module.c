@@ -252,9 +252,9 @@ static const struct module mod_spy = {
 
 static void new_module_sees(void)
 {
-    const struct module *with[16];
+    const struct module *with[64];
     unsigned n = 0;
-    for (const struct module *const *m = mod_table; *m && n < 14; m++) {
+    for (const struct module *const *m = mod_table; *m && n < 62; m++) {
         if (*m == &mod_sub)
             with[n++] = &mod_spy;
         with[n++] = *m;

@@ -311,7 +311,8 @@ static inline void rt_send(struct rt *rt, struct rt_conn *c, uint8_t kind, uint8
     size_t to_len = to ? strlen(to) : 0, to_bare = to ? strcspn(to, "/") : 0;
     const char *at = to ? memchr(to, '@', to_bare) : NULL;
     size_t doff = at ? (size_t)(at + 1 - to) : 0;
-    bool local = !to || (to_bare - doff == strlen(RT_DOMAIN) && !memcmp(to + doff, RT_DOMAIN, to_bare - doff));
+    bool local = !to || (to_bare - doff == strlen(RT_DOMAIN) && !memcmp(to + doff, RT_DOMAIN, to_bare - doff)) ||
+                 config_is_muc(rt->cfg, to + doff, to_bare - doff);
     h.flags = local ? PROTO_STANZA_LOCAL : 0;
     if (!to || (local && !at && to_len == to_bare) ||
         (kind == PROTO_IQ && to_len == c->bare_len && !memcmp(to, c->jid, c->bare_len)))

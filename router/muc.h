@@ -1,0 +1,204 @@
+/*
+ * muc: multi-user chat (XEP-0045) and the invitations that ride on it (XEP-0249 direct
+ * invitations are messages between users: nothing here), at muc.domain
+ * (conference.<domain> by default), a module of the router (module.h).
+ *
+ * Where a room lives. A room's bare JID picks its home shard as a user's does
+ * (shard_of(jid_hash(room))), so rooms spread over the shards and the cluster's nodes;
+ * only that shard touches the room. c2s marks the chat service's domain as ours
+ * (PROTO_STANZA_LOCAL), the sender's shard applies the sender's rules (its blocklist,
+ * directed presence: a session remembers the rooms it joined, so its end sends them
+ * unavailable, presence.c) and route_forward() takes the stanza to the room's home,
+ * where the module's home hook takes it before any account is looked up. Stanzas to the
+ * service's own domain (disco) are answered in the sender's shard.
+ *
+ * Fan-out. The room keeps each occupant's connection id (the frame that joined it
+ * carries it). A groupchat message to N occupants is written once, without `to`, and
+ * handed to out_list_send(): one PROTO_DELIVER frame per c2s thread of this node listing
+ * that thread's occupants with each one's real JID as `to`, one link message per other
+ * node holding occupants' connections (which splits it per thread there); the
+ * per-occupant stanza exists only in the front end that writes it. Occupants from remote
+ * servers (conn 0) get one stanza each through s2s. shard_stats counts it: muc_messages,
+ * muc_deliveries, muc_deliver_frames (frames those deliveries took).
+ *
+ * What a room does: join with self-presence (110, 201 on creation: the creator is the
+ * owner and the room is locked until the owner submits the configuration form, or an
+ * empty one for an instant room), nick conflicts (409), passwords (401), members-only
+ * (407), bans (403), max occupants (503), history on join (maxstanzas, maxchars, seconds,
+ * since), the subject, nick changes (303), private messages (to room/nick, delivered to
+ * the occupant's real JID), roles and affiliations changed by moderators, admins and
+ * owners (§8-§10: kick 307, ban 301, affiliation changes 321/322), the owner's form
+ * (muc#roomconfig), mediated invitations and declines (§7.8), destroying a room, MUC
+ * self-ping (XEP-0410). Rooms are kept in the memory of their shard: a persistent one
+ * stays when empty but is lost when the router stops (the store part is to come).
+ *
+ * MAM for rooms: muc_archive_hook() is called with each groupchat message a room
+ * broadcasts (router/mam.h fills it in); it may add an element (a stanza-id) to the
+ * stanza before it is sent.
+ *
+ * Everything runs on the room's shard thread.
+ */
+#ifndef STARLING_ROUTER_MUC_H
+#define STARLING_ROUTER_MUC_H
+
+#include "common/core/buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define NS_MUC       "http://jabber.org/protocol/muc"
+#define NS_MUC_USER  "http://jabber.org/protocol/muc#user"
+#define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
+#define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
+
+/* Roles and affiliations in rank order (XEP-0045 §5). */
+enum muc_role { MUC_ROLE_NONE, MUC_ROLE_VISITOR, MUC_ROLE_PARTICIPANT, MUC_ROLE_MODERATOR };
+enum muc_aff { MUC_AFF_OUTCAST, MUC_AFF_NONE, MUC_AFF_MEMBER, MUC_AFF_ADMIN, MUC_AFF_OWNER };
+
+const char *muc_role_name(enum muc_role r);
+const char *muc_aff_name(enum muc_aff a);
+/* -1 when name is none of them. */
+int muc_role_parse(const char *name);
+int muc_aff_parse(const char *name);
+
+struct muc_occupant {
+    struct muc_occupant *next;
+    char *nick;
+    char *jid; /* the real full JID; its first bare_len bytes are the bare JID */
+    uint16_t nick_len, jid_len, bare_len;
+    uint8_t role; /* enum muc_role */
+    uint8_t aff;  /* enum muc_aff, its bare JID's (kept here: presence carries it) */
+    uint64_t conn; /* its connection (of any node); 0: a remote server's user */
+    char *pres;    /* the children of its last presence, the MUC ones left out */
+    uint32_t pres_len;
+};
+
+struct muc_aff_item {
+    struct muc_aff_item *next;
+    uint8_t aff;
+    uint16_t len;
+    char jid[]; /* bare JID (or a domain) */
+};
+
+struct muc_hist {
+    struct muc_hist *next;
+    time_t at;
+    uint32_t len, chars; /* chars: of the stanza as sent, what maxchars counts */
+    char stanza[];       /* the groupchat message without `to` */
+};
+
+struct muc_config {
+    char *name, *desc, *password; /* NULL: none */
+    uint32_t maxusers;
+    bool persistent, membersonly, moderated, public_room, whois_anyone, changesubject,
+        allow_invites;
+};
+
+struct muc_room {
+    struct muc_room *next; /* hash chain */
+    uint64_t key;
+    char *jid; /* bare JID */
+    uint16_t jid_len;
+    bool locked; /* created, waiting for its owner's configuration */
+    struct muc_config cfg;
+    struct muc_occupant *occupants;
+    uint32_t noccupants;
+    struct muc_aff_item *affs;
+    uint32_t naffs;
+    char *subject, *subject_nick; /* NULL: none */
+    struct muc_hist *hist_head, *hist_tail;
+    uint32_t nhist, hist_bytes;
+};
+
+struct muc_table {
+    struct muc_room **buckets;
+    size_t mask, count;
+};
+
+/* ---- muc_room.c: a room's tables and rules, pure (no I/O) ---- */
+int muc_table_init(struct muc_table *t);
+void muc_table_free(struct muc_table *t);
+struct muc_room *muc_room_find(const struct muc_table *t, uint64_t key, const char *jid, size_t len);
+/* A new room, unlocked, default configuration (maxusers as given); NULL: no memory. */
+struct muc_room *muc_room_add(struct muc_table *t, uint64_t key, const char *jid, size_t len,
+                              uint32_t maxusers);
+void muc_room_remove(struct muc_table *t, struct muc_room *r);
+void muc_config_free(struct muc_config *c);
+
+struct muc_occupant *muc_occ_by_nick(const struct muc_room *r, const char *nick, size_t len);
+struct muc_occupant *muc_occ_by_jid(const struct muc_room *r, const char *jid, size_t len);
+struct muc_occupant *muc_occ_add(struct muc_room *r, const char *nick, size_t nick_len,
+                                 const char *jid, size_t jid_len, size_t bare_len, uint64_t conn);
+void muc_occ_remove(struct muc_room *r, struct muc_occupant *o);
+/* Replaces the occupant's nick or presence children with copies: 0 or -ENOMEM. */
+int muc_occ_set_nick(struct muc_occupant *o, const char *nick, size_t len);
+int muc_occ_set_pres(struct muc_occupant *o, const char *p, size_t len);
+
+/* The affiliation of a JID: the bare JID's entry, else its domain's, else none. */
+enum muc_aff muc_aff_of(const struct muc_room *r, const char *jid, size_t len);
+/* Sets the bare JID's (none removes it): 0, -ENOMEM, or -EDQUOT past max entries. */
+int muc_aff_set(struct muc_room *r, const char *bare, size_t len, enum muc_aff a, uint32_t max);
+/* The role an occupant of this affiliation gets on entering (§5.1). */
+enum muc_role muc_role_default(const struct muc_room *r, enum muc_aff a);
+/* May an occupant (role, affiliation) give a target of affiliation target_aff, now of
+ * role target_role, the role `to` (§8.2-8.6, §9.6-9.7, the tables of §5.1.2)? */
+bool muc_may_set_role(enum muc_role actor_role, enum muc_aff actor_aff, enum muc_aff target_aff,
+                      enum muc_role target_role, enum muc_role to);
+/* May a user of affiliation actor change one of affiliation `from` to `to` (§9, §10)? */
+bool muc_may_set_aff(enum muc_aff actor, enum muc_aff from, enum muc_aff to);
+/* Keeps a groupchat message for history, dropping the oldest past max_n messages or
+ * max_bytes: 0 or -ENOMEM (or 0 when max_n is 0: nothing kept). */
+int muc_hist_add(struct muc_room *r, const char *stanza, size_t len, time_t at, uint32_t max_n,
+                 uint32_t max_bytes);
+/* The first message to send a new occupant: of at most maxstanzas messages (-1: no
+ * bound), maxchars characters, sent at or after `since` (0: any), the newest ones. */
+const struct muc_hist *muc_hist_from(const struct muc_room *r, long maxstanzas, long maxchars,
+                                     time_t since);
+
+/* ---- muc.c (the module) and muc_iq.c: what they share ---- */
+struct shard;
+struct stanza;
+struct xml_node;
+
+struct muc_shard {
+    struct muc_table rooms;
+};
+
+/* The rooms of s. */
+struct muc_table *muc_rooms(struct shard *s);
+/* The occupant's presence as the room sends it: from room/nick, the occupant's own
+ * presence children, then <x muc#user> with its item (jid when with_jid, nick when not
+ * NULL: 303) and the status codes (0-terminated, may be NULL); unavailable as asked. */
+void muc_presence_build(struct buf *b, const struct muc_room *r, const struct muc_occupant *o,
+                        bool unavailable, bool with_jid, const char *nick, const int *codes,
+                        const char *extra);
+/* The occupant's presence to everyone in the room (real JIDs to those allowed to see
+ * them), with `codes` to all and self_codes added for the occupant itself. */
+void muc_presence_broadcast(struct shard *s, struct muc_room *r, const struct muc_occupant *o,
+                            bool unavailable, const char *nick, const int *codes,
+                            const int *self_codes, const char *extra);
+/* The stanza (without `to`, its `to` going at to_at) to every occupant. */
+void muc_broadcast(struct shard *s, struct muc_room *r, const char *stanza, size_t len,
+                   uint32_t to_at);
+/* A stanza from the room (from room, or room/nick) to one JID. */
+void muc_send(struct shard *s, const struct muc_room *r, const struct muc_occupant *to,
+              const char *stanza, size_t len, uint32_t to_at);
+/* Removes an occupant as the room does when it is kicked or banned: unavailable with the
+ * codes to all (and 110 to it), then gone. */
+void muc_occ_kick(struct shard *s, struct muc_room *r, struct muc_occupant *o, int code,
+                  const char *reason);
+/* Ends the room: unavailable with <destroy/> (extra, may be NULL) to every occupant. */
+void muc_room_destroy(struct shard *s, struct muc_room *r, const char *extra);
+/* The room's iq (disco, muc#admin, muc#owner). */
+void muc_iq(struct shard *s, struct muc_room *r, const struct stanza *st);
+/* The room's disco#info features. */
+void muc_room_features(const struct muc_room *r, struct buf *b);
+
+/* MAM for rooms (router/mam.h): each groupchat message a room broadcasts, before it is
+ * sent; b holds the stanza and may be changed (an element added before its end tag).
+ * Nothing here archives yet. */
+void muc_archive_hook(struct shard *s, const struct muc_room *r, struct buf *b);
+
+#endif

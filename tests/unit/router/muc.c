@@ -1,0 +1,137 @@
+/* Unit tests of router/muc.c and router/muc_room.c: the room's rules (who may change
+ * whose role and affiliation, history bounds, affiliations by domain), then a room of
+ * RT_OCC occupants on two front-end threads through the real shards (rt.h): a groupchat
+ * message leaves the room's shard as one frame per thread, and every occupant gets it
+ * once with its own `to`. */
+#include "router/muc.h"
+#include "rt.h"
+
+#include <stdio.h>
+
+#define RT_OCC 400
+
+static void role_rules(void)
+{
+    /* §8.2: a moderator kicks a participant; nobody kicks an admin or owner. */
+    CHECK(muc_may_set_role(MUC_ROLE_MODERATOR, MUC_AFF_NONE, MUC_AFF_NONE, MUC_ROLE_PARTICIPANT,
+                           MUC_ROLE_NONE));
+    CHECK(!muc_may_set_role(MUC_ROLE_MODERATOR, MUC_AFF_OWNER, MUC_AFF_ADMIN, MUC_ROLE_MODERATOR,
+                            MUC_ROLE_NONE));
+    CHECK(!muc_may_set_role(MUC_ROLE_PARTICIPANT, MUC_AFF_MEMBER, MUC_AFF_NONE,
+                            MUC_ROLE_PARTICIPANT, MUC_ROLE_NONE));
+    /* §9.6: granting moderator is an admin's; a mere moderator may not, nor kick one. */
+    CHECK(muc_may_set_role(MUC_ROLE_MODERATOR, MUC_AFF_ADMIN, MUC_AFF_MEMBER, MUC_ROLE_PARTICIPANT,
+                           MUC_ROLE_MODERATOR));
+    CHECK(!muc_may_set_role(MUC_ROLE_MODERATOR, MUC_AFF_NONE, MUC_AFF_MEMBER, MUC_ROLE_PARTICIPANT,
+                            MUC_ROLE_MODERATOR));
+    CHECK(!muc_may_set_role(MUC_ROLE_MODERATOR, MUC_AFF_MEMBER, MUC_AFF_NONE, MUC_ROLE_MODERATOR,
+                            MUC_ROLE_NONE));
+    /* §9, §10: admins manage members and outcasts, owners everything. */
+    CHECK(muc_may_set_aff(MUC_AFF_ADMIN, MUC_AFF_NONE, MUC_AFF_OUTCAST));
+    CHECK(!muc_may_set_aff(MUC_AFF_ADMIN, MUC_AFF_ADMIN, MUC_AFF_MEMBER));
+    CHECK(!muc_may_set_aff(MUC_AFF_ADMIN, MUC_AFF_MEMBER, MUC_AFF_OWNER));
+    CHECK(muc_may_set_aff(MUC_AFF_OWNER, MUC_AFF_ADMIN, MUC_AFF_NONE));
+    CHECK(!muc_may_set_aff(MUC_AFF_MEMBER, MUC_AFF_NONE, MUC_AFF_MEMBER));
+    CHECK_INT(muc_aff_parse("outcast"), ==, MUC_AFF_OUTCAST);
+    CHECK_INT(muc_role_parse("chief"), ==, -1);
+}
+
+static void tables(void)
+{
+    struct muc_table t;
+    CHECK_INT(muc_table_init(&t), ==, 0);
+    char jid[64];
+    for (unsigned i = 0; i < 300; i++) { /* past the first table size: it grows */
+        snprintf(jid, sizeof jid, "r%u@conference.localhost", i);
+        CHECK(muc_room_add(&t, jid_hash(jid, strlen(jid)), jid, strlen(jid), 10) != NULL);
+    }
+    snprintf(jid, sizeof jid, "r%u@conference.localhost", 123u);
+    struct muc_room *r = muc_room_find(&t, jid_hash(jid, strlen(jid)), jid, strlen(jid));
+    CHECK(r != NULL);
+    /* Affiliations: the bare JID's, else its domain's; max entries. */
+    CHECK_INT(muc_aff_set(r, "evil.example", 12, MUC_AFF_OUTCAST, 2), ==, 0);
+    CHECK_INT(muc_aff_set(r, "ok@evil.example", 15, MUC_AFF_MEMBER, 2), ==, 0);
+    CHECK_INT(muc_aff_set(r, "x@y", 3, MUC_AFF_MEMBER, 2), ==, -EDQUOT);
+    CHECK_INT(muc_aff_of(r, "bad@evil.example/r", 18), ==, MUC_AFF_OUTCAST);
+    CHECK_INT(muc_aff_of(r, "ok@evil.example/r", 17), ==, MUC_AFF_MEMBER);
+    CHECK_INT(muc_aff_of(r, "a@b", 3), ==, MUC_AFF_NONE);
+    CHECK_INT(muc_aff_set(r, "evil.example", 12, MUC_AFF_NONE, 2), ==, 0);
+    CHECK_INT(r->naffs, ==, 1);
+    /* History: at most 3 messages and 100 bytes; the newest stay. */
+    char m[64];
+    for (int i = 0; i < 5; i++) {
+        snprintf(m, sizeof m, "<message>%d</message>", i);
+        CHECK_INT(muc_hist_add(r, m, strlen(m), 1000 + i, 3, 100), ==, 0);
+    }
+    CHECK_INT(r->nhist, ==, 3);
+    CHECK_SPAN(r->hist_head->stanza, r->hist_head->len, "<message>2</message>");
+    CHECK(muc_hist_from(r, 1, -1, 0) == r->hist_tail);
+    CHECK(muc_hist_from(r, -1, 25, 0) == r->hist_tail); /* 20 characters each */
+    CHECK(muc_hist_from(r, -1, -1, 1004) == r->hist_tail);
+    CHECK(muc_hist_from(r, 0, -1, 0) == NULL);
+    CHECK(muc_hist_from(r, -1, -1, 0) == r->hist_head);
+    muc_hist_add(r, m, 90, 2000, 3, 100); /* 90 bytes: the others must go */
+    CHECK_INT(r->nhist, ==, 1);
+    muc_room_remove(&t, r);
+    CHECK_INT(t.count, ==, 299);
+    muc_table_free(&t);
+}
+
+static struct rt rt;
+
+static void one_frame_per_thread(void)
+{
+    rt_open(&rt, 2, 2, 4u << 20, 1u << 20);
+    static struct rt_conn *occ[RT_OCC];
+    char jid[64], st[256];
+    const char *room = "big@conference.localhost";
+    for (unsigned i = 0; i < RT_OCC; i++) {
+        snprintf(jid, sizeof jid, "u%u@localhost/r", i);
+        occ[i] = rt_bind(&rt, i % 2, jid);
+        rt_send(&rt, occ[i], PROTO_PRESENCE, PROTO_PRES_AVAILABLE, NULL, "<presence/>");
+        snprintf(jid, sizeof jid, "%s/n%u", room, i);
+        snprintf(st, sizeof st, "<presence to='%s'><x xmlns='" NS_MUC "'/></presence>", jid);
+        rt_send(&rt, occ[i], PROTO_PRESENCE, PROTO_PRES_AVAILABLE, jid, st);
+        if (i == 0) /* the owner opens it: an instant room */
+            rt_send(&rt, occ[0], PROTO_IQ, PROTO_IQ_SET, room,
+                    "<iq type='set' id='c1' to='big@conference.localhost'><query xmlns='" NS_MUC_OWNER
+                    "'><x xmlns='jabber:x:data' type='submit'/></query></iq>");
+    }
+    for (unsigned i = 0; i < RT_OCC; i++)
+        rt_take(occ[i]);
+    uint64_t frames = 0, deliveries = 0, msgs = 0;
+    for (unsigned s = 0; s < 2; s++) {
+        frames += rt.shards[s].stats.muc_deliver_frames;
+        deliveries += rt.shards[s].stats.muc_deliveries;
+        msgs += rt.shards[s].stats.muc_messages;
+    }
+    rt_send(&rt, occ[7], PROTO_MESSAGE, PROTO_MSG_GROUPCHAT, room,
+            "<message to='big@conference.localhost' type='groupchat' id='g1'><body>hi all</body></message>");
+    for (unsigned s = 0; s < 2; s++) {
+        frames -= rt.shards[s].stats.muc_deliver_frames;
+        deliveries -= rt.shards[s].stats.muc_deliveries;
+        msgs -= rt.shards[s].stats.muc_messages;
+    }
+    CHECK_INT(-msgs, ==, 1);
+    CHECK_INT(-deliveries, ==, RT_OCC);
+    CHECK_INT(-frames, ==, 2); /* one per thread, 200 occupants each */
+    for (unsigned i = 0; i < RT_OCC; i++) {
+        const char *got = rt_take(occ[i]);
+        snprintf(st, sizeof st, "<message to='u%u@localhost/r' from='%s/n7' type='groupchat' id='g1'>"
+                 "<body>hi all</body></message>", i, room);
+        CHECK_STR(got, st);
+    }
+    /* A session's end takes its occupant out: the others hear it. */
+    rt_unbind(&rt, occ[3]);
+    const char *got = rt_take(occ[4]);
+    CHECK(strstr(got, "from='big@conference.localhost/n3' type='unavailable'") != NULL);
+    rt_close(&rt);
+}
+
+int main(void)
+{
+    RUN(role_rules);
+    RUN(tables);
+    RUN(one_frame_per_thread);
+    return test_done("muc");
+}
