@@ -19,7 +19,9 @@
  * node holding occupants' connections (which splits it per thread there); the
  * per-occupant stanza exists only in the front end that writes it. Occupants from remote
  * servers (conn 0) get one stanza each through s2s. shard_stats counts it: muc_messages,
- * muc_deliveries, muc_deliver_frames (frames those deliveries took).
+ * muc_deliveries, muc_deliver_frames (frames those deliveries took: the home's own c2s
+ * threads' plus one a node, which link_deliver_frames counts alone);
+ * tests/integration/test_muc_cluster.py checks it on three nodes.
  *
  * What a room does: join with self-presence (110, 201 on creation: the creator is the
  * owner and the room is locked until the owner submits the configuration form, or an
