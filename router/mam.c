@@ -469,8 +469,7 @@ struct scan {
     struct buf *out;           /* the message without the stanza-ids by= `by`; NULL: none */
 };
 
-/* Does the stanza-id element of the current START name `by` (a normalised bare JID)? */
-static bool sid_by(struct xml_parser *p, const char *raw, const char *by, size_t by_len)
+bool mam_sid_by(struct xml_parser *p, const char *raw, const char *by, size_t by_len)
 {
     struct xml_attr a;
     for (unsigned i = 0; xml_attr_at(p, raw, i, &a); i++) {
@@ -525,7 +524,7 @@ static void scan(struct shard *s, const char *raw, size_t len, const char *by, s
                 sc->nostore = true;
             else if (IS("sent", NS_CARBONS) || IS("received", NS_CARBONS) || IS("result", NS_MAM))
                 sc->other = true;
-            else if (by && IS("stanza-id", NS_SID) && sid_by(&p, raw, by, by_len)) {
+            else if (by && IS("stanza-id", NS_SID) && mam_sid_by(&p, raw, by, by_len)) {
                 cut_depth = depth;
                 cut_at = (size_t)(ev.raw.p - raw);
             }

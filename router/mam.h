@@ -13,7 +13,8 @@
  * XEP-0359 §5), and the sender's copy at the sender's shard (the outbound hook). A
  * message to oneself is archived once, as received. Carbon copies are made after the
  * hooks and never archived again. Groupchat is not a user's: rooms archive it through
- * the room API below. Preferences (XEP-0313 §6.1, per user, in the store; mam.default
+ * the room API below (router/muc.h, muc_mam.c), in archives owned by a room's bare JID
+ * (a user's is owned by its localpart, which has no '@': the two never meet). Preferences (XEP-0313 §6.1, per user, in the store; mam.default
  * for a user who set none) decide by the peer's bare JID; while a user's preferences
  * are on their way from the store the rows wait in the user's state, and the stanza-id
  * is added (or not) by mam.default.
@@ -82,6 +83,13 @@ void mam_stanza_id(struct buf *b, const char *by, size_t by_len, uint64_t id);
 /* The stanza (a <message/>) with that element added as its last child, into out. */
 void mam_with_stanza_id(struct buf *out, const char *raw, size_t len, const char *by,
                         size_t by_len, uint64_t id);
+
+struct xml_parser;
+/* During a token parser's XML_EV_START of a <stanza-id/>: does its `by` name `by` (a
+ * normalised bare JID; the attribute is compared normalised, so by='Room@Conference.X'
+ * names room@conference.x)? A stanza-id a sender wrote naming the archive is removed
+ * before the archive adds its own (XEP-0359 §5). */
+bool mam_sid_by(struct xml_parser *p, const char *raw, const char *by, size_t by_len);
 
 /* Answers an iq in NS_MAM (a query, or the form's request) sent to the archive of
  * `owner`, whose JID is `jid` (the results' `from`): st is the iq, iq and q its tree

@@ -10,6 +10,7 @@
  * xml:lang, namespace declarations its children may use) stays.
  */
 #include "router/muc.h"
+#include "router/mam.h"
 #include "router/router.h"
 #include "common/core/log.h"
 #include "common/xmpp/jid.h"
@@ -26,6 +27,7 @@
 #define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_PING        "urn:xmpp:ping"
+#define NS_HINTS       "urn:xmpp:hints"
 
 static struct muc_shard *state(struct shard *s)
 {
@@ -44,7 +46,9 @@ static bool for_muc(const struct shard *s, const struct stanza *st)
 
 /* ---- reading a stanza: its start tag's cuts and its children's spans ---- */
 
-enum { CH_OTHER, CH_X_MUC, CH_X_USER, CH_SUBJECT, CH_BODY };
+/* CH_SID: a <stanza-id/> naming the room, which only the room may write (XEP-0359 §5);
+ * CH_NOSTORE: a XEP-0334 hint not to archive. */
+enum { CH_OTHER, CH_X_MUC, CH_X_USER, CH_SUBJECT, CH_BODY, CH_SID, CH_NOSTORE, CH_KINDS };
 
 struct child {
     uint8_t kind;
@@ -56,7 +60,7 @@ struct spans {
     uint32_t cut[3][2];           /* from, to, type: offset and length in the start tag */
     struct child *c;
     unsigned n;
-    bool has[CH_BODY + 1];
+    bool has[CH_KINDS];
 };
 
 static bool str_eq(struct xml_str s, const char *lit)
@@ -71,6 +75,8 @@ static uint8_t child_kind(const struct xml_event *ev)
         return str_eq(ev->ns, NS_MUC) ? CH_X_MUC : str_eq(ev->ns, NS_MUC_USER) ? CH_X_USER : CH_OTHER;
     if (str_eq(ev->ns, XML_NS_CLIENT))
         return str_eq(ev->name, "subject") ? CH_SUBJECT : str_eq(ev->name, "body") ? CH_BODY : CH_OTHER;
+    if (str_eq(ev->ns, NS_HINTS) && (str_eq(ev->name, "no-store") || str_eq(ev->name, "no-permanent-store")))
+        return CH_NOSTORE;
     return CH_OTHER;
 }
 
@@ -134,6 +140,9 @@ static bool spans_read(struct shard *s, const struct stanza *st, struct spans *s
                 cap = ncap;
             }
             sp->c[sp->n].kind = child_kind(&ev);
+            if (str_eq(ev.name, "stanza-id") && str_eq(ev.ns, NS_SID) &&
+                mam_sid_by(&p, st->raw, st->to, st->to_bare_len))
+                sp->c[sp->n].kind = CH_SID;
             sp->c[sp->n].off = off;
             sp->has[sp->c[sp->n].kind] = true;
         } else if (k == XML_EV_END) {
@@ -678,21 +687,17 @@ static void groupchat(struct shard *s, struct muc_room *r, struct muc_occupant *
     if (subject && !set_subject(s, r, o, st))
         return;
     struct buf b = {0};
-    restamp(&b, st, &sp, r->jid, r->jid_len, o->nick, o->nick_len, NULL, 1u << CH_X_USER);
+    restamp(&b, st, &sp, r->jid, r->jid_len, o->nick, o->nick_len, NULL,
+            (1u << CH_X_USER) | (1u << CH_SID));
     buf_puts(&b, "</message>");
-    if (!subject)
-        muc_archive_hook(s, r, &b);
+    if (!subject && sp.has[CH_BODY] && !sp.has[CH_NOSTORE])
+        muc_archive_hook(s, r, o, &b);
     if (!subject && sp.has[CH_BODY])
         muc_hist_add(r, buf_data(&b), buf_used(&b), time(NULL), s->cfg->muc.history,
                      s->cfg->muc.max_history_bytes);
     s->stats.muc_messages++;
     muc_broadcast(s, r, buf_data(&b), buf_used(&b), TO_AT_MESSAGE);
     buf_free(&b);
-}
-
-void muc_archive_hook(struct shard *s, const struct muc_room *r, struct buf *b)
-{
-    (void)s, (void)r, (void)b; /* MAM for rooms goes here (router/mam.h) */
 }
 
 static void private_message(struct shard *s, struct muc_room *r, struct muc_occupant *o,
@@ -713,7 +718,8 @@ static void private_message(struct shard *s, struct muc_room *r, struct muc_occu
         return;
     }
     struct buf b = {0};
-    restamp(&b, st, &sp, r->jid, r->jid_len, o->nick, o->nick_len, NULL, 1u << CH_X_USER);
+    restamp(&b, st, &sp, r->jid, r->jid_len, o->nick, o->nick_len, NULL,
+            (1u << CH_X_USER) | (1u << CH_SID));
     buf_puts(&b, "<x xmlns='" NS_MUC_USER "'/></message>");
     muc_send(s, r, to, buf_data(&b), buf_used(&b), TO_AT_MESSAGE);
     buf_free(&b);

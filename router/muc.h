@@ -19,7 +19,9 @@
  * node holding occupants' connections (which splits it per thread there); the
  * per-occupant stanza exists only in the front end that writes it. Occupants from remote
  * servers (conn 0) get one stanza each through s2s. shard_stats counts it: muc_messages,
- * muc_deliveries, muc_deliver_frames (frames those deliveries took).
+ * muc_deliveries, muc_deliver_frames (frames those deliveries took: the home's own c2s
+ * threads' plus one a node, which link_deliver_frames counts alone);
+ * tests/integration/test_muc_cluster.py checks it on three nodes.
  *
  * What a room does: join with self-presence (110, 201 on creation: the creator is the
  * owner and the room is locked until the owner submits the configuration form, or an
@@ -32,10 +34,17 @@
  * self-ping (XEP-0410). Rooms are kept in the memory of their shard: a persistent one
  * stays when empty but is lost when the router stops (the store part is to come).
  *
- * MAM for rooms: muc_archive_hook() is called with each groupchat message a room
- * broadcasts (router/mam.h fills it in); it may add an element (a stanza-id) to the
- * stanza before it is sent.
- *
+ * MAM for rooms (XEP-0313 §3.3.2, §5.1.2; muc_mam.c). While mam.enabled, every room
+ * archives each groupchat message with a <body/> (not subject changes, not private
+ * messages, not one with a XEP-0334 no-store hint) under the room's bare JID, `with` the
+ * occupant's room/nick, and sends it out with <stanza-id by='room' id='row id'/>
+ * (XEP-0359); a stanza-id a sender wrote naming the room is removed first, from private
+ * messages too. History on join carries the same stanza-ids. The room's disco#info lists
+ * urn:xmpp:mam:2 and urn:xmpp:sid:0. A MAM query to the room JID (results from the
+ * room, each forwarded message from room/nick) is answered for anyone who could join:
+ * not outcasts; in a members-only or password-protected room, only occupants and
+ * members (else forbidden).
+
  * Everything runs on the room's shard thread.
  */
 #ifndef STARLING_ROUTER_MUC_H
@@ -196,9 +205,14 @@ void muc_iq(struct shard *s, struct muc_room *r, const struct stanza *st);
 /* The room's disco#info features. */
 void muc_room_features(const struct muc_room *r, struct buf *b);
 
-/* MAM for rooms (router/mam.h): each groupchat message a room broadcasts, before it is
- * sent; b holds the stanza and may be changed (an element added before its end tag).
- * Nothing here archives yet. */
-void muc_archive_hook(struct shard *s, const struct muc_room *r, struct buf *b);
+/* ---- muc_mam.c: the room's archive (router/mam.h's room API) ---- */
+/* A groupchat message o sent, to archive, before it is sent: b holds it (without `to`)
+ * and gets the room's stanza-id when it was archived. */
+void muc_archive_hook(struct shard *s, const struct muc_room *r, const struct muc_occupant *o,
+                      struct buf *b);
+/* A MAM iq (NS_MAM <query/>) to the room: refused (forbidden) to those who may not read
+ * the archive, else mam_query()'s. */
+void muc_mam_iq(struct shard *s, struct muc_room *r, const struct stanza *st,
+                const struct xml_node *iq, const struct xml_node *q);
 
 #endif

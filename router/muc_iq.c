@@ -3,6 +3,7 @@
  * §6.5), muc#admin (roles and affiliations: §8 moderators, §9 admins, §10 owners) and
  * muc#owner (the configuration form, muc#roomconfig, §10.1-10.2; destroying, §10.9).
  */
+#include "router/mam.h"
 #include "router/muc.h"
 #include "router/router.h"
 #include "common/xmpp/jid.h"
@@ -73,6 +74,10 @@ static void disco_info(struct shard *s, struct muc_room *r, const struct stanza 
     feature(&b, NS_DISCO_ITEMS);
     feature(&b, "urn:xmpp:ping");
     muc_room_features(r, &b);
+    if (s->cfg->mam.enabled) {
+        feature(&b, NS_MAM); /* XEP-0313 §3.3.2: the room archives */
+        feature(&b, NS_SID);
+    }
     snprintf(n, sizeof n, "%u", r->noccupants);
     buf_puts(&b, "<x xmlns='" NS_XDATA "' type='result'>");
     field(&b, "FORM_TYPE", "hidden", NULL, NS_ROOMINFO);
@@ -455,6 +460,8 @@ void muc_iq(struct shard *s, struct muc_room *r, const struct stanza *st)
             config_form(s, r, st, id);
         else
             owner_set(s, r, st, id, q);
+    } else if (iq_is(q, "query", NS_MAM)) {
+        muc_mam_iq(s, r, st, iq, q);
     } else if (iq_is(q, "query", NS_MUC_ADMIN)) {
         struct xml_node *item = xml_node_child(q, "item", NS_MUC_ADMIN);
         if (get && item)

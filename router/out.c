@@ -320,7 +320,10 @@ void out_deliver_to(struct shard *s, const struct out_rcpt *rcpt, unsigned n, co
         size_t room = ring_max_payload(&s->to_fe[fe]);
         unsigned i = 0;
         while (i < n) {
-            while (i < n && shard_fe(s, rcpt[i].conn) != fe)
+            /* Another node's connection may map to this thread's index too: it went in
+             * its node's list above, and a frame must not start at it (it would list
+             * nobody when none of ours follows). */
+            while (i < n && (shard_fe(s, rcpt[i].conn) != fe || !conn_here(s, rcpt[i].conn)))
                 i++;
             if (i == n)
                 break;

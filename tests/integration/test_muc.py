@@ -30,6 +30,10 @@ NS_USER = NS_MUC + "#user"
 NS_ADMIN = NS_MUC + "#admin"
 NS_OWNER = NS_MUC + "#owner"
 NS_XDATA = "jabber:x:data"
+NS_MAM = "urn:xmpp:mam:2"
+NS_SID = "urn:xmpp:sid:0"
+NS_RSM = "http://jabber.org/protocol/rsm"
+NS_FORWARD = "urn:xmpp:forward:0"
 MUC = "conference.localhost"
 
 
@@ -452,6 +456,191 @@ def test_groupchat_crosses_each_thread_once(node, users):
     assert d["starling_muc_messages_total"] == 3, d
     assert d["starling_muc_deliveries_total"] == 30, d
     assert 3 <= d["starling_muc_deliver_frames_total"] <= 6, d
+
+
+# ---- the room's archive (XEP-0313 for rooms, XEP-0359 stanza-ids) ---------------------
+
+
+def room_ids(m, room):
+    return [s.get("id") for s in m.findall(q(NS_SID, "stanza-id")) if s.get("by") == room]
+
+
+def room_query(c, room, fields="", page="", expect="result"):
+    """A MAM query to the room: ([(result id, forwarded message)], fin), or the error iq."""
+    qid = new_id("q")
+    form = (f"<x xmlns='{NS_XDATA}' type='submit'><field var='FORM_TYPE' type='hidden'>"
+            f"<value>{NS_MAM}</value></field>{fields}</x>")
+    iq_id = c.send_iq("set", f"<query xmlns='{NS_MAM}' queryid='{qid}'>{form}{page}</query>", to=room)
+    ans = c.wait_for(lambda e: e.tag == q(NS_CLIENT, "iq") and e.get("id") == iq_id, what="the query's answer")
+    assert ans.get("type") == expect, ET.tostring(ans)
+    if expect == "error":
+        return ans
+    got = []
+    for m in c.take(lambda e: e.find(q(NS_MAM, "result")) is not None):
+        r = m.find(q(NS_MAM, "result"))
+        assert r.get("queryid") == qid and m.get("from") == room and m.get("to") == c.jid, ET.tostring(m)
+        got.append((r.get("id"), r.find(f"{q(NS_FORWARD, 'forwarded')}/{q(NS_CLIENT, 'message')}")))
+    fin = ans.find(q(NS_MAM, "fin"))
+    assert fin is not None, ET.tostring(ans)
+    return got, fin
+
+
+def rsm(max, after=None, before=None):
+    s = f"<max>{max}</max>"
+    if after is not None:
+        s += f"<after>{after}</after>"
+    if before is not None:
+        s += f"<before>{before}</before>"
+    return f"<set xmlns='{NS_RSM}'>{s}</set>"
+
+
+def test_room_archive_stanza_ids_and_paging(node, users):
+    """Each groupchat message with a body is archived by the room and reaches every
+    occupant (on both c2s threads) with the same stanza-id by the room; a sender's
+    stanza-id claiming the room is removed (another's stays); subjects and no-store
+    messages are not archived; a query to the room pages through the archive."""
+    a, b, c = users(3)
+    room = new_room(a, "alice")
+    join(b, room, "bob")
+    join(c, room, "carol")
+    info = b.iq_ok("get", f"<query xmlns='{NS_DISCO_INFO}'/>", to=room)
+    feats = {f.get("var") for f in info.iter(q(NS_DISCO_INFO, "feature"))}
+    assert {NS_MAM, NS_SID} <= feats, feats
+    a.send(f"<message to='{room}' type='groupchat'><subject>topic</subject></message>")
+    for peer in (a, b, c):
+        m = peer.wait_for(lambda e: e.findtext(q(NS_CLIENT, "subject")) == "topic", what="the subject")
+        assert room_ids(m, room) == [], ET.tostring(m)
+    forged = (f"<stanza-id xmlns='{NS_SID}' by='{room.upper()}' id='forged'/>"
+              f"<stanza-id xmlns='{NS_SID}' by='elsewhere@example.net' id='kept'/>")
+    ids = []
+    for i in range(5):
+        sender, nick = ((a, "alice"), (b, "bob"), (c, "carol"))[i % 3]
+        extra = forged if i == 1 else ""
+        sender.send(f"<message to='{room}' type='groupchat' id='g{i}'><body>m{i}</body>{extra}</message>")
+        got = [peer.wait_for(is_gc(f"m{i}", frm=f"{room}/{nick}")) for peer in (a, b, c)]
+        sids = [room_ids(m, room) for m in got]
+        assert all(len(x) == 1 for x in sids) and len({x[0] for x in sids}) == 1, sids
+        assert sids[0][0] != "forged"
+        if i == 1:
+            assert [s.get("id") for s in got[0].findall(q(NS_SID, "stanza-id"))
+                    if s.get("by") == "elsewhere@example.net"] == ["kept"], ET.tostring(got[0])
+        ids.append(sids[0][0])
+    assert ids == sorted(ids, key=int) and len(set(ids)) == 5, ids
+    b.send(f"<message to='{room}' type='groupchat'><body>not kept</body>"
+           f"<no-store xmlns='urn:xmpp:hints'/></message>")
+    m = a.wait_for(is_gc("not kept"))
+    assert room_ids(m, room) == [], ET.tostring(m)
+    # A private message is not archived, and a forged stanza-id naming the room goes.
+    b.send(f"<message to='{room}/carol' type='chat'><body>psst</body>{forged}</message>")
+    m = c.wait_for(lambda e: e.findtext(q(NS_CLIENT, "body")) == "psst", what="the private message")
+    assert room_ids(m, room) == [], ET.tostring(m)
+
+    # The whole archive, in order, from the room, each message from room/nick.
+    got, fin = room_query(b, room)
+    assert [i for i, _ in got] == ids and fin.get("complete") == "true"
+    assert [m.findtext(q(NS_CLIENT, "body")) for _, m in got] == [f"m{i}" for i in range(5)]
+    assert [m.get("from") for _, m in got] == [f"{room}/{n}" for n in ("alice", "bob", "carol", "alice", "bob")]
+    assert [m.get("type") for _, m in got] == ["groupchat"] * 5
+    # Stored as sent but for the room's stanza-id (the result's id says it).
+    assert all(m.get("to") is None and room_ids(m, room) == [] for _, m in got)
+    # Paging forwards, two at a time (RSM), then the last page backwards.
+    seen, after = [], None
+    for _ in range(5):
+        got, fin = room_query(c, room, page=rsm(2, after=after))
+        seen += [i for i, _ in got]
+        s = fin.find(q(NS_RSM, "set"))
+        assert int(s.findtext(q(NS_RSM, "count"))) == 5
+        if fin.get("complete") == "true":
+            break
+        after = s.findtext(q(NS_RSM, "last"))
+    assert seen == ids, seen
+    got, fin = room_query(c, room, page=rsm(2, before=""))
+    assert [i for i, _ in got] == ids[3:]
+    # By occupant: `with` is the occupant's room JID.
+    got, _ = room_query(a, room, fields=f"<field var='with'><value>{room}/bob</value></field>")
+    assert [m.findtext(q(NS_CLIENT, "body")) for _, m in got] == ["m1", "m4"]
+    # History on join carries the archive's ids (a client can page on from them).
+    (d,) = users(1)
+    join(d, room, "dave", history="<history maxstanzas='2'/>")
+    hist = [d.wait_for(is_gc(f"m{i}")) for i in (4,)]
+    assert room_ids(hist[0], room) == [ids[4]], ET.tostring(hist[0])
+
+
+def test_who_may_read_a_room_archive(node, users):
+    """Open room: anyone but outcasts; members-only (and password-protected): occupants
+    and members, others forbidden."""
+    a, b, outsider = users(3)
+    open_room = new_room(a)
+    groupchat(a, open_room, "open")
+    a.wait_for(is_gc("open"))
+    got, _ = room_query(outsider, open_room)
+    assert [m.findtext(q(NS_CLIENT, "body")) for _, m in got] == ["open"]
+    a.iq_ok("set", f"<query xmlns='{NS_ADMIN}'><item affiliation='outcast' jid='{outsider.bare}'/></query>",
+            to=open_room)
+    assert stanza_error(room_query(outsider, open_room, expect="error"))[:2] == ("auth", "forbidden")
+
+    closed = new_room(a, membersonly=1)
+    groupchat(a, closed, "members only")
+    a.wait_for(is_gc("members only"))
+    assert stanza_error(room_query(b, closed, expect="error"))[:2] == ("auth", "forbidden")
+    a.iq_ok("set", f"<query xmlns='{NS_ADMIN}'><item affiliation='member' jid='{b.bare}'/></query>", to=closed)
+    got, _ = room_query(b, closed)  # a member, not in the room
+    assert [m.findtext(q(NS_CLIENT, "body")) for _, m in got] == ["members only"]
+    got, _ = room_query(a, closed)  # the owner, in it
+    assert len(got) == 1
+
+    secret = new_room(a, roomsecret="pw", passwordprotectedroom=1)
+    assert stanza_error(room_query(outsider, secret, expect="error"))[:2] == ("auth", "forbidden")
+    join(outsider, secret, "o", password="pw")
+    room_query(outsider, secret)
+    # The query form is there for those who may read.
+    form = b.iq_ok("get", f"<query xmlns='{NS_MAM}'/>", to=open_room)
+    assert form.find(f"{q(NS_MAM, 'query')}/{q(NS_XDATA, 'x')}") is not None
+
+
+def test_slixmpp_reads_a_room_archive(node):
+    """slixmpp's xep_0313 (with xep_0059's iterator) pages through a room's archive; its
+    xep_0359 reads the room's stanza-id off the live message."""
+    names = node.new_users(2, "sxm")
+
+    async def scenario():
+        async with Clients(node) as cs:
+            cl = []
+            for n in names:
+                c = cs.new(n, "sx")
+                for plugin in ("xep_0045", "xep_0059", "xep_0313", "xep_0359"):
+                    c.register_plugin(plugin)
+                await c.start()
+                await c.available()
+                cl.append(c)
+            a, b = cl
+            room = room_name("sxm")
+            await a.plugin["xep_0045"].join_muc_wait(room, "alice", maxstanzas=0, timeout=5)
+            form = await a.plugin["xep_0045"].get_room_config(room)
+            form["type"] = "submit"
+            await a.plugin["xep_0045"].set_room_config(room, form)
+            await b.plugin["xep_0045"].join_muc_wait(room, "bob", maxstanzas=0, timeout=5)
+            live = []
+            for i in range(5):
+                a.send_message(mto=room, mbody=f"sx{i}", mtype="groupchat")
+                m = await b.next_message(lambda m, i=i: m["type"] == "groupchat" and m["body"] == f"sx{i}")
+                assert m["stanza_id"]["by"] == room, m
+                live.append(m["stanza_id"]["id"])
+            seen, pages = [], 0
+            async for page in b["xep_0313"].retrieve(jid=room, iterator=True, rsm={"max": 2}):
+                pages += 1
+                for res in page["mam"]["results"]:
+                    assert res["from"].bare == room
+                    fwd = res["mam_result"]["forwarded"]["stanza"]
+                    seen.append((res["mam_result"]["id"], fwd["body"], fwd["from"].full))
+                assert pages < 10
+            return live, seen, pages, room
+
+    live, seen, pages, room = run(scenario(), timeout=60)
+    assert [s[1] for s in seen] == [f"sx{i}" for i in range(5)], seen
+    assert [s[0] for s in seen] == live
+    assert {s[2] for s in seen} == {f"{room}/alice"}
+    assert pages >= 3
 
 
 # ---- slixmpp's plugins -----------------------------------------------------------------

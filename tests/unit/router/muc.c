@@ -2,7 +2,7 @@
  * whose role and affiliation, history bounds, affiliations by domain), then a room of
  * RT_OCC occupants on two front-end threads through the real shards (rt.h): a groupchat
  * message leaves the room's shard as one frame per thread, and every occupant gets it
- * once with its own `to`. */
+ * once with its own `to` and the room's stanza-id (a forged one naming the room removed). */
 #include "router/muc.h"
 #include "rt.h"
 
@@ -115,12 +115,42 @@ static void one_frame_per_thread(void)
     CHECK_INT(-msgs, ==, 1);
     CHECK_INT(-deliveries, ==, RT_OCC);
     CHECK_INT(-frames, ==, 2); /* one per thread, 200 occupants each */
+    /* Archived by the room (the rt shards have the archive module): every copy carries
+     * the same stanza-id by the room, after what the sender wrote. */
+    char sid[64] = "";
     for (unsigned i = 0; i < RT_OCC; i++) {
         const char *got = rt_take(occ[i]);
+        const char *id = strstr(got, "<stanza-id xmlns='urn:xmpp:sid:0' by='big@conference.localhost' id='");
+        CHECK(id != NULL);
+        if (!id)
+            continue;
+        if (!sid[0])
+            snprintf(sid, sizeof sid, "%.*s", (int)strcspn(id + 68, "'"), id + 68);
         snprintf(st, sizeof st, "<message to='u%u@localhost/r' from='%s/n7' type='groupchat' id='g1'>"
-                 "<body>hi all</body></message>", i, room);
+                 "<body>hi all</body><stanza-id xmlns='urn:xmpp:sid:0' by='%s' id='%s'/></message>",
+                 i, room, room, sid);
         CHECK_STR(got, st);
     }
+    /* A stanza-id the sender wrote naming the room (in any case) goes; another's stays.
+     * A no-store hint: not archived, no stanza-id. */
+    rt_send(&rt, occ[7], PROTO_MESSAGE, PROTO_MSG_GROUPCHAT, room,
+            "<message to='big@conference.localhost' type='groupchat' id='g2'><body>2</body>"
+            "<stanza-id xmlns='urn:xmpp:sid:0' by='Big@Conference.localhost' id='forged'/>"
+            "<stanza-id xmlns='urn:xmpp:sid:0' by='other@example.net' id='kept'/></message>");
+    const char *g2 = rt_take(occ[1]);
+    CHECK(strstr(g2, "id='forged'") == NULL);
+    CHECK(strstr(g2, "by='other@example.net' id='kept'") != NULL);
+    CHECK(strstr(g2, "by='big@conference.localhost' id='") != NULL);
+    for (unsigned i = 0; i < RT_OCC; i++)
+        if (i != 1)
+            rt_take(occ[i]);
+    rt_send(&rt, occ[7], PROTO_MESSAGE, PROTO_MSG_GROUPCHAT, room,
+            "<message to='big@conference.localhost' type='groupchat' id='g3'><body>3</body>"
+            "<no-store xmlns='urn:xmpp:hints'/></message>");
+    CHECK(strstr(rt_take(occ[1]), "stanza-id") == NULL);
+    for (unsigned i = 0; i < RT_OCC; i++)
+        if (i != 1)
+            rt_take(occ[i]);
     /* A session's end takes its occupant out: the others hear it. */
     rt_unbind(&rt, occ[3]);
     const char *got = rt_take(occ[4]);
