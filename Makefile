@@ -192,17 +192,26 @@ unit: $(UNIT_BINS)
 test: deps
 	$(Q)tests/run
 
-# ---- fuzzing -----------------------------------------------------------------------------
-FUZZ_CFLAGS := -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-               -I/usr/include/android -I. -isystem /usr/include/postgresql -D_GNU_SOURCE
+# ---- fuzzing ----------------------------------------------------------------------------
+# Each source is compiled once for every target (build/fuzz/obj/), with the sanitizers and
+# the fuzzer's coverage; a target links its driver with the objects of its folder, common
+# and shm.
+FUZZ_O      := build/fuzz/obj
+FUZZ_CFLAGS := -std=c17 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+               -I/usr/include/android -I. -isystem /usr/include/postgresql -D_GNU_SOURCE -MMD -MP
 fuzz_dir_srcs = $(call dir_srcs,$(1)) $(if $(filter-out common,$(1)),$(call dir_srcs,common)) \
                 $(if $(filter-out shm,$(1)),$(call dir_srcs,shm))
+fuzz_objs     = $(patsubst %.c,$(FUZZ_O)/%.o,$(1) $(call fuzz_dir_srcs,$(firstword $(subst /, ,$(1)))))
+
+$(FUZZ_O)/%.o: %.c
+	$(call say,FUZZ-CC,$<)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -c -o $@ $<
 
 define fuzz_rule
-$(call fuzz_bin,$(1)): $(1) $(call fuzz_dir_srcs,$(firstword $(subst /, ,$(1)))) $(wildcard */*.h common/*/*.h)
-	$$(call say,FUZZ-CC,$$@)
-	$(Q)mkdir -p $$(@D)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $$@ $(1) $(call fuzz_dir_srcs,$(firstword $(subst /, ,$(1)))) \
+$(call fuzz_bin,$(1)): $(call fuzz_objs,$(1))
+	$$(call say,FUZZ-LD,$$@)
+	$(Q)$(CLANG) -fsanitize=fuzzer,address,undefined -o $$@ $$^ \
 	    -L$(ANDROID_LIB) -Wl,-rpath,$(ANDROID_LIB) $(filter-out $(JEMALLOC),$(LDLIBS))
 endef
 $(foreach f,$(FUZZ_SRCS),$(eval $(call fuzz_rule,$(f))))
@@ -232,4 +241,4 @@ bench: deps all
 clean:
 	$(Q)rm -rf build
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+-include $(shell find $(O) $(FUZZ_O) -name '*.d' 2>/dev/null)
