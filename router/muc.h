@@ -110,6 +110,8 @@ struct muc_room {
     char *subject, *subject_nick; /* NULL: none */
     struct muc_hist *hist_head, *hist_tail;
     uint32_t nhist, hist_bytes;
+    bool dirty;  /* its configuration, subject or affiliations changed since written */
+    bool stored; /* the store has a row for it (muc_store.c) */
 };
 
 struct muc_table {
@@ -162,8 +164,17 @@ struct shard;
 struct stanza;
 struct xml_node;
 
+struct muc_load;
+
 struct muc_shard {
     struct muc_table rooms;
+    struct muc_load *loads; /* rooms being looked up in the store (muc_store.c) */
+    uint32_t nloads;
+    /* While the stanzas that waited for a room the store does not have are handled
+     * again: that room's JID, which they must not look up again. */
+    const char *absent;
+    size_t absent_len;
+    uint64_t absent_key;
 };
 
 /* The rooms of s. */
@@ -195,6 +206,22 @@ void muc_room_destroy(struct shard *s, struct muc_room *r, const char *extra);
 void muc_iq(struct shard *s, struct muc_room *r, const struct stanza *st);
 /* The room's disco#info features. */
 void muc_room_features(const struct muc_room *r, struct buf *b);
+
+/* ---- muc_store.c: persistent rooms in the store, the service's room list ---- */
+/* A stanza to a room this shard does not hold: true when it goes on (the store has
+ * been asked and has no such room); false when it waits for the room's load (handled
+ * again from the start once it is in) or was refused (resource-constraint). */
+bool muc_store_ready(struct shard *s, const struct stanza *st);
+/* The room's persistent state changed (its configuration, subject, affiliations). */
+void muc_store_dirty(struct muc_room *r);
+/* Writes a dirty room: its row when persistent and configured, else its row's delete. */
+void muc_store_sync(struct shard *s, struct muc_room *r);
+/* The room is destroyed: its row goes. */
+void muc_store_forget(struct shard *s, struct muc_room *r);
+/* Answers the service's disco#items (the public persistent rooms, muc.max_listed). */
+void muc_store_list(struct shard *s, const struct stanza *st);
+/* Drops the loads of a shard being freed. */
+void muc_store_free(struct shard *s);
 
 /* MAM for rooms (router/mam.h): each groupchat message a room broadcasts, before it is
  * sent; b holds the stanza and may be changed (an element added before its end tag).
