@@ -10,7 +10,8 @@
  * directed presence: a session remembers the rooms it joined, so its end sends them
  * unavailable, presence.c) and route_forward() takes the stanza to the room's home,
  * where the module's home hook takes it before any account is looked up. Stanzas to the
- * service's own domain (disco) are answered in the sender's shard.
+ * service's own domain (disco) are answered in the sender's shard (its disco#items once
+ * the store has answered).
  *
  * Fan-out. The room keeps each occupant's connection id (the frame that joined it
  * carries it). A groupchat message to N occupants is written once, without `to`, and
@@ -29,8 +30,19 @@
  * the occupant's real JID), roles and affiliations changed by moderators, admins and
  * owners (§8-§10: kick 307, ban 301, affiliation changes 321/322), the owner's form
  * (muc#roomconfig), mediated invitations and declines (§7.8), destroying a room, MUC
- * self-ping (XEP-0410). Rooms are kept in the memory of their shard: a persistent one
- * stays when empty but is lost when the router stops (the store part is to come).
+ * self-ping (XEP-0410). Rooms are kept in the memory of their shard; a persistent one
+ * stays there when empty, and is also in the store (muc_store.c, common/store/
+ * store_muc.h): its configuration, subject (and who set it) and affiliations, written
+ * at each change of them and deleted when the room is destroyed or made temporary. A
+ * stanza to a room the shard does not hold waits for the store's answer (bounded:
+ * router.max_pending bytes per room, loads counted in muc.max_rooms), so persistent
+ * rooms come back after a restart and on any node of a cluster sharing PostgreSQL.
+ * Neither occupants nor history are stored: after a restart a room is empty and its
+ * history starts again.
+ *
+ * The service's disco#items (§6.3) lists the public persistent rooms, from the store
+ * (the one place that has every shard's and node's), muc.max_listed at most, in JID
+ * order, without RSM; temporary rooms are not listed.
  *
  * MAM for rooms: muc_archive_hook() is called with each groupchat message a room
  * broadcasts (router/mam.h fills it in); it may add an element (a stanza-id) to the

@@ -88,13 +88,12 @@ static int put(struct shard *s, struct muc_room *r)
     for (const struct muc_aff_item *a = r->affs; a && n < r->naffs; a = a->next)
         if (a->aff != MUC_AFF_NONE)
             affs[n++] = (struct store_muc_aff){a->jid, a->aff};
-    uint32_t flags = (c->persistent ? STORE_MUC_PERSISTENT : 0) |
-                     (c->membersonly ? STORE_MUC_MEMBERSONLY : 0) |
-                     (c->moderated ? STORE_MUC_MODERATED : 0) |
-                     (c->public_room ? STORE_MUC_PUBLIC : 0) |
-                     (c->whois_anyone ? STORE_MUC_WHOIS_ANYONE : 0) |
-                     (c->changesubject ? STORE_MUC_CHANGESUBJECT : 0) |
-                     (c->allow_invites ? STORE_MUC_ALLOW_INVITES : 0);
+    uint32_t flags =
+        (c->persistent ? STORE_MUC_PERSISTENT : 0) | (c->membersonly ? STORE_MUC_MEMBERSONLY : 0) |
+        (c->moderated ? STORE_MUC_MODERATED : 0) | (c->public_room ? STORE_MUC_PUBLIC : 0) |
+        (c->whois_anyone ? STORE_MUC_WHOIS_ANYONE : 0) |
+        (c->changesubject ? STORE_MUC_CHANGESUBJECT : 0) |
+        (c->allow_invites ? STORE_MUC_ALLOW_INVITES : 0);
     struct store_muc_room row = {.jid = r->jid,
                                  .name = c->name,
                                  .desc = c->desc,
@@ -121,8 +120,8 @@ void muc_store_sync(struct shard *s, struct muc_room *r)
     }
     int rc = keep ? put(s, r) : store_muc_delete(s->store, r->jid, on_written, NULL);
     if (rc < 0) {
-        LOG_RL(LOG_LEVEL_WARN, "shard %u: room %s not written to the store yet: %s", s->idx,
-               r->jid, strerror(-rc));
+        LOG_RL(LOG_LEVEL_WARN, "shard %u: room %s not written to the store yet: %s", s->idx, r->jid,
+               strerror(-rc));
         return; /* still dirty: the next stanza to the room tries again */
     }
     r->dirty = false;
@@ -135,8 +134,8 @@ void muc_store_forget(struct shard *s, struct muc_room *r)
         return;
     int rc = store_muc_delete(s->store, r->jid, on_written, NULL);
     if (rc < 0) /* the row stays: the room comes back at its next load */
-        LOG_RL(LOG_LEVEL_ERROR, "shard %u: destroyed room %s left in the store: %s", s->idx,
-               r->jid, strerror(-rc));
+        LOG_RL(LOG_LEVEL_ERROR, "shard %u: destroyed room %s left in the store: %s", s->idx, r->jid,
+               strerror(-rc));
     r->stored = false;
 }
 
@@ -146,8 +145,8 @@ static struct muc_room *room_from_row(struct shard *s, const struct muc_load *l,
                                       const struct store_muc_room *row)
 {
     const struct config *cfg = s->cfg;
-    struct muc_room *r = muc_room_add(muc_rooms(s), l->key, l->jid, l->jid_len,
-                                      cfg->muc.max_occupants);
+    struct muc_room *r =
+        muc_room_add(muc_rooms(s), l->key, l->jid, l->jid_len, cfg->muc.max_occupants);
     if (!r)
         return NULL;
     struct muc_config *c = &r->cfg;
@@ -157,7 +156,7 @@ static struct muc_room *room_from_row(struct shard *s, const struct muc_load *l,
               (!row->subject || (r->subject = strdup(row->subject))) &&
               (!row->subject_nick || (r->subject_nick = strdup(row->subject_nick)));
     c->maxusers = row->maxusers && row->maxusers < cfg->muc.max_occupants ? row->maxusers
-                                                                         : cfg->muc.max_occupants;
+                                                                          : cfg->muc.max_occupants;
     c->persistent = row->flags & STORE_MUC_PERSISTENT;
     c->membersonly = row->flags & STORE_MUC_MEMBERSONLY;
     c->moderated = row->flags & STORE_MUC_MODERATED;
@@ -228,8 +227,8 @@ static void on_load(void *arg, int res, const struct store_muc_room *row)
 
 static bool refuse(struct shard *s, const struct stanza *st, const char *why)
 {
-    LOG_RL(LOG_LEVEL_WARN, "shard %u: a stanza to %.*s refused: %s", s->idx,
-           (int)st->to_bare_len, st->to, why);
+    LOG_RL(LOG_LEVEL_WARN, "shard %u: a stanza to %.*s refused: %s", s->idx, (int)st->to_bare_len,
+           st->to, why);
     out_error(s, st, "wait", "resource-constraint");
     return false;
 }
@@ -307,8 +306,8 @@ static void on_list(void *arg, int res, const struct store_muc_list *list)
         out_error(s, &st, "wait", "internal-server-error");
         goto out;
     }
-    struct xml_node *iq = xml_tree_parse(NULL, st.raw, st.raw_len, &s->arena, s->scratch,
-                                         sizeof s->scratch);
+    struct xml_node *iq =
+        xml_tree_parse(NULL, st.raw, st.raw_len, &s->arena, s->scratch, sizeof s->scratch);
     struct buf b = {0};
     buf_puts(&b, "<query xmlns='" NS_DISCO_ITEMS "'>");
     for (size_t i = 0; i < list->n; i++) {

@@ -34,10 +34,9 @@ static bool aff_ok(uint8_t a)
 
 static int room_check(const struct store_muc_room *r)
 {
-    if (!r || !jid_ok(r->jid) || !text_ok(r->name) || !text_ok(r->desc) ||
-        !text_ok(r->password) || !text_ok(r->subject) || !text_ok(r->subject_nick) ||
-        (r->flags & ~STORE_MUC_FLAGS_ALL) || r->naffs > STORE_MUC_AFFS_MAX ||
-        (r->naffs && !r->affs))
+    if (!r || !jid_ok(r->jid) || !text_ok(r->name) || !text_ok(r->desc) || !text_ok(r->password) ||
+        !text_ok(r->subject) || !text_ok(r->subject_nick) || (r->flags & ~STORE_MUC_FLAGS_ALL) ||
+        r->naffs > STORE_MUC_AFFS_MAX || (r->naffs && !r->affs))
         return -EINVAL;
     for (size_t i = 0; i < r->naffs; i++)
         if (!jid_ok(r->affs[i].jid) || !aff_ok(r->affs[i].aff))
@@ -87,8 +86,8 @@ static size_t str_size(const char *s)
     return (s = none(s)) ? strlen(s) + 1 : 0;
 }
 
-int store_muc_put(struct store_client *cl, const struct store_muc_room *room,
-                  store_done_fn done, void *arg)
+int store_muc_put(struct store_client *cl, const struct store_muc_room *room, store_done_fn done,
+                  void *arg)
 {
     struct store_req *req;
     int rc = room_check(room);

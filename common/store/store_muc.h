@@ -80,8 +80,8 @@ typedef void (*store_muc_fn)(void *arg, int res, const struct store_muc_room *ro
 typedef void (*store_muc_list_fn)(void *arg, int res, const struct store_muc_list *list);
 
 /* Stores the room (a new row, or the old one replaced). */
-int store_muc_put(struct store_client *cl, const struct store_muc_room *room,
-                  store_done_fn done, void *arg);
+int store_muc_put(struct store_client *cl, const struct store_muc_room *room, store_done_fn done,
+                  void *arg);
 
 /* The room stored under jid; -ENOENT when there is none. */
 int store_muc_load(struct store_client *cl, const char *jid, store_muc_fn done, void *arg);

@@ -14,9 +14,9 @@ static int op_put(struct sqlite_be *be, struct store_req *req)
 {
     const struct store_muc_room *m = &req->muc;
     int rc = sq_exec(be, SQ_MUC_PUT,
-                     VALS(V_TEXT(req->user), V_TEXT(m->name), V_TEXT(m->desc),
-                          V_TEXT(m->password), V_INT(m->maxusers), V_INT(m->flags),
-                          V_TEXT(m->subject), V_TEXT(m->subject_nick), V_TEXT(req->data)));
+                     VALS(V_TEXT(req->user), V_TEXT(m->name), V_TEXT(m->desc), V_TEXT(m->password),
+                          V_INT(m->maxusers), V_INT(m->flags), V_TEXT(m->subject),
+                          V_TEXT(m->subject_nick), V_TEXT(req->data)));
     return rc < 0 ? rc : 0;
 }
 
@@ -39,8 +39,8 @@ static int op_list(struct sqlite_be *be, struct store_req *req)
 {
     sqlite3_stmt *st;
     struct flat f;
-    int rc = sq_prep(be, SQ_MUC_LIST, &st,
-                     VALS(V_TEXT(req->after), V_INT((sqlite3_int64)req->limit)));
+    int rc =
+        sq_prep(be, SQ_MUC_LIST, &st, VALS(V_TEXT(req->after), V_INT((sqlite3_int64)req->limit)));
     if (rc != SQLITE_OK)
         return sq_err(be, rc);
     flat_init(&f, sizeof(struct store_muc_item));
