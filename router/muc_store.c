@@ -81,13 +81,23 @@ void muc_store_dirty(struct muc_room *r)
 static int put(struct shard *s, struct muc_room *r)
 {
     const struct muc_config *c = &r->cfg;
-    struct store_muc_aff *affs = r->naffs ? calloc(r->naffs, sizeof *affs) : NULL;
+    /* An affiliation's JID is len bytes without a NUL: the store takes strings. */
+    size_t bytes = 0;
+    for (const struct muc_aff_item *a = r->affs; a; a = a->next)
+        bytes += (size_t)a->len + 1;
+    struct store_muc_aff *affs = r->naffs ? malloc(r->naffs * sizeof *affs + bytes) : NULL;
     if (r->naffs && !affs)
         return -ENOMEM;
+    char *p = affs ? (char *)(affs + r->naffs) : NULL;
     size_t n = 0;
-    for (const struct muc_aff_item *a = r->affs; a && n < r->naffs; a = a->next)
-        if (a->aff != MUC_AFF_NONE)
-            affs[n++] = (struct store_muc_aff){a->jid, a->aff};
+    for (const struct muc_aff_item *a = r->affs; a && n < r->naffs; a = a->next) {
+        if (a->aff == MUC_AFF_NONE)
+            continue;
+        memcpy(p, a->jid, a->len);
+        p[a->len] = '\0';
+        affs[n++] = (struct store_muc_aff){p, a->aff};
+        p += a->len + 1;
+    }
     uint32_t flags =
         (c->persistent ? STORE_MUC_PERSISTENT : 0) | (c->membersonly ? STORE_MUC_MEMBERSONLY : 0) |
         (c->moderated ? STORE_MUC_MODERATED : 0) | (c->public_room ? STORE_MUC_PUBLIC : 0) |

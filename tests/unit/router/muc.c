@@ -58,7 +58,7 @@ static void tables(void)
     CHECK_INT(muc_aff_set(r, "evil.example", 12, MUC_AFF_NONE, 2), ==, 0);
     CHECK_INT(r->naffs, ==, 1);
     /* History: at most 3 messages and 100 bytes; the newest stay. */
-    char m[64];
+    char m[96] = {0}; /* 90 bytes of it are read below */
     for (int i = 0; i < 5; i++) {
         snprintf(m, sizeof m, "<message>%d</message>", i);
         CHECK_INT(muc_hist_add(r, m, strlen(m), 1000 + i, 3, 100), ==, 0);
