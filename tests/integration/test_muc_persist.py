@@ -4,7 +4,8 @@ Persistent rooms (XEP-0045 muc#roomconfig_persistentroom) in the store
 subject and affiliations survive the router being killed (SIGKILL, the supervisor
 starts a new one; the clients stay on c2s) and the whole node restarting; a temporary
 room does not, and a destroyed persistent room stays gone. The service's disco#items
-lists the public persistent rooms with their names, not the hidden ones. With
+lists the public persistent rooms with their names, not the hidden ones, at most
+muc.max_listed of them. With
 PostgreSQL as the store, the room is a row there.
 
 Before a kill, each test waits until the store has the rows it expects (read from the
@@ -206,3 +207,12 @@ def test_persistent_room_is_a_row_in_postgresql(pg, make_server):
     with connect(s, names[1], "again", available=True) as b:
         p = join(b, room, "bob")
         assert item(p).get("affiliation") == "member", ET.tostring(p)
+
+
+def test_room_list_is_bounded_by_max_listed(make_server):
+    s = make_server(muc={"max_listed": 2})
+    (name,) = s.new_users(1, "ml")
+    with connect(s, name, "r", available=True) as a:
+        made = sorted(new_room(a, "alice", persistentroom=1, roomname=f"R{i}") for i in range(3))
+        wait_rows(s, "SELECT count(*) FROM muc_rooms", [(3,)])
+        assert list(listed(a)) == made[:2]  # the first two in JID order
