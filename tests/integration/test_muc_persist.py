@@ -5,8 +5,7 @@ subject and affiliations survive the router being killed (SIGKILL, the superviso
 starts a new one; the clients stay on c2s) and the whole node restarting; a temporary
 room does not, and a destroyed persistent room stays gone. The service's disco#items
 lists the public persistent rooms with their names, not the hidden ones, at most
-muc.max_listed of them. With
-PostgreSQL as the store, the room is a row there.
+muc.max_listed of them. With PostgreSQL as the store, the room is a row there.
 
 Before a kill, each test waits until the store has the rows it expects (read from the
 node's SQLite file): what is tested is what was stored, not what c2s replays.
