@@ -366,6 +366,7 @@ void muc_room_destroy(struct shard *s, struct muc_room *r, const char *extra)
         muc_send(s, r, o, buf_data(&b), buf_used(&b), TO_AT_PRESENCE);
         buf_free(&b);
     }
+    muc_store_forget(s, r);
     muc_room_remove(muc_rooms(s), r);
 }
 
@@ -664,6 +665,7 @@ static bool set_subject(struct shard *s, struct muc_room *r, struct muc_occupant
     free(r->subject_nick);
     r->subject = n;
     r->subject_nick = who;
+    muc_store_dirty(r);
     return true;
 }
 
@@ -793,8 +795,9 @@ static void invitation(struct shard *s, struct muc_room *r, struct muc_occupant 
         }
         /* In a members-only room, an admin's invitation makes a member (§9.3). */
         if (r->cfg.membersonly && aff >= MUC_AFF_ADMIN &&
-            muc_aff_of(r, j.str, jid_bare_len(&j)) == MUC_AFF_NONE)
-            muc_aff_set(r, j.str, jid_bare_len(&j), MUC_AFF_MEMBER, s->cfg->muc.max_affiliations);
+            muc_aff_of(r, j.str, jid_bare_len(&j)) == MUC_AFF_NONE &&
+            muc_aff_set(r, j.str, jid_bare_len(&j), MUC_AFF_MEMBER, s->cfg->muc.max_affiliations) == 0)
+            muc_store_dirty(r);
         if (r->cfg.password) {
             buf_puts(&body, "<password>");
             xmlw_text(&body, r->cfg.password, strlen(r->cfg.password));
@@ -875,10 +878,8 @@ static void service_iq(struct shard *s, const struct stanza *st)
             "<feature var='" NS_DISCO_INFO "'/><feature var='" NS_DISCO_ITEMS "'/>"
             "<feature var='" NS_MUC "'/><feature var='urn:xmpp:ping'/></query>";
         iq_result(s, st, id, info, sizeof info - 1);
-    } else if (!strcmp(q->ns.p, NS_DISCO_ITEMS)) {
-        /* Rooms live in many shards and nodes; none lists them all yet. */
-        static const char items[] = "<query xmlns='" NS_DISCO_ITEMS "'/>";
-        iq_result(s, st, id, items, sizeof items - 1);
+    } else if (!strcmp(q->ns.p, NS_DISCO_ITEMS) && !xml_node_attr(q, "node")) {
+        muc_store_list(s, st); /* the public persistent rooms: the store has them all */
     } else if (!strcmp(q->ns.p, NS_PING)) {
         iq_result(s, st, id, NULL, 0);
     } else {
@@ -907,6 +908,10 @@ static bool muc_home(struct shard *s, const struct stanza *st)
     }
     struct muc_room *r = muc_room_find(muc_rooms(s), st->h->to_key, st->to, st->to_bare_len);
     bool full = st->to_len > st->to_bare_len;
+    if (!r && !muc_store_ready(s, st)) {
+        arena_reset(&s->arena);
+        return true; /* waits for the store's answer, or was refused */
+    }
     switch (st->h->kind) {
     case PROTO_PRESENCE:
         room_presence(s, r, st);
@@ -924,6 +929,8 @@ static bool muc_home(struct shard *s, const struct stanza *st)
     }
     /* An empty room that nobody keeps goes (the stanza may have ended it already). */
     r = muc_room_find(muc_rooms(s), st->h->to_key, st->to, st->to_bare_len);
+    if (r)
+        muc_store_sync(s, r);
     if (r && !r->noccupants && (!r->cfg.persistent || r->locked))
         muc_room_remove(muc_rooms(s), r);
     arena_reset(&s->arena);
@@ -965,6 +972,7 @@ static void muc_shard_free(struct shard *s)
     struct muc_shard *m = state(s);
     if (!m)
         return;
+    muc_store_free(s);
     muc_table_free(&m->rooms);
     free(m);
     s->mod[MOD_SLOT_MUC] = NULL;

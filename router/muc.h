@@ -10,7 +10,8 @@
  * directed presence: a session remembers the rooms it joined, so its end sends them
  * unavailable, presence.c) and route_forward() takes the stanza to the room's home,
  * where the module's home hook takes it before any account is looked up. Stanzas to the
- * service's own domain (disco) are answered in the sender's shard.
+ * service's own domain (disco) are answered in the sender's shard (its disco#items once
+ * the store has answered).
  *
  * Fan-out. The room keeps each occupant's connection id (the frame that joined it
  * carries it). A groupchat message to N occupants is written once, without `to`, and
@@ -31,8 +32,19 @@
  * the occupant's real JID), roles and affiliations changed by moderators, admins and
  * owners (§8-§10: kick 307, ban 301, affiliation changes 321/322), the owner's form
  * (muc#roomconfig), mediated invitations and declines (§7.8), destroying a room, MUC
- * self-ping (XEP-0410). Rooms are kept in the memory of their shard: a persistent one
- * stays when empty but is lost when the router stops (the store part is to come).
+ * self-ping (XEP-0410). Rooms are kept in the memory of their shard; a persistent one
+ * stays there when empty, and is also in the store (muc_store.c, common/store/
+ * store_muc.h): its configuration, subject (and who set it) and affiliations, written
+ * at each change of them and deleted when the room is destroyed or made temporary. A
+ * stanza to a room the shard does not hold waits for the store's answer (bounded:
+ * router.max_pending bytes per room, loads counted in muc.max_rooms), so persistent
+ * rooms come back after a restart and on any node of a cluster sharing PostgreSQL.
+ * Neither occupants nor history are stored: after a restart a room is empty and its
+ * history starts again.
+ *
+ * The service's disco#items (§6.3) lists the public persistent rooms, from the store
+ * (the one place that has every shard's and node's), muc.max_listed at most, in JID
+ * order, without RSM; temporary rooms are not listed.
  *
  * MAM for rooms (XEP-0313 §3.3.2, §5.1.2; muc_mam.c). While mam.enabled, every room
  * archives each groupchat message with a <body/> (not subject changes, not private
@@ -44,7 +56,7 @@
  * room, each forwarded message from room/nick) is answered for anyone who could join:
  * not outcasts; in a members-only or password-protected room, only occupants and
  * members (else forbidden).
-
+ *
  * Everything runs on the room's shard thread.
  */
 #ifndef STARLING_ROUTER_MUC_H
@@ -119,6 +131,8 @@ struct muc_room {
     char *subject, *subject_nick; /* NULL: none */
     struct muc_hist *hist_head, *hist_tail;
     uint32_t nhist, hist_bytes;
+    bool dirty;  /* its configuration, subject or affiliations changed since written */
+    bool stored; /* the store has a row for it (muc_store.c) */
 };
 
 struct muc_table {
@@ -171,8 +185,17 @@ struct shard;
 struct stanza;
 struct xml_node;
 
+struct muc_load;
+
 struct muc_shard {
     struct muc_table rooms;
+    struct muc_load *loads; /* rooms being looked up in the store (muc_store.c) */
+    uint32_t nloads;
+    /* While the stanzas that waited for a room the store does not have are handled
+     * again: that room's JID, which they must not look up again. */
+    const char *absent;
+    size_t absent_len;
+    uint64_t absent_key;
 };
 
 /* The rooms of s. */
@@ -204,6 +227,22 @@ void muc_room_destroy(struct shard *s, struct muc_room *r, const char *extra);
 void muc_iq(struct shard *s, struct muc_room *r, const struct stanza *st);
 /* The room's disco#info features. */
 void muc_room_features(const struct muc_room *r, struct buf *b);
+
+/* ---- muc_store.c: persistent rooms in the store, the service's room list ---- */
+/* A stanza to a room this shard does not hold: true when it goes on (the store has
+ * been asked and has no such room); false when it waits for the room's load (handled
+ * again from the start once it is in) or was refused (resource-constraint). */
+bool muc_store_ready(struct shard *s, const struct stanza *st);
+/* The room's persistent state changed (its configuration, subject, affiliations). */
+void muc_store_dirty(struct muc_room *r);
+/* Writes a dirty room: its row when persistent and configured, else its row's delete. */
+void muc_store_sync(struct shard *s, struct muc_room *r);
+/* The room is destroyed: its row goes. */
+void muc_store_forget(struct shard *s, struct muc_room *r);
+/* Answers the service's disco#items (the public persistent rooms, muc.max_listed). */
+void muc_store_list(struct shard *s, const struct stanza *st);
+/* Drops the loads of a shard being freed. */
+void muc_store_free(struct shard *s);
 
 /* ---- muc_mam.c: the room's archive (router/mam.h's room API) ---- */
 /* A groupchat message o sent, to archive, before it is sent: b holds it (without `to`)

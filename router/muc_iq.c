@@ -252,6 +252,7 @@ static void owner_set(struct shard *s, struct muc_room *r, const struct stanza *
     muc_config_free(&r->cfg);
     r->cfg = c;
     r->locked = false; /* an instant room is an empty submission (§10.1.2) */
+    muc_store_dirty(r);
     iq_result(s, st, id, NULL, 0);
     /* §9.5 and §10.2: made members-only, those who are not members leave (322). */
     if (r->cfg.membersonly)
@@ -414,6 +415,7 @@ static void admin_set(struct shard *s, struct muc_room *r, struct muc_occupant *
         size_t blen = jid_bare_len(&j);
         if (muc_aff_set(r, j.str, blen, (enum muc_aff)aff, s->cfg->muc.max_affiliations) < 0)
             continue; /* over muc.max_affiliations: the error was ours to give before */
+        muc_store_dirty(r);
         for (struct muc_occupant *o = r->occupants, *next; o; o = next) {
             next = o->next;
             if (o->bare_len != blen || memcmp(o->jid, j.str, blen))

@@ -244,6 +244,7 @@ struct config {
         uint32_t max_history_bytes;  /* per room */
         uint32_t max_nick_bytes;
         uint32_t max_subject_bytes;
+        uint32_t max_listed;         /* rooms of the service's disco#items */
     } muc;
 
     const char *path;       /* the file this snapshot was read from; NULL for the defaults */

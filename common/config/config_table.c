@@ -4,6 +4,7 @@
 #include "common/config/config_table.h"
 #include "common/auth/tls.h"
 #include "common/store/store_mam.h"
+#include "common/store/store_muc.h"
 
 #include <stdio.h>
 
@@ -568,6 +569,9 @@ const struct config_directive config_table[] = {
         "Bytes of an occupant's nickname; a longer one is refused with not-acceptable."),
     NUM(SIZE, "muc.max_subject_bytes", muc.max_subject_bytes, "4K", 1, 1 * M, 0,
         "Bytes of a room's subject; a longer one is refused with not-acceptable."),
+    NUM(INT, "muc.max_listed", muc.max_listed, "100", 1, STORE_MUC_LIST_MAX, 0,
+        "Rooms the service's disco#items lists at most (XEP-0045 §6.3): the public\n"
+        "persistent rooms, from the store, in JID order; those past it are not listed."),
 };
 
 #undef RESTART

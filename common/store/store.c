@@ -94,6 +94,8 @@ const char *store_op_name(enum store_op op)
         [STORE_OP_MAM_APPEND] = "mam append",         [STORE_OP_MAM_QUERY] = "mam query",
         [STORE_OP_MAM_PREFS_GET] = "mam prefs get",   [STORE_OP_MAM_PREFS_SET] = "mam prefs set",
         [STORE_OP_MAM_EXPIRE] = "mam expire",         [STORE_OP_MAM_LAST] = "mam last",
+        [STORE_OP_MUC_PUT] = "muc put",               [STORE_OP_MUC_LOAD] = "muc load",
+        [STORE_OP_MUC_DELETE] = "muc delete",         [STORE_OP_MUC_LIST] = "muc list",
     };
     return (unsigned)op < STORE_OP_COUNT_ ? names[op] : "?";
 }
@@ -382,6 +384,8 @@ static void req_release(struct store_client *cl, struct store_req *req)
     store_pep_free(&req->pep);
     store_mam_page_free(&req->mam_page);
     store_mam_prefs_free(&req->mam_prefs_out);
+    store_muc_room_free(&req->muc_out);
+    store_muc_list_free(&req->muc_list);
     free(req);
     cl->pending--;
     atomic_fetch_sub_explicit(&cl->st->outstanding, 1, memory_order_relaxed);
@@ -428,6 +432,12 @@ int store_poll(struct store_client *cl)
             break;
         case STORE_OP_MAM_PREFS_GET:
             req->cb.mam_prefs(req->arg, req->res, ok ? &req->mam_prefs_out : NULL);
+            break;
+        case STORE_OP_MUC_LOAD:
+            req->cb.muc(req->arg, req->res, ok ? &req->muc_out : NULL);
+            break;
+        case STORE_OP_MUC_LIST:
+            req->cb.muc_list(req->arg, req->res, ok ? &req->muc_list : NULL);
             break;
         default:
             req->cb.done(req->arg, req->res);

@@ -34,6 +34,7 @@
 
 #include "common/store/store.h"
 #include "common/store/store_mam.h"
+#include "common/store/store_muc.h"
 
 #include <stdbool.h>
 
@@ -78,6 +79,11 @@ enum store_op {
     STORE_OP_MAM_PREFS_SET, /* in: user, mam_prefs */
     STORE_OP_MAM_EXPIRE,    /* in: seq (ids below), limit; res: deleted */
     STORE_OP_MAM_LAST,      /* out: seq (the highest id, 0: none) */
+    /* The chat service's rooms (store_muc.h); the room's JID in `user`. */
+    STORE_OP_MUC_PUT,    /* in: muc (its strings), data (the affiliation lines, NUL-ended) */
+    STORE_OP_MUC_LOAD,   /* in: user; out: muc_out */
+    STORE_OP_MUC_DELETE, /* in: user; res: deleted */
+    STORE_OP_MUC_LIST,   /* in: after, limit; out: muc_list */
     STORE_OP_COUNT_,
 };
 
@@ -101,6 +107,8 @@ struct store_req {
         store_pep_fn pep;
         store_mam_fn mam;
         store_mam_prefs_fn mam_prefs;
+        store_muc_fn muc;
+        store_muc_list_fn muc_list;
     } cb;
     void *arg;
 
@@ -130,6 +138,7 @@ struct store_req {
     size_t mam_nrows;
     struct store_mam_query mam_query;
     struct store_mam_prefs mam_prefs;
+    struct store_muc_room muc; /* a put's; affs unused (data has them as text) */
 
     /* Out, filled by run() when res >= 0. list has malloc'd names; roster, subreqs and
      * offline are each one malloc'd block (their array, with every string in its
@@ -143,6 +152,8 @@ struct store_req {
     size_t failed; /* an import's: the index of the account at fault, or naccounts */
     struct store_mam_page mam_page; /* one malloc'd block, as offline */
     struct store_mam_prefs mam_prefs_out; /* one malloc'd block */
+    struct store_muc_room muc_out;        /* one malloc'd block (store_muc.h) */
+    struct store_muc_list muc_list;       /* one malloc'd block */
 
     /* An async request's copies of its in-arguments: pointer arrays first, which this
      * alignment keeps aligned, then strings and bytes. */

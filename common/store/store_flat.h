@@ -67,6 +67,11 @@ int flat_mam_finish(struct flat *f, size_t max, bool last, struct store_mam_page
 int flat_mam_prefs(const char *lists, uint8_t dflt, struct store_mam_prefs *out);
 char *flat_mam_lists(const struct store_mam_prefs *p);
 
+/* A list of public rooms (records of struct store_muc_item; store_muc.c). -ENOMEM. Leaves
+ * f empty. */
+struct store_muc_list;
+int flat_muc_list_finish(struct flat *f, struct store_muc_list *out);
+
 /* An offline message's stamp from UTC microseconds since the Unix epoch. */
 void flat_offline_stamp(struct store_offline_msg *m, int64_t stamp_us);
 

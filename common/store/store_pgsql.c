@@ -208,6 +208,15 @@ static const char *const pg_migrations[] = {
     " RETURN NULL; END $$;"
     "CREATE TRIGGER mam_account_gone AFTER DELETE ON accounts"
     " FOR EACH ROW EXECUTE FUNCTION mam_account_gone();",
+    /* 6: the chat service's persistent rooms (store_muc.h), as SQLite's schema 6. */
+    "CREATE TABLE muc_rooms ("
+    " jid text COLLATE \"C\" PRIMARY KEY,"
+    " name text, descr text, password text,"
+    " maxusers bigint NOT NULL,"
+    " flags integer NOT NULL,"
+    " subject text, subject_nick text,"
+    " affs text NOT NULL);"
+    "CREATE INDEX muc_public ON muc_rooms (jid) WHERE flags & 8 <> 0;",
 };
 #define PG_SCHEMA_VERSION (int)(sizeof pg_migrations / sizeof pg_migrations[0])
 
@@ -512,6 +521,8 @@ static void pg_complete(const struct store_serve *sv, struct pg_flight *fl)
         store_pep_free(&req->pep);
         store_mam_page_free(&req->mam_page);
         store_mam_prefs_free(&req->mam_prefs_out);
+        store_muc_room_free(&req->muc_out);
+        store_muc_list_free(&req->muc_list);
     }
     sv->done(sv->st, req);
 }

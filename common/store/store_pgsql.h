@@ -95,6 +95,10 @@ enum pg_stmt {
     PG_MAM_PREFS_SET,
     PG_MAM_EXPIRE,
     PG_MAM_LAST,
+    PG_MUC_PUT,
+    PG_MUC_LOAD,
+    PG_MUC_DELETE,
+    PG_MUC_LIST,
     PG_STMT_COUNT_,
 };
 
@@ -163,6 +167,11 @@ const char *pg_flat_col(struct flat *f, const PGresult *r, int row, int col, boo
 int pg_mam_send(PGconn *conn, const struct pg_flight *fl);
 bool pg_mam_result(struct pg_flight *fl, size_t k, const PGresult *r);
 bool pg_mam_finish(struct pg_flight *fl);
+
+/* And for the chat service's rooms (store_pgsql_muc.c). */
+int pg_muc_send(PGconn *conn, const struct pg_flight *fl);
+bool pg_muc_result(struct pg_flight *fl, size_t k, const PGresult *r);
+bool pg_muc_finish(struct pg_flight *fl);
 
 /* A column in binary format: an integer of any width (bool, int2, int4, int8); 0 for
  * NULL. */

@@ -166,6 +166,18 @@ const char *const pg_sql[PG_STMT_COUNT_] = {
     [PG_PEP_TRIM] = "DELETE FROM pep WHERE username = $1::text AND kind = 1 AND node = $2::text"
                     " AND seq NOT IN (SELECT seq FROM pep WHERE username = $1::text AND kind = 1"
                     " AND node = $2::text ORDER BY seq DESC LIMIT $3::bigint)",
+    [PG_MUC_PUT] = "INSERT INTO muc_rooms VALUES ($1::text, $2::text, $3::text, $4::text,"
+                   " $5::bigint, $6::bigint, $7::text, $8::text, $9::text)"
+                   " ON CONFLICT (jid) DO UPDATE SET name = excluded.name,"
+                   " descr = excluded.descr, password = excluded.password,"
+                   " maxusers = excluded.maxusers, flags = excluded.flags,"
+                   " subject = excluded.subject, subject_nick = excluded.subject_nick,"
+                   " affs = excluded.affs",
+    [PG_MUC_LOAD] = "SELECT name, descr, password, subject, subject_nick, maxusers, flags, affs"
+                    " FROM muc_rooms WHERE jid = $1::text",
+    [PG_MUC_DELETE] = "DELETE FROM muc_rooms WHERE jid = $1::text",
+    [PG_MUC_LIST] = "SELECT jid, name FROM muc_rooms WHERE flags & 8 <> 0 AND jid > $1::text"
+                    " ORDER BY jid LIMIT $2::bigint",
     [PG_MAM_APPEND] = "INSERT INTO mam (owner, id, with_bare, with_full, stanza)"
                       " VALUES ($1::text, $2::bigint, $3::text, $4::text, $5::bytea)"
                       " ON CONFLICT DO NOTHING",
@@ -391,6 +403,8 @@ int pg_req_send(PGconn *conn, const struct pg_flight *fl)
         rc = pg_pep_send(conn, fl);
         if (rc == -ENOSYS)
             rc = pg_mam_send(conn, fl);
+        if (rc == -ENOSYS)
+            rc = pg_muc_send(conn, fl);
         break;
     }
 #undef SEND
@@ -653,8 +667,8 @@ void pg_req_result(struct pg_flight *fl, size_t k, const PGresult *r)
             fl->flag = rows != 0;
         break;
     default:
-        if (!pg_pep_result(fl, k, r))
-            pg_mam_result(fl, k, r);
+        if (!pg_pep_result(fl, k, r) && !pg_mam_result(fl, k, r))
+            pg_muc_result(fl, k, r);
         break;
     }
     if (rc < 0)
@@ -671,7 +685,7 @@ void pg_req_finish(struct pg_flight *fl)
         req->res = fl->err;
         return;
     }
-    if (pg_mam_finish(fl))
+    if (pg_mam_finish(fl) || pg_muc_finish(fl))
         return;
     switch (req->op) {
     case STORE_OP_ACCOUNT_IMPORT:

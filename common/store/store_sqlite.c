@@ -178,6 +178,17 @@ static const char *const sqlite_migrations[] = {
     " DELETE FROM mam WHERE owner = old.user;"
     " DELETE FROM mam_prefs WHERE owner = old.user;"
     " END;",
+    /* 6: the chat service's persistent rooms (store_muc.h), a row each: the configuration
+     * (flags: enum store_muc_flag), the subject, the affiliations as lines of text. */
+    "CREATE TABLE muc_rooms ("
+    " jid TEXT NOT NULL PRIMARY KEY,"
+    " name TEXT, descr TEXT, password TEXT," /* NULL: none */
+    " maxusers INTEGER NOT NULL,"
+    " flags INTEGER NOT NULL,"
+    " subject TEXT, subject_nick TEXT,"
+    " affs TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX muc_public ON muc_rooms (jid) WHERE flags & 8 <> 0;",
 };
 #define SQLITE_SCHEMA_VERSION (int)(sizeof sqlite_migrations / sizeof sqlite_migrations[0])
 
@@ -194,6 +205,12 @@ static const char *const sqlite_sql[SQ_COUNT_] = {
                      " WHERE user = ?1",
     /* BINARY collation: byte order, as store.h promises. */
     [SQ_LIST] = "SELECT user FROM accounts WHERE user > ?1 ORDER BY user LIMIT ?2",
+    [SQ_MUC_PUT] = "INSERT OR REPLACE INTO muc_rooms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [SQ_MUC_LOAD] = "SELECT name, descr, password, subject, subject_nick, maxusers, flags, affs"
+                    " FROM muc_rooms WHERE jid = ?1",
+    [SQ_MUC_DELETE] = "DELETE FROM muc_rooms WHERE jid = ?1",
+    [SQ_MUC_LIST] = "SELECT jid, name FROM muc_rooms WHERE flags & 8 <> 0 AND jid > ?1"
+                    " ORDER BY jid LIMIT ?2",
     [SQ_BEGIN] = "BEGIN",
     [SQ_BEGIN_WRITE] = "BEGIN IMMEDIATE",
     [SQ_COMMIT] = "COMMIT",
@@ -761,7 +778,8 @@ static void sqlite_run(void *p, struct store_req *req)
         req->res = -ENOTSUP; /* a file is no meeting place for nodes */
         break;
     default:
-        if (!sq_im_run(be, req) && !sq_pep_run(be, req) && !sq_mam_run(be, req)) {
+        if (!sq_im_run(be, req) && !sq_pep_run(be, req) && !sq_mam_run(be, req) &&
+            !sq_muc_run(be, req)) {
             req->res = -ENOSYS;
             return;
         }
@@ -783,6 +801,8 @@ static void sqlite_run(void *p, struct store_req *req)
         store_pep_free(&req->pep);
         store_mam_page_free(&req->mam_page);
         store_mam_prefs_free(&req->mam_prefs_out);
+        store_muc_room_free(&req->muc_out);
+        store_muc_list_free(&req->muc_list);
     }
     /* Ready for the next request; the bindings point into this one, which is about to go. */
     for (int i = 0; i < SQ_COUNT_; i++) {

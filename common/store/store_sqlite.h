@@ -56,6 +56,10 @@ enum sqlite_stmt {
     SQ_MAM_PREFS_SET,
     SQ_MAM_EXPIRE,
     SQ_MAM_LAST,
+    SQ_MUC_PUT,
+    SQ_MUC_LOAD,
+    SQ_MUC_DELETE,
+    SQ_MUC_LIST,
     SQ_COUNT_,
 };
 _Static_assert(SQ_COUNT_ <= 64, "struct sqlite_be's used mask has 64 bits");
@@ -130,5 +134,7 @@ const char *sq_flat_col(struct flat *f, sqlite3_stmt *st, int col, bool text, si
 
 /* The same for the archive's requests (store_sqlite_mam.c). */
 bool sq_mam_run(struct sqlite_be *be, struct store_req *req);
+/* And for the chat service's rooms (store_sqlite_muc.c). */
+bool sq_muc_run(struct sqlite_be *be, struct store_req *req);
 
 #endif

@@ -31,7 +31,7 @@ def test_accounts_roster_offline_in_postgresql(pg, pg_node):
     s = pg_node()
     # The accounts starlingctl made (the node's setup) are rows in PostgreSQL.
     assert pg.sql("node", "SELECT count(*) FROM accounts") == str(len(s.accounts))
-    assert pg.sql("node", "SELECT version FROM schema_version") == "5"  # every migration of store_pgsql.c ran
+    assert pg.sql("node", "SELECT version FROM schema_version") == "6"  # every migration of store_pgsql.c ran
     rn, = s.new_users(1, "pgu")  # made while the node runs: seen at once
     R = f"{rn}@localhost"
 

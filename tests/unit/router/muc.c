@@ -58,7 +58,7 @@ static void tables(void)
     CHECK_INT(muc_aff_set(r, "evil.example", 12, MUC_AFF_NONE, 2), ==, 0);
     CHECK_INT(r->naffs, ==, 1);
     /* History: at most 3 messages and 100 bytes; the newest stay. */
-    char m[64];
+    char m[96] = {0}; /* 90 bytes of it are read below */
     for (int i = 0; i < 5; i++) {
         snprintf(m, sizeof m, "<message>%d</message>", i);
         CHECK_INT(muc_hist_add(r, m, strlen(m), 1000 + i, 3, 100), ==, 0);
@@ -158,10 +158,69 @@ static void one_frame_per_thread(void)
     rt_close(&rt);
 }
 
+/* Stanzas to a room the shard does not hold wait for the store's answer (muc_store.c):
+ * at most router.max_pending bytes of them; the rest are answered resource-constraint,
+ * and every one of them is answered (none dropped). Then a persistent room written to
+ * the store comes back in a router that never held it. */
+static void load_waits_bounded(void)
+{
+    rt_open(&rt, 1, 1, 4u << 20, 1u << 20);
+    rt.cfg->router.max_pending = 64 * 1024;
+    struct rt_conn *a = rt_bind(&rt, 0, "a@localhost/r");
+    rt_send(&rt, a, PROTO_PRESENCE, PROTO_PRES_AVAILABLE, NULL, "<presence/>");
+    rt_take(a);
+    static char st[1400];
+    char pad[1025];
+    memset(pad, 'x', 1024);
+    pad[1024] = '\0';
+    enum { N = 100 }; /* of about 1.2K each: one batch, before any store answer */
+    for (int i = 0; i < N; i++) {
+        snprintf(st, sizeof st, "<message to='nope@conference.localhost' type='groupchat' id='m%d'>"
+                 "<body>%s</body></message>", i, pad);
+        rt_send_later(&rt, a, PROTO_MESSAGE, PROTO_MSG_GROUPCHAT, "nope@conference.localhost", st);
+    }
+    rt_settle(&rt);
+    const char *got = rt_take(a);
+    unsigned full = rt_count(got, "<resource-constraint"), absent = rt_count(got, "<item-not-found");
+    CHECK(full > 0);
+    CHECK(absent > 0);
+    CHECK_INT(full + absent, ==, N);
+    CHECK(strstr(got, "id='m0'") && strstr(got, "id='m99'"));
+
+    const char *room = "kept@conference.localhost";
+    rt_send(&rt, a, PROTO_PRESENCE, PROTO_PRES_AVAILABLE, "kept@conference.localhost/a",
+            "<presence to='kept@conference.localhost/a'><x xmlns='" NS_MUC "'/></presence>");
+    rt_send(&rt, a, PROTO_IQ, PROTO_IQ_SET, room,
+            "<iq type='set' id='c1' to='kept@conference.localhost'><query xmlns='" NS_MUC_OWNER
+            "'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_persistentroom'>"
+            "<value>1</value></field><field var='muc#roomconfig_roomname'><value>Kept</value>"
+            "</field></x></query></iq>");
+    rt_send(&rt, a, PROTO_MESSAGE, PROTO_MSG_GROUPCHAT, room,
+            "<message to='kept@conference.localhost' type='groupchat'><subject>S1</subject></message>");
+    rt_take(a);
+    /* The router forgets it (as a new router would not have it). */
+    struct muc_table *t = muc_rooms(&rt.shards[0]);
+    struct muc_room *r = muc_room_find(t, jid_hash(room, strlen(room)), room, strlen(room));
+    CHECK(r && r->stored && !r->dirty);
+    if (r)
+        muc_room_remove(t, r);
+    struct rt_conn *b = rt_bind(&rt, 0, "b@localhost/r");
+    rt_send(&rt, b, PROTO_PRESENCE, PROTO_PRES_AVAILABLE, NULL, "<presence/>");
+    rt_take(b);
+    rt_send(&rt, b, PROTO_PRESENCE, PROTO_PRES_AVAILABLE, "kept@conference.localhost/b",
+            "<presence to='kept@conference.localhost/b'><x xmlns='" NS_MUC "'/></presence>");
+    got = rt_take(b);
+    CHECK(strstr(got, "<status code='110'/>") != NULL);
+    CHECK(strstr(got, "<status code='201'/>") == NULL); /* not a new room */
+    CHECK(strstr(got, "<subject>S1</subject>") != NULL);
+    rt_close(&rt);
+}
+
 int main(void)
 {
     RUN(role_rules);
     RUN(tables);
     RUN(one_frame_per_thread);
+    RUN(load_waits_bounded);
     return test_done("muc");
 }

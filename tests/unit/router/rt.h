@@ -293,11 +293,12 @@ static inline void rt_unbind(struct rt *rt, struct rt_conn *c)
     rt_session(rt, c, PROTO_UNBIND);
 }
 
-/* A stanza from c, as c2s hands it over: `from` stamped after the element name, the
+/* A stanza from c, as c2s hands it over (rt_send_later: written into the ring, not yet
+ * handled): `from` stamped after the element name, the
  * routing fields filled in. to (normalised) may be NULL. xml is the stanza as the client
  * wrote it, without `from`; kind and type as c2s classified it. */
-static inline void rt_send(struct rt *rt, struct rt_conn *c, uint8_t kind, uint8_t type, const char *to,
-                    const char *xml)
+static inline void rt_send_later(struct rt *rt, struct rt_conn *c, uint8_t kind, uint8_t type,
+                                 const char *to, const char *xml)
 {
     struct buf st = {0}, fr = {0};
     const char *name_end = xml + 1 + strcspn(xml + 1, " />");
@@ -344,6 +345,13 @@ static inline void rt_send(struct rt *rt, struct rt_conn *c, uint8_t kind, uint8
            buf_used(&fr));
     buf_free(&st);
     buf_free(&fr);
+}
+
+/* rt_send_later(), then everything settled. */
+static inline void rt_send(struct rt *rt, struct rt_conn *c, uint8_t kind, uint8_t type, const char *to,
+                    const char *xml)
+{
+    rt_send_later(rt, c, kind, type, to, xml);
     rt_settle(rt);
 }
 

@@ -8,7 +8,7 @@
 #include "store_test.h"
 
 #define SCHEMA_VERSION_SQL BY_BACKEND("PRAGMA user_version", "SELECT version FROM schema_version")
-#define SCHEMA_VERSION     BY_BACKEND(5, 5)
+#define SCHEMA_VERSION     BY_BACKEND(6, 6)
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -78,11 +78,11 @@ static void migrates_from_empty(void)
     struct store *st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 5);
+    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 6);
     CHECK_INT(sql1(path, "SELECT count(*) FROM schema_version"), ==, 1);
     CHECK_INT(sql1(path, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"),
-              ==, 14); /* schema_version, accounts, 6 of instant messaging, 2 of usage,
-                          cluster_nodes, pep, 2 of the archive */
+              ==, 15); /* schema_version, accounts, 6 of instant messaging, 2 of usage,
+                          cluster_nodes, pep, 2 of the archive, muc_rooms */
     store_close(st);
     /* Reopening finds nothing to do. */
     st = open_db(path, 0);
@@ -97,7 +97,7 @@ static void migrates_from_v1(void)
     struct store *st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 5);
+    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 6);
     /* The usage the new tables keep starts from the messages already there. */
     CHECK_INT(sql1(path, "SELECT messages * 100 + bytes FROM offline_usage"), ==, 316);
     CHECK_INT(sql1(path, "SELECT messages * 100 + bytes FROM offline_sender_usage"
@@ -149,7 +149,7 @@ static void concurrent_opens_migrate_once(void)
         pthread_join(t[i], NULL);
         CHECK_INT(o[i].rc, ==, 0);
     }
-    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 5);
+    CHECK_INT(sql1(path, "SELECT version FROM schema_version"), ==, 6);
     CHECK_INT(sql1(path, "SELECT count(*) FROM schema_version"), ==, 1);
     for (int i = 0; i < N; i++)
         store_close(o[i].st);

@@ -43,7 +43,7 @@ static void migrates_from_v1(void)
     struct store *st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 5);
+    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 6);
     const char *tables[] = {"roster_version", "roster",  "roster_groups",
                             "subreqs",        "offline", "blocklist"};
     char sql[128];
@@ -70,7 +70,7 @@ static void migrates_from_v1(void)
     st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 5);
+    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 6);
     CHECK_TEXT(roster_of(st, "romeo"), "1: juliet@capulet.lit(Juliet)/both/----/1[] offline");
     CHECK_INT(store_account_delete_sync(st, "romeo"), ==, 0);
     CHECK_INT(sql1(path, "SELECT count(*) FROM roster"), ==, 0);
@@ -88,8 +88,8 @@ static void migrates_from_v2(void)
     if (!st)
         return;
     store_close(st);
-    /* Version 3's, 4's and 5's additions undone: the file version 2 made. */
-    CHECK_INT(sql1(path, "DROP TABLE pep;"
+    /* Version 3's to 6's additions undone: the file version 2 made. */
+    CHECK_INT(sql1(path, "DROP TABLE pep; DROP TABLE muc_rooms;"
                          "DROP TRIGGER mam_account_gone; DROP TABLE mam; DROP TABLE mam_prefs;"
                          "DROP TRIGGER offline_counted; DROP TRIGGER offline_uncounted;"
                          "DROP TABLE offline_sender_usage; DROP TABLE offline_usage;"
@@ -102,7 +102,7 @@ static void migrates_from_v2(void)
     st = open_db(path, 0);
     if (!st)
         return;
-    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 5);
+    CHECK_INT(sql1(path, "PRAGMA user_version"), ==, 6);
     CHECK_INT(sql1(path, "SELECT count(*) FROM offline WHERE sender = '' AND len = 4"), ==, 1);
     CHECK_INT(sql1(path, "SELECT messages * 100 + bytes FROM offline_usage"), ==, 104);
     struct store_offline_quota q = {2, SIZE_MAX, 1, SIZE_MAX};
