@@ -70,7 +70,8 @@ struct muc_occupant {
     uint16_t nick_len, jid_len, bare_len;
     uint8_t role; /* enum muc_role */
     uint8_t aff;  /* enum muc_aff, its bare JID's (kept here: presence carries it) */
-    uint64_t conn; /* its connection (of any node); 0: a remote server's user */
+    uint64_t conn; /* its connection (of any node), unless remote (0 is a connection id too) */
+    bool remote;   /* a remote server's user: reached through s2s */
     char *pres;    /* the children of its last presence, the MUC ones left out */
     uint32_t pres_len;
 };
@@ -195,6 +196,25 @@ void muc_room_destroy(struct shard *s, struct muc_room *r, const char *extra);
 void muc_iq(struct shard *s, struct muc_room *r, const struct stanza *st);
 /* The room's disco#info features. */
 void muc_room_features(const struct muc_room *r, struct buf *b);
+
+/* ---- muc_remote.c: occupants of other servers, grouped per server ---- */
+struct muc_remote_group {
+    const char *dom; /* inside an occupant's JID */
+    size_t dlen;
+    uint32_t count;
+    struct buf list; /* uint16_t length + full JID, count of them */
+};
+struct muc_remotes {
+    struct muc_remote_group *v;
+    unsigned n, cap;
+    unsigned lost; /* occupants left out for want of memory (logged when sent) */
+};
+/* Adds the occupant (a remote one) to its server's group. */
+void muc_remotes_add(struct muc_remotes *r, const struct muc_occupant *o);
+/* The stanza (without `to`, its `to` going at to_at) to every group, one
+ * PROTO_REMOTE_FANOUT frame each; then the groups are forgotten (*r empty again). */
+void muc_remotes_send(struct shard *s, struct muc_remotes *r, const char *stanza, size_t len,
+                      uint32_t to_at);
 
 /* MAM for rooms (router/mam.h): each groupchat message a room broadcasts, before it is
  * sent; b holds the stanza and may be changed (an element added before its end tag).

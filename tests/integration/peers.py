@@ -727,6 +727,7 @@ class Starling(Peer):
     are left out, so that an older build still starts."""
 
     kind = "starling"
+    subdomains = ("conference",)  # the chat service (muc.domain), a server of its own to peers
 
     def __init__(self, *args, config=None, **kw):
         super().__init__(*args, **kw)
