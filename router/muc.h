@@ -18,8 +18,14 @@
  * that thread's occupants with each one's real JID as `to`, one link message per other
  * node holding occupants' connections (which splits it per thread there); the
  * per-occupant stanza exists only in the front end that writes it. Occupants from remote
- * servers (conn 0) get one stanza each through s2s. shard_stats counts it: muc_messages,
- * muc_deliveries, muc_deliver_frames (frames those deliveries took).
+ * servers (remote: they joined through s2s, PROTO_STANZA_REMOTE) are grouped per server
+ * (muc_remote.c): one PROTO_REMOTE_FANOUT frame per server listing their real full
+ * JIDs, marked PROTO_FANOUT_FROM_MUC so s2s sends it on our stream from the chat
+ * service's domain (s2s/s2s.h), as one stanza per occupant or, to a server that offers
+ * XEP-0033, one multicast stanza for many (s2s/multicast.c). What a room sends to one
+ * remote occupant (its self-presence, history, a private message) is one PROTO_REMOTE
+ * stanza (route_generated()). shard_stats counts it: muc_messages, muc_deliveries,
+ * muc_deliver_frames (frames those deliveries took, REMOTE_FANOUT ones included).
  *
  * What a room does: join with self-presence (110, 201 on creation: the creator is the
  * owner and the room is locked until the owner submits the configuration form, or an

@@ -424,8 +424,8 @@ bool mcast_fanout(struct s2s_conn *c, struct s2s_mcast *m, const struct decode_r
         left -= got;
     }
     t->sent += stanzas;
-    stats_add(t->fe.stats, d->h.stanza_len > 1 && d->stanza[1] == 'm' ? STAT_S2S_OUT_MESSAGE : STAT_S2S_OUT_PRESENCE,
-              stanzas);
+    bool msg = d->h.stanza_len > 1 && d->stanza[1] == 'm'; /* a room's groupchat */
+    stats_add(t->fe.stats, msg ? STAT_S2S_OUT_MESSAGE : STAT_S2S_OUT_PRESENCE, stanzas);
     t->fanout_frames++;
     t->fanout_stanzas += rcpts;
     t->mc_sent += stanzas;

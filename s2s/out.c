@@ -400,7 +400,8 @@ static void send_fanout(struct s2s_conn *c, const void *frame, uint32_t len)
     }
     t->sent += n;
     /* Presence broadcasts, or a room's messages (groupchat) and presence. */
-    stats_add(t->fe.stats, d.h.stanza_len > 1 && d.stanza[1] == 'm' ? STAT_S2S_OUT_MESSAGE : STAT_S2S_OUT_PRESENCE, n);
+    bool msg = d.h.stanza_len > 1 && d.stanza[1] == 'm';
+    stats_add(t->fe.stats, msg ? STAT_S2S_OUT_MESSAGE : STAT_S2S_OUT_PRESENCE, n);
     t->fanout_frames++;
     t->fanout_stanzas += n;
 }

@@ -23,7 +23,8 @@
  * self-signed unless --ca DIR: then signed by the CA in DIR (ca.crt, ca.key), which is made
  * first when DIR holds neither. Servers that trust DIR/ca.crt authenticate each other with
  * it (SASL EXTERNAL). With --config the chat service's domain (muc.domain, when
- * muc.enabled) is named too, as s2s authenticates as it for rooms' stanzas. --san NAME adds a subjectAltName: DNS:host (DNS:*.host too),
+ * muc.enabled) is named too, as s2s authenticates as it for rooms' stanzas.
+ * --san NAME adds a subjectAltName: DNS:host (DNS:*.host too),
  * SRV:_xmpp-server.host, XMPP:domain (an XmppAddr); a NAME without a prefix is DNS:.
  * --days N sets the validity (default 3650 days, the CA's too).
  *
