@@ -8,7 +8,10 @@ With a real Prosody (peers.py; each mode of authentication): a Prosody user on a
 client joins a room on starling beside a starling user; each sees the other's presence
 (the newcomer its self-presence with 110), both exchange groupchat messages, private
 messages go both ways through the room, the Prosody user changes nick (303), leaves,
-and comes back to lose its session, which the room sees as unavailable presence.
+and comes back to lose its session, which the room sees as unavailable presence. And
+the other way: a starling user in a room of Prosody's chat service (its Component
+"muc"), which is starling's outgoing side to a remote room (groupchat to the user's
+full JID, its session's end told to the room).
 
 Between two starling nodes (a.test holds the room and one occupant, b.test four): b.test
 advertises XEP-0033, so a groupchat message to the four crosses s2s as one multicast
@@ -57,7 +60,7 @@ async def join(c, room, nick, timeout=FIRST):
 async def create(c, room, nick):
     """A new instant room owned by c (§10.1.2)."""
     p = await join(c, room, nick)
-    assert 201 in codes(p), str(p)
+    assert 201 in codes(p), str(p)  # new, and locked until its owner's form
     iq = c.make_iq_set(ito=room)
     iq.append(SET.fromstring(f"<query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'/></query>"))
     await iq.send(timeout=FIRST)
@@ -85,9 +88,10 @@ MUC = f"conference.{HOME}"
 @pytest.fixture(scope="module", params=["ca", "self-signed"])
 def net(request, make_federation):
     net = make_federation()
-    net.home = net.starling(HOME, "127.0.0.44", accounts={"sue": "sue-pw"}, certs=request.param)
-    net.peer = net.prosody(PEER, "127.0.0.45", accounts={"pat": "pat-pw", "pia": "pia-pw"},
-                           certs=request.param)
+    net.home = net.starling(HOME, "127.0.0.44", accounts={"sue": "sue-pw", "sam": "sam-pw"},
+                            certs=request.param)
+    net.peer = net.prosody(PEER, "127.0.0.45", accounts={"pat": "pat-pw", "pia": "pia-pw", "pam": "pam-pw"},
+                           certs=request.param, muc=True)
     yield net.start()
     net.close()
 
@@ -159,6 +163,42 @@ def test_prosody_user_in_a_starling_room(net):
 
     run(go(), timeout=150)
     assert not net.home.sanitizer_reports()
+
+
+def test_starling_user_in_a_prosody_room(net):
+    """The other way: a room of Prosody's chat service (Component "muc"), whose stanzas
+    to a starling occupant come to its full JID over Prosody's stream from
+    conference.prosody.test."""
+    room = f"barn-{net.home.certs}@conference.{PEER}"
+
+    async def go():
+        async with Clients(net.home) as ch, Clients(net.peer) as cp:
+            pam = await cp.login("pam", "laptop", available=True)
+            sam = await ch.login("sam", "desk", available=True)
+            await create(pam, room, "pam")
+            p = await join(sam, room, "sam")
+            assert p["to"].full == sam.boundjid.full
+            await pam.next_presence(from_occ(room, "sam"), FIRST)
+            await groupchat(pam, room, "hi from prosody", pam, sam)
+            m = (await groupchat(sam, room, "hi from starling", pam, sam))[0]
+            assert m["from"].full == f"{room}/sam"
+            sam.send_message(mto=f"{room}/pam", mbody="psst", mtype="chat")
+            m = await pam.next_message(lambda m: m["body"] == "psst", FIRST)
+            assert m["from"].full == f"{room}/sam"
+            pam.send_message(mto=f"{room}/sam", mbody="yes", mtype="chat")
+            m = await sam.next_message(lambda m: m["body"] == "yes", FIRST)
+            assert m["from"].full == f"{room}/pam"
+            sam.send_raw(f"<presence to='{room}/sam' type='unavailable'/>")
+            p = await sam.next_presence(from_occ(room, "sam", "unavailable"), FIRST)
+            assert 110 in codes(p)
+            await pam.next_presence(from_occ(room, "sam", "unavailable"), FIRST)
+            # Back in, then the session ends: starling tells the room (directed presence).
+            await join(sam, room, "sam")
+            await pam.next_presence(from_occ(room, "sam"), FIRST)
+            await sam.close()
+            await pam.next_presence(from_occ(room, "sam", "unavailable"), FIRST)
+
+    run(go(), timeout=150)
 
 
 # ---- between two starling nodes: XEP-0033 ---------------------------------------------------
