@@ -108,7 +108,9 @@ void in_open(struct s2s_conn *c, const struct xml_event *ev)
     new_id(c);
     if (c->dom)
         out_detach(c); /* a restart forgets what the stream had authenticated */
-    int local = S2S_LOCAL_MAIN; /* no `to`: the main domain (RFC 6120 §4.7.2 lets it be) */
+    /* No `to`: the main domain (RFC 6120 §4.7.2 lets it be), or after SASL's restart the
+     * domain it was for. */
+    int local = (c->fe.flags & S2S_F_SASL_OK) ? c->local : S2S_LOCAL_MAIN;
     if (to.p && (jid_prep_domain(to.p, to.len, dom, sizeof dom) < 0 ||
                  (local = s2s_local_of(cfg, dom, strlen(dom))) < 0)) {
         fe_stream_error(&c->fe, "host-unknown");

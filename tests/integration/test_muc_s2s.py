@@ -4,10 +4,10 @@ Occupants from other servers in starling's rooms (XEP-0045 over s2s): the chat s
 directions, authenticated for it (SASL EXTERNAL with a certificate of the test CA that
 names it, or dialback as it with self-signed ones).
 
-With a real Prosody (peers.py; each mode of authentication): a Prosody user on a slixmpp
-client joins a room on starling beside a starling user; each sees the other's presence
+With a real Prosody and a real ejabberd (peers.py; each mode of authentication): a user
+of each, on a slixmpp client, joins a room on starling beside a starling user; each sees the other's presence
 (the newcomer its self-presence with 110), both exchange groupchat messages, private
-messages go both ways through the room, the Prosody user changes nick (303), leaves,
+messages go both ways through the room, the remote user changes nick (303), leaves,
 and comes back to lose its session, which the room sees as unavailable presence. And
 the other way: a starling user in a room of Prosody's chat service (its Component
 "muc"), which is starling's outgoing side to a remote room (groupchat to the user's
@@ -82,6 +82,7 @@ async def groupchat(sender, room, body, *receivers, timeout=FIRST):
 
 HOME = "starling.test"
 PEER = "prosody.test"
+EJABBERD = "ejabberd.test"
 MUC = f"conference.{HOME}"
 
 
@@ -92,15 +93,21 @@ def net(request, make_federation):
                             certs=request.param)
     net.peer = net.prosody(PEER, "127.0.0.45", accounts={"pat": "pat-pw", "pia": "pia-pw", "pam": "pam-pw"},
                            certs=request.param, muc=True)
+    net.ejabberd(EJABBERD, "127.0.0.46", accounts={"pat": "pat-pw", "pia": "pia-pw"}, certs=request.param)
     yield net.start()
     net.close()
 
 
-def test_prosody_user_in_a_starling_room(net):
-    room = f"orchard-{net.home.certs}@{MUC}"
+@pytest.fixture(params=["prosody", "ejabberd"])
+def remote(request, net):
+    return next(p for p in net.peers if p.kind == request.param)
+
+
+def test_remote_user_in_a_starling_room(net, remote):
+    room = f"orchard-{remote.kind}-{net.home.certs}@{MUC}"
 
     async def go():
-        async with Clients(net.home) as ch, Clients(net.peer) as cp:
+        async with Clients(net.home) as ch, Clients(remote) as cp:
             sue = await ch.login("sue", "desk", available=True)
             pat = await cp.login("pat", "phone", available=True)
             await create(sue, room, "sue")
@@ -154,7 +161,8 @@ def test_prosody_user_in_a_starling_room(net):
             with pytest.raises(AssertionError):
                 await pat.next_message(lambda m: m["body"] == "after pat left", 2.0)
 
-            # A session's end: Prosody tells the rooms it joined (directed presence).
+            # A session's end: the remote server tells the rooms it joined (directed
+            # presence).
             pia = await cp.login("pia", "tablet", available=True)
             await join(pia, room, "pia")
             await sue.next_presence(from_occ(room, "pia"), FIRST)
