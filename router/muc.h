@@ -9,8 +9,11 @@
  * (PROTO_STANZA_LOCAL), the sender's shard applies the sender's rules (its blocklist,
  * directed presence: a session remembers the rooms it joined, so its end sends them
  * unavailable, presence.c) and route_forward() takes the stanza to the room's home,
- * where the module's home hook takes it before any account is looked up. Stanzas to the
- * service's own domain (disco) are answered in the sender's shard.
+ * where the module's home hook takes it before any account is looked up. Users of other
+ * servers reach rooms through s2s, which serves the chat service's domain as a server of
+ * its own (s2s/s2s.h) and hands their stanzas to the room's home shard (route_remote());
+ * they occupy rooms as local users do. Stanzas to the service's own domain (disco) are
+ * answered in the sender's shard, or for a remote sender in the shard s2s picked.
  *
  * Fan-out. The room keeps each occupant's connection id (the frame that joined it
  * carries it). A groupchat message to N occupants is written once, without `to`, and
