@@ -207,7 +207,7 @@ static void restamp(struct buf *b, const struct stanza *st, const struct spans *
 void muc_send(struct shard *s, const struct muc_room *r, const struct muc_occupant *to,
               const char *stanza, size_t len, uint32_t to_at)
 {
-    if (to->conn) {
+    if (!to->remote) {
         struct out_list l = {0};
         out_list_add(&l, to->conn, to->jid, to->jid_len);
         out_list_send(s, &l, stanza, len, to_at);
@@ -236,14 +236,18 @@ void muc_broadcast(struct shard *s, struct muc_room *r, const char *stanza, size
                    uint32_t to_at)
 {
     struct out_list l = {0};
+    struct muc_remotes rem = {0};
     for (struct muc_occupant *o = r->occupants; o; o = o->next)
-        if (o->conn)
+        if (!o->remote)
             out_list_add(&l, o->conn, o->jid, o->jid_len);
         else
-            muc_send(s, r, o, stanza, len, to_at);
-    uint64_t frames = s->stats.deliver_frames + s->stats.link_deliver_frames;
+            muc_remotes_add(&rem, o);
+    uint64_t frames = s->stats.deliver_frames + s->stats.link_deliver_frames +
+                      s->stats.remote_fanout_frames;
     out_list_send(s, &l, stanza, len, to_at);
-    s->stats.muc_deliver_frames += s->stats.deliver_frames + s->stats.link_deliver_frames - frames;
+    muc_remotes_send(s, &rem, stanza, len, to_at);
+    s->stats.muc_deliver_frames += s->stats.deliver_frames + s->stats.link_deliver_frames +
+                                   s->stats.remote_fanout_frames - frames;
     s->stats.muc_deliveries += r->noccupants;
     out_list_free(&l);
 }
@@ -319,18 +323,20 @@ static void presence_to_all(struct shard *s, struct muc_room *r, const struct mu
     presence_build(&jid, r, o, unavailable, true, nick, reason, codes, NULL, extra);
     presence_build(&self, r, o, unavailable, true, nick, reason, codes, self_codes, extra);
     struct out_list lp = {0}, lj = {0};
+    struct muc_remotes rp = {0}, rj = {0};
     for (struct muc_occupant *x = r->occupants; x; x = x->next) {
         bool sees = r->cfg.whois_anyone || x->role == MUC_ROLE_MODERATOR;
         if (x == o)
             continue;
-        if (!x->conn)
-            muc_send(s, r, x, buf_data(sees ? &jid : &plain), buf_used(sees ? &jid : &plain),
-                     TO_AT_PRESENCE);
+        if (x->remote)
+            muc_remotes_add(sees ? &rj : &rp, x);
         else
             out_list_add(sees ? &lj : &lp, x->conn, x->jid, x->jid_len);
     }
     out_list_send(s, &lp, buf_data(&plain), buf_used(&plain), TO_AT_PRESENCE);
     out_list_send(s, &lj, buf_data(&jid), buf_used(&jid), TO_AT_PRESENCE);
+    muc_remotes_send(s, &rp, buf_data(&plain), buf_used(&plain), TO_AT_PRESENCE);
+    muc_remotes_send(s, &rj, buf_data(&jid), buf_used(&jid), TO_AT_PRESENCE);
     if (self_too)
         muc_send(s, r, o, buf_data(&self), buf_used(&self), TO_AT_PRESENCE);
     out_list_free(&lp);
@@ -530,6 +536,8 @@ static void join(struct shard *s, struct muc_room *r, const struct stanza *st,
     bool remote = st->h->flags & PROTO_STANZA_REMOTE;
     struct muc_occupant *o = muc_occ_add(r, nick, nick_len, st->from, st->from_len,
                                          st->from_bare_len, remote ? 0 : st->h->conn);
+    if (o)
+        o->remote = remote;
     if (!o || keep_presence(o, st, sp) < 0) {
         if (o)
             muc_occ_remove(r, o);

@@ -9,9 +9,12 @@
  * (PROTO_STANZA_LOCAL), the sender's shard applies the sender's rules (its blocklist,
  * directed presence: a session remembers the rooms it joined, so its end sends them
  * unavailable, presence.c) and route_forward() takes the stanza to the room's home,
- * where the module's home hook takes it before any account is looked up. Stanzas to the
- * service's own domain (disco) are answered in the sender's shard (its disco#items once
- * the store has answered).
+ * where the module's home hook takes it before any account is looked up. Users of other
+ * servers reach rooms through s2s, which serves the chat service's domain as a server of
+ * its own (s2s/s2s.h) and hands their stanzas to the room's home shard (route_remote());
+ * they occupy rooms as local users do. Stanzas to the service's own domain (disco) are
+ * answered in the sender's shard, or for a remote sender in the shard s2s picked (its
+ * disco#items once the store has answered).
  *
  * Fan-out. The room keeps each occupant's connection id (the frame that joined it
  * carries it). A groupchat message to N occupants is written once, without `to`, and
@@ -19,9 +22,15 @@
  * that thread's occupants with each one's real JID as `to`, one link message per other
  * node holding occupants' connections (which splits it per thread there); the
  * per-occupant stanza exists only in the front end that writes it. Occupants from remote
- * servers (conn 0) get one stanza each through s2s. shard_stats counts it: muc_messages,
- * muc_deliveries, muc_deliver_frames (frames those deliveries took: the home's own c2s
- * threads' plus one a node, which link_deliver_frames counts alone);
+ * servers (remote: they joined through s2s, PROTO_STANZA_REMOTE) are grouped per server
+ * (muc_remote.c): one PROTO_REMOTE_FANOUT frame per server listing their real full
+ * JIDs, marked PROTO_FANOUT_FROM_MUC so s2s sends it on our stream from the chat
+ * service's domain (s2s/s2s.h), as one stanza per occupant or, to a server that offers
+ * XEP-0033, one multicast stanza for many (s2s/multicast.c). What a room sends to one
+ * remote occupant (its self-presence, history, a private message) is one PROTO_REMOTE
+ * stanza (route_generated()). shard_stats counts it: muc_messages, muc_deliveries,
+ * muc_deliver_frames (frames those deliveries took: the home's own c2s threads', one a
+ * node, which link_deliver_frames counts alone, and the REMOTE_FANOUT ones);
  * tests/integration/test_muc_cluster.py checks it on three nodes.
  *
  * What a room does: join with self-presence (110, 201 on creation: the creator is the
@@ -91,7 +100,8 @@ struct muc_occupant {
     uint16_t nick_len, jid_len, bare_len;
     uint8_t role; /* enum muc_role */
     uint8_t aff;  /* enum muc_aff, its bare JID's (kept here: presence carries it) */
-    uint64_t conn; /* its connection (of any node); 0: a remote server's user */
+    uint64_t conn; /* its connection (of any node), unless remote (0 is a connection id too) */
+    bool remote;   /* a remote server's user: reached through s2s */
     char *pres;    /* the children of its last presence, the MUC ones left out */
     uint32_t pres_len;
 };
@@ -227,6 +237,25 @@ void muc_room_destroy(struct shard *s, struct muc_room *r, const char *extra);
 void muc_iq(struct shard *s, struct muc_room *r, const struct stanza *st);
 /* The room's disco#info features. */
 void muc_room_features(const struct muc_room *r, struct buf *b);
+
+/* ---- muc_remote.c: occupants of other servers, grouped per server ---- */
+struct muc_remote_group {
+    const char *dom; /* inside an occupant's JID */
+    size_t dlen;
+    uint32_t count;
+    struct buf list; /* uint16_t length + full JID, count of them */
+};
+struct muc_remotes {
+    struct muc_remote_group *v;
+    unsigned n, cap;
+    unsigned lost; /* occupants left out for want of memory (logged when sent) */
+};
+/* Adds the occupant (a remote one) to its server's group. */
+void muc_remotes_add(struct muc_remotes *r, const struct muc_occupant *o);
+/* The stanza (without `to`, its `to` going at to_at) to every group, one
+ * PROTO_REMOTE_FANOUT frame each; then the groups are forgotten (*r empty again). */
+void muc_remotes_send(struct shard *s, struct muc_remotes *r, const char *stanza, size_t len,
+                      uint32_t to_at);
 
 /* ---- muc_store.c: persistent rooms in the store, the service's room list ---- */
 /* A stanza to a room this shard does not hold: true when it goes on (the store has

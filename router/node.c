@@ -205,7 +205,8 @@ static void frame_in(struct shard *s, uint16_t kind, const void *p, uint32_t len
     case PROTO_REMOTE_FANOUT:
         if (decode_remote_fanout(p, len, &rf) == 0)
             out_remote_fanout(s, rf.domain, rf.h.domain_len, rf.stanza, rf.h.stanza_len,
-                              rf.h.to_at, rf.list, (size_t)(rf.end - rf.list), rf.h.nrcpt);
+                              rf.h.to_at, rf.list, (size_t)(rf.end - rf.list), rf.h.nrcpt,
+                              rf.h.flags);
         return;
     default:
         shard_frame(s, kind, p, len);

@@ -164,13 +164,14 @@ void out_remote(struct shard *s, const struct stanza *st)
 
 void out_remote_fanout(struct shard *s, const char *domain, size_t dlen, const char *stanza,
                        size_t len, uint32_t to_at, const char *list, size_t list_len,
-                       uint32_t count)
+                       uint32_t count, uint16_t flags)
 {
     struct proto_remote_fanout h = {
         .stanza_len = (uint32_t)len,
         .to_at = to_at,
         .nrcpt = count,
         .domain_len = (uint16_t)dlen,
+        .flags = flags,
     };
     uint32_t total = (uint32_t)(sizeof h + dlen + len + list_len);
     char *d = malloc(total);

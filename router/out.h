@@ -61,11 +61,12 @@ void out_remote(struct shard *s, const struct stanza *st);
 /* A frame of two parts (a, then b) to front-end thread fe; false when it is lost. */
 bool out_fe_frame(struct shard *s, unsigned fe, uint16_t kind, const void *a, uint32_t alen,
                   const void *b, uint32_t blen);
-/* One stanza (without `to`) for `count` bare JIDs of one remote domain, listed as
- * uint16_t length + JID: one PROTO_REMOTE_FANOUT frame to the domain's s2s thread. */
+/* One stanza (without `to`) for `count` JIDs of one remote domain, listed as uint16_t
+ * length + JID: one PROTO_REMOTE_FANOUT frame to the domain's s2s thread. flags:
+ * PROTO_FANOUT_* (a room's stanza: PROTO_FANOUT_FROM_MUC). */
 void out_remote_fanout(struct shard *s, const char *domain, size_t dlen, const char *stanza,
                        size_t len, uint32_t to_at, const char *list, size_t list_len,
-                       uint32_t count);
+                       uint32_t count, uint16_t flags);
 /* A frame for another shard (copied; queued in order when its ring is full; in pieces
  * when large). It travels in an envelope with a reference to the current ticket, which
  * the other shard drops once it has handled the frame (ticket.h). */

@@ -134,7 +134,7 @@ static void remotes_send(struct shard *s, struct remotes *r, const char *stanza,
         struct remote_group *g = &r->v[i];
         if (g->count)
             out_remote_fanout(s, g->dom, g->dlen, stanza, len, TO_AT, buf_data(&g->list),
-                              buf_used(&g->list), g->count);
+                              buf_used(&g->list), g->count, 0);
         buf_free(&g->list);
     }
     free(r->v);

@@ -232,6 +232,8 @@ void route_remote(struct shard *s, const struct stanza *st)
     const struct proto_stanza *h = st->h;
     if (!(h->flags & PROTO_STANZA_TO_SERVER)) {
         route_inbound(s, st);
+    } else if (mod_home(s, st)) {
+        /* a domain of a module's own (the chat service's): its answer, not the server's */
     } else if (h->kind == PROTO_IQ) {
         iq_to_server(s, NULL, NULL, st); /* disco, ping, version: what a server may ask */
     } else if (h->kind == PROTO_MESSAGE &&

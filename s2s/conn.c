@@ -127,6 +127,7 @@ static void release(struct fe_conn *f)
     stats_sub(f->t->stats, (f->flags & S2S_F_OUTBOUND) ? STAT_S2S_CONN_OUT : STAT_S2S_CONN_IN, 1);
     free(c->remote);
     c->remote = NULL;
+    c->local = S2S_LOCAL_MAIN;
     if (c->addr_counted)
         address_close(c->addr_key);
     c->addr_counted = false;

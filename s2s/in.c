@@ -1,7 +1,8 @@
 /*
  * in.c: inbound server streams, where a peer connected to us (RFC 6120 §4-§6).
  *
- *   header   its `to` must be our domain (host-unknown); we answer with a fresh,
+ *   header   its `to` must be a domain of ours, the main one or the chat service's
+ *            (host-unknown): the stream is for it (c->local); we answer with a fresh,
  *            unpredictable stream ID (the dialback keys hang on it) and our features:
  *   features before TLS: <starttls/>, required unless s2s.require_encryption is off;
  *            with TLS: EXTERNAL when the peer's certificate verifies and names the
@@ -16,8 +17,10 @@
  *            stream becomes the ready stream of the peer's entry in out.c
  *            (out_attach()), so our stanzas to it need no connection of ours;
  *   stanzas  once a pair is valid: `from` must be a domain the stream authenticated
- *            (invalid-from), `to` one we serve (host-unknown), both proper JIDs
- *            (improper-addressing); then into the recipient's shard like a c2s stanza.
+ *            (invalid-from; to any of our domains, sender_proved()), `to` one we
+ *            serve (host-unknown), both proper JIDs
+ *            (improper-addressing); then into the recipient's shard like a c2s stanza
+ *            (a room's: the room's home shard, router/muc.h).
  * Anything else before authentication ends the stream with not-authorized (§4.9.3.12).
  */
 #include "s2s/s2s.h"
@@ -105,11 +108,19 @@ void in_open(struct s2s_conn *c, const struct xml_event *ev)
     new_id(c);
     if (c->dom)
         out_detach(c); /* a restart forgets what the stream had authenticated */
+    /* No `to`: the main domain (RFC 6120 §4.7.2 lets it be), or after SASL's restart the
+     * domain it was for. */
+    int local = (c->fe.flags & S2S_F_SASL_OK) ? c->local : S2S_LOCAL_MAIN;
     if (to.p && (jid_prep_domain(to.p, to.len, dom, sizeof dom) < 0 ||
-                 strcmp(dom, cfg->domain) != 0)) {
+                 (local = s2s_local_of(cfg, dom, strlen(dom))) < 0)) {
         fe_stream_error(&c->fe, "host-unknown");
         return;
     }
+    if ((c->fe.flags & S2S_F_SASL_OK) && (unsigned)local != c->local) {
+        fe_stream_error(&c->fe, "host-unknown"); /* the restart is for the domain SASL was */
+        return;
+    }
+    c->local = (uint8_t)local;
     if (from.p) {
         if (jid_prep_domain(from.p, from.len, dom, sizeof dom) < 0) {
             fe_stream_error(&c->fe, "invalid-from");
@@ -130,8 +141,8 @@ void in_open(struct s2s_conn *c, const struct xml_event *ev)
     s2s_auth_reset(c);
     if (c->fe.flags & S2S_F_SASL_OK) {
         /* The restart after SASL keeps what it proved (RFC 6120 §6.4.6, XEP-0178). */
-        authz_add(&c->authz, AUTHZ_IN, c->remote, strlen(c->remote), cfg->domain,
-                  strlen(cfg->domain), false, c->fe.t->now);
+        authz_add(&c->authz, AUTHZ_IN, c->remote, strlen(c->remote), s2s_me(c),
+                  strlen(s2s_me(c)), false, c->fe.t->now);
     }
     /* RFC 3920 peers (no version) send no features and may start dialback at once. */
     if (ver.p && ver.len >= 1 && ver.p[0] >= '1' && ver.p[0] <= '9')
@@ -265,6 +276,25 @@ static int address(const struct xml_str *s, struct jid *j, char *buf)
     return jid_parse(j, s->p, s->len, buf, JID_BUF);
 }
 
+/* May the peer send from domain f to our domain t here? What authentication proves is
+ * the sender's domain; our domains are one server, so a pair authenticated to one of
+ * them lets the same sender reach the other as well: ejabberd and our own XEP-0033
+ * discovery (multicast.c) ask a subdomain of the peer over the stream to its domain. */
+static bool sender_proved(const struct s2s_conn *c, const char *f, size_t fl, const char *t,
+                          size_t tl)
+{
+    const struct config *cfg = c->fe.t->cfg;
+    if (authz_may_receive(&c->authz, f, fl, t, tl))
+        return true;
+    for (unsigned l = S2S_LOCAL_MAIN; l <= S2S_LOCAL_MUC; l++) {
+        const char *me = s2s_local_name(cfg, l);
+        if ((l == S2S_LOCAL_MAIN || cfg->muc.enabled) &&
+            authz_may_receive(&c->authz, f, fl, me, strlen(me)))
+            return true;
+    }
+    return false;
+}
+
 void in_stanza(struct s2s_conn *c, const struct xml_event *ev)
 {
     struct fe_thread *t = c->fe.t;
@@ -286,18 +316,18 @@ void in_stanza(struct s2s_conn *c, const struct xml_event *ev)
         fe_stream_error(&c->fe, "improper-addressing");
         return;
     }
-    size_t dlen = strlen(cfg->domain);
-    if (to.domain_len != dlen || memcmp(to.str + to.domain_off, cfg->domain, dlen) != 0) {
+    int local = s2s_local_of(cfg, to.str + to.domain_off, to.domain_len);
+    if (local < 0) {
         fe_stream_error(&c->fe, "host-unknown");
         return;
     }
-    if (!authz_may_receive(&c->authz, from.str + from.domain_off, from.domain_len,
-                           to.str + to.domain_off, to.domain_len)) {
+    if (!sender_proved(c, from.str + from.domain_off, from.domain_len,
+                       to.str + to.domain_off, to.domain_len)) {
         fe_stream_error(&c->fe, "invalid-from");
         return;
     }
 
-    if (!to.local_len && !to.res_len && mcast_stanza(c, ev, kind, type, &from))
+    if (!to.local_len && !to.res_len && mcast_stanza(c, ev, kind, type, &from, (unsigned)local))
         return; /* XEP-0033: ours to answer or to expand */
     in_route(c, ev, kind, type, &from, &to, &ev->raw, 1, 0);
 }

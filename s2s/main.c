@@ -28,7 +28,7 @@
 static struct s2s_thread *threads;
 static unsigned nthreads;
 static struct dialback_config db_cfg;
-static const char *db_domains[1];
+static const char *db_domains[2]; /* the main domain, the chat service's */
 
 /* The server and client contexts from cfg's certificate and trust roots: one
  * certificate for both roles, the domain's (XEP-0178 wants the same identity whether we
@@ -193,8 +193,9 @@ int main(int argc, char **argv)
     }
     dialback_config_secret(&db_cfg, secret, sizeof secret);
     db_domains[0] = cfg->domain;
+    db_domains[1] = cfg->muc.domain; /* the chat service answers dialback as a server */
     db_cfg.domains = db_domains;
-    db_cfg.ndomains = 1;
+    db_cfg.ndomains = cfg->muc.enabled ? 2 : 1;
     db_cfg.timeout = cfg->s2s.dialback_timeout;
     db_cfg.max_pending = cfg->s2s.max_dialback_pending;
     struct seg_layout l;

@@ -16,6 +16,9 @@
  * (s2s.threads > 1 and the peer's stream landed elsewhere), changes nothing, which
  * leaves that domain on per-recipient stanzas.
  *
+ * Each (local, remote) pair's stream asks for itself, from its local domain (s2s.h): a
+ * room's fan-out (from the chat service) uses what its own stream found.
+ *
  * In. A peer's message or presence to our domain itself with an <addresses/> child is
  * a multicast for our users: it must come over an authenticated stream (in.c checked
  * that, and its `from`), name at most s2s.multicast_max recipients, each to/cc/bcc one
@@ -279,7 +282,7 @@ static void query(struct s2s_conn *c, const struct s2s_mcast *m, char step, cons
 {
     struct buf b = {0};
     char id[ID_HEAD + 2];
-    const char *me = c->fe.t->cfg->domain;
+    const char *me = s2s_me(c);
     snprintf(id, sizeof id, "mc%c%08x-", step, m->nonce);
     int rc = buf_puts(&b, "<iq type='get'");
     rc |= xmlw_attr(&b, "from", me, strlen(me));
@@ -338,7 +341,7 @@ static bool within(const char *name, size_t len, const char *domain, size_t dlen
 
 /* An answer to one of our queries (its id told us so): the next step of discovery. */
 static void answer(struct s2s_conn *c, const struct xml_event *ev, int type, const struct jid *from,
-                   struct xml_str id)
+                   struct xml_str id, unsigned local)
 {
     struct s2s_thread *t = s2s_thread(&c->fe);
     char step = id.p[2];
@@ -348,7 +351,7 @@ static void answer(struct s2s_conn *c, const struct xml_event *ev, int type, con
     const char *dom = id.p + ID_HEAD + 1;
     size_t dlen = id.len - ID_HEAD - 1;
     struct s2s_conn *oc;
-    struct s2s_mcast *m = out_mcast(t, dom, dlen, &oc);
+    struct s2s_mcast *m = out_mcast(t, local, dom, dlen, &oc);
     if (!m || !oc || m->nonce != (uint32_t)strtoul(hex, NULL, 16) || from->local_len ||
         from->res_len || !within(from->str, from->len, dom, dlen))
         return; /* an older round's, another thread's or a stranger's: nothing to do */
@@ -421,7 +424,8 @@ bool mcast_fanout(struct s2s_conn *c, struct s2s_mcast *m, const struct decode_r
         left -= got;
     }
     t->sent += stanzas;
-    stats_add(t->fe.stats, STAT_S2S_OUT_PRESENCE, stanzas);
+    bool msg = d->h.stanza_len > 1 && d->stanza[1] == 'm'; /* a room's groupchat */
+    stats_add(t->fe.stats, msg ? STAT_S2S_OUT_MESSAGE : STAT_S2S_OUT_PRESENCE, stanzas);
     t->fanout_frames++;
     t->fanout_stanzas += rcpts;
     t->mc_sent += stanzas;
@@ -547,7 +551,7 @@ static void deliver(struct s2s_conn *c, const struct xml_event *ev, struct xml_s
 }
 
 bool mcast_stanza(struct s2s_conn *c, const struct xml_event *ev, int kind, int type,
-                  const struct jid *from)
+                  const struct jid *from, unsigned local)
 {
     struct fe_thread *t = c->fe.t;
     /* The id as the stream decoded it may sit in the thread's scratch, which the trees
@@ -561,10 +565,10 @@ bool mcast_stanza(struct s2s_conn *c, const struct xml_event *ev, int kind, int 
         if ((type != PROTO_IQ_RESULT && type != PROTO_IQ_ERROR) || id.len <= ID_HEAD + 1 ||
             memcmp(id.p, "mc", 2) != 0 || id.p[ID_HEAD] != '-')
             return false;
-        answer(c, ev, type, from, id);
+        answer(c, ev, type, from, id, local);
         return true;
     }
-    if (!t->cfg->s2s.multicast_max)
+    if (!t->cfg->s2s.multicast_max || local != S2S_LOCAL_MAIN)
         return false;
     size_t off, end;
     int rc =

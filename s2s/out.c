@@ -1,5 +1,9 @@
 /*
- * out.c: outbound server streams, one per remote domain per thread.
+ * out.c: outbound server streams, one per (local domain, remote domain) pair, on the
+ * thread that owns the remote domain: the local one is the main domain, or the chat
+ * service's for stanzas from it (s2s.h), and the stream's header, SASL EXTERNAL authzid
+ * and dialback are all for that local domain (Prosody and ejabberd open one stream per
+ * pair as well, and never multiplex).
  *
  * A remote domain's entry goes idle -> resolving -> connecting -> ready:
  *   resolving   s2s_resolve() (routes, SRV with _xmpps-server first, A/AAAA, the
@@ -77,6 +81,7 @@ struct s2s_domain {
     struct s2s_domain *next; /* hash chain */
     char *name;
     uint64_t hash;
+    uint8_t local;          /* enum s2s_local: the domain of ours the stream is from */
     uint8_t state;          /* enum dom_state */
     bool timed_out;         /* an attempt of this round ran into a deadline */
     bool can_verify;        /* the stream may carry <db:verify/> now */
@@ -144,11 +149,11 @@ void out_free(struct s2s_thread *t)
     t->domains = NULL;
 }
 
-static struct s2s_domain *dom_find(struct s2s_thread *t, const char *name, size_t len,
-                                   uint64_t h)
+static struct s2s_domain *dom_find(struct s2s_thread *t, unsigned local, const char *name,
+                                   size_t len, uint64_t h)
 {
     for (struct s2s_domain *d = t->domains[h & t->domains_mask]; d; d = d->next)
-        if (d->hash == h && !strncmp(d->name, name, len) && !d->name[len])
+        if (d->hash == h && d->local == local && !strncmp(d->name, name, len) && !d->name[len])
             return d;
     return NULL;
 }
@@ -171,18 +176,19 @@ static void grow(struct s2s_thread *t)
     t->domains_mask = nmask;
 }
 
-struct s2s_mcast *out_mcast(struct s2s_thread *t, const char *name, size_t len,
+struct s2s_mcast *out_mcast(struct s2s_thread *t, unsigned local, const char *name, size_t len,
                             struct s2s_conn **conn)
 {
-    struct s2s_domain *d = dom_find(t, name, len, jid_hash(name, len));
+    struct s2s_domain *d = dom_find(t, local, name, len, jid_hash(name, len));
     *conn = d && d->state == D_READY ? d->conn : NULL;
     return d ? &d->mc : NULL;
 }
 
-static struct s2s_domain *dom_get(struct s2s_thread *t, const char *name, size_t len)
+static struct s2s_domain *dom_get(struct s2s_thread *t, unsigned local, const char *name,
+                                  size_t len)
 {
     uint64_t h = jid_hash(name, len);
-    struct s2s_domain *d = dom_find(t, name, len, h);
+    struct s2s_domain *d = dom_find(t, local, name, len, h);
     if (d)
         return d;
     if (!(d = calloc(1, sizeof *d)) || !(d->name = strndup(name, len))) {
@@ -190,6 +196,7 @@ static struct s2s_domain *dom_get(struct s2s_thread *t, const char *name, size_t
         return NULL;
     }
     d->hash = h;
+    d->local = (uint8_t)local;
     if (t->ndomains > t->domains_mask)
         grow(t);
     d->next = t->domains[h & t->domains_mask];
@@ -308,6 +315,7 @@ static void connect_next(struct s2s_thread *t, struct s2s_domain *d)
         f->deadline = t->fe.now + t->fe.cfg->s2s.connect_timeout;
         c->phase = OUT_CONNECTING;
         c->dom = d;
+        c->local = d->local;
         if (!(c->remote = strdup(d->name))) {
             fe_close(f);
             continue;
@@ -391,7 +399,9 @@ static void send_fanout(struct s2s_conn *c, const void *frame, uint32_t len)
         n++;
     }
     t->sent += n;
-    stats_add(t->fe.stats, STAT_S2S_OUT_PRESENCE, n); /* fan-out is presence */
+    /* Presence broadcasts, or a room's messages (groupchat) and presence. */
+    bool msg = d.h.stanza_len > 1 && d.stanza[1] == 'm';
+    stats_add(t->fe.stats, msg ? STAT_S2S_OUT_MESSAGE : STAT_S2S_OUT_PRESENCE, n);
     t->fanout_frames++;
     t->fanout_stanzas += n;
 }
@@ -491,7 +501,7 @@ static bool bidi_usable(struct s2s_conn *c, const char *remote, size_t rl)
     return cfg->s2s.bidi && !(c->fe.flags & S2S_F_OUTBOUND) && (c->fe.flags & S2S_F_BIDI) &&
            !c->dom && c->db_ready && c->fe.state != FE_CLOSING && c->fe.state != FE_FREE &&
            topo_s2s_of(cfg, jid_hash(remote, rl)) == c->fe.t->idx &&
-           authz_may_send(&c->authz, cfg->domain, strlen(cfg->domain), remote, rl);
+           authz_may_send(&c->authz, s2s_me(c), strlen(s2s_me(c)), remote, rl);
 }
 
 /* An idle entry about to make a stream: an inbound bidi stream of the thread that may
@@ -503,7 +513,7 @@ static bool dom_adopt(struct s2s_thread *t, struct s2s_domain *d)
         return false;
     for (uint32_t i = 0; i < t->fe.nslots; i++) {
         struct s2s_conn *c = (struct s2s_conn *)fe_slot(&t->fe, i);
-        if (c->fe.state != FE_FREE && bidi_usable(c, d->name, rl)) {
+        if (c->fe.state != FE_FREE && c->local == d->local && bidi_usable(c, d->name, rl)) {
             bidi_use(d, c);
             return true;
         }
@@ -517,7 +527,7 @@ void out_attach(struct s2s_conn *c, const char *remote)
     size_t rl = strlen(remote);
     if (!bidi_usable(c, remote, rl))
         return;
-    struct s2s_domain *d = dom_get(t, remote, rl);
+    struct s2s_domain *d = dom_get(t, c->local, remote, rl);
     /* Not when a ready stream serves it; nor when questions are due that only an
      * outbound stream may ask; nor over a stream of ours being made for stanzas (both
      * sides would drop their own for the other's when both spoke first). */
@@ -542,6 +552,7 @@ void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t 
 {
     const char *name;
     size_t nlen;
+    unsigned local = S2S_LOCAL_MAIN;
     if (kind == PROTO_REMOTE_FANOUT) {
         struct decode_remote_fanout f;
         if (decode_remote_fanout(frame, len, &f) < 0) {
@@ -550,6 +561,8 @@ void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t 
         }
         name = f.domain;
         nlen = f.h.domain_len;
+        if (f.h.flags & PROTO_FANOUT_FROM_MUC)
+            local = S2S_LOCAL_MUC;
     } else {
         struct decode_stanza s;
         if (decode_stanza(frame, len, &s) < 0 || !s.h.to_domain_len) {
@@ -558,8 +571,17 @@ void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t 
         }
         name = s.to + s.h.to_domain_off;
         nlen = s.h.to_domain_len;
+        /* The stream from the sender's domain: a room's stanzas leave as the chat
+         * service, whose pair the peer authenticates on its own. */
+        const char *at = memchr(s.from, '@', s.h.from_bare_len);
+        const char *fd = at ? at + 1 : s.from;
+        if (s2s_local_of(t->fe.cfg, fd, (size_t)(s.from + s.h.from_bare_len - fd)) ==
+            S2S_LOCAL_MUC)
+            local = S2S_LOCAL_MUC;
     }
-    struct s2s_domain *d = dom_get(t, name, nlen);
+    if (local == S2S_LOCAL_MUC && !t->fe.cfg->muc.enabled)
+        local = S2S_LOCAL_MAIN;
+    struct s2s_domain *d = dom_get(t, local, name, nlen);
     if (d && d->state == D_READY && d->conn) {
         send_frame(d->conn, kind, frame, len);
         remote_ack(t, shard, seq);
@@ -588,7 +610,11 @@ void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t 
 void out_verify(struct s2s_thread *t, const char *sender, const char *target, const char *id,
                 const char *key, size_t key_len)
 {
-    struct s2s_domain *d = dom_get(t, sender, strlen(sender));
+    /* Asked from the domain the inbound stream is for (the target), so that the
+     * <db:verify/> travels on a stream of the pair it is about. */
+    int local = s2s_local_of(t->fe.cfg, target, strlen(target));
+    struct s2s_domain *d = dom_get(t, local < 0 ? S2S_LOCAL_MAIN : (unsigned)local, sender,
+                                   strlen(sender));
     struct verify_req *v = calloc(1, sizeof *v);
     if (!d || !v || !(v->sender = strdup(sender)) || !(v->target = strdup(target)) ||
         !(v->id = strdup(id)) || !(v->key = strndup(key, key_len))) {
@@ -631,7 +657,7 @@ void out_open(struct s2s_conn *c, const struct xml_event *ev)
     c->fe.state = FE_OPEN;
     s2s_auth_reset(c);
     if (c->fe.flags & S2S_F_SASL_OK) {
-        const char *dom = c->fe.t->cfg->domain;
+        const char *dom = s2s_me(c);
         authz_add(&c->authz, AUTHZ_OUT, dom, strlen(dom), c->remote, strlen(c->remote), false,
                   c->fe.t->now);
         if (c->dom)
@@ -648,7 +674,7 @@ void out_open(struct s2s_conn *c, const struct xml_event *ev)
             send_verifies(c);
         if (c->dom && c->dom->qn) {
             struct buf b = {0};
-            const char *me = c->fe.t->cfg->domain;
+            const char *me = s2s_me(c);
             if (dialback_start(&c->db, me, c->remote, c->fe.t->now, &b) == 0)
                 c->phase = OUT_DIALBACK;
             fe_write(&c->fe, buf_data(&b), buf_used(&b));
@@ -660,7 +686,7 @@ void out_open(struct s2s_conn *c, const struct xml_event *ev)
 static void start_dialback(struct s2s_conn *c)
 {
     struct s2s_thread *t = s2s_thread(&c->fe);
-    const char *me = t->fe.cfg->domain;
+    const char *me = s2s_me(c);
     struct buf b = {0};
     int rc = dialback_start(&c->db, me, c->remote, t->fe.now, &b);
     if (rc == 0) {
@@ -679,7 +705,7 @@ static void authenticate(struct s2s_conn *c, const struct xml_node *features)
     bool verified = c->fe.tls && tls_peer_verified(c->fe.tls, c->remote);
     if (verified && external_client_offered(features)) {
         struct buf b = {0};
-        if (external_client_auth(&b, t->fe.cfg->domain) == 0) {
+        if (external_client_auth(&b, s2s_me(c)) == 0) {
             fe_write(&c->fe, buf_data(&b), buf_used(&b));
             c->phase = OUT_SASL;
         }

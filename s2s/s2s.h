@@ -27,6 +27,15 @@
  *             expanded for our recipients
  *   main.c    process start, threads, control messages from the supervisor
  *
+ * Our domains. s2s serves the main domain and, with muc.enabled, the chat service's
+ * (muc.domain, conference.<domain> by default), each as a server of its own on the wire
+ * (XEP-0220 §2.6: a MUC service beside the main domain): an inbound stream is for the
+ * one its header's `to` names (c->local), and our streams to a remote domain are one
+ * per (local, remote) pair, the local one being the domain of the stanza's `from`, each
+ * authenticated for it (SASL EXTERNAL with it as authzid, which our certificate must
+ * name, or dialback as it; dialback.c answers for both). Both pairs of one remote
+ * domain live on the thread that owns the remote domain (topo_s2s_of()).
+ *
  * Every function here runs on the thread that owns the connection or thread it is given.
  */
 #ifndef STARLING_S2S_H
@@ -41,6 +50,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 struct s2s_dns_poll;
 struct jid;
@@ -65,6 +75,20 @@ enum s2s_phase {
 
 struct s2s_domain;
 
+/* The domains we serve (see the top): S2S_LOCAL_MUC only when muc.enabled. */
+enum s2s_local { S2S_LOCAL_MAIN, S2S_LOCAL_MUC };
+/* Which of ours d[0..len) is, or -1. */
+static inline int s2s_local_of(const struct config *cfg, const char *d, size_t len)
+{
+    if (strlen(cfg->domain) == len && !memcmp(d, cfg->domain, len))
+        return S2S_LOCAL_MAIN;
+    return config_is_muc(cfg, d, len) ? S2S_LOCAL_MUC : -1;
+}
+static inline const char *s2s_local_name(const struct config *cfg, unsigned local)
+{
+    return local == S2S_LOCAL_MUC ? cfg->muc.domain : cfg->domain;
+}
+
 /* What XEP-0033 discovery learnt of a remote domain (multicast.c), kept in its table
  * entry for the life of its stream: found again on each new stream. */
 enum mcast_state { MC_UNKNOWN, MC_INFO, MC_ITEMS, MC_ITEM_INFO, MC_YES, MC_NO };
@@ -82,6 +106,7 @@ struct s2s_conn {
     struct s2s_domain *dom; /* the entry it is the stream of: outbound, or an inbound
                              * bidi stream out_attach() took; NULL once detached */
     uint8_t phase;          /* outbound: enum s2s_phase */
+    uint8_t local;          /* enum s2s_local: the domain of ours the stream is for */
     bool db_ready;          /* authz and dialback initialised for the current stream */
     bool timed_out;         /* closed at a deadline, for the bounce's condition */
     uint64_t addr_key;      /* inbound: the peer's address (IPv6: its /64) */
@@ -124,6 +149,12 @@ struct s2s_thread {
 static inline struct s2s_thread *s2s_thread(struct fe_conn *c)
 {
     return (struct s2s_thread *)c->t;
+}
+
+/* The domain of ours stream c is for. */
+static inline const char *s2s_me(const struct s2s_conn *c)
+{
+    return s2s_local_name(c->fe.t->cfg, c->local);
 }
 
 /* ---- conn.c ---- */
@@ -171,9 +202,9 @@ int in_route(struct s2s_conn *c, const struct xml_event *ev, int kind, int type,
              unsigned nparts, int head_delta);
 
 /* ---- out.c ---- */
-/* The XEP-0033 state of the table entry of remote domain `name`, and its stream when it
- * is ready (else *conn NULL); NULL when the thread has no such entry. */
-struct s2s_mcast *out_mcast(struct s2s_thread *t, const char *name, size_t len,
+/* The XEP-0033 state of the table entry of (local, remote domain `name`), and its stream
+ * when it is ready (else *conn NULL); NULL when the thread has no such entry. */
+struct s2s_mcast *out_mcast(struct s2s_thread *t, unsigned local, const char *name, size_t len,
                             struct s2s_conn **conn);
 int out_init(struct s2s_thread *t);
 void out_free(struct s2s_thread *t);
@@ -268,10 +299,11 @@ void mcast_reset(struct s2s_mcast *m);
 /* A fan-out frame for m's domain on its ready stream c: true when it went out as
  * multicast stanzas (the peer supports it and there are several recipients). */
 bool mcast_fanout(struct s2s_conn *c, struct s2s_mcast *m, const struct decode_remote_fanout *d);
-/* An authenticated stanza from the peer addressed to our domain itself: true when
+/* An authenticated stanza from the peer addressed to our domain `local` itself (only the
+ * main domain takes multicast stanzas; both take answers to discovery): true when
  * multicast.c took it (an answer to our discovery, a multicast stanza delivered or
  * refused); false: the router's. */
 bool mcast_stanza(struct s2s_conn *c, const struct xml_event *ev, int kind, int type,
-                  const struct jid *from);
+                  const struct jid *from, unsigned local);
 
 #endif

@@ -46,7 +46,7 @@ void s2s_stream_start(struct fe_conn *f)
 
 void s2s_header(struct s2s_conn *c, const char *to, const char *id)
 {
-    const char *dom = c->fe.t->cfg->domain;
+    const char *dom = s2s_me(c);
     struct buf b = {0};
     buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
                  "xmlns:stream='" NS_STREAM "'" DIALBACK_STREAM_DECL);

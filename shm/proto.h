@@ -28,7 +28,7 @@
 
 #include <stdint.h>
 
-#define PROTO_VERSION 8
+#define PROTO_VERSION 9
 
 static inline uint64_t proto_conn_id(unsigned fe, unsigned thread, uint32_t slot, uint32_t gen)
 {
@@ -209,17 +209,22 @@ struct proto_remote_ack {
 
 /* REMOTE_FANOUT. Followed by the remote domain (domain_len bytes), the stanza
  * (stanza_len bytes, without `to`), then nrcpt entries of a uint16_t length and a
- * bare JID of that domain: s2s writes the stanza once per recipient with its ` to='...'`
+ * JID of that domain (bare for presence broadcasts, an occupant's full JID for a room's
+ * stanzas): s2s writes the stanza once per recipient with its ` to='...'`
  * inserted at to_at (or, to a server that takes XEP-0033, once per many recipients:
  * s2s/multicast.c), so a broadcast to many contacts on one server crosses the ring
- * once. Nothing answers it: it is presence (broadcasts, probes). */
+ * once. Nothing answers it: it is presence (broadcasts, probes) or a room's broadcast,
+ * which s2s counts (fanout_lost) rather than bounces when the server cannot be reached. */
 struct proto_remote_fanout {
     uint32_t stanza_len;
     uint32_t to_at;
     uint32_t nrcpt;
     uint16_t domain_len;
-    uint16_t pad;
+    uint16_t flags; /* PROTO_FANOUT_* */
 };
+/* proto_remote_fanout.flags: the stanza is from the chat service (a room's), so it
+ * leaves on our stream from muc.domain, not the main domain's (s2s/s2s.h). */
+#define PROTO_FANOUT_FROM_MUC 0x0001
 
 /* CLOSE. The front end sends the stream error and closes the connection. */
 struct proto_close {

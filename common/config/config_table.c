@@ -551,7 +551,8 @@ const struct config_directive config_table[] = {
     STR("muc.domain", muc.domain, "", 0, 1023, RESTART,
         "The chat service's domain, in normal form; rooms are room@muc.domain. \"\":\n"
         "conference.<domain>. Clients reach it through this server; remote servers\n"
-        "need s2s support for it (not there yet)."),
+        "through s2s, where it is a server of its own: streams from and to it, dialback\n"
+        "as it, and SASL EXTERNAL when the certificate names it (gencert does)."),
     NUM(INT, "muc.max_rooms", muc.max_rooms, "10000", 1, 10000000, 0,
         "Rooms one router shard holds at once (rooms spread over the shards like users);\n"
         "creating one more is refused with resource-constraint."),

@@ -491,9 +491,14 @@ class Peer:
 class Prosody(Peer):
     kind = "prosody"
 
-    def __init__(self, *args, bidi=False, **kw):
+    def __init__(self, *args, bidi=False, muc=False, **kw):
+        # muc: Prosody's chat service, Component "conference.<domain>" "muc", in DNS and
+        # in the certificate like the domain.
+        if muc:
+            self.subdomains = ("conference",)
         super().__init__(*args, **kw)
         self.bidi = bidi
+        self.muc = muc
         self.cfg = self.dir / "prosody.cfg.lua"
         self.log_path = self.dir / "prosody.log"
 
@@ -510,6 +515,9 @@ class Prosody(Peer):
         (self.dir / "certs").mkdir()
         shutil.copy(self.certificate.cert_path, self.dir / "certs" / f"{self.domain}.crt")
         shutil.copy(self.certificate.key_path, self.dir / "certs" / f"{self.domain}.key")
+        for sub in self.subdomains:  # one certificate names them all
+            shutil.copy(self.certificate.cert_path, self.dir / "certs" / f"{sub}.{self.domain}.crt")
+            shutil.copy(self.certificate.key_path, self.dir / "certs" / f"{sub}.{self.domain}.key")
         L = self._lua
         modules = ["roster", "saslauth", "tls", "dialback", "disco", "ping", "blocklist", "version", "posix"]
         if self.bidi:
@@ -547,7 +555,10 @@ certificates = {L(self.dir / "certs")}
 ssl = {{ cafile = {L(self.net.ca.cert_path)} }}
 {self.extra_config}
 VirtualHost {L(self.domain)}
-""")
+""" + (f"""
+Component {L("conference." + self.domain)} "muc"
+    restrict_room_creation = false
+""" if self.muc else ""))
         if os.getuid() == 0:
             pw = pwd.getpwnam("prosody")
             for p in [self.dir, *self.dir.rglob("*")]:
@@ -727,6 +738,7 @@ class Starling(Peer):
     are left out, so that an older build still starts."""
 
     kind = "starling"
+    subdomains = ("conference",)  # the chat service (muc.domain), a server of its own to peers
 
     def __init__(self, *args, config=None, **kw):
         super().__init__(*args, **kw)

@@ -22,7 +22,9 @@
  * gencert writes a new key and a certificate naming DOMAIN (subjectAltName DNS:DOMAIN),
  * self-signed unless --ca DIR: then signed by the CA in DIR (ca.crt, ca.key), which is made
  * first when DIR holds neither. Servers that trust DIR/ca.crt authenticate each other with
- * it (SASL EXTERNAL). --san NAME adds a subjectAltName: DNS:host (DNS:*.host too),
+ * it (SASL EXTERNAL). With --config the chat service's domain (muc.domain, when
+ * muc.enabled) is named too, as s2s authenticates as it for rooms' stanzas.
+ * --san NAME adds a subjectAltName: DNS:host (DNS:*.host too),
  * SRV:_xmpp-server.host, XMPP:domain (an XmppAddr); a NAME without a prefix is DNS:.
  * --days N sets the validity (default 3650 days, the CA's too).
  *
@@ -528,6 +530,14 @@ static int gencert(int argc, char **argv, const struct config *cfg)
     const char *key = cfg ? cfg->c2s.key : pos[2];
     snprintf(bufs[0], sizeof bufs[0], "DNS:%s", domain);
     sans[0] = bufs[0];
+    /* The chat service is a server of its own to other servers (s2s/s2s.h): the
+     * certificate names it too, or SASL EXTERNAL as it would fail. */
+    if (cfg && cfg->muc.enabled && nsan <= GENCERT_SANS &&
+        snprintf(bufs[nsan], sizeof bufs[nsan], "DNS:%s", cfg->muc.domain) <
+            (int)sizeof bufs[nsan]) {
+        sans[nsan] = bufs[nsan];
+        nsan++;
+    }
     sans[nsan] = NULL;
 
     struct tls_cert_spec spec = {.name = domain, .sans = sans, .days = (unsigned)days};

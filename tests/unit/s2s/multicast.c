@@ -211,6 +211,24 @@ static void build_test(void)
     unsigned n;
     CHECK(as && mcast_parse(as, "b.test", 3, &st_arena, v, &n) == MCAST_OK && n == 3);
     CHECK_STR(v[2].jid, "dave@b.test");
+    /* a room's groupchat to its occupants there: their full JIDs, resources kept, each
+     * one read back as the recipient it names */
+    static const char *const occ[] = {"bob@b.test/phone", "carol@b.test/Desk Top"};
+    buf_consume(&l, buf_used(&l));
+    list_of(&l, occ, 2);
+    p = buf_data(&l);
+    end = p + buf_used(&l);
+    static const char gc[] = "<message from='room@conference.a.test/alice' type='groupchat'>"
+                             "<body>hi</body></message>";
+    CHECK_INT(mcast_build(&out, gc, strlen(gc), 8, "b.test", &p, end, 2), ==, 0);
+    const char *w = st_out(&out); /* (st_out() takes what out holds) */
+    CHECK_STR(w, "<message to='b.test' from='room@conference.a.test/alice' type='groupchat'>"
+                 "<body>hi</body>" ADDR "<address type='bcc' jid='bob@b.test/phone'/>"
+                 "<address type='bcc' jid='carol@b.test/Desk Top'/></addresses></message>");
+    as = addresses_of(w);
+    CHECK(as && mcast_parse(as, "b.test", 2, &st_arena, v, &n) == MCAST_OK && n == 2);
+    CHECK_STR(v[0].jid, "bob@b.test/phone");
+    CHECK_STR(v[1].jid, "carol@b.test/Desk Top");
     buf_free(&l);
 }
 
