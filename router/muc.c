@@ -1,13 +1,8 @@
 /*
  * muc.c: the chat service's module (muc.h): stanzas to rooms at their home shard,
  * occupants' presence, groupchat and private messages, invitations, and the fan-out of
- * what a room sends. The iq of rooms (disco, muc#admin, muc#owner) is muc_iq.c's.
- *
- * A room rewrites what an occupant sends: its start tag gets the occupant's room JID as
- * `from` and loses `to` (each recipient's is filled in at the last hop), its children are
- * copied as they came, but for <x/> elements of muc#user (a sender may not forge status
- * codes) and, in presence, the join's <x xmlns='muc'/>. The rest of the start tag (id,
- * xml:lang, namespace declarations its children may use) stays.
+ * what a room sends. The iq of rooms (disco, muc#admin, muc#owner) is muc_iq.c's, the
+ * reading and rewriting of what an occupant sends muc_stanza.c's.
  */
 #include "router/muc.h"
 #include "router/mam.h"
@@ -27,7 +22,6 @@
 #define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_PING        "urn:xmpp:ping"
-#define NS_HINTS       "urn:xmpp:hints"
 
 static struct muc_shard *state(struct shard *s)
 {
@@ -42,164 +36,6 @@ struct muc_table *muc_rooms(struct shard *s)
 static bool for_muc(const struct shard *s, const struct stanza *st)
 {
     return st->to_len && config_is_muc(s->cfg, st->to + st->h->to_domain_off, st->h->to_domain_len);
-}
-
-/* ---- reading a stanza: its start tag's cuts and its children's spans ---- */
-
-/* CH_SID: a <stanza-id/> naming the room, which only the room may write (XEP-0359 §5);
- * CH_NOSTORE: a XEP-0334 hint not to archive. */
-enum { CH_OTHER, CH_X_MUC, CH_X_USER, CH_SUBJECT, CH_BODY, CH_SID, CH_NOSTORE, CH_KINDS };
-
-struct child {
-    uint8_t kind;
-    uint32_t off, len;
-};
-
-struct spans {
-    uint32_t name_len;            /* of the element name */
-    uint32_t cut[3][2];           /* from, to, type: offset and length in the start tag */
-    struct child *c;
-    unsigned n;
-    bool has[CH_KINDS];
-};
-
-static bool str_eq(struct xml_str s, const char *lit)
-{
-    size_t n = strlen(lit);
-    return s.p && s.len == n && !memcmp(s.p, lit, n);
-}
-
-static uint8_t child_kind(const struct xml_event *ev)
-{
-    if (str_eq(ev->name, "x"))
-        return str_eq(ev->ns, NS_MUC) ? CH_X_MUC : str_eq(ev->ns, NS_MUC_USER) ? CH_X_USER : CH_OTHER;
-    if (str_eq(ev->ns, XML_NS_CLIENT))
-        return str_eq(ev->name, "subject") ? CH_SUBJECT : str_eq(ev->name, "body") ? CH_BODY : CH_OTHER;
-    if (str_eq(ev->ns, NS_HINTS) && (str_eq(ev->name, "no-store") || str_eq(ev->name, "no-permanent-store")))
-        return CH_NOSTORE;
-    return CH_OTHER;
-}
-
-/* One pass of the token parser over the stanza (which crossed a ring: well-formed and
- * self-contained). false when memory ran out. */
-static bool spans_read(struct shard *s, const struct stanza *st, struct spans *sp)
-{
-    memset(sp, 0, sizeof *sp);
-    unsigned cap = 0;
-    struct xml_parser p;
-    struct xml_event ev;
-    bool ok = true;
-    bool open = false; /* sp->c[sp->n] has started and not been given its end */
-    unsigned depth = 0; /* counted here: the events' own is the tree builder's */
-    /* The stanza's end tag: after its last child (an END event has no bytes of its own). */
-    uint32_t close = (uint32_t)st->raw_len;
-    while (close > st->head_len && st->raw[close - 1] != '<')
-        close--;
-    close = close > st->head_len ? close - 1 : (uint32_t)st->raw_len;
-    xml_init_fragment(&p, NULL, s->scratch, sizeof s->scratch);
-    for (;;) {
-        enum xml_ev_kind k = xml_next(&p, st->raw, st->raw_len, &ev);
-        if (k == XML_EV_NONE || k == XML_EV_ERROR)
-            break;
-        uint32_t off = ev.raw.p ? (uint32_t)(ev.raw.p - st->raw) : close;
-        if (open && depth == 1) {
-            /* What follows a closed child (text, the next child, the end) ends it. */
-            sp->c[sp->n].len = off - sp->c[sp->n].off;
-            sp->n++;
-            open = false;
-        }
-        if (k == XML_EV_START && ++depth == 1) {
-            sp->name_len = ev.name.len + (ev.name.p > st->raw + 1
-                                              ? (uint32_t)(ev.name.p - st->raw - 1) : 0);
-            struct xml_attr a;
-            for (unsigned i = 0; xml_attr_at(&p, st->raw, i, &a); i++) {
-                int which = a.ns.len ? -1
-                            : str_eq(a.name, "from") ? 0
-                            : str_eq(a.name, "to")   ? 1
-                            : str_eq(a.name, "type") ? 2
-                                                     : -1;
-                if (which < 0)
-                    continue;
-                const char *b = a.name.p;
-                while (b > st->raw && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n' || b[-1] == '\r'))
-                    b--;
-                sp->cut[which][0] = (uint32_t)(b - st->raw);
-                sp->cut[which][1] = (uint32_t)(a.raw.p + a.raw.len + 1 - b);
-            }
-        } else if (k == XML_EV_START && depth == 2) {
-            if (sp->n == cap) {
-                unsigned ncap = cap ? cap * 2 : 8;
-                struct child *c = arena_alloc(&s->arena, ncap * sizeof *c);
-                if (!c) {
-                    ok = false;
-                    break;
-                }
-                if (sp->n)
-                    memcpy(c, sp->c, sp->n * sizeof *c);
-                sp->c = c;
-                cap = ncap;
-            }
-            sp->c[sp->n].kind = child_kind(&ev);
-            if (str_eq(ev.name, "stanza-id") && str_eq(ev.ns, NS_SID) &&
-                mam_sid_by(&p, st->raw, st->to, st->to_bare_len))
-                sp->c[sp->n].kind = CH_SID;
-            sp->c[sp->n].off = off;
-            sp->has[sp->c[sp->n].kind] = true;
-        } else if (k == XML_EV_END) {
-            if (depth == 2)
-                open = true;
-            if (--depth == 0)
-                break; /* the stanza element is closed */
-        }
-    }
-    if (open) {
-        sp->c[sp->n].len = close - sp->c[sp->n].off;
-        sp->n++;
-    }
-    xml_free(&p);
-    return ok;
-}
-
-/* The start tag with `from` (and `type`, when given) in place of the sender's, without
- * `to`, then the children but those of the kinds in `skip` (bits); the caller ends it. */
-static void restamp(struct buf *b, const struct stanza *st, const struct spans *sp,
-                    const char *from, size_t from_len, const char *nick, size_t nick_len,
-                    const char *type, unsigned skip)
-{
-    buf_append(b, st->raw, 1 + sp->name_len);
-    struct buf f = {0};
-    buf_append(&f, from, from_len);
-    if (nick) {
-        buf_puts(&f, "/");
-        buf_append(&f, nick, nick_len);
-    }
-    xmlw_attr(b, "from", buf_data(&f), buf_used(&f));
-    buf_free(&f);
-    if (type) {
-        buf_puts(b, " type='");
-        buf_puts(b, type);
-        buf_puts(b, "'");
-    }
-    size_t end = st->head_len - 1; /* the '>' */
-    if (end > 0 && st->raw[end - 1] == '/')
-        end--;
-    size_t at = 1 + sp->name_len;
-    while (at < end) {
-        size_t next = end;
-        int cut = -1;
-        for (int i = 0; i < 3; i++)
-            if (sp->cut[i][1] && sp->cut[i][0] >= at && sp->cut[i][0] < next &&
-                (i < 2 || type)) {
-                next = sp->cut[i][0];
-                cut = i;
-            }
-        buf_append(b, st->raw + at, next - at);
-        at = cut >= 0 ? next + sp->cut[cut][1] : end;
-    }
-    buf_puts(b, ">");
-    for (unsigned i = 0; i < sp->n; i++)
-        if (!(skip & (1u << sp->c[i].kind)))
-            buf_append(b, st->raw + sp->c[i].off, sp->c[i].len);
 }
 
 /* ---- sending ---- */
@@ -459,11 +295,11 @@ static void send_subject(struct shard *s, struct muc_room *r, struct muc_occupan
 }
 
 /* The presence children to keep (the MUC ones out), into the occupant. */
-static int keep_presence(struct muc_occupant *o, const struct stanza *st, const struct spans *sp)
+static int keep_presence(struct muc_occupant *o, const struct stanza *st, const struct muc_spans *sp)
 {
     struct buf b = {0};
     for (unsigned i = 0; i < sp->n; i++)
-        if (sp->c[i].kind != CH_X_MUC && sp->c[i].kind != CH_X_USER)
+        if (sp->c[i].kind != MUC_CH_X_MUC && sp->c[i].kind != MUC_CH_X_USER)
             buf_append(&b, st->raw + sp->c[i].off, sp->c[i].len);
     int rc = muc_occ_set_pres(o, buf_data(&b), buf_used(&b));
     buf_free(&b);
@@ -471,7 +307,7 @@ static int keep_presence(struct muc_occupant *o, const struct stanza *st, const 
 }
 
 static void join(struct shard *s, struct muc_room *r, const struct stanza *st,
-                 const struct spans *sp, const char *nick, size_t nick_len)
+                 const struct muc_spans *sp, const char *nick, size_t nick_len)
 {
     const struct config *cfg = s->cfg;
     struct muc_table *t = muc_rooms(s);
@@ -571,7 +407,7 @@ static void join(struct shard *s, struct muc_room *r, const struct stanza *st,
 }
 
 static void change_nick(struct shard *s, struct muc_room *r, struct muc_occupant *o,
-                        const struct stanza *st, const struct spans *sp, const char *nick,
+                        const struct stanza *st, const struct muc_spans *sp, const char *nick,
                         size_t nick_len)
 {
     if (nick_len > s->cfg->muc.max_nick_bytes) {
@@ -597,7 +433,7 @@ static void change_nick(struct shard *s, struct muc_room *r, struct muc_occupant
 }
 
 static void leave(struct shard *s, struct muc_room *r, struct muc_occupant *o,
-                  const struct stanza *st, const struct spans *sp)
+                  const struct stanza *st, const struct muc_spans *sp)
 {
     if (sp)
         keep_presence(o, st, sp); /* its <status/>, said on the way out */
@@ -611,10 +447,10 @@ static void room_presence(struct shard *s, struct muc_room *r, const struct stan
     struct muc_occupant *o = r ? muc_occ_by_jid(r, st->from, st->from_len) : NULL;
     const char *nick = st->to + st->to_bare_len + 1;
     size_t nick_len = st->to_len > st->to_bare_len ? st->to_len - st->to_bare_len - 1 : 0;
-    struct spans sp;
+    struct muc_spans sp;
     if (type == PROTO_PRES_UNAVAILABLE || type == PROTO_PRES_ERROR) {
         if (o)
-            leave(s, r, o, st, type == PROTO_PRES_UNAVAILABLE && spans_read(s, st, &sp) ? &sp : NULL);
+            leave(s, r, o, st, type == PROTO_PRES_UNAVAILABLE && muc_spans_read(s, st, &sp) ? &sp : NULL);
         return;
     }
     if (type != PROTO_PRES_AVAILABLE)
@@ -626,7 +462,7 @@ static void room_presence(struct shard *s, struct muc_room *r, const struct stan
     }
     if (!o && (st->h->flags & ROUTE_GENERATED))
         return; /* the server's own presence for a JID (an approval's): not a join */
-    if (!spans_read(s, st, &sp)) {
+    if (!muc_spans_read(s, st, &sp)) {
         out_error(s, st, "wait", "resource-constraint");
         return;
     }
@@ -688,21 +524,21 @@ static void groupchat(struct shard *s, struct muc_room *r, struct muc_occupant *
         out_error(s, st, "auth", "forbidden"); /* a visitor of a moderated room */
         return;
     }
-    struct spans sp;
-    if (!spans_read(s, st, &sp)) {
+    struct muc_spans sp;
+    if (!muc_spans_read(s, st, &sp)) {
         out_error(s, st, "wait", "resource-constraint");
         return;
     }
-    bool subject = sp.has[CH_SUBJECT] && !sp.has[CH_BODY];
+    bool subject = sp.has[MUC_CH_SUBJECT] && !sp.has[MUC_CH_BODY];
     if (subject && !set_subject(s, r, o, st))
         return;
     struct buf b = {0};
-    restamp(&b, st, &sp, r->jid, r->jid_len, o->nick, o->nick_len, NULL,
-            (1u << CH_X_USER) | (1u << CH_SID));
+    muc_restamp(&b, st, &sp, r->jid, r->jid_len, o->nick, o->nick_len, NULL,
+            (1u << MUC_CH_X_USER) | (1u << MUC_CH_SID));
     buf_puts(&b, "</message>");
-    if (!subject && sp.has[CH_BODY] && !sp.has[CH_NOSTORE])
+    if (!subject && sp.has[MUC_CH_BODY] && !sp.has[MUC_CH_NOSTORE])
         muc_archive_hook(s, r, o, &b);
-    if (!subject && sp.has[CH_BODY])
+    if (!subject && sp.has[MUC_CH_BODY])
         muc_hist_add(r, buf_data(&b), buf_used(&b), time(NULL), s->cfg->muc.history,
                      s->cfg->muc.max_history_bytes);
     s->stats.muc_messages++;
@@ -722,14 +558,14 @@ static void private_message(struct shard *s, struct muc_room *r, struct muc_occu
         out_error(s, st, "cancel", "item-not-found");
         return;
     }
-    struct spans sp;
-    if (!spans_read(s, st, &sp)) {
+    struct muc_spans sp;
+    if (!muc_spans_read(s, st, &sp)) {
         out_error(s, st, "wait", "resource-constraint");
         return;
     }
     struct buf b = {0};
-    restamp(&b, st, &sp, r->jid, r->jid_len, o->nick, o->nick_len, NULL,
-            (1u << CH_X_USER) | (1u << CH_SID));
+    muc_restamp(&b, st, &sp, r->jid, r->jid_len, o->nick, o->nick_len, NULL,
+            (1u << MUC_CH_X_USER) | (1u << MUC_CH_SID));
     buf_puts(&b, "<x xmlns='" NS_MUC_USER "'/></message>");
     muc_send(s, r, to, buf_data(&b), buf_used(&b), TO_AT_MESSAGE);
     buf_free(&b);

@@ -257,6 +257,45 @@ void muc_remotes_add(struct muc_remotes *r, const struct muc_occupant *o);
 void muc_remotes_send(struct shard *s, struct muc_remotes *r, const char *stanza, size_t len,
                       uint32_t to_at);
 
+/* ---- muc_stanza.c: reading and rewriting what an occupant sends ---- */
+/* MUC_CH_SID: a <stanza-id/> naming the room, which only the room may write (XEP-0359 §5);
+ * MUC_CH_NOSTORE: a XEP-0334 hint not to archive. */
+enum {
+    MUC_CH_OTHER,
+    MUC_CH_X_MUC,
+    MUC_CH_X_USER,
+    MUC_CH_SUBJECT,
+    MUC_CH_BODY,
+    MUC_CH_SID,
+    MUC_CH_NOSTORE,
+    MUC_CH_KINDS
+};
+
+/* A child of the stanza: its kind and bytes. */
+struct muc_child {
+    uint8_t kind;
+    uint32_t off, len;
+};
+
+/* A stanza read: its start tag's cuts and its children's spans. */
+struct muc_spans {
+    uint32_t name_len;  /* of the element name */
+    uint32_t cut[3][2]; /* from, to, type: offset and length in the start tag */
+    struct muc_child *c;
+    unsigned n;
+    bool has[MUC_CH_KINDS];
+};
+
+/* One pass of the token parser over the stanza (which crossed a ring: well-formed and
+ * self-contained), the children in s's arena. false when memory ran out. */
+bool muc_spans_read(struct shard *s, const struct stanza *st, struct muc_spans *sp);
+/* The start tag with `from` (room, or room/nick) and `type` (when given) in place of the
+ * sender's, without `to`, then the children but those of the kinds in `skip` (bits of
+ * MUC_CH_*); the caller ends it. */
+void muc_restamp(struct buf *b, const struct stanza *st, const struct muc_spans *sp,
+                 const char *from, size_t from_len, const char *nick, size_t nick_len,
+                 const char *type, unsigned skip);
+
 /* ---- muc_store.c: persistent rooms in the store, the service's room list ---- */
 /* A stanza to a room this shard does not hold: true when it goes on (the store has
  * been asked and has no such room); false when it waits for the room's load (handled
