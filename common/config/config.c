@@ -13,16 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void *field(struct config *c, const struct config_directive *d)
-{
-    return (char *)c + d->off;
-}
-
-static const void *cfield(const struct config *c, const struct config_directive *d)
-{
-    return (const char *)c + d->off;
-}
-
 static const struct config_directive *config_find(const char *name)
 {
     for (size_t i = 0; i < config_table_len; i++)
@@ -41,310 +31,17 @@ static bool config_is_group(const char *name)
     return false;
 }
 
-/* ---- values ------------------------------------------------------------------------------ */
-
-static void put_uint(void *p, size_t size, uint64_t v)
-{
-    switch (size) {
-    case 1:
-        *(uint8_t *)p = (uint8_t)v;
-        break;
-    case 2:
-        *(uint16_t *)p = (uint16_t)v;
-        break;
-    case 4:
-        *(uint32_t *)p = (uint32_t)v;
-        break;
-    default:
-        *(uint64_t *)p = v;
-        break;
-    }
-}
-
-/* Range-checks and stores a number; `shown` is how the file wrote it. */
-static int set_num(const struct config_directive *d, struct config *c, long long v,
-                   const char *shown, char *msg, size_t n)
-{
-    char lo[24], hi[24];
-    if (v < 0 || (uint64_t)v < d->min || (uint64_t)v > d->max) {
-        config_show_num(lo, sizeof lo, d, d->min);
-        config_show_num(hi, sizeof hi, d, d->max);
-        snprintf(msg, n, "%s is out of range %s..%s", shown, lo, hi);
-        return -EINVAL;
-    }
-    if ((d->flags & CONFIG_F_POW2) && (v & (v - 1))) {
-        snprintf(msg, n, "%s is not a power of two", shown);
-        return -EINVAL;
-    }
-    put_uint(field(c, d), d->size, (uint64_t)v);
-    return 0;
-}
-
-/* Parses digits with an optional one-letter suffix from `units` ("KMG", "smhd"). */
-static bool parse_suffixed(const char *s, const char *units, const uint64_t *mult, long long *out)
-{
-    uint64_t v = 0;
-    const char *p = s;
-    if (*p < '0' || *p > '9')
-        return false;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (UINT64_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (*p) {
-        const char *u = strchr(units, *p);
-        if (!u || p[1])
-            return false;
-        uint64_t m = mult[u - units];
-        if (v > UINT64_MAX / m)
-            return false;
-        v *= m;
-    }
-    /* Anything above LLONG_MAX is out of every range; clamp instead of wrapping. */
-    *out = v > (uint64_t)0x7fffffffffffffff ? 0x7fffffffffffffff : (long long)v;
-    return true;
-}
-
-static int set_addr(const struct config_directive *d, struct config_addr *a, const char *s,
-                    char *msg, size_t n)
-{
-    char host[64];
-    const char *port;
-    memset(a, 0, sizeof *a);
-    if (!*s) {
-        if (d->flags & CONFIG_F_EMPTY)
-            return 0;
-        snprintf(msg, n, "must not be empty");
-        return -EINVAL;
-    }
-    size_t len = strlen(s);
-    if (len >= sizeof a->text)
-        goto bad;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || end[1] != ':')
-            goto bad;
-        memcpy(host, s + 1, (size_t)(end - s - 1));
-        host[end - s - 1] = '\0';
-        port = end + 2;
-    } else {
-        const char *colon = strchr(s, ':');
-        if (!colon || strchr(colon + 1, ':'))
-            goto bad;
-        memcpy(host, s, (size_t)(colon - s));
-        host[colon - s] = '\0';
-        port = colon + 1;
-    }
-    long long p;
-    if (!parse_suffixed(port, "", NULL, &p) || p < 1 || p > 65535)
-        goto bad;
-    if (s[0] == '[') {
-        a->addr.in6.sin6_family = AF_INET6;
-        a->addr.in6.sin6_port = htons((uint16_t)p);
-        if (inet_pton(AF_INET6, host, &a->addr.in6.sin6_addr) != 1)
-            goto bad;
-        a->len = sizeof a->addr.in6;
-    } else {
-        a->addr.in.sin_family = AF_INET;
-        a->addr.in.sin_port = htons((uint16_t)p);
-        if (inet_pton(AF_INET, host, &a->addr.in.sin_addr) != 1)
-            goto bad;
-        a->len = sizeof a->addr.in;
-    }
-    memcpy(a->text, s, len + 1);
-    return 0;
-bad:
-    memset(a, 0, sizeof *a);
-    snprintf(msg, n,
-             "\"%.80s\" is not an address: write an IPv4 address or a bracketed IPv6 address "
-             "and a port, such as \"127.0.0.1:5222\" or \"[::1]:5222\"%s",
-             s, d->flags & CONFIG_F_EMPTY ? ", or \"\" to disable" : "");
-    return -EINVAL;
-}
-
-/* "domain=IPv4:port" or "domain=[IPv6]:port"; the domain must be in normal form, as every
- * domain it will be compared with is. */
-static int set_route(const struct config_directive *d, struct config_route *r, const char *s,
-                     char *msg, size_t n)
-{
-    char dom[JID_BUF];
-    const char *eq = strchr(s, '=');
-    memset(r, 0, sizeof *r);
-    if (!eq || eq == s || set_addr(d, &r->addr, eq + 1, msg, n) < 0) {
-        snprintf(msg, n,
-                 "\"%.80s\" is not a route: write domain=IPv4:port or domain=[IPv6]:port, such "
-                 "as \"a.example=127.0.0.2:5269\"",
-                 s);
-        return -EINVAL;
-    }
-    size_t len = (size_t)(eq - s);
-    int rc = jid_prep_domain(s, len, dom, sizeof dom);
-    if (rc == -ENOMEM) {
-        snprintf(msg, n, "out of memory");
-        return rc;
-    }
-    if (rc < 0) {
-        snprintf(msg, n, "\"%.*s\" is not a domain", (int)(len > 80 ? 80 : len), s);
-        return -EINVAL;
-    }
-    if ((size_t)rc != len || memcmp(dom, s, len)) {
-        snprintf(msg, n, "\"%.*s\" is not in normal form: write \"%.80s\"",
-                 (int)(len > 80 ? 80 : len), s, dom);
-        return -EINVAL;
-    }
-    r->domain = strdup(dom);
-    if (!r->domain) {
-        snprintf(msg, n, "out of memory");
-        return -ENOMEM;
-    }
-    return 0;
-}
-
-/* ---- lists ------------------------------------------------------------------------------- */
-
-static size_t item_size(enum config_type t)
-{
-    return t == CONFIG_T_ROUTE    ? sizeof(struct config_route)
-           : t == CONFIG_T_PREFIX ? sizeof(struct net_prefix)
-                                  : sizeof(struct config_addr);
-}
-
-static void *item_at(enum config_type t, void *items, size_t i)
-{
-    return (char *)items + i * item_size(t);
-}
-
-/* What no two items of a list may share: the address, the domain of a route, or the
- * prefix in its normal form. */
-static const char *item_key(enum config_type t, const void *item)
-{
-    return t == CONFIG_T_ROUTE    ? ((const struct config_route *)item)->domain
-           : t == CONFIG_T_PREFIX ? ((const struct net_prefix *)item)->text
-                                  : ((const struct config_addr *)item)->text;
-}
-
-static void list_clear(enum config_type t, struct config_list *l)
-{
-    for (size_t i = 0; t == CONFIG_T_ROUTE && i < l->n; i++)
-        free((char *)l->routes[i].domain);
-    free(l->items);
-    l->items = NULL;
-    l->n = 0;
-}
-
-static bool list_equal(enum config_type t, const struct config_list *a, const struct config_list *b)
-{
-    if (a->n != b->n)
-        return false;
-    for (size_t i = 0; i < a->n; i++) {
-        const void *x = item_at(t, a->items, i), *y = item_at(t, b->items, i);
-        if (strcmp(item_key(t, x), item_key(t, y)))
-            return false;
-        if (t == CONFIG_T_ROUTE && strcmp(((const struct config_route *)x)->addr.text,
-                                          ((const struct config_route *)y)->addr.text))
-            return false;
-    }
-    return true;
-}
-
-static const uint64_t size_mult[] = {1ull << 10, 1ull << 10, 1ull << 20,
-                                     1ull << 20, 1ull << 30, 1ull << 30};
-static const uint64_t dur_mult[] = {1, 60, 3600, 86400};
-
-/* Stores a value given as text: a default from the table, or a string from the file. */
-static int set_text(const struct config_directive *d, struct config *c, const char *s, char *msg,
-                    size_t n)
-{
-    long long v;
-    size_t len;
-    char quoted[96];
-    snprintf(quoted, sizeof quoted, "\"%.80s\"", s);
-    switch (d->type) {
-    case CONFIG_T_INT:
-        if (!parse_suffixed(s, "", NULL, &v))
-            break;
-        return set_num(d, c, v, s, msg, n);
-    case CONFIG_T_SIZE:
-        if (!parse_suffixed(s, "KkMmGg", size_mult, &v)) {
-            snprintf(msg, n, "%s is not a size: bytes, or a number with a K, M or G suffix",
-                     quoted);
-            return -EINVAL;
-        }
-        return set_num(d, c, v, s, msg, n);
-    case CONFIG_T_DURATION:
-        if (!parse_suffixed(s, "smhd", dur_mult, &v)) {
-            snprintf(msg, n,
-                     "%s is not a duration: seconds, or a number with an s, m, h or d "
-                     "suffix",
-                     quoted);
-            return -EINVAL;
-        }
-        return set_num(d, c, v, s, msg, n);
-    case CONFIG_T_BOOL:
-        if (strcmp(s, "true") && strcmp(s, "false"))
-            break;
-        *(bool *)field(c, d) = !strcmp(s, "true");
-        return 0;
-    case CONFIG_T_STRING: {
-        len = strlen(s);
-        if (len < d->min) {
-            snprintf(msg, n, "must not be empty");
-            return -EINVAL;
-        }
-        if (len > d->max) {
-            snprintf(msg, n, "is %zu bytes long, more than %llu", len, (unsigned long long)d->max);
-            return -EINVAL;
-        }
-        char *copy = strdup(s);
-        if (!copy) {
-            snprintf(msg, n, "out of memory");
-            return -ENOMEM;
-        }
-        const char **slot = field(c, d);
-        free((char *)*slot);
-        *slot = copy;
-        return 0;
-    }
-    case CONFIG_T_ENUM: {
-        for (int i = 0; d->choices[i]; i++) {
-            if (!strcmp(d->choices[i], s)) {
-                *(int *)field(c, d) = i;
-                return 0;
-            }
-        }
-        len = (size_t)snprintf(msg, n, "%s is not one of", quoted);
-        for (int i = 0; d->choices[i] && len < n; i++)
-            len += (size_t)snprintf(msg + len, n - len, "%s %s", i ? "," : "", d->choices[i]);
-        return -EINVAL;
-    }
-    case CONFIG_T_ADDR:
-        return set_addr(d, field(c, d), s, msg, n);
-    case CONFIG_T_LIST:
-        /* Only as a default or the file's "": both the empty list. */
-        if (*s)
-            break;
-        list_clear(d->item, field(c, d));
-        return 0;
-    case CONFIG_T_ROUTE:
-    case CONFIG_T_PREFIX:
-        break;
-    }
-    snprintf(msg, n, "%s is not a valid value", quoted);
-    return -EINVAL;
-}
-
 /* ---- snapshots --------------------------------------------------------------------------- */
 
 static void config_destroy_snapshot(struct config *c)
 {
     for (size_t i = 0; i < config_table_len; i++) {
         if (config_table[i].type == CONFIG_T_STRING) {
-            const char **slot = field(c, &config_table[i]);
+            const char **slot = config_field(c, &config_table[i]);
             free((char *)*slot);
             *slot = NULL;
         } else if (config_table[i].type == CONFIG_T_LIST) {
-            list_clear(config_table[i].item, field(c, &config_table[i]));
+            config_list_clear(config_table[i].item, config_field(c, &config_table[i]));
         }
     }
     free((char *)c->path);
@@ -363,7 +60,7 @@ static struct config *config_new(char *msg, size_t n)
     for (size_t i = 0; i < config_table_len; i++) {
         const struct config_directive *d = &config_table[i];
         char why[256];
-        if (set_text(d, c, d->def, why, sizeof why) < 0) {
+        if (config_set_text(d, c, d->def, why, sizeof why) < 0) {
             /* A bug in the table, which the unit tests catch. */
             snprintf(msg, n, "%s: the built-in default: %s", d->name, why);
             config_destroy_snapshot(c);
@@ -440,7 +137,7 @@ const char *config_changed(const struct config *a, const struct config *b, bool 
         const struct config_directive *d = &config_table[i];
         if (restart_only && !(d->flags & CONFIG_F_RESTART))
             continue;
-        const void *x = cfield(a, d), *y = cfield(b, d);
+        const void *x = config_cfield(a, d), *y = config_cfield(b, d);
         bool same;
         if (d->type == CONFIG_T_STRING)
             same = !strcmp(*(const char *const *)x, *(const char *const *)y);
@@ -448,7 +145,7 @@ const char *config_changed(const struct config *a, const struct config *b, bool 
             same = !strcmp(((const struct config_addr *)x)->text,
                            ((const struct config_addr *)y)->text);
         else if (d->type == CONFIG_T_LIST)
-            same = list_equal(d->item, x, y);
+            same = config_list_equal(d->item, x, y);
         else
             same = !memcmp(x, y, d->size);
         if (!same)
@@ -618,23 +315,23 @@ static int set_list(struct config_loader *ld, const struct config_directive *d,
     if (n > d->max)
         return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
                     "%s: %u items, more than %llu", d->name, n, (unsigned long long)d->max);
-    l.items = n ? calloc(n, item_size(d->item)) : NULL;
+    l.items = n ? calloc(n, config_item_size(d->item)) : NULL;
     if (n && !l.items)
         return fail_nomem(ld);
     for (unsigned i = 0; i < n; i++) {
         const config_setting_t *e = config_setting_get_elem(s, i);
         const char *file = config_setting_source_file(e);
         unsigned line = config_setting_source_line(e);
-        void *item = item_at(d->item, l.items, i);
+        void *item = config_item_at(d->item, l.items, i);
         if (config_setting_type(e) != CONFIG_TYPE_STRING) {
             rc = fail(ld, file, line, "%s, item %u: expected a string, not %s", d->name, i + 1,
                       type_name(config_setting_type(e)));
             goto out;
         }
         const char *text = config_setting_get_string(e);
-        rc = d->item == CONFIG_T_ROUTE    ? set_route(d, item, text, why, sizeof why)
+        rc = d->item == CONFIG_T_ROUTE    ? config_set_route(d, item, text, why, sizeof why)
              : d->item == CONFIG_T_PREFIX ? net_prefix_parse(text, item, why, sizeof why)
-                                          : set_addr(d, item, text, why, sizeof why);
+                                          : config_set_addr(d, item, text, why, sizeof why);
         if (rc == 0)
             l.n = i + 1;
         if (rc == -ENOMEM) {
@@ -646,21 +343,21 @@ static int set_list(struct config_loader *ld, const struct config_directive *d,
             goto out;
         }
         for (unsigned j = 0; j < i; j++) {
-            if (strcmp(item_key(d->item, item_at(d->item, l.items, j)), item_key(d->item, item)))
+            if (strcmp(config_item_key(d->item, config_item_at(d->item, l.items, j)), config_item_key(d->item, item)))
                 continue;
             rc = d->item == CONFIG_T_ROUTE
                      ? fail(ld, file, line, "%s, item %u: %s has a route already (item %u)",
-                            d->name, i + 1, item_key(d->item, item), j + 1)
+                            d->name, i + 1, config_item_key(d->item, item), j + 1)
                      : fail(ld, file, line, "%s, item %u: \"%s\" is item %u too", d->name, i + 1,
-                            item_key(d->item, item), j + 1);
+                            config_item_key(d->item, item), j + 1);
             goto out;
         }
     }
-    list_clear(d->item, field(ld->c, d));
-    *(struct config_list *)field(ld->c, d) = l;
+    config_list_clear(d->item, config_field(ld->c, d));
+    *(struct config_list *)config_field(ld->c, d) = l;
     return 0;
 out:
-    list_clear(d->item, &l);
+    config_list_clear(d->item, &l);
     return rc;
 }
 
@@ -681,13 +378,13 @@ static int apply(struct config_loader *ld, const struct config_directive *d,
     if ((t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) && numeric) {
         long long v = config_setting_get_int64(s);
         snprintf(shown, sizeof shown, "%lld", v);
-        rc = set_num(d, ld->c, v, shown, why, sizeof why);
+        rc = config_set_num(d, ld->c, v, shown, why, sizeof why);
     } else if (t == CONFIG_TYPE_BOOL && d->type == CONFIG_T_BOOL) {
-        *(bool *)field(ld->c, d) = config_setting_get_bool(s);
+        *(bool *)config_field(ld->c, d) = config_setting_get_bool(s);
         rc = 0;
     } else if (t == CONFIG_TYPE_STRING && d->type != CONFIG_T_INT && d->type != CONFIG_T_BOOL &&
                (d->type != CONFIG_T_LIST || !*config_setting_get_string(s))) {
-        rc = set_text(d, ld->c, config_setting_get_string(s), why, sizeof why);
+        rc = config_set_text(d, ld->c, config_setting_get_string(s), why, sizeof why);
     } else {
         snprintf(why, sizeof why, "expected %s, not %s", expected(d->type), type_name(t));
         rc = -EINVAL;
@@ -827,7 +524,7 @@ static int resolve_paths(struct config_loader *ld)
     const char *sep = strcmp(base, "/") ? "/" : "";
     for (size_t i = 0; rc == 0 && i < config_table_len; i++) {
         const struct config_directive *d = &config_table[i];
-        const char **slot = field(ld->c, d);
+        const char **slot = config_field(ld->c, d);
         if (!(d->flags & CONFIG_F_PATH) || (*slot)[0] == '/' || !(*slot)[0])
             continue;
         char *abs;

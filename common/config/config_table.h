@@ -1,7 +1,8 @@
 /*
  * config_table: the directive table, private to the config module. config.c loads a
- * file by it, config_sample.c writes the sample file from it; nothing else includes
- * this header. See config.h for what a directive is.
+ * file by it (with config_value.c's setters, declared at the end), config_sample.c
+ * writes the sample file from it; nothing else includes this header. See config.h for
+ * what a directive is.
  */
 #ifndef STARLING_CONFIG_TABLE_H
 #define STARLING_CONFIG_TABLE_H
@@ -43,5 +44,35 @@ extern const size_t config_table_len;
 
 /* A number as the file would write it: sizes with the largest exact K, M or G suffix. */
 void config_show_num(char *buf, size_t n, const struct config_directive *d, uint64_t v);
+
+/* ---- config_value.c: a value into its field (msg, n: what is wrong, in the file's words) ---- */
+static inline void *config_field(struct config *c, const struct config_directive *d)
+{
+    return (char *)c + d->off;
+}
+static inline const void *config_cfield(const struct config *c, const struct config_directive *d)
+{
+    return (const char *)c + d->off;
+}
+/* Range-checks and stores a number; `shown` is how the file wrote it. 0 or -EINVAL. */
+int config_set_num(const struct config_directive *d, struct config *c, long long v,
+                   const char *shown, char *msg, size_t n);
+/* "IPv4:port" or "[IPv6]:port" ("" when the directive allows it). 0 or -EINVAL. */
+int config_set_addr(const struct config_directive *d, struct config_addr *a, const char *s,
+                    char *msg, size_t n);
+/* "domain=IPv4:port" or "domain=[IPv6]:port", the domain in normal form; 0, -EINVAL or
+ * -ENOMEM. */
+int config_set_route(const struct config_directive *d, struct config_route *r, const char *s,
+                     char *msg, size_t n);
+/* Stores a value given as text: a default from the table, or a string from the file. */
+int config_set_text(const struct config_directive *d, struct config *c, const char *s, char *msg,
+                    size_t n);
+/* A list's items of type t: their size, the i-th, and what no two may share (the address,
+ * the domain of a route, or the prefix in its normal form). */
+size_t config_item_size(enum config_type t);
+void *config_item_at(enum config_type t, void *items, size_t i);
+const char *config_item_key(enum config_type t, const void *item);
+void config_list_clear(enum config_type t, struct config_list *l);
+bool config_list_equal(enum config_type t, const struct config_list *a, const struct config_list *b);
 
 #endif
