@@ -3,6 +3,7 @@
 #include "common/store/store_mam.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,37 +114,41 @@ const char *flat_rebase(const char *base, const char *off)
     return off ? base + (uintptr_t)off : NULL;
 }
 
+int flat_finish_rebased(struct flat *f, void **block, size_t *n, const size_t *offs, unsigned noffs)
+{
+    char *base;
+    size_t size = f->rec_size;
+    *n = f->nrec;
+    int rc = flat_finish(f, block, &base);
+    if (rc < 0) {
+        *n = 0;
+        return rc;
+    }
+    for (size_t i = 0; i < *n; i++)
+        for (unsigned k = 0; k < noffs; k++) {
+            const char **field = (const char **)(void *)((char *)*block + i * size + offs[k]);
+            *field = flat_rebase(base, *field);
+        }
+    return 0;
+}
 
 int flat_subreqs_finish(struct flat *f, struct store_subreqs *out)
 {
-    char *base;
+    static const size_t offs[] = {offsetof(struct store_subreq, jid),
+                                  offsetof(struct store_subreq, stanza)};
     void *block;
-    size_t n = f->nrec;
-    int rc = flat_finish(f, &block, &base);
-    if (rc < 0)
-        return rc;
+    int rc = flat_finish_rebased(f, &block, &out->n, offs, 2);
     out->items = block;
-    out->n = n;
-    for (size_t i = 0; i < n; i++) {
-        out->items[i].jid = flat_rebase(base, out->items[i].jid);
-        out->items[i].stanza = flat_rebase(base, out->items[i].stanza);
-    }
-    return 0;
+    return rc;
 }
 
 int flat_offline_finish(struct flat *f, struct store_offline *out)
 {
-    char *base;
+    static const size_t offs[] = {offsetof(struct store_offline_msg, stanza)};
     void *block;
-    size_t n = f->nrec;
-    int rc = flat_finish(f, &block, &base);
-    if (rc < 0)
-        return rc;
+    int rc = flat_finish_rebased(f, &block, &out->n, offs, 1);
     out->msgs = block;
-    out->n = n;
-    for (size_t i = 0; i < n; i++)
-        out->msgs[i].stanza = flat_rebase(base, out->msgs[i].stanza);
-    return 0;
+    return rc;
 }
 
 void flat_offline_stamp(struct store_offline_msg *m, int64_t stamp)
@@ -182,9 +187,8 @@ void flat_roster_item_end(struct flat_roster *r)
     struct flat *f = &r->f;
     if (!f->nrec || f->nomem)
         return;
-    size_t at = r->ngroups
-                    ? flat_put(f, r->goff, r->ngroups * sizeof *r->goff, sizeof(char *), false)
-                    : 0;
+    size_t at =
+        r->ngroups ? flat_put(f, r->goff, r->ngroups * sizeof *r->goff, sizeof(char *), false) : 0;
     struct store_roster_item *it = flat_last(f);
     it->groups = (const char *const *)(uintptr_t)at;
     it->ngroups = at ? r->ngroups : 0;
@@ -233,15 +237,13 @@ int flat_roster_finish(struct flat_roster *r, struct store_roster *out)
 
 int flat_mam_finish(struct flat *f, size_t max, bool last, struct store_mam_page *out)
 {
-    char *base;
+    static const size_t offs[] = {offsetof(struct store_mam_msg, stanza)};
     void *block;
-    size_t n = f->nrec;
-    int rc = flat_finish(f, &block, &base);
+    size_t n;
+    int rc = flat_finish_rebased(f, &block, &n, offs, 1);
     if (rc < 0)
         return rc;
     struct store_mam_msg *m = block;
-    for (size_t i = 0; i < n; i++)
-        m[i].stanza = flat_rebase(base, m[i].stanza);
     out->complete = n <= max;
     if (n > max) {
         if (last) {

@@ -47,6 +47,11 @@ int flat_finish(struct flat *f, void **block, char **base);
 /* A record's offset as a pointer into the block's data (NULL stays NULL). */
 const char *flat_rebase(const char *base, const char *off);
 
+/* flat_finish(), then in every record the `const char *` fields at offs (noffs of them)
+ * made real pointers into the block; *n gets the count (0 on -ENOMEM). */
+int flat_finish_rebased(struct flat *f, void **block, size_t *n, const size_t *offs,
+                        unsigned noffs);
+
 /* The same for a list of subscription requests (records of struct store_subreq) and of
  * offline messages (struct store_offline_msg): out gets the block, its pointers made
  * real. -ENOMEM (also when building ran short). Leave f empty. */

@@ -7,6 +7,7 @@
 #include "common/store/store_flat.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -297,17 +298,10 @@ int store_muc_room_build(const char *jid, const char *const text[5], uint32_t ma
 
 int flat_muc_list_finish(struct flat *f, struct store_muc_list *out)
 {
-    char *base;
+    static const size_t offs[] = {offsetof(struct store_muc_item, jid),
+                                  offsetof(struct store_muc_item, name)};
     void *block;
-    size_t n = f->nrec;
-    int rc = flat_finish(f, &block, &base);
-    if (rc < 0)
-        return rc;
+    int rc = flat_finish_rebased(f, &block, &out->n, offs, 2);
     out->items = block;
-    out->n = n;
-    for (size_t i = 0; i < n; i++) {
-        out->items[i].jid = flat_rebase(base, out->items[i].jid);
-        out->items[i].name = flat_rebase(base, out->items[i].name);
-    }
-    return 0;
+    return rc;
 }

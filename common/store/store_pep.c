@@ -6,6 +6,7 @@
 #include "common/store/store_flat.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -160,18 +161,11 @@ void store_pep_free(struct store_pep *rows)
 
 int flat_pep_finish(struct flat *f, struct store_pep *out)
 {
-    char *base;
+    static const size_t offs[] = {offsetof(struct store_pep_row, node),
+                                  offsetof(struct store_pep_row, id),
+                                  offsetof(struct store_pep_row, data)};
     void *block;
-    size_t n = f->nrec;
-    int rc = flat_finish(f, &block, &base);
-    if (rc < 0)
-        return rc;
+    int rc = flat_finish_rebased(f, &block, &out->n, offs, 3);
     out->rows = block;
-    out->n = n;
-    for (size_t i = 0; i < n; i++) {
-        out->rows[i].node = flat_rebase(base, out->rows[i].node);
-        out->rows[i].id = flat_rebase(base, out->rows[i].id);
-        out->rows[i].data = flat_rebase(base, out->rows[i].data);
-    }
-    return 0;
+    return rc;
 }
