@@ -192,7 +192,7 @@ unit: $(UNIT_BINS)
 test: deps
 	$(Q)tests/run
 
-# ---- fuzzing ----------------------------------------------------------------------------
+# ---- fuzzing -----------------------------------------------------------------------------
 # Each source is compiled once for every target (build/fuzz/obj/), with the sanitizers and
 # the fuzzer's coverage; a target links its driver with the objects of its folder, common
 # and shm.
