@@ -253,8 +253,10 @@ struct muc_remotes {
 /* Adds the occupant (a remote one) to its server's group. */
 void muc_remotes_add(struct muc_remotes *r, const struct muc_occupant *o);
 /* The stanza (without `to`, its `to` going at to_at) to every group, one
- * PROTO_REMOTE_FANOUT frame each; then the groups are forgotten (*r empty again). */
-void muc_remotes_send(struct shard *s, struct muc_remotes *r, const char *stanza, size_t len,
+ * PROTO_REMOTE_FANOUT frame each; then the groups are forgotten (*r empty again).
+ * Returns the frames written: to this node's s2s, or across the link to the node that
+ * owns the server's streams (which counts it in remote_fanout_frames, not us). */
+unsigned muc_remotes_send(struct shard *s, struct muc_remotes *r, const char *stanza, size_t len,
                       uint32_t to_at);
 
 /* ---- muc_stanza.c: reading and rewriting what an occupant sends ---- */

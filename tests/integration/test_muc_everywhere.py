@@ -234,6 +234,9 @@ def test_one_room_on_two_nodes_and_prosody(world, placed):
         s = d[cl.streams.name]
         assert s["s2s_frames"] == n and s["s2s_rcpts"] == n * len(theirs), d
         assert all(d[x.name]["s2s_frames"] == 0 for x in cl.nodes if x is not cl.streams), d
+        # All of it is the room's fan-out at its home: its threads', the link's, and
+        # the one for Prosody's users wherever it leaves from.
+        assert h["muc_frames"] == h["fe_frames"] + h["link_frames"] + n, d
 
         # Leaving: a user of the other node and one of Prosody; everyone left sees both.
         gone = [next(c for c in ours if where[c.jid] is other), theirs[1]]
