@@ -30,8 +30,10 @@
  * remote occupant (its self-presence, history, a private message) is one PROTO_REMOTE
  * stanza (route_generated()). shard_stats counts it: muc_messages, muc_deliveries,
  * muc_deliver_frames (frames those deliveries took: the home's own c2s threads', one a
- * node, which link_deliver_frames counts alone, and the REMOTE_FANOUT ones);
- * tests/integration/test_muc_cluster.py checks it on three nodes.
+ * node, which link_deliver_frames counts alone, and the REMOTE_FANOUT ones, also those
+ * sent across a link to the node owning the remote server's streams, out_remote_fanout());
+ * tests/integration/test_muc_cluster.py checks it on three nodes, test_muc_everywhere.py
+ * on two nodes federating with Prosody.
  *
  * What a room does: join with self-presence (110, 201 on creation: the creator is the
  * owner and the room is locked until the owner submits the configuration form, or an

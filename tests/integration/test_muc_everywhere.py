@@ -2,16 +2,17 @@
 One room, occupants everywhere: a starling cluster of two nodes sharing PostgreSQL
 (cluster.py, pg.py) that federates with a real Prosody (peers.py), and a room of the
 cluster's chat service whose occupants are at once on both nodes (four connections on
-the first, spread by the kernel over its two c2s threads; two on the second) and on
-Prosody (two users of prosody.test over s2s).
+the first, which the kernel spreads over its two c2s threads by SO_REUSEPORT, both of
+them but one time in eight; two on the second) and on Prosody (two users of
+prosody.test over s2s).
 
 The cluster is one domain, cluster.test, to Prosody: each node runs s2s on an address of
 its own; the test DNS sends Prosody to node1 for cluster.test and to node2 for its chat
 service (conference.cluster.test), whatever node a room or a stream lives on. The nodes
 present one certificate naming both domains (the test CA's: SASL EXTERNAL both ways; or
-self-signed: dialback, where the node Prosody asks to verify a key is often not the one
-that made it, which works because every node has the dialback secret beside the shared
-storage.path). The streams to prosody.test belong to the node that domain hashes to on
+self-signed: dialback, where for one of the two domains the node Prosody asks to verify
+a key is not the one that made it, which works because every node has the dialback
+secret beside the shared storage.path). The streams to prosody.test belong to the node that domain hashes to on
 the ring (router/out.c): the room's stanzas for Prosody's users cross a link to it when
 the room lives on the other node.
 
