@@ -30,8 +30,10 @@
  * remote occupant (its self-presence, history, a private message) is one PROTO_REMOTE
  * stanza (route_generated()). shard_stats counts it: muc_messages, muc_deliveries,
  * muc_deliver_frames (frames those deliveries took: the home's own c2s threads', one a
- * node, which link_deliver_frames counts alone, and the REMOTE_FANOUT ones);
- * tests/integration/test_muc_cluster.py checks it on three nodes.
+ * node, which link_deliver_frames counts alone, and the REMOTE_FANOUT ones, also those
+ * sent across a link to the node owning the remote server's streams, out_remote_fanout());
+ * tests/integration/test_muc_cluster.py checks it on three nodes, test_muc_everywhere.py
+ * on two nodes federating with Prosody.
  *
  * What a room does: join with self-presence (110, 201 on creation: the creator is the
  * owner and the room is locked until the owner submits the configuration form, or an
@@ -253,8 +255,10 @@ struct muc_remotes {
 /* Adds the occupant (a remote one) to its server's group. */
 void muc_remotes_add(struct muc_remotes *r, const struct muc_occupant *o);
 /* The stanza (without `to`, its `to` going at to_at) to every group, one
- * PROTO_REMOTE_FANOUT frame each; then the groups are forgotten (*r empty again). */
-void muc_remotes_send(struct shard *s, struct muc_remotes *r, const char *stanza, size_t len,
+ * PROTO_REMOTE_FANOUT frame each; then the groups are forgotten (*r empty again).
+ * Returns the frames written: to this node's s2s, or across the link to the node that
+ * owns the server's streams (which counts it in remote_fanout_frames, not us). */
+unsigned muc_remotes_send(struct shard *s, struct muc_remotes *r, const char *stanza, size_t len,
                       uint32_t to_at);
 
 /* ---- muc_stanza.c: reading and rewriting what an occupant sends ---- */

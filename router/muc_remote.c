@@ -48,19 +48,23 @@ void muc_remotes_add(struct muc_remotes *r, const struct muc_occupant *o)
         r->lost++;
 }
 
-void muc_remotes_send(struct shard *s, struct muc_remotes *r, const char *stanza, size_t len,
-                      uint32_t to_at)
+unsigned muc_remotes_send(struct shard *s, struct muc_remotes *r, const char *stanza, size_t len,
+                          uint32_t to_at)
 {
+    unsigned frames = 0;
     if (r->lost)
         LOG_RL(LOG_LEVEL_ERROR, "shard %u: out of memory: a room's stanza is lost for %u occupants",
                s->idx, r->lost);
     for (unsigned i = 0; i < r->n; i++) {
         struct muc_remote_group *g = &r->v[i];
-        if (g->count)
+        if (g->count) {
             out_remote_fanout(s, g->dom, g->dlen, stanza, len, to_at, buf_data(&g->list),
                               buf_used(&g->list), g->count, PROTO_FANOUT_FROM_MUC);
+            frames++;
+        }
         buf_free(&g->list);
     }
     free(r->v);
     *r = (struct muc_remotes){0};
+    return frames;
 }

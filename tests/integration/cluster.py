@@ -12,7 +12,9 @@ and its link socket (cluster.listen) on an address of its
 own, 127.0.0.(11 + i). The nodes share one store: a PostgreSQL of the cluster's own
 (pg.py; store="sqlite": one SQLite file that every node's processes open instead), with
 the accounts of conftest.ACCOUNTS made once; the files kept beside storage.path (the
-SCRAM and dialback secrets) are one set for all. Node i is named node<i+1>.
+SCRAM and dialback secrets) are one set for all. Node i is named node<i+1>. A node whose
+own_cert is set False before the cluster starts keeps the c2s.certificate its groups
+name (a test CA's, say) instead of one from gencert.
 
 kill(node) sends SIGKILL to the node's supervisor and its children, by PID; start(node)
 brings it back on the same folder and ports.
@@ -66,10 +68,12 @@ class ClusterNode(Server):
         self.index = index
         self.db = db
         self.link_host = f"127.0.0.{11 + index}"
+        self.own_cert = True  # False: c2s.certificate is given (not gencert's)
 
     def setup(self, make_accounts):
         self.write_config()
-        self.ctl("gencert")
+        if self.own_cert:
+            self.ctl("gencert")
         if make_accounts:
             for user, pw in self.accounts.items():
                 self.ctl("adduser", f"{user}@{self.domain}", pw)
