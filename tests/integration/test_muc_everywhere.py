@@ -25,6 +25,9 @@ fan-out frame per message leaves for s2s for Prosody's two users, on the one nod
 owns prosody.test's streams (starling_router_fanout_frames_total{to="s2s"}, listing
 both: starling_router_fanout_contacts_total{to="s2s"}). Twice: the room homed on the node
 holding prosody.test's streams, and on the other one.
+
+Release only, to keep `make test` short: its parts run against the sanitized server in
+test_muc_cluster.py and test_muc_s2s.py.
 """
 import time
 import xml.etree.ElementTree as ET
@@ -33,10 +36,14 @@ import pki
 import pytest
 
 from cluster import Cluster, _free_port_on
+from conftest import SANITIZED
 from im import Peer, connect, new_id
 from rawxmpp import NS_CLIENT, q
 from test_admin import m, metrics
 from test_muc import codes, groupchat, instant, is_gc, is_pres, join, room_ids
+
+pytestmark = pytest.mark.skipif(SANITIZED, reason="release only: test_muc_cluster and "
+                                "test_muc_s2s run its parts sanitized")
 
 DOMAIN = "cluster.test"
 MUC = f"conference.{DOMAIN}"
