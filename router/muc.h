@@ -295,6 +295,10 @@ bool muc_spans_read(struct shard *s, const struct stanza *st, struct muc_spans *
 void muc_restamp(struct buf *b, const struct stanza *st, const struct muc_spans *sp,
                  const char *from, size_t from_len, const char *nick, size_t nick_len,
                  const char *type, unsigned skip);
+/* Whether a message error (st, type='error') says its sender is gone, so the room removes
+ * it (muc.c): its condition is one of those that name the recipient or its server, not
+ * the one stanza. Uses s's arena. */
+bool muc_error_gone(struct shard *s, const struct stanza *st);
 
 /* ---- muc_store.c: persistent rooms in the store, the service's room list ---- */
 /* A stanza to a room this shard does not hold: true when it goes on (the store has
