@@ -28,7 +28,10 @@
  * service's domain (s2s/s2s.h), as one stanza per occupant or, to a server that offers
  * XEP-0033, one multicast stanza for many (s2s/multicast.c). What a room sends to one
  * remote occupant (its self-presence, history, a private message) is one PROTO_REMOTE
- * stanza (route_generated()). shard_stats counts it: muc_messages, muc_deliveries,
+ * stanza (route_generated()). When a remote server cannot be reached, s2s returns the
+ * room's frame as one error per occupant listed, from its real JID to the room/nick that
+ * sent it (s2s/remote.c), as it returns a plain stanza; never for an error.
+ * shard_stats counts it: muc_messages, muc_deliveries,
  * muc_deliver_frames (frames those deliveries took: the home's own c2s threads', one a
  * node, which link_deliver_frames counts alone, and the REMOTE_FANOUT ones);
  * tests/integration/test_muc_cluster.py checks it on three nodes.
@@ -41,7 +44,12 @@
  * the occupant's real JID), roles and affiliations changed by moderators, admins and
  * owners (§8-§10: kick 307, ban 301, affiliation changes 321/322), the owner's form
  * (muc#roomconfig), mediated invitations and declines (§7.8), destroying a room, MUC
- * self-ping (XEP-0410). Rooms are kept in the memory of their shard; a persistent one
+ * self-ping (XEP-0410), removing an occupant whose real full JID answers the room with
+ * an error (status 333, muc.c occupant_error(): any presence error, a message error
+ * whose condition says the occupant or its server is gone, muc_error_gone(); local and
+ * remote alike), which is how occupants of a server that went away leave: the room's
+ * broadcast to them comes back as errors, and the removal's own broadcast to them,
+ * bounced again, finds no occupant and ends. Rooms are kept in the memory of their shard; a persistent one
  * stays there when empty, and is also in the store (muc_store.c, common/store/
  * store_muc.h): its configuration, subject (and who set it) and affiliations, written
  * at each change of them and deleted when the room is destroyed or made temporary. A
