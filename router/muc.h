@@ -49,9 +49,9 @@
  * whose condition says the occupant or its server is gone, muc_error_gone(); local and
  * remote alike), which is how occupants of a server that went away leave: the room's
  * broadcast to them comes back as errors, and the removal's own broadcast to them,
- * bounced again, finds no occupant and ends. Rooms are kept in the memory of their shard; a persistent one
- * stays there when empty, and is also in the store (muc_store.c, common/store/
- * store_muc.h): its configuration, subject (and who set it) and affiliations, written
+ * bounced again, finds no occupant and ends. Rooms are kept in the memory of their
+ * shard; a persistent one stays there when empty, and is also in the store
+ * (muc_store.c, common/store/store_muc.h): its configuration, subject (and who set it) and affiliations, written
  * at each change of them and deleted when the room is destroyed or made temporary. A
  * stanza to a room the shard does not hold waits for the store's answer (bounded:
  * router.max_pending bytes per room, loads counted in muc.max_rooms), so persistent

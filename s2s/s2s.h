@@ -139,7 +139,7 @@ struct s2s_thread {
     bool ack_armed;
     uint64_t sent, received, bounced; /* stanzas, for the log */
     uint64_t fanout_frames, fanout_stanzas; /* PROTO_REMOTE_FANOUT frames, recipients served */
-    uint64_t fanout_lost; /* ... stanzas to a server that could not be reached (a room's: returned) */
+    uint64_t fanout_lost; /* ... stanzas to an unreachable server (a room's are returned) */
     /* multicast.c: XEP-0033 stanzas sent, the recipients they carried, bytes they saved
      * against one stanza per recipient; received, and the recipients they reached */
     uint64_t mc_sent, mc_rcpts, mc_received, mc_delivered;
