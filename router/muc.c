@@ -457,7 +457,6 @@ static void occupant_error(struct shard *s, struct muc_room *r, const struct sta
                "error", s->idx, (int)o->jid_len, o->jid, (int)r->jid_len, r->jid);
         muc_occ_kick(s, r, o, 333, NULL);
     }
-    arena_reset(&s->arena);
 }
 
 static void room_presence(struct shard *s, struct muc_room *r, const struct stanza *st)
