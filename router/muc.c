@@ -441,6 +441,24 @@ static void leave(struct shard *s, struct muc_room *r, struct muc_occupant *o,
     muc_occ_remove(r, o);
 }
 
+/* An error from an occupant's real full JID (to the room or to room/nick: a reply to
+ * what the room sent it) says the room's stanzas no longer reach it: removed as
+ * XEP-0045 §9 (status code registry) has it, with 333 to the others. A presence error
+ * always removes (what the room sends in presence is the room's state), a message error
+ * when its condition says the occupant or its server is gone (muc_error_gone(), the
+ * same rule for local and remote occupants). An error from a JID that is not an
+ * occupant is dropped: that is how a removal's own broadcast, bounced again by a server
+ * that is down, ends. */
+static void occupant_error(struct shard *s, struct muc_room *r, const struct stanza *st)
+{
+    struct muc_occupant *o = r ? muc_occ_by_jid(r, st->from, st->from_len) : NULL;
+    if (o && (st->h->kind == PROTO_PRESENCE || muc_error_gone(s, st))) {
+        LOG_RL(LOG_LEVEL_INFO, "shard %u: %.*s leaves %.*s: its server or client returned an "
+               "error", s->idx, (int)o->jid_len, o->jid, (int)r->jid_len, r->jid);
+        muc_occ_kick(s, r, o, 333, NULL);
+    }
+}
+
 static void room_presence(struct shard *s, struct muc_room *r, const struct stanza *st)
 {
     uint8_t type = st->h->type;
@@ -448,9 +466,13 @@ static void room_presence(struct shard *s, struct muc_room *r, const struct stan
     const char *nick = st->to + st->to_bare_len + 1;
     size_t nick_len = st->to_len > st->to_bare_len ? st->to_len - st->to_bare_len - 1 : 0;
     struct muc_spans sp;
-    if (type == PROTO_PRES_UNAVAILABLE || type == PROTO_PRES_ERROR) {
+    if (type == PROTO_PRES_ERROR) {
+        occupant_error(s, r, st);
+        return;
+    }
+    if (type == PROTO_PRES_UNAVAILABLE) {
         if (o)
-            leave(s, r, o, st, type == PROTO_PRES_UNAVAILABLE && muc_spans_read(s, st, &sp) ? &sp : NULL);
+            leave(s, r, o, st, muc_spans_read(s, st, &sp) ? &sp : NULL);
         return;
     }
     if (type != PROTO_PRES_AVAILABLE)
@@ -658,8 +680,10 @@ out:
 static void room_message(struct shard *s, struct muc_room *r, const struct stanza *st)
 {
     uint8_t type = st->h->type;
-    if (type == PROTO_MSG_ERROR)
-        return; /* an occupant's client bounced something: nothing to answer */
+    if (type == PROTO_MSG_ERROR) {
+        occupant_error(s, r, st); /* never answered: an error ends here */
+        return;
+    }
     if (!r) {
         out_error(s, st, "cancel", "item-not-found");
         return;

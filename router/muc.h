@@ -28,7 +28,10 @@
  * service's domain (s2s/s2s.h), as one stanza per occupant or, to a server that offers
  * XEP-0033, one multicast stanza for many (s2s/multicast.c). What a room sends to one
  * remote occupant (its self-presence, history, a private message) is one PROTO_REMOTE
- * stanza (route_generated()). shard_stats counts it: muc_messages, muc_deliveries,
+ * stanza (route_generated()). When a remote server cannot be reached, s2s returns the
+ * room's frame as one error per occupant listed, from its real JID to the room/nick that
+ * sent it (s2s/remote.c), as it returns a plain stanza; never for an error.
+ * shard_stats counts it: muc_messages, muc_deliveries,
  * muc_deliver_frames (frames those deliveries took: the home's own c2s threads', one a
  * node, which link_deliver_frames counts alone, and the REMOTE_FANOUT ones, also those
  * sent across a link to the node owning the remote server's streams, out_remote_fanout());
@@ -36,22 +39,27 @@
  * on two nodes federating with Prosody.
  *
  * What a room does: join with self-presence (110, 201 on creation: the creator is the
- * owner and the room is locked until the owner submits the configuration form, or an
- * empty one for an instant room), nick conflicts (409), passwords (401), members-only
- * (407), bans (403), max occupants (503), history on join (maxstanzas, maxchars, seconds,
- * since), the subject, nick changes (303), private messages (to room/nick, delivered to
- * the occupant's real JID), roles and affiliations changed by moderators, admins and
- * owners (§8-§10: kick 307, ban 301, affiliation changes 321/322), the owner's form
+ * owner and the room is locked until the owner submits the configuration form, or an empty
+ * one for an instant room), nick conflicts (409), passwords (401), members-only (407),
+ * bans (403), max occupants (503), history on join (maxstanzas, maxchars, seconds, since),
+ * the subject, nick changes (303), private messages (to room/nick, delivered to the
+ * occupant's real JID), roles and affiliations changed by moderators, admins and owners
+ * (§8-§10: kick 307, ban 301, affiliation changes 321/322), the owner's form
  * (muc#roomconfig), mediated invitations and declines (§7.8), destroying a room, MUC
- * self-ping (XEP-0410). Rooms are kept in the memory of their shard; a persistent one
- * stays there when empty, and is also in the store (muc_store.c, common/store/
- * store_muc.h): its configuration, subject (and who set it) and affiliations, written
- * at each change of them and deleted when the room is destroyed or made temporary. A
- * stanza to a room the shard does not hold waits for the store's answer (bounded:
- * router.max_pending bytes per room, loads counted in muc.max_rooms), so persistent
- * rooms come back after a restart and on any node of a cluster sharing PostgreSQL.
- * Neither occupants nor history are stored: after a restart a room is empty and its
- * history starts again.
+ * self-ping (XEP-0410), removing an occupant whose real full JID answers the room with an
+ * error (status 333, muc.c occupant_error(): any presence error, a message error whose
+ * condition says the occupant or its server is gone, muc_error_gone(); local and remote
+ * alike), which is how occupants of a server that went away leave: the room's broadcast to
+ * them comes back as errors, and the removal's own broadcast to them, bounced again, finds
+ * no occupant and ends. Rooms are kept in the memory of their shard; a persistent one
+ * stays there when empty, and is also in the store (muc_store.c,
+ * common/store/store_muc.h): its configuration, subject (and who set it) and affiliations,
+ * written at each change of them and deleted when the room is destroyed or made temporary.
+ * A stanza to a room the shard does not hold waits for the store's answer (bounded:
+ * router.max_pending bytes per room, loads counted in muc.max_rooms), so persistent rooms
+ * come back after a restart and on any node of a cluster sharing PostgreSQL. Neither
+ * occupants nor history are stored: after a restart a room is empty and its history starts
+ * again.
  *
  * The service's disco#items (§6.3) lists the public persistent rooms, from the store
  * (the one place that has every shard's and node's), muc.max_listed at most, in JID
@@ -299,6 +307,10 @@ bool muc_spans_read(struct shard *s, const struct stanza *st, struct muc_spans *
 void muc_restamp(struct buf *b, const struct stanza *st, const struct muc_spans *sp,
                  const char *from, size_t from_len, const char *nick, size_t nick_len,
                  const char *type, unsigned skip);
+/* Whether a message error (st, type='error') says its sender is gone, so the room removes
+ * it (muc.c): its condition is one of those that name the recipient or its server, not
+ * the one stanza. Uses s's arena. */
+bool muc_error_gone(struct shard *s, const struct stanza *st);
 
 /* ---- muc_store.c: persistent rooms in the store, the service's room list ---- */
 /* A stanza to a room this shard does not hold: true when it goes on (the store has

@@ -11,11 +11,13 @@
 #include "router/muc.h"
 #include "router/router.h"
 #include "common/xmpp/xml.h"
+#include "common/xmpp/xml_tree.h"
 #include "common/xmpp/xmlw.h"
 
 #include <string.h>
 
-#define NS_HINTS "urn:xmpp:hints"
+#define NS_HINTS   "urn:xmpp:hints"
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 static bool str_eq(struct xml_str s, const char *lit)
 {
@@ -155,4 +157,31 @@ void muc_restamp(struct buf *b, const struct stanza *st, const struct muc_spans 
     for (unsigned i = 0; i < sp->n; i++)
         if (!(skip & (1u << sp->c[i].kind)))
             buf_append(b, st->raw + sp->c[i].off, sp->c[i].len);
+}
+
+/* Prosody's list (mod_muc's kickable errors): what says the occupant's client or server
+ * is gone or cannot take the room's stanzas, not what it says of one stanza (a rate
+ * limit's resource-constraint, a feature-not-implemented). */
+static const char *const gone_conditions[] = {
+    "gone", "internal-server-error", "item-not-found", "jid-malformed",
+    "recipient-unavailable", "redirect", "remote-server-not-found",
+    "remote-server-timeout", "service-unavailable", NULL,
+};
+
+bool muc_error_gone(struct shard *s, const struct stanza *st)
+{
+    struct xml_node *root = xml_tree_parse(NULL, st->raw, st->raw_len, &s->arena, s->scratch,
+                                           sizeof s->scratch);
+    struct xml_node *err = root ? xml_node_child(root, "error", NULL) : NULL;
+    if (!err)
+        return true; /* an error that names nothing: as Prosody, a malformed one goes */
+    for (struct xml_node *c = err->children; c; c = c->next) {
+        if (!c->name.p || !str_eq(c->ns, NS_STANZAS))
+            continue;
+        for (const char *const *g = gone_conditions; *g; g++)
+            if (str_eq(c->name, *g))
+                return true;
+        return false;
+    }
+    return true;
 }

@@ -246,8 +246,9 @@ static void queue_gone(struct s2s_thread *t, struct s2s_domain *d)
     d->qn = 0;
 }
 
-/* Stanzas go back to their senders; presence fan-out has nobody to tell (RFC 6121
- * §4.2.2 lets the server say nothing) and is counted. */
+/* Stanzas go back to their senders, and a room's fan-out to the room for each occupant
+ * (it removes them); presence fan-out has nobody to tell (RFC 6121 §4.2.2 lets the
+ * server say nothing) and is counted. */
 static void bounce_queue(struct s2s_thread *t, struct s2s_domain *d, const char *cond)
 {
     const char *p = buf_data(&d->q), *end = p + buf_used(&d->q);
@@ -259,7 +260,7 @@ static void bounce_queue(struct s2s_thread *t, struct s2s_domain *d, const char 
             remote_bounce(t, p, q.len, cond);
             t->bounced++;
         } else {
-            t->fanout_lost++;
+            remote_bounce_fanout(t, p, q.len, cond);
         }
         remote_ack(t, q.shard, q.seq);
         p += q.len;
@@ -595,7 +596,7 @@ void out_frame(struct s2s_thread *t, uint16_t kind, const void *frame, uint32_t 
         if (kind == PROTO_REMOTE)
             remote_bounce(t, frame, len, "resource-constraint");
         else
-            t->fanout_lost++;
+            remote_bounce_fanout(t, frame, len, "resource-constraint");
         remote_ack(t, shard, seq);
         return;
     }

@@ -2,6 +2,8 @@
  * remote.c: stanzas the router hands over for remote domains (PROTO_REMOTE), and the
  * errors that answer them when they cannot go (RFC 6120 §8.3): an error stanza from the
  * addressee to the sender, back into the router like any stanza from a remote server.
+ * A room's REMOTE_FANOUT frame (PROTO_FANOUT_FROM_MUC) is answered the same way, one
+ * error per occupant it lists, so the room can remove them (router/muc.h).
  */
 #include "s2s/s2s.h"
 #include "common/core/log.h"
@@ -13,6 +15,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+static bool str_is(struct xml_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && !memcmp(s.p, lit, n);
+}
 
 static bool is_error_or_result(const struct proto_stanza *h)
 {
@@ -41,60 +49,167 @@ static size_t stanza_id(struct fe_thread *t, const struct decode_stanza *d, char
     return n;
 }
 
-void remote_bounce(struct s2s_thread *t, const void *frame, uint32_t len, const char *condition)
+/* Who says what to whom in an error frame: from the addressee (remote) to the sender
+ * (ours), as if the addressee's server had said it. */
+struct err_ends {
+    const char *from, *to;
+    size_t from_len, from_bare_len, to_len, to_bare_len;
+};
+
+/* The PROTO_STANZA frame of an error of kind (PROTO_MESSAGE...) into fr. */
+static int error_frame(struct buf *fr, uint64_t conn, uint8_t kind, const char *id,
+                       size_t id_len, const struct err_ends *e, const char *condition)
 {
     static const char *const names[] = {"message", "presence", "iq"};
+    struct buf st = {0};
+    buf_puts(&st, "<");
+    buf_puts(&st, names[kind]);
+    buf_puts(&st, " type='error'");
+    if (id_len)
+        xmlw_attr(&st, "id", id, id_len);
+    xmlw_attr(&st, "from", e->from, e->from_len);
+    xmlw_attr(&st, "to", e->to, e->to_len);
+    buf_puts(&st, "><error type='cancel'><");
+    buf_puts(&st, condition);
+    buf_puts(&st, " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></");
+    buf_puts(&st, names[kind]);
+    buf_puts(&st, ">");
+    const char *gt = memchr(buf_data(&st), '>', buf_used(&st));
+    struct proto_stanza h = {
+        .conn = conn,
+        .key = jid_hash(e->to, e->to_bare_len),
+        .to_key = jid_hash(e->to, e->to_bare_len),
+        .kind = kind,
+        .type = kind == PROTO_MESSAGE    ? PROTO_MSG_ERROR
+                : kind == PROTO_PRESENCE ? PROTO_PRES_ERROR
+                                         : PROTO_IQ_ERROR,
+        .flags = PROTO_STANZA_LOCAL | PROTO_STANZA_REMOTE,
+        .from_len = (uint16_t)e->from_len,
+        .from_bare_len = (uint16_t)e->from_bare_len,
+        .to_len = (uint16_t)e->to_len,
+        .to_bare_len = (uint16_t)e->to_bare_len,
+        .head_len = gt ? (uint32_t)(gt - buf_data(&st) + 1) : 0,
+        .stanza_len = buf_used(&st),
+    };
+    const char *at = memchr(e->to, '@', e->to_bare_len);
+    h.to_domain_off = at ? (uint16_t)(at + 1 - e->to) : 0;
+    h.to_domain_len = (uint16_t)(e->to_bare_len - h.to_domain_off);
+    buf_consume(fr, buf_used(fr));
+    int rc = gt && buf_append(fr, &h, sizeof h) == 0 && buf_append(fr, e->from, e->from_len) == 0 &&
+                     buf_append(fr, e->to, e->to_len) == 0 &&
+                     buf_append(fr, buf_data(&st), buf_used(&st)) == 0
+                 ? 0
+                 : -ENOMEM;
+    buf_free(&st);
+    return rc;
+}
+
+/* Into the router: to the shard of the error's addressee (the sender of what failed). */
+static void error_send(void *arg, const void *frame, uint32_t len)
+{
+    struct s2s_thread *t = arg;
+    struct proto_stanza h;
+    memcpy(&h, frame, sizeof h);
+    if (fe_port_send(&t->fe, fe_shard_of(&t->fe, h.key), PROTO_STANZA, frame, len) < 0)
+        LOG_RL(LOG_LEVEL_ERROR, "s2s thread %u: out of memory: a bounce is lost", t->fe.idx);
+}
+
+static uint64_t thread_conn(const struct s2s_thread *t)
+{
+    return proto_conn_id(PROTO_FE_S2S, t->fe.idx, 0xFFFFFF, 0);
+}
+
+void remote_bounce(struct s2s_thread *t, const void *frame, uint32_t len, const char *condition)
+{
     struct decode_stanza d;
     if (decode_stanza(frame, len, &d) < 0 || is_error_or_result(&d.h))
         return; /* an error is never answered with one: it ends here */
     char id[1024];
     size_t id_len = stanza_id(&t->fe, &d, id, sizeof id);
-    struct buf st = {0};
-    buf_puts(&st, "<");
-    buf_puts(&st, names[d.h.kind]);
-    buf_puts(&st, " type='error'");
-    if (id_len)
-        xmlw_attr(&st, "id", id, id_len);
-    xmlw_attr(&st, "from", d.to, d.h.to_len);
-    xmlw_attr(&st, "to", d.from, d.h.from_len);
-    buf_puts(&st, "><error type='cancel'><");
-    buf_puts(&st, condition);
-    buf_puts(&st, " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></");
-    buf_puts(&st, names[d.h.kind]);
-    buf_puts(&st, ">");
-    const char *gt = memchr(buf_data(&st), '>', buf_used(&st));
-
-    /* From the addressee (remote) to the sender (ours), as if its server had said it. */
-    struct proto_stanza h = {
-        .conn = proto_conn_id(PROTO_FE_S2S, t->fe.idx, 0xFFFFFF, 0),
-        .key = jid_hash(d.from, d.h.from_bare_len),
-        .to_key = jid_hash(d.from, d.h.from_bare_len),
-        .kind = d.h.kind,
-        .type = d.h.kind == PROTO_MESSAGE   ? PROTO_MSG_ERROR
-                : d.h.kind == PROTO_PRESENCE ? PROTO_PRES_ERROR
-                                             : PROTO_IQ_ERROR,
-        .flags = PROTO_STANZA_LOCAL | PROTO_STANZA_REMOTE,
+    struct err_ends e = {
+        .from = d.to,
         .from_len = d.h.to_len,
         .from_bare_len = d.h.to_bare_len ? d.h.to_bare_len : d.h.to_len,
+        .to = d.from,
         .to_len = d.h.from_len,
         .to_bare_len = d.h.from_bare_len,
-        .head_len = (uint32_t)(gt - buf_data(&st) + 1),
-        .stanza_len = buf_used(&st),
     };
-    const char *at = memchr(d.from, '@', d.h.from_bare_len);
-    h.to_domain_off = at ? (uint16_t)(at + 1 - d.from) : 0;
-    h.to_domain_len = (uint16_t)(d.h.from_bare_len - h.to_domain_off);
     struct buf fr = {0};
-    if (buf_append(&fr, &h, sizeof h) == 0 && buf_append(&fr, d.to, d.h.to_len) == 0 &&
-        buf_append(&fr, d.from, d.h.from_len) == 0 &&
-        buf_append(&fr, buf_data(&st), buf_used(&st)) == 0 &&
-        fe_port_send(&t->fe, fe_shard_of(&t->fe, h.key), PROTO_STANZA, buf_data(&fr),
-                     buf_used(&fr)) == 0)
-        ;
+    if (error_frame(&fr, thread_conn(t), d.h.kind, id, id_len, &e, condition) == 0)
+        error_send(t, buf_data(&fr), buf_used(&fr));
     else
         LOG_RL(LOG_LEVEL_ERROR, "s2s thread %u: out of memory: a bounce is lost", t->fe.idx);
-    buf_free(&st);
     buf_free(&fr);
+}
+
+/* ---- a room's fan-out that cannot go ---- */
+
+#define JID_MAX 3071 /* RFC 7622 §3.1: three parts of at most 1023 bytes, '@' and '/' */
+
+int remote_fanout_errors(const void *frame, uint32_t len, const char *condition, uint64_t conn,
+                         char *scratch, size_t scratch_cap, remote_error_fn *fn, void *arg)
+{
+    struct decode_remote_fanout f;
+    if (decode_remote_fanout(frame, len, &f) < 0)
+        return -EBADMSG;
+    if (!(f.h.flags & PROTO_FANOUT_FROM_MUC))
+        return 0; /* presence fan-out: RFC 6121 §4.2.2 lets the server say nothing */
+    struct xml_parser p;
+    struct xml_event ev;
+    char room[JID_MAX], id[1024];
+    size_t room_len = 0, id_len = 0;
+    uint8_t kind = 0;
+    bool error = false, ok = false;
+    xml_init_fragment(&p, NULL, scratch, scratch_cap);
+    if (xml_next(&p, f.stanza, f.h.stanza_len, &ev) == XML_EV_START) {
+        ok = str_is(ev.name, "message") || str_is(ev.name, "presence");
+        kind = str_is(ev.name, "message") ? PROTO_MESSAGE : PROTO_PRESENCE;
+        struct xml_attr a;
+        for (unsigned i = 0; ok && xml_attr_at(&p, f.stanza, i, &a); i++) {
+            if (a.ns.len)
+                continue;
+            if (str_is(a.name, "from") && a.raw.len <= sizeof room)
+                room_len = xml_decode(a.raw.p, a.raw.len, true, room);
+            else if (str_is(a.name, "id") && a.raw.len <= sizeof id)
+                id_len = xml_decode(a.raw.p, a.raw.len, true, id);
+            else if (str_is(a.name, "type"))
+                error = a.raw.len == 5 && !memcmp(a.raw.p, "error", 5);
+        }
+    }
+    xml_free(&p);
+    /* An error is never answered with one (RFC 6120 §8.3.1): the loop ends here. */
+    const char *slash = room_len ? memchr(room, '/', room_len) : NULL;
+    if (!ok || error || !slash || !memchr(room, '@', (size_t)(slash - room)))
+        return 0;
+    struct err_ends e = {.to = room, .to_len = room_len, .to_bare_len = (size_t)(slash - room)};
+    struct buf fr = {0};
+    const char *q = f.list, *jid;
+    uint16_t jl;
+    int n = 0;
+    for (uint32_t i = 0; i < f.h.nrcpt && decode_fanout_next(&q, f.end, &jid, &jl); i++) {
+        const char *js = memchr(jid, '/', jl);
+        e.from = jid;
+        e.from_len = jl;
+        e.from_bare_len = js ? (size_t)(js - jid) : jl;
+        if (error_frame(&fr, conn, kind, id, id_len, &e, condition) < 0)
+            break;
+        fn(arg, buf_data(&fr), buf_used(&fr));
+        n++;
+    }
+    buf_free(&fr);
+    return n;
+}
+
+void remote_bounce_fanout(struct s2s_thread *t, const void *frame, uint32_t len,
+                          const char *condition)
+{
+    struct decode_remote_fanout f;
+    int n = remote_fanout_errors(frame, len, condition, thread_conn(t), t->fe.scratch,
+                                 sizeof t->fe.scratch, error_send, t);
+    uint32_t all = decode_remote_fanout(frame, len, &f) == 0 ? f.h.nrcpt : 0;
+    uint32_t back = n > 0 ? (uint32_t)n : 0;
+    t->bounced += back;
+    t->fanout_lost += all > back ? all - back : 0; /* presence fan-out, errors: counted */
 }
 
 /* Acknowledgements in one frame per shard, at most this many. */

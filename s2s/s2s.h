@@ -139,7 +139,7 @@ struct s2s_thread {
     bool ack_armed;
     uint64_t sent, received, bounced; /* stanzas, for the log */
     uint64_t fanout_frames, fanout_stanzas; /* PROTO_REMOTE_FANOUT frames, recipients served */
-    uint64_t fanout_lost;                   /* ... stanzas to a server that could not be reached */
+    uint64_t fanout_lost; /* ... stanzas to an unreachable server (a room's are returned) */
     /* multicast.c: XEP-0033 stanzas sent, the recipients they carried, bytes they saved
      * against one stanza per recipient; received, and the recipients they reached */
     uint64_t mc_sent, mc_rcpts, mc_received, mc_delivered;
@@ -246,6 +246,18 @@ void remote_ack_reset(struct s2s_thread *t);
  * to a remote JID) goes back to its sender through the router; nothing for an error or
  * a result (RFC 6120 §8.3.1). */
 void remote_bounce(struct s2s_thread *t, const void *frame, uint32_t len, const char *condition);
+/* A REMOTE_FANOUT frame that cannot go: a room's (PROTO_FANOUT_FROM_MUC) is answered for
+ * each occupant it lists with an error of the stanza's kind from the occupant's real JID
+ * to the room/nick that sent it (the room removes the occupant, status 333: router/
+ * muc.h); presence fan-out and a room's error are counted (fanout_lost), never answered. */
+void remote_bounce_fanout(struct s2s_thread *t, const void *frame, uint32_t len,
+                          const char *condition);
+/* remote_bounce_fanout()'s core, without I/O (for the unit tests): fn gets each error as
+ * a PROTO_STANZA frame with header conn `conn`; scratch is the XML parser's. Returns how
+ * many, 0 when the frame is not to be answered, -EBADMSG for a malformed frame. */
+typedef void remote_error_fn(void *arg, const void *frame, uint32_t len);
+int remote_fanout_errors(const void *frame, uint32_t len, const char *condition, uint64_t conn,
+                         char *scratch, size_t scratch_cap, remote_error_fn *fn, void *arg);
 
 /* ---- multicast.c ---- */
 #define MCAST_NS "http://jabber.org/protocol/address"

@@ -213,8 +213,9 @@ struct proto_remote_ack {
  * stanzas): s2s writes the stanza once per recipient with its ` to='...'`
  * inserted at to_at (or, to a server that takes XEP-0033, once per many recipients:
  * s2s/multicast.c), so a broadcast to many contacts on one server crosses the ring
- * once. Nothing answers it: it is presence (broadcasts, probes) or a room's broadcast,
- * which s2s counts (fanout_lost) rather than bounces when the server cannot be reached. */
+ * once. It is presence (broadcasts, probes), which s2s counts (fanout_lost) when the
+ * server cannot be reached, or a room's broadcast (PROTO_FANOUT_FROM_MUC), which s2s
+ * then returns as one error per recipient to the room (s2s/remote.c). */
 struct proto_remote_fanout {
     uint32_t stanza_len;
     uint32_t to_at;

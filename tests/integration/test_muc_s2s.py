@@ -17,10 +17,15 @@ Between two starling nodes (a.test holds the room and one occupant, b.test four)
 advertises XEP-0033, so a groupchat message to the four crosses s2s as one multicast
 stanza (bcc: their full JIDs) that b.test expands; each occupant gets each message
 exactly once. The XEP-0033 counters of each s2s thread's log line at exit say what
-crossed.
+crossed. When b.test dies (its processes killed) with its users in the room, the next
+groupchat messages cannot reach it: a.test's s2s returns the room's fan-out as one error
+per occupant, and the room removes each (unavailable with 333 to alice), once, with a
+bounded number of stanzas returned (the removals' own broadcasts fail too and end).
 """
 import asyncio
+import os
 import re
+import signal
 
 import pytest
 from slixmpp.xmlstream import ET as SET
@@ -299,3 +304,103 @@ def test_room_messages_one_per_occupant_without_multicast(tmp_path):
     assert "multicasts (XEP-0033)" not in a.log_text()
     assert _counters(a)[:2] == (0, 0)
     assert _counters(b)[4:] == (0, 0)
+
+
+def _kill(node):
+    """The node's processes killed (SIGKILL, the supervisor first so that it restarts
+    nothing): its users' sessions end without a word to anyone, its port refuses."""
+    kids = list(node.children().values())
+    os.kill(node.proc.pid, signal.SIGKILL)
+    node.proc.wait()
+    for pid in kids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _returned(node):
+    """Stanzas returned by each s2s thread (its log line at exit), summed."""
+    m = re.findall(r"stanzas sent \d+, received \d+, returned (\d+);", node.log_text())
+    assert m, f"no s2s counters in the log of {node.name}:\n{node.log_tail()}"
+    return sum(int(x) for x in m)
+
+
+def test_occupants_of_an_unreachable_server_are_removed(tmp_path):
+    """XEP-0045 status 333: b.test is killed while bob, carol, dave and erin are in
+    alice's room on a.test; groupchat messages to the room then cannot reach b.test, the
+    room's fan-out comes back as errors from their JIDs, and the room removes them:
+    alice gets each one's unavailable presence with 333 within a bounded time, exactly
+    once, and a.test returns a bounded number of stanzas (nothing loops)."""
+    pa, pb = free_port(), free_port()
+    routes = [f"a.test=127.0.0.1:{pa}", f"conference.a.test=127.0.0.1:{pa}", f"b.test=127.0.0.1:{pb}"]
+    a = _node(tmp_path, "a.test", pa, routes)
+    b = _node(tmp_path, "b.test", pb, routes)
+    b.expect_stable = False
+    a.start()
+    b.start()
+    room = "lounge@conference.a.test"
+    sent = 0
+    try:
+        async def go():
+            nonlocal sent
+            loop = asyncio.get_running_loop()
+            async with Clients(a) as ca:
+                alice = await ca.login("alice", "pc", available=True)
+                await create(alice, room, "alice")
+                cb = Clients(b)
+                await cb.__aenter__()
+                occ = []
+                for u in OCCUPANTS:
+                    c = await cb.login(u, "pc", available=True)
+                    await join(c, room, u)
+                    await alice.next_presence(from_occ(room, u), FIRST)
+                    occ.append(c)
+                await groupchat(alice, room, "before", alice, *occ)
+                _kill(b)
+                try:
+                    await asyncio.wait_for(cb.__aexit__(None, None, None), 10)
+                except Exception:
+                    pass  # its clients' server is gone: their ends fail, as expected
+                # A message a second until all four are gone (the first ones may go
+                # into the dying stream before a.test sees it closed).
+                gone = {}
+                deadline = loop.time() + 40
+                while len(gone) < len(OCCUPANTS):
+                    assert loop.time() < deadline, f"removed within 40 s: {sorted(gone)}"
+                    alice.send_message(mto=room, mbody=f"after{sent}", mtype="groupchat")
+                    sent += 1
+                    step = min(loop.time() + 1.0, deadline)
+                    while len(gone) < len(OCCUPANTS) and loop.time() < step:
+                        try:
+                            p = await alice.next_presence(
+                                lambda p: p["type"] == "unavailable" and p["from"].bare == room,
+                                step - loop.time())
+                        except AssertionError:
+                            break
+                        nick = p["from"].resource
+                        assert nick not in gone, f"{nick} removed twice"
+                        gone[nick] = codes(p)
+                assert set(gone) == set(OCCUPANTS), gone
+                for nick, c in gone.items():
+                    assert 333 in c and 307 not in c and 110 not in c, (nick, c)
+                # The room goes on: alice's next message comes back to her, and nobody
+                # leaves again.
+                await asyncio.sleep(2)
+                await groupchat(alice, room, "alone", alice)
+                await asyncio.sleep(1)
+                while not alice.presences.empty():
+                    p = alice.presences.get_nowait()
+                    assert not (p["type"] == "unavailable" and p["from"].bare == room), str(p)
+
+        run(go(), timeout=150)
+    finally:
+        _stop_cleanly(a)
+        b.stop()
+    removed = re.findall(r"leaves lounge@conference\.a\.test: its server or client returned",
+                         a.log_text())
+    assert len(removed) == len(OCCUPANTS), a.log_tail()
+    # What came back: four errors per message sent while they were in, the removals'
+    # broadcasts to those still listed (3 + 2 + 1) and each one's own unavailable (4).
+    n = _returned(a)
+    assert len(OCCUPANTS) <= n <= len(OCCUPANTS) * sent + 6 + 4, (n, sent)

@@ -2,7 +2,8 @@
  * whose role and affiliation, history bounds, affiliations by domain), then a room of
  * RT_OCC occupants on two front-end threads through the real shards (rt.h): a groupchat
  * message leaves the room's shard as one frame per thread, and every occupant gets it
- * once with its own `to` and the room's stanza-id (a forged one naming the room removed). */
+ * once with its own `to` and the room's stanza-id (a forged one naming the room removed);
+ * occupants whose JIDs answer the room with errors removed (333) by the rule of muc.c. */
 #include "router/muc.h"
 #include "rt.h"
 
@@ -158,6 +159,68 @@ static void one_frame_per_thread(void)
     rt_close(&rt);
 }
 
+/* An error from an occupant's real JID answering the room removes it (status 333) when it
+ * says the occupant is gone: any presence error, a message error of such a condition, not
+ * one that speaks of the one stanza; an error from a JID no longer in the room is dropped
+ * (how a dead server's bounces of the removal's own broadcast end). */
+static void error_removes(void)
+{
+    rt_open(&rt, 2, 2, 4u << 20, 1u << 20);
+    const char *room = "err@conference.localhost";
+    struct rt_conn *occ[3];
+    char jid[64], st[256];
+    for (unsigned i = 0; i < 3; i++) {
+        snprintf(jid, sizeof jid, "e%u@localhost/r", i);
+        occ[i] = rt_bind(&rt, 0, jid);
+        rt_send(&rt, occ[i], PROTO_PRESENCE, PROTO_PRES_AVAILABLE, NULL, "<presence/>");
+        snprintf(jid, sizeof jid, "%s/n%u", room, i);
+        snprintf(st, sizeof st, "<presence to='%s'><x xmlns='" NS_MUC "'/></presence>", jid);
+        rt_send(&rt, occ[i], PROTO_PRESENCE, PROTO_PRES_AVAILABLE, jid, st);
+        if (i == 0)
+            rt_send(&rt, occ[0], PROTO_IQ, PROTO_IQ_SET, room,
+                    "<iq type='set' id='c1' to='err@conference.localhost'><query xmlns='" NS_MUC_OWNER
+                    "'><x xmlns='jabber:x:data' type='submit'/></query></iq>");
+    }
+    for (unsigned i = 0; i < 3; i++)
+        rt_take(occ[i]);
+#define STZ "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'"
+    /* Of the one stanza: e1 stays, nobody hears anything, nothing answers it. */
+    rt_send(&rt, occ[1], PROTO_MESSAGE, PROTO_MSG_ERROR, room,
+            "<message to='err@conference.localhost' type='error'><error type='cancel'>"
+            "<feature-not-implemented " STZ "/></error></message>");
+    CHECK_STR(rt_take(occ[0]), "");
+    CHECK_STR(rt_take(occ[1]), "");
+    /* Gone (to room/nick: the reply to a private message): e1 leaves with 333. */
+    rt_send(&rt, occ[1], PROTO_MESSAGE, PROTO_MSG_ERROR, "err@conference.localhost/n0",
+            "<message to='err@conference.localhost/n0' type='error'><error type='cancel'>"
+            "<recipient-unavailable " STZ "/></error></message>");
+    const char *got = rt_take(occ[0]);
+    CHECK(strstr(got, "from='err@conference.localhost/n1' type='unavailable'") != NULL);
+    CHECK(strstr(got, "<status code='333'/>") != NULL);
+    CHECK(strstr(got, "<status code='110'/>") == NULL);
+    got = rt_take(occ[1]);
+    CHECK(strstr(got, "<status code='333'/><status code='110'/>") != NULL);
+    CHECK(strstr(rt_take(occ[2]), "<status code='333'/>") != NULL);
+    /* No longer an occupant: its errors end there. */
+    rt_send(&rt, occ[1], PROTO_MESSAGE, PROTO_MSG_ERROR, room,
+            "<message to='err@conference.localhost' type='error'><error type='cancel'>"
+            "<remote-server-not-found " STZ "/></error></message>");
+    rt_send(&rt, occ[1], PROTO_PRESENCE, PROTO_PRES_ERROR, room,
+            "<presence to='err@conference.localhost' type='error'><error type='cancel'>"
+            "<remote-server-not-found " STZ "/></error></presence>");
+    CHECK_STR(rt_take(occ[0]), "");
+    CHECK_STR(rt_take(occ[1]), "");
+    /* A presence error removes, whatever its condition. */
+    rt_send(&rt, occ[2], PROTO_PRESENCE, PROTO_PRES_ERROR, room,
+            "<presence to='err@conference.localhost' type='error'><error type='modify'>"
+            "<bad-request " STZ "/></error></presence>");
+    got = rt_take(occ[0]);
+    CHECK(strstr(got, "from='err@conference.localhost/n2' type='unavailable'") != NULL);
+    CHECK(strstr(got, "<status code='333'/>") != NULL);
+#undef STZ
+    rt_close(&rt);
+}
+
 /* Stanzas to a room the shard does not hold wait for the store's answer (muc_store.c):
  * at most router.max_pending bytes of them; the rest are answered resource-constraint,
  * and every one of them is answered (none dropped). Then a persistent room written to
@@ -221,6 +284,7 @@ int main(void)
     RUN(role_rules);
     RUN(tables);
     RUN(one_frame_per_thread);
+    RUN(error_removes);
     RUN(load_waits_bounded);
     return test_done("muc");
 }
