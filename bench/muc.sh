@@ -24,8 +24,8 @@
 # Prosody: lua; ejabberd: beam.smp and its children), read from /proc by starling-bench
 # --server-pid over the measured interval only.
 #
-# starling takes part when its sample config has a muc group (MUC is being built in
-# parallel); STARLING_SED (sed expressions for its config, e.g. to raise the room's
+# starling takes part when its sample config has a muc group (a build without MUC is
+# left out); STARLING_SED (sed expressions for its config, e.g. to raise the room's
 # occupant limit) is applied after the set-up's own.
 #
 # Output: OUT/muc/ (every run's JSON and output, runs.tsv, the servers' configs,
