@@ -667,6 +667,8 @@ def test_slixmpp_xep_0045_and_0249(node):
             form["type"] = "submit"
             await muc_a.set_room_config(room, form)
             await muc_b.join_muc_wait(room, "bob", maxstanzas=0, timeout=5)
+            # bob's join reached bob; alice's copy of his presence is on its own way.
+            await a.next_presence(lambda p: p["from"].full == f"{room}/bob")
             assert set(muc_a.get_roster(room)) >= {"alice", "bob"}
             assert muc_a.get_jid_property(room, "bob", "role") == "participant"
             a.send_message(mto=room, mbody="hi all", mtype="groupchat")
